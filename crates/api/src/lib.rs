@@ -1,0 +1,26 @@
+//! The wire conventions every Phoenix service shares.
+//!
+//! - [`Problem`]: the one error response of the platform, RFC 9457 `application/problem+json` with a stable `code`.
+//!   Every service maps its own `Error` into a `Problem` in one function; nothing else writes error bodies.
+//! - [`Json`], [`Query`], [`Path`]: extractors whose rejections are problems (malformed JSON is 400, JSON with bad
+//!   fields is 422 naming the fields) instead of axum's plain-text answers.
+//! - [`Principal`] and [`Role`]: who is calling, as established by the gateway, and [`RequireRoles`], the per-route
+//!   role check a service declares beside its routes.
+//! - [`internal`]: how the gateway hands the principal to a service running in another process, and
+//!   [`remote::Client`], the HTTP client one service uses to call another.
+//!
+//! This crate verifies no credentials: only the gateway does.
+
+mod extract;
+mod fields;
+pub mod internal;
+mod page;
+mod principal;
+mod problem;
+pub mod remote;
+
+pub use extract::{Json, Path, Query};
+pub use fields::FieldErrors;
+pub use page::{Page, PageParams};
+pub use principal::{ClientIp, Credential, Principal, RequestId, RequireRoles, Role};
+pub use problem::{ErrorChain, FieldError, PROBLEM_CONTENT_TYPE, Problem, ProblemDetails};

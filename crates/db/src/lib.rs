@@ -1,0 +1,81 @@
+//! Storage for every Phoenix service.
+//!
+//! Each service owns one database: a SQLite file in the embedded default, or a PostgreSQL database when its
+//! `database_url` says `postgres://`. This crate gives a service one handle for either ([`Pool`]), a transaction
+//! handle ([`Tx`]) whose [`Tx::append_event`] writes an event to the service's outbox in the same transaction as the
+//! change it describes, the migrations runner, and a [`Timestamp`] that sorts correctly on both engines.
+//!
+//! Queries are written once: SQL uses `$1`-style parameters, which both engines accept, and [`dispatch!`] runs the
+//! same expression against whichever pool or transaction the handle holds. Only DDL differs per engine, so each
+//! service keeps `migrations/sqlite` and `migrations/postgres`.
+//!
+//! This crate never knows what a service stores; it owns only the outbox table.
+
+mod error;
+mod outbox;
+mod pool;
+mod timestamp;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::Error;
+pub use outbox::{Event, OutboxRecord};
+pub use pool::{Backend, Migrations, Pool, PoolOptions, Tx};
+pub use timestamp::Timestamp;
+
+/// Runs one expression against the engine a [`Pool`] or [`Tx`] holds, binding `$conn` to the engine's executor.
+///
+/// With a `Pool`, `$conn` is the engine's pool (`&SqlitePool` or `&PgPool`); with a `Tx`, it is a
+/// `&mut` connection (reborrow it as `&mut *conn` to run several statements). Both arms must produce one type, so
+/// map engine-specific results (`.map(|done| done.rows_affected())` after `execute`).
+///
+/// ```text
+/// let n: i64 = phoenix_db::dispatch!(pool, conn => {
+///     sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(conn).await
+/// })?;
+/// ```
+#[macro_export]
+macro_rules! dispatch {
+    ($handle:expr, $conn:ident => $body:expr) => {
+        match $crate::__Dispatch::dispatch($handle) {
+            $crate::__Engine::Sqlite($conn) => $body,
+            $crate::__Engine::Postgres($conn) => $body,
+        }
+    };
+}
+
+#[doc(hidden)]
+pub enum __Engine<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+#[doc(hidden)]
+pub trait __Dispatch {
+    type Sqlite;
+    type Postgres;
+    fn dispatch(self) -> __Engine<Self::Sqlite, Self::Postgres>;
+}
+
+impl<'a> __Dispatch for &'a Pool {
+    type Sqlite = &'a sqlx::SqlitePool;
+    type Postgres = &'a sqlx::PgPool;
+    fn dispatch(self) -> __Engine<Self::Sqlite, Self::Postgres> {
+        match self {
+            Pool::Sqlite(pool) => __Engine::Sqlite(pool),
+            Pool::Postgres(pool) => __Engine::Postgres(pool),
+        }
+    }
+}
+
+impl<'a> __Dispatch for &'a mut Tx {
+    type Sqlite = &'a mut sqlx::SqliteConnection;
+    type Postgres = &'a mut sqlx::PgConnection;
+    fn dispatch(self) -> __Engine<Self::Sqlite, Self::Postgres> {
+        match self {
+            Tx::Sqlite(tx) => __Engine::Sqlite(&mut **tx),
+            Tx::Postgres(tx) => __Engine::Postgres(&mut **tx),
+        }
+    }
+}

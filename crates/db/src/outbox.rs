@@ -1,0 +1,103 @@
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{Error, Pool, Timestamp, Tx};
+
+/// A domain event, written to the outbox by the transaction that made the change (CloudEvents-shaped: `id`,
+/// `source`, `type`, `subject`, `time`, `data`). The relay that publishes the outbox to the bus reads it back as an
+/// [`OutboxRecord`].
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Uuid,
+    /// The service that wrote it, for example `phoenix.identity`.
+    pub source: &'static str,
+    /// Versioned type, for example `identity.user_registered.v1`.
+    pub event_type: &'static str,
+    /// The entity the event is about; the bus keeps order per subject.
+    pub subject: String,
+    pub data: serde_json::Value,
+    pub correlation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub occurred_at: Timestamp,
+}
+
+impl Event {
+    pub fn new(
+        source: &'static str,
+        event_type: &'static str,
+        subject: impl Into<String>,
+        data: &impl Serialize,
+    ) -> Result<Event, Error> {
+        Ok(Event {
+            id: Uuid::now_v7(),
+            source,
+            event_type,
+            subject: subject.into(),
+            data: serde_json::to_value(data).map_err(Error::EncodeEvent)?,
+            correlation_id: None,
+            traceparent: None,
+            occurred_at: Timestamp::now(),
+        })
+    }
+
+    pub fn with_correlation_id(mut self, correlation_id: Option<String>) -> Event {
+        self.correlation_id = correlation_id;
+        self
+    }
+}
+
+/// An event as stored in the outbox, in commit-sequence order.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRecord {
+    pub seq: i64,
+    pub id: Uuid,
+    pub source: String,
+    pub event_type: String,
+    pub subject: String,
+    pub data: sqlx::types::Json<serde_json::Value>,
+    pub correlation_id: Option<String>,
+    pub traceparent: Option<String>,
+    pub occurred_at: Timestamp,
+    pub published_at: Option<Timestamp>,
+}
+
+impl Tx {
+    /// Writes `event` to the outbox as part of this transaction: it becomes visible exactly when the change does.
+    pub async fn append_event(&mut self, event: &Event) -> Result<(), Error> {
+        let data = sqlx::types::Json(&event.data);
+        crate::dispatch!(self, conn => {
+            sqlx::query(
+                "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(event.id)
+            .bind(event.source)
+            .bind(event.event_type)
+            .bind(&event.subject)
+            .bind(data)
+            .bind(&event.correlation_id)
+            .bind(&event.traceparent)
+            .bind(event.occurred_at)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+}
+
+impl Pool {
+    /// Up to `limit` events not yet published, oldest first.
+    pub async fn unpublished_events(&self, limit: u32) -> Result<Vec<OutboxRecord>, Error> {
+        let rows = crate::dispatch!(self, conn => {
+            sqlx::query_as::<_, OutboxRecord>(
+                "SELECT seq, id, source, event_type, subject, data, correlation_id, traceparent, occurred_at, published_at
+                 FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows)
+    }
+}
