@@ -34,6 +34,11 @@ impl FieldErrors {
         }
     }
 
+    /// The failures collected, for a service error that carries them.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.0
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,1 +1,174 @@
-fn main() {}
+use std::io::BufRead;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use phoenix::cli::{BenchCommand, Cli, Command, KeysCommand, UserCommand};
+use phoenix::config::{Config, LogFormat, Role};
+use phoenix::{App, app, bench};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.global.config.as_deref())?;
+    if let Some(dir) = cli.global.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(format) = cli.global.log_format {
+        config.log_format = format;
+    }
+    // A benchmark's server must not spend its time writing access logs.
+    let default_filter = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info,sqlx=warn"
+    };
+    init_logging(config.log_format, default_filter);
+    match cli.command {
+        Command::Serve(serve) => {
+            if let Some(listen) = serve.listen {
+                config.listen = listen;
+            }
+            if !serve.roles.is_empty() {
+                config.roles = serve.roles;
+            }
+            let roles: Vec<&str> = config.local_roles().iter().map(|r| r.name()).collect();
+            let app = App::build(config.clone()).await?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.listen))?;
+            tracing::info!(address = %listener.local_addr()?, roles = ?roles, "phoenix listening");
+            app.serve(listener, shutdown_signal()).await
+        }
+        Command::Migrate(migrate) => {
+            let roles = if migrate.roles.is_empty() {
+                Role::ALL.to_vec()
+            } else {
+                migrate.roles
+            };
+            for role in roles {
+                match role {
+                    Role::Identity => {
+                        app::open_database(&config, role, phoenix_identity::migrations())
+                            .await?
+                            .close()
+                            .await;
+                    }
+                    Role::Gateway => {}
+                }
+                println!("{}: migrated", role.name());
+            }
+            Ok(())
+        }
+        Command::User(UserCommand::Create(create)) => {
+            let password = read_password()?;
+            let identity = app::identity_service(&config).await?;
+            let name = create
+                .name
+                .unwrap_or_else(|| create.email.split('@').next().unwrap_or_default().to_owned());
+            let user = identity
+                .create_user(phoenix_identity::NewUser {
+                    email: &create.email,
+                    password: &password,
+                    name: &name,
+                    roles: &create.roles,
+                    organization_id: create.organization_id,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+            println!(
+                "{}",
+                serde_json::json!({ "id": user.id, "email": user.email, "roles": user.roles })
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let identity = app::identity_service(&config).await?;
+            let kid = identity.rotate_signing_key().await?;
+            println!("new signing key {kid}; the previous key verifies until its tokens expire");
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&app::openapi())?);
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
+    }
+}
+
+/// Validation failures are listed field by field; anything else is shown as is.
+fn describe(error: phoenix_identity::Error) -> String {
+    match error {
+        phoenix_identity::Error::Invalid(errors) => errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        other => other.to_string(),
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("PHOENIX_USER_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        bail!("no password: set PHOENIX_USER_PASSWORD or pipe it on standard input");
+    }
+    Ok(password)
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

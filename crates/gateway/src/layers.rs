@@ -1,0 +1,173 @@
+//! The gateway's middleware: request ids, client addresses, credentials, rate limits, and the normalizer that makes
+//! every error a problem.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use phoenix_api::{ClientIp, PROBLEM_CONTENT_TYPE, Principal, Problem, RequestId, internal};
+use phoenix_ratelimit::{Decision, Limiter, Quota};
+use uuid::Uuid;
+
+use crate::auth::Authenticator;
+
+pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// Accepts the client's `X-Request-Id` when it is short and printable, otherwise makes one (UUIDv7); puts it in
+/// the request's extensions and headers, the tracing span, and the response.
+pub async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(REQUEST_ID, value.clone());
+    request.extensions_mut().insert(RequestId(id));
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(REQUEST_ID, value);
+    response
+}
+
+/// Makes every error response RFC 9457 problem+json carrying the request id: problems from handlers get the id
+/// added; bare statuses from axum or tower (unknown route, wrong method, body too large, timeout) become the
+/// problem for their status.
+pub async fn normalize_errors(request: Request, next: Next) -> Response {
+    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let problem = match response.extensions().get::<Problem>() {
+        Some(problem) => problem.clone(),
+        None if is_problem(&response) => return response,
+        None => Problem::from_status(status),
+    };
+    let mut rendered = problem.with_request_id(request_id).to_response();
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = response.headers().get(&name) {
+            rendered.headers_mut().insert(name, value.clone());
+        }
+    }
+    rendered
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_CONTENT_TYPE.as_bytes()))
+}
+
+/// What the catch-panic layer answers: a 500 problem, the panic logged.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = message, "request handler panicked");
+    Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+/// Records the client's address: the TCP peer, or, behind a trusted proxy, the last `X-Forwarded-For` entry (the
+/// one that proxy appended). Client-sent internal headers are removed here, before anything could read them.
+pub async fn client_ip(State(trust_forwarded_for): State<bool>, mut request: Request, next: Next) -> Response {
+    internal::strip_headers(request.headers_mut());
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = trust_forwarded_for
+        .then(|| {
+            request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+        })
+        .flatten();
+    request.extensions_mut().insert(ClientIp(forwarded.or(peer)));
+    next.run(request).await
+}
+
+/// What the credential and rate-limit middleware share.
+#[derive(Clone)]
+pub struct Guard {
+    pub authenticator: Authenticator,
+    pub limiter: Limiter,
+    pub per_principal: Quota,
+    pub per_ip: Quota,
+}
+
+/// Counts the request against its client IP, checks the credential if one is sent (a bad one is 401 even on a
+/// public route), then counts it against the principal. Requests without credentials go on unauthenticated;
+/// routes that need a principal refuse them.
+pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
+    let ip = request.extensions().get::<ClientIp>().and_then(|c| c.0);
+    if let Some(ip) = ip
+        && let Err(response) = limit(&guard.limiter, &format!("ip:{ip}"), guard.per_ip).await
+    {
+        return response;
+    }
+    let credential = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().map(str::to_owned));
+    let principal: Option<Principal> = match credential {
+        None => None,
+        Some(Err(_)) => return Problem::unauthenticated("the Authorization header is not valid").into_response(),
+        Some(Ok(value)) => match guard.authenticator.authenticate(&value).await {
+            Ok(principal) => Some(principal),
+            Err(problem) => return problem.into_response(),
+        },
+    };
+    if let Some(principal) = principal {
+        if let Err(response) = limit(&guard.limiter, &principal.rate_limit_key(), guard.per_principal).await {
+            return response;
+        }
+        tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+        request.extensions_mut().insert(principal);
+    }
+    next.run(request).await
+}
+
+async fn limit(limiter: &Limiter, key: &str, quota: Quota) -> Result<(), Response> {
+    match limiter.check(key, quota).await {
+        Ok(Decision::Allowed) => Ok(()),
+        Ok(decision) => Err(Problem::too_many_requests(decision.retry_after_secs()).into_response()),
+        // Fail open: a rate-limit store outage must not take the platform down with it.
+        Err(error) => {
+            tracing::warn!(error = %phoenix_api::ErrorChain(&error), "rate limit store unavailable, request allowed");
+            Ok(())
+        }
+    }
+}
+
+/// Headers that make a browser treat API responses as inert data. A route that serves pages sets its own
+/// `Content-Security-Policy` and `Cache-Control`; these are only defaults.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    const HEADERS: [(header::HeaderName, &str); 6] = [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}

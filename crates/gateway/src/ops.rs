@@ -1,0 +1,141 @@
+//! Operational endpoints: liveness, readiness, metrics and the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::future::join_all;
+use phoenix_api::Problem;
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::{OpenApi as _, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::Check;
+
+const TAG: &str = "operations";
+
+#[derive(Clone)]
+struct OpsState {
+    openapi: Arc<OpenApi>,
+    readiness: Arc<Vec<Check>>,
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(components(schemas(Problem)))]
+struct Components;
+
+fn own_routes() -> OpenApiRouter<OpsState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+pub(crate) fn router(openapi: Arc<OpenApi>, readiness: Vec<Check>) -> Router {
+    let (router, _) = own_routes().split_for_parts();
+    router.with_state(OpsState {
+        openapi,
+        readiness: Arc::new(readiness),
+    })
+}
+
+/// The OpenAPI 3.1 document of the whole platform: the gateway's own endpoints and every service's, merged.
+pub fn openapi(services: Vec<OpenApi>) -> OpenApi {
+    let mut doc = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Phoenix")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Booking and payment platform for hotel rooms, flight seats and other limited capacity. \
+                     Errors are RFC 9457 application/problem+json with a stable `code`.",
+                ))
+                .build(),
+        )
+        .build();
+    doc.merge(own_routes().into_openapi());
+    doc.merge(Components::openapi());
+    for service in services {
+        doc.merge(service);
+    }
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT access token, or a phx_ API key")
+                .build(),
+        ),
+    );
+    doc
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: &'static str,
+}
+
+/// Liveness: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = TAG, responses((status = 200, body = Health)))]
+async fn healthz() -> impl IntoResponse {
+    axum::Json(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    status: &'static str,
+    /// Each dependency and whether it answered.
+    checks: std::collections::BTreeMap<&'static str, bool>,
+}
+
+/// Readiness: every dependency (databases, remote services) answers.
+#[utoipa::path(get, path = "/readyz", tag = TAG,
+    responses((status = 200, body = Readiness), (status = 503, body = Problem)))]
+async fn readyz(State(state): State<OpsState>) -> Response {
+    let results = join_all(state.readiness.iter().map(|check| (check.probe)())).await;
+    let checks: std::collections::BTreeMap<&'static str, bool> =
+        state.readiness.iter().map(|c| c.name).zip(results).collect();
+    if checks.values().all(|ok| *ok) {
+        axum::Json(Readiness {
+            status: "ready",
+            checks,
+        })
+        .into_response()
+    } else {
+        let down: Vec<&str> = checks.iter().filter(|(_, ok)| !**ok).map(|(name, _)| *name).collect();
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("not reachable: {}", down.join(", ")),
+        )
+        .with_retry_after(5)
+        .into_response()
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = TAG,
+    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String)))]
+async fn metrics() -> impl IntoResponse {
+    let body = tokio::task::spawn_blocking(crate::telemetry::render)
+        .await
+        .unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = TAG,
+    responses((status = 200, description = "OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json(State(state): State<OpsState>) -> impl IntoResponse {
+    axum::Json(state.openapi.as_ref().clone())
+}

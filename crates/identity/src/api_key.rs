@@ -1,0 +1,130 @@
+//! API keys: long-lived bearer credentials for partner systems. The key is shown once at creation; only its SHA-256
+//! is stored. Format: `phx_<key id, 32 hex>_<secret, 43 base64url>`; the id makes lookup a primary-key read.
+
+use phoenix_api::{Credential, Principal, Role};
+use phoenix_db::{Event, Timestamp};
+use uuid::Uuid;
+
+use crate::secret::{random_token, sha256};
+use crate::store::ApiKeyRow;
+use crate::{Error, SOURCE, Service};
+
+pub const PREFIX: &str = "phx_";
+
+/// Roles allowed to hold API keys.
+pub const ROLES: &[Role] = &[Role::Partner, Role::Admin];
+
+/// A key as listed: never the secret.
+pub type ApiKey = ApiKeyRow;
+
+/// True when a bearer credential looks like an API key rather than a JWT.
+pub fn looks_like_api_key(credential: &str) -> bool {
+    credential.starts_with(PREFIX)
+}
+
+fn parse(key: &str) -> Option<(Uuid, &str)> {
+    let rest = key.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    if id.len() != 32 || secret.len() != 43 {
+        return None;
+    }
+    Some((Uuid::try_parse(id).ok()?, secret))
+}
+
+impl Service {
+    /// Creates a key for `owner`; returns it with the full key string, which is never shown again.
+    pub async fn create_api_key(
+        &self,
+        owner: &Principal,
+        name: &str,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(ApiKey, String), Error> {
+        let name = crate::user::parse_name(name).map_err(|m| Error::invalid("name", m))?;
+        if let Some(at) = expires_at
+            && at <= Timestamp::now()
+        {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let id = Uuid::now_v7();
+        let secret = random_token();
+        let key = format!("{PREFIX}{}_{secret}", id.simple());
+        let row = ApiKeyRow {
+            id,
+            user_id: owner.user_id,
+            name,
+            prefix: key[..PREFIX.len() + 8].to_owned(),
+            secret_hash: sha256(&key),
+            created_at: Timestamp::now(),
+            expires_at,
+            revoked_at: None,
+        };
+        let event = Event::new(
+            SOURCE,
+            "identity.api_key_created.v1",
+            owner.user_id.to_string(),
+            &serde_json::json!({
+                "user_id": owner.user_id, "key_id": id,
+            }),
+        )?;
+        self.store().insert_api_key(&row, &event).await?;
+        Ok((row, key))
+    }
+
+    pub async fn api_keys(&self, owner: &Principal) -> Result<Vec<ApiKey>, Error> {
+        self.store().api_keys_of(owner.user_id, 1_000).await
+    }
+
+    /// Revokes one of the owner's keys (any key, for an admin). Someone else's key is "not found".
+    pub async fn revoke_api_key(&self, actor: &Principal, id: Uuid) -> Result<(), Error> {
+        let key = self.store().api_key(id).await?.ok_or(Error::ApiKeyNotFound)?;
+        if key.user_id != actor.user_id && !actor.has(Role::Admin) {
+            return Err(Error::ApiKeyNotFound);
+        }
+        let event = Event::new(
+            SOURCE,
+            "identity.api_key_revoked.v1",
+            key.user_id.to_string(),
+            &serde_json::json!({
+                "user_id": key.user_id, "key_id": id, "revoked_by": actor.user_id,
+            }),
+        )?;
+        self.store().revoke_api_key(id, &event).await
+    }
+
+    /// The principal an API key stands for: its owner, with the owner's current roles and organization.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<Principal, Error> {
+        let (id, _) = parse(key).ok_or(Error::InvalidApiKey)?;
+        let row = self.store().api_key(id).await?.ok_or(Error::InvalidApiKey)?;
+        let matches = phoenix_api::internal::constant_time_eq(&row.secret_hash, &sha256(key));
+        let live = row.revoked_at.is_none() && row.expires_at.is_none_or(|at| at > Timestamp::now());
+        if !matches || !live {
+            return Err(Error::InvalidApiKey);
+        }
+        let owner = self
+            .store()
+            .user_by_id(row.user_id)
+            .await?
+            .ok_or(Error::InvalidApiKey)?;
+        Ok(Principal {
+            user_id: owner.id,
+            roles: owner.roles,
+            organization_id: owner.organization_id,
+            credential: Credential::ApiKey { key_id: id },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_well_formed_keys() {
+        let id = Uuid::now_v7();
+        let key = format!("{PREFIX}{}_{}", id.simple(), "a".repeat(43));
+        assert_eq!(parse(&key).map(|(i, _)| i), Some(id));
+        assert!(parse("phx_short_x").is_none());
+        assert!(parse(&format!("{PREFIX}{}", id.simple())).is_none());
+        assert!(parse("eyJhbGciOiJFZERTQSJ9.e30.sig").is_none());
+    }
+}

@@ -1,0 +1,209 @@
+use std::sync::{Arc, OnceLock};
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+/// A password that meets the policy. Only ever hashed, never stored or logged.
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WeakPassword(&'static str);
+
+/// A few of the passwords every credential-stuffing list starts with; the length rule already excludes most.
+const COMMON: &[&str] = &[
+    "password1234",
+    "password12345",
+    "password123456",
+    "123456789012",
+    "1234567890123",
+    "qwertyuiop12",
+    "qwertyuiopas",
+    "iloveyou1234",
+    "letmein12345",
+    "welcome12345",
+    "administrator",
+    "passwordpassword",
+    "changeme1234",
+    "trustno11234",
+    "abc123abc123",
+    "football1234",
+    "baseball1234",
+    "monkey123456",
+    "superman1234",
+    "qwerty123456",
+    "1q2w3e4r5t6y",
+    "zaq12wsxcde3",
+];
+
+impl Password {
+    pub const MIN_CHARS: usize = 12;
+    /// Bounded so that hashing cost cannot be driven up by huge inputs.
+    pub const MAX_CHARS: usize = 256;
+
+    /// Checks the policy: 12 to 256 characters, not a well-known password, not one character or a simple sequence
+    /// repeated, and not built from the account's own email or name.
+    pub fn parse(raw: &str, email_local_part: &str, name: &str) -> Result<Password, WeakPassword> {
+        let n_chars = raw.chars().count();
+        if n_chars < Self::MIN_CHARS {
+            return Err(WeakPassword("must be at least 12 characters"));
+        }
+        if n_chars > Self::MAX_CHARS {
+            return Err(WeakPassword("must be at most 256 characters"));
+        }
+        let lower = raw.to_lowercase();
+        if COMMON.contains(&lower.as_str()) {
+            return Err(WeakPassword("is a commonly used password"));
+        }
+        let mut distinct: Vec<char> = lower.chars().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < 5 {
+            return Err(WeakPassword("must use at least 5 different characters"));
+        }
+        if is_sequence(&lower) {
+            return Err(WeakPassword("must not be a simple sequence"));
+        }
+        for own in [email_local_part, name] {
+            let own = own.trim().to_lowercase();
+            if own.chars().count() >= 4 && lower.contains(&own) {
+                return Err(WeakPassword("must not contain your email or name"));
+            }
+        }
+        Ok(Password(raw.to_owned()))
+    }
+
+    /// For verifying a login attempt, where the policy does not apply.
+    pub fn unchecked(raw: &str) -> Password {
+        Password(raw.to_owned())
+    }
+}
+
+/// True for runs like `abcdefghijkl` or `987654321098`: each character one up (or one down) from the last, digits
+/// wrapping from 9 to 0.
+fn is_sequence(s: &str) -> bool {
+    let codes: Vec<i64> = s.chars().map(|c| i64::from(u32::from(c))).collect();
+    let steps: Vec<i64> = codes.windows(2).map(|w| w[1] - w[0]).collect();
+    steps.iter().all(|d| *d == 1 || *d == -9) || steps.iter().all(|d| *d == -1 || *d == 9)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("password hashing task failed")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("password hashing pool closed")]
+    Closed,
+}
+
+/// Argon2id with at least the OWASP minimum (19 MiB, t=2, p=1). Hashing runs on the blocking pool, and a
+/// semaphore bounds how many run at once: each takes 19 MiB and a core, so a flood of logins queues instead of
+/// exhausting memory.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+}
+
+impl Hasher {
+    pub fn new(max_concurrent: usize) -> Hasher {
+        Hasher {
+            params: Params::DEFAULT,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+        }
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
+        let argon2 = self.argon2();
+        let password = password.0.clone();
+        tokio::task::spawn_blocking(move || {
+            argon2
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|e| HashError::Hash(e.to_string()))
+        })
+        .await?
+    }
+
+    /// Verifies `password` against `hash`; with no hash (unknown account) it verifies against a dummy so that the
+    /// answer takes as long either way and timing does not reveal which emails have accounts.
+    pub async fn verify(&self, password: &Password, hash: Option<&str>) -> Result<bool, HashError> {
+        let _permit = self.permits.acquire().await.map_err(|_| HashError::Closed)?;
+        let argon2 = self.argon2();
+        let password = password.0.clone();
+        let known = hash.is_some();
+        let hash = match hash {
+            Some(hash) => hash.to_owned(),
+            None => dummy_hash(&argon2)?,
+        };
+        let matches =
+            tokio::task::spawn_blocking(move || argon2.verify_password(password.as_bytes(), hash.as_str()).is_ok())
+                .await?;
+        Ok(known && matches)
+    }
+}
+
+fn dummy_hash(argon2: &Argon2<'static>) -> Result<String, HashError> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = DUMMY.get() {
+        return Ok(hash.clone());
+    }
+    let hash = argon2
+        .hash_password(b"phoenix-dummy-password-for-timing")
+        .map_err(|e| HashError::Hash(e.to_string()))?
+        .to_string();
+    Ok(DUMMY.get_or_init(|| hash).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_table() {
+        let cases = [
+            ("short", false),
+            ("password1234", false),
+            ("aaaaaaaaaaaaaaaa", false),
+            ("abcabcabcabc", false),
+            ("abcdefghijklmnop", false),
+            ("123456789012", false),
+            ("annlee-secret-99", false),
+            ("correct horse battery", true),
+            ("Tr0ub4dor&3xyz", true),
+        ];
+        for (raw, ok) in cases {
+            assert_eq!(Password::parse(raw, "annlee", "Ann Lee").is_ok(), ok, "{raw:?}");
+        }
+        assert!(Password::parse(&"x1".repeat(200), "a", "b").is_err());
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let hasher = Hasher::new(2);
+        let password = Password::parse("correct horse battery", "ann", "Ann").unwrap();
+        let hash = hasher.hash(&password).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(hasher.verify(&password, Some(&hash)).await.unwrap());
+        assert!(
+            !hasher
+                .verify(&Password::unchecked("wrong horse battery"), Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.verify(&password, None).await.unwrap());
+    }
+}

@@ -1,0 +1,296 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::JwkSet;
+use phoenix_api::{Principal, Role};
+use phoenix_db::{Event, Pool, Timestamp};
+use phoenix_ratelimit::{Limiter, Quota};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::email::Email;
+use crate::org::{Organization, OrganizationKind};
+use crate::password::{Hasher, Password};
+use crate::store::Store;
+use crate::token::{Keyring, TokenSettings};
+use crate::user::{User, check_roles, parse_name};
+use crate::{Error, SOURCE};
+
+/// Identity's settings, with the defaults the platform ships.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// The `iss` claim of access tokens.
+    pub issuer: String,
+    /// The `aud` claim of access tokens.
+    pub audience: String,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    /// Failed sign-ins allowed per account per window before 429.
+    pub login_failures_per_account: u32,
+    /// Failed sign-ins allowed per client IP per window before 429.
+    pub login_failures_per_ip: u32,
+    pub login_failure_window_secs: u64,
+    /// Argon2 hashes computed at once (each takes 19 MiB and a core); more wait their turn.
+    pub max_concurrent_password_hashes: usize,
+    /// The issuer shown by authenticator apps.
+    pub totp_issuer: String,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            issuer: "phoenix".to_owned(),
+            audience: "phoenix-api".to_owned(),
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            login_failures_per_account: 5,
+            login_failures_per_ip: 50,
+            login_failure_window_secs: 15 * 60,
+            max_concurrent_password_hashes: 4,
+            totp_issuer: "Phoenix".to_owned(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the settings, naming the one at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.issuer.trim().is_empty() {
+            return Err("identity.issuer must not be empty".to_owned());
+        }
+        if self.audience.trim().is_empty() {
+            return Err("identity.audience must not be empty".to_owned());
+        }
+        if !(60..=24 * 3600).contains(&self.access_token_ttl_secs) {
+            return Err("identity.access_token_ttl_secs must be between 60 and 86400".to_owned());
+        }
+        if self.refresh_token_ttl_secs < self.access_token_ttl_secs {
+            return Err("identity.refresh_token_ttl_secs must be at least access_token_ttl_secs".to_owned());
+        }
+        if self.login_failures_per_account == 0 || self.login_failures_per_ip == 0 {
+            return Err("identity.login_failures_per_account and _per_ip must be at least 1".to_owned());
+        }
+        if self.login_failure_window_secs == 0 {
+            return Err("identity.login_failure_window_secs must be at least 1".to_owned());
+        }
+        if self.max_concurrent_password_hashes == 0 {
+            return Err("identity.max_concurrent_password_hashes must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn account_quota(&self) -> Quota {
+        Quota {
+            limit: self.login_failures_per_account,
+            period: Duration::from_secs(self.login_failure_window_secs),
+        }
+    }
+
+    pub(crate) fn ip_quota(&self) -> Quota {
+        Quota {
+            limit: self.login_failures_per_ip,
+            period: Duration::from_secs(self.login_failure_window_secs),
+        }
+    }
+}
+
+/// The identity service: cheap to clone, one per process.
+#[derive(Clone)]
+pub struct Service {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) options: Options,
+    pub(crate) hasher: Hasher,
+    pub(crate) keyring: Keyring,
+    pub(crate) limiter: Limiter,
+}
+
+/// What a new account needs.
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub name: &'a str,
+    pub roles: &'a [Role],
+    pub organization_id: Option<Uuid>,
+}
+
+impl Service {
+    /// Starts identity on a migrated database: loads (or creates) the signing keys.
+    pub async fn new(pool: Pool, options: Options, limiter: Limiter) -> Result<Service, Error> {
+        let store = Store::new(pool);
+        let settings = TokenSettings {
+            issuer: options.issuer.clone(),
+            audience: options.audience.clone(),
+            access_ttl: Duration::from_secs(options.access_token_ttl_secs),
+        };
+        let keyring = Keyring::load(store.clone(), settings).await?;
+        Ok(Service {
+            inner: Arc::new(Inner {
+                hasher: Hasher::new(options.max_concurrent_password_hashes),
+                store,
+                options,
+                keyring,
+                limiter,
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.inner.store.pool()
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// A self-service sign-up: a customer account.
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<User, Error> {
+        self.create_user(NewUser {
+            email,
+            password,
+            name,
+            roles: &[Role::Customer],
+            organization_id: None,
+        })
+        .await
+    }
+
+    /// Creates an account with the given roles (registration, and `phoenix user create`).
+    pub async fn create_user(&self, new: NewUser<'_>) -> Result<User, Error> {
+        let mut errors = phoenix_api::FieldErrors::default();
+        let email = errors.check("email", Email::parse(new.email));
+        let name = errors.check("name", parse_name(new.name));
+        let password = match (&email, &name) {
+            (Some(email), Some(name)) => {
+                errors.check("password", Password::parse(new.password, email.local_part(), name))
+            }
+            _ => errors.check("password", Password::parse(new.password, "", "")),
+        };
+        let roles = errors.check("roles", check_roles(new.roles, new.organization_id));
+        let (Some(email), Some(name), Some(password), Some(roles)) = (email, name, password, roles) else {
+            return Err(Error::Invalid(errors.into_errors()));
+        };
+        if let Some(org) = new.organization_id
+            && self.store().organization(org).await?.is_none()
+        {
+            return Err(Error::invalid("organization_id", "no such organization"));
+        }
+        let user = User {
+            id: Uuid::now_v7(),
+            email: email.as_str().to_owned(),
+            name,
+            password_hash: self.inner.hasher.hash(&password).await?,
+            roles,
+            organization_id: new.organization_id,
+            totp_secret: None,
+            totp_enabled: false,
+            totp_last_step: None,
+            created_at: Timestamp::now(),
+        };
+        let event = Event::new(
+            SOURCE,
+            "identity.user_registered.v1",
+            user.id.to_string(),
+            &serde_json::json!({ "user_id": user.id, "roles": user.roles }),
+        )?;
+        self.store().insert_user(&user, &event).await?;
+        Ok(user)
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<User, Error> {
+        self.store().user_by_id(id).await?.ok_or(Error::UserNotFound)
+    }
+
+    /// A user as `viewer` may see it: themself, or anyone for support and admin. Others get "not found", so a
+    /// probe cannot tell whether an id exists.
+    pub async fn user_for(&self, viewer: &Principal, id: Uuid) -> Result<User, Error> {
+        if viewer.user_id != id && !viewer.sees_everything() {
+            return Err(Error::UserNotFound);
+        }
+        self.user(id).await
+    }
+
+    pub async fn list_users(&self, email: Option<&str>, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, Error> {
+        self.store().list_users(email, after, limit).await
+    }
+
+    /// Replaces a user's roles and organization. They apply to the next access token the user gets (at most one
+    /// access-token lifetime later, or at once on refresh).
+    pub async fn set_roles(
+        &self,
+        actor: &Principal,
+        user_id: Uuid,
+        roles: &[Role],
+        organization_id: Option<Uuid>,
+    ) -> Result<User, Error> {
+        let roles = check_roles(roles, organization_id).map_err(|m| Error::invalid("roles", m))?;
+        if actor.user_id == user_id && actor.has(Role::Admin) && !roles.contains(&Role::Admin) {
+            return Err(Error::CannotRemoveOwnAdmin);
+        }
+        if let Some(org) = organization_id
+            && self.store().organization(org).await?.is_none()
+        {
+            return Err(Error::invalid("organization_id", "no such organization"));
+        }
+        let event = Event::new(
+            SOURCE,
+            "identity.user_roles_changed.v1",
+            user_id.to_string(),
+            &serde_json::json!({
+                "user_id": user_id, "roles": roles, "organization_id": organization_id, "changed_by": actor.user_id,
+            }),
+        )?;
+        if !self.store().set_roles(user_id, &roles, organization_id, &event).await? {
+            return Err(Error::UserNotFound);
+        }
+        self.user(user_id).await
+    }
+
+    pub async fn create_organization(&self, name: &str, kind: OrganizationKind) -> Result<Organization, Error> {
+        let name = parse_name(name).map_err(|m| Error::invalid("name", m))?;
+        let org = Organization {
+            id: Uuid::now_v7(),
+            name,
+            kind,
+            created_at: Timestamp::now(),
+        };
+        let event = Event::new(
+            SOURCE,
+            "identity.organization_created.v1",
+            org.id.to_string(),
+            &serde_json::json!({ "organization_id": org.id, "name": org.name, "kind": org.kind }),
+        )?;
+        self.store().insert_organization(&org, &event).await?;
+        Ok(org)
+    }
+
+    pub async fn organization(&self, id: Uuid) -> Result<Organization, Error> {
+        self.store().organization(id).await?.ok_or(Error::OrganizationNotFound)
+    }
+
+    pub async fn list_organizations(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>, Error> {
+        self.store().list_organizations(after, limit).await
+    }
+
+    /// The public keys that verify access tokens. `fresh` re-reads them (after an unknown `kid`).
+    pub async fn jwks(&self, fresh: bool) -> Result<JwkSet, Error> {
+        self.inner.keyring.jwks(fresh).await
+    }
+
+    /// Starts signing with a new key; the old one verifies until its tokens expire. Returns the new `kid`.
+    pub async fn rotate_signing_key(&self) -> Result<String, Error> {
+        self.inner.keyring.rotate().await
+    }
+
+    pub async fn ready(&self) -> bool {
+        self.pool().ping().await
+    }
+}

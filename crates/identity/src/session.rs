@@ -1,0 +1,175 @@
+//! Signing in: password (and second factor) for a session, refresh-token rotation with reuse detection, sign-out.
+
+use std::net::IpAddr;
+
+use phoenix_db::{Event, Timestamp};
+use phoenix_ratelimit::Decision;
+use uuid::Uuid;
+
+use crate::email::Email;
+use crate::password::Password;
+use crate::secret::{random_token, sha256};
+use crate::store::RefreshRow;
+use crate::user::User;
+use crate::{Error, SOURCE, Service};
+
+/// What a successful sign-in or refresh returns.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in_secs: u64,
+    pub user_id: Uuid,
+}
+
+/// A sign-in attempt.
+pub struct Login<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    /// A TOTP code or a recovery code, for accounts with two-factor authentication.
+    pub totp_code: Option<&'a str>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Service {
+    /// Checks the credentials and opens a session (a new refresh-token family).
+    ///
+    /// An unknown email and a wrong password take as long and answer the same. Failures are counted per account and
+    /// per client IP; past the quota every attempt is 429 until the window allows again, right password or not.
+    pub async fn login(&self, attempt: Login<'_>) -> Result<Session, Error> {
+        let email = Email::parse(attempt.email).ok();
+        let account_key = email.as_ref().map(|e| format!("login:account:{e}"));
+        let ip_key = attempt.client_ip.map(|ip| format!("login:ip:{ip}"));
+        self.check_throttle(account_key.as_deref(), ip_key.as_deref()).await?;
+
+        let user = match &email {
+            Some(email) => self.store().user_by_email(email.as_str()).await?,
+            None => None,
+        };
+        let password = Password::unchecked(attempt.password);
+        let hash = user.as_ref().map(|u| u.password_hash.as_str());
+        let password_ok = self.inner.hasher.verify(&password, hash).await?;
+        let Some(user) = user.filter(|_| password_ok) else {
+            self.count_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+            return Err(Error::InvalidCredentials);
+        };
+        if user.totp_enabled {
+            let Some(code) = attempt.totp_code.filter(|c| !c.trim().is_empty()) else {
+                return Err(Error::MfaRequired);
+            };
+            if !self.check_second_factor(&user, code).await? {
+                self.count_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+                return Err(Error::InvalidMfaCode);
+            }
+        }
+        if let Some(key) = &account_key {
+            self.inner.limiter.reset(key).await?;
+        }
+        self.open_session(&user, Uuid::now_v7()).await
+    }
+
+    async fn check_throttle(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<(), Error> {
+        let options = &self.inner.options;
+        let checks = [(account_key, options.account_quota()), (ip_key, options.ip_quota())];
+        for (key, quota) in checks {
+            if let Some(key) = key
+                && let decision @ Decision::Limited { .. } = self.inner.limiter.peek(key, quota).await?
+            {
+                return Err(Error::LoginThrottled {
+                    retry_after_secs: decision.retry_after_secs(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_failure(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<(), Error> {
+        let options = &self.inner.options;
+        if let Some(key) = account_key {
+            self.inner.limiter.check(key, options.account_quota()).await?;
+        }
+        if let Some(key) = ip_key {
+            self.inner.limiter.check(key, options.ip_quota()).await?;
+        }
+        Ok(())
+    }
+
+    /// Issues an access token with the user's current roles and a refresh token in `family_id`.
+    async fn open_session(&self, user: &User, family_id: Uuid) -> Result<Session, Error> {
+        let refresh_token = random_token();
+        let expires_at = self.refresh_expiry();
+        self.store()
+            .insert_refresh_token(Uuid::now_v7(), family_id, user.id, &sha256(&refresh_token), expires_at)
+            .await?;
+        let (access_token, _) = self
+            .inner
+            .keyring
+            .issue(user.id, user.roles.clone(), user.organization_id)
+            .await?;
+        Ok(Session {
+            access_token,
+            refresh_token,
+            expires_in_secs: self.inner.options.access_token_ttl_secs,
+            user_id: user.id,
+        })
+    }
+
+    fn refresh_expiry(&self) -> Timestamp {
+        Timestamp::now() + time::Duration::seconds(self.inner.options.refresh_token_ttl_secs as i64)
+    }
+
+    /// Trades a refresh token for a new pair. Each refresh token works once: presenting a used one means it was
+    /// copied, so the whole family (every token descended from that sign-in) is revoked.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Session, Error> {
+        let Some(row) = self.store().refresh_token_by_hash(&sha256(refresh_token)).await? else {
+            return Err(Error::InvalidRefreshToken);
+        };
+        if row.revoked_at.is_some() || row.expires_at <= Timestamp::now() {
+            return Err(Error::InvalidRefreshToken);
+        }
+        if row.used_at.is_some() {
+            return self.reject_reuse(&row).await;
+        }
+        let user = self.user(row.user_id).await?;
+        let new_token = random_token();
+        let rotated = self
+            .store()
+            .rotate_refresh_token(&row, Uuid::now_v7(), &sha256(&new_token), self.refresh_expiry())
+            .await?;
+        if !rotated {
+            // Someone presented the same token a moment before us.
+            return self.reject_reuse(&row).await;
+        }
+        let (access_token, _) = self
+            .inner
+            .keyring
+            .issue(user.id, user.roles.clone(), user.organization_id)
+            .await?;
+        Ok(Session {
+            access_token,
+            refresh_token: new_token,
+            expires_in_secs: self.inner.options.access_token_ttl_secs,
+            user_id: user.id,
+        })
+    }
+
+    async fn reject_reuse(&self, row: &RefreshRow) -> Result<Session, Error> {
+        tracing::warn!(user_id = %row.user_id, family_id = %row.family_id, "refresh token reused: family revoked");
+        let event = Event::new(
+            SOURCE,
+            "identity.refresh_token_reuse_detected.v1",
+            row.user_id.to_string(),
+            &serde_json::json!({ "user_id": row.user_id, "family_id": row.family_id }),
+        )?;
+        self.store().revoke_refresh_family(row.family_id, Some(&event)).await?;
+        Err(Error::RefreshTokenReused)
+    }
+
+    /// Ends the session the refresh token belongs to. Unknown tokens are ignored: signing out twice is fine.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
+        if let Some(row) = self.store().refresh_token_by_hash(&sha256(refresh_token)).await? {
+            self.store().revoke_refresh_family(row.family_id, None).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,587 @@
+//! Identity's SQL. One query per operation, the same text on SQLite and PostgreSQL.
+
+use phoenix_api::Role;
+use phoenix_db::{Event, Pool, Timestamp, Tx, dispatch};
+use uuid::Uuid;
+
+use crate::Error;
+use crate::org::{Organization, OrganizationKind};
+use crate::user::User;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    name: String,
+    password_hash: String,
+    roles: String,
+    organization_id: Option<Uuid>,
+    totp_secret: Option<String>,
+    totp_enabled: bool,
+    totp_last_step: Option<i64>,
+    created_at: Timestamp,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+
+    fn try_from(row: UserRow) -> Result<User, Error> {
+        Ok(User {
+            id: row.id,
+            email: row.email,
+            name: row.name,
+            password_hash: row.password_hash,
+            roles: decode_roles(&row.roles)?,
+            organization_id: row.organization_id,
+            totp_secret: row.totp_secret,
+            totp_enabled: row.totp_enabled,
+            totp_last_step: row.totp_last_step,
+            created_at: row.created_at,
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, name, password_hash, roles, organization_id, totp_secret, totp_enabled, \
+                            totp_last_step, created_at";
+
+fn encode_roles(roles: &[Role]) -> String {
+    roles.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn decode_roles(stored: &str) -> Result<Vec<Role>, Error> {
+    stored
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| Error::Corrupt { what: "users.roles" }))
+        .collect()
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshRow {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub user_id: Uuid,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: Vec<u8>,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub private_pkcs8: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct OrganizationRow {
+    id: Uuid,
+    name: String,
+    kind: String,
+    created_at: Timestamp,
+}
+
+impl TryFrom<OrganizationRow> for Organization {
+    type Error = Error;
+
+    fn try_from(row: OrganizationRow) -> Result<Organization, Error> {
+        Ok(Organization {
+            id: row.id,
+            name: row.name,
+            kind: row.kind.parse::<OrganizationKind>().map_err(|_| Error::Corrupt {
+                what: "organizations.kind",
+            })?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        Ok(self.pool.begin().await?)
+    }
+
+    // Users
+
+    /// Inserts a user and its event; a taken email is [`Error::EmailTaken`], even when two registrations race.
+    pub async fn insert_user(&self, user: &User, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        let roles = encode_roles(&user.roles);
+        let inserted: Result<u64, sqlx::Error> = dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO users (id, email, name, password_hash, roles, organization_id, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 ON CONFLICT (email) DO NOTHING",
+            )
+            .bind(user.id)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .bind(&roles)
+            .bind(user.organization_id)
+            .bind(user.created_at)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        });
+        if inserted? == 0 {
+            return Err(Error::EmailTaken);
+        }
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
+        let row: Option<UserRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(conn).await
+        })?;
+        row.map(User::try_from).transpose()
+    }
+
+    pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+        let row: Option<UserRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+        })?;
+        row.map(User::try_from).transpose()
+    }
+
+    /// Users in id (creation) order after `after`, optionally only those whose email contains `email`.
+    pub async fn list_users(&self, email: Option<&str>, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, Error> {
+        let pattern = email.map(|e| format!("%{}%", e.replace(['%', '_'], "")));
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE ($1 IS NULL OR email LIKE $1) AND ($2 IS NULL OR id > $2)
+             ORDER BY id LIMIT $3"
+        );
+        let rows: Vec<UserRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(pattern.as_deref())
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(conn)
+                .await
+        })?;
+        rows.into_iter().map(User::try_from).collect()
+    }
+
+    pub async fn set_roles(
+        &self,
+        user_id: Uuid,
+        roles: &[Role],
+        organization_id: Option<Uuid>,
+        event: &Event,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let updated: u64 = dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE users SET roles = $1, organization_id = $2, updated_at = $3 WHERE id = $4")
+                .bind(encode_roles(roles))
+                .bind(organization_id)
+                .bind(Timestamp::now())
+                .bind(user_id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // Multi-factor authentication
+
+    /// Stores a new, not yet enabled, TOTP secret. Refused (false) while TOTP is enabled.
+    pub async fn set_pending_totp(&self, user_id: Uuid, secret: &str) -> Result<bool, Error> {
+        let updated: u64 = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE users SET totp_secret = $1, totp_last_step = NULL, updated_at = $2
+                 WHERE id = $3 AND totp_enabled = $4",
+            )
+            .bind(secret)
+            .bind(Timestamp::now())
+            .bind(user_id)
+            .bind(false)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(updated == 1)
+    }
+
+    /// Records that the TOTP code of `step` was used; false if that step (or a later one) already was, so a code
+    /// is accepted once (RFC 6238 section 5.2).
+    pub async fn claim_totp_step(&self, user_id: Uuid, step: i64) -> Result<bool, Error> {
+        let updated: u64 = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE users SET totp_last_step = $1
+                 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $1)",
+            )
+            .bind(step)
+            .bind(user_id)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(updated == 1)
+    }
+
+    pub async fn enable_totp(&self, user_id: Uuid, recovery_hashes: &[Vec<u8>], event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE users SET totp_enabled = $1, updated_at = $2 WHERE id = $3")
+                .bind(true)
+                .bind(Timestamp::now())
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+            for hash in recovery_hashes {
+                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                    .bind(user_id)
+                    .bind(hash)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok::<(), sqlx::Error>(())
+        })?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn disable_totp(&self, user_id: Uuid, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "UPDATE users SET totp_enabled = $1, totp_secret = NULL, totp_last_step = NULL, updated_at = $2
+                 WHERE id = $3",
+            )
+            .bind(false)
+            .bind(Timestamp::now())
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+            Ok::<(), sqlx::Error>(())
+        })?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Spends a recovery code; false if it does not exist or was already used.
+    pub async fn use_recovery_code(&self, user_id: Uuid, code_hash: &[u8]) -> Result<bool, Error> {
+        let updated: u64 = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL",
+            )
+            .bind(Timestamp::now())
+            .bind(user_id)
+            .bind(code_hash)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(updated == 1)
+    }
+
+    // Refresh tokens
+
+    pub async fn insert_refresh_token(
+        &self,
+        id: Uuid,
+        family_id: Uuid,
+        user_id: Uuid,
+        token_hash: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        insert_refresh(&mut tx, id, family_id, user_id, token_hash, expires_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn refresh_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<RefreshRow>, Error> {
+        let row = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, RefreshRow>(
+                "SELECT id, family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens
+                 WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(conn)
+            .await
+        })?;
+        Ok(row)
+    }
+
+    /// Marks `old` used and issues its successor in the same family, atomically. False when `old` was already used
+    /// or revoked by the time we got to it (a concurrent refresh won): the caller treats that as reuse.
+    pub async fn rotate_refresh_token(
+        &self,
+        old: &RefreshRow,
+        new_id: Uuid,
+        new_hash: &[u8],
+        expires_at: Timestamp,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let claimed: u64 = dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(Timestamp::now())
+            .bind(old.id)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        if claimed == 0 {
+            return Ok(false);
+        }
+        insert_refresh(&mut tx, new_id, old.family_id, old.user_id, new_hash, expires_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Revokes every token of a family (logout, or a stolen token detected by its reuse), with its event if any.
+    pub async fn revoke_refresh_family(&self, family_id: Uuid, event: Option<&Event>) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
+                .bind(Timestamp::now())
+                .bind(family_id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if let Some(event) = event {
+            tx.append_event(event).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // API keys
+
+    pub async fn insert_api_key(&self, key: &ApiKeyRow, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO api_keys (id, user_id, name, prefix, secret_hash, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(key.id)
+            .bind(key.user_id)
+            .bind(&key.name)
+            .bind(&key.prefix)
+            .bind(&key.secret_hash)
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn api_key(&self, id: Uuid) -> Result<Option<ApiKeyRow>, Error> {
+        let row = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, ApiKeyRow>(
+                "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
+                 FROM api_keys WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+        })?;
+        Ok(row)
+    }
+
+    pub async fn api_keys_of(&self, user_id: Uuid, limit: u32) -> Result<Vec<ApiKeyRow>, Error> {
+        let rows = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, ApiKeyRow>(
+                "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
+                 FROM api_keys WHERE user_id = $1 ORDER BY id LIMIT $2",
+            )
+            .bind(user_id)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows)
+    }
+
+    pub async fn revoke_api_key(&self, id: Uuid, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(Timestamp::now())
+                .bind(id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // Organizations
+
+    pub async fn insert_organization(&self, org: &Organization, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        let inserted: u64 = dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO organizations (id, name, kind, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(org.id)
+            .bind(&org.name)
+            .bind(org.kind.as_str())
+            .bind(org.created_at)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        if inserted == 0 {
+            return Err(Error::OrganizationNameTaken);
+        }
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn organization(&self, id: Uuid) -> Result<Option<Organization>, Error> {
+        let row: Option<OrganizationRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as("SELECT id, name, kind, created_at FROM organizations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+        })?;
+        row.map(Organization::try_from).transpose()
+    }
+
+    pub async fn list_organizations(&self, after: Option<Uuid>, limit: u32) -> Result<Vec<Organization>, Error> {
+        let rows: Vec<OrganizationRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT id, name, kind, created_at FROM organizations WHERE ($1 IS NULL OR id > $1)
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        rows.into_iter().map(Organization::try_from).collect()
+    }
+
+    // Signing keys
+
+    pub async fn active_signing_key(&self) -> Result<Option<SigningKeyRow>, Error> {
+        let row = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, SigningKeyRow>(
+                "SELECT kid, private_pkcs8, public_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1",
+            )
+            .fetch_optional(conn)
+            .await
+        })?;
+        Ok(row)
+    }
+
+    /// Adds `key` as the signing key, retiring the one before it, in one transaction.
+    pub async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(key.created_at)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&key.kid)
+            .bind(&key.private_pkcs8)
+            .bind(&key.public_key)
+            .bind(key.created_at)
+            .execute(&mut *conn)
+            .await?;
+            Ok::<(), sqlx::Error>(())
+        })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The signing key and keys retired after `horizon`, newest first.
+    pub async fn published_signing_keys(&self, horizon: Timestamp) -> Result<Vec<SigningKeyRow>, Error> {
+        let rows = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, SigningKeyRow>(
+                "SELECT kid, private_pkcs8, public_key, created_at, retired_at FROM signing_keys
+                 WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC",
+            )
+            .bind(horizon)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows)
+    }
+}
+
+async fn insert_refresh(
+    tx: &mut Tx,
+    id: Uuid,
+    family_id: Uuid,
+    user_id: Uuid,
+    token_hash: &[u8],
+    expires_at: Timestamp,
+) -> Result<(), Error> {
+    dispatch!(tx, conn => {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, issued_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(family_id)
+        .bind(user_id)
+        .bind(token_hash)
+        .bind(Timestamp::now())
+        .bind(expires_at)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected())
+    })?;
+    Ok(())
+}

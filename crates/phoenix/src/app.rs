@@ -1,0 +1,240 @@
+//! Wiring: turns a [`Config`] into the services this process runs and the HTTP surface it serves.
+//!
+//! Every infrastructure choice is made here, once: SQLite or PostgreSQL per service, memory or Redis for rate
+//! limits, and for each role whether it runs in this process (a direct handle) or elsewhere (an HTTP client).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use futures::FutureExt;
+use phoenix_db::{Pool, PoolOptions};
+use phoenix_gateway::{Authenticator, Check, Gateway, RemoteRoute};
+use phoenix_ratelimit::Limiter;
+use tokio::net::TcpListener;
+use utoipa::openapi::OpenApi;
+
+use crate::config::{Config, DatabaseTarget, Role};
+
+/// The services of this process, ready to serve.
+pub struct App {
+    config: Config,
+    router: Router,
+    pools: Vec<Pool>,
+    identity: Option<phoenix_identity::Service>,
+}
+
+/// Opens (and migrates) a service's database.
+pub async fn open_database(config: &Config, role: Role, migrations: &phoenix_db::Migrations) -> anyhow::Result<Pool> {
+    let pool = match config.database_for(role)? {
+        DatabaseTarget::Url(url) => Pool::connect(url.expose(), PoolOptions::default()).await,
+        DatabaseTarget::File(dir) => Pool::open_in_dir(&dir, role.name(), PoolOptions::default()).await,
+    }
+    .with_context(|| format!("opening the {} database", role.name()))?;
+    pool.migrate(migrations)
+        .await
+        .with_context(|| format!("migrating the {} database", role.name()))?;
+    tracing::info!(service = role.name(), backend = %pool.backend(), "database ready");
+    Ok(pool)
+}
+
+pub async fn limiter(config: &Config) -> anyhow::Result<Limiter> {
+    match &config.redis_url {
+        Some(url) => Limiter::redis(url.expose(), "phoenix:ratelimit:")
+            .await
+            .context("connecting to Redis for rate limits"),
+        None => Ok(Limiter::memory()),
+    }
+}
+
+/// Identity on this process's database, for the CLI commands that manage it directly.
+pub async fn identity_service(config: &Config) -> anyhow::Result<phoenix_identity::Service> {
+    let pool = open_database(config, Role::Identity, phoenix_identity::migrations()).await?;
+    phoenix_identity::Service::new(pool, config.identity.clone(), limiter(config).await?)
+        .await
+        .context("starting identity")
+}
+
+/// The OpenAPI document of the whole platform (whichever roles run here).
+pub fn openapi() -> OpenApi {
+    phoenix_gateway::openapi(vec![phoenix_identity::api().into_openapi()])
+}
+
+fn remote_client(config: &Config, role: Role, url: &Option<String>) -> anyhow::Result<phoenix_api::remote::Client> {
+    let Some(url) = url else {
+        bail!(
+            "{role} does not run in this process: set services.{role} (PHOENIX_SERVICES__{upper}) to its URL",
+            role = role.name(),
+            upper = role.name().to_uppercase()
+        );
+    };
+    let token = internal_token(config)?;
+    Ok(phoenix_api::remote::Client::new(url, token, Duration::from_secs(10))?)
+}
+
+fn internal_token(config: &Config) -> anyhow::Result<&str> {
+    config.internal_token.as_ref().map(|t| t.expose()).context(
+        "roles run in separate processes: set internal_token (PHOENIX_INTERNAL_TOKEN), the same on every process",
+    )
+}
+
+impl App {
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let limiter = limiter(&config).await?;
+        let mut pools = Vec::new();
+        let mut readiness = Vec::new();
+
+        let identity = if config.runs(Role::Identity) {
+            let pool = open_database(&config, Role::Identity, phoenix_identity::migrations()).await?;
+            pools.push(pool.clone());
+            readiness.push(pool_check("identity_db", pool.clone()));
+            let service = phoenix_identity::Service::new(pool, config.identity.clone(), limiter.clone())
+                .await
+                .context("starting identity")?;
+            Some(service)
+        } else {
+            None
+        };
+
+        let router = if config.runs(Role::Gateway) {
+            let mut local = Vec::new();
+            let mut remote = Vec::new();
+            let identity_client = match &identity {
+                Some(service) => {
+                    local.push(phoenix_identity::api().with_state(service.clone()).split_for_parts().0);
+                    phoenix_identity::Client::Local(service.clone())
+                }
+                None => {
+                    let client = remote_client(&config, Role::Identity, &config.services.identity)?;
+                    remote.push(RemoteRoute {
+                        service: "identity",
+                        prefixes: phoenix_identity::PATH_PREFIXES,
+                        base_url: client.base_url().to_owned(),
+                    });
+                    readiness.push(remote_check("identity", client.clone()));
+                    phoenix_identity::Client::Remote(client)
+                }
+            };
+            let gateway = Gateway {
+                authenticator: Authenticator::new(
+                    identity_client,
+                    &config.identity.issuer,
+                    &config.identity.audience,
+                    config.gateway.token_cache_capacity,
+                ),
+                limiter,
+                local,
+                internal_token: if remote.is_empty() {
+                    String::new()
+                } else {
+                    internal_token(&config)?.to_owned()
+                },
+                remote,
+                openapi: openapi(),
+                readiness,
+                options: config.gateway.clone(),
+            };
+            gateway.router()?
+        } else {
+            service_router(&config, identity.as_ref(), readiness)?
+        };
+        Ok(App {
+            config,
+            router,
+            pools,
+            identity,
+        })
+    }
+
+    /// Identity, when it runs in this process.
+    pub fn identity(&self) -> Option<&phoenix_identity::Service> {
+        self.identity.as_ref()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to
+    /// `shutdown_grace_secs` to finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let upkeep = tokio::spawn(async {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                phoenix_gateway::telemetry::handle().run_upkeep();
+            }
+        });
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let mut stopped = stop_rx.clone();
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: no new connections, finishing in-flight requests");
+                let _ = stop_tx.send(true);
+            })
+            .into_future();
+        let deadline = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests cut off after the grace period"),
+        }
+        upkeep.abort();
+        for pool in &self.pools {
+            pool.close().await;
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// What a service serves when it runs without the gateway in its process: its routes, behind the internal-token
+/// check, plus its internal routes and the operational endpoints.
+fn service_router(
+    config: &Config,
+    identity: Option<&phoenix_identity::Service>,
+    readiness: Vec<Check>,
+) -> anyhow::Result<Router> {
+    let token = internal_token(config)?;
+    let mut router = Router::new();
+    if let Some(service) = identity {
+        router = router
+            .merge(phoenix_identity::api().with_state(service.clone()).split_for_parts().0)
+            .merge(phoenix_identity::internal_router(service.clone()));
+    }
+    let router = router.layer(phoenix_api::internal::Layer::new(token));
+    Ok(phoenix_gateway::service_router(
+        router,
+        Arc::new(openapi()),
+        readiness,
+        config.gateway.body_limit_bytes,
+    ))
+}
+
+fn pool_check(name: &'static str, pool: Pool) -> Check {
+    Check {
+        name,
+        probe: Arc::new(move || {
+            let pool = pool.clone();
+            async move { pool.ping().await }.boxed()
+        }),
+    }
+}
+
+fn remote_check(name: &'static str, client: phoenix_api::remote::Client) -> Check {
+    Check {
+        name,
+        probe: Arc::new(move || {
+            let client = client.clone();
+            async move { client.healthy().await }.boxed()
+        }),
+    }
+}

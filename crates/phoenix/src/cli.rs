@@ -1,0 +1,118 @@
+//! The `phoenix` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Role};
+
+/// Phoenix: booking and payment for hotel rooms, flight seats and any other limited capacity.
+///
+/// One binary plays every role. `phoenix serve` runs them all in one process on embedded SQLite; `--role` runs
+/// some of them, reaching the others over HTTP. Settings come from `--config FILE`, then `PHOENIX_*` environment
+/// variables (`PHOENIX_GATEWAY__RATE_LIMIT_PER_USER_PER_MIN=500`), then flags.
+#[derive(Debug, Parser)]
+#[command(name = "phoenix", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "PHOENIX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for the embedded SQLite databases [default: ./phoenix-data].
+    #[arg(long, global = true, env = "PHOENIX_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, env = "PHOENIX_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the platform (every role, or those named with --role).
+    Serve(Serve),
+    /// Apply each service's database migrations and exit (serve does this too).
+    Migrate(Migrate),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the keys that sign access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the OpenAPI document of the whole API.
+    Openapi,
+    /// Measure performance; results go to BENCHMARKS.md.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "PHOENIX_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// A role to run; repeat for several. Roles not run here are reached at services.<role>.
+    #[arg(long = "role", value_enum, value_name = "ROLE")]
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Args)]
+pub struct Migrate {
+    /// Only these services' databases; repeat for several [default: all].
+    #[arg(long = "role", value_enum, value_name = "ROLE")]
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user non-interactively. The password is read from PHOENIX_USER_PASSWORD, or else from the first
+    /// line of standard input.
+    Create(UserCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct UserCreate {
+    #[arg(long)]
+    pub email: String,
+    /// A role; repeat for several (customer, agent, partner, support, operator, admin).
+    #[arg(long = "role", value_name = "ROLE", required = true)]
+    pub roles: Vec<phoenix_api::Role>,
+    /// Display name [default: the part of the email before @].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The organization, for agent, partner and operator roles.
+    #[arg(long, value_name = "UUID")]
+    pub organization_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Start signing with a new key. The previous key keeps verifying tokens until they expire.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Token verification rate, and authenticated GET /api/v1/auth/me against GET /healthz through the gateway.
+    Gateway(BenchGateway),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchGateway {
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds each HTTP measurement runs.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Seconds of warm-up before each measurement.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+}

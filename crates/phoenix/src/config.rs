@@ -1,0 +1,349 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `PHOENIX_*` environment variables
+//! (`__` between levels: `PHOENIX_GATEWAY__RATE_LIMIT_PER_USER_PER_MIN=500`), then command-line flags. Validated
+//! once at start-up; an error names the setting at fault. Secrets (database URLs, the Redis URL, the internal token)
+//! are [`Secret`]s: they never appear in `Debug` output or logs.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// A role the `phoenix` binary can play. `phoenix serve` with no `--role` plays them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The API gateway: credentials, rate limits, routing.
+    Gateway,
+    /// Users, sessions, MFA, API keys, organizations.
+    Identity,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Gateway, Role::Identity];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Identity => "identity",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A value that must not be printed: `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Per-service database URLs, overriding `database_url`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Databases {
+    pub identity: Option<Secret>,
+}
+
+/// Where roles that do not run in this process listen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceUrls {
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where embedded SQLite databases live.
+    pub data_dir: PathBuf,
+    /// Roles to run; empty means all.
+    pub roles: Vec<Role>,
+    pub log_format: LogFormat,
+    /// A PostgreSQL URL such as `postgres://user@host/phoenix`: each service then uses its own database on that
+    /// server, named `<database>_<service>` (`phoenix_identity`), created if missing. Unset: SQLite files.
+    pub database_url: Option<Secret>,
+    pub databases: Databases,
+    /// Redis for rate limits shared by every replica. Unset: counted in this process's memory.
+    pub redis_url: Option<Secret>,
+    /// Shared secret between the gateway and services in other processes. Required when any role runs apart.
+    pub internal_token: Option<Secret>,
+    /// How long in-flight requests may take to finish after SIGINT or SIGTERM.
+    pub shutdown_grace_secs: u64,
+    pub services: ServiceUrls,
+    pub gateway: phoenix_gateway::Options,
+    pub identity: phoenix_identity::Options,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./phoenix-data"),
+            roles: Vec::new(),
+            log_format: LogFormat::Text,
+            database_url: None,
+            databases: Databases::default(),
+            redis_url: None,
+            internal_token: None,
+            shutdown_grace_secs: 20,
+            services: ServiceUrls::default(),
+            gateway: phoenix_gateway::Options::default(),
+            identity: phoenix_identity::Options::default(),
+        }
+    }
+}
+
+/// Environment variables with the `PHOENIX_` prefix that are not settings.
+const NOT_SETTINGS: &[&str] = &["PHOENIX_CONFIG", "PHOENIX_USER_PASSWORD", "PHOENIX_LOG_FORMAT_OVERRIDE"];
+
+impl Config {
+    /// Reads the file (if any) and the environment over the defaults, and validates the result.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let env: HashMap<String, String> = std::env::vars()
+            .filter(|(key, _)| key.starts_with("PHOENIX_"))
+            .filter(|(key, _)| !NOT_SETTINGS.contains(&key.as_str()) && !key.starts_with("PHOENIX_TEST_"))
+            .collect();
+        Config::load_from(file, env)
+    }
+
+    pub fn load_from(file: Option<&Path>, env: HashMap<String, String>) -> anyhow::Result<Config> {
+        let mut builder = config::Config::builder()
+            .add_source(config::Config::try_from(&Config::default()).context("default configuration")?);
+        if let Some(file) = file {
+            if !file.exists() {
+                bail!("configuration file {} does not exist", file.display());
+            }
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("PHOENIX")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("roles")
+                .with_list_parse_key("gateway.cors_allowed_origins")
+                .source(Some(env.into_iter().collect())),
+        );
+        let config: Config = builder
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks everything that deserialising cannot: ranges, URLs, and that each remote role has an address.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.gateway
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.identity
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if let Some(url) = &self.database_url
+            && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
+        {
+            bail!("invalid configuration: database_url must be a postgres:// URL (leave it unset for SQLite)");
+        }
+        if let Some(url) = &self.databases.identity
+            && !(url.expose().starts_with("postgres") || url.expose().starts_with("sqlite:"))
+        {
+            bail!("invalid configuration: databases.identity must be a postgres:// or sqlite:// URL");
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
+        {
+            bail!("invalid configuration: redis_url must be a redis:// URL");
+        }
+        if let Some(token) = &self.internal_token
+            && token.expose().len() < 32
+        {
+            bail!("invalid configuration: internal_token must be at least 32 characters");
+        }
+        if !(1..=600).contains(&self.shutdown_grace_secs) {
+            bail!("invalid configuration: shutdown_grace_secs must be between 1 and 600");
+        }
+        for (name, url) in [("services.identity", &self.services.identity)] {
+            if let Some(url) = url
+                && url::Url::parse(url)
+                    .map(|u| !matches!(u.scheme(), "http" | "https"))
+                    .unwrap_or(true)
+            {
+                bail!("invalid configuration: {name} must be an http:// or https:// URL");
+            }
+        }
+        Ok(())
+    }
+
+    /// The roles this process plays.
+    pub fn local_roles(&self) -> Vec<Role> {
+        if self.roles.is_empty() {
+            Role::ALL.to_vec()
+        } else {
+            let mut roles = self.roles.clone();
+            roles.dedup();
+            roles
+        }
+    }
+
+    pub fn runs(&self, role: Role) -> bool {
+        self.roles.is_empty() || self.roles.contains(&role)
+    }
+
+    /// Where `service` keeps its data: its own URL, else its database on the `database_url` server, else a SQLite
+    /// file under `data_dir`.
+    pub fn database_for(&self, service: Role) -> anyhow::Result<DatabaseTarget> {
+        let own = match service {
+            Role::Identity => &self.databases.identity,
+            Role::Gateway => &None,
+        };
+        if let Some(url) = own {
+            return Ok(DatabaseTarget::Url(url.clone()));
+        }
+        if let Some(base) = &self.database_url {
+            let mut url = url::Url::parse(base.expose()).context("invalid configuration: database_url")?;
+            let base_name = url.path().trim_start_matches('/');
+            let base_name = if base_name.is_empty() { "phoenix" } else { base_name };
+            let name = format!("{base_name}_{}", service.name());
+            url.set_path(&name);
+            return Ok(DatabaseTarget::Url(Secret::new(url.to_string())));
+        }
+        Ok(DatabaseTarget::File(self.data_dir.clone()))
+    }
+}
+
+/// A service's database, resolved from configuration.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    Url(Secret),
+    /// A SQLite file named after the service in this directory.
+    File(PathBuf),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::load_from(None, HashMap::new()).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.gateway.rate_limit_per_user_per_min, 100);
+        assert_eq!(config.gateway.rate_limit_per_ip_per_min, 10_000);
+        assert_eq!(config.gateway.body_limit_bytes, 1024 * 1024);
+        assert_eq!(config.local_roles(), Role::ALL.to_vec());
+    }
+
+    #[test]
+    fn environment_overrides_nested_settings_and_lists() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("PHOENIX_LISTEN", "0.0.0.0:9000"),
+                ("PHOENIX_GATEWAY__RATE_LIMIT_PER_USER_PER_MIN", "500"),
+                ("PHOENIX_ROLES", "identity,gateway"),
+                ("PHOENIX_IDENTITY__ISSUER", "https://auth.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.gateway.rate_limit_per_user_per_min, 500);
+        assert_eq!(config.roles, vec![Role::Identity, Role::Gateway]);
+        assert_eq!(config.identity.issuer, "https://auth.example.com");
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("phoenix.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:7000\"\n[gateway]\nbody_limit_bytes = 4096\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&path), env(&[("PHOENIX_LISTEN", "127.0.0.1:7001")])).unwrap();
+        assert_eq!(config.listen.port(), 7001);
+        assert_eq!(config.gateway.body_limit_bytes, 4096);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let cases = [
+            (
+                env(&[("PHOENIX_GATEWAY__RATE_LIMIT_PER_USER_PER_MIN", "lots")]),
+                "rate_limit_per_user_per_min",
+            ),
+            (
+                env(&[("PHOENIX_GATEWAY__RATE_LIMIT_PER_USER_PER_MIN", "0")]),
+                "rate_limit_per_user_per_min",
+            ),
+            (env(&[("PHOENIX_LISTEN", "nowhere")]), "listen"),
+            (env(&[("PHOENIX_DATABASE_URL", "mysql://x")]), "database_url"),
+            (env(&[("PHOENIX_INTERNAL_TOKEN", "short")]), "internal_token"),
+            (env(&[("PHOENIX_SERVICES__IDENTITY", "ftp://x")]), "services.identity"),
+            (env(&[("PHOENIX_NO_SUCH_SETTING", "1")]), "no_such_setting"),
+        ];
+        for (env, setting) in cases {
+            let error = Config::load_from(None, env).unwrap_err().to_string();
+            assert!(error.contains(setting), "{error:?} should name {setting}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("PHOENIX_DATABASE_URL", "postgres://app:hunter2hunter2@db/phoenix"),
+                ("PHOENIX_INTERNAL_TOKEN", "0123456789abcdef0123456789abcdef-secret"),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("-secret"));
+    }
+
+    #[test]
+    fn each_service_gets_its_own_postgres_database() {
+        let config = Config::load_from(
+            None,
+            env(&[("PHOENIX_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/phoenix")]),
+        )
+        .unwrap();
+        let DatabaseTarget::Url(url) = config.database_for(Role::Identity).unwrap() else {
+            panic!("expected a URL");
+        };
+        assert_eq!(url.expose(), "postgres://postgres@127.0.0.1:5432/phoenix_identity");
+    }
+}
