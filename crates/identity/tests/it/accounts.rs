@@ -1,0 +1,137 @@
+use phoenix_api::{Credential, Principal, Role};
+use phoenix_db::Pool;
+use phoenix_identity::{Error, NewUser, OrganizationKind};
+use uuid::Uuid;
+
+use crate::{PASSWORD, service};
+
+phoenix_db::contract_suite!(phoenix_identity::migrations(), [
+    registration_normalizes_email_and_writes_event,
+    duplicate_email_is_taken_even_when_racing,
+    weak_password_and_bad_email_are_named,
+    role_assignment_needs_existing_organization,
+    admin_cannot_remove_own_admin_role,
+    users_page_in_creation_order,
+]);
+
+fn admin_principal(user_id: Uuid) -> Principal {
+    Principal {
+        user_id,
+        roles: vec![Role::Admin],
+        organization_id: None,
+        credential: Credential::AccessToken { token_id: Uuid::now_v7() },
+    }
+}
+
+async fn registration_normalizes_email_and_writes_event(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let user = identity.register("  Ann.Lee@Example.COM", PASSWORD, " Ann Lee ").await.unwrap();
+    assert_eq!(user.email, "ann.lee@example.com");
+    assert_eq!(user.name, "Ann Lee");
+    assert_eq!(user.roles, vec![Role::Customer]);
+    assert!(user.password_hash.starts_with("$argon2id$"));
+
+    let events = pool.unpublished_events(10).await.unwrap();
+    let registered: Vec<_> = events.iter().filter(|e| e.event_type == "identity.user_registered.v1").collect();
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0].subject, user.id.to_string());
+    assert!(!registered[0].data.0.to_string().contains("argon2"), "no secrets in events");
+}
+
+async fn duplicate_email_is_taken_even_when_racing(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let attempts: Vec<_> = (0..12)
+        .map(|i| {
+            let identity = identity.clone();
+            let email = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
+            tokio::spawn(async move { identity.register(email, PASSWORD, "Racer").await })
+        })
+        .collect();
+    let mut created = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(Error::EmailTaken) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    let users = identity.list_users(Some("race@"), None, 10).await.unwrap();
+    assert_eq!(users.len(), 1);
+}
+
+async fn weak_password_and_bad_email_are_named(pool: Pool) {
+    let identity = service(pool).await;
+    let Err(Error::Invalid(errors)) = identity.register("not-an-email", "short", "").await else {
+        panic!("expected a validation error");
+    };
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, vec!["email", "name", "password"]);
+
+    let Err(Error::Invalid(errors)) = identity.register("bob@example.com", "bobbobbobbob1", "Bob").await else {
+        panic!("a password built from the name must be refused");
+    };
+    assert_eq!(errors[0].field, "password");
+}
+
+async fn role_assignment_needs_existing_organization(pool: Pool) {
+    let identity = service(pool).await;
+    let admin = identity
+        .create_user(NewUser {
+            email: "admin@example.com",
+            password: PASSWORD,
+            name: "Admin",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    let agent = identity.register("agent@example.com", PASSWORD, "Agent").await.unwrap();
+    let actor = admin_principal(admin.id);
+
+    let no_org = identity.set_roles(&actor, agent.id, &[Role::Agent], None).await.unwrap_err();
+    assert!(matches!(no_org, Error::Invalid(ref e) if e[0].field == "roles"), "{no_org:?}");
+    let unknown = identity.set_roles(&actor, agent.id, &[Role::Agent], Some(Uuid::now_v7())).await.unwrap_err();
+    assert!(matches!(unknown, Error::Invalid(ref e) if e[0].field == "organization_id"), "{unknown:?}");
+
+    let agency = identity.create_organization("Sunny Travel", OrganizationKind::Agency).await.unwrap();
+    let updated = identity.set_roles(&actor, agent.id, &[Role::Agent], Some(agency.id)).await.unwrap();
+    assert_eq!(updated.roles, vec![Role::Agent]);
+    assert_eq!(updated.organization_id, Some(agency.id));
+
+    let taken = identity.create_organization("Sunny Travel", OrganizationKind::Airline).await.unwrap_err();
+    assert!(matches!(taken, Error::OrganizationNameTaken));
+    let missing = identity.set_roles(&actor, Uuid::now_v7(), &[Role::Customer], None).await.unwrap_err();
+    assert!(matches!(missing, Error::UserNotFound));
+}
+
+async fn admin_cannot_remove_own_admin_role(pool: Pool) {
+    let identity = service(pool).await;
+    let admin = identity
+        .create_user(NewUser {
+            email: "root@example.com",
+            password: PASSWORD,
+            name: "Root",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    let error = identity
+        .set_roles(&admin_principal(admin.id), admin.id, &[Role::Support], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::CannotRemoveOwnAdmin));
+}
+
+async fn users_page_in_creation_order(pool: Pool) {
+    let identity = service(pool).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(identity.register(&format!("user{i}@example.com"), PASSWORD, "User").await.unwrap().id);
+    }
+    let first = identity.list_users(None, None, 3).await.unwrap();
+    let rest = identity.list_users(None, Some(first[2].id), 3).await.unwrap();
+    let seen: Vec<Uuid> = first.iter().chain(rest.iter()).map(|u| u.id).collect();
+    assert_eq!(seen, ids);
+}

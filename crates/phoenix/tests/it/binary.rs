@@ -1,0 +1,242 @@
+//! The real `phoenix` executable: configuration errors, bootstrap commands, JSON logs and graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+
+use serde_json::Value;
+
+const PHOENIX: &str = env!("CARGO_BIN_EXE_phoenix");
+const PASSWORD: &str = "correct horse battery staple";
+
+fn phoenix(data: &std::path::Path) -> Command {
+    let mut command = Command::new(PHOENIX);
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).arg("--data-dir").arg(data);
+    command
+}
+
+/// A `phoenix serve` process whose JSON log lines arrive on a channel.
+struct Server {
+    child: Child,
+    logs: mpsc::Receiver<Value>,
+    address: String,
+}
+
+impl Server {
+    fn start(data: &std::path::Path) -> Server {
+        let mut child = phoenix(data)
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(value);
+                } else {
+                    let _ = tx.send(Value::String(line));
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            logs,
+            address: String::new(),
+        };
+        let listening = server.wait_for(|log| log["message"] == "phoenix listening");
+        server.address = listening["address"].as_str().unwrap().to_owned();
+        server
+    }
+
+    /// Blocks until a log line matches (or the process ends, which fails the test).
+    fn wait_for(&self, matches: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let log = self.logs.recv().expect("phoenix exited before logging the expected line");
+            assert!(log.is_object(), "every log line is JSON: {log}");
+            if matches(&log) {
+                return log;
+            }
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http(address: &str, request: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let response = http(
+        &server.address,
+        "GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nX-Request-Id: log-me-42\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    let logged = server.wait_for(|log| log["request_id"] == "log-me-42" || log["span"]["request_id"] == "log-me-42");
+    assert_eq!(logged["level"], "INFO");
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[test]
+fn in_flight_requests_finish_after_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path());
+    let body = r#"{"email": "ann@example.com", "password": "not the right password"}"#;
+    let mut stream = TcpStream::connect(&server.address).unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&body.as_bytes()[..10]).unwrap();
+    stream.flush().unwrap();
+
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    server.wait_for(|log| log["message"].as_str().is_some_and(|m| m.starts_with("shutting down")));
+    // The request started before the signal: it is answered, not cut off.
+    stream.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert_eq!(server.child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn user_create_bootstraps_an_admin_and_keys_rotate_keeps_both_keys_published() {
+    let data = tempfile::tempdir().unwrap();
+    let created = phoenix(data.path())
+        .args(["user", "create", "--email", "root@example.com", "--role", "admin"])
+        .env("PHOENIX_USER_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let user: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(user["roles"], serde_json::json!(["admin"]));
+
+    // The password may come on standard input instead.
+    let mut piped = phoenix(data.path())
+        .args(["user", "create", "--email", "ops@example.com", "--role", "support", "--name", "Ops"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    piped.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    assert!(piped.wait_with_output().unwrap().status.success());
+
+    let weak = phoenix(data.path())
+        .args(["user", "create", "--email", "x@example.com", "--role", "admin"])
+        .env("PHOENIX_USER_PASSWORD", "short")
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("password"));
+
+    let rotated = phoenix(data.path()).args(["keys", "rotate"]).output().unwrap();
+    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+
+    let server = Server::start(data.path());
+    let login = http(
+        &server.address,
+        &format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+            body = format!(r#"{{"email":"root@example.com","password":"{PASSWORD}"}}"#),
+            len = format!(r#"{{"email":"root@example.com","password":"{PASSWORD}"}}"#).len()
+        ),
+    );
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let jwks = http(&server.address, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let keys: Value = serde_json::from_str(jwks.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "the key made at first start and the rotated one");
+}
+
+#[test]
+fn bad_configuration_names_the_setting_and_exits_nonzero() {
+    let data = tempfile::tempdir().unwrap();
+    let output = phoenix(data.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("PHOENIX_GATEWAY__BODY_LIMIT_BYTES", "12")
+        .env("PHOENIX_INTERNAL_TOKEN", "do-not-print-this-secret-value-1234567890")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("gateway.body_limit_bytes"), "{stderr}");
+    assert!(!stderr.contains("do-not-print-this-secret"), "{stderr}");
+}
+
+#[test]
+fn migrate_creates_each_service_database_on_postgres() {
+    let name = format!("phoenix_test_{}", uuid::Uuid::new_v4().simple());
+    let url = phoenix_db::testing::TestDatabase::postgres_url_for(&name);
+    let data = tempfile::tempdir().unwrap();
+    let output = phoenix(data.path()).arg("migrate").env("PHOENIX_DATABASE_URL", &url).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("identity: migrated"));
+    let identity_db = phoenix_db::testing::TestDatabase::postgres_url_for(&format!("{name}_identity"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let pool = phoenix_db::Pool::connect(&identity_db, Default::default()).await.unwrap();
+        let n: i64 = phoenix_db::dispatch!(&pool, conn => {
+            sqlx::query_scalar("SELECT count(*) FROM signing_keys").fetch_one(conn).await
+        })
+        .unwrap();
+        assert_eq!(n, 0, "migrate creates the schema only");
+        pool.close().await;
+        let admin = phoenix_db::Pool::connect(&phoenix_db::testing::postgres_admin_url(), Default::default())
+            .await
+            .unwrap();
+        phoenix_db::dispatch!(&admin, conn => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}_identity\" WITH (FORCE)")))
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })
+        .unwrap();
+    });
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+        vec!["user", "create", "--help"],
+        vec!["keys", "rotate", "--help"],
+        vec!["bench", "gateway", "--help"],
+        vec!["openapi", "--help"],
+    ] {
+        let output = Command::new(PHOENIX).args(&args).output().unwrap();
+        assert!(output.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage: phoenix"), "{args:?}: {text}");
+    }
+    let serve = Command::new(PHOENIX).args(["serve", "--help"]).output().unwrap();
+    let text = String::from_utf8_lossy(&serve.stdout);
+    for flag in ["--listen", "--role", "--data-dir", "--config", "--log-format", "PHOENIX_LISTEN"] {
+        assert!(text.contains(flag), "serve --help lacks {flag}");
+    }
+}

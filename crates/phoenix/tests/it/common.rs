@@ -1,0 +1,157 @@
+use phoenix::{App, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running app. Dropping it stops the server and deletes its data.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub identity: Option<phoenix_identity::Service>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+}
+
+/// Test defaults: fresh SQLite data, limits out of the way unless a test sets them.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.gateway.rate_limit_per_user_per_min = 100_000;
+    config.gateway.rate_limit_per_ip_per_min = 100_000;
+    config
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(config()).await
+}
+
+pub async fn spawn_with(mut config: Config) -> TestApp {
+    let data = tempfile::tempdir().unwrap();
+    if config.data_dir == Config::default().data_dir {
+        config.data_dir = data.path().to_owned();
+    }
+    let app = App::build(config.clone()).await.expect("app builds");
+    let identity = app.identity().cloned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base: format!("http://{address}"),
+        http: reqwest::Client::new(),
+        identity,
+        stop: Some(stop),
+        _data: data,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts an RFC 9457 problem with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(self.headers["content-type"], "application/problem+json", "{self:?}");
+        assert_eq!(self.body["code"], code, "{self:?}");
+        assert_eq!(self.body["status"], status, "{self:?}");
+        assert_eq!(self.body["type"], format!("urn:phoenix:problem:{code}"), "{self:?}");
+        assert!(self.body["request_id"].is_string(), "problems carry the request id: {self:?}");
+    }
+}
+
+impl TestApp {
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let reply = self
+            .post("/api/v1/auth/register", None, json!({"email": email, "password": PASSWORD, "name": "Test User"}))
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        reply.body
+    }
+
+    /// Signs in; returns (access token, refresh token).
+    pub async fn login(&self, email: &str) -> (String, String) {
+        let reply = self.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        (
+            reply.body["access_token"].as_str().unwrap().to_owned(),
+            reply.body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A signed-in customer: (user id, access token).
+    pub async fn customer(&self, email: &str) -> (String, String) {
+        let user = self.register(email).await;
+        let (token, _) = self.login(email).await;
+        (user["id"].as_str().unwrap().to_owned(), token)
+    }
+
+    /// A signed-in admin, bootstrapped the way `phoenix user create` does it.
+    pub async fn admin(&self) -> String {
+        let email = create_admin(self.identity.as_ref().expect("identity runs in this app")).await;
+        self.login(&email).await.0
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply { status, headers, body }
+}
+
+/// Creates an admin directly in identity (as `phoenix user create` does); returns the email.
+pub async fn create_admin(identity: &phoenix_identity::Service) -> String {
+    let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+    identity
+        .create_user(phoenix_identity::NewUser {
+            email: &email,
+            password: PASSWORD,
+            name: "Admin",
+            roles: &[phoenix_api::Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    email
+}

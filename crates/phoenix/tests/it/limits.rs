@@ -1,0 +1,88 @@
+use serde_json::json;
+
+use crate::common::{config, spawn_with};
+
+fn redis_url() -> String {
+    std::env::var("PHOENIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+async fn per_user_limit_is_429_with_retry_after(redis: bool) {
+    let mut config = config();
+    config.gateway.rate_limit_per_user_per_min = 5;
+    if redis {
+        config.redis_url = Some(phoenix::config::Secret::new(redis_url()));
+    }
+    let app = spawn_with(config).await;
+    // A unique account, so a count left in a shared Redis by an earlier run cannot interfere.
+    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let (_, token) = app.customer(&email).await;
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/v1/auth/me", Some(&token)).await.status, 200);
+    }
+    let limited = app.get("/api/v1/auth/me", Some(&token)).await;
+    limited.assert_problem(429, "rate_limited");
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Another user is unaffected.
+    let other = format!("{}@example.com", uuid::Uuid::new_v4().simple());
+    let (_, token) = app.customer(&other).await;
+    assert_eq!(app.get("/api/v1/auth/me", Some(&token)).await.status, 200);
+}
+
+#[tokio::test]
+async fn per_user_limit_in_memory() {
+    per_user_limit_is_429_with_retry_after(false).await;
+}
+
+#[tokio::test]
+async fn per_user_limit_in_redis() {
+    per_user_limit_is_429_with_retry_after(true).await;
+}
+
+#[tokio::test]
+async fn per_ip_limit_counts_unauthenticated_requests() {
+    let mut config = config();
+    config.gateway.rate_limit_per_ip_per_min = 8;
+    let app = spawn_with(config).await;
+    for _ in 0..8 {
+        assert_eq!(app.get("/api/v1/nothing", None).await.status, 404);
+    }
+    let limited = app.get("/api/v1/nothing", None).await;
+    limited.assert_problem(429, "rate_limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    // Liveness is never rate limited: orchestrators must always reach it.
+    assert_eq!(app.get("/healthz", None).await.status, 200);
+}
+
+#[tokio::test]
+async fn repeated_login_failures_are_throttled() {
+    let mut config = config();
+    config.identity.login_failures_per_account = 3;
+    let app = spawn_with(config).await;
+    app.register("ann@example.com").await;
+    for _ in 0..3 {
+        app.post("/api/v1/auth/login", None, json!({"email": "ann@example.com", "password": "guess guess guess"}))
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    let throttled = app
+        .post("/api/v1/auth/login", None, json!({"email": "ann@example.com", "password": crate::common::PASSWORD}))
+        .await;
+    throttled.assert_problem(429, "login_throttled");
+    assert!(throttled.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn login_failures_per_ip_are_throttled() {
+    let mut config = config();
+    config.identity.login_failures_per_ip = 4;
+    let app = spawn_with(config).await;
+    for i in 0..4 {
+        app.post("/api/v1/auth/login", None, json!({"email": format!("u{i}@example.com"), "password": "guess guess"}))
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    app.post("/api/v1/auth/login", None, json!({"email": "u9@example.com", "password": "guess guess"}))
+        .await
+        .assert_problem(429, "login_throttled");
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the real app on 127.0.0.1:0 with fresh databases, driven over HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod binary;
+mod common;
+mod errors;
+mod jwt;
+mod limits;
+mod mfa;
+mod openapi;
+mod postgres;
+mod split;
