@@ -7,15 +7,13 @@
 //! principal. The gateway strips these headers from client requests before it adds its own.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::future::{BoxFuture, FutureExt};
 
+use crate::gate::{Check, Gate};
 use crate::{ClientIp, Principal, Problem, RequestId};
 
 pub const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-phoenix-internal-token");
@@ -63,41 +61,16 @@ impl Layer {
 }
 
 impl<S> tower::Layer<S> for Layer {
-    type Service = Service<S>;
+    type Service = Gate<S, Layer>;
 
-    fn layer(&self, inner: S) -> Service<S> {
-        Service {
-            inner,
-            token: self.token.clone(),
-        }
+    fn layer(&self, inner: S) -> Self::Service {
+        Gate::new(inner, self.clone())
     }
 }
 
-#[derive(Clone)]
-pub struct Service<S> {
-    inner: S,
-    token: Arc<str>,
-}
-
-impl<S> tower::Service<Request> for Service<S>
-where
-    S: tower::Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        match restore_extensions(&mut request, &self.token) {
-            Ok(()) => self.inner.call(request).boxed(),
-            Err(problem) => futures::future::ready(Ok(problem.into_response())).boxed(),
-        }
+impl Check for Layer {
+    fn check(&self, request: &mut Request) -> Result<(), Problem> {
+        restore_extensions(request, &self.token)
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod extract;
 mod fields;
+pub mod gate;
 pub mod internal;
 mod page;
 mod principal;
@@ -22,5 +23,5 @@ pub mod remote;
 pub use extract::{Json, Path, Query};
 pub use fields::FieldErrors;
 pub use page::{Page, PageParams};
-pub use principal::{ClientIp, Credential, Principal, RequestId, RequireRoles, Role};
+pub use principal::{ClientIp, Credential, Principal, RequestId, RequireRoles, Role, Roles};
 pub use problem::{ErrorChain, FieldError, PROBLEM_CONTENT_TYPE, Problem, ProblemDetails};

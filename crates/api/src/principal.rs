@@ -1,15 +1,13 @@
 use std::net::IpAddr;
-use std::task::{Context, Poll};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-use futures::future::{BoxFuture, FutureExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::Problem;
+use crate::gate::{Check, Gate};
 
 /// What a user may do. Agents, partners and operators act for the organization they belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
@@ -72,8 +70,73 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// A set of roles, one bit each: copying a principal allocates nothing. On the wire, a list of role names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Roles(u8);
+
+impl Roles {
+    fn bit(role: Role) -> u8 {
+        1 << (role as u8)
+    }
+
+    pub fn contains(self, role: Role) -> bool {
+        self.0 & Roles::bit(role) != 0
+    }
+
+    pub fn insert(&mut self, role: Role) {
+        self.0 |= Roles::bit(role);
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The roles in declaration order.
+    pub fn iter(self) -> impl Iterator<Item = Role> {
+        Role::ALL.into_iter().filter(move |role| self.contains(*role))
+    }
+
+    pub fn to_vec(self) -> Vec<Role> {
+        self.iter().collect()
+    }
+}
+
+impl FromIterator<Role> for Roles {
+    fn from_iter<I: IntoIterator<Item = Role>>(roles: I) -> Roles {
+        let mut set = Roles::default();
+        for role in roles {
+            set.insert(role);
+        }
+        set
+    }
+}
+
+impl<const N: usize> From<[Role; N]> for Roles {
+    fn from(roles: [Role; N]) -> Roles {
+        roles.into_iter().collect()
+    }
+}
+
+impl From<&[Role]> for Roles {
+    fn from(roles: &[Role]) -> Roles {
+        roles.iter().copied().collect()
+    }
+}
+
+impl Serialize for Roles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Roles {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Roles, D::Error> {
+        Ok(Vec::<Role>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
 /// The credential a request was authenticated with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
     AccessToken { token_id: Uuid },
@@ -82,17 +145,17 @@ pub enum Credential {
 
 /// Who is calling. Only the gateway creates one, after checking a credential; services read it from the request
 /// (the [`FromRequestParts`] impl answers 401 when the request carries none).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     pub user_id: Uuid,
-    pub roles: Vec<Role>,
+    pub roles: Roles,
     pub organization_id: Option<Uuid>,
     pub credential: Credential,
 }
 
 impl Principal {
     pub fn has(&self, role: Role) -> bool {
-        self.roles.contains(&role)
+        self.roles.contains(role)
     }
 
     pub fn has_any(&self, roles: &[Role]) -> bool {
@@ -129,7 +192,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
         parts
             .extensions
             .get::<Principal>()
-            .cloned()
+            .copied()
             .ok_or_else(|| Problem::unauthenticated("this endpoint needs a bearer token or API key"))
     }
 }
@@ -183,46 +246,35 @@ impl RequireRoles {
 }
 
 impl<S> tower::Layer<S> for RequireRoles {
-    type Service = RequireRolesService<S>;
+    type Service = Gate<S, RequireRoles>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireRolesService {
-            inner,
-            roles: self.roles,
-        }
+        Gate::new(inner, *self)
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct RequireRolesService<S> {
-    inner: S,
-    roles: &'static [Role],
-}
-
-impl<S> tower::Service<Request> for RequireRolesService<S>
-where
-    S: tower::Service<Request, Response = Response> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let verdict = match request.extensions().get::<Principal>() {
+impl Check for RequireRoles {
+    fn check(&self, request: &mut Request) -> Result<(), Problem> {
+        match request.extensions().get::<Principal>() {
             None => Err(Problem::unauthenticated(
                 "this endpoint needs a bearer token or API key",
             )),
             Some(principal) => principal.require_any(self.roles),
-        };
-        match verdict {
-            Ok(()) => self.inner.call(request).boxed(),
-            Err(problem) => futures::future::ready(Ok(problem.into_response())).boxed(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_a_set_that_travels_as_a_list() {
+        let roles = Roles::from([Role::Admin, Role::Customer, Role::Admin]);
+        assert!(roles.contains(Role::Admin) && roles.contains(Role::Customer) && !roles.contains(Role::Agent));
+        assert_eq!(roles.to_vec(), vec![Role::Customer, Role::Admin]);
+        let json = serde_json::to_string(&roles).unwrap();
+        assert_eq!(json, r#"["customer","admin"]"#);
+        assert_eq!(serde_json::from_str::<Roles>(&json).unwrap(), roles);
     }
 }

@@ -92,18 +92,13 @@ impl Authenticator {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         if let Some(cached) = self.verified.get(token) {
             if cached.exp + LEEWAY_SECS as i64 > now {
-                return Ok(cached.principal.clone());
+                return Ok(cached.principal);
             }
             return Err(Rejection::Expired);
         }
         let (principal, exp) = self.verify_signed(token, now).await?;
-        self.verified.insert(
-            token.to_owned(),
-            Arc::new(CachedToken {
-                principal: principal.clone(),
-                exp,
-            }),
-        );
+        self.verified
+            .insert(token.to_owned(), Arc::new(CachedToken { principal, exp }));
         Ok(principal)
     }
 
@@ -130,7 +125,7 @@ impl Authenticator {
         }
         let principal = Principal {
             user_id: claims.sub,
-            roles: claims.roles,
+            roles: claims.roles.into_iter().collect(),
             organization_id: claims.org,
             credential: Credential::AccessToken { token_id: claims.jti },
         };

@@ -1,11 +1,14 @@
-//! The gateway's middleware: request ids, client addresses, credentials, rate limits, and the normalizer that makes
-//! every error a problem.
+//! The gateway's middleware: the envelope every request passes (request ids, problems, security headers,
+//! metrics) and the guard of the API (client addresses, credentials, rate limits).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use phoenix_api::{ClientIp, PROBLEM_CONTENT_TYPE, Principal, Problem, RequestId, internal};
@@ -13,12 +16,20 @@ use phoenix_ratelimit::{Decision, Limiter, Quota};
 use uuid::Uuid;
 
 use crate::auth::Authenticator;
+use crate::telemetry;
 
 pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 
-/// Accepts the client's `X-Request-Id` when it is short and printable, otherwise makes one (UUIDv7); puts it in
-/// the request's extensions and headers, the tracing span, and the response.
-pub async fn request_id(mut request: Request, next: Next) -> Response {
+/// The first thing every request meets and the last thing every response leaves, in one middleware (each
+/// `from_fn` layer clones the stack beneath it per request, so fewer is faster):
+///
+/// - accepts the client's `X-Request-Id` when it is short and printable, otherwise makes one (UUIDv7), and puts it
+///   in the request's extensions and headers and in the response;
+/// - makes every error response a problem carrying that id ([`normalize`]);
+/// - adds the security headers ([`secure`]);
+/// - counts and times the request ([`telemetry::observe`]).
+pub async fn envelope(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let id = request
         .headers()
         .get(&REQUEST_ID)
@@ -28,18 +39,21 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
         .unwrap_or_else(|| Uuid::now_v7().to_string());
     let value = HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     request.headers_mut().insert(REQUEST_ID, value.clone());
-    request.extensions_mut().insert(RequestId(id));
-    let mut response = next.run(request).await;
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let response = next.run(request).await;
+    let mut response = normalize(response, id);
+    secure(response.headers_mut());
     response.headers_mut().insert(REQUEST_ID, value);
+    telemetry::observe(&method, route.as_ref(), response.status(), started);
     response
 }
 
-/// Makes every error response RFC 9457 problem+json carrying the request id: problems from handlers get the id
-/// added; bare statuses from axum or tower (unknown route, wrong method, body too large, timeout) become the
-/// problem for their status.
-pub async fn normalize_errors(request: Request, next: Next) -> Response {
-    let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
-    let response = next.run(request).await;
+/// Makes an error response RFC 9457 problem+json carrying the request id: problems from handlers get the id added;
+/// bare statuses from axum or tower (unknown route, wrong method, body too large, timeout) become the problem for
+/// their status.
+fn normalize(response: Response, request_id: String) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -49,7 +63,7 @@ pub async fn normalize_errors(request: Request, next: Next) -> Response {
         None if is_problem(&response) => return response,
         None => Problem::from_status(status),
     };
-    let mut rendered = problem.with_request_id(request_id).to_response();
+    let mut rendered = problem.with_request_id(Some(request_id)).to_response();
     for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
         if let Some(value) = response.headers().get(&name) {
             rendered.headers_mut().insert(name, value.clone());
@@ -76,10 +90,9 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
 
-/// Records the client's address: the TCP peer, or, behind a trusted proxy, the last `X-Forwarded-For` entry (the
-/// one that proxy appended). Client-sent internal headers are removed here, before anything could read them.
-pub async fn client_ip(State(trust_forwarded_for): State<bool>, mut request: Request, next: Next) -> Response {
-    internal::strip_headers(request.headers_mut());
+/// The client's address: the TCP peer, or, behind a trusted proxy, the last `X-Forwarded-For` entry (the one that
+/// proxy appended).
+fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let forwarded = trust_forwarded_for
         .then(|| {
@@ -91,37 +104,35 @@ pub async fn client_ip(State(trust_forwarded_for): State<bool>, mut request: Req
                 .and_then(|v| v.trim().parse::<IpAddr>().ok())
         })
         .flatten();
-    request.extensions_mut().insert(ClientIp(forwarded.or(peer)));
-    next.run(request).await
+    forwarded.or(peer)
 }
 
-/// What the credential and rate-limit middleware share.
-#[derive(Clone)]
+/// What the API's guard needs.
 pub struct Guard {
     pub authenticator: Authenticator,
     pub limiter: Limiter,
     pub per_principal: Quota,
     pub per_ip: Quota,
+    pub trust_forwarded_for: bool,
 }
 
-/// Counts the request against its client IP, checks the credential if one is sent (a bad one is 401 even on a
-/// public route), then counts it against the principal. Requests without credentials go on unauthenticated;
-/// routes that need a principal refuse them.
-pub async fn guard(State(guard): State<Guard>, mut request: Request, next: Next) -> Response {
-    let ip = request.extensions().get::<ClientIp>().and_then(|c| c.0);
+/// Guards every API request: removes client-sent internal headers (before anything could read them), records the
+/// client's address, counts the request against it, checks the credential if one is sent (a bad one is 401 even
+/// on a public route), then counts the request against the principal. Requests without credentials go on
+/// unauthenticated; routes that need a principal refuse them.
+pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
+    internal::strip_headers(request.headers_mut());
+    let ip = client_ip(&request, guard.trust_forwarded_for);
+    request.extensions_mut().insert(ClientIp(ip));
     if let Some(ip) = ip
         && let Err(response) = limit(&guard.limiter, &format!("ip:{ip}"), guard.per_ip).await
     {
         return response;
     }
-    let credential = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().map(str::to_owned));
-    let principal: Option<Principal> = match credential {
+    let principal: Option<Principal> = match request.headers().get(header::AUTHORIZATION).map(|v| v.to_str()) {
         None => None,
         Some(Err(_)) => return Problem::unauthenticated("the Authorization header is not valid").into_response(),
-        Some(Ok(value)) => match guard.authenticator.authenticate(&value).await {
+        Some(Ok(value)) => match guard.authenticator.authenticate(value).await {
             Ok(principal) => Some(principal),
             Err(problem) => return problem.into_response(),
         },
@@ -150,7 +161,7 @@ async fn limit(limiter: &Limiter, key: &str, quota: Quota) -> Result<(), Respons
 
 /// Headers that make a browser treat API responses as inert data. A route that serves pages sets its own
 /// `Content-Security-Policy` and `Cache-Control`; these are only defaults.
-pub async fn security_headers(request: Request, next: Next) -> Response {
+fn secure(headers: &mut HeaderMap) {
     const HEADERS: [(header::HeaderName, &str); 6] = [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
@@ -162,12 +173,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         (header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"),
         (header::CACHE_CONTROL, "no-store"),
     ];
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
     for (name, value) in HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
-    response
 }

@@ -140,12 +140,13 @@ impl Gateway {
             let timeout = Duration::from_secs(options.request_timeout_secs);
             Some(proxy::Proxy::new(self.remote, &self.internal_token, timeout).map_err(Error::Client)?)
         };
-        let guard = layers::Guard {
+        let guard = Arc::new(layers::Guard {
             authenticator: self.authenticator,
             limiter: self.limiter,
             per_principal: Quota::per_minute(options.rate_limit_per_user_per_min),
             per_ip: Quota::per_minute(options.rate_limit_per_ip_per_min),
-        };
+            trust_forwarded_for: options.trust_forwarded_for,
+        });
 
         let mut api = Router::new();
         for router in self.local {
@@ -155,14 +156,13 @@ impl Gateway {
             .fallback(move |request| proxy::forward(proxy.clone(), request))
             .layer(
                 ServiceBuilder::new()
-                    .layer(axum::middleware::from_fn_with_state(
-                        options.trust_forwarded_for,
-                        layers::client_ip,
-                    ))
                     .layer(axum::middleware::from_fn_with_state(guard, layers::guard))
                     .layer(DefaultBodyLimit::disable())
                     .layer(RequestBodyLimitLayer::new(options.body_limit_bytes))
-                    .layer(cors(&options.cors_allowed_origins)),
+                    // No origins configured: same-origin only, and no CORS work on any request.
+                    .option_layer(
+                        (!options.cors_allowed_origins.is_empty()).then(|| cors(&options.cors_allowed_origins)),
+                    ),
             );
 
         let router = ops::router(Arc::new(self.openapi), self.readiness).merge(api);
@@ -184,8 +184,7 @@ pub fn service_router(routes: Router, openapi: Arc<OpenApi>, readiness: Vec<Chec
 }
 
 /// Layers every request passes, outermost first: panics become 500 problems, credentials are hidden from traces,
-/// the request gets its id and span, is counted and timed, errors become problems, responses get security
-/// headers, and nothing runs longer than the timeout.
+/// the envelope (request id, problems, security headers, metrics), the request's span, and the timeout.
 fn outer_layers(router: Router, timeout_secs: u64) -> Router {
     router.layer(
         ServiceBuilder::new()
@@ -194,7 +193,7 @@ fn outer_layers(router: Router, timeout_secs: u64) -> Router {
                 header::AUTHORIZATION,
                 header::COOKIE,
             ]))
-            .layer(axum::middleware::from_fn(layers::request_id))
+            .layer(axum::middleware::from_fn(layers::envelope))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(make_span)
@@ -205,9 +204,6 @@ fn outer_layers(router: Router, timeout_secs: u64) -> Router {
                             .latency_unit(LatencyUnit::Micros),
                     ),
             )
-            .layer(axum::middleware::from_fn(telemetry::record))
-            .layer(axum::middleware::from_fn(layers::security_headers))
-            .layer(axum::middleware::from_fn(layers::normalize_errors))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Duration::from_secs(timeout_secs),

@@ -4,9 +4,8 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::MatchedPath;
+use axum::http::{Method, StatusCode};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const DURATION_BUCKETS: &[f64] = &[
@@ -48,21 +47,15 @@ pub fn render() -> String {
     handle.render()
 }
 
-/// Counts and times each request under its route template (`/api/v1/users/{id}`), never the raw path, so label
+/// Counts and times a request under its route template (`/api/v1/users/{id}`), never the raw path, so label
 /// cardinality stays bounded.
-pub async fn record(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
+pub fn observe(method: &Method, route: Option<&MatchedPath>, status: StatusCode, started: Instant) {
+    let route = route
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+    let method = method.as_str().to_owned();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.as_str().to_owned())
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
-    response
 }

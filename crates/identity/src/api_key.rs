@@ -107,7 +107,7 @@ impl Service {
             .ok_or(Error::InvalidApiKey)?;
         Ok(Principal {
             user_id: owner.id,
-            roles: owner.roles,
+            roles: owner.roles.as_slice().into(),
             organization_id: owner.organization_id,
             credential: Credential::ApiKey { key_id: id },
         })

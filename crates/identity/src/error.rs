@@ -5,7 +5,7 @@ use phoenix_api::{FieldError, Problem};
 /// causes are logged, never shown.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid fields")]
+    #[error("invalid fields: {}", describe(.0))]
     Invalid(Vec<FieldError>),
     #[error("an account with this email already exists")]
     EmailTaken,
@@ -57,6 +57,14 @@ pub enum Error {
     Db(#[from] phoenix_db::Error),
     #[error("login throttle store failed")]
     Limiter(#[from] phoenix_ratelimit::Error),
+}
+
+fn describe(errors: &[FieldError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("{} {}", e.field, e.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<sqlx::Error> for Error {

@@ -88,17 +88,23 @@ pub struct UserResponse {
     pub created_at: OffsetDateTime,
 }
 
-impl From<User> for UserResponse {
-    fn from(user: User) -> UserResponse {
+impl From<&User> for UserResponse {
+    fn from(user: &User) -> UserResponse {
         UserResponse {
             id: user.id,
-            email: user.email,
-            name: user.name,
-            roles: user.roles,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            roles: user.roles.clone(),
             organization_id: user.organization_id,
             mfa_enabled: user.totp_enabled,
             created_at: user.created_at.datetime(),
         }
+    }
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> UserResponse {
+        UserResponse::from(&user)
     }
 }
 
@@ -319,7 +325,8 @@ async fn jwks(State(service): State<Service>) -> Result<impl IntoResponse> {
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = TAG, security(("bearer" = [])),
     responses((status = 200, body = UserResponse), (status = 401, body = Problem)))]
 async fn me(State(service): State<Service>, principal: Principal) -> Result<Json<UserResponse>> {
-    Ok(Json(service.user(principal.user_id).await?.into()))
+    let user = service.profile_for(&principal, principal.user_id).await?;
+    Ok(Json(UserResponse::from(user.as_ref())))
 }
 
 /// Start setting up TOTP: returns a secret for an authenticator app.
@@ -368,7 +375,9 @@ async fn get_user(
     principal: Principal,
     Path(id): Path<Uuid>,
 ) -> Result<Json<UserResponse>> {
-    Ok(Json(service.user_for(&principal, id).await?.into()))
+    Ok(Json(UserResponse::from(
+        service.profile_for(&principal, id).await?.as_ref(),
+    )))
 }
 
 /// Create an API key (partners and admins). The key is in this response only.

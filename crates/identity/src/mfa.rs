@@ -70,6 +70,7 @@ impl Service {
             }),
         )?;
         self.store().enable_totp(user_id, &hashes, &event).await?;
+        self.forget_profile(user_id);
         Ok(codes)
     }
 
@@ -90,7 +91,9 @@ impl Service {
                 "user_id": user_id,
             }),
         )?;
-        self.store().disable_totp(user_id, &event).await
+        self.store().disable_totp(user_id, &event).await?;
+        self.forget_profile(user_id);
+        Ok(())
     }
 
     /// A six-digit code is checked as TOTP, anything else as a recovery code (spent on success).

@@ -1,5 +1,5 @@
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use phoenix_api::{Principal, Role};
@@ -33,6 +33,9 @@ pub struct Options {
     pub login_failure_window_secs: u64,
     /// Argon2 hashes computed at once (each takes 19 MiB and a core); more wait their turn.
     pub max_concurrent_password_hashes: usize,
+    /// How long a profile read for `/auth/me` may be served from memory. Changes made through this process show at
+    /// once; changes made by another identity replica show within this time.
+    pub profile_cache_ttl_secs: u64,
     /// The issuer shown by authenticator apps.
     pub totp_issuer: String,
 }
@@ -48,6 +51,7 @@ impl Default for Options {
             login_failures_per_ip: 50,
             login_failure_window_secs: 15 * 60,
             max_concurrent_password_hashes: 4,
+            profile_cache_ttl_secs: 5,
             totp_issuer: "Phoenix".to_owned(),
         }
     }
@@ -73,6 +77,9 @@ impl Options {
         }
         if self.login_failure_window_secs == 0 {
             return Err("identity.login_failure_window_secs must be at least 1".to_owned());
+        }
+        if self.profile_cache_ttl_secs > 300 {
+            return Err("identity.profile_cache_ttl_secs must be at most 300".to_owned());
         }
         if self.max_concurrent_password_hashes == 0 {
             return Err("identity.max_concurrent_password_hashes must be at least 1".to_owned());
@@ -107,7 +114,12 @@ pub(crate) struct Inner {
     pub(crate) hasher: Hasher,
     pub(crate) keyring: Keyring,
     pub(crate) limiter: Limiter,
+    /// Profiles recently read, for the hot `/auth/me`. Never used for decisions: sign-in, refresh, MFA and API keys
+    /// read the database.
+    profiles: quick_cache::sync::Cache<Uuid, (Arc<User>, Instant)>,
 }
+
+const PROFILE_CACHE_CAPACITY: usize = 100_000;
 
 /// What a new account needs.
 pub struct NewUser<'a> {
@@ -135,6 +147,7 @@ impl Service {
                 options,
                 keyring,
                 limiter,
+                profiles: quick_cache::sync::Cache::new(PROFILE_CACHE_CAPACITY),
             }),
         })
     }
@@ -210,12 +223,25 @@ impl Service {
     }
 
     /// A user as `viewer` may see it: themself, or anyone for support and admin. Others get "not found", so a
-    /// probe cannot tell whether an id exists.
-    pub async fn user_for(&self, viewer: &Principal, id: Uuid) -> Result<User, Error> {
+    /// probe cannot tell whether an id exists. Served from the profile cache.
+    pub async fn profile_for(&self, viewer: &Principal, id: Uuid) -> Result<Arc<User>, Error> {
         if viewer.user_id != id && !viewer.sees_everything() {
             return Err(Error::UserNotFound);
         }
-        self.user(id).await
+        let ttl = Duration::from_secs(self.inner.options.profile_cache_ttl_secs);
+        if let Some((user, at)) = self.inner.profiles.get(&id)
+            && at.elapsed() < ttl
+        {
+            return Ok(user);
+        }
+        let user = Arc::new(self.user(id).await?);
+        self.inner.profiles.insert(id, (user.clone(), Instant::now()));
+        Ok(user)
+    }
+
+    /// Drops a user's cached profile after this process changed it.
+    pub(crate) fn forget_profile(&self, id: Uuid) {
+        self.inner.profiles.remove(&id);
     }
 
     pub async fn list_users(&self, email: Option<&str>, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, Error> {
@@ -251,6 +277,7 @@ impl Service {
         if !self.store().set_roles(user_id, &roles, organization_id, &event).await? {
             return Err(Error::UserNotFound);
         }
+        self.forget_profile(user_id);
         self.user(user_id).await
     }
 

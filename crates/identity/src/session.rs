@@ -101,6 +101,11 @@ impl Service {
         self.store()
             .insert_refresh_token(Uuid::now_v7(), family_id, user.id, &sha256(&refresh_token), expires_at)
             .await?;
+        self.session(user, refresh_token).await
+    }
+
+    /// Pairs a refresh token with a new access token carrying the user's current roles.
+    async fn session(&self, user: &User, refresh_token: String) -> Result<Session, Error> {
         let (access_token, _) = self
             .inner
             .keyring
@@ -140,17 +145,7 @@ impl Service {
             // Someone presented the same token a moment before us.
             return self.reject_reuse(&row).await;
         }
-        let (access_token, _) = self
-            .inner
-            .keyring
-            .issue(user.id, user.roles.clone(), user.organization_id)
-            .await?;
-        Ok(Session {
-            access_token,
-            refresh_token: new_token,
-            expires_in_secs: self.inner.options.access_token_ttl_secs,
-            user_id: user.id,
-        })
+        self.session(&user, new_token).await
     }
 
     async fn reject_reuse(&self, row: &RefreshRow) -> Result<Session, Error> {

@@ -109,10 +109,13 @@ pub struct BenchGateway {
     /// Concurrent HTTP clients.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Seconds each HTTP measurement runs.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds each route is measured, in total.
+    #[arg(long, default_value_t = 20)]
     pub duration_secs: u64,
-    /// Seconds of warm-up before each measurement.
-    #[arg(long, default_value_t = 2)]
+    /// Alternating rounds the measurement is split into.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
+    /// Seconds of warm-up before each round.
+    #[arg(long, default_value_t = 1)]
     pub warmup_secs: u64,
 }

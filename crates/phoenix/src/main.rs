@@ -90,8 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     roles: &create.roles,
                     organization_id: create.organization_id,
                 })
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", describe(e)))?;
+                .await?;
             println!(
                 "{}",
                 serde_json::json!({ "id": user.id, "email": user.email, "roles": user.roles })
@@ -109,18 +108,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
-    }
-}
-
-/// Validation failures are listed field by field; anything else is shown as is.
-fn describe(error: phoenix_identity::Error) -> String {
-    match error {
-        phoenix_identity::Error::Invalid(errors) => errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
     }
 }
 

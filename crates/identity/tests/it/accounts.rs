@@ -5,37 +5,51 @@ use uuid::Uuid;
 
 use crate::{PASSWORD, service};
 
-phoenix_db::contract_suite!(phoenix_identity::migrations(), [
-    registration_normalizes_email_and_writes_event,
-    duplicate_email_is_taken_even_when_racing,
-    weak_password_and_bad_email_are_named,
-    role_assignment_needs_existing_organization,
-    admin_cannot_remove_own_admin_role,
-    users_page_in_creation_order,
-]);
+phoenix_db::contract_suite!(
+    phoenix_identity::migrations(),
+    [
+        registration_normalizes_email_and_writes_event,
+        duplicate_email_is_taken_even_when_racing,
+        weak_password_and_bad_email_are_named,
+        role_assignment_needs_existing_organization,
+        admin_cannot_remove_own_admin_role,
+        users_page_in_creation_order,
+    ]
+);
 
 fn admin_principal(user_id: Uuid) -> Principal {
     Principal {
         user_id,
-        roles: vec![Role::Admin],
+        roles: [Role::Admin].into(),
         organization_id: None,
-        credential: Credential::AccessToken { token_id: Uuid::now_v7() },
+        credential: Credential::AccessToken {
+            token_id: Uuid::now_v7(),
+        },
     }
 }
 
 async fn registration_normalizes_email_and_writes_event(pool: Pool) {
     let identity = service(pool.clone()).await;
-    let user = identity.register("  Ann.Lee@Example.COM", PASSWORD, " Ann Lee ").await.unwrap();
+    let user = identity
+        .register("  Ann.Lee@Example.COM", PASSWORD, " Ann Lee ")
+        .await
+        .unwrap();
     assert_eq!(user.email, "ann.lee@example.com");
     assert_eq!(user.name, "Ann Lee");
     assert_eq!(user.roles, vec![Role::Customer]);
     assert!(user.password_hash.starts_with("$argon2id$"));
 
     let events = pool.unpublished_events(10).await.unwrap();
-    let registered: Vec<_> = events.iter().filter(|e| e.event_type == "identity.user_registered.v1").collect();
+    let registered: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "identity.user_registered.v1")
+        .collect();
     assert_eq!(registered.len(), 1);
     assert_eq!(registered[0].subject, user.id.to_string());
-    assert!(!registered[0].data.0.to_string().contains("argon2"), "no secrets in events");
+    assert!(
+        !registered[0].data.0.to_string().contains("argon2"),
+        "no secrets in events"
+    );
 }
 
 async fn duplicate_email_is_taken_even_when_racing(pool: Pool) {
@@ -43,7 +57,11 @@ async fn duplicate_email_is_taken_even_when_racing(pool: Pool) {
     let attempts: Vec<_> = (0..12)
         .map(|i| {
             let identity = identity.clone();
-            let email = if i % 2 == 0 { "race@example.com" } else { "RACE@example.com" };
+            let email = if i % 2 == 0 {
+                "race@example.com"
+            } else {
+                "RACE@example.com"
+            };
             tokio::spawn(async move { identity.register(email, PASSWORD, "Racer").await })
         })
         .collect();
@@ -89,19 +107,43 @@ async fn role_assignment_needs_existing_organization(pool: Pool) {
     let agent = identity.register("agent@example.com", PASSWORD, "Agent").await.unwrap();
     let actor = admin_principal(admin.id);
 
-    let no_org = identity.set_roles(&actor, agent.id, &[Role::Agent], None).await.unwrap_err();
-    assert!(matches!(no_org, Error::Invalid(ref e) if e[0].field == "roles"), "{no_org:?}");
-    let unknown = identity.set_roles(&actor, agent.id, &[Role::Agent], Some(Uuid::now_v7())).await.unwrap_err();
-    assert!(matches!(unknown, Error::Invalid(ref e) if e[0].field == "organization_id"), "{unknown:?}");
+    let no_org = identity
+        .set_roles(&actor, agent.id, &[Role::Agent], None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(no_org, Error::Invalid(ref e) if e[0].field == "roles"),
+        "{no_org:?}"
+    );
+    let unknown = identity
+        .set_roles(&actor, agent.id, &[Role::Agent], Some(Uuid::now_v7()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(unknown, Error::Invalid(ref e) if e[0].field == "organization_id"),
+        "{unknown:?}"
+    );
 
-    let agency = identity.create_organization("Sunny Travel", OrganizationKind::Agency).await.unwrap();
-    let updated = identity.set_roles(&actor, agent.id, &[Role::Agent], Some(agency.id)).await.unwrap();
+    let agency = identity
+        .create_organization("Sunny Travel", OrganizationKind::Agency)
+        .await
+        .unwrap();
+    let updated = identity
+        .set_roles(&actor, agent.id, &[Role::Agent], Some(agency.id))
+        .await
+        .unwrap();
     assert_eq!(updated.roles, vec![Role::Agent]);
     assert_eq!(updated.organization_id, Some(agency.id));
 
-    let taken = identity.create_organization("Sunny Travel", OrganizationKind::Airline).await.unwrap_err();
+    let taken = identity
+        .create_organization("Sunny Travel", OrganizationKind::Airline)
+        .await
+        .unwrap_err();
     assert!(matches!(taken, Error::OrganizationNameTaken));
-    let missing = identity.set_roles(&actor, Uuid::now_v7(), &[Role::Customer], None).await.unwrap_err();
+    let missing = identity
+        .set_roles(&actor, Uuid::now_v7(), &[Role::Customer], None)
+        .await
+        .unwrap_err();
     assert!(matches!(missing, Error::UserNotFound));
 }
 
@@ -128,7 +170,13 @@ async fn users_page_in_creation_order(pool: Pool) {
     let identity = service(pool).await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(identity.register(&format!("user{i}@example.com"), PASSWORD, "User").await.unwrap().id);
+        ids.push(
+            identity
+                .register(&format!("user{i}@example.com"), PASSWORD, "User")
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let first = identity.list_users(None, None, 3).await.unwrap();
     let rest = identity.list_users(None, Some(first[2].id), 3).await.unwrap();

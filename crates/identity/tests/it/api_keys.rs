@@ -4,11 +4,14 @@ use phoenix_identity::{Error, NewUser, OrganizationKind, Service};
 
 use crate::{PASSWORD, service};
 
-phoenix_db::contract_suite!(phoenix_identity::migrations(), [
-    key_authenticates_as_its_owner_until_revoked,
-    tampered_or_expired_keys_fail,
-    only_the_owner_or_an_admin_revokes,
-]);
+phoenix_db::contract_suite!(
+    phoenix_identity::migrations(),
+    [
+        key_authenticates_as_its_owner_until_revoked,
+        tampered_or_expired_keys_fail,
+        only_the_owner_or_an_admin_revokes,
+    ]
+);
 
 async fn partner(identity: &Service, email: &str) -> Principal {
     let org = identity
@@ -27,9 +30,11 @@ async fn partner(identity: &Service, email: &str) -> Principal {
         .unwrap();
     Principal {
         user_id: user.id,
-        roles: user.roles,
+        roles: user.roles.as_slice().into(),
         organization_id: user.organization_id,
-        credential: Credential::AccessToken { token_id: uuid::Uuid::now_v7() },
+        credential: Credential::AccessToken {
+            token_id: uuid::Uuid::now_v7(),
+        },
     }
 }
 
@@ -43,17 +48,23 @@ async fn key_authenticates_as_its_owner_until_revoked(pool: Pool) {
 
     let principal = identity.authenticate_api_key(&secret).await.unwrap();
     assert_eq!(principal.user_id, owner.user_id);
-    assert_eq!(principal.roles, vec![Role::Partner]);
+    assert_eq!(principal.roles, [Role::Partner].into());
     assert_eq!(principal.organization_id, owner.organization_id);
     assert_eq!(principal.credential, Credential::ApiKey { key_id: key.id });
 
     let listed = identity.api_keys(&owner).await.unwrap();
     assert_eq!(listed.len(), 1);
     identity.revoke_api_key(&owner, key.id).await.unwrap();
-    assert!(matches!(identity.authenticate_api_key(&secret).await.unwrap_err(), Error::InvalidApiKey));
+    assert!(matches!(
+        identity.authenticate_api_key(&secret).await.unwrap_err(),
+        Error::InvalidApiKey
+    ));
     let events = pool.unpublished_events(100).await.unwrap();
     assert!(events.iter().any(|e| e.event_type == "identity.api_key_revoked.v1"));
-    assert!(!events.iter().any(|e| e.data.0.to_string().contains(&secret)), "no key in events");
+    assert!(
+        !events.iter().any(|e| e.data.0.to_string().contains(&secret)),
+        "no key in events"
+    );
 }
 
 async fn tampered_or_expired_keys_fail(pool: Pool) {
@@ -63,8 +74,19 @@ async fn tampered_or_expired_keys_fail(pool: Pool) {
     let mut tampered = secret.clone();
     let last = tampered.pop().unwrap();
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    for bad in [tampered.as_str(), "phx_", "phx_nothing_here", &secret[..secret.len() - 1]] {
-        assert!(matches!(identity.authenticate_api_key(bad).await.unwrap_err(), Error::InvalidApiKey), "{bad}");
+    for bad in [
+        tampered.as_str(),
+        "phx_",
+        "phx_nothing_here",
+        &secret[..secret.len() - 1],
+    ] {
+        assert!(
+            matches!(
+                identity.authenticate_api_key(bad).await.unwrap_err(),
+                Error::InvalidApiKey
+            ),
+            "{bad}"
+        );
     }
     let past = identity
         .create_api_key(&owner, "k", Some(Timestamp::now() - time::Duration::seconds(1)))
@@ -78,10 +100,13 @@ async fn only_the_owner_or_an_admin_revokes(pool: Pool) {
     let owner = partner(&identity, "p@example.com").await;
     let stranger = partner(&identity, "q@example.com").await;
     let (key, secret) = identity.create_api_key(&owner, "k", None).await.unwrap();
-    assert!(matches!(identity.revoke_api_key(&stranger, key.id).await.unwrap_err(), Error::ApiKeyNotFound));
+    assert!(matches!(
+        identity.revoke_api_key(&stranger, key.id).await.unwrap_err(),
+        Error::ApiKeyNotFound
+    ));
     identity.authenticate_api_key(&secret).await.unwrap();
     let admin = Principal {
-        roles: vec![Role::Admin],
+        roles: [Role::Admin].into(),
         ..stranger
     };
     identity.revoke_api_key(&admin, key.id).await.unwrap();

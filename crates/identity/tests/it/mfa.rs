@@ -5,12 +5,15 @@ use uuid::Uuid;
 
 use crate::{PASSWORD, service};
 
-phoenix_db::contract_suite!(phoenix_identity::migrations(), [
-    totp_login_needs_a_fresh_code,
-    recovery_codes_work_once,
-    enabling_needs_setup_and_a_valid_code,
-    disabling_needs_a_code,
-]);
+phoenix_db::contract_suite!(
+    phoenix_identity::migrations(),
+    [
+        totp_login_needs_a_fresh_code,
+        recovery_codes_work_once,
+        enabling_needs_setup_and_a_valid_code,
+        disabling_needs_a_code,
+    ]
+);
 
 fn code_at(secret: &str, unix_secs: u64) -> String {
     Builder::new()
@@ -28,9 +31,16 @@ fn now() -> u64 {
 
 async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>) {
     let setup = identity.setup_totp(user_id).await.unwrap();
-    assert!(setup.otpauth_url.starts_with("otpauth://totp/"), "{}", setup.otpauth_url);
+    assert!(
+        setup.otpauth_url.starts_with("otpauth://totp/"),
+        "{}",
+        setup.otpauth_url
+    );
     assert!(setup.otpauth_url.contains("issuer=Phoenix"));
-    let codes = identity.enable_totp(user_id, &code_at(&setup.secret, now())).await.unwrap();
+    let codes = identity
+        .enable_totp(user_id, &code_at(&setup.secret, now()))
+        .await
+        .unwrap();
     (setup.secret, codes)
 }
 
@@ -53,7 +63,9 @@ async fn totp_login_needs_a_fresh_code(pool: Pool) {
     let missing = identity.login(with_code("ann@example.com", None)).await.unwrap_err();
     assert!(matches!(missing, Error::MfaRequired), "{missing:?}");
     let wrong = identity.login(with_code("ann@example.com", Some("000000"))).await;
-    let same_step = identity.login(with_code("ann@example.com", Some(&code_at(&secret, now())))).await;
+    let same_step = identity
+        .login(with_code("ann@example.com", Some(&code_at(&secret, now()))))
+        .await;
     // The enabling code's step is spent; a wrong code never works (unless it happens to be right: vanishingly rare).
     assert!(matches!(same_step, Err(Error::InvalidMfaCode)), "{same_step:?}");
     assert!(wrong.is_err());
@@ -61,7 +73,10 @@ async fn totp_login_needs_a_fresh_code(pool: Pool) {
     // The next step's code (within the one-step skew window) is fresh: accepted once, then not again.
     let next = code_at(&secret, now() + 30);
     identity.login(with_code("ann@example.com", Some(&next))).await.unwrap();
-    let replay = identity.login(with_code("ann@example.com", Some(&next))).await.unwrap_err();
+    let replay = identity
+        .login(with_code("ann@example.com", Some(&next)))
+        .await
+        .unwrap_err();
     assert!(matches!(replay, Error::InvalidMfaCode), "{replay:?}");
 }
 
@@ -70,29 +85,56 @@ async fn recovery_codes_work_once(pool: Pool) {
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     let (_, codes) = enable(&identity, user.id).await;
     let typed = codes[3].to_uppercase().replace('-', " ");
-    identity.login(with_code("ann@example.com", Some(&typed))).await.unwrap();
-    let again = identity.login(with_code("ann@example.com", Some(&codes[3]))).await.unwrap_err();
+    identity
+        .login(with_code("ann@example.com", Some(&typed)))
+        .await
+        .unwrap();
+    let again = identity
+        .login(with_code("ann@example.com", Some(&codes[3])))
+        .await
+        .unwrap_err();
     assert!(matches!(again, Error::InvalidMfaCode));
-    identity.login(with_code("ann@example.com", Some(&codes[4]))).await.unwrap();
+    identity
+        .login(with_code("ann@example.com", Some(&codes[4])))
+        .await
+        .unwrap();
 }
 
 async fn enabling_needs_setup_and_a_valid_code(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    assert!(matches!(identity.enable_totp(user.id, "123456").await.unwrap_err(), Error::MfaNotSetUp));
+    assert!(matches!(
+        identity.enable_totp(user.id, "123456").await.unwrap_err(),
+        Error::MfaNotSetUp
+    ));
     let setup = identity.setup_totp(user.id).await.unwrap();
     let wrong = code_at(&setup.secret, now() + 3_600);
-    assert!(matches!(identity.enable_totp(user.id, &wrong).await.unwrap_err(), Error::CodeRejected));
-    identity.enable_totp(user.id, &code_at(&setup.secret, now())).await.unwrap();
-    assert!(matches!(identity.setup_totp(user.id).await.unwrap_err(), Error::MfaAlreadyEnabled));
+    assert!(matches!(
+        identity.enable_totp(user.id, &wrong).await.unwrap_err(),
+        Error::CodeRejected
+    ));
+    identity
+        .enable_totp(user.id, &code_at(&setup.secret, now()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        identity.setup_totp(user.id).await.unwrap_err(),
+        Error::MfaAlreadyEnabled
+    ));
 }
 
 async fn disabling_needs_a_code(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    assert!(matches!(identity.disable_totp(user.id, "123456").await.unwrap_err(), Error::MfaNotEnabled));
+    assert!(matches!(
+        identity.disable_totp(user.id, "123456").await.unwrap_err(),
+        Error::MfaNotEnabled
+    ));
     let (_, codes) = enable(&identity, user.id).await;
-    assert!(matches!(identity.disable_totp(user.id, "nonsense").await.unwrap_err(), Error::CodeRejected));
+    assert!(matches!(
+        identity.disable_totp(user.id, "nonsense").await.unwrap_err(),
+        Error::CodeRejected
+    ));
     identity.disable_totp(user.id, &codes[0]).await.unwrap();
     assert!(!identity.user(user.id).await.unwrap().totp_enabled);
     identity.login(with_code("ann@example.com", None)).await.unwrap();

@@ -5,20 +5,26 @@ use phoenix_identity::{Error, Login, Options};
 
 use crate::{PASSWORD, login, service, service_with};
 
-phoenix_db::contract_suite!(phoenix_identity::migrations(), [
-    unknown_email_and_wrong_password_answer_the_same,
-    refresh_rotates_and_reuse_revokes_the_family,
-    racing_refreshes_of_one_token_never_both_win,
-    logout_revokes_the_session,
-    failures_per_account_lock_even_the_right_password,
-    failures_per_ip_lock_every_account_from_that_ip,
-    success_clears_account_failures,
-]);
+phoenix_db::contract_suite!(
+    phoenix_identity::migrations(),
+    [
+        unknown_email_and_wrong_password_answer_the_same,
+        refresh_rotates_and_reuse_revokes_the_family,
+        racing_refreshes_of_one_token_never_both_win,
+        logout_revokes_the_session,
+        failures_per_account_lock_even_the_right_password,
+        failures_per_ip_lock_every_account_from_that_ip,
+        success_clears_account_failures,
+    ]
+);
 
 async fn unknown_email_and_wrong_password_answer_the_same(pool: Pool) {
     let identity = service(pool).await;
     identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    for (email, password) in [("nobody@example.com", PASSWORD), ("ann@example.com", "wrong password here")] {
+    for (email, password) in [
+        ("nobody@example.com", PASSWORD),
+        ("ann@example.com", "wrong password here"),
+    ] {
         let error = identity
             .login(Login {
                 email,
@@ -53,7 +59,11 @@ async fn refresh_rotates_and_reuse_revokes_the_family(pool: Pool) {
     identity.refresh(&other.refresh_token).await.unwrap();
 
     let events = pool.unpublished_events(100).await.unwrap();
-    assert!(events.iter().any(|e| e.event_type == "identity.refresh_token_reuse_detected.v1"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "identity.refresh_token_reuse_detected.v1")
+    );
 }
 
 async fn racing_refreshes_of_one_token_never_both_win(pool: Pool) {
@@ -108,14 +118,20 @@ async fn failures_per_account_lock_even_the_right_password(pool: Pool) {
     let identity = service_with(pool, options).await;
     identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     for ip in 1..=3 {
-        let error = identity.login(attempt("ann@example.com", "wrong password!!", ip)).await.unwrap_err();
+        let error = identity
+            .login(attempt("ann@example.com", "wrong password!!", ip))
+            .await
+            .unwrap_err();
         assert!(matches!(error, Error::InvalidCredentials));
     }
-    let error = identity.login(attempt("ann@example.com", PASSWORD, 4)).await.unwrap_err();
+    let error = identity
+        .login(attempt("ann@example.com", PASSWORD, 4))
+        .await
+        .unwrap_err();
     let Error::LoginThrottled { retry_after_secs } = error else {
         panic!("expected throttling, got {error:?}");
     };
-    assert!(retry_after_secs >= 1 && retry_after_secs <= 15 * 60);
+    assert!((1..=15 * 60).contains(&retry_after_secs));
 }
 
 async fn failures_per_ip_lock_every_account_from_that_ip(pool: Pool) {
@@ -132,7 +148,10 @@ async fn failures_per_ip_lock_every_account_from_that_ip(pool: Pool) {
             Error::InvalidCredentials
         ));
     }
-    let blocked = identity.login(attempt("ann@example.com", PASSWORD, 9)).await.unwrap_err();
+    let blocked = identity
+        .login(attempt("ann@example.com", PASSWORD, 9))
+        .await
+        .unwrap_err();
     assert!(matches!(blocked, Error::LoginThrottled { .. }), "{blocked:?}");
     // The same account from another address is fine.
     identity.login(attempt("ann@example.com", PASSWORD, 10)).await.unwrap();
@@ -146,11 +165,17 @@ async fn success_clears_account_failures(pool: Pool) {
     let identity = service_with(pool, options).await;
     identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     for _ in 0..2 {
-        identity.login(attempt("ann@example.com", "wrong password!!", 1)).await.unwrap_err();
+        identity
+            .login(attempt("ann@example.com", "wrong password!!", 1))
+            .await
+            .unwrap_err();
     }
     identity.login(attempt("ann@example.com", PASSWORD, 1)).await.unwrap();
     for _ in 0..2 {
-        identity.login(attempt("ann@example.com", "wrong password!!", 1)).await.unwrap_err();
+        identity
+            .login(attempt("ann@example.com", "wrong password!!", 1))
+            .await
+            .unwrap_err();
     }
     identity.login(attempt("ann@example.com", PASSWORD, 1)).await.unwrap();
 }

@@ -2,10 +2,13 @@ use phoenix_db::Pool;
 
 use crate::{PASSWORD, login, service};
 
-phoenix_db::contract_suite!(phoenix_identity::migrations(), [
-    first_start_creates_one_key_and_restart_keeps_it,
-    rotation_signs_with_the_new_key_and_still_publishes_the_old,
-]);
+phoenix_db::contract_suite!(
+    phoenix_identity::migrations(),
+    [
+        first_start_creates_one_key_and_restart_keeps_it,
+        rotation_signs_with_the_new_key_and_still_publishes_the_old,
+    ]
+);
 
 fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()

@@ -35,7 +35,7 @@ pub async fn run(options: BenchGateway) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    let password = "bench-password-of-sufficient-length";
+    let password = "a load-test passphrase of sufficient length";
     identity.register("bench@example.com", password, "Bench User").await?;
     let session = identity
         .login(phoenix_identity::Login {
@@ -72,9 +72,10 @@ pub async fn run(options: BenchGateway) -> anyhow::Result<()> {
     let ratio = me.per_sec() / healthz.per_sec();
     println!("phoenix bench gateway: {} on {}", today(), machine());
     println!(
-        "concurrency {}, {} s measured after {} s warm-up, build: {}",
+        "concurrency {}, {} s measured per route in {} alternating rounds (each after {} s warm-up), build: {}",
         options.concurrency,
         options.duration_secs,
+        options.rounds,
         options.warmup_secs,
         if cfg!(debug_assertions) { "debug" } else { "release" }
     );

@@ -12,7 +12,11 @@ async fn register_login_and_me() {
     assert!(user.get("password_hash").is_none());
 
     let login = app
-        .post("/api/v1/auth/login", None, json!({"email": "ann.lee@example.com", "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ann.lee@example.com", "password": PASSWORD}),
+        )
         .await;
     assert_eq!(login.status, 200);
     assert_eq!(login.body["token_type"], "Bearer");
@@ -24,19 +28,35 @@ async fn register_login_and_me() {
     assert_eq!(me.body["id"], user["id"]);
     assert_eq!(me.body["mfa_enabled"], false);
 
-    app.post("/api/v1/auth/register", None, json!({"email": "ANN.LEE@example.com", "password": PASSWORD, "name": "x"}))
+    app.post(
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "ANN.LEE@example.com", "password": PASSWORD, "name": "x"}),
+    )
+    .await
+    .assert_problem(409, "email_taken");
+    app.get("/api/v1/auth/me", None)
         .await
-        .assert_problem(409, "email_taken");
-    app.get("/api/v1/auth/me", None).await.assert_problem(401, "unauthenticated");
+        .assert_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
 async fn unknown_email_and_wrong_password_are_the_same_401() {
     let app = spawn().await;
     app.register("ann@example.com").await;
-    let unknown = app.post("/api/v1/auth/login", None, json!({"email": "who@example.com", "password": PASSWORD})).await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "who@example.com", "password": PASSWORD}),
+        )
+        .await;
     let wrong = app
-        .post("/api/v1/auth/login", None, json!({"email": "ann@example.com", "password": "not the password"}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ann@example.com", "password": "not the password"}),
+        )
         .await;
     unknown.assert_problem(401, "invalid_credentials");
     wrong.assert_problem(401, "invalid_credentials");
@@ -49,7 +69,9 @@ async fn refresh_rotation_reuse_detection_and_logout() {
     app.register("ann@example.com").await;
     let (_, first) = app.login("ann@example.com").await;
 
-    let rotated = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": first})).await;
+    let rotated = app
+        .post("/api/v1/auth/refresh", None, json!({"refresh_token": first}))
+        .await;
     assert_eq!(rotated.status, 200);
     let second = rotated.body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(second, first);
@@ -64,7 +86,9 @@ async fn refresh_rotation_reuse_detection_and_logout() {
         .assert_problem(401, "invalid_refresh_token");
 
     let (_, other) = app.login("ann@example.com").await;
-    let logout = app.post("/api/v1/auth/logout", None, json!({"refresh_token": other})).await;
+    let logout = app
+        .post("/api/v1/auth/logout", None, json!({"refresh_token": other}))
+        .await;
     assert_eq!(logout.status, 204);
     app.post("/api/v1/auth/refresh", None, json!({"refresh_token": other}))
         .await
@@ -79,21 +103,44 @@ async fn customers_cannot_reach_admin_routes_or_other_users() {
 
     for (method, path, body) in [
         (Method::GET, "/api/v1/admin/users".to_owned(), None),
-        (Method::PUT, format!("/api/v1/admin/users/{bob_id}/roles"), Some(json!({"roles": ["admin"]}))),
-        (Method::POST, "/api/v1/admin/organizations".to_owned(), Some(json!({"name": "X", "kind": "agency"}))),
+        (
+            Method::PUT,
+            format!("/api/v1/admin/users/{bob_id}/roles"),
+            Some(json!({"roles": ["admin"]})),
+        ),
+        (
+            Method::POST,
+            "/api/v1/admin/organizations".to_owned(),
+            Some(json!({"name": "X", "kind": "agency"})),
+        ),
         (Method::POST, "/api/v1/api-keys".to_owned(), Some(json!({"name": "k"}))),
     ] {
-        app.call(method, &path, Some(&ann), body).await.assert_problem(403, "forbidden");
+        app.call(method, &path, Some(&ann), body)
+            .await
+            .assert_problem(403, "forbidden");
     }
 
-    assert_eq!(app.get(&format!("/api/v1/users/{ann_id}"), Some(&ann)).await.status, 200);
-    app.get(&format!("/api/v1/users/{bob_id}"), Some(&ann)).await.assert_problem(404, "not_found");
-    let missing = app.get(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), Some(&ann)).await;
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{ann_id}"), Some(&ann)).await.status,
+        200
+    );
+    app.get(&format!("/api/v1/users/{bob_id}"), Some(&ann))
+        .await
+        .assert_problem(404, "not_found");
+    let missing = app
+        .get(&format!("/api/v1/users/{}", uuid::Uuid::now_v7()), Some(&ann))
+        .await;
     missing.assert_problem(404, "not_found");
-    assert_eq!(app.get(&format!("/api/v1/users/{ann_id}"), Some(&bob)).await.status, 404);
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{ann_id}"), Some(&bob)).await.status,
+        404
+    );
 
     let admin = app.admin().await;
-    assert_eq!(app.get(&format!("/api/v1/users/{bob_id}"), Some(&admin)).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/api/v1/users/{bob_id}"), Some(&admin)).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -103,7 +150,9 @@ async fn role_changes_take_effect_on_the_next_token() {
     let user = app.register("sam@example.com").await;
     let user_id = user["id"].as_str().unwrap();
     let (old_token, refresh) = app.login("sam@example.com").await;
-    app.get("/api/v1/admin/users", Some(&old_token)).await.assert_problem(403, "forbidden");
+    app.get("/api/v1/admin/users", Some(&old_token))
+        .await
+        .assert_problem(403, "forbidden");
 
     let changed = app
         .call(
@@ -116,7 +165,9 @@ async fn role_changes_take_effect_on_the_next_token() {
     assert_eq!(changed.status, 200, "{changed:?}");
     assert_eq!(changed.body["roles"], json!(["support"]));
 
-    let refreshed = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await;
     let new_token = refreshed.body["access_token"].as_str().unwrap();
     let users = app.get("/api/v1/admin/users", Some(new_token)).await;
     assert_eq!(users.status, 200, "{users:?}");
@@ -137,24 +188,43 @@ async fn organizations_and_memberships() {
     let app = spawn().await;
     let admin = app.admin().await;
     let org = app
-        .post("/api/v1/admin/organizations", Some(&admin), json!({"name": "Skyways", "kind": "airline"}))
+        .post(
+            "/api/v1/admin/organizations",
+            Some(&admin),
+            json!({"name": "Skyways", "kind": "airline"}),
+        )
         .await;
     assert_eq!(org.status, 201, "{org:?}");
     let org_id = org.body["id"].as_str().unwrap();
-    app.post("/api/v1/admin/organizations", Some(&admin), json!({"name": "Skyways", "kind": "agency"}))
-        .await
-        .assert_problem(409, "organization_name_taken");
-    app.post("/api/v1/admin/organizations", Some(&admin), json!({"name": "Z", "kind": "spaceline"}))
-        .await
-        .assert_problem(422, "invalid_fields");
+    app.post(
+        "/api/v1/admin/organizations",
+        Some(&admin),
+        json!({"name": "Skyways", "kind": "agency"}),
+    )
+    .await
+    .assert_problem(409, "organization_name_taken");
+    app.post(
+        "/api/v1/admin/organizations",
+        Some(&admin),
+        json!({"name": "Z", "kind": "spaceline"}),
+    )
+    .await
+    .assert_problem(422, "invalid_fields");
 
     let user = app.register("op@example.com").await;
     let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
-    let no_org = app.call(Method::PUT, &path, Some(&admin), Some(json!({"roles": ["operator"]}))).await;
+    let no_org = app
+        .call(Method::PUT, &path, Some(&admin), Some(json!({"roles": ["operator"]})))
+        .await;
     no_org.assert_problem(422, "invalid_fields");
     assert_eq!(no_org.body["errors"][0]["field"], "roles");
     let joined = app
-        .call(Method::PUT, &path, Some(&admin), Some(json!({"roles": ["operator"], "organization_id": org_id})))
+        .call(
+            Method::PUT,
+            &path,
+            Some(&admin),
+            Some(json!({"roles": ["operator"], "organization_id": org_id})),
+        )
         .await;
     assert_eq!(joined.status, 200);
     assert_eq!(joined.body["organization_id"], org_id);
@@ -162,7 +232,9 @@ async fn organizations_and_memberships() {
     let (token, _) = app.login("op@example.com").await;
     let me = app.get("/api/v1/auth/me", Some(&token)).await;
     assert_eq!(me.body["roles"], json!(["operator"]));
-    let listed = app.get(&format!("/api/v1/admin/organizations/{org_id}"), Some(&admin)).await;
+    let listed = app
+        .get(&format!("/api/v1/admin/organizations/{org_id}"), Some(&admin))
+        .await;
     assert_eq!(listed.body["kind"], "airline");
 }
 
@@ -171,15 +243,26 @@ async fn api_keys_work_as_bearer_credentials_until_revoked() {
     let app = spawn().await;
     let admin = app.admin().await;
     let org = app
-        .post("/api/v1/admin/organizations", Some(&admin), json!({"name": "Partner Co", "kind": "agency"}))
+        .post(
+            "/api/v1/admin/organizations",
+            Some(&admin),
+            json!({"name": "Partner Co", "kind": "agency"}),
+        )
         .await;
     let user = app.register("partner@example.com").await;
     let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
-    app.call(Method::PUT, &path, Some(&admin), Some(json!({"roles": ["partner"], "organization_id": org.body["id"]})))
-        .await;
+    app.call(
+        Method::PUT,
+        &path,
+        Some(&admin),
+        Some(json!({"roles": ["partner"], "organization_id": org.body["id"]})),
+    )
+    .await;
     let (token, _) = app.login("partner@example.com").await;
 
-    let created = app.post("/api/v1/api-keys", Some(&token), json!({"name": "booking engine"})).await;
+    let created = app
+        .post("/api/v1/api-keys", Some(&token), json!({"name": "booking engine"}))
+        .await;
     assert_eq!(created.status, 201, "{created:?}");
     let key = created.body["key"].as_str().unwrap().to_owned();
     let key_id = created.body["id"].as_str().unwrap().to_owned();
@@ -191,13 +274,30 @@ async fn api_keys_work_as_bearer_credentials_until_revoked() {
 
     let listed = app.get("/api/v1/api-keys", Some(&token)).await;
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
-    assert!(listed.body[0].get("key").is_none(), "a listed key never shows its secret");
+    assert!(
+        listed.body[0].get("key").is_none(),
+        "a listed key never shows its secret"
+    );
 
     let (_, stranger) = app.customer("stranger@example.com").await;
-    app.call(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), Some(&stranger), None)
-        .await
-        .assert_problem(403, "forbidden");
-    let revoked = app.call(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), Some(&token), None).await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/api-keys/{key_id}"),
+        Some(&stranger),
+        None,
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    let revoked = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{key_id}"),
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(revoked.status, 204);
-    app.get("/api/v1/auth/me", Some(&key)).await.assert_problem(401, "invalid_api_key");
+    app.get("/api/v1/auth/me", Some(&key))
+        .await
+        .assert_problem(401, "invalid_api_key");
 }

@@ -12,7 +12,11 @@ const PASSWORD: &str = "correct horse battery staple";
 
 fn phoenix(data: &std::path::Path) -> Command {
     let mut command = Command::new(PHOENIX);
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).arg("--data-dir").arg(data);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .arg("--data-dir")
+        .arg(data);
     command
 }
 
@@ -55,7 +59,10 @@ impl Server {
     /// Blocks until a log line matches (or the process ends, which fails the test).
     fn wait_for(&self, matches: impl Fn(&Value) -> bool) -> Value {
         loop {
-            let log = self.logs.recv().expect("phoenix exited before logging the expected line");
+            let log = self
+                .logs
+                .recv()
+                .expect("phoenix exited before logging the expected line");
             assert!(log.is_object(), "every log line is JSON: {log}");
             if matches(&log) {
                 return log;
@@ -64,7 +71,10 @@ impl Server {
     }
 
     fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         self.child.wait().unwrap()
     }
@@ -113,7 +123,10 @@ fn in_flight_requests_finish_after_sigterm() {
     stream.write_all(&body.as_bytes()[..10]).unwrap();
     stream.flush().unwrap();
 
-    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     server.wait_for(|log| log["message"].as_str().is_some_and(|m| m.starts_with("shutting down")));
     // The request started before the signal: it is answered, not cut off.
     stream.write_all(&body.as_bytes()[10..]).unwrap();
@@ -137,13 +150,27 @@ fn user_create_bootstraps_an_admin_and_keys_rotate_keeps_both_keys_published() {
 
     // The password may come on standard input instead.
     let mut piped = phoenix(data.path())
-        .args(["user", "create", "--email", "ops@example.com", "--role", "support", "--name", "Ops"])
+        .args([
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "support",
+            "--name",
+            "Ops",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    piped.stdin.take().unwrap().write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    piped
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
     assert!(piped.wait_with_output().unwrap().status.success());
 
     let weak = phoenix(data.path())
@@ -158,18 +185,25 @@ fn user_create_bootstraps_an_admin_and_keys_rotate_keeps_both_keys_published() {
     assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
 
     let server = Server::start(data.path());
+    let body = format!(r#"{{"email":"root@example.com","password":"{PASSWORD}"}}"#);
     let login = http(
         &server.address,
         &format!(
-            "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
-            body = format!(r#"{{"email":"root@example.com","password":"{PASSWORD}"}}"#),
-            len = format!(r#"{{"email":"root@example.com","password":"{PASSWORD}"}}"#).len()
+            "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         ),
     );
     assert!(login.starts_with("HTTP/1.1 200"), "{login}");
-    let jwks = http(&server.address, "GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let jwks = http(
+        &server.address,
+        "GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     let keys: Value = serde_json::from_str(jwks.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    assert_eq!(keys["keys"].as_array().unwrap().len(), 2, "the key made at first start and the rotated one");
+    assert_eq!(
+        keys["keys"].as_array().unwrap().len(),
+        2,
+        "the key made at first start and the rotated one"
+    );
 }
 
 #[test]
@@ -192,13 +226,22 @@ fn migrate_creates_each_service_database_on_postgres() {
     let name = format!("phoenix_test_{}", uuid::Uuid::new_v4().simple());
     let url = phoenix_db::testing::TestDatabase::postgres_url_for(&name);
     let data = tempfile::tempdir().unwrap();
-    let output = phoenix(data.path()).arg("migrate").env("PHOENIX_DATABASE_URL", &url).output().unwrap();
+    let output = phoenix(data.path())
+        .arg("migrate")
+        .env("PHOENIX_DATABASE_URL", &url)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("identity: migrated"));
     let identity_db = phoenix_db::testing::TestDatabase::postgres_url_for(&format!("{name}_identity"));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let pool = phoenix_db::Pool::connect(&identity_db, Default::default()).await.unwrap();
+        let pool = phoenix_db::Pool::connect(&identity_db, Default::default())
+            .await
+            .unwrap();
         let n: i64 = phoenix_db::dispatch!(&pool, conn => {
             sqlx::query_scalar("SELECT count(*) FROM signing_keys").fetch_one(conn).await
         })
@@ -236,7 +279,14 @@ fn every_command_has_help() {
     }
     let serve = Command::new(PHOENIX).args(["serve", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&serve.stdout);
-    for flag in ["--listen", "--role", "--data-dir", "--config", "--log-format", "PHOENIX_LISTEN"] {
+    for flag in [
+        "--listen",
+        "--role",
+        "--data-dir",
+        "--config",
+        "--log-format",
+        "PHOENIX_LISTEN",
+    ] {
         assert!(text.contains(flag), "serve --help lacks {flag}");
     }
 }

@@ -72,7 +72,10 @@ impl Reply {
         assert_eq!(self.body["code"], code, "{self:?}");
         assert_eq!(self.body["status"], status, "{self:?}");
         assert_eq!(self.body["type"], format!("urn:phoenix:problem:{code}"), "{self:?}");
-        assert!(self.body["request_id"].is_string(), "problems carry the request id: {self:?}");
+        assert!(
+            self.body["request_id"].is_string(),
+            "problems carry the request id: {self:?}"
+        );
     }
 }
 
@@ -98,7 +101,11 @@ impl TestApp {
 
     pub async fn register(&self, email: &str) -> Value {
         let reply = self
-            .post("/api/v1/auth/register", None, json!({"email": email, "password": PASSWORD, "name": "Test User"}))
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+            )
             .await;
         assert_eq!(reply.status, 201, "{reply:?}");
         reply.body
@@ -106,7 +113,13 @@ impl TestApp {
 
     /// Signs in; returns (access token, refresh token).
     pub async fn login(&self, email: &str) -> (String, String) {
-        let reply = self.post("/api/v1/auth/login", None, json!({"email": email, "password": PASSWORD})).await;
+        let reply = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         (
             reply.body["access_token"].as_str().unwrap().to_owned(),

@@ -6,7 +6,9 @@ use crate::common::{read, spawn};
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_are_problems() {
     let app = spawn().await;
-    app.get("/api/v1/nothing-here", None).await.assert_problem(404, "not_found");
+    app.get("/api/v1/nothing-here", None)
+        .await
+        .assert_problem(404, "not_found");
     app.get("/no/such/page", None).await.assert_problem(404, "not_found");
     let wrong = app.call(Method::DELETE, "/api/v1/auth/login", None, None).await;
     wrong.assert_problem(405, "method_not_allowed");
@@ -26,18 +28,39 @@ async fn malformed_json_is_400_and_bad_fields_422_naming_them() {
         .unwrap();
     read(malformed).await.assert_problem(400, "malformed_json");
 
-    let wrong_type = app.post("/api/v1/auth/register", None, json!({"email": 5, "password": "x", "name": "y"})).await;
+    let wrong_type = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": 5, "password": "x", "name": "y"}),
+        )
+        .await;
     wrong_type.assert_problem(422, "invalid_fields");
     assert_eq!(wrong_type.body["errors"][0]["field"], "email");
 
     let unknown_field = app
-        .post("/api/v1/auth/login", None, json!({"email": "a@b.c", "password": "x", "pasword": "y"}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "a@b.c", "password": "x", "pasword": "y"}),
+        )
         .await;
     unknown_field.assert_problem(422, "invalid_fields");
 
-    let weak = app.post("/api/v1/auth/register", None, json!({"email": "nope", "password": "short", "name": ""})).await;
+    let weak = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "nope", "password": "short", "name": ""}),
+        )
+        .await;
     weak.assert_problem(422, "invalid_fields");
-    let fields: Vec<&str> = weak.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = weak.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, vec!["email", "name", "password"]);
 
     let not_json = app
@@ -54,12 +77,20 @@ async fn malformed_json_is_400_and_bad_fields_422_naming_them() {
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
     let app = spawn().await;
-    let big = format!("{{\"email\": \"{}\", \"password\": \"x\", \"name\": \"y\"}}", "a".repeat(2 * 1024 * 1024));
+    let big = format!(
+        "{{\"email\": \"{}\", \"password\": \"x\", \"name\": \"y\"}}",
+        "a".repeat(2 * 1024 * 1024)
+    );
     let chunked = app
         .http
         .post(format!("{}/api/v1/auth/register", app.base))
         .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(vec![Ok::<_, std::io::Error>(big.clone())])))
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(vec![Ok::<
+            _,
+            std::io::Error,
+        >(
+            big.clone()
+        )])))
         .send()
         .await
         .unwrap();
@@ -108,7 +139,12 @@ async fn security_headers_on_every_response() {
         let reply = app.get(path, None).await;
         assert_eq!(reply.headers["x-content-type-options"], "nosniff");
         assert_eq!(reply.headers["x-frame-options"], "DENY");
-        assert!(reply.headers["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+        assert!(
+            reply.headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("default-src 'none'")
+        );
         assert_eq!(reply.headers["cache-control"], "no-store");
     }
 }
@@ -142,7 +178,12 @@ async fn health_readiness_and_metrics() {
 
     app.get("/api/v1/auth/me", None).await;
     let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
-    assert!(metrics.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = metrics.text().await.unwrap();
     assert!(
         text.lines().any(|l| l.starts_with("http_requests_total{")
@@ -150,7 +191,10 @@ async fn health_readiness_and_metrics() {
             && l.contains("status=\"401\"")),
         "{text}"
     );
-    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram");
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{"),
+        "latency histogram"
+    );
     assert!(text.contains("process_resident_memory_bytes"), "process metrics");
 }
 
@@ -168,7 +212,10 @@ async fn cors_allows_only_configured_origins() {
             .send()
     };
     let allowed = preflight("https://app.example.com").await.unwrap();
-    assert_eq!(allowed.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
     let refused = preflight("https://evil.example.com").await.unwrap();
     assert!(!refused.headers().contains_key("access-control-allow-origin"));
 }

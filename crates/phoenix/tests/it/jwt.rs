@@ -90,7 +90,11 @@ async fn alg_none_in_any_casing_is_rejected() {
     for alg in ["none", "None", "NONE", "nOnE"] {
         let header = json!({"alg": alg, "typ": "at+jwt", "kid": forge.kid});
         assert_rejected(&app, &raw_token(&header, &claims, b""), alg).await;
-        let unsigned = format!("{}.{}.", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
         assert_rejected(&app, &unsigned, alg).await;
     }
 }
@@ -148,7 +152,12 @@ async fn tampered_payload_is_rejected() {
     let parts: Vec<&str> = forge.token.split('.').collect();
     let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     claims["roles"] = json!(["admin"]);
-    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(claims.to_string()), parts[2]);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
     assert_rejected(&app, &tampered, "roles raised to admin").await;
     let reply = app.get("/api/v1/admin/users", Some(&tampered)).await;
     assert_eq!(reply.status, 401);
@@ -196,12 +205,25 @@ async fn rotated_keys_keep_old_tokens_valid_and_sign_new_ones() {
     let forge = forge(&app).await;
     let identity = app.identity.as_ref().unwrap();
     let new_kid = identity.rotate_signing_key().await.unwrap();
-    assert_eq!(app.get("/api/v1/auth/me", Some(&forge.token)).await.status, 200, "old token still valid");
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&forge.token)).await.status,
+        200,
+        "old token still valid"
+    );
     let (fresh, _) = app.login("ann@example.com").await;
     assert_eq!(jsonwebtoken::decode_header(&fresh).unwrap().kid.unwrap(), new_kid);
-    assert_eq!(app.get("/api/v1/auth/me", Some(&fresh)).await.status, 200, "new kid fetched by the gateway");
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&fresh)).await.status,
+        200,
+        "new kid fetched by the gateway"
+    );
     let jwks = app.get("/.well-known/jwks.json", None).await;
-    let kids: Vec<&str> = jwks.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
     assert_eq!(kids, vec![new_kid.as_str(), forge.kid.as_str()]);
     assert_eq!(jwks.body["keys"][0]["alg"], "EdDSA");
     assert!(jwks.body["keys"][0].get("d").is_none(), "no private key material");

@@ -61,12 +61,20 @@ async fn repeated_login_failures_are_throttled() {
     let app = spawn_with(config).await;
     app.register("ann@example.com").await;
     for _ in 0..3 {
-        app.post("/api/v1/auth/login", None, json!({"email": "ann@example.com", "password": "guess guess guess"}))
-            .await
-            .assert_problem(401, "invalid_credentials");
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ann@example.com", "password": "guess guess guess"}),
+        )
+        .await
+        .assert_problem(401, "invalid_credentials");
     }
     let throttled = app
-        .post("/api/v1/auth/login", None, json!({"email": "ann@example.com", "password": crate::common::PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ann@example.com", "password": crate::common::PASSWORD}),
+        )
         .await;
     throttled.assert_problem(429, "login_throttled");
     assert!(throttled.headers.contains_key("retry-after"));
@@ -78,11 +86,19 @@ async fn login_failures_per_ip_are_throttled() {
     config.identity.login_failures_per_ip = 4;
     let app = spawn_with(config).await;
     for i in 0..4 {
-        app.post("/api/v1/auth/login", None, json!({"email": format!("u{i}@example.com"), "password": "guess guess"}))
-            .await
-            .assert_problem(401, "invalid_credentials");
-    }
-    app.post("/api/v1/auth/login", None, json!({"email": "u9@example.com", "password": "guess guess"}))
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": format!("u{i}@example.com"), "password": "guess guess"}),
+        )
         .await
-        .assert_problem(429, "login_throttled");
+        .assert_problem(401, "invalid_credentials");
+    }
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "u9@example.com", "password": "guess guess"}),
+    )
+    .await
+    .assert_problem(429, "login_throttled");
 }

@@ -52,7 +52,9 @@ async fn every_documented_operation_is_served() {
                 continue;
             }
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let reply = app.call(method.clone(), &concrete, None, Some(Value::Object(Default::default()))).await;
+            let reply = app
+                .call(method.clone(), &concrete, None, Some(Value::Object(Default::default())))
+                .await;
             assert_ne!(reply.status, 405, "{method} {path}");
             let router_404 = reply.status == 404 && reply.body["detail"] == "no such resource";
             assert!(!router_404, "{method} {path} is documented but not routed");

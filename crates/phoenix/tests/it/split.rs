@@ -19,7 +19,10 @@ async fn gateway_reaches_a_remote_identity() {
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     gateway_config.services.identity = Some(identity.base.clone());
     let gateway = spawn_with(gateway_config).await;
-    assert!(gateway.identity.is_none(), "identity does not run in the gateway's process");
+    assert!(
+        gateway.identity.is_none(),
+        "identity does not run in the gateway's process"
+    );
 
     // Through the gateway: the whole flow, with JWKS and API keys fetched from the remote identity.
     gateway.register("ann@example.com").await;
@@ -27,10 +30,16 @@ async fn gateway_reaches_a_remote_identity() {
     let me = gateway.get("/api/v1/auth/me", Some(&token)).await;
     assert_eq!(me.status, 200, "{me:?}");
     assert_eq!(me.body["email"], "ann@example.com");
-    let rotated = gateway.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    let rotated = gateway
+        .post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await;
     assert_eq!(rotated.status, 200);
     gateway
-        .post("/api/v1/auth/register", None, json!({"email": "ann@example.com", "password": "x", "name": "y"}))
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"email": "ann@example.com", "password": "x", "name": "y"}),
+        )
         .await
         .assert_problem(422, "invalid_fields");
     let ready = gateway.get("/readyz", None).await;
@@ -39,7 +48,11 @@ async fn gateway_reaches_a_remote_identity() {
     let admin_email = create_admin(identity.identity.as_ref().unwrap()).await;
     let (admin, _) = gateway.login(&admin_email).await;
     let org = gateway
-        .post("/api/v1/admin/organizations", Some(&admin), json!({"name": "Remote Co", "kind": "agency"}))
+        .post(
+            "/api/v1/admin/organizations",
+            Some(&admin),
+            json!({"name": "Remote Co", "kind": "agency"}),
+        )
         .await;
     assert_eq!(org.status, 201, "{org:?}");
 }
@@ -51,7 +64,10 @@ async fn a_service_refuses_requests_that_bypass_the_gateway() {
     identity_config.internal_token = Some(Secret::new(TOKEN));
     let identity = spawn_with(identity_config).await;
 
-    identity.get("/api/v1/auth/me", None).await.assert_problem(401, "unauthenticated");
+    identity
+        .get("/api/v1/auth/me", None)
+        .await
+        .assert_problem(401, "unauthenticated");
     let forged = identity
         .http
         .get(format!("{}/api/v1/admin/users", identity.base))
