@@ -91,3 +91,31 @@ async fn a_remote_role_without_an_address_is_a_startup_error() {
     let error = phoenix::App::build(gateway_config).await.err().unwrap().to_string();
     assert!(error.contains("services.identity"), "{error}");
 }
+
+#[tokio::test]
+async fn a_service_that_never_answers_times_out_as_a_problem() {
+    // A "service" that accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut gateway_config = config();
+    gateway_config.roles = vec![Role::Gateway];
+    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    gateway_config.services.identity = Some(format!("http://{address}"));
+    gateway_config.gateway.request_timeout_secs = 1;
+    let gateway = spawn_with(gateway_config).await;
+    let reply = gateway
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "a@example.com", "password": "whatever"}),
+        )
+        .await;
+    assert!(matches!(reply.status.as_u16(), 503 | 504), "{reply:?}");
+    assert_eq!(reply.headers["content-type"], "application/problem+json");
+}
