@@ -9,9 +9,11 @@
 //! same expression against whichever pool or transaction the handle holds. Only DDL differs per engine, so each
 //! service keeps `migrations/sqlite` and `migrations/postgres`.
 //!
-//! This crate never knows what a service stores; it owns only the outbox table.
+//! This crate never knows what a service stores; it owns only the outbox and the stored responses of idempotent
+//! requests ([`idempotency`]).
 
 mod error;
+pub mod idempotency;
 mod outbox;
 mod pool;
 mod timestamp;

@@ -86,6 +86,50 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Writes many events as part of this transaction, in order: one statement on PostgreSQL (this is on the
+    /// inventory engine's hot path), one prepared insert per event on SQLite (in-process, so just as cheap).
+    pub async fn append_events(&mut self, events: &[Event]) -> Result<(), Error> {
+        match self {
+            Tx::Sqlite(_) => {
+                for event in events {
+                    self.append_event(event).await?;
+                }
+            }
+            Tx::Postgres(tx) => {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+                let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
+                let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+                let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+                let data: Vec<sqlx::types::Json<&serde_json::Value>> =
+                    events.iter().map(|e| sqlx::types::Json(&e.data)).collect();
+                let correlation: Vec<Option<&str>> = events.iter().map(|e| e.correlation_id.as_deref()).collect();
+                let trace: Vec<Option<&str>> = events.iter().map(|e| e.traceparent.as_deref()).collect();
+                let at: Vec<Timestamp> = events.iter().map(|e| e.occurred_at).collect();
+                sqlx::query(
+                    "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
+                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                                          $7::text[], $8::timestamptz[])",
+                )
+                .bind(ids)
+                .bind(sources)
+                .bind(types)
+                .bind(subjects)
+                .bind(data)
+                .bind(correlation)
+                .bind(trace)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Pool {
     /// Up to `limit` events not yet published, oldest first.
     pub async fn unpublished_events(&self, limit: u32) -> Result<Vec<OutboxRecord>, Error> {

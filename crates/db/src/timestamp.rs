@@ -101,6 +101,12 @@ impl Encode<'_, Postgres> for Timestamp {
     }
 }
 
+impl sqlx::postgres::PgHasArrayType for Timestamp {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <OffsetDateTime as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+}
+
 impl<'r> Decode<'r, Postgres> for Timestamp {
     fn decode(value: <Postgres as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
         Ok(Timestamp(<OffsetDateTime as Decode<Postgres>>::decode(value)?))

@@ -1,6 +1,7 @@
 //! The storage contract, run against SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+use phoenix_db::idempotency::{Record, Replay};
 use phoenix_db::{Event, Migrations, Pool, Timestamp, dispatch};
 use uuid::Uuid;
 
@@ -17,6 +18,10 @@ phoenix_db::contract_suite!(
         timestamps_compare_in_time_order,
         unique_violation_is_recognised,
         migrating_twice_changes_nothing,
+        events_appended_in_bulk_keep_their_order,
+        idempotency_replays_the_same_request_and_refuses_another,
+        idempotency_key_is_taken_once_when_racing,
+        idempotency_records_expire_after_a_day,
     ]
 );
 
@@ -124,6 +129,124 @@ async fn migrating_twice_changes_nothing(pool: Pool) {
     pool.migrate(&MIGRATIONS).await.unwrap();
     assert_eq!(count_widgets(&pool).await, 0);
     assert!(pool.ping().await);
+}
+
+async fn events_appended_in_bulk_keep_their_order(pool: Pool) {
+    let events: Vec<Event> = (0..50)
+        .map(|i| {
+            Event::new(
+                "phoenix.test",
+                "test.counted.v1",
+                format!("s{}", i % 3),
+                &serde_json::json!({"i": i}),
+            )
+            .unwrap()
+            .with_correlation_id((i % 2 == 0).then(|| format!("c{i}")))
+        })
+        .collect();
+    let mut tx = pool.begin().await.unwrap();
+    tx.append_events(&events).await.unwrap();
+    tx.append_events(&[]).await.unwrap();
+    tx.commit().await.unwrap();
+    let stored = pool.unpublished_events(100).await.unwrap();
+    assert_eq!(stored.len(), 50);
+    for (i, (stored, event)) in stored.iter().zip(&events).enumerate() {
+        assert_eq!(stored.id, event.id);
+        assert_eq!(stored.data.0["i"], i);
+        assert_eq!(stored.correlation_id, event.correlation_id);
+    }
+}
+
+fn record(key: &str, hash: &[u8], at: Timestamp) -> Record {
+    Record {
+        created_at: at,
+        ..Record::new(
+            "test:alice".to_owned(),
+            key.to_owned(),
+            hash.to_vec(),
+            201,
+            serde_json::json!({"id": 7}),
+        )
+    }
+}
+
+async fn idempotency_replays_the_same_request_and_refuses_another(pool: Pool) {
+    assert_eq!(
+        pool.idempotency_replay("test:alice", "k1", b"h1").await.unwrap(),
+        Replay::New
+    );
+    let mut tx = pool.begin().await.unwrap();
+    assert!(
+        tx.save_idempotency(&record("k1", b"h1", Timestamp::now()))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    let Replay::Same(found) = pool.idempotency_replay("test:alice", "k1", b"h1").await.unwrap() else {
+        panic!("expected a replay");
+    };
+    assert_eq!(found.status_code, 201);
+    assert_eq!(found.response.0, serde_json::json!({"id": 7}));
+    assert_eq!(
+        pool.idempotency_replay("test:alice", "k1", b"other").await.unwrap(),
+        Replay::Mismatch
+    );
+    assert_eq!(
+        pool.idempotency_replay("test:bob", "k1", b"h1").await.unwrap(),
+        Replay::New,
+        "scopes are separate"
+    );
+}
+
+async fn idempotency_key_is_taken_once_when_racing(pool: Pool) {
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut tx = pool.begin().await.unwrap();
+                let saved = tx
+                    .save_idempotency(&record("race", b"h", Timestamp::now()))
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                saved
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.unwrap() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+}
+
+async fn idempotency_records_expire_after_a_day(pool: Pool) {
+    let old = Timestamp::now() - time::Duration::hours(25);
+    let mut tx = pool.begin().await.unwrap();
+    assert!(tx.save_idempotency(&record("old", b"h1", old)).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        pool.idempotency_replay("test:alice", "old", b"h2").await.unwrap(),
+        Replay::New
+    );
+    // A new request may take the expired key.
+    let mut tx = pool.begin().await.unwrap();
+    assert!(
+        tx.save_idempotency(&record("old", b"h2", Timestamp::now()))
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(pool.prune_idempotency(Timestamp::now()).await.unwrap(), 0);
+    assert_eq!(
+        pool.prune_idempotency(Timestamp::now() + time::Duration::hours(25))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test]
