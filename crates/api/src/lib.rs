@@ -14,6 +14,7 @@
 mod extract;
 mod fields;
 pub mod gate;
+mod idempotency;
 pub mod internal;
 mod page;
 mod principal;
@@ -22,6 +23,7 @@ pub mod remote;
 
 pub use extract::{Json, Path, Query};
 pub use fields::FieldErrors;
+pub use idempotency::{IDEMPOTENCY_KEY, IdempotencyKey};
 pub use page::{Page, PageParams};
 pub use principal::{ClientIp, Credential, Principal, RequestId, RequireRoles, Role, Roles};
 pub use problem::{ErrorChain, FieldError, PROBLEM_CONTENT_TYPE, Problem, ProblemDetails};

@@ -41,6 +41,11 @@ pub struct ProblemDetails {
     /// Seconds to wait before retrying (also sent as `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub retry_after_secs: Option<u64>,
+    /// Further members particular to the problem (RFC 9457 extension members), such as the items a hold was
+    /// short of.
+    #[serde(flatten, default)]
+    #[schema(value_type = Object)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One field that failed validation. `field` is a JSON path such as `lines[2].quantity`.
@@ -62,6 +67,7 @@ impl Problem {
             request_id: None,
             errors: Vec::new(),
             retry_after_secs: None,
+            extensions: serde_json::Map::new(),
         }))
     }
 
@@ -128,6 +134,12 @@ impl Problem {
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Problem {
         self.errors = errors;
+        self
+    }
+
+    /// Adds an extension member (`name` must not be one of the standard members).
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Problem {
+        self.extensions.insert(name.to_owned(), value);
         self
     }
 
@@ -248,6 +260,11 @@ mod tests {
         assert_eq!(json["code"], "email_taken");
         assert_eq!(json["title"], "Conflict");
         assert!(json.get("errors").is_none());
+        let short = problem.with_extension("short_items", serde_json::json!(["a"]));
+        let json = serde_json::to_value(&short).unwrap();
+        assert_eq!(json["short_items"], serde_json::json!(["a"]));
+        let back: Problem = serde_json::from_value(json).unwrap();
+        assert_eq!(back, short);
     }
 
     #[test]

@@ -1,0 +1,41 @@
+-- One bucket per bookable unit. The CHECK is the invariant itself: the database refuses any write that breaks it.
+CREATE TABLE buckets (
+    item_id           TEXT    PRIMARY KEY,
+    organization_id   UUID,
+    capacity          BIGINT  NOT NULL CHECK (capacity >= 0),
+    overbooking_limit BIGINT  NOT NULL DEFAULT 0 CHECK (overbooking_limit >= 0),
+    held              BIGINT  NOT NULL DEFAULT 0 CHECK (held >= 0),
+    sold              BIGINT  NOT NULL DEFAULT 0 CHECK (sold >= 0),
+    updated_at        TIMESTAMPTZ NOT NULL,
+    CHECK (held + sold <= capacity + overbooking_limit)
+);
+
+CREATE TABLE holds (
+    id              UUID    PRIMARY KEY,
+    holder_id       UUID    NOT NULL,
+    organization_id UUID,
+    reference       TEXT,
+    status          TEXT    NOT NULL CHECK (status IN ('held', 'confirmed', 'released', 'expired')),
+    created_at      TIMESTAMPTZ NOT NULL,
+    expires_at      TIMESTAMPTZ NOT NULL,
+    closed_at       TIMESTAMPTZ
+);
+CREATE INDEX holds_due ON holds (expires_at) WHERE status = 'held';
+
+-- Lines repeat their hold's expiry and whether it is still held, so "units of this item held past their expiry"
+-- is an index range, not a scan of every line the item ever had.
+CREATE TABLE hold_lines (
+    hold_id    UUID    NOT NULL REFERENCES holds (id),
+    item_id    TEXT    NOT NULL REFERENCES buckets (item_id),
+    quantity   BIGINT  NOT NULL CHECK (quantity > 0),
+    active     BOOLEAN NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (hold_id, item_id)
+);
+CREATE INDEX hold_lines_due ON hold_lines (item_id, expires_at) WHERE active = TRUE;
+
+-- Holds each holder has open, bounded so nobody can hoard a flight.
+CREATE TABLE holders (
+    holder_id    UUID    PRIMARY KEY,
+    active_holds BIGINT  NOT NULL CHECK (active_holds >= 0)
+);

@@ -1,0 +1,113 @@
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The id of a bucket, chosen by whoever creates it (catalog uses `room:<room type>:<date>`, `fare:<departure>:M`):
+/// 1 to 128 characters, starting with a letter or digit, then letters, digits and `. _ : -`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ItemId(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("item ids are 1 to 128 characters: a letter or digit, then letters, digits, '.', '_', ':' or '-'")]
+pub struct InvalidItemId;
+
+impl ItemId {
+    pub const MAX_LEN: usize = 128;
+
+    pub fn parse(raw: &str) -> Result<ItemId, InvalidItemId> {
+        let bytes = raw.as_bytes();
+        let ok = !bytes.is_empty()
+            && bytes.len() <= Self::MAX_LEN
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if ok {
+            Ok(ItemId(raw.to_owned()))
+        } else {
+            Err(InvalidItemId)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ItemId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A capacity bucket and what is committed against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    pub item_id: ItemId,
+    /// The organization whose operators manage it (none: admins only).
+    pub organization_id: Option<Uuid>,
+    pub capacity: i64,
+    pub overbooking_limit: i64,
+    /// Units in holds that are neither confirmed, released nor expired.
+    pub held: i64,
+    pub sold: i64,
+}
+
+impl Bucket {
+    /// Units a new hold could take: never negative.
+    pub fn available(&self) -> i64 {
+        (self.capacity + self.overbooking_limit - self.held - self.sold).max(0)
+    }
+}
+
+/// A bucket's size as set by its manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub capacity: i64,
+    pub overbooking_limit: i64,
+}
+
+impl Size {
+    /// At most a billion units: far beyond any real flight or hotel, and far from overflowing sums.
+    pub const MAX: i64 = 1_000_000_000;
+
+    pub fn parse(capacity: i64, overbooking_limit: i64) -> Result<Size, (&'static str, &'static str)> {
+        if !(0..=Self::MAX).contains(&capacity) {
+            return Err(("capacity", "must be between 0 and 1000000000"));
+        }
+        if !(0..=Self::MAX).contains(&overbooking_limit) {
+            return Err(("overbooking_limit", "must be between 0 and 1000000000"));
+        }
+        Ok(Size {
+            capacity,
+            overbooking_limit,
+        })
+    }
+
+    pub fn limit(self) -> i64 {
+        self.capacity + self.overbooking_limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_ids() {
+        for ok in ["a", "room:0193:2026-12-01", "fare:LH400:2026-12-01:M", "X_1.2"] {
+            assert!(ItemId::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ":a", "a b", "a/b", "ä", &"a".repeat(129)] {
+            assert!(ItemId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert!(Size::parse(0, 0).is_ok());
+        assert_eq!(Size::parse(-1, 0).unwrap_err().0, "capacity");
+        assert_eq!(Size::parse(5, -1).unwrap_err().0, "overbooking_limit");
+        assert_eq!(Size::parse(Size::MAX + 1, 0).unwrap_err().0, "capacity");
+    }
+}

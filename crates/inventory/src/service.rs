@@ -1,0 +1,398 @@
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use phoenix_api::{Principal, Role};
+use phoenix_db::Pool;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::engine::{Authority, Command, Engine, Keyed, Writer};
+use crate::hold::{Hold, Limits, NewHold};
+use crate::item::{Bucket, ItemId, Size};
+use crate::store::Store;
+use crate::{Error, http};
+
+/// Inventory's settings, with the defaults the platform ships.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Writer tasks; requests for a bucket always go to the same one.
+    pub shards: usize,
+    /// Most commands one writer applies in one transaction.
+    pub max_batch: usize,
+    /// Commands waiting per writer before new ones are refused with 503.
+    pub queue_depth: usize,
+    /// Open (held, unexpired) holds one holder may have at once.
+    pub max_open_holds_per_holder: i64,
+    /// How often lapsed holds are expired and their events written.
+    pub sweep_interval_ms: u64,
+    /// Most items one availability request may ask about.
+    pub max_availability_items: usize,
+    pub holds: Limits,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            shards: 2,
+            max_batch: 512,
+            queue_depth: 8_192,
+            max_open_holds_per_holder: 50,
+            sweep_interval_ms: 1_000,
+            max_availability_items: 500,
+            holds: Limits::default(),
+        }
+    }
+}
+
+impl Options {
+    /// Checks the settings, naming the one at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (
+                (1..=64).contains(&self.shards),
+                "inventory.shards must be between 1 and 64",
+            ),
+            (
+                (1..=10_000).contains(&self.max_batch),
+                "inventory.max_batch must be between 1 and 10000",
+            ),
+            (
+                (1..=1_000_000).contains(&self.queue_depth),
+                "inventory.queue_depth must be between 1 and 1000000",
+            ),
+            (
+                self.max_open_holds_per_holder >= 1,
+                "inventory.max_open_holds_per_holder must be at least 1",
+            ),
+            (
+                (10..=60_000).contains(&self.sweep_interval_ms),
+                "inventory.sweep_interval_ms must be between 10 and 60000",
+            ),
+            (
+                (1..=10_000).contains(&self.max_availability_items),
+                "inventory.max_availability_items must be between 1 and 10000",
+            ),
+            (
+                (1..=100).contains(&self.holds.max_lines),
+                "inventory.holds.max_lines must be between 1 and 100",
+            ),
+            (
+                (1..=Size::MAX).contains(&self.holds.max_quantity),
+                "inventory.holds.max_quantity must be between 1 and 1000000000",
+            ),
+            (
+                self.holds.min_ttl_secs >= 1
+                    && self.holds.min_ttl_secs <= self.holds.default_ttl_secs
+                    && self.holds.default_ttl_secs <= self.holds.max_ttl_secs
+                    && self.holds.max_ttl_secs <= 86_400,
+                "inventory.holds: need 1 <= min_ttl_secs <= default_ttl_secs <= max_ttl_secs <= 86400",
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(message.to_owned()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The inventory service: cheap to clone, one per process. Dropping every clone stops its writers (after their
+/// current batch) and its sweeper.
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    options: Options,
+    engine: Engine,
+    clock: Clock,
+    /// Idempotency keys of requests queued or being written in this process.
+    in_flight: Mutex<HashSet<(String, String)>>,
+}
+
+/// A request for a hold, as a client sends it.
+#[derive(Debug, Clone)]
+pub struct HoldRequest {
+    pub lines: Vec<(String, i64)>,
+    pub ttl_secs: Option<u64>,
+    pub reference: Option<String>,
+}
+
+impl Service {
+    pub async fn new(pool: Pool, options: Options, clock: Clock) -> Result<Service, Error> {
+        let store = Store::new(pool);
+        let engine = Engine::start(
+            Writer {
+                store: store.clone(),
+                clock: clock.clone(),
+                max_batch: options.max_batch,
+                max_open_holds: options.max_open_holds_per_holder,
+                response: http::hold_json,
+            },
+            options.shards,
+            options.queue_depth,
+        );
+        let service = Service {
+            inner: Arc::new(Inner {
+                store,
+                options,
+                engine,
+                clock,
+                in_flight: Mutex::new(HashSet::new()),
+            }),
+        };
+        service.spawn_sweeper();
+        Ok(service)
+    }
+
+    fn spawn_sweeper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let interval = Duration::from_millis(self.inner.options.sweep_interval_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n = 0u64;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let service = Service { inner };
+                if let Err(error) = service.sweep().await {
+                    tracing::warn!(error = %phoenix_api::ErrorChain(&error), "inventory sweep failed");
+                }
+                n += 1;
+                if n.is_multiple_of(600)
+                    && let Err(error) = service.inner.store.pool().prune_idempotency(service.now()).await
+                {
+                    tracing::warn!(error = %phoenix_api::ErrorChain(&error), "pruning idempotency keys failed");
+                }
+            }
+        });
+    }
+
+    pub fn pool(&self) -> &Pool {
+        self.inner.store.pool()
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    fn now(&self) -> phoenix_db::Timestamp {
+        self.inner.clock.now()
+    }
+
+    async fn ask<T>(
+        &self,
+        shard: usize,
+        command: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.inner.engine.submit(shard, command(reply))?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Creates or resizes a bucket. Operators manage their organization's buckets; admins any (and may give a new
+    /// bucket to an organization).
+    pub async fn put_item(
+        &self,
+        actor: &Principal,
+        item_id: &str,
+        capacity: i64,
+        overbooking_limit: i64,
+        organization_id: Option<Uuid>,
+    ) -> Result<(Bucket, bool), Error> {
+        let mut errors = Vec::new();
+        let item = ItemId::parse(item_id)
+            .map_err(|e| errors.push(invalid("item_id", e.to_string())))
+            .ok();
+        let size = Size::parse(capacity, overbooking_limit)
+            .map_err(|(f, m)| errors.push(invalid(f, m.to_owned())))
+            .ok();
+        let (Some(item), Some(size)) = (item, size) else {
+            return Err(Error::Invalid(errors));
+        };
+        let (authority, owner) = if actor.has(Role::Admin) {
+            (Authority::Admin, organization_id)
+        } else {
+            let Some(org) = actor.organization_id.filter(|_| actor.has(Role::Operator)) else {
+                return Err(Error::NotOwner);
+            };
+            if organization_id.is_some_and(|o| o != org) {
+                return Err(Error::NotOwner);
+            }
+            (Authority::Organization(org), Some(org))
+        };
+        let shard = self.inner.engine.shard_of(&item);
+        self.ask(shard, |reply| Command::Resize {
+            item_id: item,
+            size,
+            organization_id: owner,
+            authority,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn item(&self, item_id: &str) -> Result<Bucket, Error> {
+        let item = ItemId::parse(item_id).map_err(|_| Error::ItemNotFound)?;
+        self.inner
+            .store
+            .bucket(&item, self.now())
+            .await?
+            .ok_or(Error::ItemNotFound)
+    }
+
+    /// Many buckets at once (unknown ids are left out), bounded by `max_availability_items`.
+    pub async fn availability(&self, item_ids: &[String]) -> Result<Vec<Bucket>, Error> {
+        let max = self.inner.options.max_availability_items;
+        if item_ids.is_empty() || item_ids.len() > max {
+            return Err(Error::Invalid(vec![invalid("item_ids", format!("1 to {max} items"))]));
+        }
+        let mut ids = Vec::with_capacity(item_ids.len());
+        let mut errors = Vec::new();
+        for (i, raw) in item_ids.iter().enumerate() {
+            match ItemId::parse(raw) {
+                Ok(id) => ids.push(id),
+                Err(e) => errors.push(invalid(&format!("item_ids[{i}]"), e.to_string())),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        ids.sort();
+        ids.dedup();
+        self.inner.store.buckets(&ids, self.now()).await
+    }
+
+    /// Holds every line or none, for `holder` (the principal, or the customer a service acts for). With an
+    /// idempotency key, a retry gets the first answer; a different request under the key is refused.
+    pub async fn create_hold(
+        &self,
+        holder: &Principal,
+        request: HoldRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Hold, Error> {
+        let hold = NewHold::parse(
+            &request.lines,
+            request.ttl_secs,
+            request.reference,
+            holder.user_id,
+            holder.organization_id,
+            &self.inner.options.holds,
+        )
+        .map_err(|errors| Error::Invalid(errors.into_iter().map(|e| invalid(&e.field, e.message)).collect()))?;
+        let keyed = idempotency_key.map(|key| Keyed {
+            scope: format!("inventory.hold:{}", holder.user_id),
+            key: key.to_owned(),
+            fingerprint: hold.fingerprint(),
+        });
+        let _in_flight = match &keyed {
+            None => None,
+            Some(keyed) => {
+                match self
+                    .pool()
+                    .idempotency_replay(&keyed.scope, &keyed.key, &keyed.fingerprint)
+                    .await?
+                {
+                    phoenix_db::idempotency::Replay::Same(record) => return http::hold_from_json(record.response.0),
+                    phoenix_db::idempotency::Replay::Mismatch => return Err(Error::IdempotencyKeyReused),
+                    phoenix_db::idempotency::Replay::New => Some(self.claim(keyed)?),
+                }
+            }
+        };
+        let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
+        self.ask(shard, |reply| Command::Hold { hold, keyed, reply }).await
+    }
+
+    /// Marks an idempotency key as in flight in this process until the guard drops.
+    fn claim(&self, keyed: &Keyed) -> Result<InFlight, Error> {
+        let entry = (keyed.scope.clone(), keyed.key.clone());
+        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !in_flight.insert(entry.clone()) {
+            return Err(Error::IdempotencyKeyInUse);
+        }
+        Ok(InFlight {
+            inner: self.inner.clone(),
+            entry,
+        })
+    }
+
+    /// A hold as `viewer` may see it: their own, their organization's (agents, partners, operators), or any for
+    /// support and admin. Anything else is "not found".
+    pub async fn hold(&self, viewer: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
+        let hold = self.inner.store.hold(hold_id).await?.ok_or(Error::HoldNotFound)?;
+        if !may_see(viewer, &hold) {
+            return Err(Error::HoldNotFound);
+        }
+        Ok(present(hold, self.now()))
+    }
+
+    pub async fn confirm(&self, actor: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
+        let hold = self.hold(actor, hold_id).await?;
+        let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
+        self.ask(shard, |reply| Command::Confirm { hold_id, reply }).await
+    }
+
+    pub async fn release(&self, actor: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
+        let hold = self.hold(actor, hold_id).await?;
+        let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
+        self.ask(shard, |reply| Command::Release { hold_id, reply }).await
+    }
+
+    /// Expires lapsed holds now (the sweeper does this every `sweep_interval_ms`); returns how many.
+    pub async fn sweep(&self) -> Result<usize, Error> {
+        self.ask(0, |reply| Command::Sweep { reply }).await
+    }
+
+    pub async fn ready(&self) -> bool {
+        self.pool().ping().await
+    }
+}
+
+/// A lapsed hold is reported as expired even before the sweeper marks it.
+fn present(mut hold: Hold, now: phoenix_db::Timestamp) -> Hold {
+    if hold.is_lapsed(now) {
+        hold.status = crate::hold::Status::Expired;
+        hold.closed_at = Some(hold.expires_at);
+    }
+    hold
+}
+
+fn may_see(viewer: &Principal, hold: &Hold) -> bool {
+    viewer.user_id == hold.holder_id
+        || viewer.sees_everything()
+        || (hold.organization_id.is_some()
+            && hold.organization_id == viewer.organization_id
+            && viewer.has_any(&[Role::Agent, Role::Partner, Role::Operator]))
+}
+
+fn invalid(field: &str, message: String) -> phoenix_api::FieldError {
+    phoenix_api::FieldError {
+        field: field.to_owned(),
+        message,
+    }
+}
+
+struct InFlight {
+    inner: Arc<Inner>,
+    entry: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.entry);
+    }
+}

@@ -1,0 +1,225 @@
+use phoenix_db::Pool;
+use phoenix_inventory::{Error, Options, Status};
+
+use crate::{agent, bucket, events_of, request, service, service_with, stored_counters};
+
+phoenix_db::contract_suite!(
+    phoenix_inventory::migrations(),
+    [
+        hold_confirm_release_move_units_and_write_events,
+        confirm_and_release_are_idempotent,
+        unknown_items_and_bad_quantities_are_refused,
+        a_short_line_refuses_the_whole_hold,
+        idempotent_retry_returns_the_same_hold,
+        holds_per_holder_are_bounded,
+        others_cannot_see_or_touch_a_hold,
+    ]
+);
+
+async fn hold_confirm_release_move_units_and_write_events(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    bucket(&inventory, "b", 10).await;
+    let holder = agent();
+    let hold = inventory
+        .create_hold(&holder, request(&[("a", 2), ("b", 3)]), None)
+        .await
+        .unwrap();
+    assert_eq!(hold.status, Status::Held);
+    assert_eq!((hold.expires_at.unix_secs() - hold.created_at.unix_secs()), 900);
+    assert_eq!(stored_counters(&pool, "a").await, (10, 2, 0));
+    assert_eq!(stored_counters(&pool, "b").await, (10, 3, 0));
+
+    let confirmed = inventory.confirm(&holder, hold.id).await.unwrap();
+    assert_eq!(confirmed.status, Status::Confirmed);
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 2));
+    let released = inventory.release(&holder, hold.id).await.unwrap();
+    assert_eq!(released.status, Status::Released);
+    assert_eq!(stored_counters(&pool, "b").await, (10, 0, 0));
+    for event in [
+        "inventory.hold_created.v1",
+        "inventory.hold_confirmed.v1",
+        "inventory.hold_released.v1",
+    ] {
+        assert_eq!(events_of(&pool, event).await, 1, "{event}");
+    }
+}
+
+async fn confirm_and_release_are_idempotent(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    let holder = agent();
+    let hold = inventory
+        .create_hold(&holder, request(&[("a", 2)]), None)
+        .await
+        .unwrap();
+    inventory.confirm(&holder, hold.id).await.unwrap();
+    assert_eq!(
+        inventory.confirm(&holder, hold.id).await.unwrap().status,
+        Status::Confirmed
+    );
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 2));
+    inventory.release(&holder, hold.id).await.unwrap();
+    assert_eq!(
+        inventory.release(&holder, hold.id).await.unwrap().status,
+        Status::Released
+    );
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 0));
+    assert!(matches!(
+        inventory.confirm(&holder, hold.id).await,
+        Err(Error::HoldReleased)
+    ));
+    assert_eq!(events_of(&pool, "inventory.hold_released.v1").await, 1);
+}
+
+async fn unknown_items_and_bad_quantities_are_refused(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    let holder = agent();
+    let unknown = inventory
+        .create_hold(&holder, request(&[("a", 1), ("ghost", 1)]), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&unknown, Error::UnknownItems(items) if items[0].as_str() == "ghost"),
+        "{unknown:?}"
+    );
+    for quantity in [0, -1, 1_000_001] {
+        let bad = inventory
+            .create_hold(&holder, request(&[("a", quantity)]), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(bad, Error::Invalid(_)), "{quantity}");
+    }
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 0));
+}
+
+async fn a_short_line_refuses_the_whole_hold(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    bucket(&inventory, "b", 1).await;
+    let holder = agent();
+    let short = inventory
+        .create_hold(&holder, request(&[("a", 5), ("b", 2)]), None)
+        .await
+        .unwrap_err();
+    let Error::Insufficient(items) = short else {
+        panic!("expected a shortage")
+    };
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0].item_id.as_str(), items[0].requested, items[0].available),
+        ("b", 2, 1)
+    );
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 0), "nothing of a was taken");
+}
+
+async fn idempotent_retry_returns_the_same_hold(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 100).await;
+    let holder = agent();
+    let first = inventory
+        .create_hold(&holder, request(&[("a", 2)]), Some("key-1"))
+        .await
+        .unwrap();
+    let again = inventory
+        .create_hold(&holder, request(&[("a", 2)]), Some("key-1"))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let different = inventory
+        .create_hold(&holder, request(&[("a", 3)]), Some("key-1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(different, Error::IdempotencyKeyReused), "{different:?}");
+    // Another principal's key space is separate.
+    let other = agent();
+    let theirs = inventory
+        .create_hold(&other, request(&[("a", 2)]), Some("key-1"))
+        .await
+        .unwrap();
+    assert_ne!(theirs.id, first.id);
+
+    // Five at once with one key: one hold, taken once.
+    let racers: Vec<_> = (0..5)
+        .map(|_| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move {
+                inventory
+                    .create_hold(&holder, request(&[("a", 1)]), Some("key-2"))
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(hold) => ids.push(hold.id),
+            Err(Error::IdempotencyKeyInUse) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!(stored_counters(&pool, "a").await.1, 2 + 2 + 1);
+}
+
+async fn holds_per_holder_are_bounded(pool: Pool) {
+    let options = Options {
+        max_open_holds_per_holder: 3,
+        ..Options::default()
+    };
+    let inventory = service_with(pool, options, phoenix_inventory::Clock::System).await;
+    bucket(&inventory, "a", 100).await;
+    let holder = agent();
+    let mut holds = Vec::new();
+    for _ in 0..3 {
+        holds.push(
+            inventory
+                .create_hold(&holder, request(&[("a", 1)]), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let hoarding = inventory
+        .create_hold(&holder, request(&[("a", 1)]), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(hoarding, Error::TooManyHolds { limit: 3 }), "{hoarding:?}");
+    inventory.confirm(&holder, holds[0].id).await.unwrap();
+    inventory
+        .create_hold(&holder, request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+    inventory
+        .create_hold(&agent(), request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+}
+
+async fn others_cannot_see_or_touch_a_hold(pool: Pool) {
+    let inventory = service(pool).await;
+    bucket(&inventory, "a", 10).await;
+    let holder = agent();
+    let hold = inventory
+        .create_hold(&holder, request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+    let stranger = agent();
+    assert!(matches!(
+        inventory.hold(&stranger, hold.id).await,
+        Err(Error::HoldNotFound)
+    ));
+    assert!(matches!(
+        inventory.confirm(&stranger, hold.id).await,
+        Err(Error::HoldNotFound)
+    ));
+    assert!(matches!(
+        inventory.release(&stranger, hold.id).await,
+        Err(Error::HoldNotFound)
+    ));
+    // A colleague from the same agency can.
+    let colleague = crate::principal(&[phoenix_api::Role::Agent], holder.organization_id);
+    assert_eq!(inventory.hold(&colleague, hold.id).await.unwrap().id, hold.id);
+    assert_eq!(inventory.hold(&crate::admin(), hold.id).await.unwrap().id, hold.id);
+}
