@@ -540,7 +540,8 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
     }
     // New holds add to (and may create) a holder's row; closed holds only subtract from an existing one. Kept
     // apart because the CHECK applies to an upsert's proposed row before it becomes an update.
-    let (adds, subtracts): (Vec<(Uuid, i64)>, Vec<(Uuid, i64)>) = w
+    type Deltas = Vec<(Uuid, i64)>;
+    let (adds, subtracts): (Deltas, Deltas) = w
         .holders
         .iter()
         .filter(|(_, d)| **d != 0)
