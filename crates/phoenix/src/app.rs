@@ -24,7 +24,14 @@ pub struct App {
     config: Config,
     router: Router,
     pools: Vec<Pool>,
-    identity: Option<phoenix_identity::Service>,
+    services: Services,
+}
+
+/// The services running in this process (a role elsewhere is `None` here).
+#[derive(Clone, Default)]
+pub struct Services {
+    pub identity: Option<phoenix_identity::Service>,
+    pub inventory: Option<phoenix_inventory::Service>,
 }
 
 /// Opens (and migrates) a service's database.
@@ -60,7 +67,18 @@ pub async fn identity_service(config: &Config) -> anyhow::Result<phoenix_identit
 
 /// The OpenAPI document of the whole platform (whichever roles run here).
 pub fn openapi() -> OpenApi {
-    phoenix_gateway::openapi(vec![phoenix_identity::api().into_openapi()])
+    phoenix_gateway::openapi(vec![
+        phoenix_identity::api().into_openapi(),
+        phoenix_inventory::api().into_openapi(),
+    ])
+}
+
+/// Inventory on this process's database (for benchmarks and tools).
+pub async fn inventory_service(config: &Config) -> anyhow::Result<phoenix_inventory::Service> {
+    let pool = open_database(config, Role::Inventory, phoenix_inventory::migrations()).await?;
+    phoenix_inventory::Service::new(pool, config.inventory.clone(), phoenix_inventory::Clock::System)
+        .await
+        .context("starting inventory")
 }
 
 fn remote_client(config: &Config, role: Role, url: &Option<String>) -> anyhow::Result<phoenix_api::remote::Client> {
@@ -86,72 +104,54 @@ impl App {
         let limiter = limiter(&config).await?;
         let mut pools = Vec::new();
         let mut readiness = Vec::new();
+        let mut services = Services::default();
 
-        let identity = if config.runs(Role::Identity) {
+        if config.runs(Role::Identity) {
             let pool = open_database(&config, Role::Identity, phoenix_identity::migrations()).await?;
             pools.push(pool.clone());
             readiness.push(pool_check("identity_db", pool.clone()));
             let service = phoenix_identity::Service::new(pool, config.identity.clone(), limiter.clone())
                 .await
                 .context("starting identity")?;
-            Some(service)
-        } else {
-            None
-        };
+            services.identity = Some(service);
+        }
+        if config.runs(Role::Inventory) {
+            let pool = open_database(&config, Role::Inventory, phoenix_inventory::migrations()).await?;
+            pools.push(pool.clone());
+            readiness.push(pool_check("inventory_db", pool.clone()));
+            let service =
+                phoenix_inventory::Service::new(pool, config.inventory.clone(), phoenix_inventory::Clock::System)
+                    .await
+                    .context("starting inventory")?;
+            services.inventory = Some(service);
+        }
 
         let router = if config.runs(Role::Gateway) {
-            let mut local = Vec::new();
-            let mut remote = Vec::new();
-            let identity_client = match &identity {
-                Some(service) => {
-                    local.push(phoenix_identity::api().with_state(service.clone()).split_for_parts().0);
-                    phoenix_identity::Client::Local(service.clone())
-                }
-                None => {
-                    let client = remote_client(&config, Role::Identity, &config.services.identity)?;
-                    remote.push(RemoteRoute {
-                        service: "identity",
-                        prefixes: phoenix_identity::PATH_PREFIXES,
-                        base_url: client.base_url().to_owned(),
-                    });
-                    readiness.push(remote_check("identity", client.clone()));
-                    phoenix_identity::Client::Remote(client)
-                }
-            };
-            let gateway = Gateway {
-                authenticator: Authenticator::new(
-                    identity_client,
-                    &config.identity.issuer,
-                    &config.identity.audience,
-                    config.gateway.token_cache_capacity,
-                ),
-                limiter,
-                local,
-                internal_token: if remote.is_empty() {
-                    String::new()
-                } else {
-                    internal_token(&config)?.to_owned()
-                },
-                remote,
-                openapi: openapi(),
-                readiness,
-                options: config.gateway.clone(),
-            };
-            gateway.router()?
+            gateway_router(&config, &services, limiter, readiness)?
         } else {
-            service_router(&config, identity.as_ref(), readiness)?
+            service_router(&config, &services, readiness)?
         };
         Ok(App {
             config,
             router,
             pools,
-            identity,
+            services,
         })
+    }
+
+    /// The services running in this process.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// Identity, when it runs in this process.
     pub fn identity(&self) -> Option<&phoenix_identity::Service> {
-        self.identity.as_ref()
+        self.services.identity.as_ref()
+    }
+
+    /// Inventory, when it runs in this process.
+    pub fn inventory(&self) -> Option<&phoenix_inventory::Service> {
+        self.services.inventory.as_ref()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to
@@ -196,19 +196,80 @@ impl App {
     }
 }
 
-/// What a service serves when it runs without the gateway in its process: its routes, behind the internal-token
-/// check, plus its internal routes and the operational endpoints.
-fn service_router(
+/// The gateway in front of every role: local services' routers mounted in-process, the others reached over HTTP.
+fn gateway_router(
     config: &Config,
-    identity: Option<&phoenix_identity::Service>,
-    readiness: Vec<Check>,
+    services: &Services,
+    limiter: Limiter,
+    mut readiness: Vec<Check>,
 ) -> anyhow::Result<Router> {
+    let mut local = Vec::new();
+    let mut remote = Vec::new();
+    let mut remote_route = |role: Role, url: &Option<String>, prefixes: &'static [&'static str]| {
+        let client = remote_client(config, role, url)?;
+        remote.push(RemoteRoute {
+            service: role.name(),
+            prefixes,
+            base_url: client.base_url().to_owned(),
+        });
+        readiness.push(remote_check(role.name(), client.clone()));
+        anyhow::Ok(client)
+    };
+    let identity = match &services.identity {
+        Some(service) => {
+            local.push(phoenix_identity::api().with_state(service.clone()).split_for_parts().0);
+            phoenix_identity::Client::Local(service.clone())
+        }
+        None => phoenix_identity::Client::Remote(remote_route(
+            Role::Identity,
+            &config.services.identity,
+            phoenix_identity::PATH_PREFIXES,
+        )?),
+    };
+    match &services.inventory {
+        Some(service) => local.push(phoenix_inventory::api().with_state(service.clone()).split_for_parts().0),
+        None => {
+            remote_route(
+                Role::Inventory,
+                &config.services.inventory,
+                phoenix_inventory::PATH_PREFIXES,
+            )?;
+        }
+    }
+    let gateway = Gateway {
+        authenticator: Authenticator::new(
+            identity,
+            &config.identity.issuer,
+            &config.identity.audience,
+            config.gateway.token_cache_capacity,
+        ),
+        limiter,
+        local,
+        internal_token: if remote.is_empty() {
+            String::new()
+        } else {
+            internal_token(config)?.to_owned()
+        },
+        remote,
+        openapi: openapi(),
+        readiness,
+        options: config.gateway.clone(),
+    };
+    Ok(gateway.router()?)
+}
+
+/// What services serve when they run without the gateway in their process: their routes, behind the
+/// internal-token check, plus their internal routes and the operational endpoints.
+fn service_router(config: &Config, services: &Services, readiness: Vec<Check>) -> anyhow::Result<Router> {
     let token = internal_token(config)?;
     let mut router = Router::new();
-    if let Some(service) = identity {
+    if let Some(service) = &services.identity {
         router = router
             .merge(phoenix_identity::api().with_state(service.clone()).split_for_parts().0)
             .merge(phoenix_identity::internal_router(service.clone()));
+    }
+    if let Some(service) = &services.inventory {
+        router = router.merge(phoenix_inventory::api().with_state(service.clone()).split_for_parts().0);
     }
     let router = router.layer(phoenix_api::internal::Layer::new(token));
     Ok(phoenix_gateway::service_router(

@@ -18,15 +18,18 @@ pub enum Role {
     Gateway,
     /// Users, sessions, MFA, API keys, organizations.
     Identity,
+    /// Capacity buckets and holds.
+    Inventory,
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Gateway, Role::Identity];
+    pub const ALL: [Role; 3] = [Role::Gateway, Role::Identity, Role::Inventory];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Gateway => "gateway",
             Role::Identity => "identity",
+            Role::Inventory => "inventory",
         }
     }
 }
@@ -65,6 +68,7 @@ impl std::fmt::Debug for Secret {
 #[serde(default, deny_unknown_fields)]
 pub struct Databases {
     pub identity: Option<Secret>,
+    pub inventory: Option<Secret>,
 }
 
 /// Where roles that do not run in this process listen.
@@ -72,6 +76,7 @@ pub struct Databases {
 #[serde(default, deny_unknown_fields)]
 pub struct ServiceUrls {
     pub identity: Option<String>,
+    pub inventory: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +102,7 @@ pub struct Config {
     pub services: ServiceUrls,
     pub gateway: phoenix_gateway::Options,
     pub identity: phoenix_identity::Options,
+    pub inventory: phoenix_inventory::Options,
 }
 
 impl Default for Config {
@@ -114,6 +120,7 @@ impl Default for Config {
             services: ServiceUrls::default(),
             gateway: phoenix_gateway::Options::default(),
             identity: phoenix_identity::Options::default(),
+            inventory: phoenix_inventory::Options::default(),
         }
     }
 }
@@ -171,10 +178,15 @@ impl Config {
         {
             bail!("invalid configuration: database_url must be a postgres:// URL (leave it unset for SQLite)");
         }
-        if let Some(url) = &self.databases.identity
-            && !(url.expose().starts_with("postgres") || url.expose().starts_with("sqlite:"))
-        {
-            bail!("invalid configuration: databases.identity must be a postgres:// or sqlite:// URL");
+        for (name, url) in [
+            ("identity", &self.databases.identity),
+            ("inventory", &self.databases.inventory),
+        ] {
+            if let Some(url) = url
+                && !(url.expose().starts_with("postgres") || url.expose().starts_with("sqlite:"))
+            {
+                bail!("invalid configuration: databases.{name} must be a postgres:// or sqlite:// URL");
+            }
         }
         if let Some(url) = &self.redis_url
             && !(url.expose().starts_with("redis://") || url.expose().starts_with("rediss://"))
@@ -189,7 +201,10 @@ impl Config {
         if !(1..=600).contains(&self.shutdown_grace_secs) {
             bail!("invalid configuration: shutdown_grace_secs must be between 1 and 600");
         }
-        for (name, url) in [("services.identity", &self.services.identity)] {
+        for (name, url) in [
+            ("services.identity", &self.services.identity),
+            ("services.inventory", &self.services.inventory),
+        ] {
             if let Some(url) = url
                 && url::Url::parse(url)
                     .map(|u| !matches!(u.scheme(), "http" | "https"))
@@ -221,6 +236,7 @@ impl Config {
     pub fn database_for(&self, service: Role) -> anyhow::Result<DatabaseTarget> {
         let own = match service {
             Role::Identity => &self.databases.identity,
+            Role::Inventory => &self.databases.inventory,
             Role::Gateway => &None,
         };
         if let Some(url) = own {

@@ -63,15 +63,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 migrate.roles
             };
             for role in roles {
-                match role {
-                    Role::Identity => {
-                        app::open_database(&config, role, phoenix_identity::migrations())
-                            .await?
-                            .close()
-                            .await;
-                    }
-                    Role::Gateway => {}
-                }
+                let migrations = match role {
+                    Role::Identity => phoenix_identity::migrations(),
+                    Role::Inventory => phoenix_inventory::migrations(),
+                    Role::Gateway => continue,
+                };
+                app::open_database(&config, role, migrations).await?.close().await;
                 println!("{}: migrated", role.name());
             }
             Ok(())

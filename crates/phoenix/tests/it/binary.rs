@@ -1,99 +1,12 @@
 //! The real `phoenix` executable: configuration errors, bootstrap commands, JSON logs and graceful shutdown.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-const PHOENIX: &str = env!("CARGO_BIN_EXE_phoenix");
-const PASSWORD: &str = "correct horse battery staple";
-
-fn phoenix(data: &std::path::Path) -> Command {
-    let mut command = Command::new(PHOENIX);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .arg("--data-dir")
-        .arg(data);
-    command
-}
-
-/// A `phoenix serve` process whose JSON log lines arrive on a channel.
-struct Server {
-    child: Child,
-    logs: mpsc::Receiver<Value>,
-    address: String,
-}
-
-impl Server {
-    fn start(data: &std::path::Path) -> Server {
-        let mut child = phoenix(data)
-            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(value);
-                } else {
-                    let _ = tx.send(Value::String(line));
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            logs,
-            address: String::new(),
-        };
-        let listening = server.wait_for(|log| log["message"] == "phoenix listening");
-        server.address = listening["address"].as_str().unwrap().to_owned();
-        server
-    }
-
-    /// Blocks until a log line matches (or the process ends, which fails the test).
-    fn wait_for(&self, matches: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let log = self
-                .logs
-                .recv()
-                .expect("phoenix exited before logging the expected line");
-            assert!(log.is_object(), "every log line is JSON: {log}");
-            if matches(&log) {
-                return log;
-            }
-        }
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn http(address: &str, request: &str) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
-}
+use crate::process::{PASSWORD, PHOENIX, Server, http, phoenix};
 
 #[test]
 fn serve_logs_json_with_request_ids_and_stops_cleanly_on_sigterm() {
@@ -232,7 +145,11 @@ fn migrate_creates_each_service_database_on_postgres() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    assert!(String::from_utf8_lossy(&output.stdout).contains("identity: migrated"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("identity: migrated") && stdout.contains("inventory: migrated"),
+        "{stdout}"
+    );
     let identity_db = phoenix_db::testing::TestDatabase::postgres_url_for(&format!("{name}_identity"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -251,13 +168,13 @@ fn migrate_creates_each_service_database_on_postgres() {
         let admin = phoenix_db::Pool::connect(&phoenix_db::testing::postgres_admin_url(), Default::default())
             .await
             .unwrap();
-        phoenix_db::dispatch!(&admin, conn => {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE \"{name}_identity\" WITH (FORCE)")))
-                .execute(conn)
-                .await
-                .map(|_| ())
-        })
-        .unwrap();
+        for service in ["identity", "inventory"] {
+            let sql = format!("DROP DATABASE \"{name}_{service}\" WITH (FORCE)");
+            phoenix_db::dispatch!(&admin, conn => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
+            })
+            .unwrap();
+        }
     });
 }
 

@@ -4,10 +4,13 @@
 mod accounts;
 mod binary;
 mod common;
+mod crash;
 mod errors;
+mod inventory;
 mod jwt;
 mod limits;
 mod mfa;
 mod openapi;
 mod postgres;
+mod process;
 mod split;

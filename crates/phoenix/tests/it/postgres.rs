@@ -32,7 +32,10 @@ impl Drop for DropDatabase {
 #[tokio::test]
 async fn the_whole_account_flow_runs_on_postgres() {
     let base = format!("phoenix_test_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDatabase(format!("{base}_identity"));
+    let _cleanup = [
+        DropDatabase(format!("{base}_identity")),
+        DropDatabase(format!("{base}_inventory")),
+    ];
     let mut config = config();
     config.database_url = Some(Secret::new(phoenix_db::testing::TestDatabase::postgres_url_for(&base)));
     let app = spawn_with(config).await;

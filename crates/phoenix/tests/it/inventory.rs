@@ -1,0 +1,285 @@
+//! Inventory over HTTP, through the gateway.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Reply, TestApp, config, spawn, spawn_with};
+
+/// An operator of a new airline: (organization id, token).
+async fn operator(app: &TestApp, admin: &str, email: &str) -> (String, String) {
+    let org = app
+        .post(
+            "/api/v1/admin/organizations",
+            Some(admin),
+            json!({"name": format!("Air {email}"), "kind": "airline"}),
+        )
+        .await;
+    let org_id = org.body["id"].as_str().unwrap().to_owned();
+    let user = app.register(email).await;
+    let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
+    let set = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(admin),
+            Some(json!({"roles": ["operator"], "organization_id": org_id})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{set:?}");
+    (org_id, app.login(email).await.0)
+}
+
+/// An agent of a new agency.
+async fn agent(app: &TestApp, admin: &str, email: &str) -> String {
+    let org = app
+        .post(
+            "/api/v1/admin/organizations",
+            Some(admin),
+            json!({"name": format!("Agency {email}"), "kind": "agency"}),
+        )
+        .await;
+    let user = app.register(email).await;
+    let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
+    app.call(
+        Method::PUT,
+        &path,
+        Some(admin),
+        Some(json!({"roles": ["agent"], "organization_id": org.body["id"]})),
+    )
+    .await;
+    app.login(email).await.0
+}
+
+async fn put_item(app: &TestApp, token: &str, item: &str, body: Value) -> Reply {
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/inventory/items/{item}"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+async fn hold(app: &TestApp, token: &str, key: Option<&str>, body: Value) -> Reply {
+    let mut request = app
+        .http
+        .post(format!("{}/api/v1/inventory/holds", app.base))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    crate::common::read(request.send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn operators_manage_their_airlines_buckets() {
+    let app = spawn().await;
+    let admin = app.admin().await;
+    let (org_id, operator_token) = operator(&app, &admin, "ops@skyways.example").await;
+    let created = put_item(
+        &app,
+        &operator_token,
+        "seat:SW1:2026-12-01:Y",
+        json!({"capacity": 180, "overbooking_limit": 4}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert_eq!(created.body["organization_id"], org_id);
+    assert_eq!(created.body["available"], 184);
+    let updated = put_item(&app, &operator_token, "seat:SW1:2026-12-01:Y", json!({"capacity": 170})).await;
+    assert_eq!(updated.status, 200);
+    assert_eq!(updated.body["capacity"], 170);
+    assert_eq!(updated.body["overbooking_limit"], 0);
+
+    let (_, rival) = operator(&app, &admin, "ops@rival.example").await;
+    put_item(&app, &rival, "seat:SW1:2026-12-01:Y", json!({"capacity": 1}))
+        .await
+        .assert_problem(403, "forbidden");
+    let (_, customer) = app.customer("ann@example.com").await;
+    put_item(&app, &customer, "x", json!({"capacity": 1}))
+        .await
+        .assert_problem(403, "forbidden");
+
+    let read = app
+        .get("/api/v1/inventory/items/seat:SW1:2026-12-01:Y", Some(&customer))
+        .await;
+    assert_eq!(read.body["capacity"], 170);
+    app.get("/api/v1/inventory/items/nothing", Some(&customer))
+        .await
+        .assert_problem(404, "not_found");
+    let many = app
+        .post(
+            "/api/v1/inventory/availability",
+            Some(&customer),
+            json!({"item_ids": ["seat:SW1:2026-12-01:Y", "nothing"]}),
+        )
+        .await;
+    assert_eq!(many.body["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn holds_over_http_with_idempotency_and_every_refusal_a_problem() {
+    let app = spawn().await;
+    let admin = app.admin().await;
+    put_item(&app, &admin, "room:9:2026-12-24", json!({"capacity": 3})).await;
+    put_item(&app, &admin, "room:9:2026-12-25", json!({"capacity": 1})).await;
+    let agent = agent(&app, &admin, "desk@agency.example").await;
+    let stay = json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 1}, {"item_id": "room:9:2026-12-25", "quantity": 1}],
+                      "reference": "booking-42"});
+
+    hold(&app, &agent, None, stay.clone())
+        .await
+        .assert_problem(400, "idempotency_key_required");
+    let first = hold(&app, &agent, Some("stay-1"), stay.clone()).await;
+    assert_eq!(first.status, 201, "{first:?}");
+    assert_eq!(first.body["status"], "held");
+    assert_eq!(first.body["reference"], "booking-42");
+    let retry = hold(&app, &agent, Some("stay-1"), stay.clone()).await;
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.body, first.body, "a retry gets the first answer");
+    hold(
+        &app,
+        &agent,
+        Some("stay-1"),
+        json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 2}]}),
+    )
+    .await
+    .assert_problem(422, "idempotency_key_reused");
+
+    let sold_out = hold(&app, &agent, Some("stay-2"), stay.clone()).await;
+    sold_out.assert_problem(409, "insufficient_inventory");
+    assert_eq!(sold_out.body["short_items"][0]["item_id"], "room:9:2026-12-25");
+    assert_eq!(sold_out.body["short_items"][0]["available"], 0);
+
+    let bad_inputs = [
+        (
+            json!({"lines": [{"item_id": "ghost", "quantity": 1}]}),
+            422,
+            "unknown_item",
+        ),
+        (
+            json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 0}]}),
+            422,
+            "invalid_fields",
+        ),
+        (
+            json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": -2}]}),
+            422,
+            "invalid_fields",
+        ),
+        (
+            json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 99999999}]}),
+            422,
+            "invalid_fields",
+        ),
+        (
+            json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 1e40}]}),
+            422,
+            "invalid_fields",
+        ),
+        (
+            json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 1}], "ttl_secs": 999999}),
+            422,
+            "invalid_fields",
+        ),
+        (json!({"lines": []}), 422, "invalid_fields"),
+        (json!({"lines": "all"}), 422, "invalid_fields"),
+    ];
+    for (i, (body, status, code)) in bad_inputs.into_iter().enumerate() {
+        hold(&app, &agent, Some(&format!("bad-{i}")), body)
+            .await
+            .assert_problem(status, code);
+    }
+    let malformed = app
+        .http
+        .post(format!("{}/api/v1/inventory/holds", app.base))
+        .bearer_auth(&agent)
+        .header("idempotency-key", "m")
+        .header("content-type", "application/json")
+        .body("{\"lines\": [")
+        .send()
+        .await
+        .unwrap();
+    crate::common::read(malformed)
+        .await
+        .assert_problem(400, "malformed_json");
+
+    let id = first.body["hold_id"].as_str().unwrap();
+    let confirm = format!("/api/v1/inventory/holds/{id}/confirm");
+    let release = format!("/api/v1/inventory/holds/{id}/release");
+    assert_eq!(
+        app.post(&confirm, Some(&agent), json!({})).await.body["status"],
+        "confirmed"
+    );
+    assert_eq!(
+        app.post(&confirm, Some(&agent), json!({})).await.status,
+        200,
+        "confirming twice is fine"
+    );
+    let item = app.get("/api/v1/inventory/items/room:9:2026-12-25", Some(&agent)).await;
+    assert_eq!(
+        (item.body["held"].as_i64(), item.body["sold"].as_i64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        app.post(&release, Some(&agent), json!({})).await.body["status"],
+        "released"
+    );
+    app.post(&confirm, Some(&agent), json!({}))
+        .await
+        .assert_problem(409, "hold_released");
+    let item = app.get("/api/v1/inventory/items/room:9:2026-12-25", Some(&agent)).await;
+    assert_eq!(item.body["available"], 1, "a cancelled booking's units are back");
+
+    let stranger = self::agent(&app, &admin, "other@agency.example").await;
+    app.get(&format!("/api/v1/inventory/holds/{id}"), Some(&stranger))
+        .await
+        .assert_problem(404, "not_found");
+    app.post(&release, Some(&stranger), json!({}))
+        .await
+        .assert_problem(404, "not_found");
+    let (_, customer) = app.customer("c@example.com").await;
+    hold(&app, &customer, Some("c"), stay)
+        .await
+        .assert_problem(403, "forbidden");
+    app.get("/api/v1/inventory/holds/not-a-uuid", Some(&agent))
+        .await
+        .assert_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn racing_http_holds_sell_exactly_the_capacity() {
+    let mut config = config();
+    config.inventory.max_open_holds_per_holder = 10_000;
+    let app = spawn_with(config).await;
+    let admin = app.admin().await;
+    put_item(&app, &admin, "seat:FLASH:Y", json!({"capacity": 50})).await;
+    let agent = agent(&app, &admin, "flash@agency.example").await;
+    let attempts: Vec<_> = (0..500)
+        .map(|i| {
+            let (http, base, agent) = (app.http.clone(), app.base.clone(), agent.clone());
+            tokio::spawn(async move {
+                let reply = http
+                    .post(format!("{base}/api/v1/inventory/holds"))
+                    .bearer_auth(agent)
+                    .header("idempotency-key", format!("flash-{i}"))
+                    .json(&json!({"lines": [{"item_id": "seat:FLASH:Y", "quantity": 1}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                reply.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for attempt in attempts {
+        *statuses.entry(attempt.await.unwrap()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, [(201, 50), (409, 450)].into_iter().collect());
+    let item = app.get("/api/v1/inventory/items/seat:FLASH:Y", Some(&agent)).await;
+    assert_eq!(
+        (item.body["held"].as_i64(), item.body["available"].as_i64()),
+        (Some(50), Some(0))
+    );
+}
