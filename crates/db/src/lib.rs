@@ -22,9 +22,15 @@ mod timestamp;
 pub mod testing;
 
 pub use error::Error;
-pub use outbox::{Event, OutboxRecord};
+pub use outbox::{Event, OutboxRecord, chunks_under};
 pub use pool::{Backend, Migrations, Pool, PoolOptions, Tx};
 pub use timestamp::Timestamp;
+
+/// The largest statement a batch sends to PostgreSQL in one message. sqlx 0.9.0 leaves Nagle's algorithm on
+/// (sqlx issue 4335): a message larger than the socket's send buffer (16 KiB to start with) goes out in two writes,
+/// and the second waits up to 40 ms for the server's delayed ACK. Batches split their statements to stay under
+/// this size; measured in BENCHMARKS.md.
+pub const MAX_MESSAGE_BYTES: usize = 15 * 1024;
 
 /// Runs one expression against the engine a [`Pool`] or [`Tx`] holds, binding `$conn` to the engine's executor.
 ///

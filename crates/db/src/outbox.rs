@@ -97,33 +97,10 @@ impl Tx {
                 }
             }
             Tx::Postgres(tx) => {
-                if events.is_empty() {
-                    return Ok(());
+                let size = |e: &Event| 110 + e.event_type.len() + e.subject.len() + e.data.to_string().len();
+                for chunk in chunks_under(events, crate::MAX_MESSAGE_BYTES, size) {
+                    append_chunk_pg(tx, chunk).await?;
                 }
-                let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-                let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
-                let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
-                let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
-                let data: Vec<sqlx::types::Json<&serde_json::Value>> =
-                    events.iter().map(|e| sqlx::types::Json(&e.data)).collect();
-                let correlation: Vec<Option<&str>> = events.iter().map(|e| e.correlation_id.as_deref()).collect();
-                let trace: Vec<Option<&str>> = events.iter().map(|e| e.traceparent.as_deref()).collect();
-                let at: Vec<Timestamp> = events.iter().map(|e| e.occurred_at).collect();
-                sqlx::query(
-                    "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
-                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                                          $7::text[], $8::timestamptz[])",
-                )
-                .bind(ids)
-                .bind(sources)
-                .bind(types)
-                .bind(subjects)
-                .bind(data)
-                .bind(correlation)
-                .bind(trace)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
             }
         }
         Ok(())
@@ -143,5 +120,63 @@ impl Pool {
             .await
         })?;
         Ok(rows)
+    }
+}
+
+/// Splits `items` into runs whose estimated encoded size stays under `limit` bytes (a run has at least one item).
+pub fn chunks_under<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && bytes + n > limit {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += n;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
+
+async fn append_chunk_pg(tx: &mut sqlx::PgConnection, events: &[Event]) -> Result<(), Error> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    let data: Vec<sqlx::types::Json<&serde_json::Value>> = events.iter().map(|e| sqlx::types::Json(&e.data)).collect();
+    let correlation: Vec<Option<&str>> = events.iter().map(|e| e.correlation_id.as_deref()).collect();
+    let trace: Vec<Option<&str>> = events.iter().map(|e| e.traceparent.as_deref()).collect();
+    let at: Vec<Timestamp> = events.iter().map(|e| e.occurred_at).collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                              $7::text[], $8::timestamptz[])",
+    )
+    .bind(ids)
+    .bind(sources)
+    .bind(types)
+    .bind(subjects)
+    .bind(data)
+    .bind(correlation)
+    .bind(trace)
+    .bind(at)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks_under;
+
+    #[test]
+    fn chunks_stay_under_the_limit_and_keep_order() {
+        let sizes = [10, 10, 10, 25, 5, 40, 1];
+        let chunks = chunks_under(&sizes, 30, |n| *n);
+        assert_eq!(chunks, vec![&[10, 10, 10][..], &[25, 5][..], &[40][..], &[1][..]]);
+        assert!(chunks_under(&[] as &[usize], 30, |n| *n).is_empty());
     }
 }

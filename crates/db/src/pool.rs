@@ -117,6 +117,17 @@ impl Pool {
         })
     }
 
+    /// A write transaction for a hot path whose every statement is meant to use an index. On PostgreSQL it also
+    /// turns sequential scans off for the transaction: a prepared statement's generic plan is cached from the first
+    /// executions, and on a table that started empty that plan is a sequential scan that stays after the table
+    /// grows (measured on inventory's writer: a 20 µs lookup became 3 ms). On SQLite it is [`Pool::begin`].
+    pub async fn begin_indexed(&self) -> Result<Tx, Error> {
+        Ok(match self {
+            Pool::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(pool) => Tx::Postgres(pool.begin_with("BEGIN; SET LOCAL enable_seqscan = off").await?),
+        })
+    }
+
     /// True when the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         let result: Result<i32, sqlx::Error> = crate::dispatch!(self, conn => {

@@ -141,15 +141,19 @@ impl Writer {
     async fn process(&self, shard: usize, batch: &mut Vec<Command>) {
         let started = Instant::now();
         let mut check_keys = false;
+        // Lapsed holds are expired up front only when the batch needs it: for a sweep, or after a first try found a
+        // shortage that lapsed holds might explain. The common batch does not pay for the lookup.
+        let mut expire_lapsed = batch.iter().any(|c| matches!(c, Command::Sweep { .. }));
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.attempt(batch, check_keys).await {
-                Ok(Ok(outcomes)) => {
+            match self.attempt(batch, check_keys, expire_lapsed).await {
+                Ok(Attempt::Done(outcomes)) => {
                     metrics::histogram!("inventory_batch_size").record(batch.len() as f64);
                     metrics::histogram!("inventory_batch_seconds").record(started.elapsed().as_secs_f64());
                     reply(batch, outcomes);
                     return;
                 }
-                Ok(Err(Conflict)) => {
+                Ok(Attempt::ExpireFirst) => expire_lapsed = true,
+                Ok(Attempt::Conflict) => {
                     metrics::counter!("inventory_batch_retries_total").increment(1);
                     tracing::debug!(shard, attempt, "inventory batch met a concurrent change, retrying");
                     check_keys = true;
@@ -170,11 +174,11 @@ impl Writer {
     }
 
     /// One try at a batch, in one transaction. Nothing is answered until it has committed.
-    async fn attempt(&self, batch: &[Command], check_keys: bool) -> Result<Result<Vec<Outcome>, Conflict>, Error> {
+    async fn attempt(&self, batch: &[Command], check_keys: bool, expire_lapsed: bool) -> Result<Attempt, Error> {
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
 
-        // Which holds and buckets the batch touches.
+        // Which holds, buckets and holders the batch touches.
         let referenced: Vec<Uuid> = batch
             .iter()
             .filter_map(|c| match c {
@@ -182,41 +186,45 @@ impl Writer {
                 _ => None,
             })
             .collect();
-        let sweep = batch.iter().any(|c| matches!(c, Command::Sweep { .. }));
         let mut items: BTreeSet<ItemId> = BTreeSet::new();
+        let mut holder_ids: BTreeSet<Uuid> = BTreeSet::new();
         for command in batch {
             match command {
-                Command::Hold { hold, .. } => items.extend(hold.lines.iter().map(|l| l.item_id.clone())),
+                Command::Hold { hold, .. } => {
+                    items.extend(hold.lines.iter().map(|l| l.item_id.clone()));
+                    holder_ids.insert(hold.holder_id);
+                }
                 Command::Resize { item_id, .. } => {
                     items.insert(item_id.clone());
                 }
                 _ => {}
             }
         }
-        for hold in self.store.holds_in(&mut tx, &referenced).await? {
-            items.extend(hold.lines.iter().map(|l| l.item_id.clone()));
+        let mut ids = referenced.clone();
+        let mut lapsed = Vec::new();
+        if expire_lapsed {
+            let item_refs: Vec<&ItemId> = items.iter().collect();
+            lapsed = self
+                .store
+                .lapsed_touching(&mut tx, &item_refs, now, LAPSED_PER_BATCH)
+                .await?;
+            if batch.iter().any(|c| matches!(c, Command::Sweep { .. })) {
+                lapsed.extend(self.store.lapsed(&mut tx, now, LAPSED_PER_BATCH).await?);
+            }
+            ids.extend(&lapsed);
         }
-        let item_refs: Vec<&ItemId> = items.iter().collect();
-        let mut lapsed = self
-            .store
-            .lapsed_touching(&mut tx, &item_refs, now, LAPSED_PER_BATCH)
-            .await?;
-        if sweep {
-            lapsed.extend(self.store.lapsed(&mut tx, now, LAPSED_PER_BATCH).await?);
-        }
-        lapsed.sort_unstable();
-        lapsed.dedup();
-        for hold in self.store.holds_in(&mut tx, &lapsed).await? {
-            items.extend(hold.lines.iter().map(|l| l.item_id.clone()));
-        }
-
-        // Lock the buckets, then read the holds again: their statuses are now stable (only a writer holding all
-        // of a hold's bucket locks changes its status).
-        let item_refs: Vec<&ItemId> = items.iter().collect();
-        let buckets = self.store.lock_buckets(&mut tx, &item_refs).await?;
-        let mut ids: Vec<Uuid> = referenced.iter().chain(&lapsed).copied().collect();
         ids.sort_unstable();
         ids.dedup();
+        for hold in self.store.holds_in(&mut tx, &ids).await? {
+            items.extend(hold.lines.iter().map(|l| l.item_id.clone()));
+            holder_ids.insert(hold.holder_id);
+        }
+
+        // Lock buckets and holders, then read the holds again: their statuses are now stable (only a writer
+        // holding all of a hold's bucket locks changes its status).
+        let item_refs: Vec<&ItemId> = items.iter().collect();
+        let holder_ids: Vec<Uuid> = holder_ids.into_iter().collect();
+        let (buckets, open) = self.store.lock(&mut tx, &item_refs, &holder_ids).await?;
         let mut holds: HashMap<Uuid, Hold> = self
             .store
             .holds_in(&mut tx, &ids)
@@ -224,14 +232,6 @@ impl Writer {
             .into_iter()
             .map(|h| (h.id, h))
             .collect();
-        let mut holder_ids: Vec<Uuid> = holds.values().map(|h| h.holder_id).collect();
-        holder_ids.extend(batch.iter().filter_map(|c| match c {
-            Command::Hold { hold, .. } => Some(hold.holder_id),
-            _ => None,
-        }));
-        holder_ids.sort_unstable();
-        holder_ids.dedup();
-        let open = self.store.lock_holders(&mut tx, &holder_ids).await?;
 
         let mut apply = Apply {
             now,
@@ -276,12 +276,38 @@ impl Writer {
             };
             outcomes.push(outcome);
         }
+        if !expire_lapsed {
+            let short: Vec<&ItemId> = outcomes.iter().flat_map(Outcome::short_items).collect();
+            if !short.is_empty() && !self.store.lapsed_touching(&mut tx, &short, now, 1).await?.is_empty() {
+                return Ok(Attempt::ExpireFirst);
+            }
+        }
         apply.writes.buckets = apply.ledger.changes();
-        if let Err(conflict) = self.store.write(&mut tx, &apply.writes, now).await? {
-            return Ok(Err(conflict));
+        if let Err(Conflict) = self.store.write(&mut tx, &apply.writes, now).await? {
+            return Ok(Attempt::Conflict);
         }
         tx.commit().await?;
-        Ok(Ok(outcomes))
+        Ok(Attempt::Done(outcomes))
+    }
+}
+
+/// How one try at a batch ended.
+enum Attempt {
+    Done(Vec<Outcome>),
+    /// The database was not as read: try again.
+    Conflict,
+    /// Something was short where lapsed holds still count: try again, expiring them first.
+    ExpireFirst,
+}
+
+impl Outcome {
+    /// Items a refusal says were short (a hold, or a resize below what is committed).
+    fn short_items(&self) -> Vec<&ItemId> {
+        match self {
+            Outcome::Hold(Err(Error::Insufficient(short))) => short.iter().map(|s| &s.item_id).collect(),
+            Outcome::Bucket(Err(Error::BelowCommitted { item_id, .. })) => vec![item_id],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -391,7 +417,10 @@ impl Apply {
         }
         self.ledger
             .resize(item_id, size, organization_id)
-            .map_err(|committed| Error::BelowCommitted { committed })?;
+            .map_err(|committed| Error::BelowCommitted {
+                item_id: item_id.clone(),
+                committed,
+            })?;
         let bucket = self.ledger.bucket(item_id).ok_or(Error::ItemNotFound)?;
         let created = existing.is_none();
         self.event(

@@ -23,7 +23,7 @@ pub enum Error {
     #[error("the hold was released")]
     HoldReleased,
     #[error("capacity plus overbooking limit would be below the {committed} units held and sold")]
-    BelowCommitted { committed: i64 },
+    BelowCommitted { item_id: ItemId, committed: i64 },
     #[error("this bucket belongs to another organization")]
     NotOwner,
     #[error("at most {limit} open holds per holder")]
@@ -81,7 +81,7 @@ impl From<Error> for Problem {
             Error::ItemNotFound | Error::HoldNotFound => Problem::new(S::NOT_FOUND, "not_found", detail),
             Error::HoldExpired => Problem::new(S::CONFLICT, "hold_expired", detail),
             Error::HoldReleased => Problem::new(S::CONFLICT, "hold_released", detail),
-            Error::BelowCommitted { committed } => Problem::new(S::CONFLICT, "capacity_below_committed", detail)
+            Error::BelowCommitted { committed, .. } => Problem::new(S::CONFLICT, "capacity_below_committed", detail)
                 .with_extension("committed", committed.into()),
             Error::NotOwner => Problem::new(S::FORBIDDEN, "forbidden", detail),
             Error::TooManyHolds { .. } => Problem::new(S::CONFLICT, "too_many_holds", detail),

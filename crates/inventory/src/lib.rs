@@ -8,6 +8,7 @@
 //! Every change goes through the batching [`engine`]: a single writer per shard applies many requests to a
 //! [`ledger`] in memory and commits them in one transaction. Inventory knows nothing of hotels or flights.
 
+pub mod baseline;
 pub mod clock;
 pub mod engine;
 mod error;

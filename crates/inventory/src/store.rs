@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use phoenix_db::idempotency::{self, Record};
-use phoenix_db::{Event, Pool, Timestamp, Tx, dispatch};
+use phoenix_db::{Event, Pool, Timestamp, Tx, chunks_under, dispatch};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -195,7 +195,7 @@ impl Store {
     // The writer's transaction
 
     pub async fn begin(&self) -> Result<Tx, Error> {
-        Ok(self.pool.begin().await?)
+        Ok(self.pool.begin_indexed().await?)
     }
 
     pub async fn holds_in(&self, tx: &mut Tx, ids: &[Uuid]) -> Result<Vec<Hold>, Error> {
@@ -215,16 +215,21 @@ impl Store {
         }
         let ids: Vec<&str> = item_ids.iter().map(|i| i.as_str()).collect();
         let found: Vec<Uuid> = match tx {
+            // No DISTINCT: with it, a plan cached while the table was small walks the primary key in hold order
+            // and filters every line (measured at milliseconds per batch); without it, the partial index answers.
             Tx::Postgres(tx) => {
-                sqlx::query_scalar(
-                    "SELECT DISTINCT hold_id FROM hold_lines
+                let mut found: Vec<Uuid> = sqlx::query_scalar(
+                    "SELECT hold_id FROM hold_lines
                      WHERE item_id = ANY($1) AND active = TRUE AND expires_at <= $2 LIMIT $3",
                 )
                 .bind(ids)
                 .bind(now)
                 .bind(limit)
                 .fetch_all(&mut **tx)
-                .await?
+                .await?;
+                found.sort_unstable();
+                found.dedup();
+                found
             }
             Tx::Sqlite(tx) => {
                 let mut found = Vec::new();
@@ -261,66 +266,80 @@ impl Store {
         Ok(ids)
     }
 
-    /// Reads and locks the raw counters of `item_ids` (sorted), in item order.
-    pub async fn lock_buckets(&self, tx: &mut Tx, item_ids: &[&ItemId]) -> Result<Vec<Bucket>, Error> {
-        if item_ids.is_empty() {
-            return Ok(Vec::new());
-        }
+    /// Reads and locks the raw counters of `item_ids` (sorted) and the open-hold counts of `holder_ids` (sorted),
+    /// buckets first. Holders without a row have no open holds. One round trip on PostgreSQL.
+    pub async fn lock(
+        &self,
+        tx: &mut Tx,
+        item_ids: &[&ItemId],
+        holder_ids: &[Uuid],
+    ) -> Result<(Vec<Bucket>, HashMap<Uuid, i64>), Error> {
         let ids: Vec<&str> = item_ids.iter().map(|i| i.as_str()).collect();
-        let rows: Vec<BucketRow> = match tx {
+        match tx {
             Tx::Postgres(tx) => {
-                sqlx::query_as(
-                    "SELECT item_id, organization_id, capacity, overbooking_limit, held, sold FROM buckets
-                     WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE",
+                // UNION ALL runs its branches in order, so every bucket is locked before any holder.
+                let rows = sqlx::query(
+                    "WITH b AS (SELECT item_id, organization_id, capacity, overbooking_limit, held, sold FROM buckets
+                                WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE),
+                          h AS (SELECT holder_id, active_holds FROM holders
+                                WHERE holder_id = ANY($2) ORDER BY holder_id FOR UPDATE)
+                     SELECT item_id, organization_id, capacity, overbooking_limit, held, sold, NULL::uuid AS holder_id
+                     FROM b
+                     UNION ALL
+                     SELECT NULL, NULL, NULL, NULL, active_holds, NULL, holder_id FROM h",
                 )
-                .bind(ids)
+                .bind(&ids)
+                .bind(holder_ids)
                 .fetch_all(&mut **tx)
-                .await?
+                .await?;
+                let mut buckets = Vec::new();
+                let mut open = HashMap::new();
+                for row in rows {
+                    match row.try_get::<Option<Uuid>, _>("holder_id")? {
+                        Some(holder_id) => {
+                            open.insert(holder_id, row.try_get::<i64, _>("held")?);
+                        }
+                        None => buckets.push(
+                            BucketRow {
+                                item_id: row.try_get("item_id")?,
+                                organization_id: row.try_get("organization_id")?,
+                                capacity: row.try_get("capacity")?,
+                                overbooking_limit: row.try_get("overbooking_limit")?,
+                                held: row.try_get("held")?,
+                                sold: row.try_get("sold")?,
+                            }
+                            .into_bucket()?,
+                        ),
+                    }
+                }
+                Ok((buckets, open))
             }
             // The transaction began IMMEDIATE: it already holds the database's write lock.
             Tx::Sqlite(tx) => {
                 let json = serde_json::to_string(&ids).map_err(|_| corrupt("item ids"))?;
-                sqlx::query_as(
+                let rows: Vec<BucketRow> = sqlx::query_as(
                     "SELECT item_id, organization_id, capacity, overbooking_limit, held, sold FROM buckets
                      WHERE item_id IN (SELECT value FROM json_each($1)) ORDER BY item_id",
                 )
                 .bind(json)
                 .fetch_all(&mut **tx)
-                .await?
-            }
-        };
-        rows.into_iter().map(BucketRow::into_bucket).collect()
-    }
-
-    /// Reads and locks holders' open-hold counters (sorted); holders without a row have none.
-    pub async fn lock_holders(&self, tx: &mut Tx, holder_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>, Error> {
-        if holder_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<(Uuid, i64)> = match tx {
-            Tx::Postgres(tx) => {
-                sqlx::query_as(
-                    "SELECT holder_id, active_holds FROM holders WHERE holder_id = ANY($1) ORDER BY holder_id
-                     FOR UPDATE",
-                )
-                .bind(holder_ids)
-                .fetch_all(&mut **tx)
-                .await?
-            }
-            Tx::Sqlite(tx) => {
-                let mut rows = Vec::with_capacity(holder_ids.len());
+                .await?;
+                let buckets = rows
+                    .into_iter()
+                    .map(BucketRow::into_bucket)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut open = HashMap::new();
                 for id in holder_ids {
                     let row: Option<(Uuid, i64)> =
                         sqlx::query_as("SELECT holder_id, active_holds FROM holders WHERE holder_id = $1")
                             .bind(id)
                             .fetch_optional(&mut **tx)
                             .await?;
-                    rows.extend(row);
+                    open.extend(row);
                 }
-                rows
+                Ok((buckets, open))
             }
-        };
-        Ok(rows.into_iter().collect())
+        }
     }
 
     /// Looks up stored responses inside the writer's transaction (only after a batch met a taken key).
@@ -349,7 +368,11 @@ impl Store {
         if outcome.is_err() {
             return Ok(outcome);
         }
+        let t = std::time::Instant::now();
         tx.append_events(&writes.events).await?;
+        if std::env::var("PHX_TIMING").is_ok() {
+            eprintln!("outbox {} events {:?}", writes.events.len(), t.elapsed());
+        }
         Ok(Ok(()))
     }
 }
@@ -509,8 +532,13 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
             return Ok(Err(conflict));
         }
     }
-    if !w.new_holds.is_empty() {
-        let h = &w.new_holds;
+    // Statements are kept under one TCP segment's worth (see `phoenix_db::MAX_MESSAGE_BYTES`).
+    let limit = phoenix_db::MAX_MESSAGE_BYTES;
+    // Estimated bytes per row in PostgreSQL's binary array encoding (4-byte length per element, 16-byte uuids,
+    // 8-byte timestamps), with a margin.
+    for h in chunks_under(&w.new_holds, limit, |h| {
+        100 + h.reference.as_ref().map_or(0, String::len)
+    }) {
         sqlx::query(
             "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[],
@@ -525,7 +553,13 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         .bind(h.iter().map(|h| h.expires_at).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
-        let lines: Vec<(&Hold, &Line)> = h.iter().flat_map(|h| h.lines.iter().map(move |l| (h, l))).collect();
+    }
+    let lines: Vec<(&Hold, &Line)> = w
+        .new_holds
+        .iter()
+        .flat_map(|h| h.lines.iter().map(move |l| (h, l)))
+        .collect();
+    for lines in chunks_under(&lines, limit, |(_, l)| 60 + l.item_id.as_str().len()) {
         sqlx::query(
             "INSERT INTO hold_lines (hold_id, item_id, quantity, active, expires_at)
              SELECT u.hold_id, u.item_id, u.quantity, TRUE, u.expires_at
@@ -567,9 +601,11 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         .execute(&mut *tx)
         .await?;
     }
-    if !w.idempotency.is_empty() {
-        let r = &w.idempotency;
-        let n = sqlx::query(
+    let mut saved = 0;
+    for r in chunks_under(&w.idempotency, limit, |r| {
+        200 + r.key.len() + r.response.0.to_string().len()
+    }) {
+        saved += sqlx::query(
             "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response, created_at)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::int[], $5::jsonb[], $6::timestamptz[])
              ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash,
@@ -586,9 +622,9 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if let Err(conflict) = conflict_unless(r.len(), n) {
-            return Ok(Err(conflict));
-        }
+    }
+    if let Err(conflict) = conflict_unless(w.idempotency.len(), saved) {
+        return Ok(Err(conflict));
     }
     Ok(Ok(()))
 }

@@ -102,6 +102,50 @@ pub enum KeysCommand {
 pub enum BenchCommand {
     /// Token verification rate, and authenticated GET /api/v1/auth/me against GET /healthz through the gateway.
     Gateway(BenchGateway),
+    /// Holds per second: the batching engine against one transaction per hold, on SQLite and PostgreSQL.
+    Inventory(BenchInventory),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchBackend {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDemand {
+    /// Every hold on one bucket.
+    Hot,
+    /// Holds spread over many buckets.
+    Spread,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchInventory {
+    /// Concurrent clients, each making one hold at a time.
+    #[arg(long, default_value_t = 256)]
+    pub clients: usize,
+    /// Seconds each run is measured.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Seconds of warm-up before each run.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_secs: u64,
+    /// Buckets the spread demand is spread over.
+    #[arg(long, default_value_t = 10_000)]
+    pub buckets: usize,
+    #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
+    pub backend: BenchBackend,
+    /// Only this demand shape [default: both].
+    #[arg(long, value_enum)]
+    pub demand: Option<BenchDemand>,
+    /// Skip the one-transaction-per-hold baseline.
+    #[arg(long)]
+    pub engine_only: bool,
+    /// PostgreSQL server for the PostgreSQL runs (a fresh database is created and dropped per run).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres_url: String,
 }
 
 #[derive(Debug, Args)]

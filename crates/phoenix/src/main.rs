@@ -105,6 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
+        Command::Bench(BenchCommand::Inventory(options)) => bench::inventory::run(options).await,
     }
 }
 

@@ -64,7 +64,10 @@ async fn capacity_cannot_drop_below_what_is_committed(pool: Pool) {
         .put_item(&admin(), "room:1:2026-12-01", 5, 1, None)
         .await
         .unwrap_err();
-    assert!(matches!(refused, Error::BelowCommitted { committed: 7 }), "{refused:?}");
+    assert!(
+        matches!(refused, Error::BelowCommitted { committed: 7, .. }),
+        "{refused:?}"
+    );
     inventory
         .put_item(&admin(), "room:1:2026-12-01", 6, 1, None)
         .await

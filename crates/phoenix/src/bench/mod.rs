@@ -2,6 +2,7 @@
 //! drives it over loopback, and prints a table with the machine and the date.
 
 pub mod gateway;
+pub mod inventory;
 pub mod load;
 
 /// One line naming the machine: CPU model, cores, memory.
