@@ -64,29 +64,28 @@ pub struct OutboxRecord {
 impl Tx {
     /// Writes `event` to the outbox as part of this transaction: it becomes visible exactly when the change does.
     pub async fn append_event(&mut self, event: &Event) -> Result<(), Error> {
-        let data = sqlx::types::Json(&event.data);
-        crate::dispatch!(self, conn => {
-            sqlx::query(
-                "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(event.id)
-            .bind(event.source)
-            .bind(event.event_type)
-            .bind(&event.subject)
-            .bind(data)
-            .bind(&event.correlation_id)
-            .bind(&event.traceparent)
-            .bind(event.occurred_at)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
+        match self {
+            Tx::Sqlite(tx) => {
+                sqlx::query(
+                    "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(event.id)
+                .bind(event.source)
+                .bind(event.event_type)
+                .bind(&event.subject)
+                .bind(sqlx::types::Json(&event.data))
+                .bind(&event.correlation_id)
+                .bind(&event.traceparent)
+                .bind(event.occurred_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Tx::Postgres(tx) => append_chunk_pg(tx, std::slice::from_ref(event)).await?,
+        }
         Ok(())
     }
-}
 
-impl Tx {
     /// Writes many events as part of this transaction, in order: one statement on PostgreSQL (this is on the
     /// inventory engine's hot path), one prepared insert per event on SQLite (in-process, so just as cheap).
     pub async fn append_events(&mut self, events: &[Event]) -> Result<(), Error> {
@@ -146,14 +145,16 @@ async fn append_chunk_pg(tx: &mut sqlx::PgConnection, events: &[Event]) -> Resul
     let sources: Vec<&str> = events.iter().map(|e| e.source).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type).collect();
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
-    let data: Vec<sqlx::types::Json<&serde_json::Value>> = events.iter().map(|e| sqlx::types::Json(&e.data)).collect();
+    let data: Vec<String> = events.iter().map(|e| e.data.to_string()).collect();
     let correlation: Vec<Option<&str>> = events.iter().map(|e| e.correlation_id.as_deref()).collect();
     let trace: Vec<Option<&str>> = events.iter().map(|e| e.traceparent.as_deref()).collect();
     let at: Vec<Timestamp> = events.iter().map(|e| e.occurred_at).collect();
     sqlx::query(
         "INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                              $7::text[], $8::timestamptz[])",
+         SELECT u.id, u.source, u.event_type, u.subject, u.data::json, u.correlation_id, u.traceparent, u.occurred_at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::timestamptz[])
+             AS u(id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)",
     )
     .bind(ids)
     .bind(sources)

@@ -27,6 +27,8 @@ use crate::store::{Closed, Conflict, Store, Writes};
 use crate::{Error, SOURCE};
 
 pub const MAX_ATTEMPTS: u32 = 5;
+/// A writer lingers for more requests only after a batch at least this big (a sign of load).
+const LINGER_AFTER: usize = 16;
 /// Lapsed holds expired per batch (the rest wait for the next batch or the sweeper).
 const LAPSED_PER_BATCH: i64 = 1_000;
 
@@ -84,6 +86,8 @@ pub struct Writer {
     pub store: Store,
     pub clock: Clock,
     pub max_batch: usize,
+    /// How long a writer under load waits for a fuller batch.
+    pub linger: std::time::Duration,
     pub max_open_holds: i64,
     pub response: fn(&Hold) -> serde_json::Value,
 }
@@ -131,7 +135,21 @@ impl Engine {
 impl Writer {
     async fn run(self, shard: usize, mut queue: mpsc::Receiver<Command>) {
         let mut batch = Vec::with_capacity(self.max_batch);
+        let mut last_len = 0;
         while queue.recv_many(&mut batch, self.max_batch).await > 0 {
+            // Under load, the clients just answered are about to ask again: waiting a moment for them fills the
+            // batch, and a fuller batch spreads the commit over more requests. A lone request never waits.
+            if last_len >= LINGER_AFTER && !self.linger.is_zero() {
+                let deadline = tokio::time::Instant::now() + self.linger;
+                while batch.len() < self.max_batch {
+                    let room = self.max_batch - batch.len();
+                    match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
+            }
+            last_len = batch.len();
             self.process(shard, &mut batch).await;
             batch.clear();
         }

@@ -19,10 +19,12 @@ use crate::{Error, http};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
-    /// Writer tasks; requests for a bucket always go to the same one.
+    /// Writer tasks on PostgreSQL (SQLite always has one); requests for a bucket always go to the same one.
     pub shards: usize,
     /// Most commands one writer applies in one transaction.
     pub max_batch: usize,
+    /// Microseconds a writer under load waits for more requests before it writes (0: never waits).
+    pub linger_us: u64,
     /// Commands waiting per writer before new ones are refused with 503.
     pub queue_depth: usize,
     /// Open (held, unexpired) holds one holder may have at once.
@@ -39,6 +41,7 @@ impl Default for Options {
         Options {
             shards: 2,
             max_batch: 512,
+            linger_us: 1_000,
             queue_depth: 8_192,
             max_open_holds_per_holder: 50,
             sweep_interval_ms: 1_000,
@@ -125,16 +128,22 @@ pub struct HoldRequest {
 
 impl Service {
     pub async fn new(pool: Pool, options: Options, clock: Clock) -> Result<Service, Error> {
-        let store = Store::new(pool);
+        let store = Store::new(pool.clone());
         let engine = Engine::start(
             Writer {
                 store: store.clone(),
                 clock: clock.clone(),
                 max_batch: options.max_batch,
+                linger: Duration::from_micros(options.linger_us),
                 max_open_holds: options.max_open_holds_per_holder,
                 response: http::hold_json,
             },
-            options.shards,
+            // One SQLite file has one writer at a time: a second shard would only wait for the first's lock.
+            if pool.backend() == phoenix_db::Backend::Sqlite {
+                1
+            } else {
+                options.shards
+            },
             options.queue_depth,
         );
         let service = Service {

@@ -94,15 +94,18 @@ async fn measure(options: &BenchInventory, backend: &str, shape: Shape, mode: Mo
         }
         Shape::Spread => {
             let ids: Vec<String> = (0..options.buckets).map(|i| format!("bucket:{i}")).collect();
-            let creating: Vec<_> = ids
-                .iter()
-                .map(|id| {
-                    let (service, admin, id) = (service.clone(), admin, id.clone());
-                    tokio::spawn(async move { service.put_item(&admin, &id, 1_000_000, 0, None).await })
-                })
-                .collect();
-            for task in creating {
-                task.await??;
+            // In waves, so the set-up stays within the writers' bounded queues.
+            for wave in ids.chunks(500) {
+                let creating: Vec<_> = wave
+                    .iter()
+                    .map(|id| {
+                        let (service, admin, id) = (service.clone(), admin, id.clone());
+                        tokio::spawn(async move { service.put_item(&admin, &id, 1_000_000, 0, None).await })
+                    })
+                    .collect();
+                for task in creating {
+                    task.await??;
+                }
             }
             ids
         }
