@@ -10,6 +10,7 @@ phoenix_db::contract_suite!(
     [
         two_thousand_racing_holds_on_a_bucket_of_100,
         racing_multi_line_holds_never_leave_a_partial_hold,
+        a_full_queue_refuses_with_busy,
     ]
 );
 
@@ -98,4 +99,55 @@ async fn racing_multi_line_holds_never_leave_a_partial_hold(pool: Pool) {
     })
     .unwrap();
     assert!(line_counts.iter().all(|n| [1, 2, 3, 4].contains(n)));
+}
+
+/// While the writer is stuck (another transaction holds the bucket), at most one batch and one queued command
+/// are accepted; everything else is refused at once with "busy", never queued without bound.
+async fn a_full_queue_refuses_with_busy(pool: Pool) {
+    let options = phoenix_inventory::Options {
+        queue_depth: 1,
+        max_batch: 1,
+        linger_us: 0,
+        ..phoenix_inventory::Options::default()
+    };
+    let inventory = crate::service_with(pool.clone(), options, phoenix_inventory::Clock::System).await;
+    bucket(&inventory, "a", 100).await;
+    let mut blocker = pool.begin().await.unwrap();
+    phoenix_db::dispatch!(&mut blocker, conn => {
+        sqlx::query("UPDATE buckets SET updated_at = updated_at WHERE item_id = 'a'").execute(conn).await.map(|_| ())
+    })
+    .unwrap();
+
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let inventory = inventory.clone();
+            tokio::spawn(async move { inventory.create_hold(&agent(), request(&[("a", 1)]), None).await })
+        })
+        .collect();
+    // Answers for refused requests come back while the writer is still stuck; collect until only the accepted
+    // (at most two) are outstanding, then let the writer go.
+    let mut pending = attempts;
+    let mut busy = 0;
+    while pending.len() > 2 {
+        let (result, _, rest) = futures::future::select_all(pending).await;
+        match result.unwrap() {
+            Err(Error::Busy) => busy += 1,
+            other => panic!("nothing may complete while the writer is stuck: {other:?}"),
+        }
+        pending = rest;
+    }
+    drop(blocker);
+    let mut held = 0;
+    for attempt in pending {
+        match attempt.await.unwrap() {
+            Ok(_) => held += 1,
+            Err(Error::Busy) => busy += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(busy >= 48, "{busy}");
+    assert_eq!(busy + held, 50);
+    assert_eq!(stored_counters(&pool, "a").await.1, held);
+    let problem = phoenix_api::Problem::from(Error::Busy);
+    assert_eq!((problem.status.as_u16(), problem.retry_after_secs), (503, Some(1)));
 }
