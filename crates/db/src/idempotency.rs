@@ -49,20 +49,15 @@ pub enum Replay {
     Mismatch,
 }
 
+const LOOKUP: &str = "SELECT scope, key, request_hash, status_code, response, created_at FROM idempotency_keys
+    WHERE scope = $1 AND key = $2 AND created_at > $3";
+
 impl Pool {
     /// Looks up a key; `request_hash` says whether a found record belongs to the same request.
     pub async fn idempotency_replay(&self, scope: &str, key: &str, request_hash: &[u8]) -> Result<Replay, Error> {
         let since = Timestamp::now() - RETENTION;
         let record: Option<Record> = dispatch!(self, conn => {
-            sqlx::query_as(
-                "SELECT scope, key, request_hash, status_code, response, created_at FROM idempotency_keys
-                 WHERE scope = $1 AND key = $2 AND created_at > $3",
-            )
-            .bind(scope)
-            .bind(key)
-            .bind(since)
-            .fetch_optional(conn)
-            .await
+            sqlx::query_as(LOOKUP).bind(scope).bind(key).bind(since).fetch_optional(conn).await
         })?;
         Ok(match record {
             None => Replay::New,
@@ -86,6 +81,15 @@ impl Pool {
 }
 
 impl Tx {
+    /// The live stored response for a key, read inside this transaction.
+    pub async fn idempotency_record(&mut self, scope: &str, key: &str) -> Result<Option<Record>, Error> {
+        let since = Timestamp::now() - RETENTION;
+        let record = dispatch!(self, conn => {
+            sqlx::query_as(LOOKUP).bind(scope).bind(key).bind(since).fetch_optional(conn).await
+        })?;
+        Ok(record)
+    }
+
     /// Saves a first response in this transaction. False when the key was taken meanwhile (another request with
     /// it committed first): the caller must not report its own work as done under that key.
     pub async fn save_idempotency(&mut self, record: &Record) -> Result<bool, Error> {

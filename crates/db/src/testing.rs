@@ -79,13 +79,18 @@ impl Drop for TestDatabase {
         let Cleanup::Postgres { name } = &self.cleanup else {
             return;
         };
-        // Drop runs outside async context guarantees, so the database is dropped from a thread of its own.
-        let name = name.clone();
-        let _ = std::thread::spawn(move || drop_postgres_database(&name)).join();
+        drop_postgres_database(name);
     }
 }
 
-fn drop_postgres_database(name: &str) {
+/// Drops a PostgreSQL database on the test server (if it exists), from a thread of its own so it works anywhere,
+/// including in `Drop`.
+pub fn drop_postgres_database(name: &str) {
+    let name = name.to_owned();
+    let _ = std::thread::spawn(move || drop_now(&name)).join();
+}
+
+fn drop_now(name: &str) {
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return;
     };

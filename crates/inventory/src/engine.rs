@@ -284,9 +284,7 @@ impl Writer {
                 Command::Sweep { .. } => Outcome::Swept(swept),
                 Command::Hold { hold, keyed, .. } => {
                     let replay = match keyed {
-                        Some(keyed) if check_keys => {
-                            self.store.idempotency_in(&mut tx, &keyed.scope, &keyed.key).await?
-                        }
+                        Some(keyed) if check_keys => tx.idempotency_record(&keyed.scope, &keyed.key).await?,
                         _ => None,
                     };
                     Outcome::Hold(apply.hold(hold, keyed.as_ref(), replay))

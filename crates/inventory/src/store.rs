@@ -342,23 +342,6 @@ impl Store {
         }
     }
 
-    /// Looks up stored responses inside the writer's transaction (only after a batch met a taken key).
-    pub async fn idempotency_in(&self, tx: &mut Tx, scope: &str, key: &str) -> Result<Option<Record>, Error> {
-        let since = Timestamp::now() - idempotency::RETENTION;
-        let record = dispatch!(tx, conn => {
-            sqlx::query_as::<_, Record>(
-                "SELECT scope, key, request_hash, status_code, response, created_at FROM idempotency_keys
-                 WHERE scope = $1 AND key = $2 AND created_at > $3",
-            )
-            .bind(scope)
-            .bind(key)
-            .bind(since)
-            .fetch_optional(conn)
-            .await
-        })?;
-        Ok(record)
-    }
-
     /// Writes a batch. `Err(Ok(Conflict))` means the database was not as read: roll back and retry.
     pub async fn write(&self, tx: &mut Tx, writes: &Writes, now: Timestamp) -> Result<Result<(), Conflict>, Error> {
         let outcome = match tx {

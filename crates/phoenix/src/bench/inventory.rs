@@ -150,18 +150,8 @@ async fn measure(options: &BenchInventory, backend: &str, shape: Shape, mode: Mo
             })
         })
         .collect();
-    let mut report = Report {
-        requests: 0,
-        errors: 0,
-        elapsed: duration,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?,
-    };
-    for task in tasks {
-        let (ok, failed, histogram) = task.await?;
-        report.requests += ok;
-        report.errors += failed;
-        report.latency.add(histogram).context("merging histograms")?;
-    }
+    // Holds made count as requests, refused ones as errors.
+    let report = Report::collect(duration, tasks).await?;
     verify(&pool).await?;
     drop(service);
     database.drop_it().await;

@@ -34,6 +34,26 @@ impl Report {
         self.latency.value_at_quantile(0.99) as f64 / 1000.0
     }
 
+    /// The sum of what many clients measured over `elapsed`.
+    pub async fn collect(
+        elapsed: Duration,
+        clients: Vec<tokio::task::JoinHandle<(u64, u64, Histogram<u64>)>>,
+    ) -> anyhow::Result<Report> {
+        let mut report = Report {
+            requests: 0,
+            errors: 0,
+            elapsed,
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?,
+        };
+        for client in clients {
+            let (requests, errors, histogram) = client.await.context("load client")?;
+            report.requests += requests;
+            report.errors += errors;
+            report.latency.add(histogram).context("merging histograms")?;
+        }
+        Ok(report)
+    }
+
     /// Two measurements of the same thing, as one.
     pub fn merge(mut self, other: Report) -> anyhow::Result<Report> {
         self.requests += other.requests;
@@ -105,17 +125,5 @@ pub async fn get(
             (requests, errors, histogram)
         }));
     }
-    let mut report = Report {
-        requests: 0,
-        errors: 0,
-        elapsed: duration,
-        latency: Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram")?,
-    };
-    for task in tasks {
-        let (requests, errors, histogram) = task.await.context("load client")?;
-        report.requests += requests;
-        report.errors += errors;
-        report.latency.add(histogram).context("merging histograms")?;
-    }
-    Ok(report)
+    Report::collect(duration, tasks).await
 }

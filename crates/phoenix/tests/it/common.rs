@@ -168,3 +168,25 @@ pub async fn create_admin(identity: &phoenix_identity::Service) -> String {
         .unwrap();
     email
 }
+
+/// A PostgreSQL URL for a whole app: each service's database (`<name>_<service>`) is dropped when this is.
+pub struct PostgresDatabases {
+    name: String,
+    pub url: String,
+}
+
+impl PostgresDatabases {
+    pub fn new() -> PostgresDatabases {
+        let name = format!("phoenix_test_{}", uuid::Uuid::new_v4().simple());
+        let url = phoenix_db::testing::TestDatabase::postgres_url_for(&name);
+        PostgresDatabases { name, url }
+    }
+}
+
+impl Drop for PostgresDatabases {
+    fn drop(&mut self) {
+        for service in ["identity", "inventory"] {
+            phoenix_db::testing::drop_postgres_database(&format!("{}_{service}", self.name));
+        }
+    }
+}

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use crate::common::PostgresDatabases;
 use crate::process::{PASSWORD, Server, phoenix};
 
 /// Limits out of the way: these tests are about durability and races, not quotas.
@@ -40,6 +41,17 @@ async fn login(http: &reqwest::Client, address: &str) -> String {
         .await
         .unwrap();
     reply["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn put_item(http: &reqwest::Client, address: &str, token: &str, item: &str, capacity: i64) {
@@ -125,26 +137,20 @@ async fn crash_during_a_stream_of_holds(extra_env: &[(&str, &str)]) {
     let server = Server::start_with(data.path(), &env);
     let token = login(&http, &server.address).await;
     for id in &acknowledged {
-        let hold: Value = http
-            .get(format!("http://{}/api/v1/inventory/holds/{id}", server.address))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let hold = get_json(
+            &http,
+            format!("http://{}/api/v1/inventory/holds/{id}", server.address),
+            &token,
+        )
+        .await;
         assert_eq!(hold["status"], "held", "acknowledged hold {id} must survive: {hold}");
     }
-    let item: Value = http
-        .get(format!("http://{}/api/v1/inventory/items/seat:CRASH:Y", server.address))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let item = get_json(
+        &http,
+        format!("http://{}/api/v1/inventory/items/seat:CRASH:Y", server.address),
+        &token,
+    )
+    .await;
     let held = item["held"].as_i64().unwrap();
     assert!(held >= acknowledged.len() as i64, "{item}");
     assert!(
@@ -197,57 +203,16 @@ async fn two_processes_on_one_postgres_database_never_oversell() {
     }
     assert_eq!((held, refused), (200, 800));
     for address in [&first.address, &second.address] {
-        let item: Value = http
-            .get(format!("http://{address}/api/v1/inventory/items/seat:TWIN:Y"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let item = get_json(
+            &http,
+            format!("http://{address}/api/v1/inventory/items/seat:TWIN:Y"),
+            &token,
+        )
+        .await;
         assert_eq!(
             (item["held"].as_i64(), item["available"].as_i64()),
             (Some(200), Some(0)),
             "{item}"
         );
-    }
-}
-
-/// A PostgreSQL URL whose per-service databases are dropped at the end of the test.
-struct PostgresDatabases {
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabases {
-    fn new() -> PostgresDatabases {
-        let name = format!("phoenix_test_{}", uuid::Uuid::new_v4().simple());
-        let url = phoenix_db::testing::TestDatabase::postgres_url_for(&name);
-        PostgresDatabases { name, url }
-    }
-}
-
-impl Drop for PostgresDatabases {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let admin = phoenix_db::Pool::connect(&phoenix_db::testing::postgres_admin_url(), Default::default())
-                    .await
-                    .unwrap();
-                for service in ["identity", "inventory"] {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}_{service}\" WITH (FORCE)");
-                    let _ = phoenix_db::dispatch!(&admin, conn => {
-                        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await.map(|_| ())
-                    });
-                }
-            });
-        })
-        .join();
     }
 }
