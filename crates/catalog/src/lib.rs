@@ -5,7 +5,34 @@
 //! search over all of it. Availability always comes from inventory buckets (one per room type per night, one per
 //! departure per cabin and per fare class), which the catalog creates and sizes but never decides alone.
 
+mod availability;
+pub mod demo;
+mod error;
+pub mod flight;
 pub mod geo;
+pub mod hotel;
+mod http;
+pub mod model;
 pub mod money;
 pub mod offer;
 pub mod pricing;
+pub mod search;
+mod service;
+mod snapshot;
+mod store;
+
+pub use error::Error;
+pub use http::{PATH_PREFIXES, api};
+pub use service::{Catalog, Options, SOURCE};
+pub use snapshot::{HotelEntry, Snapshot};
+pub use store::Airline;
+
+static MIGRATIONS: phoenix_db::Migrations = phoenix_db::Migrations {
+    sqlite: sqlx::migrate!("migrations/sqlite"),
+    postgres: sqlx::migrate!("migrations/postgres"),
+};
+
+/// The catalog's database migrations, per engine.
+pub fn migrations() -> &'static phoenix_db::Migrations {
+    &MIGRATIONS
+}

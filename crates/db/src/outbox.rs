@@ -107,6 +107,21 @@ impl Tx {
 }
 
 impl Pool {
+    /// Up to `limit` events written after `seq`, in sequence order, published or not: a service's own change feed.
+    pub async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<OutboxRecord>, Error> {
+        let rows = crate::dispatch!(self, conn => {
+            sqlx::query_as::<_, OutboxRecord>(
+                "SELECT seq, id, source, event_type, subject, data, correlation_id, traceparent, occurred_at, published_at
+                 FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+            )
+            .bind(seq)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows)
+    }
+
     /// Up to `limit` events not yet published, oldest first.
     pub async fn unpublished_events(&self, limit: u32) -> Result<Vec<OutboxRecord>, Error> {
         let rows = crate::dispatch!(self, conn => {

@@ -82,7 +82,7 @@ impl From<Bucket> for ItemResponse {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilityRequest {
     /// At most 500 (configurable) item ids; unknown ones are left out of the answer.

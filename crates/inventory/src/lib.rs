@@ -9,6 +9,7 @@
 //! [`ledger`] in memory and commits them in one transaction. Inventory knows nothing of hotels or flights.
 
 pub mod baseline;
+mod client;
 pub mod clock;
 pub mod engine;
 mod error;
@@ -21,12 +22,15 @@ mod store;
 
 use phoenix_db::Migrations;
 
+pub use client::{Change, Changes, Client, MAX_CHANGES, internal_router};
 pub use clock::Clock;
 pub use error::Error;
 pub use hold::{Hold, Status};
-pub use http::{HOLDER_ROLES, HoldResponse, ItemResponse, PATH_PREFIXES, api};
+pub use http::{
+    AvailabilityRequest, AvailabilityResponse, HOLDER_ROLES, HoldResponse, ItemResponse, PATH_PREFIXES, api,
+};
 pub use item::{Bucket, ItemId};
-pub use service::{HoldRequest, Options, Service};
+pub use service::{HoldRequest, MAX_CREATE_ITEMS, NewItem, Options, Service};
 
 /// The `source` of inventory's events.
 pub const SOURCE: &str = "phoenix.inventory";

@@ -118,6 +118,20 @@ struct Inner {
     in_flight: Mutex<HashSet<(String, String)>>,
 }
 
+/// Most buckets one [`Service::create_items`] call creates.
+pub const MAX_CREATE_ITEMS: usize = 100_000;
+
+/// A bucket to create, as [`Service::create_items`] takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewItem {
+    pub item_id: String,
+    pub capacity: i64,
+    #[serde(default)]
+    pub overbooking_limit: i64,
+    #[serde(default)]
+    pub organization_id: Option<Uuid>,
+}
+
 /// A request for a hold, as a client sends it.
 #[derive(Debug, Clone)]
 pub struct HoldRequest {
@@ -251,6 +265,46 @@ impl Service {
         .await
     }
 
+    /// Creates many empty buckets at once, skipping those that exist (use [`Service::put_item`] to resize). Admins
+    /// may give them to any organization; operators create their own organization's. Every item is checked before
+    /// anything is written.
+    pub async fn create_items(&self, actor: &Principal, items: &[NewItem]) -> Result<u64, Error> {
+        if items.len() > MAX_CREATE_ITEMS {
+            return Err(Error::Invalid(vec![invalid(
+                "items",
+                format!("at most {MAX_CREATE_ITEMS} items"),
+            )]));
+        }
+        let mut errors = Vec::new();
+        let mut buckets = Vec::with_capacity(items.len());
+        for (i, new) in items.iter().enumerate() {
+            let item = ItemId::parse(&new.item_id)
+                .map_err(|e| errors.push(invalid(&format!("items[{i}].item_id"), e.to_string())));
+            let size = Size::parse(new.capacity, new.overbooking_limit)
+                .map_err(|(f, m)| errors.push(invalid(&format!("items[{i}].{f}"), m.to_owned())));
+            let owner = if actor.has(Role::Admin) {
+                new.organization_id
+            } else {
+                match actor.organization_id.filter(|_| actor.has(Role::Operator)) {
+                    Some(org) if new.organization_id.is_none_or(|o| o == org) => Some(org),
+                    _ => return Err(Error::NotOwner),
+                }
+            };
+            if let (Ok(item_id), Ok(_)) = (item, size) {
+                buckets.push(crate::store::NewBucket {
+                    item_id,
+                    organization_id: owner,
+                    capacity: new.capacity,
+                    overbooking_limit: new.overbooking_limit,
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::Invalid(errors));
+        }
+        self.inner.store.create_buckets(&buckets, self.now()).await
+    }
+
     pub async fn item(&self, item_id: &str) -> Result<Bucket, Error> {
         let item = ItemId::parse(item_id).map_err(|_| Error::ItemNotFound)?;
         self.inner
@@ -360,6 +414,42 @@ impl Service {
     /// Expires lapsed holds now (the sweeper does this every `sweep_interval_ms`); returns how many.
     pub async fn sweep(&self) -> Result<usize, Error> {
         self.ask(0, |reply| Command::Sweep { reply }).await
+    }
+
+    /// Items whose buckets changed after position `after` of inventory's change feed (its outbox), at most
+    /// `limit` events' worth, with the position to continue from. Caches elsewhere (search) use it to drop what is
+    /// stale.
+    pub async fn changes(&self, after: i64, limit: u32) -> Result<crate::client::Changes, Error> {
+        let events = self.pool().events_after(after, limit).await?;
+        let mut changes = crate::client::Changes {
+            events: Vec::with_capacity(events.len()),
+            last_seq: after,
+        };
+        for event in events {
+            changes.last_seq = event.seq;
+            let data = &event.data.0;
+            let mut item_ids: Vec<String> = data
+                .get("item_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
+            if let Some(ids) = data.get("item_ids").and_then(|v| v.as_array()) {
+                item_ids.extend(ids.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+            }
+            if let Some(lines) = data.get("lines").and_then(|v| v.as_array()) {
+                item_ids.extend(
+                    lines
+                        .iter()
+                        .filter_map(|l| l.get("item_id").and_then(|v| v.as_str()).map(str::to_owned)),
+                );
+            }
+            changes.events.push(crate::client::Change {
+                seq: event.seq,
+                item_ids,
+            });
+        }
+        Ok(changes)
     }
 
     pub async fn ready(&self) -> bool {

@@ -46,6 +46,18 @@ pub struct Closed {
 #[derive(Debug)]
 pub struct Conflict;
 
+/// Rows per statement when creating buckets in bulk (SQLite binds at most 32 766 parameters).
+const CREATE_CHUNK: usize = 1_000;
+
+/// A bucket to create, empty.
+#[derive(Debug, Clone)]
+pub struct NewBucket {
+    pub item_id: ItemId,
+    pub organization_id: Option<Uuid>,
+    pub capacity: i64,
+    pub overbooking_limit: i64,
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct BucketRow {
     item_id: String,
@@ -132,6 +144,41 @@ impl Store {
             }
         };
         rows.into_iter().map(BucketRow::into_bucket).collect()
+    }
+
+    /// Creates the buckets among `buckets` that do not exist yet (existing ones are left as they are: resizing goes
+    /// through the writer) with an `inventory.items_created.v1` event per chunk naming the created ones, all in one
+    /// transaction. Returns how many were created. For loading a catalog's buckets in bulk.
+    pub async fn create_buckets(&self, buckets: &[NewBucket], now: Timestamp) -> Result<u64, Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut created = 0;
+        let mut events = Vec::new();
+        for chunk in buckets.chunks(CREATE_CHUNK) {
+            let ids: Vec<String> = dispatch!(&mut tx, c => {
+                let mut query = sqlx::QueryBuilder::new(
+                    "INSERT INTO buckets (item_id, organization_id, capacity, overbooking_limit, held, sold, updated_at) ",
+                );
+                query.push_values(chunk, |mut row, b| {
+                    row.push_bind(b.item_id.as_str())
+                        .push_bind(b.organization_id)
+                        .push_bind(b.capacity)
+                        .push_bind(b.overbooking_limit)
+                        .push("0, 0")
+                        .push_bind(now);
+                });
+                query.push(" ON CONFLICT (item_id) DO NOTHING RETURNING item_id");
+                query.build_query_scalar().fetch_all(&mut *c).await
+            })?;
+            created += ids.len() as u64;
+            for named in chunks_under(&ids, phoenix_db::MAX_MESSAGE_BYTES / 2, |id| id.len() + 3) {
+                let data = serde_json::json!({ "item_ids": named });
+                let subject = named.first().cloned().unwrap_or_default();
+                events.push(Event::new(crate::SOURCE, "inventory.items_created.v1", subject, &data)?);
+            }
+        }
+        tx.append_events(&events).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     pub async fn hold(&self, id: Uuid) -> Result<Option<Hold>, Error> {

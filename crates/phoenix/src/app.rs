@@ -32,6 +32,7 @@ pub struct App {
 pub struct Services {
     pub identity: Option<phoenix_identity::Service>,
     pub inventory: Option<phoenix_inventory::Service>,
+    pub catalog: Option<phoenix_catalog::Catalog>,
 }
 
 /// Opens (and migrates) a service's database.
@@ -70,6 +71,7 @@ pub fn openapi() -> OpenApi {
     phoenix_gateway::openapi(vec![
         phoenix_identity::api().into_openapi(),
         phoenix_inventory::api().into_openapi(),
+        phoenix_catalog::api().into_openapi(),
     ])
 }
 
@@ -79,6 +81,25 @@ pub async fn inventory_service(config: &Config) -> anyhow::Result<phoenix_invent
     phoenix_inventory::Service::new(pool, config.inventory.clone(), phoenix_inventory::Clock::System)
         .await
         .context("starting inventory")
+}
+
+/// The catalog on this process's database, reaching inventory in this process (`inventory`) or at its URL.
+pub async fn catalog_service(
+    config: &Config,
+    inventory: Option<&phoenix_inventory::Service>,
+) -> anyhow::Result<phoenix_catalog::Catalog> {
+    let pool = open_database(config, Role::Catalog, phoenix_catalog::migrations()).await?;
+    let inventory = match inventory {
+        Some(service) => phoenix_inventory::Client::Local(service.clone()),
+        None => phoenix_inventory::Client::Remote(remote_client(config, Role::Inventory, &config.services.inventory)?),
+    };
+    let signer = match &config.offer_signing_key {
+        Some(key) => phoenix_catalog::offer::OfferSigner::new(key.expose().as_bytes()),
+        None => phoenix_catalog::offer::OfferSigner::generate(),
+    };
+    phoenix_catalog::Catalog::new(pool, inventory, config.catalog.clone(), signer)
+        .await
+        .context("starting the catalog")
 }
 
 fn remote_client(config: &Config, role: Role, url: &Option<String>) -> anyhow::Result<phoenix_api::remote::Client> {
@@ -125,6 +146,12 @@ impl App {
                     .context("starting inventory")?;
             services.inventory = Some(service);
         }
+        if config.runs(Role::Catalog) {
+            let catalog = catalog_service(&config, services.inventory.as_ref()).await?;
+            pools.push(catalog.pool().clone());
+            readiness.push(pool_check("catalog_db", catalog.pool().clone()));
+            services.catalog = Some(catalog);
+        }
 
         let router = if config.runs(Role::Gateway) {
             gateway_router(&config, &services, limiter, readiness)?
@@ -152,6 +179,11 @@ impl App {
     /// Inventory, when it runs in this process.
     pub fn inventory(&self) -> Option<&phoenix_inventory::Service> {
         self.services.inventory.as_ref()
+    }
+
+    /// The catalog, when it runs in this process.
+    pub fn catalog(&self) -> Option<&phoenix_catalog::Catalog> {
+        self.services.catalog.as_ref()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to
@@ -236,6 +268,12 @@ fn gateway_router(
             )?;
         }
     }
+    match &services.catalog {
+        Some(catalog) => local.push(phoenix_catalog::api().with_state(catalog.clone()).split_for_parts().0),
+        None => {
+            remote_route(Role::Catalog, &config.services.catalog, phoenix_catalog::PATH_PREFIXES)?;
+        }
+    }
     let gateway = Gateway {
         authenticator: Authenticator::new(
             identity,
@@ -269,7 +307,12 @@ fn service_router(config: &Config, services: &Services, readiness: Vec<Check>) -
             .merge(phoenix_identity::internal_router(service.clone()));
     }
     if let Some(service) = &services.inventory {
-        router = router.merge(phoenix_inventory::api().with_state(service.clone()).split_for_parts().0);
+        router = router
+            .merge(phoenix_inventory::api().with_state(service.clone()).split_for_parts().0)
+            .merge(phoenix_inventory::internal_router(service.clone()));
+    }
+    if let Some(catalog) = &services.catalog {
+        router = router.merge(phoenix_catalog::api().with_state(catalog.clone()).split_for_parts().0);
     }
     let router = router.layer(phoenix_api::internal::Layer::new(token));
     Ok(phoenix_gateway::service_router(

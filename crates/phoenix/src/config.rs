@@ -20,16 +20,19 @@ pub enum Role {
     Identity,
     /// Capacity buckets and holds.
     Inventory,
+    /// Hotels, flights, prices and search.
+    Catalog,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Gateway, Role::Identity, Role::Inventory];
+    pub const ALL: [Role; 4] = [Role::Gateway, Role::Identity, Role::Inventory, Role::Catalog];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Gateway => "gateway",
             Role::Identity => "identity",
             Role::Inventory => "inventory",
+            Role::Catalog => "catalog",
         }
     }
 }
@@ -69,6 +72,7 @@ impl std::fmt::Debug for Secret {
 pub struct Databases {
     pub identity: Option<Secret>,
     pub inventory: Option<Secret>,
+    pub catalog: Option<Secret>,
 }
 
 /// Where roles that do not run in this process listen.
@@ -77,6 +81,7 @@ pub struct Databases {
 pub struct ServiceUrls {
     pub identity: Option<String>,
     pub inventory: Option<String>,
+    pub catalog: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +108,10 @@ pub struct Config {
     pub gateway: phoenix_gateway::Options,
     pub identity: phoenix_identity::Options,
     pub inventory: phoenix_inventory::Options,
+    pub catalog: phoenix_catalog::Options,
+    /// Key that signs the catalog's price offers (at least 32 characters), the same on every catalog replica.
+    /// Unset: a random key per process, so offers do not survive a restart.
+    pub offer_signing_key: Option<Secret>,
 }
 
 impl Default for Config {
@@ -121,6 +130,8 @@ impl Default for Config {
             gateway: phoenix_gateway::Options::default(),
             identity: phoenix_identity::Options::default(),
             inventory: phoenix_inventory::Options::default(),
+            catalog: phoenix_catalog::Options::default(),
+            offer_signing_key: None,
         }
     }
 }
@@ -173,6 +184,14 @@ impl Config {
         self.identity
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.catalog
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        if let Some(key) = &self.offer_signing_key
+            && key.expose().len() < 32
+        {
+            bail!("invalid configuration: offer_signing_key must be at least 32 characters");
+        }
         if let Some(url) = &self.database_url
             && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
         {
@@ -181,6 +200,7 @@ impl Config {
         for (name, url) in [
             ("identity", &self.databases.identity),
             ("inventory", &self.databases.inventory),
+            ("catalog", &self.databases.catalog),
         ] {
             if let Some(url) = url
                 && !(url.expose().starts_with("postgres") || url.expose().starts_with("sqlite:"))
@@ -204,6 +224,7 @@ impl Config {
         for (name, url) in [
             ("services.identity", &self.services.identity),
             ("services.inventory", &self.services.inventory),
+            ("services.catalog", &self.services.catalog),
         ] {
             if let Some(url) = url
                 && url::Url::parse(url)
@@ -237,6 +258,7 @@ impl Config {
         let own = match service {
             Role::Identity => &self.databases.identity,
             Role::Inventory => &self.databases.inventory,
+            Role::Catalog => &self.databases.catalog,
             Role::Gateway => &None,
         };
         if let Some(url) = own {

@@ -66,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let migrations = match role {
                     Role::Identity => phoenix_identity::migrations(),
                     Role::Inventory => phoenix_inventory::migrations(),
+                    Role::Catalog => phoenix_catalog::migrations(),
                     Role::Gateway => continue,
                 };
                 app::open_database(&config, role, migrations).await?.close().await;

@@ -1,1 +1,194 @@
-//! Catalog contract suite.
+//! The catalog's contract suite: every test runs against SQLite and against PostgreSQL, with inventory on a
+//! database of the same engine, in process.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod flights;
+mod hotels;
+mod isolation;
+
+use phoenix_api::{Credential, Principal, Role, Roles};
+use phoenix_catalog::model::{Day, HotelInput, PricesInput, RatePlanInput, RoomTypeInput};
+use phoenix_catalog::offer::OfferSigner;
+use phoenix_catalog::{Catalog, Error, Options};
+use phoenix_db::testing::TestDatabase;
+use phoenix_db::{Backend, Pool};
+use phoenix_inventory::HoldRequest;
+use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A catalog with an inventory of its own.
+pub struct World {
+    pub catalog: Catalog,
+    pub inventory: phoenix_inventory::Service,
+    pub inventory_db: TestDatabase,
+}
+
+pub async fn world(pool: Pool) -> World {
+    world_with(pool, Options::default()).await
+}
+
+pub async fn world_with(pool: Pool, options: Options) -> World {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
+    let inventory_db = match pool.backend() {
+        Backend::Sqlite => TestDatabase::sqlite(phoenix_inventory::migrations()).await,
+        Backend::Postgres => TestDatabase::postgres(phoenix_inventory::migrations()).await,
+    };
+    let inventory = phoenix_inventory::Service::new(
+        inventory_db.pool(),
+        phoenix_inventory::Options::default(),
+        phoenix_inventory::Clock::System,
+    )
+    .await
+    .unwrap();
+    let catalog = Catalog::new(
+        pool,
+        phoenix_inventory::Client::Local(inventory.clone()),
+        options,
+        OfferSigner::new(b"a test key that is long enough!!"),
+    )
+    .await
+    .unwrap();
+    World {
+        catalog,
+        inventory,
+        inventory_db,
+    }
+}
+
+pub fn principal(roles: &[Role], organization_id: Option<Uuid>) -> Principal {
+    Principal {
+        user_id: Uuid::now_v7(),
+        roles: Roles::from(roles),
+        organization_id,
+        credential: Credential::AccessToken {
+            token_id: Uuid::now_v7(),
+        },
+    }
+}
+
+pub fn operator(org: Uuid) -> Principal {
+    principal(&[Role::Operator], Some(org))
+}
+
+pub fn admin() -> Principal {
+    principal(&[Role::Admin], None)
+}
+
+pub fn agent() -> Principal {
+    principal(&[Role::Agent], Some(Uuid::now_v7()))
+}
+
+pub fn today() -> Date {
+    OffsetDateTime::now_utc().date()
+}
+
+/// `n` days from today.
+pub fn day(n: i64) -> Day {
+    Day(today() + Duration::days(n))
+}
+
+pub fn hotel_input(city: &str) -> HotelInput {
+    HotelInput {
+        organization_id: None,
+        name: "Hotel Lumiere".into(),
+        description: "By the river".into(),
+        address: "1 Quai de la Seine".into(),
+        city: city.into(),
+        country: "FR".into(),
+        latitude: 48.8566,
+        longitude: 2.3522,
+        stars: 4,
+        amenities: vec!["free_wifi".into(), "spa".into()],
+        time_zone: "Europe/Paris".into(),
+    }
+}
+
+/// A hotel's ids, as `hotel` made them.
+pub struct HotelIds {
+    pub hotel: Uuid,
+    pub room_type: Uuid,
+    pub rate_plan: Uuid,
+}
+
+/// A hotel of `org` in `city` with one room type of `rooms` rooms and one refundable EUR plan priced
+/// `price(night_index)` for nights 10 to 29 from today.
+pub async fn hotel(world: &World, org: Uuid, city: &str, rooms: i64, price: impl Fn(i64) -> i64) -> HotelIds {
+    let actor = operator(org);
+    let c = &world.catalog;
+    let hotel = c.create_hotel(&actor, hotel_input(city)).await.unwrap();
+    let room = c
+        .create_room_type(
+            &actor,
+            hotel.id,
+            RoomTypeInput {
+                name: "Double".into(),
+                max_occupancy: 2,
+                beds: "1 queen".into(),
+                rooms,
+            },
+        )
+        .await
+        .unwrap();
+    let plan = c
+        .create_rate_plan(
+            &actor,
+            hotel.id,
+            RatePlanInput {
+                room_type_id: room.id,
+                name: "Flexible".into(),
+                meal_plan: phoenix_catalog::hotel::MealPlan::Breakfast,
+                refundable: true,
+                free_cancellation_hours: Some(48),
+                currency: "EUR".into(),
+            },
+        )
+        .await
+        .unwrap();
+    for n in 10..30 {
+        c.set_prices(
+            &actor,
+            hotel.id,
+            plan.id,
+            PricesInput {
+                from: day(n),
+                to: day(n),
+                amount_minor: price(n),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    HotelIds {
+        hotel: hotel.id,
+        room_type: room.id,
+        rate_plan: plan.id,
+    }
+}
+
+/// Holds `quantity` of `item` as an agent would.
+pub async fn hold(world: &World, item: &str, quantity: i64) {
+    world
+        .inventory
+        .create_hold(
+            &agent(),
+            HoldRequest {
+                lines: vec![(item.to_owned(), quantity)],
+                ttl_secs: None,
+                reference: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+/// The fields a 422 names.
+pub fn invalid_fields(result: Result<impl std::fmt::Debug, Error>) -> Vec<String> {
+    match result {
+        Err(Error::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
+        other => panic!("expected 422 invalid fields, got {other:?}"),
+    }
+}

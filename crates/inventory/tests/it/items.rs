@@ -1,6 +1,6 @@
 use phoenix_api::Role;
 use phoenix_db::Pool;
-use phoenix_inventory::Error;
+use phoenix_inventory::{Error, NewItem};
 use uuid::Uuid;
 
 use crate::{admin, bucket, events_of, principal, request, service};
@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
         capacity_cannot_drop_below_what_is_committed,
         availability_lists_known_items,
         bad_sizes_and_ids_are_named,
+        bulk_creation_skips_existing_buckets_and_names_new_ones_in_the_feed,
     ]
 );
 
@@ -108,4 +109,81 @@ async fn bad_sizes_and_ids_are_named(pool: Pool) {
     };
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, vec!["item_id", "capacity"]);
+}
+
+fn new_item(id: &str, capacity: i64) -> NewItem {
+    NewItem {
+        item_id: id.to_owned(),
+        capacity,
+        overbooking_limit: 0,
+        organization_id: None,
+    }
+}
+
+async fn bulk_creation_skips_existing_buckets_and_names_new_ones_in_the_feed(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    let hotel = Uuid::now_v7();
+    let operator = principal(&[Role::Operator], Some(hotel));
+    inventory.put_item(&operator, "room:a:1", 7, 0, None).await.unwrap();
+    inventory
+        .create_hold(&crate::agent(), request(&[("room:a:1", 2)]), None)
+        .await
+        .unwrap();
+    let before = inventory.changes(0, 100).await.unwrap().last_seq;
+
+    // 2,500 items: more than one statement's worth, in one transaction.
+    let mut items: Vec<NewItem> = (0..2_500).map(|i| new_item(&format!("room:b:{i}"), 3)).collect();
+    items.push(new_item("room:a:1", 99));
+    let created = inventory.create_items(&operator, &items).await.unwrap();
+    assert_eq!(created, 2_500);
+    let kept = inventory.item("room:a:1").await.unwrap();
+    assert_eq!(
+        (kept.capacity, kept.held),
+        (7, 2),
+        "an existing bucket is neither resized nor reset"
+    );
+    let made = inventory.item("room:b:2499").await.unwrap();
+    assert_eq!(
+        (made.capacity, made.held, made.sold, made.organization_id),
+        (3, 0, 0, Some(hotel))
+    );
+    let changes = inventory.changes(before, 1_000).await.unwrap();
+    let mut named: Vec<String> = changes.events.into_iter().flat_map(|e| e.item_ids).collect();
+    named.sort();
+    let mut expected: Vec<String> = (0..2_500).map(|i| format!("room:b:{i}")).collect();
+    expected.sort();
+    assert_eq!(
+        named, expected,
+        "every new bucket, and only those, is named in the change feed"
+    );
+    // Again: nothing new.
+    assert_eq!(inventory.create_items(&operator, &items).await.unwrap(), 0);
+
+    // Another organization's items, or a bad item anywhere in the list: nothing is written.
+    let mut foreign = vec![new_item("room:c:1", 1)];
+    foreign[0].organization_id = Some(Uuid::now_v7());
+    assert!(matches!(
+        inventory.create_items(&operator, &foreign).await,
+        Err(Error::NotOwner)
+    ));
+    let agent = crate::agent();
+    assert!(matches!(
+        inventory.create_items(&agent, &[new_item("room:c:2", 1)]).await,
+        Err(Error::NotOwner)
+    ));
+    let bad = vec![
+        new_item("room:c:3", 1),
+        new_item("bad id with spaces", 1),
+        new_item("room:c:4", -1),
+    ];
+    match inventory.create_items(&operator, &bad).await {
+        Err(Error::Invalid(errors)) => {
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["items[1].item_id", "items[2].capacity"]);
+        }
+        other => panic!("expected invalid fields, got {other:?}"),
+    }
+    for id in ["room:c:1", "room:c:2", "room:c:3"] {
+        assert!(matches!(inventory.item(id).await, Err(Error::ItemNotFound)), "{id}");
+    }
 }

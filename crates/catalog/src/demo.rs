@@ -1,0 +1,1819 @@
+//! A deterministic, realistic demo catalog for `phoenix seed demo [--scale N]`.
+//!
+//! Pure data generation, no I/O: hotel chains and airlines to create as organizations, about 2,000 hotels with
+//! room types and a nightly price calendar across the 50 cities of [`geo::cities`], and the flight schedules of the
+//! demo airlines of [`geo::airlines`] (hub-and-spoke networks plus some point-to-point routes, a little over 2,000
+//! departures a day). `scale` multiplies hotels, hotel chains and flights.
+//!
+//! Everything comes from a small SplitMix64 generator seeded from a constant, and every hotel, route and flight
+//! draws from its own stream keyed by what it is (city and number, airline and flight number), so the output is
+//! identical on every run and ids ([`Uuid`]s built from the same streams) are stable across runs. (Seasonal curves
+//! and route scores use `cos` and `exp`, whose last bit may differ between platforms' maths libraries, so another
+//! platform could in principle round a price differently.) Names are ASCII and fictional.
+
+use std::collections::{BTreeMap, HashSet};
+use std::f64::consts::TAU;
+
+use time::{Date, Duration, Time, Weekday};
+use uuid::Uuid;
+
+use crate::flight::{Cabin, CabinPlan, FareClass, Schedule};
+use crate::geo::{self, City};
+use crate::hotel::{Hotel, MealPlan, RatePlan, RoomType};
+use crate::money::Currency;
+use crate::snapshot::HotelEntry;
+use crate::store::Airline;
+
+/// Nights priced and days flown when not told otherwise.
+pub const DEFAULT_DAYS: u32 = 60;
+/// Hotels generated per unit of scale.
+pub const HOTELS_PER_SCALE: u32 = 2_000;
+/// Hotel chains generated per unit of scale.
+pub const CHAINS_PER_SCALE: u32 = 20;
+
+/// What to generate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoOptions {
+    /// Multiplies hotels, hotel chains and flights; 1 is the default size, 0 counts as 1.
+    pub scale: u32,
+    /// First night priced and first day flown.
+    pub start: Date,
+    /// Nights priced and days flown ([`DEFAULT_DAYS`] by default); 0 counts as 1.
+    pub days: u32,
+}
+
+impl DemoOptions {
+    /// Scale 1 and [`DEFAULT_DAYS`] days from `start`.
+    pub fn new(start: Date) -> DemoOptions {
+        DemoOptions {
+            scale: 1,
+            start,
+            days: DEFAULT_DAYS,
+        }
+    }
+
+    fn scale(&self) -> u32 {
+        self.scale.max(1)
+    }
+
+    fn days(&self) -> u32 {
+        self.days.max(1)
+    }
+
+    /// The last day flown (and the last night priced).
+    fn last_day(&self) -> Date {
+        self.start.saturating_add(Duration::days(i64::from(self.days()) - 1))
+    }
+
+    /// Every night priced, in order.
+    fn nights(&self) -> Vec<Date> {
+        std::iter::successors(Some(self.start), |night| night.next_day())
+            .take(self.days() as usize)
+            .collect()
+    }
+}
+
+/// The organizations that own the demo catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organizations {
+    /// Hotel chains: id and name. The first word of a name is the chain's brand.
+    pub hotel_chains: Vec<(Uuid, String)>,
+    /// One per demo airline of [`geo::airlines`], named like it: id and name.
+    pub airlines: Vec<(Uuid, String)>,
+}
+
+/// The organizations to create: [`CHAINS_PER_SCALE`] fictional hotel chains per unit of scale and one organization
+/// per demo airline, with deterministic ids.
+pub fn organizations(scale: u32) -> Organizations {
+    let hotel_chains = (0..CHAINS_PER_SCALE * scale.max(1))
+        .map(|i| (demo_id(ID_CHAIN, &[u64::from(i)]), chain_name(i as usize)))
+        .collect();
+    let airlines = geo::airlines()
+        .iter()
+        .map(|airline| {
+            (
+                demo_id(ID_AIRLINE_ORG, &[text_key(airline.code)]),
+                airline.name.to_owned(),
+            )
+        })
+        .collect();
+    Organizations { hotel_chains, airlines }
+}
+
+/// The demo airlines, each owned by the organization of [`Organizations::airlines`] with its name; an airline
+/// without one is left out.
+pub fn airlines(orgs: &Organizations) -> Vec<Airline> {
+    geo::airlines()
+        .iter()
+        .filter_map(|airline| {
+            let (organization_id, _) = orgs.airlines.iter().find(|(_, name)| name == airline.name)?;
+            Some(Airline {
+                code: airline.code.to_owned(),
+                name: airline.name.to_owned(),
+                organization_id: *organization_id,
+            })
+        })
+        .collect()
+}
+
+/// About [`HOTELS_PER_SCALE`] hotels per unit of scale across the cities of [`geo::cities`] (big cities get more),
+/// each owned by one of `orgs.hotel_chains` and priced for every night of `options`. Empty without hotel chains.
+pub fn hotels(orgs: &Organizations, options: &DemoOptions) -> Vec<HotelEntry> {
+    if orgs.hotel_chains.is_empty() {
+        return Vec::new();
+    }
+    let nights = options.nights();
+    let counts = hotel_counts(HOTELS_PER_SCALE * options.scale());
+    let mut entries = Vec::new();
+    for (city_index, (city, count)) in geo::cities().iter().zip(counts).enumerate() {
+        let mut taken_names = HashSet::new();
+        for number in 0..count {
+            let key = HotelKey {
+                city_index: city_index as u64,
+                number: u64::from(number),
+            };
+            entries.push(hotel(key, city, &orgs.hotel_chains, &nights, &mut taken_names));
+        }
+    }
+    entries
+}
+
+/// The flight schedules of the demo airlines, effective for every day of `options`. Each airline flies from its
+/// hub to many cities and back, plus a few point-to-point routes near its hub; `scale` multiplies frequencies.
+///
+/// Flight numbers are unique per airline and have at most four digits, so an airline stops adding flights at
+/// number 9999 (only at scales far beyond the demo's).
+pub fn schedules(options: &DemoOptions) -> Vec<Schedule> {
+    let mut schedules = Vec::new();
+    for airline in geo::airlines() {
+        let Some(hub) = geo::airport(airline.home) else {
+            continue;
+        };
+        let plan = FlightPlan {
+            airline,
+            pricing: Pricing::new(airline_currency(hub.country)),
+            from: options.start,
+            to: options.last_day(),
+        };
+        let mut rng = Rng::keyed(STREAM_ROUTES, &[text_key(airline.code)]);
+        let mut numbers = FlightNumbers::default();
+        let mut routes = hub_routes(&mut rng, hub);
+        routes.extend(point_to_point_routes(&mut rng, hub));
+        for route in &routes {
+            schedules.extend(route_schedules(&mut rng, &plan, route, options.scale(), &mut numbers));
+        }
+    }
+    schedules
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Deterministic randomness and ids.
+
+const SEED: u64 = 0x5048_4f45_4e49_5821;
+const GOLDEN_GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Streams of randomness, one per kind of thing generated, so that one kind never shifts another.
+const STREAM_HOTEL: u64 = 1;
+const STREAM_ROUTES: u64 = 2;
+const STREAM_FLIGHT: u64 = 3;
+/// Id kinds: each kind of entity gets its own id stream.
+const ID_CHAIN: u64 = 101;
+const ID_AIRLINE_ORG: u64 = 102;
+const ID_HOTEL: u64 = 103;
+const ID_ROOM_TYPE: u64 = 104;
+const ID_RATE_PLAN: u64 = 105;
+const ID_SCHEDULE: u64 = 106;
+
+/// The SplitMix64 output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A string as a stream key (FNV-1a).
+fn text_key(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// SplitMix64: tiny, fast, and good enough for demo data.
+struct Rng {
+    state: u64,
+}
+
+impl Rng {
+    /// The stream of `stream` for the thing identified by `key`.
+    fn keyed(stream: u64, key: &[u64]) -> Rng {
+        let state = key.iter().fold(mix(SEED ^ stream), |state, part| {
+            mix(state ^ mix(part.wrapping_add(GOLDEN_GAMMA)))
+        });
+        Rng { state }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(GOLDEN_GAMMA);
+        mix(self.state)
+    }
+
+    /// Uniform in `0..n`; `n` must not be 0.
+    fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as usize) as i64
+    }
+
+    /// Uniform in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in `[lo, hi)`.
+    fn between(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    fn chance(&mut self, probability: f64) -> bool {
+        self.unit() < probability
+    }
+
+    /// A uniform choice from a non-empty slice.
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    /// An index chosen with probability proportional to its weight; the weights must not all be 0.
+    fn weighted(&mut self, weights: &[f64]) -> usize {
+        let total: f64 = weights.iter().sum();
+        let mut target = self.unit() * total;
+        for (index, weight) in weights.iter().enumerate() {
+            if target < *weight {
+                return index;
+            }
+            target -= weight;
+        }
+        weights.len() - 1
+    }
+}
+
+/// A well-formed (version 4 shaped) id derived from the kind of entity and its key.
+fn demo_id(kind: u64, key: &[u64]) -> Uuid {
+    let mut rng = Rng::keyed(kind, key);
+    let bits = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
+    uuid::Builder::from_random_bytes(bits.to_be_bytes()).into_uuid()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Money.
+
+/// Local currency by ISO 3166-1 country; countries not listed use USD.
+const COUNTRY_CURRENCIES: &[(&str, &str)] = &[
+    ("AT", "EUR"),
+    ("BE", "EUR"),
+    ("DE", "EUR"),
+    ("ES", "EUR"),
+    ("FI", "EUR"),
+    ("FR", "EUR"),
+    ("GR", "EUR"),
+    ("IE", "EUR"),
+    ("IT", "EUR"),
+    ("NL", "EUR"),
+    ("PT", "EUR"),
+    ("GB", "GBP"),
+    ("CH", "CHF"),
+    ("CZ", "CZK"),
+    ("DK", "DKK"),
+    ("NO", "NOK"),
+    ("SE", "SEK"),
+    ("TR", "TRY"),
+    ("US", "USD"),
+    ("CA", "CAD"),
+    ("MX", "MXN"),
+    ("BR", "BRL"),
+    ("AR", "ARS"),
+    ("CL", "CLP"),
+    ("AE", "AED"),
+    ("QA", "QAR"),
+    ("EG", "EGP"),
+    ("KE", "KES"),
+    ("ZA", "ZAR"),
+    ("IN", "INR"),
+    ("SG", "SGD"),
+    ("TH", "THB"),
+    ("HK", "HKD"),
+    ("CN", "CNY"),
+    ("KR", "KRW"),
+    ("JP", "JPY"),
+    ("AU", "AUD"),
+];
+
+/// Rough units of each currency per US dollar, fixed so prices do not drift.
+const UNITS_PER_USD: &[(&str, f64)] = &[
+    ("EUR", 0.92),
+    ("GBP", 0.79),
+    ("CHF", 0.88),
+    ("CZK", 23.0),
+    ("DKK", 6.9),
+    ("NOK", 10.7),
+    ("SEK", 10.5),
+    ("TRY", 32.0),
+    ("USD", 1.0),
+    ("CAD", 1.36),
+    ("MXN", 17.0),
+    ("BRL", 5.0),
+    ("ARS", 900.0),
+    ("CLP", 950.0),
+    ("AED", 3.67),
+    ("QAR", 3.64),
+    ("EGP", 48.0),
+    ("KES", 130.0),
+    ("ZAR", 18.5),
+    ("INR", 83.0),
+    ("SGD", 1.35),
+    ("THB", 36.0),
+    ("HKD", 7.8),
+    ("CNY", 7.2),
+    ("KRW", 1350.0),
+    ("JPY", 150.0),
+    ("AUD", 1.5),
+];
+
+/// Airlines price in USD when a dollar is worth more minor units than this, so long-haul fares stay far from the
+/// fare limit of 10^9 minor units.
+const MAX_AIRLINE_MINOR_PER_USD: f64 = 20_000.0;
+
+fn local_currency(country: &str) -> &'static str {
+    COUNTRY_CURRENCIES
+        .iter()
+        .find(|(c, _)| *c == country)
+        .map_or("USD", |(_, currency)| currency)
+}
+
+fn airline_currency(country: &str) -> &'static str {
+    let local = local_currency(country);
+    if Pricing::new(local).minor_per_usd() > MAX_AIRLINE_MINOR_PER_USD {
+        "USD"
+    } else {
+        local
+    }
+}
+
+/// Turns US dollar amounts into round amounts of minor units of one currency.
+#[derive(Debug, Clone, Copy)]
+struct Pricing {
+    currency: &'static str,
+    units_per_usd: f64,
+    exponent: u32,
+    /// Prices are multiples of this: one unit, or ten or a hundred of a currency worth much less than a dollar.
+    step_minor: i64,
+}
+
+impl Pricing {
+    fn new(currency: &'static str) -> Pricing {
+        let units_per_usd = UNITS_PER_USD
+            .iter()
+            .find(|(c, _)| *c == currency)
+            .map_or(1.0, |(_, rate)| *rate);
+        let exponent = Currency::parse(currency).map_or(2, |c| c.exponent());
+        let mut step_units = 1;
+        while f64::from(step_units * 10) <= units_per_usd {
+            step_units *= 10;
+        }
+        Pricing {
+            currency,
+            units_per_usd,
+            exponent,
+            step_minor: i64::from(step_units) * 10_i64.pow(exponent),
+        }
+    }
+
+    fn minor_per_usd(&self) -> f64 {
+        self.units_per_usd * 10_f64.powi(self.exponent as i32)
+    }
+
+    /// `usd` in this currency, rounded to the step, at least one step.
+    fn minor(&self, usd: f64) -> i64 {
+        let steps = (usd * self.minor_per_usd() / self.step_minor as f64).round() as i64;
+        steps.max(1) * self.step_minor
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Cities.
+
+/// How many hotels a city gets relative to others, and how expensive it is relative to an average city.
+#[derive(Debug, Clone, Copy)]
+struct CityProfile {
+    weight: u32,
+    price_factor: f64,
+}
+
+const DEFAULT_PROFILE: CityProfile = CityProfile {
+    weight: 2,
+    price_factor: 1.0,
+};
+
+const CITY_PROFILES: &[(&str, u32, f64)] = &[
+    ("London", 6, 1.45),
+    ("Paris", 6, 1.35),
+    ("Frankfurt", 3, 1.1),
+    ("Munich", 3, 1.1),
+    ("Berlin", 4, 0.95),
+    ("Amsterdam", 4, 1.3),
+    ("Madrid", 4, 0.95),
+    ("Barcelona", 5, 1.05),
+    ("Rome", 5, 1.05),
+    ("Milan", 4, 1.1),
+    ("Zurich", 2, 1.6),
+    ("Vienna", 3, 1.0),
+    ("Copenhagen", 2, 1.25),
+    ("Stockholm", 2, 1.15),
+    ("Dublin", 2, 1.25),
+    ("Lisbon", 3, 0.9),
+    ("Istanbul", 5, 0.7),
+    ("Athens", 3, 0.85),
+    ("Prague", 3, 0.8),
+    ("New York", 6, 1.6),
+    ("Boston", 2, 1.4),
+    ("Washington", 3, 1.3),
+    ("Miami", 4, 1.3),
+    ("Chicago", 4, 1.2),
+    ("Las Vegas", 4, 0.9),
+    ("Los Angeles", 5, 1.3),
+    ("San Francisco", 3, 1.45),
+    ("Honolulu", 2, 1.5),
+    ("Toronto", 3, 1.1),
+    ("Vancouver", 2, 1.15),
+    ("Mexico City", 3, 0.7),
+    ("Sao Paulo", 3, 0.7),
+    ("Rio de Janeiro", 3, 0.8),
+    ("Buenos Aires", 2, 0.65),
+    ("Dubai", 5, 1.2),
+    ("Doha", 2, 1.1),
+    ("Cairo", 2, 0.45),
+    ("Marrakesh", 2, 0.6),
+    ("Nairobi", 1, 0.6),
+    ("Cape Town", 2, 0.7),
+    ("Delhi", 3, 0.5),
+    ("Mumbai", 3, 0.55),
+    ("Singapore", 5, 1.3),
+    ("Bangkok", 5, 0.55),
+    ("Hong Kong", 4, 1.2),
+    ("Beijing", 3, 0.75),
+    ("Shanghai", 4, 0.8),
+    ("Seoul", 4, 0.9),
+    ("Tokyo", 6, 1.1),
+    ("Sydney", 3, 1.2),
+];
+
+/// Cities where some hotels are on the beach.
+const BEACH_CITIES: &[&str] = &[
+    "Athens",
+    "Barcelona",
+    "Cape Town",
+    "Doha",
+    "Dubai",
+    "Honolulu",
+    "Lisbon",
+    "Los Angeles",
+    "Miami",
+    "Mumbai",
+    "Rio de Janeiro",
+    "Sydney",
+];
+
+fn city_profile(name: &str) -> CityProfile {
+    CITY_PROFILES
+        .iter()
+        .find(|(city, _, _)| *city == name)
+        .map_or(DEFAULT_PROFILE, |(_, weight, price_factor)| CityProfile {
+            weight: *weight,
+            price_factor: *price_factor,
+        })
+}
+
+/// Hotels per city of [`geo::cities`], proportional to weight and summing to `total` exactly.
+fn hotel_counts(total: u32) -> Vec<u32> {
+    let weights: Vec<u64> = geo::cities()
+        .iter()
+        .map(|city| u64::from(city_profile(city.name).weight))
+        .collect();
+    let sum: u64 = weights.iter().sum::<u64>().max(1);
+    let (mut cumulative, mut assigned) = (0, 0);
+    weights
+        .iter()
+        .map(|weight| {
+            cumulative += weight;
+            let upto = (u64::from(total) * cumulative + sum / 2) / sum;
+            let count = upto - assigned;
+            assigned = upto;
+            count as u32
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Hotels.
+
+const CHAIN_BRANDS: &[&str] = &[
+    "Aurora",
+    "Bellavista",
+    "Cobalt",
+    "Driftwood",
+    "Evergreen",
+    "Goldcrest",
+    "Harborlight",
+    "Ivorygate",
+    "Juniper",
+    "Kestrel",
+    "Larkspur",
+    "Mistral",
+    "Northwind",
+    "Opaline",
+    "Palisade",
+    "Quillstone",
+    "Rosewater",
+    "Silverbirch",
+    "Tamarind",
+    "Umberfield",
+];
+const CHAIN_SUFFIXES: &[&str] = &[
+    "Hotels",
+    "Hotels & Resorts",
+    "Hospitality",
+    "Collection",
+    "Inns",
+    "Stays",
+];
+const CHAIN_QUALIFIERS: &[&str] = &[
+    "Atlantic",
+    "Pacific",
+    "Continental",
+    "Coastal",
+    "Urban",
+    "Heritage",
+    "Select",
+];
+
+const NAME_WORDS: &[&str] = &[
+    "Lumiere",
+    "Meridian",
+    "Belvedere",
+    "Regent",
+    "Majestic",
+    "Beaumont",
+    "Astoria",
+    "Bellevue",
+    "Windsor",
+    "Riviera",
+    "Continental",
+    "Ambassador",
+    "Metropole",
+    "Excelsior",
+    "Imperial",
+    "Royal",
+    "Crown",
+    "Orchid",
+    "Magnolia",
+    "Cedar",
+    "Horizon",
+    "Lotus",
+    "Sapphire",
+    "Emerald",
+    "Oakwood",
+    "Willow",
+    "Sterling",
+    "Garden",
+    "Plaza",
+    "Vista",
+    "Summit",
+    "Atlas",
+    "Olympia",
+    "Zenith",
+    "Harmony",
+    "Serenity",
+];
+const DISTRICTS: &[&str] = &[
+    "Centre",
+    "Old Town",
+    "Riverside",
+    "Central Station",
+    "Airport",
+    "Harbour",
+    "Park",
+    "Downtown",
+    "Uptown",
+    "Waterfront",
+    "City",
+    "Gardens",
+    "Market",
+    "University",
+    "Business District",
+    "Cathedral Quarter",
+    "Marina",
+    "Hillside",
+];
+const BUDGET_KINDS: &[&str] = &["Inn", "Hostel", "Budget Hotel", "Lodge", "Rooms", "Guesthouse"];
+const MIDSCALE_KINDS: &[&str] = &["Hotel", "Suites", "Inn", "Residences", "Boutique Hotel", "Apartments"];
+const LUXURY_KINDS: &[&str] = &[
+    "Palace",
+    "Grand Hotel",
+    "Resort & Spa",
+    "Residences",
+    "Collection Hotel",
+];
+const STREET_WORDS: &[&str] = &[
+    "Linden", "Rose", "Market", "Station", "Church", "Park", "Harbour", "King", "Queen", "Mill", "Castle", "Garden",
+    "River", "Bridge", "Chestnut", "Orchard", "Meadow", "Victoria", "Elm", "Maple", "Grove", "Hill",
+];
+const STREET_TYPES: &[&str] = &[
+    "Street",
+    "Avenue",
+    "Road",
+    "Boulevard",
+    "Lane",
+    "Square",
+    "Place",
+    "Way",
+    "Quay",
+    "Row",
+];
+
+/// Amenity vocabulary, in the order amenities are listed.
+const AMENITIES: &[&str] = &[
+    "free_wifi",
+    "pool",
+    "spa",
+    "gym",
+    "parking",
+    "restaurant",
+    "bar",
+    "airport_shuttle",
+    "pet_friendly",
+    "air_conditioning",
+    "family_rooms",
+    "beach_access",
+];
+
+/// Weights of 1 to 5 stars: most hotels have 3 or 4.
+const STAR_WEIGHTS: [f64; 5] = [0.05, 0.15, 0.36, 0.31, 0.13];
+/// Price of a standard room for one night by stars, in US dollars, before city and hotel factors.
+const STAR_BASE_USD: [f64; 5] = [45.0, 70.0, 110.0, 175.0, 330.0];
+/// Hotels scatter up to this far from the city centre.
+const SCATTER_KM: f64 = 8.0;
+const KM_PER_DEGREE: f64 = 111.32;
+/// Friday and Saturday nights cost this much more.
+const WEEKEND_UPLIFT: f64 = 1.15;
+/// Non-refundable, room-only plans cost this fraction of the flexible plan with breakfast.
+const NON_REFUNDABLE_FACTOR: f64 = 0.85;
+/// Share of room types that also sell a non-refundable plan.
+const NON_REFUNDABLE_SHARE: f64 = 0.75;
+
+/// A kind of room and the hotels that have it.
+struct RoomSpec {
+    name: &'static str,
+    max_occupancy: u8,
+    beds: &'static str,
+    price_factor: f64,
+    min_rooms: i64,
+    max_rooms: i64,
+    min_stars: u8,
+    max_stars: u8,
+}
+
+const ROOM_SPECS: &[RoomSpec] = &[
+    RoomSpec {
+        name: "Single Room",
+        max_occupancy: 1,
+        beds: "1 single bed",
+        price_factor: 0.8,
+        min_rooms: 5,
+        max_rooms: 30,
+        min_stars: 1,
+        max_stars: 3,
+    },
+    RoomSpec {
+        name: "Standard Double Room",
+        max_occupancy: 2,
+        beds: "1 double bed",
+        price_factor: 1.0,
+        min_rooms: 20,
+        max_rooms: 60,
+        min_stars: 1,
+        max_stars: 4,
+    },
+    RoomSpec {
+        name: "Twin Room",
+        max_occupancy: 2,
+        beds: "2 single beds",
+        price_factor: 1.0,
+        min_rooms: 10,
+        max_rooms: 40,
+        min_stars: 1,
+        max_stars: 4,
+    },
+    RoomSpec {
+        name: "Superior Double Room",
+        max_occupancy: 2,
+        beds: "1 queen bed",
+        price_factor: 1.2,
+        min_rooms: 10,
+        max_rooms: 40,
+        min_stars: 3,
+        max_stars: 5,
+    },
+    RoomSpec {
+        name: "Deluxe King Room",
+        max_occupancy: 2,
+        beds: "1 king bed",
+        price_factor: 1.4,
+        min_rooms: 10,
+        max_rooms: 40,
+        min_stars: 4,
+        max_stars: 5,
+    },
+    RoomSpec {
+        name: "Family Room",
+        max_occupancy: 4,
+        beds: "1 double bed and 2 single beds",
+        price_factor: 1.5,
+        min_rooms: 5,
+        max_rooms: 20,
+        min_stars: 2,
+        max_stars: 5,
+    },
+    RoomSpec {
+        name: "Junior Suite",
+        max_occupancy: 3,
+        beds: "1 king bed and 1 sofa bed",
+        price_factor: 1.9,
+        min_rooms: 5,
+        max_rooms: 15,
+        min_stars: 4,
+        max_stars: 5,
+    },
+    RoomSpec {
+        name: "Executive Suite",
+        max_occupancy: 4,
+        beds: "1 king bed and 2 sofa beds",
+        price_factor: 2.6,
+        min_rooms: 5,
+        max_rooms: 10,
+        min_stars: 5,
+        max_stars: 5,
+    },
+];
+
+/// The name of the `index`th hotel chain; the first word is the brand.
+fn chain_name(index: usize) -> String {
+    let brand = CHAIN_BRANDS[index % CHAIN_BRANDS.len()];
+    let suffix = CHAIN_SUFFIXES[index % CHAIN_SUFFIXES.len()];
+    match index / CHAIN_BRANDS.len() {
+        0 => format!("{brand} {suffix}"),
+        round => match CHAIN_QUALIFIERS.get(round - 1) {
+            Some(qualifier) => format!("{brand} {qualifier} {suffix}"),
+            None => format!("{brand} {suffix} {}", round + 1),
+        },
+    }
+}
+
+/// Which hotel: its city's index in [`geo::cities`] and its number there. Hotel contents and ids derive from it.
+#[derive(Debug, Clone, Copy)]
+struct HotelKey {
+    city_index: u64,
+    number: u64,
+}
+
+impl HotelKey {
+    fn id(self, kind: u64, parts: &[u64]) -> Uuid {
+        let key: Vec<u64> = [self.city_index, self.number]
+            .into_iter()
+            .chain(parts.iter().copied())
+            .collect();
+        demo_id(kind, &key)
+    }
+}
+
+fn hotel(
+    key: HotelKey,
+    city: &City,
+    chains: &[(Uuid, String)],
+    nights: &[Date],
+    taken_names: &mut HashSet<String>,
+) -> HotelEntry {
+    let mut rng = Rng::keyed(STREAM_HOTEL, &[key.city_index, key.number]);
+    let hotel_id = key.id(ID_HOTEL, &[]);
+    let (organization_id, chain) = &chains[rng.below(chains.len())];
+    let brand = chain.split(' ').next().unwrap_or(chain);
+    let stars = rng.weighted(&STAR_WEIGHTS) as u8 + 1;
+    let district = rng.pick(DISTRICTS);
+    let name = unique_hotel_name(&mut rng, brand, city.name, district, stars, taken_names);
+    let (latitude, longitude, distance_km) = scatter(&mut rng, city);
+    let specs = pick_room_specs(&mut rng, stars);
+    let amenities = pick_amenities(&mut rng, stars, city.name, district, &specs);
+    let pricing = Pricing::new(local_currency(city.country));
+    let hotel_usd =
+        STAR_BASE_USD[usize::from(stars) - 1] * city_profile(city.name).price_factor * rng.between(0.85, 1.2);
+    let demand = night_demand(&mut rng, city, nights);
+    let cancellation_hours = if rng.chance(0.3 + 0.1 * f64::from(stars)) {
+        48
+    } else {
+        24
+    };
+
+    let mut room_types = Vec::with_capacity(specs.len());
+    let mut rate_plans = Vec::new();
+    for (index, spec) in specs.iter().enumerate() {
+        let room_type_id = key.id(ID_ROOM_TYPE, &[index as u64]);
+        room_types.push(RoomType {
+            id: room_type_id,
+            hotel_id,
+            name: spec.name.to_owned(),
+            max_occupancy: spec.max_occupancy,
+            beds: spec.beds.to_owned(),
+            rooms: rng.range(spec.min_rooms, spec.max_rooms),
+            active: true,
+        });
+        let room_usd = hotel_usd * spec.price_factor;
+        let plan = PlanContext {
+            key,
+            hotel_id,
+            room_type_id,
+            room_index: index as u64,
+            pricing,
+            nights,
+            demand: &demand,
+        };
+        rate_plans.push(plan.flexible(room_usd, cancellation_hours));
+        if rng.chance(NON_REFUNDABLE_SHARE) {
+            rate_plans.push(plan.non_refundable(room_usd));
+        }
+    }
+
+    let hotel = Hotel {
+        id: hotel_id,
+        organization_id: *organization_id,
+        description: description(stars, city.name, distance_km, &amenities),
+        name,
+        address: format!(
+            "{} {} {}",
+            rng.range(1, 240),
+            rng.pick(STREET_WORDS),
+            rng.pick(STREET_TYPES)
+        ),
+        city: city.name.to_owned(),
+        country: city.country.to_owned(),
+        latitude,
+        longitude,
+        stars,
+        amenities,
+        time_zone: city.time_zone.to_owned(),
+        active: true,
+    };
+    HotelEntry {
+        hotel,
+        room_types,
+        rate_plans,
+    }
+}
+
+fn hotel_name(rng: &mut Rng, brand: &str, city: &str, district: &str, stars: u8) -> String {
+    let kinds = match stars {
+        1 | 2 => BUDGET_KINDS,
+        5 => LUXURY_KINDS,
+        _ => MIDSCALE_KINDS,
+    };
+    let kind = rng.pick(kinds);
+    let word = rng.pick(NAME_WORDS);
+    match rng.below(5) {
+        0 => format!("{brand} {city} {district}"),
+        1 => format!("Hotel {word} {city} {district}"),
+        2 => format!("The {word} {city}"),
+        3 => format!("{word} {kind} {city}"),
+        _ => format!("{city} {district} {kind}"),
+    }
+}
+
+/// A hotel name not yet used in the city.
+fn unique_hotel_name(
+    rng: &mut Rng,
+    brand: &str,
+    city: &str,
+    district: &str,
+    stars: u8,
+    taken: &mut HashSet<String>,
+) -> String {
+    let mut name = hotel_name(rng, brand, city, district, stars);
+    for _ in 0..8 {
+        if !taken.contains(&name) {
+            break;
+        }
+        name = hotel_name(rng, brand, city, district, stars);
+    }
+    let mut unique = name.clone();
+    let mut n = 2;
+    while taken.contains(&unique) {
+        unique = format!("{name} {n}");
+        n += 1;
+    }
+    taken.insert(unique.clone());
+    unique
+}
+
+/// A point within [`SCATTER_KM`] of the city centre, denser near the centre: latitude, longitude, distance.
+fn scatter(rng: &mut Rng, city: &City) -> (f64, f64, f64) {
+    let distance_km = SCATTER_KM * rng.unit();
+    let bearing = TAU * rng.unit();
+    let latitude = city.latitude + distance_km * bearing.cos() / KM_PER_DEGREE;
+    let longitude = city.longitude + distance_km * bearing.sin() / (KM_PER_DEGREE * city.latitude.to_radians().cos());
+    let round6 = |degrees: f64| (degrees * 1e6).round() / 1e6;
+    (round6(latitude), round6(longitude), distance_km)
+}
+
+/// Two to four room types fit for the hotel's stars, cheapest first.
+fn pick_room_specs(rng: &mut Rng, stars: u8) -> Vec<&'static RoomSpec> {
+    let eligible: Vec<&RoomSpec> = ROOM_SPECS
+        .iter()
+        .filter(|s| (s.min_stars..=s.max_stars).contains(&stars))
+        .collect();
+    let wanted = (rng.range(2, 4) as usize).min(eligible.len());
+    let mut chosen: Vec<usize> = Vec::with_capacity(wanted);
+    while chosen.len() < wanted {
+        let index = rng.below(eligible.len());
+        if !chosen.contains(&index) {
+            chosen.push(index);
+        }
+    }
+    chosen.sort_unstable();
+    chosen.into_iter().map(|index| eligible[index]).collect()
+}
+
+/// What decides whether a hotel has an amenity.
+struct AmenityContext {
+    stars: f64,
+    beach: bool,
+    near_airport: bool,
+    family_rooms: bool,
+}
+
+fn amenity_chance(amenity: &str, hotel: &AmenityContext) -> f64 {
+    let above_one_star = hotel.stars - 1.0;
+    match amenity {
+        "free_wifi" => 0.92,
+        "pool" => 0.04 + 0.12 * above_one_star + if hotel.beach { 0.2 } else { 0.0 },
+        "spa" if hotel.stars >= 4.0 => 0.3 + 0.4 * (hotel.stars - 4.0),
+        "spa" => 0.03,
+        "gym" => 0.1 + 0.2 * above_one_star,
+        "parking" => 0.5,
+        "restaurant" => 0.15 + 0.22 * above_one_star,
+        "bar" => 0.1 + 0.22 * above_one_star,
+        "airport_shuttle" if hotel.near_airport => 0.8,
+        "airport_shuttle" => 0.1,
+        "pet_friendly" => 0.25,
+        "air_conditioning" => 0.55 + 0.1 * hotel.stars,
+        "family_rooms" if hotel.family_rooms => 1.0,
+        "beach_access" if hotel.beach => 0.4,
+        _ => 0.0,
+    }
+}
+
+fn pick_amenities(rng: &mut Rng, stars: u8, city: &str, district: &str, specs: &[&RoomSpec]) -> Vec<String> {
+    let context = AmenityContext {
+        stars: f64::from(stars),
+        beach: BEACH_CITIES.contains(&city),
+        near_airport: district == "Airport",
+        family_rooms: specs.iter().any(|spec| spec.max_occupancy >= 4),
+    };
+    AMENITIES
+        .iter()
+        .filter(|amenity| rng.chance(amenity_chance(amenity, &context)))
+        .map(|amenity| (*amenity).to_owned())
+        .collect()
+}
+
+fn description(stars: u8, city: &str, distance_km: f64, amenities: &[String]) -> String {
+    let mut text = format!("A {stars}-star hotel in {city}, {distance_km:.1} km from the centre");
+    if !amenities.is_empty() {
+        let listed: Vec<String> = amenities.iter().take(4).map(|a| a.replace('_', " ")).collect();
+        text.push_str(", with ");
+        text.push_str(&listed.join(", "));
+    }
+    text.push('.');
+    text
+}
+
+/// A price multiplier per night: season (peaking mid-summer of the city's hemisphere), weekends, and noise.
+fn night_demand(rng: &mut Rng, city: &City, nights: &[Date]) -> Vec<f64> {
+    let peak_day = if city.latitude < 0.0 { 15.0 } else { 196.0 };
+    let amplitude = rng.between(0.04, 0.12);
+    nights
+        .iter()
+        .map(|night| {
+            let season = 1.0 + amplitude * (TAU * (f64::from(night.ordinal()) - peak_day) / 365.25).cos();
+            let weekend = if matches!(night.weekday(), Weekday::Friday | Weekday::Saturday) {
+                WEEKEND_UPLIFT
+            } else {
+                1.0
+            };
+            season * weekend * rng.between(0.96, 1.04)
+        })
+        .collect()
+}
+
+/// What the rate plans of one room type share.
+struct PlanContext<'a> {
+    key: HotelKey,
+    hotel_id: Uuid,
+    room_type_id: Uuid,
+    room_index: u64,
+    pricing: Pricing,
+    nights: &'a [Date],
+    demand: &'a [f64],
+}
+
+impl PlanContext<'_> {
+    fn flexible(&self, room_usd: f64, cancellation_hours: u32) -> RatePlan {
+        self.plan(0, "Flexible", MealPlan::Breakfast, Some(cancellation_hours), room_usd)
+    }
+
+    fn non_refundable(&self, room_usd: f64) -> RatePlan {
+        self.plan(
+            1,
+            "Non-refundable",
+            MealPlan::RoomOnly,
+            None,
+            room_usd * NON_REFUNDABLE_FACTOR,
+        )
+    }
+
+    fn plan(
+        &self,
+        index: u64,
+        name: &str,
+        meal_plan: MealPlan,
+        free_cancellation_hours: Option<u32>,
+        room_usd: f64,
+    ) -> RatePlan {
+        let prices: BTreeMap<Date, i64> = self
+            .nights
+            .iter()
+            .zip(self.demand)
+            .map(|(night, demand)| (*night, self.pricing.minor(room_usd * demand)))
+            .collect();
+        RatePlan {
+            id: self.key.id(ID_RATE_PLAN, &[self.room_index, index]),
+            hotel_id: self.hotel_id,
+            room_type_id: self.room_type_id,
+            name: name.to_owned(),
+            meal_plan,
+            refundable: free_cancellation_hours.is_some(),
+            free_cancellation_hours,
+            currency: self.pricing.currency.to_owned(),
+            prices,
+            active: true,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Flights.
+
+/// Each airline flies from its hub to this many cities (fewer if fewer are in range).
+const HUB_DESTINATIONS: (i64, i64) = (14, 22);
+/// Point-to-point routes per airline, between cities within [`REGION_KM`] of its hub.
+const POINT_TO_POINT_ROUTES: (i64, i64) = (2, 5);
+const REGION_KM: f64 = 3_000.0;
+/// Point-to-point routes are this long.
+const POINT_TO_POINT_KM: (f64, f64) = (300.0, 3_500.0);
+/// Share of flights to a city with several airports that use one other than the busiest.
+const SECONDARY_AIRPORT_SHARE: f64 = 0.3;
+/// Departures leave between these local times (minutes after midnight), on five-minute marks.
+const FIRST_DEPARTURE_MINUTE: i64 = 6 * 60;
+const LAST_DEPARTURE_MINUTE: i64 = 22 * 60 + 30;
+const MINUTES_PER_SLOT: i64 = 5;
+/// Block time: taxi and climb, then cruise at this speed, rounded to five minutes and within these bounds.
+const TAXI_MINUTES: f64 = 30.0;
+const CRUISE_KMH: f64 = 800.0;
+const MIN_BLOCK_MINUTES: i64 = 45;
+const MAX_BLOCK_MINUTES: i64 = 1_000;
+const FIRST_FLIGHT_NUMBER: u32 = 100;
+const LAST_FLIGHT_NUMBER: u32 = 9_999;
+
+/// A city pair an airline flies, both ways.
+struct Route {
+    origin: &'static geo::Airport,
+    destination: &'static geo::Airport,
+    distance_km: f64,
+    duration_minutes: i64,
+    /// Flights a day each way, at scale 1.
+    frequency: u32,
+    days: [bool; 7],
+}
+
+/// What an airline's schedules share.
+struct FlightPlan<'a> {
+    airline: &'a geo::Airline,
+    pricing: Pricing,
+    from: Date,
+    to: Date,
+}
+
+/// An airline's flight numbers: pairs, odd out and even back (`XA101`, `XA102`).
+#[derive(Default)]
+struct FlightNumbers {
+    used: u32,
+}
+
+impl FlightNumbers {
+    fn next_pair(&mut self) -> Option<(u32, u32)> {
+        let outbound = FIRST_FLIGHT_NUMBER + 1 + 2 * self.used;
+        if outbound + 1 > LAST_FLIGHT_NUMBER {
+            return None;
+        }
+        self.used += 1;
+        Some((outbound, outbound + 1))
+    }
+}
+
+/// Scheduled minutes for a flight of this length, or `None` if it is too long to fly nonstop here.
+fn block_minutes(distance_km: f64) -> Option<i64> {
+    let raw = TAXI_MINUTES + distance_km / CRUISE_KMH * 60.0;
+    let rounded = (raw / 5.0).round() as i64 * 5;
+    (rounded <= MAX_BLOCK_MINUTES).then_some(rounded.max(MIN_BLOCK_MINUTES))
+}
+
+fn airport_distance(a: &geo::Airport, b: &geo::Airport) -> f64 {
+    geo::distance_km(a.latitude, a.longitude, b.latitude, b.longitude)
+}
+
+/// A city's busiest airport, or sometimes one of its others.
+fn city_airport(rng: &mut Rng, city: &City) -> Option<&'static geo::Airport> {
+    let code = match city.airports.split_first() {
+        Some((_, others)) if !others.is_empty() && rng.chance(SECONDARY_AIRPORT_SHARE) => rng.pick(others),
+        Some((busiest, _)) => busiest,
+        None => return None,
+    };
+    geo::airport(code)
+}
+
+fn route(
+    rng: &mut Rng,
+    origin: &'static geo::Airport,
+    destination: &'static geo::Airport,
+    weight: u32,
+    point_to_point: bool,
+) -> Option<Route> {
+    if origin.code == destination.code || origin.city == destination.city {
+        return None;
+    }
+    let distance_km = airport_distance(origin, destination);
+    let duration_minutes = block_minutes(distance_km)?;
+    let mut frequency = frequency(rng, distance_km, weight);
+    if point_to_point {
+        frequency = frequency.div_ceil(2);
+    }
+    let days = operating_days(rng, distance_km, weight);
+    Some(Route {
+        origin,
+        destination,
+        distance_km,
+        duration_minutes,
+        frequency,
+        days,
+    })
+}
+
+/// The hub's routes to the cities that matter most to it: big, near, or domestic.
+fn hub_routes(rng: &mut Rng, hub: &'static geo::Airport) -> Vec<Route> {
+    let mut candidates: Vec<(f64, &City)> = geo::cities()
+        .iter()
+        .filter(|city| city.name != hub.city)
+        .filter_map(|city| {
+            let distance_km = geo::distance_km(hub.latitude, hub.longitude, city.latitude, city.longitude);
+            block_minutes(distance_km)?;
+            let domestic = if city.country == hub.country { 3.0 } else { 1.0 };
+            let weight = f64::from(city_profile(city.name).weight);
+            Some((
+                weight * domestic * (-distance_km / 5_000.0).exp() * rng.between(0.6, 1.4),
+                city,
+            ))
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let wanted = rng.range(HUB_DESTINATIONS.0, HUB_DESTINATIONS.1) as usize;
+    candidates
+        .into_iter()
+        .take(wanted)
+        .filter_map(|(_, city)| {
+            let destination = city_airport(rng, city)?;
+            route(rng, hub, destination, city_profile(city.name).weight, false)
+        })
+        .collect()
+}
+
+/// A few routes between cities near the hub that skip it.
+fn point_to_point_routes(rng: &mut Rng, hub: &'static geo::Airport) -> Vec<Route> {
+    let away_from_hub = |city: &&City| city.name != hub.city;
+    let region: Vec<&City> = geo::cities()
+        .iter()
+        .filter(away_from_hub)
+        .filter(|city| geo::distance_km(hub.latitude, hub.longitude, city.latitude, city.longitude) <= REGION_KM)
+        .collect();
+    if region.is_empty() {
+        return Vec::new();
+    }
+    let region_weights: Vec<f64> = region
+        .iter()
+        .map(|city| f64::from(city_profile(city.name).weight))
+        .collect();
+    let wanted = rng.range(POINT_TO_POINT_ROUTES.0, POINT_TO_POINT_ROUTES.1) as usize;
+    let mut routes: Vec<Route> = Vec::new();
+    for _ in 0..wanted * 4 {
+        if routes.len() >= wanted {
+            break;
+        }
+        let from_city = region[rng.weighted(&region_weights)];
+        let destinations: Vec<&City> = geo::cities()
+            .iter()
+            .filter(away_from_hub)
+            .filter(|city| {
+                let km = geo::distance_km(from_city.latitude, from_city.longitude, city.latitude, city.longitude);
+                city.name != from_city.name && (POINT_TO_POINT_KM.0..=POINT_TO_POINT_KM.1).contains(&km)
+            })
+            .collect();
+        if destinations.is_empty() {
+            continue;
+        }
+        let weights: Vec<f64> = destinations
+            .iter()
+            .map(|city| f64::from(city_profile(city.name).weight))
+            .collect();
+        let to_city = destinations[rng.weighted(&weights)];
+        let (Some(origin), Some(destination)) = (city_airport(rng, from_city), city_airport(rng, to_city)) else {
+            continue;
+        };
+        let flown = |r: &Route| {
+            (r.origin.city == from_city.name && r.destination.city == to_city.name)
+                || (r.origin.city == to_city.name && r.destination.city == from_city.name)
+        };
+        if routes.iter().any(flown) {
+            continue;
+        }
+        let weight = city_profile(from_city.name)
+            .weight
+            .min(city_profile(to_city.name).weight);
+        routes.extend(route(rng, origin, destination, weight, true));
+    }
+    routes
+}
+
+/// Flights a day each way: several on short busy routes, one on long ones.
+fn frequency(rng: &mut Rng, distance_km: f64, weight: u32) -> u32 {
+    let (lo, hi) = match distance_km {
+        d if d < 1_000.0 => (2, 5),
+        d if d < 2_500.0 => (1, 3),
+        d if d < 5_000.0 => (1, 2),
+        _ => (1, 1),
+    };
+    let busy = u32::from(weight >= 5 && distance_km < 5_000.0);
+    (rng.range(lo, hi) as u32 + busy).min(6)
+}
+
+/// Daily, or some days of the week on long or thin routes.
+fn operating_days(rng: &mut Rng, distance_km: f64, weight: u32) -> [bool; 7] {
+    let daily = match (distance_km, weight) {
+        (d, w) if d >= 5_000.0 => 0.4 + 0.1 * f64::from(w),
+        (_, w) if w <= 2 => 0.8,
+        _ => 1.0,
+    };
+    if rng.chance(daily) {
+        return [true; 7];
+    }
+    let mut days = [false; 7];
+    let wanted = rng.range(3, 6) as usize;
+    while days.iter().filter(|day| **day).count() < wanted {
+        days[rng.below(7)] = true;
+    }
+    days
+}
+
+/// `count` local departure times spread over the day, each in its own share of it, on five-minute marks.
+fn departure_times(rng: &mut Rng, count: u32) -> Vec<Time> {
+    let slots = (LAST_DEPARTURE_MINUTE - FIRST_DEPARTURE_MINUTE) / MINUTES_PER_SLOT + 1;
+    let count = i64::from(count).clamp(1, slots);
+    (0..count)
+        .map(|i| {
+            let first = i * slots / count;
+            let slot = first + rng.range(0, slots / count - 1);
+            Time::MIDNIGHT + Duration::minutes(FIRST_DEPARTURE_MINUTE + slot * MINUTES_PER_SLOT)
+        })
+        .collect()
+}
+
+/// The schedules of one route: `frequency × scale` flights each way.
+fn route_schedules(
+    rng: &mut Rng,
+    plan: &FlightPlan<'_>,
+    route: &Route,
+    scale: u32,
+    numbers: &mut FlightNumbers,
+) -> Vec<Schedule> {
+    let count = route.frequency.saturating_mul(scale);
+    let outbound_times = departure_times(rng, count);
+    let return_times = departure_times(rng, count);
+    let mut schedules = Vec::with_capacity(outbound_times.len() * 2);
+    for (outbound_time, return_time) in outbound_times.into_iter().zip(return_times) {
+        let Some((outbound, back)) = numbers.next_pair() else {
+            break;
+        };
+        schedules.push(plan.schedule(outbound, route.origin, route.destination, outbound_time, route));
+        schedules.push(plan.schedule(back, route.destination, route.origin, return_time, route));
+    }
+    schedules
+}
+
+impl FlightPlan<'_> {
+    fn schedule(
+        &self,
+        number: u32,
+        origin: &geo::Airport,
+        destination: &geo::Airport,
+        departure_time: Time,
+        route: &Route,
+    ) -> Schedule {
+        let key = [text_key(self.airline.code), u64::from(number)];
+        let mut rng = Rng::keyed(STREAM_FLIGHT, &key);
+        Schedule {
+            id: demo_id(ID_SCHEDULE, &key),
+            airline: self.airline.code.to_owned(),
+            flight_number: format!("{}{number}", self.airline.code),
+            origin: origin.code.to_owned(),
+            destination: destination.code.to_owned(),
+            departure_time,
+            duration_minutes: route.duration_minutes,
+            days: route.days,
+            effective_from: self.from,
+            effective_to: self.to,
+            currency: self.pricing.currency.to_owned(),
+            cabins: cabins(&mut rng, route.distance_km, &self.pricing),
+        }
+    }
+}
+
+/// A fare class; prices come in US dollars.
+struct FareSpec {
+    code: &'static str,
+    usd: f64,
+    refundable: bool,
+    change_fee_usd: f64,
+    baggage_pieces: u8,
+    booking_limit: i64,
+}
+
+fn fare(spec: FareSpec, pricing: &Pricing) -> FareClass {
+    FareClass {
+        code: spec.code.to_owned(),
+        price_minor: pricing.minor(spec.usd),
+        refundable: spec.refundable,
+        change_fee_minor: if spec.change_fee_usd > 0.0 {
+            pricing.minor(spec.change_fee_usd)
+        } else {
+            0
+        },
+        baggage_pieces: spec.baggage_pieces,
+        booking_limit: spec.booking_limit,
+    }
+}
+
+/// Economy always; business on longer routes (and some shorter ones); first on some long-haul routes.
+fn cabins(rng: &mut Rng, distance_km: f64, pricing: &Pricing) -> Vec<CabinPlan> {
+    let full_economy_usd = (70.0 + 0.15 * distance_km) * rng.between(0.9, 1.15);
+    let (economy_seats, business_seats) = match distance_km {
+        d if d < 1_500.0 => ((120, 190), (8, 16)),
+        d if d < 4_000.0 => ((150, 220), (12, 24)),
+        _ => ((220, 300), (24, 40)),
+    };
+    let mut cabins = vec![economy(rng, economy_seats, full_economy_usd, pricing)];
+    if distance_km >= 1_500.0 || (distance_km >= 800.0 && rng.chance(0.3)) {
+        let full_business_usd = full_economy_usd * 2.9;
+        cabins.push(business(rng, business_seats, full_business_usd, pricing));
+        if distance_km >= 7_000.0 && rng.chance(0.35) {
+            cabins.push(first(rng, full_business_usd * 1.8, pricing));
+        }
+    }
+    cabins
+}
+
+fn economy(rng: &mut Rng, (lo, hi): (i64, i64), y_usd: f64, pricing: &Pricing) -> CabinPlan {
+    let seats = rng.range(lo, hi);
+    let overbooking_limit = rng.range(0, 6);
+    let share = |percent: i64| seats * percent / 100;
+    let fares = [
+        FareSpec {
+            code: "Y",
+            usd: y_usd,
+            refundable: true,
+            change_fee_usd: 0.0,
+            baggage_pieces: 1,
+            booking_limit: seats + overbooking_limit,
+        },
+        FareSpec {
+            code: "M",
+            usd: y_usd * 0.62,
+            refundable: false,
+            change_fee_usd: (y_usd * 0.08).max(30.0),
+            baggage_pieces: 1,
+            booking_limit: share(65),
+        },
+        FareSpec {
+            code: "Q",
+            usd: y_usd * 0.4,
+            refundable: false,
+            change_fee_usd: (y_usd * 0.15).max(50.0),
+            baggage_pieces: 0,
+            booking_limit: share(40),
+        },
+        FareSpec {
+            code: "V",
+            usd: y_usd * 0.28,
+            refundable: false,
+            change_fee_usd: (y_usd * 0.2).max(60.0),
+            baggage_pieces: 0,
+            booking_limit: share(20),
+        },
+    ];
+    CabinPlan {
+        cabin: Cabin::Economy,
+        seats,
+        overbooking_limit,
+        fares: fares.into_iter().map(|spec| fare(spec, pricing)).collect(),
+    }
+}
+
+fn business(rng: &mut Rng, (lo, hi): (i64, i64), j_usd: f64, pricing: &Pricing) -> CabinPlan {
+    let seats = rng.range(lo, hi);
+    let overbooking_limit = rng.range(0, 2);
+    let fares = [
+        FareSpec {
+            code: "J",
+            usd: j_usd,
+            refundable: true,
+            change_fee_usd: 0.0,
+            baggage_pieces: 2,
+            booking_limit: seats + overbooking_limit,
+        },
+        FareSpec {
+            code: "C",
+            usd: j_usd * 0.7,
+            refundable: false,
+            change_fee_usd: (j_usd * 0.05).max(75.0),
+            baggage_pieces: 2,
+            booking_limit: seats / 2,
+        },
+    ];
+    CabinPlan {
+        cabin: Cabin::Business,
+        seats,
+        overbooking_limit,
+        fares: fares.into_iter().map(|spec| fare(spec, pricing)).collect(),
+    }
+}
+
+fn first(rng: &mut Rng, f_usd: f64, pricing: &Pricing) -> CabinPlan {
+    let seats = rng.range(4, 8);
+    let spec = FareSpec {
+        code: "F",
+        usd: f_usd,
+        refundable: true,
+        change_fee_usd: 0.0,
+        baggage_pieces: 3,
+        booking_limit: seats,
+    };
+    CabinPlan {
+        cabin: Cabin::First,
+        seats,
+        overbooking_limit: 0,
+        fares: vec![fare(spec, pricing)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::sync::LazyLock;
+
+    use time::macros::date;
+
+    use super::*;
+
+    const START: Date = date!(2026 - 12 - 01);
+
+    struct Demo {
+        orgs: Organizations,
+        hotels: Vec<HotelEntry>,
+        schedules: Vec<Schedule>,
+    }
+
+    fn generate(scale: u32) -> Demo {
+        let options = DemoOptions {
+            scale,
+            ..DemoOptions::new(START)
+        };
+        let orgs = organizations(scale);
+        Demo {
+            hotels: hotels(&orgs, &options),
+            schedules: schedules(&options),
+            orgs,
+        }
+    }
+
+    static SCALE_1: LazyLock<Demo> = LazyLock::new(|| generate(1));
+    /// Departures materialized from every schedule at scale 1.
+    static DEPARTURES: LazyLock<usize> =
+        LazyLock::new(|| SCALE_1.schedules.iter().map(|s| s.departures().unwrap().len()).sum());
+
+    /// Departures a schedule has over its range, counted from its days of the week.
+    fn operating_days(schedule: &Schedule) -> usize {
+        let mut date = schedule.effective_from;
+        let mut n = 0;
+        while date <= schedule.effective_to {
+            n += usize::from(schedule.days[usize::from(date.weekday().number_days_from_monday())]);
+            date = date.next_day().unwrap();
+        }
+        n
+    }
+
+    fn fingerprint(demo: &Demo) -> u64 {
+        let mut hasher = DefaultHasher::new();
+        for entry in &demo.hotels {
+            let h = &entry.hotel;
+            (h.id, &h.name, &h.address, h.stars, &h.amenities, h.organization_id).hash(&mut hasher);
+            h.latitude.to_bits().hash(&mut hasher);
+            for plan in &entry.rate_plans {
+                (plan.id, &plan.prices).hash(&mut hasher);
+            }
+        }
+        for s in &demo.schedules {
+            (
+                s.id,
+                &s.flight_number,
+                &s.origin,
+                &s.destination,
+                s.departure_time,
+                s.days,
+            )
+                .hash(&mut hasher);
+            for cabin in &s.cabins {
+                (
+                    cabin.seats,
+                    cabin.fares.iter().map(|f| f.price_minor).collect::<Vec<_>>(),
+                )
+                    .hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+
+    #[test]
+    fn generation_is_deterministic() {
+        let again = generate(1);
+        assert_eq!(again.orgs, SCALE_1.orgs);
+        assert_eq!(again.schedules, SCALE_1.schedules);
+        assert_eq!(again.hotels.len(), SCALE_1.hotels.len());
+        for (a, b) in again.hotels.iter().zip(&SCALE_1.hotels) {
+            assert_eq!(a.hotel, b.hotel);
+            assert_eq!(a.room_types, b.room_types);
+            assert_eq!(a.rate_plans, b.rate_plans);
+        }
+        assert_eq!(fingerprint(&again), fingerprint(&SCALE_1));
+    }
+
+    #[test]
+    fn every_schedule_validates_and_materializes() {
+        for s in &SCALE_1.schedules {
+            s.validate()
+                .unwrap_or_else(|e| panic!("{} invalid: {e}", s.flight_number));
+            assert_eq!(s.departures().unwrap().len(), operating_days(s), "{}", s.flight_number);
+        }
+    }
+
+    #[test]
+    fn thousands_of_departures_a_day_and_under_200k_in_total() {
+        let counted: usize = SCALE_1.schedules.iter().map(operating_days).sum();
+        assert_eq!(*DEPARTURES, counted);
+        let per_day = *DEPARTURES as f64 / f64::from(DEFAULT_DAYS);
+        assert!(per_day >= 2_000.0, "{per_day} departures a day");
+        assert!(*DEPARTURES < 200_000, "{} departures", *DEPARTURES);
+    }
+
+    #[test]
+    fn flights_look_like_flights() {
+        let mut numbers = HashSet::new();
+        for s in &SCALE_1.schedules {
+            assert!(numbers.insert(s.flight_number.clone()), "{} twice", s.flight_number);
+            let digits = s.flight_number.strip_prefix(&s.airline).unwrap();
+            assert!(
+                (1..=4).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                s.flight_number
+            );
+            assert_ne!(s.origin, s.destination);
+            let (origin, destination) = (geo::airport(&s.origin).unwrap(), geo::airport(&s.destination).unwrap());
+            assert_ne!(origin.city, destination.city, "{}", s.flight_number);
+            assert!((MIN_BLOCK_MINUTES..=MAX_BLOCK_MINUTES).contains(&s.duration_minutes));
+            let minutes = i64::from(s.departure_time.hour()) * 60 + i64::from(s.departure_time.minute());
+            assert!((FIRST_DEPARTURE_MINUTE..=LAST_DEPARTURE_MINUTE).contains(&minutes) && minutes % 5 == 0);
+            assert_eq!((s.effective_from, s.effective_to), (START, date!(2027 - 01 - 29)));
+            assert!(Currency::parse(&s.currency).is_ok(), "{}", s.currency);
+            assert_eq!(s.cabins[0].cabin, Cabin::Economy);
+        }
+        let airlines: HashSet<&str> = SCALE_1.schedules.iter().map(|s| s.airline.as_str()).collect();
+        assert_eq!(airlines.len(), geo::airlines().len(), "every airline flies");
+        assert!(
+            SCALE_1
+                .schedules
+                .iter()
+                .any(|s| s.cabins.iter().any(|c| c.cabin == Cabin::First))
+        );
+        assert!(SCALE_1.schedules.iter().any(|s| s.cabins.len() == 1));
+    }
+
+    #[test]
+    fn about_two_thousand_hotels_across_all_cities() {
+        let hotels = &SCALE_1.hotels;
+        assert!((1_900..=2_100).contains(&hotels.len()), "{} hotels", hotels.len());
+        let mut per_city: HashMap<&str, usize> = HashMap::new();
+        for entry in hotels {
+            *per_city.entry(entry.hotel.city.as_str()).or_default() += 1;
+        }
+        assert!(per_city.len() >= 50);
+        assert!(
+            per_city["London"] > 2 * per_city["Nairobi"],
+            "big cities get more hotels"
+        );
+        let ids: HashSet<Uuid> = hotels.iter().map(|e| e.hotel.id).collect();
+        assert_eq!(ids.len(), hotels.len());
+        let chains: HashSet<Uuid> = SCALE_1.orgs.hotel_chains.iter().map(|(id, _)| *id).collect();
+        assert!(hotels.iter().all(|e| chains.contains(&e.hotel.organization_id)));
+    }
+
+    #[test]
+    fn hotels_are_plausible() {
+        let amenities: HashSet<&str> = AMENITIES.iter().copied().collect();
+        let mut stars = [0usize; 5];
+        for entry in &SCALE_1.hotels {
+            let h = &entry.hotel;
+            let city = geo::cities().iter().find(|c| c.name == h.city).unwrap();
+            assert_eq!(
+                (h.country.as_str(), h.time_zone.as_str()),
+                (city.country, city.time_zone)
+            );
+            assert!(geo::distance_km(city.latitude, city.longitude, h.latitude, h.longitude) <= SCATTER_KM + 0.1);
+            assert!(
+                h.name.is_ascii() && h.address.is_ascii() && h.description.is_ascii(),
+                "{}",
+                h.name
+            );
+            assert!(h.amenities.iter().all(|a| amenities.contains(a.as_str())));
+            stars[usize::from(h.stars) - 1] += 1;
+            assert!((2..=4).contains(&entry.room_types.len()));
+            for room in &entry.room_types {
+                assert!((1..=4).contains(&room.max_occupancy) && (5..=60).contains(&room.rooms));
+                let plans = entry.rate_plans.iter().filter(|p| p.room_type_id == room.id).count();
+                assert!((1..=2).contains(&plans));
+            }
+        }
+        assert!(
+            stars[2] + stars[3] > SCALE_1.hotels.len() / 2,
+            "mostly 3 and 4 stars: {stars:?}"
+        );
+        let names: HashSet<(&str, &str)> = SCALE_1
+            .hotels
+            .iter()
+            .map(|e| (e.hotel.city.as_str(), e.hotel.name.as_str()))
+            .collect();
+        assert_eq!(names.len(), SCALE_1.hotels.len(), "names are unique within a city");
+    }
+
+    #[test]
+    fn every_night_is_priced_in_the_local_currency() {
+        let last = START + Duration::days(i64::from(DEFAULT_DAYS) - 1);
+        for entry in &SCALE_1.hotels {
+            let local = local_currency(&entry.hotel.country);
+            for plan in &entry.rate_plans {
+                assert_eq!(plan.currency, local);
+                let currency = Currency::parse(&plan.currency).unwrap();
+                assert_eq!(
+                    plan.nightly(START, DEFAULT_DAYS).map(|p| p.len()),
+                    Some(DEFAULT_DAYS as usize)
+                );
+                assert_eq!(plan.prices.len(), DEFAULT_DAYS as usize);
+                assert_eq!(plan.prices.keys().next_back(), Some(&last));
+                assert!(
+                    plan.prices
+                        .values()
+                        .all(|p| *p > 0 && *p % 10_i64.pow(currency.exponent()) == 0)
+                );
+                assert_eq!(plan.refundable, plan.free_cancellation_hours.is_some());
+            }
+        }
+        let in_tokyo = SCALE_1.hotels.iter().find(|e| e.hotel.city == "Tokyo").unwrap();
+        assert_eq!(in_tokyo.rate_plans[0].currency, "JPY");
+        assert!(
+            in_tokyo.rate_plans[0]
+                .prices
+                .values()
+                .all(|p| *p % 100 == 0 && *p > 3_000)
+        );
+        let in_paris = SCALE_1.hotels.iter().find(|e| e.hotel.city == "Paris").unwrap();
+        assert_eq!(in_paris.rate_plans[0].currency, "EUR");
+        assert_eq!(local_currency("MA"), "USD");
+    }
+
+    #[test]
+    fn organizations_and_airlines() {
+        let orgs = &SCALE_1.orgs;
+        assert_eq!(orgs.hotel_chains.len(), 20);
+        let names: HashSet<&str> = orgs.hotel_chains.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names.len(), 20);
+        let airlines = airlines(orgs);
+        assert_eq!(airlines.len(), geo::airlines().len());
+        for airline in &airlines {
+            let (_, name) = orgs
+                .airlines
+                .iter()
+                .find(|(id, _)| *id == airline.organization_id)
+                .unwrap();
+            assert_eq!(name, &airline.name);
+        }
+        let bigger = organizations(3);
+        let names: HashSet<&str> = bigger.hotel_chains.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names.len(), 60);
+        assert_eq!(bigger.hotel_chains[..20], orgs.hotel_chains[..]);
+    }
+
+    #[test]
+    fn scale_two_roughly_doubles() {
+        let double = generate(2);
+        assert_eq!(double.hotels.len(), 2 * SCALE_1.hotels.len());
+        let departures = |demo: &Demo| demo.schedules.iter().map(operating_days).sum::<usize>() as f64;
+        let ratio = departures(&double) / departures(&SCALE_1);
+        assert!((1.8..=2.2).contains(&ratio), "{ratio}");
+        let numbers: HashSet<&str> = double.schedules.iter().map(|s| s.flight_number.as_str()).collect();
+        assert_eq!(numbers.len(), double.schedules.len());
+    }
+
+    #[test]
+    fn profiles_name_real_cities() {
+        for (name, _, _) in CITY_PROFILES {
+            assert!(geo::cities().iter().any(|c| c.name == *name), "{name}");
+        }
+        for name in BEACH_CITIES {
+            assert!(geo::cities().iter().any(|c| c.name == *name), "{name}");
+        }
+    }
+
+    #[test]
+    fn sizes_at_scale_one() {
+        let room_nights: usize =
+            SCALE_1.hotels.iter().map(|e| e.room_types.len()).sum::<usize>() * DEFAULT_DAYS as usize;
+        let plans: usize = SCALE_1.hotels.iter().map(|e| e.rate_plans.len()).sum();
+        let fare_buckets: usize = SCALE_1
+            .schedules
+            .iter()
+            .map(|s| operating_days(s) * s.cabins.iter().map(|c| 1 + c.fares.len()).sum::<usize>())
+            .sum();
+        println!(
+            "hotels {} room types {} rate plans {plans} room-night buckets {room_nights}; schedules {} departures {} \
+             ({:.0}/day), seat and fare buckets {fare_buckets}",
+            SCALE_1.hotels.len(),
+            room_nights / DEFAULT_DAYS as usize,
+            SCALE_1.schedules.len(),
+            *DEPARTURES,
+            *DEPARTURES as f64 / f64::from(DEFAULT_DAYS),
+        );
+    }
+
+    #[test]
+    fn output_is_pinned_across_runs() {
+        // Changing these means every seeded demo database changes: do it on purpose only.
+        let chain = &SCALE_1.orgs.hotel_chains[0];
+        assert_eq!(
+            (chain.0.to_string().as_str(), chain.1.as_str()),
+            ("426a530f-a1a4-4c2f-801b-f20501a885a0", "Aurora Hotels")
+        );
+        let first = &SCALE_1.hotels[0].hotel;
+        assert_eq!(first.id.to_string(), "292ac93e-62dd-4810-9d77-d8a456fdf2c3");
+        assert_eq!(first.name, "Kestrel London Market");
+        assert_eq!(
+            demo_id(ID_SCHEDULE, &[1, 2]).to_string(),
+            "535a3e3b-b649-441f-8855-cd73551f68cb"
+        );
+        assert_eq!(demo_id(ID_SCHEDULE, &[1, 2]).get_version_num(), 4);
+    }
+}

@@ -1,0 +1,468 @@
+//! What the catalog's API takes and gives: request bodies with their validation, and the views it answers with.
+//! Validation collects every bad field at once and names it, so a client gets one 422 listing all its mistakes.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::Date;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::flight::{CabinPlan, Schedule};
+use crate::hotel::{Hotel, MealPlan, RatePlan, RoomType};
+use crate::money::Currency;
+use crate::store::{Airline, AirportRow};
+
+/// A calendar date, `YYYY-MM-DD` on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ToSchema)]
+#[schema(value_type = String, format = Date, example = "2026-12-24")]
+pub struct Day(pub Date);
+
+impl Day {
+    pub fn parse(s: &str) -> Option<Day> {
+        crate::store::parse_date(s).map(Day)
+    }
+}
+
+impl Serialize for Day {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Day {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Day, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        Day::parse(&text).ok_or_else(|| serde::de::Error::custom("expected a date as YYYY-MM-DD"))
+    }
+}
+
+/// Field-by-field validation; each failure names its field.
+#[derive(Debug, Default)]
+pub(crate) struct Check(pub Vec<phoenix_api::FieldError>);
+
+impl Check {
+    pub fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(phoenix_api::FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
+        let n = value.trim().chars().count();
+        if n < min || value.chars().count() > max {
+            self.fail(field, format!("must have {min} to {max} characters"));
+        } else if value.chars().any(char::is_control) {
+            self.fail(field, "must not contain control characters");
+        }
+    }
+
+    pub fn range<T: PartialOrd + std::fmt::Display>(&mut self, field: &str, value: T, min: T, max: T) {
+        if value < min || value > max {
+            self.fail(field, format!("must be between {min} and {max}"));
+        }
+    }
+
+    pub fn finish(self) -> Result<(), crate::Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::Invalid(self.0))
+        }
+    }
+}
+
+// Hotels
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HotelInput {
+    /// The owning hotel-chain organization: admins must name it; operators' hotels belong to their own.
+    #[serde(default)]
+    pub organization_id: Option<Uuid>,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub address: String,
+    pub city: String,
+    /// ISO 3166-1 alpha-2, `FR`.
+    pub country: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// 1 to 5.
+    pub stars: u8,
+    #[serde(default)]
+    pub amenities: Vec<String>,
+    /// IANA time zone, `Europe/Paris`.
+    pub time_zone: String,
+}
+
+impl HotelInput {
+    pub(crate) fn check(&self, check: &mut Check) {
+        check.text("name", &self.name, 1, 200);
+        check.text("description", &self.description, 0, 5_000);
+        check.text("address", &self.address, 1, 500);
+        check.text("city", &self.city, 1, 100);
+        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            check.fail("country", "must be an ISO 3166-1 alpha-2 code such as FR");
+        }
+        if !(-90.0..=90.0).contains(&self.latitude) {
+            check.fail("latitude", "must be between -90 and 90");
+        }
+        if !(-180.0..=180.0).contains(&self.longitude) {
+            check.fail("longitude", "must be between -180 and 180");
+        }
+        check.range("stars", self.stars, 1, 5);
+        if self.amenities.len() > 50 {
+            check.fail("amenities", "at most 50 amenities");
+        }
+        for (i, amenity) in self.amenities.iter().enumerate() {
+            let ok = (1..=40).contains(&amenity.len())
+                && amenity
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !ok {
+                check.fail(
+                    &format!("amenities[{i}]"),
+                    "amenities are lowercase words like free_wifi",
+                );
+            }
+        }
+        if crate::geo::time_zone(&self.time_zone).is_none() {
+            check.fail("time_zone", "must be an IANA time zone such as Europe/Paris");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HotelView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub address: String,
+    pub city: String,
+    pub country: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub stars: u8,
+    pub amenities: Vec<String>,
+    pub time_zone: String,
+    pub active: bool,
+}
+
+impl From<&Hotel> for HotelView {
+    fn from(h: &Hotel) -> HotelView {
+        HotelView {
+            id: h.id,
+            organization_id: h.organization_id,
+            name: h.name.clone(),
+            description: h.description.clone(),
+            address: h.address.clone(),
+            city: h.city.clone(),
+            country: h.country.clone(),
+            latitude: h.latitude,
+            longitude: h.longitude,
+            stars: h.stars,
+            amenities: h.amenities.clone(),
+            time_zone: h.time_zone.clone(),
+            active: h.active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoomTypeInput {
+    pub name: String,
+    /// Guests one room sleeps, 1 to 12.
+    pub max_occupancy: u8,
+    #[serde(default)]
+    pub beds: String,
+    /// Rooms of this type, 0 to 10 000: each night's inventory bucket starts with this many.
+    pub rooms: i64,
+}
+
+impl RoomTypeInput {
+    pub(crate) fn check(&self, check: &mut Check) {
+        check.text("name", &self.name, 1, 200);
+        check.range("max_occupancy", self.max_occupancy, 1, 12);
+        check.text("beds", &self.beds, 0, 200);
+        check.range("rooms", self.rooms, 0, 10_000);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RoomTypeView {
+    pub id: Uuid,
+    pub hotel_id: Uuid,
+    pub name: String,
+    pub max_occupancy: u8,
+    pub beds: String,
+    pub rooms: i64,
+    pub active: bool,
+}
+
+impl From<&RoomType> for RoomTypeView {
+    fn from(r: &RoomType) -> RoomTypeView {
+        RoomTypeView {
+            id: r.id,
+            hotel_id: r.hotel_id,
+            name: r.name.clone(),
+            max_occupancy: r.max_occupancy,
+            beds: r.beds.clone(),
+            rooms: r.rooms,
+            active: r.active,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatePlanInput {
+    pub room_type_id: Uuid,
+    pub name: String,
+    pub meal_plan: MealPlan,
+    pub refundable: bool,
+    /// Refundable plans: free cancellation until this many hours before check-in (0 to 720).
+    #[serde(default)]
+    pub free_cancellation_hours: Option<u32>,
+    /// ISO 4217; the currency every price of the plan is charged in.
+    pub currency: String,
+}
+
+impl RatePlanInput {
+    pub(crate) fn check(&self, check: &mut Check) {
+        check.text("name", &self.name, 1, 200);
+        if let Some(hours) = self.free_cancellation_hours {
+            if !self.refundable {
+                check.fail(
+                    "free_cancellation_hours",
+                    "only refundable plans have free cancellation",
+                );
+            }
+            check.range("free_cancellation_hours", hours, 0, 720);
+        }
+        if Currency::parse(&self.currency).is_err() {
+            check.fail("currency", "must be an ISO 4217 code such as EUR");
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RatePlanView {
+    pub id: Uuid,
+    pub hotel_id: Uuid,
+    pub room_type_id: Uuid,
+    pub name: String,
+    pub meal_plan: MealPlan,
+    pub refundable: bool,
+    pub free_cancellation_hours: Option<u32>,
+    pub currency: String,
+    pub active: bool,
+    /// Priced nights: the first and last, and how many.
+    pub first_night: Option<Day>,
+    pub last_night: Option<Day>,
+    pub priced_nights: usize,
+}
+
+impl From<&RatePlan> for RatePlanView {
+    fn from(p: &RatePlan) -> RatePlanView {
+        RatePlanView {
+            id: p.id,
+            hotel_id: p.hotel_id,
+            room_type_id: p.room_type_id,
+            name: p.name.clone(),
+            meal_plan: p.meal_plan,
+            refundable: p.refundable,
+            free_cancellation_hours: p.free_cancellation_hours,
+            currency: p.currency.clone(),
+            active: p.active,
+            first_night: p.prices.keys().next().copied().map(Day),
+            last_night: p.prices.keys().next_back().copied().map(Day),
+            priced_nights: p.prices.len(),
+        }
+    }
+}
+
+/// Most nights one call prices or resizes.
+pub const MAX_CALENDAR_NIGHTS: i64 = 400;
+
+/// A price for every night from `from` to `to`, both included.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PricesInput {
+    pub from: Day,
+    pub to: Day,
+    /// Price of one room for one night, in minor units of the plan's currency.
+    pub amount_minor: i64,
+}
+
+/// Rooms on sale for every night from `from` to `to`, both included: an allotment, or 0 to close out.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityInput {
+    pub from: Day,
+    pub to: Day,
+    pub rooms: i64,
+}
+
+pub(crate) fn check_span(check: &mut Check, from: Day, to: Day) {
+    if to.0 < from.0 {
+        check.fail("to", "must be on or after from");
+    } else if (to.0 - from.0).whole_days() >= MAX_CALENDAR_NIGHTS {
+        check.fail("to", format!("at most {MAX_CALENDAR_NIGHTS} nights at once"));
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HotelDetails {
+    #[serde(flatten)]
+    pub hotel: HotelView,
+    pub room_types: Vec<RoomTypeView>,
+    pub rate_plans: Vec<RatePlanView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CalendarChange {
+    /// Nights changed.
+    pub nights: usize,
+}
+
+// Flights
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AirportInput {
+    pub name: String,
+    pub city: String,
+    pub country: String,
+    pub time_zone: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AirportView {
+    pub code: String,
+    pub name: String,
+    pub city: String,
+    pub country: String,
+    pub time_zone: String,
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl From<&AirportRow> for AirportView {
+    fn from(a: &AirportRow) -> AirportView {
+        AirportView {
+            code: a.code.clone(),
+            name: a.name.clone(),
+            city: a.city.clone(),
+            country: a.country.clone(),
+            time_zone: a.time_zone.clone(),
+            latitude: a.latitude,
+            longitude: a.longitude,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AirlineInput {
+    /// Two letters or digits.
+    pub code: String,
+    pub name: String,
+    /// The airline organization whose operators manage its schedules.
+    pub organization_id: Uuid,
+}
+
+impl From<&Airline> for AirlineInput {
+    fn from(a: &Airline) -> AirlineInput {
+        AirlineInput {
+            code: a.code.clone(),
+            name: a.name.clone(),
+            organization_id: a.organization_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInput {
+    /// The airline's code; the flight number must start with it.
+    pub airline: String,
+    /// `PX123`.
+    pub flight_number: String,
+    /// IATA codes.
+    pub origin: String,
+    pub destination: String,
+    /// Local time at the origin, `HH:MM`.
+    pub departure_time: String,
+    pub duration_minutes: i64,
+    /// ISO weekdays the flight operates: 1 is Monday, 7 Sunday.
+    pub days: Vec<u8>,
+    /// First and last local departure date.
+    pub effective_from: Day,
+    pub effective_to: Day,
+    /// ISO 4217 currency of every fare.
+    pub currency: String,
+    pub cabins: Vec<CabinPlan>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ScheduleView {
+    pub id: Uuid,
+    pub airline: String,
+    pub flight_number: String,
+    pub origin: String,
+    pub destination: String,
+    pub departure_time: String,
+    pub duration_minutes: i64,
+    pub days: Vec<u8>,
+    pub effective_from: Day,
+    pub effective_to: Day,
+    pub currency: String,
+    pub cabins: Vec<CabinPlan>,
+    /// Departures materialized from the schedule.
+    pub departures: usize,
+}
+
+impl ScheduleView {
+    pub fn new(s: &Schedule, departures: usize) -> ScheduleView {
+        ScheduleView {
+            id: s.id,
+            airline: s.airline.clone(),
+            flight_number: s.flight_number.clone(),
+            origin: s.origin.clone(),
+            destination: s.destination.clone(),
+            departure_time: format!("{:02}:{:02}", s.departure_time.hour(), s.departure_time.minute()),
+            duration_minutes: s.duration_minutes,
+            days: (1..=7u8).filter(|d| s.days[usize::from(*d - 1)]).collect(),
+            effective_from: Day(s.effective_from),
+            effective_to: Day(s.effective_to),
+            currency: s.currency.clone(),
+            cabins: s.cabins.clone(),
+            departures,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FxRateInput {
+    /// Units of the quote currency per unit of the base currency, as a decimal string (`"1.0842"`).
+    pub rate: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FxRateView {
+    pub base: String,
+    pub quote: String,
+    pub rate: String,
+}

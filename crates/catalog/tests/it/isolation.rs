@@ -1,0 +1,268 @@
+use phoenix_catalog::Error;
+use phoenix_catalog::flight::{Cabin, CabinPlan, FareClass};
+use phoenix_catalog::model::{
+    AirlineInput, AirportInput, CapacityInput, PricesInput, RatePlanInput, RoomTypeInput, ScheduleInput,
+};
+use phoenix_db::Pool;
+use uuid::Uuid;
+
+use super::*;
+
+phoenix_db::contract_suite!(
+    phoenix_catalog::migrations(),
+    [
+        hotel_management_is_isolated_per_organization,
+        schedule_management_is_isolated_per_organization,
+        reference_data_is_for_admins,
+    ]
+);
+
+fn forbidden<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    assert!(matches!(result, Err(Error::Forbidden)), "{what}: {result:?}");
+}
+
+fn not_found<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    assert!(matches!(result, Err(Error::NotFound(_))), "{what}: {result:?}");
+}
+
+pub async fn hotel_management_is_isolated_per_organization(pool: Pool) {
+    let world = world(pool).await;
+    let (mine, theirs) = (Uuid::now_v7(), Uuid::now_v7());
+    let h = hotel(&world, mine, "Paris", 3, |_| 10_000).await;
+    let c = &world.catalog;
+    let room = RoomTypeInput {
+        name: "Suite".into(),
+        max_occupancy: 2,
+        beds: String::new(),
+        rooms: 1,
+    };
+    let plan = RatePlanInput {
+        room_type_id: h.room_type,
+        name: "Stolen".into(),
+        meal_plan: phoenix_catalog::hotel::MealPlan::RoomOnly,
+        refundable: false,
+        free_cancellation_hours: None,
+        currency: "EUR".into(),
+    };
+    let span = (day(12), day(13));
+    for outsider in [
+        operator(theirs),
+        principal(&[Role::Operator], None),
+        agent(),
+        principal(&[Role::Support], None),
+    ] {
+        not_found(c.hotel_for_manager(&outsider, h.hotel), "read for write");
+        forbidden(
+            c.update_hotel(&outsider, h.hotel, hotel_input("Paris")).await,
+            "update hotel",
+        );
+        forbidden(c.deactivate_hotel(&outsider, h.hotel).await, "deactivate hotel");
+        forbidden(
+            c.create_room_type(&outsider, h.hotel, room.clone()).await,
+            "create room type",
+        );
+        forbidden(
+            c.update_room_type(&outsider, h.hotel, h.room_type, room.clone()).await,
+            "update room type",
+        );
+        forbidden(
+            c.deactivate_room_type(&outsider, h.hotel, h.room_type).await,
+            "deactivate room type",
+        );
+        let capacity = CapacityInput {
+            from: span.0,
+            to: span.1,
+            rooms: 0,
+        };
+        forbidden(
+            c.set_capacity(&outsider, h.hotel, h.room_type, capacity).await,
+            "capacity",
+        );
+        forbidden(
+            c.create_rate_plan(&outsider, h.hotel, plan.clone()).await,
+            "create rate plan",
+        );
+        forbidden(
+            c.update_rate_plan(&outsider, h.hotel, h.rate_plan, plan.clone()).await,
+            "update rate plan",
+        );
+        forbidden(
+            c.deactivate_rate_plan(&outsider, h.hotel, h.rate_plan).await,
+            "deactivate rate plan",
+        );
+        let prices = PricesInput {
+            from: span.0,
+            to: span.1,
+            amount_minor: 1,
+        };
+        forbidden(c.set_prices(&outsider, h.hotel, h.rate_plan, prices).await, "prices");
+    }
+    // An operator cannot create a hotel for another organization; an admin must say whose it is.
+    let mut elsewhere = hotel_input("Paris");
+    elsewhere.organization_id = Some(theirs);
+    forbidden(
+        c.create_hotel(&operator(mine), elsewhere.clone()).await,
+        "create for another organization",
+    );
+    assert_eq!(
+        invalid_fields(c.create_hotel(&admin(), hotel_input("Paris")).await),
+        ["organization_id"]
+    );
+    assert_eq!(
+        c.create_hotel(&admin(), elsewhere).await.unwrap().organization_id,
+        theirs
+    );
+    // Nothing changed: the hotel still sells at its price, and its own operator and admins manage it.
+    let unchanged = c.hotel_for_manager(&operator(mine), h.hotel).unwrap();
+    assert_eq!(unchanged.room_types.len(), 1);
+    assert_eq!(unchanged.rate_plans[0].name, "Flexible");
+    assert!(unchanged.hotel.active);
+    assert_eq!(
+        world
+            .inventory
+            .item(&phoenix_catalog::hotel::room_item(h.room_type, day(12).0))
+            .await
+            .unwrap()
+            .capacity,
+        3
+    );
+    assert!(c.hotel_for_manager(&admin(), h.hotel).is_ok());
+    c.update_hotel(&admin(), h.hotel, hotel_input("Paris")).await.unwrap();
+    // An unknown hotel is 404 for everyone.
+    not_found(
+        c.update_hotel(&operator(mine), Uuid::now_v7(), hotel_input("Paris"))
+            .await,
+        "unknown hotel",
+    );
+}
+
+fn schedule(airline: &str) -> ScheduleInput {
+    ScheduleInput {
+        airline: airline.into(),
+        flight_number: format!("{airline}100"),
+        origin: "CDG".into(),
+        destination: "FRA".into(),
+        departure_time: "07:15".into(),
+        duration_minutes: 70,
+        days: vec![1, 2, 3, 4, 5],
+        effective_from: day(5),
+        effective_to: day(12),
+        currency: "EUR".into(),
+        cabins: vec![CabinPlan {
+            cabin: Cabin::Economy,
+            seats: 100,
+            overbooking_limit: 2,
+            fares: vec![FareClass {
+                code: "Y".into(),
+                price_minor: 9_900,
+                refundable: true,
+                change_fee_minor: 0,
+                baggage_pieces: 1,
+                booking_limit: 102,
+            }],
+        }],
+    }
+}
+
+pub async fn schedule_management_is_isolated_per_organization(pool: Pool) {
+    let world = world(pool).await;
+    let c = &world.catalog;
+    let (mine, theirs) = (Uuid::now_v7(), Uuid::now_v7());
+    for (code, org) in [("PX", mine), ("QX", theirs)] {
+        c.create_airline(
+            &admin(),
+            AirlineInput {
+                code: code.into(),
+                name: code.into(),
+                organization_id: org,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let made = c.create_schedule(&operator(mine), schedule("PX")).await.unwrap();
+    let outsider = operator(theirs);
+    forbidden(
+        c.create_schedule(&outsider, schedule("PX")).await,
+        "schedule for another's airline",
+    );
+    not_found(c.schedule_for_manager(&outsider, made.id), "read for write");
+    forbidden(c.update_schedule(&outsider, made.id, schedule("PX")).await, "update");
+    forbidden(c.deactivate_schedule(&outsider, made.id).await, "deactivate");
+    forbidden(c.create_schedule(&agent(), schedule("PX")).await, "agent");
+    assert_eq!(
+        c.schedule_for_manager(&operator(mine), made.id).unwrap().departures,
+        made.departures
+    );
+    assert!(c.schedule_for_manager(&admin(), made.id).is_ok());
+    // Their own airline is theirs to schedule.
+    c.create_schedule(&outsider, schedule("QX")).await.unwrap();
+}
+
+pub async fn reference_data_is_for_admins(pool: Pool) {
+    let world = world(pool).await;
+    let c = &world.catalog;
+    let airport = AirportInput {
+        name: "Test Field".into(),
+        city: "Testville".into(),
+        country: "FR".into(),
+        time_zone: "Europe/Paris".into(),
+        latitude: 45.0,
+        longitude: 3.0,
+        active: true,
+    };
+    let org = Uuid::now_v7();
+    for outsider in [operator(org), agent()] {
+        forbidden(c.put_airport(&outsider, "TST", airport.clone()).await, "airport");
+        let airline = AirlineInput {
+            code: "ZZ".into(),
+            name: "Z".into(),
+            organization_id: org,
+        };
+        forbidden(c.create_airline(&outsider, airline).await, "airline");
+        forbidden(c.set_fx_rate(&outsider, "EUR", "USD", "1.1").await, "fx rate");
+    }
+    // An admin adds an airport; it is searchable and schedulable at once.
+    c.put_airport(&admin(), "TST", airport.clone()).await.unwrap();
+    let found = c
+        .airports(&phoenix_catalog::search::AirportQuery {
+            q: Some("testv".into()),
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(found.iter().map(|a| a.code.as_str()).collect::<Vec<_>>(), ["TST"]);
+    c.create_airline(
+        &admin(),
+        AirlineInput {
+            code: "ZZ".into(),
+            name: "Zed".into(),
+            organization_id: org,
+        },
+    )
+    .await
+    .unwrap();
+    let mut to_test = schedule("ZZ");
+    to_test.destination = "TST".into();
+    c.create_schedule(&operator(org), to_test).await.unwrap();
+    // Its time zone is now fixed.
+    let mut moved = airport;
+    moved.time_zone = "Asia/Tokyo".into();
+    let refused = c.put_airport(&admin(), "TST", moved).await;
+    assert!(
+        matches!(refused, Err(Error::Conflict("airport_in_use", _))),
+        "{refused:?}"
+    );
+    // Airport autocomplete ranks exact codes first.
+    let lon = c
+        .airports(&phoenix_catalog::search::AirportQuery {
+            q: Some("lhr".into()),
+            limit: Some(3),
+        })
+        .unwrap();
+    assert_eq!(lon[0].code, "LHR");
+    let bad = c.airports(&phoenix_catalog::search::AirportQuery {
+        q: None,
+        limit: Some(50),
+    });
+    assert_eq!(invalid_fields(bad), ["q", "limit"]);
+}
