@@ -912,13 +912,15 @@ impl Catalog {
                     priced.push(it);
                 }
             }
+            // Prices compare in the display currency when one is asked and known, else as charged.
+            let price = |it: &Itinerary| {
+                it.display_total
+                    .as_ref()
+                    .map_or(it.price.total_minor, |d| d.amount_minor)
+            };
             match query.sort.unwrap_or_default() {
-                FlightSort::Price => priced.sort_by(|a, b| {
-                    (a.0.price.total_minor, a.0.duration_minutes).cmp(&(b.0.price.total_minor, b.0.duration_minutes))
-                }),
-                FlightSort::Duration => priced.sort_by(|a, b| {
-                    (a.0.duration_minutes, a.0.price.total_minor).cmp(&(b.0.duration_minutes, b.0.price.total_minor))
-                }),
+                FlightSort::Price => priced.sort_by_key(|(it, _)| (price(it), it.duration_minutes)),
+                FlightSort::Duration => priced.sort_by_key(|(it, _)| (it.duration_minutes, price(it))),
             }
             priced.truncate(trip.limit);
             Ok(priced

@@ -51,6 +51,27 @@ pub enum Command {
     /// Measure performance; results go to BENCHMARKS.md.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Load data.
+    #[command(subcommand)]
+    Seed(SeedCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeedCommand {
+    /// Load the demo dataset into an empty catalog: 50 cities, about 2,000 hotels with 60 nights of prices, a few
+    /// thousand flights a day for 60 days, their organizations and operators, and a demo customer
+    /// (demo@phoenix.example). Every demo account's password is sunny-harbour-lantern-42.
+    Demo(SeedDemo),
+}
+
+#[derive(Debug, Args)]
+pub struct SeedDemo {
+    /// Multiplies hotels and flights (1 to 20).
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Days of flights and nights of hotel prices, from today.
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +125,24 @@ pub enum BenchCommand {
     Gateway(BenchGateway),
     /// Holds per second: the batching engine against one transaction per hold, on SQLite and PostgreSQL.
     Inventory(BenchInventory),
+    /// Hotel and flight searches per second and their latency on the demo dataset, cold and warm cache.
+    Search(BenchSearch),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchSearch {
+    /// Concurrent clients, each making one search at a time.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds each phase is measured.
+    #[arg(long, default_value_t = 15)]
+    pub duration_secs: u64,
+    /// Share of hotel searches in the mix, in percent (the rest are flight searches, half with connections).
+    #[arg(long, default_value_t = 50)]
+    pub hotel_percent: u32,
+    /// Where the demo dataset is seeded (a fresh temporary directory when unset).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -7,6 +7,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod seed;
 
 pub use app::App;
 pub use config::Config;

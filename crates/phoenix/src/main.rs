@@ -2,9 +2,9 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use phoenix::cli::{BenchCommand, Cli, Command, KeysCommand, UserCommand};
+use phoenix::cli::{BenchCommand, Cli, Command, KeysCommand, SeedCommand, UserCommand};
 use phoenix::config::{Config, LogFormat, Role};
-use phoenix::{App, app, bench};
+use phoenix::{App, app, bench, seed};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -107,6 +107,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
         Command::Bench(BenchCommand::Inventory(options)) => bench::inventory::run(options).await,
+        Command::Bench(BenchCommand::Search(options)) => bench::search::run(options).await,
+        Command::Seed(SeedCommand::Demo(options)) => {
+            let seeded = seed::demo(&config, options.scale, options.days, false).await?;
+            println!(
+                "seeded {} organizations, {} hotels, {} schedules with {} departures; sign in as {} (password {})",
+                seeded.organizations,
+                seeded.hotels,
+                seeded.schedules,
+                seeded.departures,
+                seed::DEMO_CUSTOMER,
+                seed::DEMO_PASSWORD
+            );
+            Ok(())
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod inventory;
 pub mod load;
+pub mod search;
 
 /// One line naming the machine: CPU model, cores, memory.
 pub fn machine() -> String {

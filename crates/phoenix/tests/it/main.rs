@@ -3,6 +3,7 @@
 
 mod accounts;
 mod binary;
+mod catalog;
 mod common;
 mod crash;
 mod errors;

@@ -15,7 +15,7 @@ async fn gateway_reaches_a_remote_identity() {
     let identity = spawn_with(identity_config).await;
 
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Inventory];
+    gateway_config.roles = vec![Role::Gateway, Role::Inventory, Role::Catalog];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     gateway_config.services.identity = Some(identity.base.clone());
     let gateway = spawn_with(gateway_config).await;
@@ -84,7 +84,7 @@ async fn a_service_refuses_requests_that_bypass_the_gateway() {
 #[tokio::test]
 async fn a_remote_role_without_an_address_is_a_startup_error() {
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Inventory];
+    gateway_config.roles = vec![Role::Gateway, Role::Inventory, Role::Catalog];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     let data = tempfile::tempdir().unwrap();
     gateway_config.data_dir = data.path().to_owned();
@@ -104,7 +104,7 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
         }
     });
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Inventory];
+    gateway_config.roles = vec![Role::Gateway, Role::Inventory, Role::Catalog];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     gateway_config.services.identity = Some(format!("http://{address}"));
     gateway_config.gateway.request_timeout_secs = 1;
