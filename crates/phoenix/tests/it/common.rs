@@ -9,6 +9,7 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub identity: Option<phoenix_identity::Service>,
+    pub catalog: Option<phoenix_catalog::Catalog>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
@@ -32,6 +33,7 @@ pub async fn spawn_with(mut config: Config) -> TestApp {
     }
     let app = App::build(config.clone()).await.expect("app builds");
     let identity = app.identity().cloned();
+    let catalog = app.catalog().cloned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -42,6 +44,7 @@ pub async fn spawn_with(mut config: Config) -> TestApp {
         base: format!("http://{address}"),
         http: reqwest::Client::new(),
         identity,
+        catalog,
         stop: Some(stop),
         _data: data,
     }

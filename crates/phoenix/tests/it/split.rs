@@ -1,4 +1,5 @@
-//! Roles in separate processes: identity on its own listener, the gateway reaching it over HTTP.
+//! Roles in separate processes: identity or inventory on its own listener, the gateway and the catalog reaching
+//! it over HTTP.
 
 use phoenix::config::{Role, Secret};
 use serde_json::json;
@@ -118,4 +119,93 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
         .await;
     assert!(matches!(reply.status.as_u16(), 503 | 504), "{reply:?}");
     assert_eq!(reply.headers["content-type"], "application/problem+json");
+}
+
+/// The catalog with inventory elsewhere: buckets are created, read and followed over inventory's HTTP API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_works_with_a_remote_inventory() {
+    let mut inventory_config = config();
+    inventory_config.roles = vec![Role::Inventory];
+    inventory_config.internal_token = Some(Secret::new(TOKEN));
+    let inventory = spawn_with(inventory_config).await;
+
+    let mut gateway_config = config();
+    gateway_config.roles = vec![Role::Gateway, Role::Identity, Role::Catalog];
+    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    gateway_config.services.inventory = Some(inventory.base.clone());
+    let gateway = spawn_with(gateway_config).await;
+    let catalog = gateway.catalog.clone().expect("the catalog runs with the gateway");
+
+    let admin = gateway.admin().await;
+    let org = gateway
+        .post(
+            "/api/v1/admin/organizations",
+            Some(&admin),
+            json!({"name": "Chain", "kind": "hotel_chain"}),
+        )
+        .await;
+    let hotel = gateway
+        .post(
+            "/api/v1/catalog/hotels",
+            Some(&admin),
+            json!({"organization_id": org.body["id"], "name": "Remote Inn", "address": "1 Main St",
+                   "city": "Oslo", "country": "NO", "latitude": 59.91, "longitude": 10.75, "stars": 3,
+                   "time_zone": "Europe/Oslo"}),
+        )
+        .await;
+    assert_eq!(hotel.status, 201, "{hotel:?}");
+    let id = hotel.body["id"].as_str().unwrap();
+    let room = gateway
+        .post(
+            &format!("/api/v1/catalog/hotels/{id}/room-types"),
+            Some(&admin),
+            json!({"name": "Single", "max_occupancy": 1, "rooms": 1}),
+        )
+        .await;
+    let plan = gateway
+        .post(
+            &format!("/api/v1/catalog/hotels/{id}/rate-plans"),
+            Some(&admin),
+            json!({"room_type_id": room.body["id"], "name": "Saver", "meal_plan": "room_only",
+                   "refundable": false, "currency": "NOK"}),
+        )
+        .await;
+    let today = time::OffsetDateTime::now_utc().date();
+    let night = |n: i64| (today + time::Duration::days(n)).to_string();
+    let priced = gateway
+        .call(
+            reqwest::Method::PUT,
+            &format!(
+                "/api/v1/catalog/hotels/{id}/rate-plans/{}/prices",
+                plan.body["id"].as_str().unwrap()
+            ),
+            Some(&admin),
+            Some(json!({"from": night(3), "to": night(6), "amount_minor": 90_000})),
+        )
+        .await;
+    assert_eq!(priced.status, 200, "{priced:?}");
+    let search = format!(
+        "/api/v1/search/hotels?city=Oslo&guests=1&check_in={}&check_out={}",
+        night(3),
+        night(5)
+    );
+    let found = gateway.get(&search, None).await;
+    assert_eq!(found.body["total"], 1, "{found:?}");
+
+    // The only room of night 4 is held through the gateway, in the inventory process.
+    let item = format!(
+        "room:{}:{}",
+        room.body["id"].as_str().unwrap().replace('-', ""),
+        night(4)
+    );
+    let request = gateway
+        .http
+        .post(format!("{}/api/v1/inventory/holds", gateway.base))
+        .bearer_auth(&admin)
+        .header("idempotency-key", "split-hold-1")
+        .json(&json!({"lines": [{"item_id": item, "quantity": 1}]}));
+    let held = read(request.send().await.unwrap()).await;
+    assert_eq!(held.status, 201, "{held:?}");
+    catalog.follow_inventory().await.unwrap();
+    assert_eq!(gateway.get(&search, None).await.body["total"], 0);
 }
