@@ -31,6 +31,10 @@ use crate::snapshot::{HotelEntry, Snapshot};
 use crate::store::{Airline, AirportRow, Store};
 
 pub const SOURCE: &str = "phoenix.catalog";
+/// How often a catalog reads its own outbox for other processes' changes.
+pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often a catalog reloads everything regardless.
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// How the catalog prices and quotes. Read from the `[catalog]` section of the configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +113,8 @@ struct Inner {
     results: quick_cache::sync::Cache<String, (u64, std::time::Instant, Arc<serde_json::Value>)>,
     /// Bumped by every catalog write; inventory changes bump the availability cache's own epoch.
     epoch: AtomicU64,
+    /// Ids of the events this process wrote and its follower has not read back yet.
+    mine: std::sync::Mutex<std::collections::HashSet<Uuid>>,
 }
 
 /// Who the catalog is when it reads inventory for search: authenticated, with no powers.
@@ -132,10 +138,11 @@ impl Catalog {
     ) -> Result<Catalog, Error> {
         let store = Store::new(pool);
         store.seed_airports(crate::geo::airports()).await?;
+        let position = store.last_event().await?;
         let snapshot = Snapshot::build(store.load().await?);
         let availability = Availability::new(inventory, reader());
         availability.spawn_follower();
-        Ok(Catalog {
+        let catalog = Catalog {
             inner: Arc::new(Inner {
                 store,
                 snapshot: RwLock::new(Arc::new(snapshot)),
@@ -145,8 +152,11 @@ impl Catalog {
                 results: quick_cache::sync::Cache::new(options.result_cache_entries.max(1)),
                 options,
                 epoch: AtomicU64::new(0),
+                mine: std::sync::Mutex::new(std::collections::HashSet::new()),
             }),
-        })
+        };
+        catalog.spawn_follower(position);
+        Ok(catalog)
     }
 
     pub fn pool(&self) -> &Pool {
@@ -224,6 +234,56 @@ impl Catalog {
         self.inner.availability.follow_once().await
     }
 
+    /// Reads this catalog's outbox after `position` once: when another process (a replica) changed the catalog,
+    /// reloads the snapshot. Returns the position read to.
+    pub async fn follow_catalog(&self, position: i64) -> Result<i64, Error> {
+        let events = self.inner.store.pool().events_after(position, 1_000).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok(position);
+        };
+        let foreign = {
+            let mut mine = match self.inner.mine.lock() {
+                Ok(mine) => mine,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            // `|` rather than `||`: every id of this process's must be struck off.
+            events.iter().fold(false, |foreign, e| !mine.remove(&e.id) | foreign)
+        };
+        if foreign {
+            tracing::info!(position = last, "the catalog changed in another process: reloading");
+            self.reload().await?;
+        }
+        Ok(last)
+    }
+
+    /// Follows this catalog's outbox every [`FOLLOW_INTERVAL`] until the last clone of the catalog is dropped, and
+    /// reloads everything every [`RELOAD_INTERVAL`] as a backstop (an event committed out of order on PostgreSQL).
+    fn spawn_follower(&self, mut position: i64) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last_reload = std::time::Instant::now();
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let catalog = Catalog { inner };
+                match catalog.follow_catalog(position).await {
+                    Ok(next) => position = next,
+                    Err(error) => {
+                        tracing::warn!(error = %phoenix_api::ErrorChain(&error), "following the catalog failed")
+                    }
+                }
+                if last_reload.elapsed() >= RELOAD_INTERVAL {
+                    last_reload = std::time::Instant::now();
+                    if let Err(error) = catalog.reload().await {
+                        tracing::warn!(error = %phoenix_api::ErrorChain(&error), "reloading the catalog failed");
+                    }
+                }
+            }
+        });
+    }
+
     // Organization checks
 
     /// The organization a new object belongs to: an operator's own, or the one an admin names.
@@ -271,8 +331,19 @@ impl Catalog {
         }
     }
 
-    fn event(event_type: &'static str, subject: impl Into<String>, data: serde_json::Value) -> Result<Event, Error> {
-        Ok(Event::new(SOURCE, event_type, subject, &data)?)
+    /// An event of this catalog, remembered so the follower can tell this process's writes from another's.
+    fn event(
+        &self,
+        event_type: &'static str,
+        subject: impl Into<String>,
+        data: serde_json::Value,
+    ) -> Result<Event, Error> {
+        let event = Event::new(SOURCE, event_type, subject, &data)?;
+        match self.inner.mine.lock() {
+            Ok(mut mine) => mine.insert(event.id),
+            Err(poisoned) => poisoned.into_inner().insert(event.id),
+        };
+        Ok(event)
     }
 
     // Hotels
@@ -362,7 +433,7 @@ impl Catalog {
         rate_plans: Vec<RatePlan>,
         event_type: &'static str,
     ) -> Result<HotelView, Error> {
-        let event = Self::event(
+        let event = self.event(
             event_type,
             hotel.id.to_string(),
             serde_json::json!({ "hotel_id": hotel.id }),
@@ -467,7 +538,7 @@ impl Catalog {
         room: RoomType,
         event_type: &'static str,
     ) -> Result<RoomTypeView, Error> {
-        let event = Self::event(
+        let event = self.event(
             event_type,
             room.hotel_id.to_string(),
             serde_json::json!({ "hotel_id": room.hotel_id, "room_type_id": room.id }),
@@ -693,7 +764,7 @@ impl Catalog {
         let nights = hotel::nights(input.from.0, input.to.0 + Duration::days(1));
         let mut delta = old.clone();
         delta.prices = nights.iter().map(|n| (*n, input.amount_minor)).collect();
-        let event = Self::event(
+        let event = self.event(
             "catalog.rates_changed.v1",
             hotel_id.to_string(),
             serde_json::json!({ "hotel_id": hotel_id, "rate_plan_id": plan_id, "from": input.from,
@@ -718,7 +789,7 @@ impl Catalog {
         plan: RatePlan,
         event_type: &'static str,
     ) -> Result<RatePlanView, Error> {
-        let event = Self::event(
+        let event = self.event(
             event_type,
             plan.hotel_id.to_string(),
             serde_json::json!({ "hotel_id": plan.hotel_id, "rate_plan_id": plan.id }),
@@ -794,7 +865,8 @@ impl Catalog {
             longitude: input.longitude,
             active: input.active,
         };
-        self.inner.store.save_airport(&row).await?;
+        let event = self.event("catalog.airport_changed.v1", code, serde_json::json!({ "code": code }))?;
+        self.inner.store.save_airport(&row, &event).await?;
         self.replace(|s| s.put_airport(row));
         Ok(())
     }
@@ -815,7 +887,12 @@ impl Catalog {
             organization_id: input.organization_id,
         };
         let _writing = self.inner.writing.lock().await;
-        if !self.inner.store.insert_airline(&airline).await? {
+        let event = self.event(
+            "catalog.airline_created.v1",
+            airline.code.clone(),
+            serde_json::json!({ "code": airline.code, "organization_id": airline.organization_id }),
+        )?;
+        if !self.inner.store.insert_airline(&airline, &event).await? {
             return Err(Error::Conflict(
                 "airline_exists",
                 format!("airline {} exists", airline.code),
@@ -851,7 +928,15 @@ impl Catalog {
         };
         let text = rate.get().to_string();
         let _writing = self.inner.writing.lock().await;
-        self.inner.store.set_fx_rate(base.code(), quote.code(), &text).await?;
+        let event = self.event(
+            "catalog.fx_rate_changed.v1",
+            format!("{}/{}", base.code(), quote.code()),
+            serde_json::json!({ "base": base.code(), "quote": quote.code(), "rate": text }),
+        )?;
+        self.inner
+            .store
+            .set_fx_rate(base.code(), quote.code(), &text, &event)
+            .await?;
         self.replace(|s| {
             s.fx.insert((base.code().to_owned(), quote.code().to_owned()), rate.get());
         });
@@ -994,7 +1079,7 @@ impl Catalog {
             .cloned()
             .ok_or(Error::NotFound("schedule"))?;
         self.airline_for_write(actor, &old.airline)?;
-        let event = Self::event(
+        let event = self.event(
             "catalog.schedule_deactivated.v1",
             id.to_string(),
             serde_json::json!({ "schedule_id": id }),
@@ -1037,7 +1122,7 @@ impl Catalog {
             .filter(|d| d.schedule.id == schedule.id)
             .map(|d| d.departure.id.clone())
             .collect();
-        let event = Self::event(
+        let event = self.event(
             event_type,
             schedule.id.to_string(),
             serde_json::json!({ "schedule_id": schedule.id, "flight_number": schedule.flight_number,
@@ -1083,7 +1168,7 @@ impl Catalog {
             items.extend(departure_items(&schedule, departures.iter(), Some(org)));
             all.push((schedule, departures));
         }
-        let event = Self::event(
+        let event = self.event(
             "catalog.schedules_loaded.v1",
             "schedules",
             serde_json::json!({ "schedules": all.len() }),
@@ -1103,7 +1188,7 @@ impl Catalog {
     /// Stores many hotels with their room types and priced rate plans and creates their buckets, for seeding.
     pub async fn load_hotels(&self, actor: &Principal, hotels: Vec<HotelEntry>) -> Result<usize, Error> {
         let _writing = self.inner.writing.lock().await;
-        let event = Self::event(
+        let event = self.event(
             "catalog.hotels_loaded.v1",
             "hotels",
             serde_json::json!({ "hotels": hotels.len() }),

@@ -174,6 +174,13 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// The position of the newest event in the catalog's outbox (0 when empty).
+    pub async fn last_event(&self) -> Result<i64, Error> {
+        let seq: Option<i64> =
+            dispatch!(&self.pool, c => sqlx::query_scalar("SELECT MAX(seq) FROM outbox").fetch_one(c).await)?;
+        Ok(seq.unwrap_or(0))
+    }
+
     /// Loads the whole catalog.
     pub async fn load(&self) -> Result<Everything, Error> {
         let pool = &self.pool;
@@ -334,8 +341,9 @@ impl Store {
 
     // Flights
 
-    pub async fn save_airport(&self, airport: &AirportRow) -> Result<(), Error> {
-        dispatch!(&self.pool, c => sqlx::query(
+    pub async fn save_airport(&self, airport: &AirportRow, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, c => sqlx::query(
             "INSERT INTO airports (code, name, city, country, time_zone, latitude, longitude, active)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (code) DO UPDATE SET name = $2, city = $3, country = $4, time_zone = $5, latitude = $6,
@@ -343,6 +351,8 @@ impl Store {
             .bind(&airport.code).bind(&airport.name).bind(&airport.city).bind(&airport.country)
             .bind(&airport.time_zone).bind(airport.latitude).bind(airport.longitude).bind(airport.active)
             .execute(c).await.map(|_| ()))?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -362,11 +372,16 @@ impl Store {
     }
 
     /// Inserts an airline; false when the code is taken.
-    pub async fn insert_airline(&self, airline: &Airline) -> Result<bool, Error> {
-        let n = dispatch!(&self.pool, c => sqlx::query(
+    pub async fn insert_airline(&self, airline: &Airline, event: &Event) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        let n = dispatch!(&mut tx, c => sqlx::query(
             "INSERT INTO airlines (code, name, organization_id) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING")
             .bind(&airline.code).bind(&airline.name).bind(airline.organization_id)
             .execute(c).await.map(|d| d.rows_affected()))?;
+        if n == 1 {
+            tx.append_event(event).await?;
+            tx.commit().await?;
+        }
         Ok(n == 1)
     }
 
@@ -544,12 +559,15 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_fx_rate(&self, base: &str, quote: &str, rate: &str) -> Result<(), Error> {
-        dispatch!(&self.pool, c => sqlx::query(
+    pub async fn set_fx_rate(&self, base: &str, quote: &str, rate: &str, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        dispatch!(&mut tx, c => sqlx::query(
             "INSERT INTO fx_rates (base, quote, rate, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (base, quote) DO UPDATE SET rate = $3, updated_at = $4")
             .bind(base).bind(quote).bind(rate).bind(Timestamp::now())
             .execute(c).await.map(|_| ()))?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ phoenix_db::contract_suite!(
         offers_prove_the_price_and_refuse_tampering,
         bad_hotel_searches_name_the_field,
         catalog_survives_a_restart,
+        a_replica_picks_up_another_replicas_writes,
     ]
 );
 
@@ -458,4 +459,26 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
     query.currency = Some("GBP".into());
     let value = catalog.search_hotels(&query).await.unwrap();
     assert_eq!(value["results"][0]["hotel"]["id"], h.hotel.to_string());
+}
+
+pub async fn a_replica_picks_up_another_replicas_writes(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let replica = Catalog::new(
+        pool,
+        phoenix_inventory::Client::Local(world.inventory.clone()),
+        Options::default(),
+        OfferSigner::new(b"a test key that is long enough!!"),
+    )
+    .await
+    .unwrap();
+    let start = world.catalog.follow_catalog(0).await.unwrap();
+    let h = hotel(&world, Uuid::now_v7(), "Paris", 2, |_| 10_000).await;
+    world.catalog.set_fx_rate(&admin(), "EUR", "SEK", "11.2").await.unwrap();
+    // The replica finds events it did not write and reloads (its own follower may get there first: either way).
+    replica.follow_catalog(start).await.unwrap();
+    let snapshot = replica.snapshot();
+    assert_eq!(snapshot.hotels[&h.hotel].rate_plans[0].prices.len(), 20);
+    assert!(snapshot.fx.contains_key(&("EUR".to_owned(), "SEK".to_owned())));
+    let found = replica.search_hotels(&stay("Paris", 12, 13)).await.unwrap();
+    assert_eq!(found["total"], 1);
 }
