@@ -10,7 +10,7 @@ use time::Date;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Hotel {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -30,7 +30,7 @@ pub struct Hotel {
     pub active: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RoomType {
     pub id: Uuid,
     pub hotel_id: Uuid,

@@ -71,6 +71,13 @@ impl Check {
     }
 }
 
+/// A hotel as its API shows it.
+pub type HotelView = Hotel;
+/// A room type as its API shows it.
+pub type RoomTypeView = RoomType;
+/// An airport as its API shows it.
+pub type AirportView = AirportRow;
+
 // Hotels
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -133,43 +140,6 @@ impl HotelInput {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct HotelView {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub name: String,
-    pub description: String,
-    pub address: String,
-    pub city: String,
-    pub country: String,
-    pub latitude: f64,
-    pub longitude: f64,
-    pub stars: u8,
-    pub amenities: Vec<String>,
-    pub time_zone: String,
-    pub active: bool,
-}
-
-impl From<&Hotel> for HotelView {
-    fn from(h: &Hotel) -> HotelView {
-        HotelView {
-            id: h.id,
-            organization_id: h.organization_id,
-            name: h.name.clone(),
-            description: h.description.clone(),
-            address: h.address.clone(),
-            city: h.city.clone(),
-            country: h.country.clone(),
-            latitude: h.latitude,
-            longitude: h.longitude,
-            stars: h.stars,
-            amenities: h.amenities.clone(),
-            time_zone: h.time_zone.clone(),
-            active: h.active,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeInput {
@@ -188,31 +158,6 @@ impl RoomTypeInput {
         check.range("max_occupancy", self.max_occupancy, 1, 12);
         check.text("beds", &self.beds, 0, 200);
         check.range("rooms", self.rooms, 0, 10_000);
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct RoomTypeView {
-    pub id: Uuid,
-    pub hotel_id: Uuid,
-    pub name: String,
-    pub max_occupancy: u8,
-    pub beds: String,
-    pub rooms: i64,
-    pub active: bool,
-}
-
-impl From<&RoomType> for RoomTypeView {
-    fn from(r: &RoomType) -> RoomTypeView {
-        RoomTypeView {
-            id: r.id,
-            hotel_id: r.hotel_id,
-            name: r.name.clone(),
-            max_occupancy: r.max_occupancy,
-            beds: r.beds.clone(),
-            rooms: r.rooms,
-            active: r.active,
-        }
     }
 }
 
@@ -345,31 +290,6 @@ pub struct AirportInput {
 
 fn yes() -> bool {
     true
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AirportView {
-    pub code: String,
-    pub name: String,
-    pub city: String,
-    pub country: String,
-    pub time_zone: String,
-    pub latitude: f64,
-    pub longitude: f64,
-}
-
-impl From<&AirportRow> for AirportView {
-    fn from(a: &AirportRow) -> AirportView {
-        AirportView {
-            code: a.code.clone(),
-            name: a.name.clone(),
-            city: a.city.clone(),
-            country: a.country.clone(),
-            time_zone: a.time_zone.clone(),
-            latitude: a.latitude,
-            longitude: a.longitude,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

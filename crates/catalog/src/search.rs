@@ -1142,7 +1142,7 @@ impl Catalog {
         Ok(found
             .into_iter()
             .take(limit as usize)
-            .map(|(_, _, a)| AirportView::from(a))
+            .map(|(_, _, a)| a.clone())
             .collect())
     }
 

@@ -439,7 +439,7 @@ impl Catalog {
             serde_json::json!({ "hotel_id": hotel.id }),
         )?;
         self.inner.store.save_hotel(&hotel, &event).await?;
-        let view = HotelView::from(&hotel);
+        let view = hotel.clone();
         self.replace(|s| {
             s.put_hotel(HotelEntry {
                 hotel,
@@ -488,11 +488,7 @@ impl Catalog {
         check.finish()?;
         let _writing = self.inner.writing.lock().await;
         let entry = self.hotel_for_write(actor, hotel_id)?;
-        let old = entry
-            .room_types
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or(Error::NotFound("room type"))?;
+        let old = entry.room_type(id)?;
         let room = RoomType {
             name: input.name.trim().to_owned(),
             max_occupancy: input.max_occupancy,
@@ -518,11 +514,7 @@ impl Catalog {
     ) -> Result<RoomTypeView, Error> {
         let _writing = self.inner.writing.lock().await;
         let entry = self.hotel_for_write(actor, hotel_id)?;
-        let old = entry
-            .room_types
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or(Error::NotFound("room type"))?;
+        let old = entry.room_type(id)?;
         let room = RoomType {
             active: false,
             ..old.clone()
@@ -548,7 +540,7 @@ impl Catalog {
         let nights = priced_nights(entry, room.id);
         self.create_buckets(actor, entry.hotel.organization_id, room.id, room.rooms, nights)
             .await?;
-        let view = RoomTypeView::from(&room);
+        let view = room.clone();
         let mut updated = entry.clone();
         match updated.room_types.iter_mut().find(|r| r.id == room.id) {
             Some(existing) => *existing = room,
@@ -572,11 +564,7 @@ impl Catalog {
         check.finish()?;
         let _writing = self.inner.writing.lock().await;
         let entry = self.hotel_for_write(actor, hotel_id)?;
-        entry
-            .room_types
-            .iter()
-            .find(|r| r.id == room_type_id)
-            .ok_or(Error::NotFound("room type"))?;
+        entry.room_type(room_type_id)?;
         let nights = hotel::nights(input.from.0, input.to.0 + Duration::days(1));
         let n = nights.len();
         self.resize_nights(
@@ -689,11 +677,7 @@ impl Catalog {
         input.check(&mut check);
         let _writing = self.inner.writing.lock().await;
         let entry = self.hotel_for_write(actor, hotel_id)?;
-        let old = entry
-            .rate_plans
-            .iter()
-            .find(|p| p.id == id)
-            .ok_or(Error::NotFound("rate plan"))?;
+        let old = entry.rate_plan(id)?;
         if input.room_type_id != old.room_type_id {
             check.fail("room_type_id", "a rate plan's room type cannot change");
         }
@@ -719,11 +703,7 @@ impl Catalog {
     ) -> Result<RatePlanView, Error> {
         let _writing = self.inner.writing.lock().await;
         let entry = self.hotel_for_write(actor, hotel_id)?;
-        let old = entry
-            .rate_plans
-            .iter()
-            .find(|p| p.id == id)
-            .ok_or(Error::NotFound("rate plan"))?;
+        let old = entry.rate_plan(id)?;
         let plan = RatePlan {
             active: false,
             prices: BTreeMap::new(),
@@ -750,17 +730,8 @@ impl Catalog {
         check.finish()?;
         let _writing = self.inner.writing.lock().await;
         let entry = self.hotel_for_write(actor, hotel_id)?;
-        let old = entry
-            .rate_plans
-            .iter()
-            .find(|p| p.id == plan_id)
-            .ok_or(Error::NotFound("rate plan"))?;
-        let room = entry
-            .room_types
-            .iter()
-            .find(|r| r.id == old.room_type_id)
-            .ok_or(Error::NotFound("room type"))?
-            .clone();
+        let old = entry.rate_plan(plan_id)?;
+        let room = entry.room_type(old.room_type_id)?.clone();
         let nights = hotel::nights(input.from.0, input.to.0 + Duration::days(1));
         let mut delta = old.clone();
         delta.prices = nights.iter().map(|n| (*n, input.amount_minor)).collect();
@@ -1288,8 +1259,8 @@ fn departure_items<'a>(
 
 pub(crate) fn details(entry: &HotelEntry) -> HotelDetails {
     HotelDetails {
-        hotel: HotelView::from(&entry.hotel),
-        room_types: entry.room_types.iter().map(RoomTypeView::from).collect(),
+        hotel: entry.hotel.clone(),
+        room_types: entry.room_types.clone(),
         rate_plans: entry.rate_plans.iter().map(RatePlanView::from).collect(),
     }
 }

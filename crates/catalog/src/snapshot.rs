@@ -20,6 +20,22 @@ pub struct HotelEntry {
     pub rate_plans: Vec<RatePlan>,
 }
 
+impl HotelEntry {
+    pub fn room_type(&self, id: Uuid) -> Result<&RoomType, crate::Error> {
+        self.room_types
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or(crate::Error::NotFound("room type"))
+    }
+
+    pub fn rate_plan(&self, id: Uuid) -> Result<&RatePlan, crate::Error> {
+        self.rate_plans
+            .iter()
+            .find(|p| p.id == id)
+            .ok_or(crate::Error::NotFound("rate plan"))
+    }
+}
+
 /// A departure with the schedule it came from (cabins, fares, currency).
 #[derive(Debug, Clone)]
 pub struct DepartureEntry {

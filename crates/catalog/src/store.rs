@@ -29,8 +29,8 @@ pub struct Airline {
     pub organization_id: Uuid,
 }
 
-/// An airport row (airports are seeded from the reference data and editable by admins).
-#[derive(Debug, Clone, PartialEq)]
+/// An airport (seeded from the reference data, editable by admins).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AirportRow {
     pub code: String,
     pub name: String,

@@ -9,26 +9,7 @@ use crate::process::phoenix;
 
 /// An operator of a new hotel chain: (organization id, token).
 async fn hotelier(app: &TestApp, admin: &str, email: &str) -> (String, String) {
-    let org = app
-        .post(
-            "/api/v1/admin/organizations",
-            Some(admin),
-            json!({"name": format!("Chain {email}"), "kind": "hotel_chain"}),
-        )
-        .await;
-    let org_id = org.body["id"].as_str().unwrap().to_owned();
-    let user = app.register(email).await;
-    let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
-    let set = app
-        .call(
-            Method::PUT,
-            &path,
-            Some(admin),
-            Some(json!({"roles": ["operator"], "organization_id": org_id})),
-        )
-        .await;
-    assert_eq!(set.status, 200, "{set:?}");
-    (org_id, app.login(email).await.0)
+    app.operator(admin, email, "hotel_chain").await
 }
 
 fn date(days: i64) -> String {

@@ -137,6 +137,31 @@ impl TestApp {
         (user["id"].as_str().unwrap().to_owned(), token)
     }
 
+    /// An operator of a new organization of `kind` (`airline`, `hotel_chain`): (organization id, token).
+    pub async fn operator(&self, admin: &str, email: &str, kind: &str) -> (String, String) {
+        let org = self
+            .post(
+                "/api/v1/admin/organizations",
+                Some(admin),
+                json!({"name": format!("{kind} {email}"), "kind": kind}),
+            )
+            .await;
+        assert_eq!(org.status, 201, "{org:?}");
+        let org_id = org.body["id"].as_str().unwrap().to_owned();
+        let user = self.register(email).await;
+        let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
+        let set = self
+            .call(
+                Method::PUT,
+                &path,
+                Some(admin),
+                Some(json!({"roles": ["operator"], "organization_id": org_id})),
+            )
+            .await;
+        assert_eq!(set.status, 200, "{set:?}");
+        (org_id, self.login(email).await.0)
+    }
+
     /// A signed-in admin, bootstrapped the way `phoenix user create` does it.
     pub async fn admin(&self) -> String {
         let email = create_admin(self.identity.as_ref().expect("identity runs in this app")).await;

@@ -7,26 +7,7 @@ use crate::common::{Reply, TestApp, config, spawn, spawn_with};
 
 /// An operator of a new airline: (organization id, token).
 async fn operator(app: &TestApp, admin: &str, email: &str) -> (String, String) {
-    let org = app
-        .post(
-            "/api/v1/admin/organizations",
-            Some(admin),
-            json!({"name": format!("Air {email}"), "kind": "airline"}),
-        )
-        .await;
-    let org_id = org.body["id"].as_str().unwrap().to_owned();
-    let user = app.register(email).await;
-    let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
-    let set = app
-        .call(
-            Method::PUT,
-            &path,
-            Some(admin),
-            Some(json!({"roles": ["operator"], "organization_id": org_id})),
-        )
-        .await;
-    assert_eq!(set.status, 200, "{set:?}");
-    (org_id, app.login(email).await.0)
+    app.operator(admin, email, "airline").await
 }
 
 /// An agent of a new agency.
