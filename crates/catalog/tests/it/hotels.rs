@@ -442,14 +442,7 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
     )
     .await
     .unwrap();
-    let catalog = Catalog::new(
-        pool,
-        phoenix_inventory::Client::Local(inventory),
-        Options::default(),
-        OfferSigner::new(b"a test key that is long enough!!"),
-    )
-    .await
-    .unwrap();
+    let catalog = catalog_on(pool, &inventory, Options::default()).await;
     let snapshot = catalog.snapshot();
     let entry = &snapshot.hotels[&h.hotel];
     assert_eq!(entry.rate_plans[0].prices.len(), 20);
@@ -463,14 +456,7 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
 
 pub async fn a_replica_picks_up_another_replicas_writes(pool: Pool) {
     let world = world(pool.clone()).await;
-    let replica = Catalog::new(
-        pool,
-        phoenix_inventory::Client::Local(world.inventory.clone()),
-        Options::default(),
-        OfferSigner::new(b"a test key that is long enough!!"),
-    )
-    .await
-    .unwrap();
+    let replica = catalog_on(pool, &world.inventory, Options::default()).await;
     let start = world.catalog.follow_catalog(0).await.unwrap();
     let h = hotel(&world, Uuid::now_v7(), "Paris", 2, |_| 10_000).await;
     world.catalog.set_fx_rate(&admin(), "EUR", "SEK", "11.2").await.unwrap();

@@ -43,19 +43,19 @@ pub async fn world_with(pool: Pool, options: Options) -> World {
     )
     .await
     .unwrap();
-    let catalog = Catalog::new(
-        pool,
-        phoenix_inventory::Client::Local(inventory.clone()),
-        options,
-        OfferSigner::new(b"a test key that is long enough!!"),
-    )
-    .await
-    .unwrap();
+    let catalog = catalog_on(pool, &inventory, options).await;
     World {
         catalog,
         inventory,
         inventory_db,
     }
+}
+
+/// A catalog on `pool` using `inventory` in process.
+pub async fn catalog_on(pool: Pool, inventory: &phoenix_inventory::Service, options: Options) -> Catalog {
+    let inventory = phoenix_inventory::Client::Local(inventory.clone());
+    let signer = OfferSigner::new(b"a test key that is long enough!!");
+    Catalog::new(pool, inventory, options, signer).await.unwrap()
 }
 
 pub fn principal(roles: &[Role], organization_id: Option<Uuid>) -> Principal {
