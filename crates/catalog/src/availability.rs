@@ -55,8 +55,8 @@ pub struct Availability {
     epoch: std::sync::atomic::AtomicU64,
 }
 
-/// Where the feed has been read to, and the positions below that were missing when read.
-#[derive(Default)]
+/// Where the feed has been read to (negative: not yet; start where it ends, the cache being empty), and the
+/// positions below that were missing when read.
 struct Feed {
     position: i64,
     gaps: std::collections::BTreeMap<i64, Instant>,
@@ -68,7 +68,10 @@ impl Availability {
             cache: quick_cache::sync::Cache::new(CAPACITY),
             inventory,
             principal,
-            feed: tokio::sync::Mutex::new(Feed::default()),
+            feed: tokio::sync::Mutex::new(Feed {
+                position: -1,
+                gaps: std::collections::BTreeMap::new(),
+            }),
             epoch: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -144,6 +147,16 @@ impl Availability {
     /// Reads inventory's change feed once and forgets every bucket it names; returns how many events it read.
     pub async fn follow_once(&self) -> Result<usize, Error> {
         let mut feed = self.feed.lock().await;
+        if feed.position < 0 {
+            feed.position = self
+                .inventory
+                .changes(-1)
+                .await
+                .map_err(Error::Inventory)?
+                .last_seq
+                .max(0);
+            return Ok(0);
+        }
         feed.gaps.retain(|_, seen| seen.elapsed() < GAP_PATIENCE);
         let from = feed
             .gaps

@@ -108,7 +108,15 @@ impl RatePlan {
 
 /// The bucket of a room type on one night.
 pub fn room_item(room_type_id: Uuid, night: Date) -> String {
-    format!("room:{}:{night}", room_type_id.simple())
+    let mut item = String::with_capacity(48);
+    write_room_item(&mut item, room_type_id, night);
+    item
+}
+
+/// [`room_item`] into a buffer, for loops that look up many.
+pub fn write_room_item(out: &mut String, room_type_id: Uuid, night: Date) {
+    use std::fmt::Write;
+    let _ = write!(out, "room:{}:{night}", room_type_id.simple());
 }
 
 /// The nights of a stay: check-in up to the night before check-out.

@@ -2,8 +2,6 @@
 //! `/api/v1/catalog/` (operators of the owning organization, and admins). Who may call each route is declared in
 //! [`api`]; which object a caller may touch is checked by the service.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -72,11 +70,11 @@ pub const PATH_PREFIXES: &[&str] = &[
 ];
 
 /// A search answer, already serialized (and possibly cached).
-struct Raw(Arc<serde_json::Value>);
+struct Raw(axum::body::Bytes);
 
 impl IntoResponse for Raw {
     fn into_response(self) -> axum::response::Response {
-        Json(&*self.0).into_response()
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -370,7 +371,7 @@ struct OfferDraft {
 
 impl Catalog {
     /// Hotels with every night of the stay available for the rooms asked, each with its cheapest options.
-    pub async fn search_hotels(&self, query: &HotelSearch) -> Result<Arc<serde_json::Value>, Error> {
+    pub async fn search_hotels(&self, query: &HotelSearch) -> Result<Bytes, Error> {
         let stay = query.validate(OffsetDateTime::now_utc().date())?;
         let key = format!("hotels:{}", serde_json::to_string(query).unwrap_or_default());
         if let Some(hit) = self.cached_result(&key, RESULT_MAX_AGE) {
@@ -478,7 +479,7 @@ impl Catalog {
             results,
             next_cursor: (next < total).then(|| next.to_string()),
         };
-        let value = Arc::new(serde_json::to_value(&response).map_err(|_| Error::Corrupt { what: "search result" })?);
+        let value = Bytes::from(serde_json::to_vec(&response).map_err(|_| Error::Corrupt { what: "search result" })?);
         metrics::counter!("catalog_search_results_total", "kind" => "hotels", "cache" => "miss").increment(1);
         self.cache_result(key, generation, value.clone());
         Ok(value)
@@ -556,8 +557,11 @@ fn stay_options(
     let mut found = Vec::new();
     for room in entry.room_types.iter().filter(|r| room_fits(r, stay)) {
         let mut nightly_counts = Vec::with_capacity(stay.nights.len());
+        let mut item = String::with_capacity(64);
         for night in &stay.nights {
-            match counts.get(&hotel::room_item(room.id, *night)) {
+            item.clear();
+            hotel::write_room_item(&mut item, room.id, *night);
+            match counts.get(&item) {
                 Some(c) if c.available() >= i64::from(stay.rooms) => nightly_counts.push(*c),
                 _ => break,
             }
@@ -882,7 +886,7 @@ pub fn connections(
 
 impl Catalog {
     /// Itineraries for a one-way or round trip.
-    pub async fn search_flights(&self, query: &FlightSearch) -> Result<Arc<serde_json::Value>, Error> {
+    pub async fn search_flights(&self, query: &FlightSearch) -> Result<Bytes, Error> {
         let snapshot = self.snapshot();
         let trip = query.validate(&snapshot, OffsetDateTime::now_utc().date())?;
         let key = format!("flights:{}", serde_json::to_string(query).unwrap_or_default());
@@ -895,20 +899,27 @@ impl Catalog {
         let inbound = trip
             .return_date
             .map(|d| connections(&snapshot, &trip.destination, &trip.origin, d, trip.max_stops));
-        let mut items = Vec::new();
+        // A leg is in many itineraries (every connection through a hub): look it up and price it once.
+        let mut legs: HashMap<&str, &DepartureEntry> = HashMap::new();
         for itinerary in outbound.iter().chain(inbound.iter().flatten()) {
             for leg in itinerary {
-                items.extend(segment_items(leg, trip.cabin));
+                legs.insert(&leg.departure.id, leg);
             }
         }
-        items.sort_unstable();
-        items.dedup();
+        let items: Vec<String> = legs.values().flat_map(|leg| segment_items(leg, trip.cabin)).collect();
         let counts = self.availability().get(&items).await?;
+        let mut segments = HashMap::with_capacity(legs.len());
+        for (id, leg) in legs {
+            segments.insert(
+                id,
+                segment(&snapshot, leg, trip.cabin, trip.seats, &counts, self.options())?,
+            );
+        }
         let expires = self.offer_expiry();
-        let price = |list: Vec<Vec<Arc<DepartureEntry>>>| -> Result<Vec<Itinerary>, Error> {
+        let price = |list: &[Vec<Arc<DepartureEntry>>]| -> Result<Vec<Itinerary>, Error> {
             let mut priced = Vec::new();
             for legs in list {
-                if let Some(it) = self.itinerary(&snapshot, &legs, &trip, &counts)? {
+                if let Some(it) = self.itinerary(&snapshot, legs, &trip, &segments)? {
                     priced.push(it);
                 }
             }
@@ -938,10 +949,10 @@ impl Catalog {
                 children: trip.travellers[1].1,
                 infants: trip.travellers[2].1,
             },
-            outbound: price(outbound)?,
-            inbound: inbound.map(price).transpose()?,
+            outbound: price(&outbound)?,
+            inbound: inbound.as_deref().map(price).transpose()?,
         };
-        let value = Arc::new(serde_json::to_value(&response).map_err(|_| Error::Corrupt { what: "search result" })?);
+        let value = Bytes::from(serde_json::to_vec(&response).map_err(|_| Error::Corrupt { what: "search result" })?);
         metrics::counter!("catalog_search_results_total", "kind" => "flights", "cache" => "miss").increment(1);
         self.cache_result(key, generation, value.clone());
         Ok(value)
@@ -952,14 +963,14 @@ impl Catalog {
         snapshot: &Snapshot,
         legs: &[Arc<DepartureEntry>],
         trip: &Trip,
-        counts: &HashMap<String, Counts>,
+        priced: &HashMap<&str, Option<Segment>>,
     ) -> Result<Option<(Itinerary, OfferDraft)>, Error> {
         let options = self.options();
         let mut segments = Vec::with_capacity(legs.len());
         let mut fares = Vec::with_capacity(legs.len());
         let mut currency = None;
         for leg in legs {
-            let Some(segment) = segment(snapshot, leg, trip.cabin, trip.seats, counts, options)? else {
+            let Some(Some(segment)) = priced.get(leg.departure.id.as_str()).cloned() else {
                 return Ok(None);
             };
             let Ok(leg_currency) = Currency::parse(&leg.schedule.currency) else {

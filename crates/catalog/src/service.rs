@@ -110,7 +110,7 @@ struct Inner {
     availability: Arc<Availability>,
     signer: OfferSigner,
     options: Options,
-    results: quick_cache::sync::Cache<String, (u64, std::time::Instant, Arc<serde_json::Value>)>,
+    results: quick_cache::sync::Cache<String, (u64, std::time::Instant, axum::body::Bytes)>,
     /// Bumped by every catalog write; inventory changes bump the availability cache's own epoch.
     epoch: AtomicU64,
     /// Ids of the events this process wrote and its follower has not read back yet.
@@ -138,7 +138,7 @@ impl Catalog {
     ) -> Result<Catalog, Error> {
         let store = Store::new(pool);
         store.seed_airports(crate::geo::airports()).await?;
-        let position = store.last_event().await?;
+        let position = store.pool().last_event_seq().await?;
         let snapshot = Snapshot::build(store.load().await?);
         let availability = Availability::new(inventory, reader());
         availability.spawn_follower();
@@ -209,13 +209,13 @@ impl Catalog {
     }
 
     /// A result computed since the last change, at most `max_age` ago.
-    pub(crate) fn cached_result(&self, key: &str, max_age: std::time::Duration) -> Option<Arc<serde_json::Value>> {
+    pub(crate) fn cached_result(&self, key: &str, max_age: std::time::Duration) -> Option<axum::body::Bytes> {
         let (generation, at, value) = self.inner.results.get(key)?;
         (generation == self.generation() && at.elapsed() < max_age).then_some(value)
     }
 
     /// Keeps a result computed from the state of `generation` (read before computing it).
-    pub(crate) fn cache_result(&self, key: String, generation: u64, value: Arc<serde_json::Value>) {
+    pub(crate) fn cache_result(&self, key: String, generation: u64, value: axum::body::Bytes) {
         self.inner
             .results
             .insert(key, (generation, std::time::Instant::now(), value));

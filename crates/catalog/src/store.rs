@@ -174,13 +174,6 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
-    /// The position of the newest event in the catalog's outbox (0 when empty).
-    pub async fn last_event(&self) -> Result<i64, Error> {
-        let seq: Option<i64> =
-            dispatch!(&self.pool, c => sqlx::query_scalar("SELECT MAX(seq) FROM outbox").fetch_one(c).await)?;
-        Ok(seq.unwrap_or(0))
-    }
-
     /// Loads the whole catalog.
     pub async fn load(&self) -> Result<Everything, Error> {
         let pool = &self.pool;

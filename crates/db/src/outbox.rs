@@ -108,6 +108,13 @@ impl Tx {
 
 impl Pool {
     /// Up to `limit` events written after `seq`, in sequence order, published or not: a service's own change feed.
+    /// The position of the newest event in the outbox (0 when it is empty): where a new follower starts.
+    pub async fn last_event_seq(&self) -> Result<i64, Error> {
+        let seq: Option<i64> =
+            crate::dispatch!(self, conn => sqlx::query_scalar("SELECT MAX(seq) FROM outbox").fetch_one(conn).await)?;
+        Ok(seq.unwrap_or(0))
+    }
+
     pub async fn events_after(&self, seq: i64, limit: u32) -> Result<Vec<OutboxRecord>, Error> {
         let rows = crate::dispatch!(self, conn => {
             sqlx::query_as::<_, OutboxRecord>(

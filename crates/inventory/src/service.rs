@@ -419,7 +419,15 @@ impl Service {
     /// Items whose buckets changed after position `after` of inventory's change feed (its outbox), at most
     /// `limit` events' worth, with the position to continue from. Caches elsewhere (search) use it to drop what is
     /// stale.
+    ///
+    /// A negative `after` asks where the feed ends now: no events, and the position to follow from.
     pub async fn changes(&self, after: i64, limit: u32) -> Result<crate::client::Changes, Error> {
+        if after < 0 {
+            return Ok(crate::client::Changes {
+                events: Vec::new(),
+                last_seq: self.pool().last_event_seq().await?,
+            });
+        }
         let events = self.pool().events_after(after, limit).await?;
         let mut changes = crate::client::Changes {
             events: Vec::with_capacity(events.len()),

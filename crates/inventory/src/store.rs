@@ -46,8 +46,10 @@ pub struct Closed {
 #[derive(Debug)]
 pub struct Conflict;
 
-/// Rows per statement when creating buckets in bulk (SQLite binds at most 32 766 parameters).
-const CREATE_CHUNK: usize = 1_000;
+/// Rows per statement when creating buckets in bulk: SQLite binds at most 32 766 parameters; PostgreSQL takes
+/// arrays, so only memory bounds a statement.
+const CREATE_CHUNK_SQLITE: usize = 1_000;
+const CREATE_CHUNK_PG: usize = 20_000;
 
 /// A bucket to create, empty.
 #[derive(Debug, Clone)]
@@ -153,22 +155,45 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let mut created = 0;
         let mut events = Vec::new();
-        for chunk in buckets.chunks(CREATE_CHUNK) {
-            let ids: Vec<String> = dispatch!(&mut tx, c => {
-                let mut query = sqlx::QueryBuilder::new(
-                    "INSERT INTO buckets (item_id, organization_id, capacity, overbooking_limit, held, sold, updated_at) ",
-                );
-                query.push_values(chunk, |mut row, b| {
-                    row.push_bind(b.item_id.as_str())
-                        .push_bind(b.organization_id)
-                        .push_bind(b.capacity)
-                        .push_bind(b.overbooking_limit)
-                        .push("0, 0")
-                        .push_bind(now);
-                });
-                query.push(" ON CONFLICT (item_id) DO NOTHING RETURNING item_id");
-                query.build_query_scalar().fetch_all(&mut *c).await
-            })?;
+        let chunk_rows = match tx {
+            Tx::Postgres(_) => CREATE_CHUNK_PG,
+            Tx::Sqlite(_) => CREATE_CHUNK_SQLITE,
+        };
+        for chunk in buckets.chunks(chunk_rows) {
+            let ids: Vec<String> = match &mut tx {
+                // Arrays: one statement of any size, and few of them (each large message can wait on a delayed ACK).
+                Tx::Postgres(c) => {
+                    sqlx::query_scalar(
+                        "INSERT INTO buckets (item_id, organization_id, capacity, overbooking_limit, held, sold, updated_at)
+                         SELECT u.item_id, u.organization_id, u.capacity, u.overbooking_limit, 0, 0, $5
+                         FROM UNNEST($1::text[], $2::uuid[], $3::bigint[], $4::bigint[])
+                             AS u(item_id, organization_id, capacity, overbooking_limit)
+                         ON CONFLICT (item_id) DO NOTHING RETURNING item_id",
+                    )
+                    .bind(chunk.iter().map(|b| b.item_id.as_str()).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|b| b.organization_id).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|b| b.capacity).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|b| b.overbooking_limit).collect::<Vec<_>>())
+                    .bind(now)
+                    .fetch_all(&mut **c)
+                    .await?
+                }
+                Tx::Sqlite(c) => {
+                    let mut query = sqlx::QueryBuilder::new(
+                        "INSERT INTO buckets (item_id, organization_id, capacity, overbooking_limit, held, sold, updated_at) ",
+                    );
+                    query.push_values(chunk, |mut row, b| {
+                        row.push_bind(b.item_id.as_str())
+                            .push_bind(b.organization_id)
+                            .push_bind(b.capacity)
+                            .push_bind(b.overbooking_limit)
+                            .push("0, 0")
+                            .push_bind(now);
+                    });
+                    query.push(" ON CONFLICT (item_id) DO NOTHING RETURNING item_id");
+                    query.build_query_scalar().fetch_all(&mut **c).await?
+                }
+            };
             created += ids.len() as u64;
             for named in chunks_under(&ids, phoenix_db::MAX_MESSAGE_BYTES / 2, |id| id.len() + 3) {
                 let data = serde_json::json!({ "item_ids": named });

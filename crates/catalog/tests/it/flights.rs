@@ -96,7 +96,7 @@ fn trip(origin: &str, destination: &str, date: i64) -> FlightSearch {
 
 async fn search(world: &World, query: FlightSearch) -> FlightSearchResponse {
     let value = world.catalog.search_flights(&query).await.unwrap();
-    serde_json::from_value((*value).clone()).unwrap()
+    serde_json::from_slice(&value).unwrap()
 }
 
 fn numbers(itinerary: &Itinerary) -> Vec<&str> {

@@ -156,6 +156,11 @@ async fn bulk_creation_skips_existing_buckets_and_names_new_ones_in_the_feed(poo
         named, expected,
         "every new bucket, and only those, is named in the change feed"
     );
+    // A follower that starts now starts at the end: nothing to read, the position to read from.
+    let end = inventory.changes(-1, 1_000).await.unwrap();
+    assert!(end.events.is_empty());
+    assert!(end.last_seq > before);
+    assert!(inventory.changes(end.last_seq, 10).await.unwrap().events.is_empty());
     // Again: nothing new.
     assert_eq!(inventory.create_items(&operator, &items).await.unwrap(), 0);
 
