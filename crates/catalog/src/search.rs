@@ -364,9 +364,33 @@ struct Ranked {
     sort_price: i64,
 }
 
+/// What an offer will say, kept plain until the option is on the page and gets signed.
 struct OfferDraft {
     total: Money,
-    details: serde_json::Value,
+    details: OfferDetails,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum OfferDetails {
+    Hotel {
+        hotel_id: Uuid,
+        room_type_id: Uuid,
+        rate_plan_id: Uuid,
+        check_in: Day,
+        check_out: Day,
+        rooms: u32,
+        guests: u32,
+        refundable: bool,
+        free_cancellation_hours: Option<u32>,
+    },
+    Flight {
+        departure_ids: Vec<String>,
+        cabin: Cabin,
+        fare_codes: Vec<String>,
+        passengers: Passengers,
+        refundable: bool,
+    },
 }
 
 impl Catalog {
@@ -497,7 +521,7 @@ impl Catalog {
                 amount_minor: draft.total.amount_minor,
                 currency: draft.total.currency.code().to_owned(),
             },
-            details: draft.details,
+            details: serde_json::to_value(&draft.details).unwrap_or_default(),
         })
     }
 }
@@ -596,18 +620,17 @@ fn stay_options(
             let price = pricing::stay_total(&nightly, stay.rooms, stay.guests, &options.fees).map_err(pricing_error)?;
             let draft = OfferDraft {
                 total: Money::new(price.total_minor, currency),
-                details: serde_json::json!({
-                    "kind": "hotel",
-                    "hotel_id": entry.hotel.id,
-                    "room_type_id": room.id,
-                    "rate_plan_id": plan.id,
-                    "check_in": Day(stay.check_in),
-                    "check_out": Day(stay.check_out),
-                    "rooms": stay.rooms,
-                    "guests": stay.guests,
-                    "refundable": plan.refundable,
-                    "free_cancellation_hours": plan.free_cancellation_hours,
-                }),
+                details: OfferDetails::Hotel {
+                    hotel_id: entry.hotel.id,
+                    room_type_id: room.id,
+                    rate_plan_id: plan.id,
+                    check_in: Day(stay.check_in),
+                    check_out: Day(stay.check_out),
+                    rooms: stay.rooms,
+                    guests: stay.guests,
+                    refundable: plan.refundable,
+                    free_cancellation_hours: plan.free_cancellation_hours,
+                },
             };
             found.push((
                 StayOption {
@@ -761,6 +784,16 @@ pub struct FareOption {
     pub seats_left: i64,
 }
 
+impl Trip {
+    fn passengers(&self) -> Passengers {
+        Passengers {
+            adults: self.travellers[0].1,
+            children: self.travellers[1].1,
+            infants: self.travellers[2].1,
+        }
+    }
+}
+
 impl FlightSearch {
     fn validate(&self, snapshot: &Snapshot, today: time::Date) -> Result<Trip, Error> {
         let mut check = Check::default();
@@ -870,12 +903,13 @@ pub fn connections(
         }
         let hub_date = snapshot.local(leg.arrives_at, &leg.destination).date();
         for day in [hub_date, hub_date + Duration::days(1)] {
-            let Some(second_legs) = snapshot.by_origin_date.get(&(leg.destination.clone(), day)) else {
+            let route = (leg.destination.clone(), destination.to_owned(), day);
+            let Some(second_legs) = snapshot.by_route_date.get(&route) else {
                 continue;
             };
             for second in second_legs {
                 let gap = second.departure.departs_at - leg.arrives_at;
-                if second.departure.destination == destination && (MIN_CONNECTION..=MAX_CONNECTION).contains(&gap) {
+                if (MIN_CONNECTION..=MAX_CONNECTION).contains(&gap) {
                     found.push(vec![first.clone(), second.clone()]);
                 }
             }
@@ -944,11 +978,7 @@ impl Catalog {
         };
         let response = FlightSearchResponse {
             cabin: trip.cabin,
-            passengers: Passengers {
-                adults: trip.travellers[0].1,
-                children: trip.travellers[1].1,
-                infants: trip.travellers[2].1,
-            },
+            passengers: trip.passengers(),
             outbound: price(&outbound)?,
             inbound: inbound.as_deref().map(price).transpose()?,
         };
@@ -1002,15 +1032,13 @@ impl Catalog {
         let total = Money::new(price.total_minor, currency);
         let draft = OfferDraft {
             total,
-            details: serde_json::json!({
-                "kind": "flight",
-                "departure_ids": legs.iter().map(|l| l.departure.id.clone()).collect::<Vec<_>>(),
-                "cabin": trip.cabin,
-                "fare_codes": fare_codes,
-                "passengers": {"adults": trip.travellers[0].1, "children": trip.travellers[1].1,
-                               "infants": trip.travellers[2].1},
-                "refundable": fares.iter().all(|f| f.refundable),
-            }),
+            details: OfferDetails::Flight {
+                departure_ids: legs.iter().map(|l| l.departure.id.clone()).collect(),
+                cabin: trip.cabin,
+                fare_codes: fare_codes.clone(),
+                passengers: trip.passengers(),
+                refundable: fares.iter().all(|f| f.refundable),
+            },
         };
         Ok(Some((
             Itinerary {

@@ -54,6 +54,8 @@ pub struct Snapshot {
     pub departures: HashMap<String, Arc<DepartureEntry>>,
     /// Departures by origin airport and local departure date.
     pub by_origin_date: HashMap<(String, Date), Vec<Arc<DepartureEntry>>>,
+    /// Departures by origin, destination and local departure date: the second legs of connections.
+    pub by_route_date: HashMap<(String, String, Date), Vec<Arc<DepartureEntry>>>,
     /// Display-currency rates: units of quote per unit of base.
     pub fx: HashMap<(String, String), Decimal>,
 }
@@ -128,8 +130,13 @@ impl Snapshot {
                 schedule: schedule.clone(),
             });
             self.departures.insert(entry.departure.id.clone(), entry.clone());
+            let d = &entry.departure;
+            self.by_route_date
+                .entry((d.origin.clone(), d.destination.clone(), d.local_date))
+                .or_default()
+                .push(entry.clone());
             self.by_origin_date
-                .entry((entry.departure.origin.clone(), entry.departure.local_date))
+                .entry((d.origin.clone(), d.local_date))
                 .or_default()
                 .push(entry);
         }
@@ -169,6 +176,9 @@ impl Snapshot {
         if self.schedules.remove(&id).is_some() {
             self.departures.retain(|_, d| d.schedule.id != id);
             for list in self.by_origin_date.values_mut() {
+                list.retain(|d| d.schedule.id != id);
+            }
+            for list in self.by_route_date.values_mut() {
                 list.retain(|d| d.schedule.id != id);
             }
         }
