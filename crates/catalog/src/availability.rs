@@ -104,7 +104,7 @@ impl Availability {
                 .inventory
                 .availability(&self.principal, chunk)
                 .await
-                .map_err(Error::Inventory)?;
+                .map_err(Error::Upstream)?;
             let at = Instant::now();
             let mut present = HashMap::with_capacity(buckets.len());
             for bucket in buckets {
@@ -152,7 +152,7 @@ impl Availability {
                 .inventory
                 .changes(-1)
                 .await
-                .map_err(Error::Inventory)?
+                .map_err(Error::Upstream)?
                 .last_seq
                 .max(0);
             return Ok(0);
@@ -163,7 +163,7 @@ impl Availability {
             .keys()
             .next()
             .map_or(feed.position, |first| (first - 1).min(feed.position));
-        let changes = self.inventory.changes(from).await.map_err(Error::Inventory)?;
+        let changes = self.inventory.changes(from).await.map_err(Error::Upstream)?;
         let mut expected = feed.position + 1;
         let mut read = 0;
         for event in &changes.events {

@@ -15,8 +15,9 @@ pub enum Error {
     Conflict(&'static str, String),
     #[error("offer {0}")]
     Offer(#[from] crate::offer::OfferError),
-    #[error("inventory: {0}")]
-    Inventory(Problem),
+    /// What inventory or identity answered (a refusal passes through; an outage is 503).
+    #[error("{0}")]
+    Upstream(Problem),
     #[error("stored {what} is not valid")]
     Corrupt { what: &'static str },
     #[error(transparent)]
@@ -48,7 +49,7 @@ impl From<Error> for Problem {
             Error::Forbidden => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
             Error::Conflict(code, _) => Problem::new(StatusCode::CONFLICT, code, detail),
             Error::Offer(_) => Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_offer", detail),
-            Error::Inventory(problem) => problem,
+            Error::Upstream(problem) => problem,
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => Problem::unavailable(&error, 1),
             Error::Corrupt { .. } | Error::Db(_) => Problem::internal(&error),
         }

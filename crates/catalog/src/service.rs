@@ -108,6 +108,8 @@ struct Inner {
     /// Management writes of this process, one at a time.
     writing: tokio::sync::Mutex<()>,
     availability: Arc<Availability>,
+    /// Where organizations' kinds are checked: hotels belong to hotel chains, airlines to airlines.
+    identity: phoenix_identity::Client,
     signer: OfferSigner,
     options: Options,
     results: quick_cache::sync::Cache<String, (u64, std::time::Instant, axum::body::Bytes)>,
@@ -133,6 +135,7 @@ impl Catalog {
     pub async fn new(
         pool: Pool,
         inventory: phoenix_inventory::Client,
+        identity: phoenix_identity::Client,
         options: Options,
         signer: OfferSigner,
     ) -> Result<Catalog, Error> {
@@ -148,6 +151,7 @@ impl Catalog {
                 snapshot: RwLock::new(Arc::new(snapshot)),
                 writing: tokio::sync::Mutex::new(()),
                 availability,
+                identity,
                 signer,
                 results: quick_cache::sync::Cache::new(options.result_cache_entries.max(1)),
                 options,
@@ -297,6 +301,33 @@ impl Catalog {
         }
     }
 
+    /// Checks that `organization_id` is an organization of `kind`. A wrong one is the caller's own (403) or one an
+    /// admin named (422 on `organization_id`).
+    async fn require_kind(
+        &self,
+        actor: &Principal,
+        organization_id: Uuid,
+        kind: phoenix_identity::OrganizationKind,
+        label: &str,
+    ) -> Result<(), Error> {
+        let found = self
+            .inner
+            .identity
+            .organization_kind(organization_id)
+            .await
+            .map_err(Error::Upstream)?;
+        if found == Some(kind) {
+            return Ok(());
+        }
+        if actor.organization_id == Some(organization_id) && !actor.has(Role::Admin) {
+            return Err(Error::Forbidden);
+        }
+        match found {
+            None => Err(Error::invalid("organization_id", "no such organization")),
+            Some(_) => Err(Error::invalid("organization_id", format!("must be {label}"))),
+        }
+    }
+
     fn may_manage(actor: &Principal, organization_id: Uuid) -> bool {
         actor.has(Role::Admin) || (actor.has(Role::Operator) && actor.organization_id == Some(organization_id))
     }
@@ -353,6 +384,13 @@ impl Catalog {
         input.check(&mut check);
         check.finish()?;
         let organization_id = Self::owner_for_new(actor, input.organization_id)?;
+        self.require_kind(
+            actor,
+            organization_id,
+            phoenix_identity::OrganizationKind::HotelChain,
+            "a hotel chain",
+        )
+        .await?;
         let hotel = Hotel {
             id: Uuid::now_v7(),
             organization_id,
@@ -594,7 +632,7 @@ impl Catalog {
             inventory
                 .put_item(actor, &item, rooms, 0, Some(organization_id))
                 .await
-                .map_err(Error::Inventory)?;
+                .map_err(Error::Upstream)?;
             items.push(item);
         }
         self.inner.availability.invalidate(items.iter().map(String::as_str));
@@ -628,7 +666,7 @@ impl Catalog {
                 .inventory()
                 .create_items(actor, chunk)
                 .await
-                .map_err(Error::Inventory)?;
+                .map_err(Error::Upstream)?;
             self.inner
                 .availability
                 .invalidate(chunk.iter().map(|i| i.item_id.as_str()));
@@ -852,6 +890,13 @@ impl Catalog {
         }
         check.text("name", &input.name, 1, 200);
         check.finish()?;
+        self.require_kind(
+            actor,
+            input.organization_id,
+            phoenix_identity::OrganizationKind::Airline,
+            "an airline",
+        )
+        .await?;
         let airline = Airline {
             code: input.code,
             name: input.name,
@@ -1111,7 +1156,7 @@ impl Catalog {
             inventory
                 .put_item(actor, &item.item_id, item.capacity, item.overbooking_limit, org)
                 .await
-                .map_err(Error::Inventory)?;
+                .map_err(Error::Upstream)?;
             self.inner.availability.invalidate([item.item_id.as_str()]);
         }
         let view = ScheduleView::new(&schedule, departures.len());

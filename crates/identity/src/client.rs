@@ -3,12 +3,12 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::Method;
-use axum::routing::post;
+use axum::routing::{get, post};
 use jsonwebtoken::jwk::JwkSet;
 use phoenix_api::{Json, Principal, Problem, remote};
 use serde::{Deserialize, Serialize};
 
-use crate::Service;
+use crate::{OrganizationKind, Service};
 
 /// Identity as another service sees it. `Local` calls the service directly; `Remote` calls its internal HTTP API.
 #[derive(Clone)]
@@ -20,6 +20,11 @@ pub enum Client {
 #[derive(Debug, Serialize, Deserialize)]
 struct AuthenticateKey {
     key: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct OrganizationKindBody {
+    kind: OrganizationKind,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +63,32 @@ impl Client {
         }
     }
 
+    /// The kind of an organization, or `None` when there is no such organization.
+    pub async fn organization_kind(&self, id: uuid::Uuid) -> Result<Option<OrganizationKind>, Problem> {
+        let found = match self {
+            Client::Local(service) => service
+                .organization(id)
+                .await
+                .map(|org| org.kind)
+                .map_err(Problem::from),
+            Client::Remote(client) => client
+                .call::<(), OrganizationKindBody>(
+                    Method::GET,
+                    &format!("/internal/v1/identity/organizations/{id}"),
+                    None,
+                    None,
+                )
+                .await
+                .map(|body| body.kind)
+                .map_err(Problem::from),
+        };
+        match found {
+            Ok(kind) => Ok(Some(kind)),
+            Err(problem) if problem.status == axum::http::StatusCode::NOT_FOUND => Ok(None),
+            Err(problem) => Err(problem),
+        }
+    }
+
     pub async fn ready(&self) -> bool {
         match self {
             Client::Local(service) => service.ready().await,
@@ -74,7 +105,17 @@ pub fn internal_router(service: Service) -> Router {
             "/internal/v1/identity/api-keys/authenticate",
             post(internal_authenticate_key),
         )
+        .route("/internal/v1/identity/organizations/{id}", get(internal_organization))
         .with_state(service)
+}
+
+async fn internal_organization(
+    State(service): State<Service>,
+    phoenix_api::Path(id): phoenix_api::Path<uuid::Uuid>,
+) -> Result<Json<OrganizationKindBody>, Problem> {
+    Ok(Json(OrganizationKindBody {
+        kind: service.organization(id).await?.kind,
+    }))
 }
 
 async fn internal_jwks(State(service): State<Service>, Json(query): Json<JwksQuery>) -> Result<Json<JwkSet>, Problem> {

@@ -83,21 +83,27 @@ pub async fn inventory_service(config: &Config) -> anyhow::Result<phoenix_invent
         .context("starting inventory")
 }
 
-/// The catalog on this process's database, reaching inventory in this process (`inventory`) or at its URL.
+/// The catalog on this process's database, reaching inventory and identity in this process (when given) or at their
+/// URLs.
 pub async fn catalog_service(
     config: &Config,
     inventory: Option<&phoenix_inventory::Service>,
+    identity: Option<&phoenix_identity::Service>,
 ) -> anyhow::Result<phoenix_catalog::Catalog> {
     let pool = open_database(config, Role::Catalog, phoenix_catalog::migrations()).await?;
     let inventory = match inventory {
         Some(service) => phoenix_inventory::Client::Local(service.clone()),
         None => phoenix_inventory::Client::Remote(remote_client(config, Role::Inventory, &config.services.inventory)?),
     };
+    let identity = match identity {
+        Some(service) => phoenix_identity::Client::Local(service.clone()),
+        None => phoenix_identity::Client::Remote(remote_client(config, Role::Identity, &config.services.identity)?),
+    };
     let signer = match &config.offer_signing_key {
         Some(key) => phoenix_catalog::offer::OfferSigner::new(key.expose().as_bytes()),
         None => phoenix_catalog::offer::OfferSigner::generate(),
     };
-    phoenix_catalog::Catalog::new(pool, inventory, config.catalog.clone(), signer)
+    phoenix_catalog::Catalog::new(pool, inventory, identity, config.catalog.clone(), signer)
         .await
         .context("starting the catalog")
 }
@@ -147,7 +153,7 @@ impl App {
             services.inventory = Some(service);
         }
         if config.runs(Role::Catalog) {
-            let catalog = catalog_service(&config, services.inventory.as_ref()).await?;
+            let catalog = catalog_service(&config, services.inventory.as_ref(), services.identity.as_ref()).await?;
             pools.push(catalog.pool().clone());
             readiness.push(pool_check("catalog_db", catalog.pool().clone()));
             services.catalog = Some(catalog);

@@ -44,7 +44,7 @@ pub async fn demo(config: &Config, scale: u32, days: u32, quiet: bool) -> anyhow
     let started = Instant::now();
     let identity = app::identity_service(config).await?;
     let inventory = app::inventory_service(config).await?;
-    let catalog = app::catalog_service(config, Some(&inventory)).await?;
+    let catalog = app::catalog_service(config, Some(&inventory), Some(&identity)).await?;
     if !catalog.snapshot().hotels.is_empty() || !catalog.snapshot().schedules.is_empty() {
         bail!("the catalog already holds hotels or flights: seed demo loads into an empty catalog");
     }

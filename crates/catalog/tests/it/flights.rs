@@ -22,7 +22,7 @@ phoenix_db::contract_suite!(
 const DAY: i64 = 20;
 
 async fn airline(world: &World, code: &str) -> Uuid {
-    let org = Uuid::now_v7();
+    let org = airline_org(world).await;
     world
         .catalog
         .create_airline(

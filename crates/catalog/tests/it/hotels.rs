@@ -56,7 +56,7 @@ fn plain(fees: Vec<FeeLine>, steps: Vec<Step>) -> Options {
 
 pub async fn a_sold_out_night_hides_the_hotel_only_for_stays_covering_it(pool: Pool) {
     let world = world(pool).await;
-    let org = Uuid::now_v7();
+    let org = chain(&world).await;
     let full = hotel(&world, org, "Paris", 2, |_| 10_000).await;
     let other = hotel(&world, org, "Paris", 2, |_| 12_000).await;
     // Search first, so the answer is cached: the sale below must not be hidden by the cache.
@@ -94,7 +94,7 @@ pub async fn a_sold_out_night_hides_the_hotel_only_for_stays_covering_it(pool: P
 
 pub async fn a_close_out_hides_the_hotel_and_reopening_shows_it(pool: Pool) {
     let world = world(pool).await;
-    let org = Uuid::now_v7();
+    let org = chain(&world).await;
     let h = hotel(&world, org, "Lyon", 5, |_| 9_000).await;
     let close = |rooms| CapacityInput {
         from: day(16),
@@ -145,7 +145,7 @@ pub async fn stay_total_is_the_sum_of_nightly_prices_with_fees(pool: Pool) {
         },
     ];
     let world = world_with(pool, plain(fees, vec![])).await;
-    let h = hotel(&world, Uuid::now_v7(), "Nice", 3, |n| 10_000 + n * 111).await;
+    let h = hotel(&world, chain(&world).await, "Nice", 3, |n| 10_000 + n * 111).await;
     let mut query = stay("Nice", 11, 15);
     query.rooms = Some(2);
     query.guests = Some(4);
@@ -181,7 +181,7 @@ pub async fn dynamic_pricing_steps_apply_at_their_load_factors(pool: Pool) {
         },
     ];
     let world = world_with(pool, plain(vec![], steps)).await;
-    let h = hotel(&world, Uuid::now_v7(), "Porto", 4, |_| 10_000).await;
+    let h = hotel(&world, chain(&world).await, "Porto", 4, |_| 10_000).await;
     // 0, 1 of 4 taken: base; 2 of 4 (50 %): +10 %; 3 of 4 (75 %): +25 %.
     for (night, taken, price) in [(20, 0, 10_000), (21, 1, 10_000), (22, 2, 11_000), (23, 3, 12_500)] {
         if taken > 0 {
@@ -205,7 +205,7 @@ pub async fn dynamic_pricing_steps_apply_at_their_load_factors(pool: Pool) {
 
 pub async fn display_currency_converts_and_rounds(pool: Pool) {
     let world = world_with(pool, plain(vec![], vec![])).await;
-    hotel(&world, Uuid::now_v7(), "Bordeaux", 2, |_| 10_001).await;
+    hotel(&world, chain(&world).await, "Bordeaux", 2, |_| 10_001).await;
     world
         .catalog
         .set_fx_rate(&admin(), "EUR", "USD", "1.08345")
@@ -251,7 +251,7 @@ pub async fn display_currency_converts_and_rounds(pool: Pool) {
 
 pub async fn filters_sort_and_pages(pool: Pool) {
     let world = world_with(pool, plain(vec![], vec![])).await;
-    let org = Uuid::now_v7();
+    let org = chain(&world).await;
     let mut made = Vec::new();
     for (i, stars) in [3u8, 5, 4, 2, 5].into_iter().enumerate() {
         let h = hotel(&world, org, "Madrid", 3, move |_| 20_000 - i as i64 * 1_000).await;
@@ -336,7 +336,7 @@ pub async fn filters_sort_and_pages(pool: Pool) {
 
 pub async fn geo_search_finds_hotels_within_the_radius(pool: Pool) {
     let world = world(pool).await;
-    let org = Uuid::now_v7();
+    let org = chain(&world).await;
     let near = hotel(&world, org, "Paris", 2, |_| 10_000).await;
     let far = hotel(&world, org, "Versailles", 2, |_| 10_000).await;
     let mut input = hotel_input("Versailles");
@@ -378,7 +378,7 @@ pub async fn geo_search_finds_hotels_within_the_radius(pool: Pool) {
 
 pub async fn offers_prove_the_price_and_refuse_tampering(pool: Pool) {
     let world = world(pool).await;
-    let h = hotel(&world, Uuid::now_v7(), "Paris", 2, |_| 10_000).await;
+    let h = hotel(&world, chain(&world).await, "Paris", 2, |_| 10_000).await;
     let found = search(&world, stay("Paris", 12, 14)).await;
     let option = &found.results[0].options[0];
     let offer = world.catalog.verify_offer(&option.offer_id).unwrap();
@@ -429,10 +429,14 @@ pub async fn bad_hotel_searches_name_the_field(pool: Pool) {
 
 pub async fn catalog_survives_a_restart(pool: Pool) {
     let world = world(pool.clone()).await;
-    let h = hotel(&world, Uuid::now_v7(), "Paris", 2, |n| 10_000 + n).await;
+    let h = hotel(&world, chain(&world).await, "Paris", 2, |n| 10_000 + n).await;
     world.catalog.set_fx_rate(&admin(), "EUR", "GBP", "0.86").await.unwrap();
     let World {
-        catalog, inventory_db, ..
+        catalog,
+        inventory_db,
+        identity,
+        _identity_db,
+        ..
     } = world;
     drop(catalog);
     let inventory = phoenix_inventory::Service::new(
@@ -442,7 +446,7 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
     )
     .await
     .unwrap();
-    let catalog = catalog_on(pool, &inventory, Options::default()).await;
+    let catalog = catalog_on(pool, &inventory, &identity, Options::default()).await;
     let snapshot = catalog.snapshot();
     let entry = &snapshot.hotels[&h.hotel];
     assert_eq!(entry.rate_plans[0].prices.len(), 20);
@@ -456,9 +460,9 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
 
 pub async fn a_replica_picks_up_another_replicas_writes(pool: Pool) {
     let world = world(pool.clone()).await;
-    let replica = catalog_on(pool, &world.inventory, Options::default()).await;
+    let replica = catalog_on(pool, &world.inventory, &world.identity, Options::default()).await;
     let start = world.catalog.follow_catalog(0).await.unwrap();
-    let h = hotel(&world, Uuid::now_v7(), "Paris", 2, |_| 10_000).await;
+    let h = hotel(&world, chain(&world).await, "Paris", 2, |_| 10_000).await;
     world.catalog.set_fx_rate(&admin(), "EUR", "SEK", "11.2").await.unwrap();
     // The replica finds events it did not write and reloads (its own follower may get there first: either way).
     replica.follow_catalog(start).await.unwrap();

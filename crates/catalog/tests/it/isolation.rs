@@ -27,7 +27,7 @@ fn not_found<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
 
 pub async fn hotel_management_is_isolated_per_organization(pool: Pool) {
     let world = world(pool).await;
-    let (mine, theirs) = (Uuid::now_v7(), Uuid::now_v7());
+    let (mine, theirs) = (chain(&world).await, chain(&world).await);
     let h = hotel(&world, mine, "Paris", 3, |_| 10_000).await;
     let c = &world.catalog;
     let room = RoomTypeInput {
@@ -167,7 +167,7 @@ fn schedule(airline: &str) -> ScheduleInput {
 pub async fn schedule_management_is_isolated_per_organization(pool: Pool) {
     let world = world(pool).await;
     let c = &world.catalog;
-    let (mine, theirs) = (Uuid::now_v7(), Uuid::now_v7());
+    let (mine, theirs) = (airline_org(&world).await, airline_org(&world).await);
     for (code, org) in [("PX", mine), ("QX", theirs)] {
         c.create_airline(
             &admin(),
@@ -211,7 +211,7 @@ pub async fn reference_data_is_for_admins(pool: Pool) {
         longitude: 3.0,
         active: true,
     };
-    let org = Uuid::now_v7();
+    let org = airline_org(&world).await;
     for outsider in [operator(org), agent()] {
         forbidden(c.put_airport(&outsider, "TST", airport.clone()).await, "airport");
         let airline = AirlineInput {
@@ -222,6 +222,16 @@ pub async fn reference_data_is_for_admins(pool: Pool) {
         forbidden(c.create_airline(&outsider, airline).await, "airline");
         forbidden(c.set_fx_rate(&outsider, "EUR", "USD", "1.1").await, "fx rate");
     }
+    // Airlines belong to airline organizations.
+    let wrong = AirlineInput {
+        code: "ZY".into(),
+        name: "Y".into(),
+        organization_id: chain(&world).await,
+    };
+    assert_eq!(
+        invalid_fields(c.create_airline(&admin(), wrong).await),
+        ["organization_id"]
+    );
     // An admin adds an airport; it is searchable and schedulable at once.
     c.put_airport(&admin(), "TST", airport.clone()).await.unwrap();
     let found = c

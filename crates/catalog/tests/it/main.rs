@@ -21,6 +21,8 @@ pub struct World {
     pub catalog: Catalog,
     pub inventory: phoenix_inventory::Service,
     pub inventory_db: TestDatabase,
+    pub identity: phoenix_identity::Service,
+    _identity_db: TestDatabase,
 }
 
 pub async fn world(pool: Pool) -> World {
@@ -32,10 +34,22 @@ pub async fn world_with(pool: Pool, options: Options) -> World {
         .with_test_writer()
         .with_env_filter("warn")
         .try_init();
-    let inventory_db = match pool.backend() {
-        Backend::Sqlite => TestDatabase::sqlite(phoenix_inventory::migrations()).await,
-        Backend::Postgres => TestDatabase::postgres(phoenix_inventory::migrations()).await,
+    let backend = pool.backend();
+    let database = |migrations: &'static phoenix_db::Migrations| async move {
+        match backend {
+            Backend::Sqlite => TestDatabase::sqlite(migrations).await,
+            Backend::Postgres => TestDatabase::postgres(migrations).await,
+        }
     };
+    let inventory_db = database(phoenix_inventory::migrations()).await;
+    let identity_db = database(phoenix_identity::migrations()).await;
+    let identity = phoenix_identity::Service::new(
+        identity_db.pool(),
+        phoenix_identity::Options::default(),
+        phoenix_ratelimit::Limiter::memory(),
+    )
+    .await
+    .unwrap();
     let inventory = phoenix_inventory::Service::new(
         inventory_db.pool(),
         phoenix_inventory::Options::default(),
@@ -43,19 +57,43 @@ pub async fn world_with(pool: Pool, options: Options) -> World {
     )
     .await
     .unwrap();
-    let catalog = catalog_on(pool, &inventory, options).await;
+    let catalog = catalog_on(pool, &inventory, &identity, options).await;
     World {
         catalog,
         inventory,
         inventory_db,
+        identity,
+        _identity_db: identity_db,
     }
 }
 
-/// A catalog on `pool` using `inventory` in process.
-pub async fn catalog_on(pool: Pool, inventory: &phoenix_inventory::Service, options: Options) -> Catalog {
+/// A catalog on `pool` using `inventory` and `identity` in process.
+pub async fn catalog_on(
+    pool: Pool,
+    inventory: &phoenix_inventory::Service,
+    identity: &phoenix_identity::Service,
+    options: Options,
+) -> Catalog {
     let inventory = phoenix_inventory::Client::Local(inventory.clone());
+    let identity = phoenix_identity::Client::Local(identity.clone());
     let signer = OfferSigner::new(b"a test key that is long enough!!");
-    Catalog::new(pool, inventory, options, signer).await.unwrap()
+    Catalog::new(pool, inventory, identity, options, signer).await.unwrap()
+}
+
+/// A new organization of `kind` in identity.
+pub async fn organization(world: &World, kind: phoenix_identity::OrganizationKind) -> Uuid {
+    let name = format!("Org {}", Uuid::now_v7().simple());
+    world.identity.create_organization(&name, kind).await.unwrap().id
+}
+
+/// A new hotel chain.
+pub async fn chain(world: &World) -> Uuid {
+    organization(world, phoenix_identity::OrganizationKind::HotelChain).await
+}
+
+/// A new airline organization.
+pub async fn airline_org(world: &World) -> Uuid {
+    organization(world, phoenix_identity::OrganizationKind::Airline).await
 }
 
 pub fn principal(roles: &[Role], organization_id: Option<Uuid>) -> Principal {

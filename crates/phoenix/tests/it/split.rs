@@ -56,6 +56,27 @@ async fn gateway_reaches_a_remote_identity() {
         )
         .await;
     assert_eq!(org.status, 201, "{org:?}");
+
+    // The catalog, here with the gateway, checks organization kinds with the remote identity.
+    let chain = gateway
+        .post(
+            "/api/v1/admin/organizations",
+            Some(&admin),
+            json!({"name": "Remote Inns", "kind": "hotel_chain"}),
+        )
+        .await;
+    let hotel = |org: &serde_json::Value| {
+        json!({"organization_id": org, "name": "Inn", "address": "1 St", "city": "Oslo", "country": "NO",
+               "latitude": 59.9, "longitude": 10.7, "stars": 3, "time_zone": "Europe/Oslo"})
+    };
+    let made = gateway
+        .post("/api/v1/catalog/hotels", Some(&admin), hotel(&chain.body["id"]))
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    gateway
+        .post("/api/v1/catalog/hotels", Some(&admin), hotel(&org.body["id"]))
+        .await
+        .assert_problem(422, "invalid_fields");
 }
 
 #[tokio::test]
