@@ -62,6 +62,23 @@ impl Check {
         }
     }
 
+    /// A point on the globe, as `latitude` and `longitude` in degrees.
+    pub fn point(&mut self, latitude: f64, longitude: f64) {
+        if !(-90.0..=90.0).contains(&latitude) {
+            self.fail("latitude", "must be between -90 and 90");
+        }
+        if !(-180.0..=180.0).contains(&longitude) {
+            self.fail("longitude", "must be between -180 and 180");
+        }
+    }
+
+    /// An ISO 3166-1 alpha-2 country code.
+    pub fn country(&mut self, field: &str, code: &str) {
+        if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            self.fail(field, "must be an ISO 3166-1 alpha-2 code such as FR");
+        }
+    }
+
     pub fn finish(self) -> Result<(), crate::Error> {
         if self.0.is_empty() {
             Ok(())
@@ -109,15 +126,8 @@ impl HotelInput {
         check.text("description", &self.description, 0, 5_000);
         check.text("address", &self.address, 1, 500);
         check.text("city", &self.city, 1, 100);
-        if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            check.fail("country", "must be an ISO 3166-1 alpha-2 code such as FR");
-        }
-        if !(-90.0..=90.0).contains(&self.latitude) {
-            check.fail("latitude", "must be between -90 and 90");
-        }
-        if !(-180.0..=180.0).contains(&self.longitude) {
-            check.fail("longitude", "must be between -180 and 180");
-        }
+        check.country("country", &self.country);
+        check.point(self.latitude, self.longitude);
         check.range("stars", self.stars, 1, 5);
         if self.amenities.len() > 50 {
             check.fail("amenities", "at most 50 amenities");
@@ -361,7 +371,7 @@ impl ScheduleView {
             flight_number: s.flight_number.clone(),
             origin: s.origin.clone(),
             destination: s.destination.clone(),
-            departure_time: format!("{:02}:{:02}", s.departure_time.hour(), s.departure_time.minute()),
+            departure_time: crate::store::format_time(s.departure_time),
             duration_minutes: s.duration_minutes,
             days: (1..=7u8).filter(|d| s.days[usize::from(*d - 1)]).collect(),
             effective_from: Day(s.effective_from),

@@ -565,12 +565,16 @@ impl Store {
     }
 }
 
-fn format_time(t: time::Time) -> String {
+pub(crate) fn format_time(t: time::Time) -> String {
     format!("{:02}:{:02}", t.hour(), t.minute())
 }
 
-fn parse_time(s: &str) -> Option<time::Time> {
+/// A local time as `HH:MM`, the one way schedules write it, in the database and on the wire.
+pub(crate) fn parse_time(s: &str) -> Option<time::Time> {
     let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
     time::Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
 }
 

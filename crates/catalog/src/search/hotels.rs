@@ -1,0 +1,503 @@
+//! Hotel search: stays in a city or around a point, every night available, cheapest options first.
+
+use super::*;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HotelSort {
+    #[default]
+    Price,
+    Distance,
+    Stars,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HotelSearch {
+    /// City name, case-insensitive (or give `latitude`, `longitude` and `radius_km`).
+    pub city: Option<String>,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// 0.1 to 100 km around the point (default 10).
+    pub radius_km: Option<f64>,
+    #[param(value_type = String, format = Date)]
+    pub check_in: Option<Day>,
+    #[param(value_type = String, format = Date)]
+    pub check_out: Option<Day>,
+    /// Guests in all (default 2).
+    pub guests: Option<u32>,
+    /// Rooms, 1 to 9 (default 1).
+    pub rooms: Option<u32>,
+    /// Stay total bounds, minor units of the display currency (or of the hotel's when none is asked).
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    /// Star ratings accepted, comma-separated (`4,5`).
+    pub stars: Option<String>,
+    /// Amenities all required, comma-separated (`pool,free_wifi`).
+    pub amenities: Option<String>,
+    /// Only refundable rate plans.
+    pub refundable: Option<bool>,
+    pub sort: Option<HotelSort>,
+    /// Display currency (ISO 4217); charges stay in the hotel's currency.
+    pub currency: Option<String>,
+    /// Results per page, 1 to 50 (default 20).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A validated hotel search.
+struct Stay {
+    check_in: time::Date,
+    check_out: time::Date,
+    nights: Vec<time::Date>,
+    guests: u32,
+    rooms: u32,
+    point: Option<(f64, f64, f64)>,
+    stars: Option<Vec<u8>>,
+    amenities: Vec<String>,
+    display: Option<Currency>,
+    offset: usize,
+    limit: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HotelSearchResponse {
+    pub check_in: Day,
+    pub check_out: Day,
+    pub nights: usize,
+    pub rooms: u32,
+    pub guests: u32,
+    /// Hotels matching, over all pages.
+    pub total: usize,
+    pub results: Vec<HotelResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HotelSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub address: String,
+    pub city: String,
+    pub country: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub stars: u8,
+    pub amenities: Vec<String>,
+}
+
+impl From<&crate::hotel::Hotel> for HotelSummary {
+    fn from(h: &crate::hotel::Hotel) -> HotelSummary {
+        HotelSummary {
+            id: h.id,
+            name: h.name.clone(),
+            address: h.address.clone(),
+            city: h.city.clone(),
+            country: h.country.clone(),
+            latitude: h.latitude,
+            longitude: h.longitude,
+            stars: h.stars,
+            amenities: h.amenities.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HotelResult {
+    pub hotel: HotelSummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_km: Option<f64>,
+    /// The cheapest available options, cheapest first.
+    pub options: Vec<StayOption>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StayOption {
+    pub room_type_id: Uuid,
+    pub room_type: String,
+    pub rate_plan_id: Uuid,
+    pub rate_plan: String,
+    pub meal_plan: MealPlan,
+    pub refundable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub free_cancellation_hours: Option<u32>,
+    /// Fewest rooms of this type left over the stay's nights.
+    pub rooms_left: i64,
+    /// Price of one room each night, after dynamic pricing.
+    pub nightly_minor: Vec<i64>,
+    /// ISO 4217 currency charged.
+    pub currency: String,
+    #[schema(value_type = Object)]
+    pub price: PriceBreakdown,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_total: Option<DisplayAmount>,
+    /// Signed and short-lived: a booking presents it to prove this price.
+    pub offer_id: String,
+}
+
+impl HotelSearch {
+    fn validate(&self, today: time::Date) -> Result<Stay, Error> {
+        let mut check = Check::default();
+        let check_in = self.check_in.map(|d| d.0);
+        let check_out = self.check_out.map(|d| d.0);
+        match check_in {
+            None => check.fail("check_in", "required"),
+            Some(d) if d < today => check.fail("check_in", "must not be in the past"),
+            Some(d) if (d - today).whole_days() > MAX_DAYS_AHEAD => {
+                check.fail("check_in", format!("at most {MAX_DAYS_AHEAD} days ahead"))
+            }
+            Some(_) => {}
+        }
+        match (check_in, check_out) {
+            (_, None) => check.fail("check_out", "required"),
+            (Some(i), Some(o)) if o <= i => check.fail("check_out", "must be after check_in"),
+            (Some(i), Some(o)) if (o - i).whole_days() > MAX_NIGHTS => {
+                check.fail("check_out", format!("a stay has at most {MAX_NIGHTS} nights"))
+            }
+            _ => {}
+        }
+        let guests = self.guests.unwrap_or(2);
+        let rooms = self.rooms.unwrap_or(1);
+        check.range("rooms", rooms, 1, pricing::MAX_ROOMS);
+        check.range("guests", guests, 1, pricing::MAX_GUESTS);
+        if rooms > guests {
+            check.fail("rooms", "at least one guest per room");
+        }
+        let point = match (self.latitude, self.longitude, non_empty(&self.city)) {
+            (Some(lat), Some(lon), _) => {
+                check.point(lat, lon);
+                let radius = radius(&mut check, self.radius_km, DEFAULT_RADIUS_KM);
+                Some((lat, lon, radius))
+            }
+            (None, None, Some(city)) => {
+                if city.chars().count() > 100 {
+                    check.fail("city", "at most 100 characters");
+                }
+                if self.radius_km.is_some() {
+                    check.fail("radius_km", "needs latitude and longitude");
+                }
+                None
+            }
+            (Some(_), None, _) => {
+                check.fail("longitude", "required with latitude");
+                None
+            }
+            (None, Some(_), _) => {
+                check.fail("latitude", "required with longitude");
+                None
+            }
+            (None, None, None) => {
+                check.fail("city", "give a city, or latitude and longitude");
+                None
+            }
+        };
+        if self.sort == Some(HotelSort::Distance) && point.is_none() {
+            check.fail("sort", "sorting by distance needs latitude and longitude");
+        }
+        if let (Some(min), Some(max)) = (self.min_price, self.max_price)
+            && min > max
+        {
+            check.fail("max_price", "must not be below min_price");
+        }
+        let stars = non_empty(&self.stars).map(|list| {
+            list.split(',')
+                .filter_map(|s| match s.trim().parse::<u8>() {
+                    Ok(n) if (1..=5).contains(&n) => Some(n),
+                    _ => {
+                        check.fail("stars", "a comma-separated list of 1 to 5");
+                        None
+                    }
+                })
+                .collect::<Vec<u8>>()
+        });
+        let amenities: Vec<String> = non_empty(&self.amenities)
+            .map(|list| {
+                list.split(',')
+                    .map(|a| a.trim().to_owned())
+                    .filter(|a| !a.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if amenities.len() > 20 {
+            check.fail("amenities", "at most 20 amenities");
+        }
+        let display = display_currency(&mut check, &self.currency);
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        check.range("limit", limit, 1, MAX_PAGE);
+        let offset = cursor_offset(&mut check, &self.cursor);
+        check.finish()?;
+        let (Some(check_in), Some(check_out)) = (check_in, check_out) else {
+            return Err(Error::invalid("check_in", "required"));
+        };
+        Ok(Stay {
+            check_in,
+            check_out,
+            nights: hotel::nights(check_in, check_out),
+            guests,
+            rooms,
+            point,
+            stars,
+            amenities,
+            display,
+            offset,
+            limit: limit as usize,
+        })
+    }
+}
+
+struct HotelCandidate {
+    entry: Arc<HotelEntry>,
+    distance_km: Option<f64>,
+}
+
+struct Ranked {
+    candidate: HotelCandidate,
+    options: Vec<(StayOption, OfferDraft)>,
+    /// Cheapest total in the filter's currency.
+    sort_price: i64,
+}
+
+impl Catalog {
+    /// Hotels with every night of the stay available for the rooms asked, each with its cheapest options.
+    pub async fn search_hotels(&self, query: &HotelSearch) -> Result<Bytes, Error> {
+        let stay = query.validate(OffsetDateTime::now_utc().date())?;
+        let key = format!("hotels:{}", serde_json::to_string(query).unwrap_or_default());
+        if let Some(hit) = self.cached_result(&key, RESULT_MAX_AGE) {
+            metrics::counter!("catalog_search_results_total", "kind" => "hotels", "cache" => "hit").increment(1);
+            return Ok(hit);
+        }
+        let generation = self.generation();
+        let snapshot = self.snapshot();
+        let candidates = hotel_candidates(&snapshot, &stay, query);
+        let mut items = Vec::new();
+        for c in &candidates {
+            for room in c.entry.room_types.iter().filter(|r| room_fits(r, &stay)) {
+                items.extend(stay.nights.iter().map(|n| hotel::room_item(room.id, *n)));
+            }
+        }
+        let counts = self.availability().get(&items).await?;
+        let options = self.options();
+        let mut ranked = Vec::new();
+        for candidate in candidates {
+            let mut found = stay_options(
+                &candidate.entry,
+                &stay,
+                &counts,
+                query.refundable == Some(true),
+                options,
+            )?;
+            if found.is_empty() {
+                continue;
+            }
+            found.sort_by_key(|(o, _)| o.price.total_minor);
+            found.truncate(OPTIONS_PER_HOTEL);
+            for (option, _) in &mut found {
+                let money = Money::new(
+                    option.price.total_minor,
+                    Currency::parse(&option.currency).map_err(bad_money)?,
+                );
+                option.display_total = display_amount(&snapshot, money, stay.display);
+            }
+            let cheapest = &found[0].0;
+            let bounded = query.min_price.is_some() || query.max_price.is_some();
+            let sort_price = match (&cheapest.display_total, stay.display) {
+                (Some(d), _) => d.amount_minor,
+                // Bounds in a display currency this hotel's price cannot be converted to cannot be met.
+                (None, Some(_)) if bounded => continue,
+                _ => cheapest.price.total_minor,
+            };
+            if query.min_price.is_some_and(|m| sort_price < m) || query.max_price.is_some_and(|m| sort_price > m) {
+                continue;
+            }
+            ranked.push(Ranked {
+                candidate,
+                options: found,
+                sort_price,
+            });
+        }
+        match query.sort.unwrap_or_default() {
+            HotelSort::Price => ranked.sort_by(|a, b| {
+                a.sort_price
+                    .cmp(&b.sort_price)
+                    .then_with(|| a.candidate.entry.hotel.id.cmp(&b.candidate.entry.hotel.id))
+            }),
+            HotelSort::Distance => ranked.sort_by(|a, b| {
+                a.candidate
+                    .distance_km
+                    .unwrap_or(0.0)
+                    .total_cmp(&b.candidate.distance_km.unwrap_or(0.0))
+                    .then_with(|| a.sort_price.cmp(&b.sort_price))
+            }),
+            HotelSort::Stars => ranked.sort_by(|a, b| {
+                b.candidate
+                    .entry
+                    .hotel
+                    .stars
+                    .cmp(&a.candidate.entry.hotel.stars)
+                    .then_with(|| a.sort_price.cmp(&b.sort_price))
+            }),
+        }
+        let total = ranked.len();
+        let expires = self.offer_expiry();
+        let results: Vec<HotelResult> = ranked
+            .into_iter()
+            .skip(stay.offset)
+            .take(stay.limit)
+            .map(|r| HotelResult {
+                hotel: HotelSummary::from(&r.candidate.entry.hotel),
+                distance_km: r.candidate.distance_km.map(|d| (d * 100.0).round() / 100.0),
+                options: r
+                    .options
+                    .into_iter()
+                    .map(|(mut option, draft)| {
+                        option.offer_id = self.sign(draft, expires);
+                        option
+                    })
+                    .collect(),
+            })
+            .collect();
+        let next = stay.offset + results.len();
+        let response = HotelSearchResponse {
+            check_in: Day(stay.check_in),
+            check_out: Day(stay.check_out),
+            nights: stay.nights.len(),
+            rooms: stay.rooms,
+            guests: stay.guests,
+            total,
+            results,
+            next_cursor: (next < total).then(|| next.to_string()),
+        };
+        let value = Bytes::from(serde_json::to_vec(&response).map_err(|_| Error::Corrupt { what: "search result" })?);
+        metrics::counter!("catalog_search_results_total", "kind" => "hotels", "cache" => "miss").increment(1);
+        self.cache_result(key, generation, value.clone());
+        Ok(value)
+    }
+}
+
+fn room_fits(room: &crate::hotel::RoomType, stay: &Stay) -> bool {
+    room.active && u32::from(room.max_occupancy) * stay.rooms >= stay.guests
+}
+
+fn hotel_candidates(snapshot: &Snapshot, stay: &Stay, query: &HotelSearch) -> Vec<HotelCandidate> {
+    let matches = |entry: &HotelEntry| {
+        let h = &entry.hotel;
+        h.active
+            && stay.stars.as_ref().is_none_or(|s| s.contains(&h.stars))
+            && stay.amenities.iter().all(|a| h.amenities.contains(a))
+    };
+    match (stay.point, non_empty(&query.city)) {
+        (Some((lat, lon, radius)), _) => snapshot
+            .hotels
+            .values()
+            .filter(|e| matches(e))
+            .filter_map(|e| {
+                let d = crate::geo::distance_km(lat, lon, e.hotel.latitude, e.hotel.longitude);
+                (d <= radius).then(|| HotelCandidate {
+                    entry: e.clone(),
+                    distance_km: Some(d),
+                })
+            })
+            .collect(),
+        (None, Some(city)) => snapshot
+            .hotels_by_city
+            .get(&city.to_lowercase())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| snapshot.hotels.get(id))
+            .filter(|e| matches(e))
+            .map(|e| HotelCandidate {
+                entry: e.clone(),
+                distance_km: None,
+            })
+            .collect(),
+        (None, None) => Vec::new(),
+    }
+}
+
+/// Every rate plan of the hotel sellable for the whole stay, priced.
+fn stay_options(
+    entry: &HotelEntry,
+    stay: &Stay,
+    counts: &HashMap<String, Counts>,
+    refundable_only: bool,
+    options: &crate::Options,
+) -> Result<Vec<(StayOption, OfferDraft)>, Error> {
+    let mut found = Vec::new();
+    for room in entry.room_types.iter().filter(|r| room_fits(r, stay)) {
+        let mut nightly_counts = Vec::with_capacity(stay.nights.len());
+        let mut item = String::with_capacity(64);
+        for night in &stay.nights {
+            item.clear();
+            hotel::write_room_item(&mut item, room.id, *night);
+            match counts.get(&item) {
+                Some(c) if c.available() >= i64::from(stay.rooms) => nightly_counts.push(*c),
+                _ => break,
+            }
+        }
+        if nightly_counts.len() != stay.nights.len() {
+            continue; // some night is sold out, closed or not on sale
+        }
+        let rooms_left = nightly_counts.iter().map(|c| c.available()).min().unwrap_or(0);
+        for plan in entry
+            .rate_plans
+            .iter()
+            .filter(|p| p.active && p.room_type_id == room.id)
+        {
+            if refundable_only && !plan.refundable {
+                continue;
+            }
+            let Some(base) = plan.nightly(stay.check_in, stay.nights.len() as u32) else {
+                continue;
+            };
+            let Ok(currency) = Currency::parse(&plan.currency) else {
+                continue;
+            };
+            let mut nightly = Vec::with_capacity(base.len());
+            for (price, c) in base.iter().zip(&nightly_counts) {
+                nightly.push(
+                    options
+                        .dynamic_pricing
+                        .apply(*price, c.committed, c.capacity)
+                        .map_err(pricing_error)?,
+                );
+            }
+            let price = pricing::stay_total(&nightly, stay.rooms, stay.guests, &options.fees).map_err(pricing_error)?;
+            let draft = OfferDraft {
+                total: Money::new(price.total_minor, currency),
+                details: OfferDetails::Hotel {
+                    hotel_id: entry.hotel.id,
+                    room_type_id: room.id,
+                    rate_plan_id: plan.id,
+                    check_in: Day(stay.check_in),
+                    check_out: Day(stay.check_out),
+                    rooms: stay.rooms,
+                    guests: stay.guests,
+                    refundable: plan.refundable,
+                    free_cancellation_hours: plan.free_cancellation_hours,
+                },
+            };
+            found.push((
+                StayOption {
+                    room_type_id: room.id,
+                    room_type: room.name.clone(),
+                    rate_plan_id: plan.id,
+                    rate_plan: plan.name.clone(),
+                    meal_plan: plan.meal_plan,
+                    refundable: plan.refundable,
+                    free_cancellation_hours: plan.free_cancellation_hours,
+                    rooms_left,
+                    nightly_minor: nightly,
+                    currency: plan.currency.clone(),
+                    price,
+                    display_total: None,
+                    offer_id: String::new(),
+                },
+                draft,
+            ));
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,284 @@
+//! Managing flights: schedules, the departures materialized from them and their buckets.
+
+use super::*;
+
+impl Catalog {
+    fn schedule_from(&self, id: Uuid, input: &ScheduleInput, check: &mut Check) -> Option<Schedule> {
+        let departure_time = crate::store::parse_time(&input.departure_time);
+        if departure_time.is_none() {
+            check.fail("departure_time", "must be a local time as HH:MM");
+        }
+        let mut days = [false; 7];
+        for (i, day) in input.days.iter().enumerate() {
+            match usize::from(*day).checked_sub(1).filter(|d| *d < 7) {
+                Some(d) => days[d] = true,
+                None => check.fail(&format!("days[{i}]"), "ISO weekdays are 1 (Monday) to 7 (Sunday)"),
+            }
+        }
+        if !input.flight_number.starts_with(&input.airline)
+            || !(3..=7).contains(&input.flight_number.len())
+            || !input.flight_number[input.airline.len().min(input.flight_number.len())..]
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        {
+            check.fail("flight_number", "must be the airline's code followed by 1 to 4 digits");
+        }
+        if Currency::parse(&input.currency).is_err() {
+            check.fail("currency", "must be an ISO 4217 code");
+        }
+        let schedule = Schedule {
+            id,
+            airline: input.airline.clone(),
+            flight_number: input.flight_number.clone(),
+            origin: input.origin.clone(),
+            destination: input.destination.clone(),
+            departure_time: departure_time.unwrap_or(Time::MIDNIGHT),
+            duration_minutes: input.duration_minutes,
+            days,
+            effective_from: input.effective_from.0,
+            effective_to: input.effective_to.0,
+            currency: input.currency.clone(),
+            cabins: input.cabins.clone(),
+        };
+        let snapshot = self.snapshot();
+        let zones = |code: &str| snapshot.zone(code);
+        match schedule.validate_in(&zones) {
+            Ok(()) => {}
+            Err(flight::ScheduleError::UnknownAirport(code)) => {
+                let field = if code == input.origin { "origin" } else { "destination" };
+                check.fail(field, format!("unknown airport {code}"));
+            }
+            Err(flight::ScheduleError::Invalid(message)) => {
+                let field = schedule_field(message);
+                check.fail(field, message);
+            }
+        }
+        Some(schedule)
+    }
+
+    fn airline_for_write(&self, actor: &Principal, code: &str) -> Result<Airline, Error> {
+        let airline = self
+            .snapshot()
+            .airlines
+            .get(code)
+            .cloned()
+            .ok_or_else(|| Error::invalid("airline", "no such airline"))?;
+        if Self::may_manage(actor, airline.organization_id) {
+            Ok(airline)
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    pub async fn create_schedule(&self, actor: &Principal, input: ScheduleInput) -> Result<ScheduleView, Error> {
+        let mut check = Check::default();
+        let schedule = self.schedule_from(Uuid::now_v7(), &input, &mut check);
+        check.finish()?;
+        let Some(schedule) = schedule else {
+            return Err(Error::invalid("schedule", "invalid"));
+        };
+        let _writing = self.inner.writing.lock().await;
+        let airline = self.airline_for_write(actor, &schedule.airline)?;
+        self.save_schedule(actor, &airline, schedule, "catalog.schedule_created.v1")
+            .await
+    }
+
+    pub fn schedule_for_manager(&self, actor: &Principal, id: Uuid) -> Result<ScheduleView, Error> {
+        let snapshot = self.snapshot();
+        let schedule = snapshot.schedules.get(&id).ok_or(Error::NotFound("schedule"))?;
+        let owner = snapshot.airlines.get(&schedule.airline).map(|a| a.organization_id);
+        if !owner.is_some_and(|o| Self::may_manage(actor, o)) {
+            return Err(Error::NotFound("schedule"));
+        }
+        let n = snapshot.departures_of(id);
+        Ok(ScheduleView::new(schedule, n))
+    }
+
+    /// Replaces a schedule: departures are materialized again, new ones get buckets, existing ones are resized to
+    /// the new cabins (inventory refuses to go below what is sold).
+    pub async fn update_schedule(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        input: ScheduleInput,
+    ) -> Result<ScheduleView, Error> {
+        let _writing = self.inner.writing.lock().await;
+        let old = self
+            .snapshot()
+            .schedules
+            .get(&id)
+            .cloned()
+            .ok_or(Error::NotFound("schedule"))?;
+        self.airline_for_write(actor, &old.airline)?;
+        let mut check = Check::default();
+        let schedule = self.schedule_from(id, &input, &mut check);
+        if input.airline != old.airline || input.flight_number != old.flight_number {
+            check.fail("flight_number", "a schedule's airline and flight number cannot change");
+        }
+        check.finish()?;
+        let Some(schedule) = schedule else {
+            return Err(Error::invalid("schedule", "invalid"));
+        };
+        let airline = self.airline_for_write(actor, &schedule.airline)?;
+        self.save_schedule(actor, &airline, schedule, "catalog.schedule_updated.v1")
+            .await
+    }
+
+    pub async fn deactivate_schedule(&self, actor: &Principal, id: Uuid) -> Result<ScheduleView, Error> {
+        let _writing = self.inner.writing.lock().await;
+        let old = self
+            .snapshot()
+            .schedules
+            .get(&id)
+            .cloned()
+            .ok_or(Error::NotFound("schedule"))?;
+        self.airline_for_write(actor, &old.airline)?;
+        let event = self.event(
+            "catalog.schedule_deactivated.v1",
+            id.to_string(),
+            serde_json::json!({ "schedule_id": id }),
+        )?;
+        self.inner.store.deactivate_schedule(id, &event).await?;
+        self.replace(|s| s.remove_schedule(id));
+        Ok(ScheduleView::new(&old, 0))
+    }
+
+    async fn save_schedule(
+        &self,
+        actor: &Principal,
+        airline: &Airline,
+        schedule: Schedule,
+        event_type: &'static str,
+    ) -> Result<ScheduleView, Error> {
+        let snapshot = self.snapshot();
+        let zones = |code: &str| snapshot.zone(code);
+        let departures = schedule
+            .departures_in(&zones)
+            .map_err(|e| Error::invalid("schedule", e.to_string()))?;
+        let ids: Vec<String> = departures.iter().map(|d| d.id.clone()).collect();
+        if self
+            .inner
+            .store
+            .departure_taken(schedule.id, &schedule.flight_number, &ids)
+            .await?
+        {
+            return Err(Error::Conflict(
+                "flight_exists",
+                format!(
+                    "another schedule already flies {} on one of these dates",
+                    schedule.flight_number
+                ),
+            ));
+        }
+        let existing: Vec<String> = snapshot
+            .departures
+            .values()
+            .filter(|d| d.schedule.id == schedule.id)
+            .map(|d| d.departure.id.clone())
+            .collect();
+        let event = self.event(
+            event_type,
+            schedule.id.to_string(),
+            serde_json::json!({ "schedule_id": schedule.id, "flight_number": schedule.flight_number,
+                                "departures": departures.len() }),
+        )?;
+        self.inner.store.save_schedule(&schedule, &departures, &event).await?;
+        // New departures get fresh buckets; those that existed are resized to the (possibly new) cabins.
+        let org = Some(airline.organization_id);
+        let (kept, fresh): (Vec<&Departure>, Vec<&Departure>) =
+            departures.iter().partition(|d| existing.contains(&d.id));
+        self.create_items(actor, departure_items(&schedule, fresh.iter().copied(), org))
+            .await?;
+        let inventory = self.inner.availability.inventory();
+        for item in departure_items(&schedule, kept.iter().copied(), org) {
+            inventory
+                .put_item(actor, &item.item_id, item.capacity, item.overbooking_limit, org)
+                .await
+                .map_err(Error::Upstream)?;
+            self.inner.availability.invalidate([item.item_id.as_str()]);
+        }
+        let view = ScheduleView::new(&schedule, departures.len());
+        self.replace(|s| s.put_schedule(schedule, departures));
+        Ok(view)
+    }
+
+    /// Creates the buckets of many schedules' departures at once and stores them, for seeding: one transaction
+    /// per call, no per-schedule events beyond one summary event.
+    pub async fn load_schedules(&self, actor: &Principal, schedules: Vec<Schedule>) -> Result<usize, Error> {
+        let _writing = self.inner.writing.lock().await;
+        let snapshot = self.snapshot();
+        let zones = |code: &str| snapshot.zone(code);
+        let mut all = Vec::with_capacity(schedules.len());
+        let mut items = Vec::new();
+        for schedule in schedules {
+            let org = snapshot
+                .airlines
+                .get(&schedule.airline)
+                .map(|a| a.organization_id)
+                .ok_or_else(|| Error::invalid("airline", format!("no such airline {}", schedule.airline)))?;
+            let departures = schedule
+                .departures_in(&zones)
+                .map_err(|e| Error::invalid("schedule", e.to_string()))?;
+            items.extend(departure_items(&schedule, departures.iter(), Some(org)));
+            all.push((schedule, departures));
+        }
+        let event = self.event(
+            "catalog.schedules_loaded.v1",
+            "schedules",
+            serde_json::json!({ "schedules": all.len() }),
+        )?;
+        self.inner.store.save_schedules(&all, &event).await?;
+        drop(snapshot);
+        self.create_items(actor, items).await?;
+        let n: usize = all.iter().map(|(_, d)| d.len()).sum();
+        self.replace(|s| {
+            for (schedule, departures) in all {
+                s.put_schedule(schedule, departures);
+            }
+        });
+        Ok(n)
+    }
+}
+
+/// Which input field a schedule validation message is about.
+fn schedule_field(message: &str) -> &'static str {
+    if message.starts_with("origin") {
+        "destination"
+    } else if message.starts_with("duration") {
+        "duration_minutes"
+    } else if message.starts_with("effective") {
+        "effective_to"
+    } else if message.contains("day of the week") {
+        "days"
+    } else {
+        "cabins"
+    }
+}
+
+/// The buckets of departures: one per cabin (seats plus overbooking) and one per fare class (its booking limit).
+fn departure_items<'a>(
+    schedule: &Schedule,
+    departures: impl Iterator<Item = &'a Departure>,
+    organization_id: Option<Uuid>,
+) -> Vec<NewItem> {
+    let mut items = Vec::new();
+    for departure in departures {
+        for cabin in &schedule.cabins {
+            items.push(NewItem {
+                item_id: departure.seat_item(cabin.cabin),
+                capacity: cabin.seats,
+                overbooking_limit: cabin.overbooking_limit,
+                organization_id,
+            });
+            for fare in &cabin.fares {
+                items.push(NewItem {
+                    item_id: departure.fare_item(&fare.code),
+                    capacity: fare.booking_limit,
+                    overbooking_limit: 0,
+                    organization_id,
+                });
+            }
+        }
+    }
+    items
+}
