@@ -35,16 +35,14 @@ impl<'de> Deserialize<'de> for Day {
     }
 }
 
-/// Field-by-field validation; each failure names its field.
+/// Field-by-field validation: the project's [`phoenix_api::FieldErrors`] with the catalog's recurring checks, ending
+/// in the catalog's own 422.
 #[derive(Debug, Default)]
-pub(crate) struct Check(pub Vec<phoenix_api::FieldError>);
+pub(crate) struct Check(phoenix_api::FieldErrors);
 
 impl Check {
     pub fn fail(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(phoenix_api::FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        });
+        self.0.add(field, message);
     }
 
     pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize) {
@@ -83,7 +81,7 @@ impl Check {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(crate::Error::Invalid(self.0))
+            Err(crate::Error::Invalid(self.0.into_errors()))
         }
     }
 }
