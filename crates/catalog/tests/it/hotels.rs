@@ -338,9 +338,10 @@ pub async fn geo_search_finds_hotels_within_the_radius(pool: Pool) {
     let world = world(pool).await;
     let org = chain(&world).await;
     let near = hotel(&world, org, "Paris", 2, |_| 10_000).await;
-    let far = hotel(&world, org, "Versailles", 2, |_| 10_000).await;
+    let far = hotel(&world, org, "Versailles", 2, |n| 9_000 + n).await;
     let mut input = hotel_input("Versailles");
     (input.latitude, input.longitude) = (48.8049, 2.1204); // about 17.8 km from the centre of Paris
+    input.stars = 5;
     world
         .catalog
         .update_hotel(&operator(org), far.hotel, input)
@@ -374,6 +375,34 @@ pub async fn geo_search_finds_hotels_within_the_radius(pool: Pool) {
         [near.hotel, far.hotel]
     );
     assert_eq!(recommended[0].from_price_minor, Some(10_000));
+    // Best rated first, and cheapest first (by the lowest nightly price of the next 30 nights).
+    for (sort, first) in [
+        (phoenix_catalog::search::RecommendationSort::Rating, far.hotel),
+        (phoenix_catalog::search::RecommendationSort::Price, far.hotel),
+        (phoenix_catalog::search::RecommendationSort::Distance, near.hotel),
+    ] {
+        let recommended = world
+            .catalog
+            .recommend_hotels(&phoenix_catalog::search::Recommendations {
+                latitude: Some(48.85),
+                longitude: Some(2.35),
+                sort: Some(sort),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(recommended[0].hotel.id, first, "{sort:?}");
+        assert_eq!(recommended.len(), 2);
+    }
+    let cheapest = world
+        .catalog
+        .recommend_hotels(&phoenix_catalog::search::Recommendations {
+            latitude: Some(48.85),
+            longitude: Some(2.35),
+            sort: Some(phoenix_catalog::search::RecommendationSort::Price),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(cheapest[0].from_price_minor, Some(9_010));
 }
 
 pub async fn offers_prove_the_price_and_refuse_tampering(pool: Pool) {
