@@ -139,8 +139,17 @@ impl<'de> Deserialize<'de> for Roles {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
-    AccessToken { token_id: Uuid },
-    ApiKey { key_id: Uuid },
+    AccessToken {
+        token_id: Uuid,
+    },
+    ApiKey {
+        key_id: Uuid,
+    },
+    /// A Phoenix service acting later for this principal (the saga finishing a booking its customer started). Only
+    /// services create it; the gateway never accepts it from outside.
+    OnBehalf {
+        of: Uuid,
+    },
 }
 
 /// Who is calling. Only the gateway creates one, after checking a credential; services read it from the request
@@ -180,7 +189,7 @@ impl Principal {
     pub fn rate_limit_key(&self) -> String {
         match &self.credential {
             Credential::ApiKey { key_id } => format!("key:{key_id}"),
-            Credential::AccessToken { .. } => format!("user:{}", self.user_id),
+            Credential::AccessToken { .. } | Credential::OnBehalf { .. } => format!("user:{}", self.user_id),
         }
     }
 }

@@ -70,9 +70,27 @@ impl Client {
         body: Option<&B>,
         principal: Option<&Principal>,
     ) -> Result<T, Error> {
+        self.call_keyed(method, path, body, principal, None).await
+    }
+
+    /// [`call`](Self::call) with an `Idempotency-Key` header, for requests that create or move money or capacity:
+    /// a retry after a lost answer gets the first answer instead of doing the work twice.
+    pub async fn call_keyed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        principal: Option<&Principal>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, Error> {
         let url = format!("{}{path}", self.base_url);
         let mut headers = axum::http::HeaderMap::new();
         internal::write_headers(&mut headers, &self.token, principal, ClientIp(None));
+        if let Some(key) = idempotency_key
+            && let Ok(value) = axum::http::HeaderValue::from_str(key)
+        {
+            headers.insert(crate::IDEMPOTENCY_KEY, value);
+        }
         let mut request = self.http.request(method, &url).headers(headers);
         if let Some(body) = body {
             request = request.json(body);

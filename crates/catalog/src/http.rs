@@ -1,5 +1,5 @@
-//! The catalog's HTTP API: public search and browse (anyone, signed in or not), and management under
-//! `/api/v1/catalog/` (operators of the owning organization, and admins). Who may call each route is declared in
+//! The catalog's HTTP API: public search and browse (anyone, signed in or not), quotes (anyone signed in), and
+//! management under `/api/v1/catalog/` (operators of the owning organization, and admins). Who may call each route is declared in
 //! [`api`]; which object a caller may touch is checked by the service.
 
 use axum::extract::State;
@@ -19,6 +19,7 @@ use crate::model::{
     ScheduleView,
 };
 use crate::offer::Offer;
+use crate::quote::{Quotation, QuoteRequest};
 use crate::search::{
     AirportQuery, DepartureDetails, FlightSearch, FlightSearchResponse, HotelSearch, HotelSearchResponse,
     Recommendation, Recommendations,
@@ -38,6 +39,9 @@ pub fn api() -> OpenApiRouter<Catalog> {
         .routes(routes!(hotel_details))
         .routes(routes!(flight_details))
         .routes(routes!(offer));
+    let signed_in = OpenApiRouter::new()
+        .routes(routes!(quote))
+        .route_layer(RequireRoles::authenticated());
     let managers = OpenApiRouter::new()
         .routes(routes!(create_hotel))
         .routes(routes!(manage_hotel, update_hotel, deactivate_hotel))
@@ -55,7 +59,7 @@ pub fn api() -> OpenApiRouter<Catalog> {
         .routes(routes!(create_airline))
         .routes(routes!(set_fx_rate))
         .route_layer(RequireRoles::any_of(&[Role::Admin]));
-    public.merge(managers).merge(admins)
+    public.merge(signed_in).merge(managers).merge(admins)
 }
 
 /// The path prefixes the catalog answers, for the gateway's routing table when the catalog runs elsewhere.
@@ -67,6 +71,7 @@ pub const PATH_PREFIXES: &[&str] = &[
     "/api/v1/hotels/",
     "/api/v1/flights/",
     "/api/v1/offers/",
+    "/api/v1/quotes",
 ];
 
 /// A search answer, already serialized (and possibly cached).
@@ -151,11 +156,25 @@ impl From<Offer> for OfferView {
     }
 }
 
-/// What a quoted offer id says, if this catalog signed it and it has not expired (422 `invalid_offer` otherwise).
+/// What a quoted offer id says, if this catalog signed it (422 `invalid_offer` otherwise) and it has not expired (422
+/// `offer_expired`).
 #[utoipa::path(get, path = "/api/v1/offers/{offer_id}", tag = SEARCH, params(("offer_id" = String, Path)),
     responses((status = 200, body = OfferView), (status = 422, body = Problem)))]
 async fn offer(State(catalog): State<Catalog>, Path(id): Path<String>) -> Result<Json<OfferView>> {
     Ok(Json(catalog.verify_offer(&id)?.into()))
+}
+
+/// Price a basket before booking it: each item as search prices it (or at the price of the offer presented with
+/// it), in one currency, with the inventory a booking holds and the cancellation terms.
+#[utoipa::path(post, path = "/api/v1/quotes", tag = SEARCH, security(("bearer" = [])), request_body = QuoteRequest,
+    responses((status = 200, body = Quotation), (status = 401, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+async fn quote(
+    State(catalog): State<Catalog>,
+    principal: Principal,
+    Json(body): Json<QuoteRequest>,
+) -> Result<Json<Quotation>> {
+    Ok(Json(catalog.quote(&principal, &body).await?))
 }
 
 // Hotels

@@ -378,6 +378,18 @@ pub fn itinerary_total(
     with_fees(basis, Product::Itinerary, fees)
 }
 
+/// `bp` basis points of `amount_minor` (at most the whole of it), rounded half up: a cancellation fee, say.
+pub fn share_bp(amount_minor: i64, bp: u32) -> Result<i64, PricingError> {
+    non_negative("amount", amount_minor)?;
+    if bp > MAX_PERCENT_FEE_BP {
+        return Err(PricingError::InvalidFee {
+            code: "share".into(),
+            reason: "percentage exceeds 10000 bp",
+        });
+    }
+    share_half_up(amount_minor, i128::from(bp))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Product {
     Stay,
@@ -665,6 +677,25 @@ mod tests {
             );
         }
         assert_eq!(DynamicPricing::flat().apply(10_000, 10, 10), Ok(10_000));
+    }
+
+    #[test]
+    fn shares_round_half_up_and_stay_within_the_whole() {
+        let cases = [
+            (10_000, 2_000, Ok(2_000)),
+            (12_345, 2_000, Ok(2_469)),
+            (5, 1_000, Ok(1)),
+            (4, 1_000, Ok(0)),
+            (0, 2_000, Ok(0)),
+            (999, 10_000, Ok(999)),
+            (999, 0, Ok(0)),
+            (i64::MAX, 10_000, Ok(i64::MAX)),
+        ];
+        for (amount_minor, bp, expected) in cases {
+            assert_eq!(share_bp(amount_minor, bp), expected, "{bp} bp of {amount_minor}");
+        }
+        assert!(share_bp(100, 10_001).is_err());
+        assert!(share_bp(-1, 100).is_err());
     }
 
     #[test]

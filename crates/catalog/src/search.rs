@@ -28,6 +28,8 @@ use crate::{Catalog, Error};
 mod browse;
 mod flights;
 mod hotels;
+mod itinerary;
+mod stay;
 
 pub use browse::{AirportQuery, Recommendation, RecommendationSort, Recommendations};
 pub use flights::{
@@ -35,6 +37,8 @@ pub use flights::{
     connections,
 };
 pub use hotels::{HotelResult, HotelSearch, HotelSearchResponse, HotelSort, HotelSummary, StayOption};
+pub(crate) use itinerary::{check_passengers, connects, fare_price, itinerary_price};
+pub(crate) use stay::{StayPrice, check_occupancy, check_stay_dates, night_counts, price_stay};
 
 /// Longest stay one search prices.
 pub const MAX_NIGHTS: i64 = 30;
@@ -94,25 +98,28 @@ fn cursor_offset(check: &mut Check, cursor: &Option<String>) -> usize {
     }
 }
 
-/// An amount in the display currency, when one is asked and a rate is known (direct, or the inverse of the
-/// opposite rate).
+/// Units of `to` per unit of `from`: 1 for the same currency, the rate set for the pair, or else the inverse of the
+/// opposite pair's rate. Search displays with it and quotes convert with it, so both show the same amounts.
+pub(crate) fn fx_rate(snapshot: &Snapshot, from: Currency, to: Currency) -> Option<Decimal> {
+    if from == to {
+        return Some(Decimal::ONE);
+    }
+    let key = (from.code().to_owned(), to.code().to_owned());
+    match snapshot.fx.get(&key) {
+        Some(rate) => Some(*rate),
+        None => snapshot
+            .fx
+            .get(&(key.1, key.0))
+            .and_then(|r| Decimal::ONE.checked_div(*r))
+            .map(|r| r.round_dp(12)),
+    }
+}
+
+/// An amount in the display currency, when one is asked and a rate is known.
 fn display_amount(snapshot: &Snapshot, amount: Money, to: Option<Currency>) -> Option<DisplayAmount> {
     let to = to?;
-    let converted = if to == amount.currency {
-        Some(amount)
-    } else {
-        let key = (amount.currency.code().to_owned(), to.code().to_owned());
-        let rate = match snapshot.fx.get(&key) {
-            Some(rate) => Some(*rate),
-            None => snapshot
-                .fx
-                .get(&(key.1, key.0))
-                .and_then(|r| Decimal::ONE.checked_div(*r))
-                .map(|r| r.round_dp(12)),
-        };
-        rate.and_then(|r| convert(amount, to, r).ok())
-    };
-    converted.map(|m| DisplayAmount {
+    let rate = fx_rate(snapshot, amount.currency, to)?;
+    convert(amount, to, rate).ok().map(|m| DisplayAmount {
         amount_minor: m.amount_minor,
         currency: m.currency.code().to_owned(),
     })
@@ -124,9 +131,12 @@ struct OfferDraft {
     details: OfferDetails,
 }
 
-#[derive(Serialize)]
+/// What an offer describes: the choice (which a quote compares with what is booked), its terms and its price as
+/// shown. `nightly_minor` and `price` are optional only so that a quote can still read an offer signed before they
+/// were added.
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-enum OfferDetails {
+pub(crate) enum OfferDetails {
     Hotel {
         hotel_id: Uuid,
         room_type_id: Uuid,
@@ -137,6 +147,10 @@ enum OfferDetails {
         guests: u32,
         refundable: bool,
         free_cancellation_hours: Option<u32>,
+        #[serde(default)]
+        nightly_minor: Option<Vec<i64>>,
+        #[serde(default)]
+        price: Option<PriceBreakdown>,
     },
     Flight {
         departure_ids: Vec<String>,
@@ -144,6 +158,8 @@ enum OfferDetails {
         fare_codes: Vec<String>,
         passengers: Passengers,
         refundable: bool,
+        #[serde(default)]
+        price: Option<PriceBreakdown>,
     },
 }
 

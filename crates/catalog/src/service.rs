@@ -53,6 +53,9 @@ pub struct Options {
     pub dynamic_pricing: DynamicPricing,
     /// How long a quoted offer can be booked at its price.
     pub offer_ttl_secs: u64,
+    /// What cancelling a refundable itinerary after its free cancellation ends keeps: this share of its price, in
+    /// basis points (2000 = 20 %).
+    pub flight_cancellation_fee_bp: u32,
     /// Search results kept for repeated queries (dropped whenever inventory or the catalog changes).
     pub result_cache_entries: usize,
 }
@@ -83,6 +86,7 @@ impl Default for Options {
             traveller_pricing: TravellerPricing::default(),
             dynamic_pricing: DynamicPricing::default(),
             offer_ttl_secs: 900,
+            flight_cancellation_fee_bp: 2_000,
             result_cache_entries: 10_000,
         }
     }
@@ -99,6 +103,9 @@ impl Options {
         crate::pricing::stay_total(&[1], 1, 1, &self.fees).map_err(|e| format!("catalog.fees: {e}"))?;
         if !(30..=86_400).contains(&self.offer_ttl_secs) {
             return Err("catalog.offer_ttl_secs must be between 30 and 86400".into());
+        }
+        if self.flight_cancellation_fee_bp > 10_000 {
+            return Err("catalog.flight_cancellation_fee_bp must be between 0 and 10000".into());
         }
         Ok(())
     }

@@ -3,13 +3,15 @@
 use axum::Router;
 use axum::extract::State;
 use axum::http::Method;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
-use phoenix_api::{Json, Principal, Problem, Query, remote};
+use phoenix_api::{IdempotencyKey, Json, Path, Principal, Problem, Query, remote};
 use serde::{Deserialize, Serialize};
 
-use crate::http::{AvailabilityRequest, AvailabilityResponse, ItemResponse};
+use crate::hold::Hold;
+use crate::http::{AvailabilityRequest, AvailabilityResponse, HoldResponse, ItemResponse, LineBody};
 use crate::item::{Bucket, ItemId};
-use crate::{Error, Service};
+use crate::{Error, HoldRequest, Service};
 
 /// Inventory as another service sees it. `Local` calls the service directly; `Remote` calls its HTTP API.
 #[derive(Clone)]
@@ -36,6 +38,13 @@ pub struct Change {
 #[derive(Debug, Serialize, Deserialize)]
 struct ChangesQuery {
     after: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct HoldBody {
+    lines: Vec<LineBody>,
+    ttl_secs: Option<u64>,
+    reference: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -120,6 +129,85 @@ impl Client {
         }
     }
 
+    /// Holds every line or none for `holder` (who will own the hold and may confirm or release it). The
+    /// idempotency key makes a retry after a lost answer return the first hold instead of holding twice.
+    pub async fn create_hold(
+        &self,
+        holder: &Principal,
+        request: &HoldRequest,
+        idempotency_key: &str,
+    ) -> Result<Hold, Problem> {
+        match self {
+            Client::Local(service) => Ok(service
+                .create_hold(holder, request.clone(), Some(idempotency_key))
+                .await?),
+            Client::Remote(client) => {
+                let body = HoldBody {
+                    lines: request
+                        .lines
+                        .iter()
+                        .map(|(item_id, quantity)| LineBody {
+                            item_id: item_id.clone(),
+                            quantity: *quantity,
+                        })
+                        .collect(),
+                    ttl_secs: request.ttl_secs,
+                    reference: request.reference.clone(),
+                };
+                let hold: HoldResponse = client
+                    .call_keyed(
+                        Method::POST,
+                        "/internal/v1/inventory/holds",
+                        Some(&body),
+                        Some(holder),
+                        Some(idempotency_key),
+                    )
+                    .await?;
+                Ok(from_wire(hold)?)
+            }
+        }
+    }
+
+    /// A hold as `viewer` may see it.
+    pub async fn hold(&self, viewer: &Principal, hold_id: uuid::Uuid) -> Result<Hold, Problem> {
+        match self {
+            Client::Local(service) => Ok(service.hold(viewer, hold_id).await?),
+            Client::Remote(client) => {
+                let path = format!("/internal/v1/inventory/holds/{hold_id}");
+                let hold: HoldResponse = client.call::<(), _>(Method::GET, &path, None, Some(viewer)).await?;
+                Ok(from_wire(hold)?)
+            }
+        }
+    }
+
+    /// Sells a hold's units. Idempotent; refused once the hold expired or was released.
+    pub async fn confirm(&self, actor: &Principal, hold_id: uuid::Uuid) -> Result<Hold, Problem> {
+        match self {
+            Client::Local(service) => Ok(service.confirm(actor, hold_id).await?),
+            Client::Remote(client) => self.hold_action(client, actor, hold_id, "confirm").await,
+        }
+    }
+
+    /// Returns a hold's units to stock, held or sold. Idempotent.
+    pub async fn release(&self, actor: &Principal, hold_id: uuid::Uuid) -> Result<Hold, Problem> {
+        match self {
+            Client::Local(service) => Ok(service.release(actor, hold_id).await?),
+            Client::Remote(client) => self.hold_action(client, actor, hold_id, "release").await,
+        }
+    }
+
+    async fn hold_action(
+        &self,
+        client: &remote::Client,
+        actor: &Principal,
+        hold_id: uuid::Uuid,
+        action: &str,
+    ) -> Result<Hold, Problem> {
+        let path = format!("/internal/v1/inventory/holds/{hold_id}/{action}");
+        let hold: HoldResponse = client.call::<(), _>(Method::POST, &path, None, Some(actor)).await?;
+        Ok(from_wire(hold)?)
+    }
+
     /// Items changed since `after` (a position in inventory's change feed; 0 for the start).
     pub async fn changes(&self, after: i64) -> Result<Changes, Problem> {
         match self {
@@ -134,6 +222,10 @@ impl Client {
                 .await?),
         }
     }
+}
+
+fn from_wire(hold: HoldResponse) -> Result<Hold, Error> {
+    crate::http::hold_from_json(serde_json::to_value(hold).map_err(|_| Error::HoldNotFound)?)
 }
 
 fn bucket(item: ItemResponse) -> Result<Bucket, Error> {
@@ -153,7 +245,51 @@ pub fn internal_router(service: Service) -> Router {
     Router::new()
         .route("/internal/v1/inventory/changes", get(internal_changes))
         .route("/internal/v1/inventory/items", post(internal_create_items))
+        .route("/internal/v1/inventory/holds", post(internal_create_hold))
+        .route("/internal/v1/inventory/holds/{hold_id}", get(internal_hold))
+        .route("/internal/v1/inventory/holds/{hold_id}/confirm", post(internal_confirm))
+        .route("/internal/v1/inventory/holds/{hold_id}/release", post(internal_release))
         .with_state(service)
+}
+
+/// Holds for the principal a service acts for (the saga, for a booking's customer, who may not hold directly).
+async fn internal_create_hold(
+    State(service): State<Service>,
+    principal: Principal,
+    IdempotencyKey(key): IdempotencyKey,
+    Json(body): Json<HoldBody>,
+) -> Result<(StatusCode, Json<HoldResponse>), Problem> {
+    let request = HoldRequest {
+        lines: body.lines.into_iter().map(|l| (l.item_id, l.quantity)).collect(),
+        ttl_secs: body.ttl_secs,
+        reference: body.reference,
+    };
+    let hold = service.create_hold(&principal, request, Some(&key)).await?;
+    Ok((StatusCode::CREATED, Json(HoldResponse::from(&hold))))
+}
+
+async fn internal_hold(
+    State(service): State<Service>,
+    principal: Principal,
+    Path(hold_id): Path<uuid::Uuid>,
+) -> Result<Json<HoldResponse>, Problem> {
+    Ok(Json(HoldResponse::from(&service.hold(&principal, hold_id).await?)))
+}
+
+async fn internal_confirm(
+    State(service): State<Service>,
+    principal: Principal,
+    Path(hold_id): Path<uuid::Uuid>,
+) -> Result<Json<HoldResponse>, Problem> {
+    Ok(Json(HoldResponse::from(&service.confirm(&principal, hold_id).await?)))
+}
+
+async fn internal_release(
+    State(service): State<Service>,
+    principal: Principal,
+    Path(hold_id): Path<uuid::Uuid>,
+) -> Result<Json<HoldResponse>, Problem> {
+    Ok(Json(HoldResponse::from(&service.release(&principal, hold_id).await?)))
 }
 
 async fn internal_changes(

@@ -17,7 +17,7 @@ use phoenix_ratelimit::Limiter;
 use tokio::net::TcpListener;
 use utoipa::openapi::OpenApi;
 
-use crate::config::{Config, DatabaseTarget, Role};
+use crate::config::{Config, DatabaseTarget, PaymentProvider, Role};
 
 /// The services of this process, ready to serve.
 pub struct App {
@@ -33,6 +33,9 @@ pub struct Services {
     pub identity: Option<phoenix_identity::Service>,
     pub inventory: Option<phoenix_inventory::Service>,
     pub catalog: Option<phoenix_catalog::Catalog>,
+    pub booking: Option<phoenix_booking::Service>,
+    pub payment: Option<phoenix_payment::Service>,
+    pub saga: Option<phoenix_saga::Orchestrator>,
 }
 
 /// Opens (and migrates) a service's database.
@@ -72,6 +75,9 @@ pub fn openapi() -> OpenApi {
         phoenix_identity::api().into_openapi(),
         phoenix_inventory::api().into_openapi(),
         phoenix_catalog::api().into_openapi(),
+        phoenix_booking::api().into_openapi(),
+        phoenix_payment::api().into_openapi(),
+        phoenix_saga::api().into_openapi(),
     ])
 }
 
@@ -106,6 +112,50 @@ pub async fn catalog_service(
     phoenix_catalog::Catalog::new(pool, inventory, identity, config.catalog.clone(), signer)
         .await
         .context("starting the catalog")
+}
+
+/// Payment on this process's database, with the configured card provider.
+pub async fn payment_service(config: &Config) -> anyhow::Result<phoenix_payment::Service> {
+    let pool = open_database(config, Role::Payment, phoenix_payment::migrations()).await?;
+    let provider = payment_provider(config).await?;
+    Ok(phoenix_payment::Service::new(pool, config.payment.clone(), provider))
+}
+
+async fn payment_provider(config: &Config) -> anyhow::Result<Arc<dyn phoenix_payment::Provider>> {
+    Ok(match &config.payment_provider {
+        PaymentProvider::Simulated => Arc::new(phoenix_payment::Simulator::new(simulator_database(config).await?)),
+        PaymentProvider::Stripe {
+            base_url,
+            secret_key,
+            timeout_secs,
+        } => Arc::new(
+            phoenix_payment::provider::stripe::Stripe::new(phoenix_payment::provider::stripe::StripeOptions {
+                base_url: base_url.clone(),
+                secret_key: secret_key.expose().to_owned(),
+                timeout_secs: *timeout_secs,
+            })
+            .context("starting the Stripe provider")?,
+        ),
+    })
+}
+
+/// The simulated provider keeps its ledger apart from payment's own books, as a real provider would: a database
+/// of its own (`payment_simulator`), beside payment's.
+pub async fn simulator_database(config: &Config) -> anyhow::Result<Pool> {
+    let pool = match config.database_for(Role::Payment)? {
+        DatabaseTarget::Url(url) if config.databases.payment.is_none() => {
+            let mut url = url::Url::parse(url.expose()).context("invalid configuration: database_url")?;
+            let name = format!("{}_simulator", url.path().trim_start_matches('/'));
+            url.set_path(&name);
+            Pool::connect(url.as_str(), PoolOptions::default()).await
+        }
+        _ => Pool::open_in_dir(&config.data_dir, "payment_simulator", PoolOptions::default()).await,
+    }
+    .context("opening the payment simulator's ledger")?;
+    pool.migrate(phoenix_payment::simulator_migrations())
+        .await
+        .context("migrating the payment simulator's ledger")?;
+    Ok(pool)
 }
 
 fn remote_client(config: &Config, role: Role, url: &Option<String>) -> anyhow::Result<phoenix_api::remote::Client> {
@@ -158,6 +208,31 @@ impl App {
             readiness.push(pool_check("catalog_db", catalog.pool().clone()));
             services.catalog = Some(catalog);
         }
+        if config.runs(Role::Payment) {
+            let service = payment_service(&config).await?;
+            pools.push(service.pool().clone());
+            readiness.push(pool_check("payment_db", service.pool().clone()));
+            services.payment = Some(service);
+        }
+        if config.runs(Role::Booking) {
+            let pool = open_database(&config, Role::Booking, phoenix_booking::migrations()).await?;
+            pools.push(pool.clone());
+            readiness.push(pool_check("booking_db", pool.clone()));
+            let catalog = match &services.catalog {
+                Some(catalog) => phoenix_catalog::Client::Local(catalog.clone()),
+                None => {
+                    phoenix_catalog::Client::Remote(remote_client(&config, Role::Catalog, &config.services.catalog)?)
+                }
+            };
+            services.booking = Some(phoenix_booking::Service::new(pool, config.booking.clone(), catalog));
+        }
+        if config.runs(Role::Saga) {
+            let pool = open_database(&config, Role::Saga, phoenix_saga::migrations()).await?;
+            pools.push(pool.clone());
+            readiness.push(pool_check("saga_db", pool.clone()));
+            let clients = saga_clients(&config, &services)?;
+            services.saga = Some(phoenix_saga::Orchestrator::new(pool, clients, config.saga.clone()).start());
+        }
 
         let router = if config.runs(Role::Gateway) {
             gateway_router(&config, &services, limiter, readiness)?
@@ -185,6 +260,21 @@ impl App {
     /// Inventory, when it runs in this process.
     pub fn inventory(&self) -> Option<&phoenix_inventory::Service> {
         self.services.inventory.as_ref()
+    }
+
+    /// Bookings, when they run in this process.
+    pub fn booking(&self) -> Option<&phoenix_booking::Service> {
+        self.services.booking.as_ref()
+    }
+
+    /// Payment, when it runs in this process.
+    pub fn payment(&self) -> Option<&phoenix_payment::Service> {
+        self.services.payment.as_ref()
+    }
+
+    /// The saga orchestrator, when it runs in this process.
+    pub fn saga(&self) -> Option<&phoenix_saga::Orchestrator> {
+        self.services.saga.as_ref()
     }
 
     /// The catalog, when it runs in this process.
@@ -280,6 +370,24 @@ fn gateway_router(
             remote_route(Role::Catalog, &config.services.catalog, phoenix_catalog::PATH_PREFIXES)?;
         }
     }
+    match &services.booking {
+        Some(service) => local.push(phoenix_booking::api().with_state(service.clone()).split_for_parts().0),
+        None => {
+            remote_route(Role::Booking, &config.services.booking, phoenix_booking::PATH_PREFIXES)?;
+        }
+    }
+    match &services.payment {
+        Some(service) => local.push(phoenix_payment::api().with_state(service.clone()).split_for_parts().0),
+        None => {
+            remote_route(Role::Payment, &config.services.payment, phoenix_payment::PATH_PREFIXES)?;
+        }
+    }
+    match &services.saga {
+        Some(saga) => local.push(phoenix_saga::api().with_state(saga.clone()).split_for_parts().0),
+        None => {
+            remote_route(Role::Saga, &config.services.saga, phoenix_saga::PATH_PREFIXES)?;
+        }
+    }
     let gateway = Gateway {
         authenticator: Authenticator::new(
             identity,
@@ -318,7 +426,22 @@ fn service_router(config: &Config, services: &Services, readiness: Vec<Check>) -
             .merge(phoenix_inventory::internal_router(service.clone()));
     }
     if let Some(catalog) = &services.catalog {
-        router = router.merge(phoenix_catalog::api().with_state(catalog.clone()).split_for_parts().0);
+        router = router
+            .merge(phoenix_catalog::api().with_state(catalog.clone()).split_for_parts().0)
+            .merge(phoenix_catalog::internal_router(catalog.clone()));
+    }
+    if let Some(service) = &services.booking {
+        router = router
+            .merge(phoenix_booking::api().with_state(service.clone()).split_for_parts().0)
+            .merge(phoenix_booking::internal_router(service.clone()));
+    }
+    if let Some(service) = &services.payment {
+        router = router
+            .merge(phoenix_payment::api().with_state(service.clone()).split_for_parts().0)
+            .merge(phoenix_payment::internal_router(service.clone()));
+    }
+    if let Some(saga) = &services.saga {
+        router = router.merge(phoenix_saga::api().with_state(saga.clone()).split_for_parts().0);
     }
     let router = router.layer(phoenix_api::internal::Layer::new(token));
     Ok(phoenix_gateway::service_router(
@@ -327,6 +450,26 @@ fn service_router(config: &Config, services: &Services, readiness: Vec<Check>) -
         readiness,
         config.gateway.body_limit_bytes,
     ))
+}
+
+/// The saga's handles on booking, inventory and payment: direct when they run here, HTTP otherwise.
+fn saga_clients(config: &Config, services: &Services) -> anyhow::Result<phoenix_saga::Clients> {
+    Ok(phoenix_saga::Clients {
+        booking: match &services.booking {
+            Some(service) => phoenix_booking::Client::Local(service.clone()),
+            None => phoenix_booking::Client::Remote(remote_client(config, Role::Booking, &config.services.booking)?),
+        },
+        inventory: match &services.inventory {
+            Some(service) => phoenix_inventory::Client::Local(service.clone()),
+            None => {
+                phoenix_inventory::Client::Remote(remote_client(config, Role::Inventory, &config.services.inventory)?)
+            }
+        },
+        payment: match &services.payment {
+            Some(service) => phoenix_payment::Client::Local(service.clone()),
+            None => phoenix_payment::Client::Remote(remote_client(config, Role::Payment, &config.services.payment)?),
+        },
+    })
 }
 
 fn pool_check(name: &'static str, pool: Pool) -> Check {

@@ -54,6 +54,24 @@ pub enum Command {
     /// Load data.
     #[command(subcommand)]
     Seed(SeedCommand),
+    /// Payment operations.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Compare every payment with the provider's view of it and print the differences as JSON; with --repair,
+    /// bring our books in line with the provider (the provider's ledger is where the money really is) and void
+    /// authorizations we hold as failed. Exits non-zero when differences remain.
+    Reconcile(Reconcile),
+}
+
+#[derive(Debug, Args)]
+pub struct Reconcile {
+    /// Fix what can be fixed instead of only reporting it.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,10 +22,24 @@ pub enum Role {
     Inventory,
     /// Hotels, flights, prices and search.
     Catalog,
+    /// Bookings, record locators, travellers, cancellation policy.
+    Booking,
+    /// Payments through the card provider.
+    Payment,
+    /// Booking and cancellation sagas.
+    Saga,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Gateway, Role::Identity, Role::Inventory, Role::Catalog];
+    pub const ALL: [Role; 7] = [
+        Role::Gateway,
+        Role::Identity,
+        Role::Inventory,
+        Role::Catalog,
+        Role::Booking,
+        Role::Payment,
+        Role::Saga,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +47,9 @@ impl Role {
             Role::Identity => "identity",
             Role::Inventory => "inventory",
             Role::Catalog => "catalog",
+            Role::Booking => "booking",
+            Role::Payment => "payment",
+            Role::Saga => "saga",
         }
     }
 }
@@ -66,6 +83,28 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The card provider behind payments: matched once at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PaymentProvider {
+    /// The built-in simulated provider, with its own ledger (a database of its own) and test tokens: `tok_visa`,
+    /// `tok_decline`, `tok_insufficient_funds`, `tok_hang`, `tok_flaky`, ...
+    #[default]
+    Simulated,
+    /// A Stripe-compatible API (PaymentIntents with manual capture).
+    Stripe {
+        /// `https://api.stripe.com` or a compatible server.
+        base_url: String,
+        secret_key: Secret,
+        #[serde(default = "default_stripe_timeout_secs")]
+        timeout_secs: u64,
+    },
+}
+
+fn default_stripe_timeout_secs() -> u64 {
+    10
+}
+
 /// Per-service database URLs, overriding `database_url`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,6 +112,9 @@ pub struct Databases {
     pub identity: Option<Secret>,
     pub inventory: Option<Secret>,
     pub catalog: Option<Secret>,
+    pub booking: Option<Secret>,
+    pub payment: Option<Secret>,
+    pub saga: Option<Secret>,
 }
 
 /// Where roles that do not run in this process listen.
@@ -82,6 +124,9 @@ pub struct ServiceUrls {
     pub identity: Option<String>,
     pub inventory: Option<String>,
     pub catalog: Option<String>,
+    pub booking: Option<String>,
+    pub payment: Option<String>,
+    pub saga: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,6 +154,11 @@ pub struct Config {
     pub identity: phoenix_identity::Options,
     pub inventory: phoenix_inventory::Options,
     pub catalog: phoenix_catalog::Options,
+    pub booking: phoenix_booking::Options,
+    pub payment: phoenix_payment::Options,
+    /// The card provider payments go through.
+    pub payment_provider: PaymentProvider,
+    pub saga: phoenix_saga::Options,
     /// Key that signs the catalog's price offers (at least 32 characters), the same on every catalog replica.
     /// Unset: a random key per process, so offers do not survive a restart.
     pub offer_signing_key: Option<Secret>,
@@ -131,6 +181,10 @@ impl Default for Config {
             identity: phoenix_identity::Options::default(),
             inventory: phoenix_inventory::Options::default(),
             catalog: phoenix_catalog::Options::default(),
+            booking: phoenix_booking::Options::default(),
+            payment: phoenix_payment::Options::default(),
+            payment_provider: PaymentProvider::default(),
+            saga: phoenix_saga::Options::default(),
             offer_signing_key: None,
         }
     }
@@ -187,6 +241,22 @@ impl Config {
         self.catalog
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.booking
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: booking.{e}"))?;
+        self.payment
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.saga
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: saga.{e}"))?;
+        if let PaymentProvider::Stripe { base_url, .. } = &self.payment_provider
+            && url::Url::parse(base_url)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+        {
+            bail!("invalid configuration: payment_provider.base_url must be an http:// or https:// URL");
+        }
         if let Some(key) = &self.offer_signing_key
             && key.expose().len() < 32
         {
@@ -201,6 +271,9 @@ impl Config {
             ("identity", &self.databases.identity),
             ("inventory", &self.databases.inventory),
             ("catalog", &self.databases.catalog),
+            ("booking", &self.databases.booking),
+            ("payment", &self.databases.payment),
+            ("saga", &self.databases.saga),
         ] {
             if let Some(url) = url
                 && !(url.expose().starts_with("postgres") || url.expose().starts_with("sqlite:"))
@@ -225,6 +298,9 @@ impl Config {
             ("services.identity", &self.services.identity),
             ("services.inventory", &self.services.inventory),
             ("services.catalog", &self.services.catalog),
+            ("services.booking", &self.services.booking),
+            ("services.payment", &self.services.payment),
+            ("services.saga", &self.services.saga),
         ] {
             if let Some(url) = url
                 && url::Url::parse(url)
@@ -259,6 +335,9 @@ impl Config {
             Role::Identity => &self.databases.identity,
             Role::Inventory => &self.databases.inventory,
             Role::Catalog => &self.databases.catalog,
+            Role::Booking => &self.databases.booking,
+            Role::Payment => &self.databases.payment,
+            Role::Saga => &self.databases.saga,
             Role::Gateway => &None,
         };
         if let Some(url) = own {

@@ -2,7 +2,7 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use phoenix::cli::{BenchCommand, Cli, Command, KeysCommand, SeedCommand, UserCommand};
+use phoenix::cli::{BenchCommand, Cli, Command, KeysCommand, PaymentsCommand, SeedCommand, UserCommand};
 use phoenix::config::{Config, LogFormat, Role};
 use phoenix::{App, app, bench, seed};
 use tracing_subscriber::EnvFilter;
@@ -67,6 +67,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     Role::Identity => phoenix_identity::migrations(),
                     Role::Inventory => phoenix_inventory::migrations(),
                     Role::Catalog => phoenix_catalog::migrations(),
+                    Role::Booking => phoenix_booking::migrations(),
+                    Role::Payment => phoenix_payment::migrations(),
+                    Role::Saga => phoenix_saga::migrations(),
                     Role::Gateway => continue,
                 };
                 app::open_database(&config, role, migrations).await?.close().await;
@@ -108,6 +111,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
         Command::Bench(BenchCommand::Inventory(options)) => bench::inventory::run(options).await,
         Command::Bench(BenchCommand::Search(options)) => bench::search::run(options).await,
+        Command::Payments(PaymentsCommand::Reconcile(options)) => {
+            let payment = app::payment_service(&config).await?;
+            let report = phoenix_payment::reconcile(&payment, options.repair).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            let outstanding = report.differences_found - report.repaired;
+            if outstanding > 0 || report.unchecked > 0 {
+                bail!(
+                    "{outstanding} difference(s) remain, {} payment(s) could not be checked",
+                    report.unchecked
+                );
+            }
+            Ok(())
+        }
         Command::Seed(SeedCommand::Demo(options)) => {
             let seeded = seed::demo(&config, options.scale, options.days, false).await?;
             println!(

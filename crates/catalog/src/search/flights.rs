@@ -42,8 +42,7 @@ struct Trip {
     destination: String,
     date: time::Date,
     return_date: Option<time::Date>,
-    travellers: Vec<(TravellerType, u32)>,
-    seats: i64,
+    passengers: Passengers,
     cabin: Cabin,
     max_stops: u8,
     display: Option<Currency>,
@@ -59,7 +58,9 @@ pub struct FlightSearchResponse {
     pub inbound: Option<Vec<Itinerary>>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+/// Who flies. Infants sit on an adult's lap: they pay a share of the fare but take no seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Passengers {
     pub adults: u32,
     pub children: u32,
@@ -123,13 +124,19 @@ pub struct FareOption {
     pub seats_left: i64,
 }
 
-impl Trip {
-    fn passengers(&self) -> Passengers {
-        Passengers {
-            adults: self.travellers[0].1,
-            children: self.travellers[1].1,
-            infants: self.travellers[2].1,
-        }
+impl Passengers {
+    /// Travellers by type, as pricing counts them.
+    pub(crate) fn travellers(&self) -> [(TravellerType, u32); 3] {
+        [
+            (TravellerType::Adult, self.adults),
+            (TravellerType::Child, self.children),
+            (TravellerType::Infant, self.infants),
+        ]
+    }
+
+    /// Seats taken on every leg: infants on a lap take none.
+    pub(crate) fn seats(&self) -> i64 {
+        i64::from(self.adults) + i64::from(self.children)
     }
 }
 
@@ -175,22 +182,12 @@ impl FlightSearch {
                 check.fail("return_date", "at most 365 days after date");
             }
         }
-        let adults = self.adults.unwrap_or(1);
-        let children = self.children.unwrap_or(0);
-        let infants = self.infants.unwrap_or(0);
-        let total = u64::from(adults) + u64::from(children) + u64::from(infants);
-        if total == 0 || total > u64::from(pricing::MAX_TRAVELLERS) {
-            check.fail(
-                "passengers",
-                format!("1 to {} passengers in all", pricing::MAX_TRAVELLERS),
-            );
-        }
-        if infants > adults {
-            check.fail("infants", "each infant sits on an adult's lap");
-        }
-        if adults + children == 0 && total > 0 {
-            check.fail("adults", "at least one passenger needs a seat");
-        }
+        let passengers = Passengers {
+            adults: self.adults.unwrap_or(1),
+            children: self.children.unwrap_or(0),
+            infants: self.infants.unwrap_or(0),
+        };
+        check_passengers(&mut check, "passengers", "", &passengers);
         let max_stops = self.max_stops.unwrap_or(1);
         check.range("max_stops", max_stops, 0, 1);
         let display = display_currency(&mut check, &self.currency);
@@ -205,12 +202,7 @@ impl FlightSearch {
             destination,
             date,
             return_date: self.return_date.map(|d| d.0),
-            travellers: vec![
-                (TravellerType::Adult, adults),
-                (TravellerType::Child, children),
-                (TravellerType::Infant, infants),
-            ],
-            seats: i64::from(adults + children),
+            passengers,
             cabin: self.cabin.unwrap_or(Cabin::Economy),
             max_stops,
             display,
@@ -247,8 +239,7 @@ pub fn connections(
                 continue;
             };
             for second in second_legs {
-                let gap = second.departure.departs_at - leg.arrives_at;
-                if (MIN_CONNECTION..=MAX_CONNECTION).contains(&gap) {
+                if connects(leg, &second.departure) {
                     found.push(vec![first.clone(), second.clone()]);
                 }
             }
@@ -285,7 +276,14 @@ impl Catalog {
         for (id, leg) in legs {
             segments.insert(
                 id,
-                segment(&snapshot, leg, trip.cabin, trip.seats, &counts, self.options())?,
+                segment(
+                    &snapshot,
+                    leg,
+                    trip.cabin,
+                    trip.passengers.seats(),
+                    &counts,
+                    self.options(),
+                )?,
             );
         }
         let expires = self.offer_expiry();
@@ -317,7 +315,7 @@ impl Catalog {
         };
         let response = FlightSearchResponse {
             cabin: trip.cabin,
-            passengers: trip.passengers(),
+            passengers: trip.passengers,
             outbound: price(&outbound)?,
             inbound: inbound.as_deref().map(price).transpose()?,
         };
@@ -353,13 +351,7 @@ impl Catalog {
         }
         let Some(currency) = currency else { return Ok(None) };
         let fare_prices: Vec<i64> = fares.iter().map(|f| f.price_minor).collect();
-        let price = pricing::itinerary_total(
-            &fare_prices,
-            &trip.travellers,
-            &options.traveller_pricing,
-            &options.fees,
-        )
-        .map_err(pricing_error)?;
+        let price = itinerary_price(&fare_prices, &trip.passengers, options)?;
         let first = &legs[0].departure;
         let last = &legs[legs.len() - 1].departure;
         let connection_minutes = legs
@@ -374,8 +366,9 @@ impl Catalog {
                 departure_ids: legs.iter().map(|l| l.departure.id.clone()).collect(),
                 cabin: trip.cabin,
                 fare_codes: fare_codes.clone(),
-                passengers: trip.passengers(),
+                passengers: trip.passengers,
                 refundable: fares.iter().all(|f| f.refundable),
+                price: Some(price.clone()),
             },
         };
         Ok(Some((
@@ -491,10 +484,7 @@ fn segment(
 fn fare_option(fare: &FareClass, left: i64, cabin: Counts, options: &crate::Options) -> Result<FareOption, Error> {
     Ok(FareOption {
         code: fare.code.clone(),
-        price_minor: options
-            .dynamic_pricing
-            .apply(fare.price_minor, cabin.committed, cabin.capacity)
-            .map_err(pricing_error)?,
+        price_minor: fare_price(fare, cabin, options)?,
         refundable: fare.refundable,
         change_fee_minor: fare.change_fee_minor,
         baggage_pieces: fare.baggage_pieces,

@@ -143,29 +143,10 @@ impl HotelSearch {
         let mut check = Check::default();
         let check_in = self.check_in.map(|d| d.0);
         let check_out = self.check_out.map(|d| d.0);
-        match check_in {
-            None => check.fail("check_in", "required"),
-            Some(d) if d < today => check.fail("check_in", "must not be in the past"),
-            Some(d) if (d - today).whole_days() > MAX_DAYS_AHEAD => {
-                check.fail("check_in", format!("at most {MAX_DAYS_AHEAD} days ahead"))
-            }
-            Some(_) => {}
-        }
-        match (check_in, check_out) {
-            (_, None) => check.fail("check_out", "required"),
-            (Some(i), Some(o)) if o <= i => check.fail("check_out", "must be after check_in"),
-            (Some(i), Some(o)) if (o - i).whole_days() > MAX_NIGHTS => {
-                check.fail("check_out", format!("a stay has at most {MAX_NIGHTS} nights"))
-            }
-            _ => {}
-        }
+        check_stay_dates(&mut check, "", check_in, check_out, today);
         let guests = self.guests.unwrap_or(2);
         let rooms = self.rooms.unwrap_or(1);
-        check.range("rooms", rooms, 1, pricing::MAX_ROOMS);
-        check.range("guests", guests, 1, pricing::MAX_GUESTS);
-        if rooms > guests {
-            check.fail("rooms", "at least one guest per room");
-        }
+        check_occupancy(&mut check, "", rooms, guests);
         let point = match (self.latitude, self.longitude, non_empty(&self.city)) {
             (Some(lat), Some(lon), _) => {
                 check.point(lat, lon);
@@ -427,19 +408,9 @@ fn stay_options(
 ) -> Result<Vec<(StayOption, OfferDraft)>, Error> {
     let mut found = Vec::new();
     for room in entry.room_types.iter().filter(|r| room_fits(r, stay)) {
-        let mut nightly_counts = Vec::with_capacity(stay.nights.len());
-        let mut item = String::with_capacity(64);
-        for night in &stay.nights {
-            item.clear();
-            hotel::write_room_item(&mut item, room.id, *night);
-            match counts.get(&item) {
-                Some(c) if c.available() >= i64::from(stay.rooms) => nightly_counts.push(*c),
-                _ => break,
-            }
-        }
-        if nightly_counts.len() != stay.nights.len() {
+        let Ok(nightly_counts) = night_counts(room.id, &stay.nights, stay.rooms, counts) else {
             continue; // some night is sold out, closed or not on sale
-        }
+        };
         let rooms_left = nightly_counts.iter().map(|c| c.available()).min().unwrap_or(0);
         for plan in entry
             .rate_plans
@@ -449,22 +420,14 @@ fn stay_options(
             if refundable_only && !plan.refundable {
                 continue;
             }
-            let Some(base) = plan.nightly(stay.check_in, stay.nights.len() as u32) else {
+            let Some(StayPrice {
+                nightly_minor: nightly,
+                price,
+                currency,
+            }) = price_stay(plan, stay.check_in, &nightly_counts, stay.rooms, stay.guests, options)?
+            else {
                 continue;
             };
-            let Ok(currency) = Currency::parse(&plan.currency) else {
-                continue;
-            };
-            let mut nightly = Vec::with_capacity(base.len());
-            for (price, c) in base.iter().zip(&nightly_counts) {
-                nightly.push(
-                    options
-                        .dynamic_pricing
-                        .apply(*price, c.committed, c.capacity)
-                        .map_err(pricing_error)?,
-                );
-            }
-            let price = pricing::stay_total(&nightly, stay.rooms, stay.guests, &options.fees).map_err(pricing_error)?;
             let draft = OfferDraft {
                 total: Money::new(price.total_minor, currency),
                 details: OfferDetails::Hotel {
@@ -477,6 +440,8 @@ fn stay_options(
                     guests: stay.guests,
                     refundable: plan.refundable,
                     free_cancellation_hours: plan.free_cancellation_hours,
+                    nightly_minor: Some(nightly.clone()),
+                    price: Some(price.clone()),
                 },
             };
             found.push((

@@ -19,9 +19,9 @@ phoenix_db::contract_suite!(
     ]
 );
 
-const DAY: i64 = 20;
+pub const DAY: i64 = 20;
 
-async fn airline(world: &World, code: &str) -> Uuid {
+pub async fn airline(world: &World, code: &str) -> Uuid {
     let org = airline_org(world).await;
     world
         .catalog
@@ -56,7 +56,7 @@ fn fares() -> Vec<FareClass> {
     .collect()
 }
 
-fn schedule(number: &str, origin: &str, destination: &str, at: &str, minutes: i64) -> ScheduleInput {
+pub fn schedule(number: &str, origin: &str, destination: &str, at: &str, minutes: i64) -> ScheduleInput {
     ScheduleInput {
         airline: number[..2].into(),
         flight_number: number.into(),
@@ -77,7 +77,7 @@ fn schedule(number: &str, origin: &str, destination: &str, at: &str, minutes: i6
     }
 }
 
-async fn fly(world: &World, org: Uuid, number: &str, origin: &str, destination: &str, at: &str, minutes: i64) {
+pub async fn fly(world: &World, org: Uuid, number: &str, origin: &str, destination: &str, at: &str, minutes: i64) {
     world
         .catalog
         .create_schedule(&operator(org), schedule(number, origin, destination, at, minutes))
@@ -85,7 +85,7 @@ async fn fly(world: &World, org: Uuid, number: &str, origin: &str, destination: 
         .unwrap();
 }
 
-fn trip(origin: &str, destination: &str, date: i64) -> FlightSearch {
+pub fn trip(origin: &str, destination: &str, date: i64) -> FlightSearch {
     FlightSearch {
         origin: Some(origin.into()),
         destination: Some(destination.into()),
@@ -94,7 +94,7 @@ fn trip(origin: &str, destination: &str, date: i64) -> FlightSearch {
     }
 }
 
-async fn search(world: &World, query: FlightSearch) -> FlightSearchResponse {
+pub async fn search(world: &World, query: FlightSearch) -> FlightSearchResponse {
     let value = world.catalog.search_flights(&query).await.unwrap();
     serde_json::from_slice(&value).unwrap()
 }
@@ -103,7 +103,7 @@ fn numbers(itinerary: &Itinerary) -> Vec<&str> {
     itinerary.segments.iter().map(|s| s.flight_number.as_str()).collect()
 }
 
-fn no_fees() -> Options {
+pub fn no_fees() -> Options {
     Options {
         fees: Vec::new(),
         dynamic_pricing: phoenix_catalog::pricing::DynamicPricing::flat(),

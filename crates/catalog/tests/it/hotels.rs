@@ -25,12 +25,12 @@ phoenix_db::contract_suite!(
     ]
 );
 
-async fn search(world: &World, query: HotelSearch) -> HotelSearchResponse {
+pub async fn search(world: &World, query: HotelSearch) -> HotelSearchResponse {
     let value = world.catalog.search_hotels(&query).await.unwrap();
     serde_json::from_slice(&value).unwrap()
 }
 
-fn stay(city: &str, from: i64, to: i64) -> HotelSearch {
+pub fn stay(city: &str, from: i64, to: i64) -> HotelSearch {
     HotelSearch {
         city: Some(city.into()),
         check_in: Some(day(from)),
@@ -46,7 +46,7 @@ fn ids(response: &HotelSearchResponse) -> Vec<Uuid> {
 }
 
 /// Options with only the fees a test names, and flat prices unless it names steps.
-fn plain(fees: Vec<FeeLine>, steps: Vec<Step>) -> Options {
+pub fn plain(fees: Vec<FeeLine>, steps: Vec<Step>) -> Options {
     Options {
         fees,
         dynamic_pricing: DynamicPricing { steps },

@@ -5,6 +5,9 @@
 mod flights;
 mod hotels;
 mod isolation;
+mod quote;
+mod quote_flights;
+mod quote_remote;
 
 use phoenix_api::{Credential, Principal, Role, Roles};
 use phoenix_catalog::model::{Day, HotelInput, PricesInput, RatePlanInput, RoomTypeInput};

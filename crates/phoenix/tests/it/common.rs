@@ -4,10 +4,25 @@ use serde_json::{Value, json};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// A running app. Dropping it stops the server and deletes its data.
-pub struct TestApp {
+/// An HTTP client for a running Phoenix, in this process or not.
+#[derive(Clone)]
+pub struct Api {
     pub base: String,
     pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(address: &str) -> Api {
+        Api {
+            base: format!("http://{address}"),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// A running app. Dropping it stops the server and deletes its data.
+pub struct TestApp {
+    pub api: Api,
     pub identity: Option<phoenix_identity::Service>,
     pub catalog: Option<phoenix_catalog::Catalog>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -41,8 +56,7 @@ pub async fn spawn_with(mut config: Config) -> TestApp {
         let _ = stopped.await;
     }));
     TestApp {
-        base: format!("http://{address}"),
-        http: reqwest::Client::new(),
+        api: Api::new(&address.to_string()),
         identity,
         catalog,
         stop: Some(stop),
@@ -82,7 +96,15 @@ impl Reply {
     }
 }
 
-impl TestApp {
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Api {
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
@@ -161,7 +183,9 @@ impl TestApp {
         assert_eq!(set.status, 200, "{set:?}");
         (org_id, self.login(email).await.0)
     }
+}
 
+impl TestApp {
     /// A signed-in admin, bootstrapped the way `phoenix user create` does it.
     pub async fn admin(&self) -> String {
         let email = create_admin(self.identity.as_ref().expect("identity runs in this app")).await;
@@ -213,8 +237,31 @@ impl PostgresDatabases {
 
 impl Drop for PostgresDatabases {
     fn drop(&mut self) {
-        for service in ["identity", "inventory"] {
+        for service in [
+            "identity",
+            "inventory",
+            "catalog",
+            "booking",
+            "payment",
+            "payment_simulator",
+            "saga",
+        ] {
             phoenix_db::testing::drop_postgres_database(&format!("{}_{service}", self.name));
         }
+    }
+}
+
+impl Api {
+    /// A POST with an `Idempotency-Key`.
+    pub async fn post_keyed(&self, path: &str, token: Option<&str>, key: &str, body: Value) -> Reply {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("idempotency-key", key)
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.unwrap()).await
     }
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod binary;
+mod bookings;
 mod catalog;
 mod common;
 mod crash;
@@ -14,4 +15,5 @@ mod mfa;
 mod openapi;
 mod postgres;
 mod process;
+mod saga_crash;
 mod split;

@@ -1,0 +1,92 @@
+//! Cancelling a confirmed booking: the refund is decided by policy when the customer asks, stored with the request,
+//! and the cancellation saga refunds exactly that.
+
+use phoenix_api::Principal;
+use phoenix_db::Timestamp;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Service, entry};
+use crate::booking::{Booking, Cancellation};
+use crate::orchestration::SagaKind;
+use crate::policy::{self, Status};
+use crate::store::{SagaUpdate, Transition};
+use crate::{Error, events};
+
+/// Longest reason a cancellation may give.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Attempts at a status change lost to another writer before giving up. Statuses only move forward, through at most
+/// five steps, so a sixth loss cannot happen.
+pub(super) const MAX_RACES: usize = 6;
+
+impl Service {
+    /// Asks for `id` to be cancelled, as `actor` (who must see it), then waits up to `confirm_wait_ms` for the
+    /// refund. Asking again for a booking being cancelled or cancelled returns it as it is.
+    pub async fn request_cancellation(
+        &self,
+        actor: &Principal,
+        id: Uuid,
+        reason: Option<String>,
+    ) -> Result<Booking, Error> {
+        let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+        if let Some(reason) = &reason
+            && (reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "reason",
+                format!("must have at most {MAX_REASON_CHARS} characters and no control characters"),
+            ));
+        }
+        for _ in 0..MAX_RACES {
+            let booking = self.get(actor, id).await?;
+            match booking.status {
+                Status::Pending => return Err(Error::BookingPending),
+                Status::Failed | Status::Completed => return Err(Error::NotCancellable { status: booking.status }),
+                Status::Cancelling | Status::Cancelled => return self.settle(booking).await,
+                Status::Confirmed => {}
+            }
+            let cancelling = cancelling(booking, actor, reason.clone());
+            let event = events::event(
+                events::CANCELLATION_REQUESTED,
+                &cancelling,
+                json!({
+                    "reason": reason,
+                    "refund_minor": cancelling.cancellation.as_ref().map(|c| c.refund_minor),
+                    "fee_minor": cancelling.cancellation.as_ref().map(|c| c.fee_minor),
+                }),
+            )?;
+            let change = Transition {
+                from: Status::Confirmed,
+                booking: &cancelling,
+                saga: SagaUpdate::Request(SagaKind::Cancellation),
+                event,
+            };
+            if self.store().transition(change).await? {
+                tracing::info!(booking_id = %id, "booking cancellation requested");
+                self.inner.saga_wake.notify_one();
+                return self.settle(cancelling).await;
+            }
+        }
+        Err(Error::corrupt("booking status (changed more often than its lifecycle allows)"))
+    }
+}
+
+/// `booking` with its cancellation requested now and the refund the policy gives now.
+fn cancelling(mut booking: Booking, actor: &Principal, reason: Option<String>) -> Booking {
+    let now = Timestamp::now();
+    let refund = policy::refund(&booking.priced_items(), booking.total_minor, now.datetime());
+    booking.status = Status::Cancelling;
+    booking.cancellation = Some(Cancellation {
+        requested_at: now.datetime(),
+        requested_by: actor.user_id,
+        reason: reason.clone(),
+        refund_minor: refund.refund_minor,
+        fee_minor: refund.fee_minor,
+    });
+    booking.updated_at = now.datetime();
+    booking
+        .history
+        .push(entry(Status::Cancelling, Some(actor.user_id), reason, now));
+    booking
+}

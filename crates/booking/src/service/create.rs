@@ -1,0 +1,213 @@
+//! Creating a booking: check, price through the catalog, write it pending with its saga request, wait for the saga.
+//!
+//! Idempotency follows Stripe: the booking row itself records the (actor, key) it was made under and the hash of
+//! the request, behind a unique index. A retry with the same body gets that booking as it is now (which is the
+//! first answer once the booking is final, and a fresher one while it was pending); a different body is 422; a
+//! retry while the first request is still pricing and writing is 409 (an in-process set, and the unique index
+//! for races between replicas).
+
+use aws_lc_rs::digest;
+use phoenix_api::{Credential, Principal};
+use phoenix_catalog::quote::{QuoteItem, QuoteRequest, Quotation, QuotedItem};
+use phoenix_db::Timestamp;
+use uuid::Uuid;
+
+use super::{Inner, Service, entry};
+use crate::booking::{BookedItem, Booking};
+use crate::locator::Locator;
+use crate::orchestration::HoldLine;
+use crate::policy::{Status, Terms};
+use crate::request::{self, BOOKER_ROLES, BookingRequest, Checked};
+use crate::store::{Inserted, NewBooking};
+use crate::{Error, events};
+
+/// A booking made (or found again for a retry), as it stood when the wait ended.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub booking: Booking,
+    /// True when an earlier request with the same idempotency key made it.
+    pub replayed: bool,
+}
+
+impl Service {
+    /// Books `request` for `actor` under `idempotency_key`, then waits up to `confirm_wait_ms` for the saga.
+    pub async fn create(
+        &self,
+        actor: &Principal,
+        request: BookingRequest,
+        idempotency_key: &str,
+    ) -> Result<Created, Error> {
+        if !actor.has_any(BOOKER_ROLES) {
+            return Err(Error::Forbidden("your roles do not allow booking"));
+        }
+        let scope = format!("booking.create:{}", actor.user_id);
+        let hash = request_hash(&request)?;
+        if let Some(found) = self.replay(&scope, idempotency_key, &hash).await? {
+            return Ok(found);
+        }
+        let claim = self.claim(&scope, idempotency_key)?;
+        // The first request may have committed between the look above and the claim.
+        if let Some(found) = self.replay(&scope, idempotency_key, &hash).await? {
+            return Ok(found);
+        }
+        let checked = request::check(&request, actor, &self.inner.options)?;
+        let quotation = self
+            .inner
+            .catalog
+            .quote(actor, &QuoteRequest {
+                items: request.items.clone(),
+                currency: request.currency.clone(),
+            })
+            .await
+            .map_err(Error::Catalog)?;
+        let booking = pending_booking(actor, &request.items, checked, &quotation)?;
+        let new = NewBooking {
+            actor: on_behalf(actor, booking.id),
+            booking,
+            payment_token: request.payment_token,
+            idempotency_scope: scope.clone(),
+            idempotency_key: idempotency_key.to_owned(),
+            request_hash: hash.clone(),
+        };
+        match self.store().insert(new, events::created).await? {
+            Inserted::Created(booking) => {
+                drop(claim);
+                tracing::info!(booking_id = %booking.id, locator = %booking.locator, "booking created");
+                self.inner.saga_wake.notify_one();
+                let booking = self.settle(*booking).await?;
+                Ok(Created {
+                    booking,
+                    replayed: false,
+                })
+            }
+            Inserted::KeyTaken => {
+                drop(claim);
+                self.replay(&scope, idempotency_key, &hash)
+                    .await?
+                    .ok_or(Error::IdempotencyKeyInUse)
+            }
+        }
+    }
+
+    /// The booking an earlier request with this key made, waited for like the first; `None` when there is none.
+    async fn replay(&self, scope: &str, key: &str, hash: &[u8]) -> Result<Option<Created>, Error> {
+        let Some((booking, stored_hash)) = self.store().by_idempotency_key(scope, key).await? else {
+            return Ok(None);
+        };
+        if stored_hash != hash {
+            return Err(Error::IdempotencyKeyReused);
+        }
+        let booking = self.settle(booking).await?;
+        Ok(Some(Created {
+            booking,
+            replayed: true,
+        }))
+    }
+
+    /// Marks an idempotency key as in flight in this process until the guard drops.
+    fn claim(&self, scope: &str, key: &str) -> Result<InFlight, Error> {
+        let entry = (scope.to_owned(), key.to_owned());
+        let mut in_flight = self.inner.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if !in_flight.insert(entry.clone()) {
+            return Err(Error::IdempotencyKeyInUse);
+        }
+        Ok(InFlight {
+            inner: self.inner.clone(),
+            entry,
+        })
+    }
+}
+
+/// SHA-256 of the request's JSON: the same body always serializes the same way (fields in declaration order).
+fn request_hash(request: &BookingRequest) -> Result<Vec<u8>, Error> {
+    let json = serde_json::to_vec(request).map_err(|_| Error::invalid("body", "does not encode"))?;
+    Ok(digest::digest(&digest::SHA256, &json).as_ref().to_vec())
+}
+
+/// The principal the sagas act for: the booker, marked as a service acting later on their behalf.
+fn on_behalf(actor: &Principal, booking_id: Uuid) -> Principal {
+    Principal {
+        credential: Credential::OnBehalf { of: booking_id },
+        ..*actor
+    }
+}
+
+/// The pending booking for a checked request and its quotation.
+fn pending_booking(
+    actor: &Principal,
+    requested: &[QuoteItem],
+    checked: Checked,
+    quotation: &Quotation,
+) -> Result<Booking, Error> {
+    if quotation.items.len() != requested.len() {
+        return Err(Error::corrupt("catalog quotation (one quoted item per requested item)"));
+    }
+    let items: Vec<BookedItem> = requested.iter().zip(&quotation.items).map(|(r, q)| booked_item(r, q)).collect();
+    if let Some(first) = items.iter().map(|item| item.starts_at).min() {
+        request::check_ages(&checked.travellers, first.date())?;
+    }
+    let now = Timestamp::now();
+    Ok(Booking {
+        id: Uuid::now_v7(),
+        locator: Locator::generate(),
+        status: Status::Pending,
+        customer_id: checked.customer_id,
+        organization_id: actor.organization_id,
+        created_by: actor.user_id,
+        currency: quotation.currency.clone(),
+        total_minor: quotation.total_minor,
+        refunded_minor: 0,
+        items,
+        travellers: checked.travellers,
+        contact: checked.contact,
+        hold_id: None,
+        payment_id: None,
+        failure: None,
+        cancellation: None,
+        history: vec![entry(Status::Pending, Some(actor.user_id), None, now)],
+        created_at: now.datetime(),
+        updated_at: now.datetime(),
+    })
+}
+
+fn booked_item(requested: &QuoteItem, quoted: &QuotedItem) -> BookedItem {
+    BookedItem {
+        kind: quoted.kind,
+        description: quoted.description.clone(),
+        price_minor: quoted.price_minor,
+        breakdown: quoted.breakdown.clone(),
+        original_price: quoted.original_price.clone(),
+        starts_at: quoted.starts_at,
+        ends_at: quoted.ends_at,
+        organization_id: quoted.organization_id,
+        cancellation: Terms {
+            refundable: quoted.cancellation.refundable,
+            free_until: quoted.cancellation.free_until,
+            fee_minor: quoted.cancellation.fee_minor,
+        },
+        inventory_lines: quoted
+            .inventory_lines
+            .iter()
+            .map(|line| HoldLine {
+                item_id: line.item_id.clone(),
+                quantity: line.quantity,
+            })
+            .collect(),
+        item: requested.clone(),
+    }
+}
+
+struct InFlight {
+    inner: std::sync::Arc<Inner>,
+    entry: (String, String),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.entry);
+    }
+}

@@ -1,0 +1,130 @@
+use phoenix_booking::orchestration::{Outcome, SagaKind};
+use phoenix_booking::{Error, Status};
+use phoenix_db::Pool;
+
+use crate::*;
+
+phoenix_db::contract_suite!(
+    phoenix_booking::migrations(),
+    [
+        cancelling_before_the_deadline_refunds_in_full,
+        cancelling_non_refundable_refunds_nothing_but_still_releases,
+        cancelling_after_the_deadline_keeps_the_fee,
+        only_confirmed_bookings_can_be_cancelled,
+    ]
+);
+
+/// Requests the cancellation, plays the cancellation saga with the refund it asks for, and returns the refund.
+async fn cancel_and_refund(world: &World, actor: &phoenix_api::Principal, booking: &phoenix_booking::Booking) -> i64 {
+    let cancelling = world
+        .booking
+        .request_cancellation(actor, booking.id, Some("plans changed".into()))
+        .await
+        .unwrap();
+    assert_eq!(cancelling.status, Status::Cancelling);
+    let requests = world.client.saga_requests(10).await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!((request.booking_id, request.kind), (booking.id, SagaKind::Cancellation));
+    assert_eq!((request.hold_id, request.payment_id), (booking.hold_id, booking.payment_id));
+    assert_eq!(request.payment_token, None);
+    assert_eq!(Some(request.refund_minor), cancelling.cancellation.as_ref().map(|c| c.refund_minor));
+    world.client.acknowledge(&[(booking.id, SagaKind::Cancellation)]).await.unwrap();
+    let outcome = Outcome::Cancelled {
+        refunded_minor: request.refund_minor,
+    };
+    world.client.record_outcome(booking.id, &outcome).await.unwrap();
+    world.client.record_outcome(booking.id, &outcome).await.unwrap();
+    let cancelled = world.booking.get(actor, booking.id).await.unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    assert_eq!(cancelled.refunded_minor, request.refund_minor);
+    let statuses: Vec<Status> = cancelled.history.iter().map(|h| h.status).collect();
+    assert_eq!(
+        statuses,
+        [Status::Pending, Status::Confirmed, Status::Cancelling, Status::Cancelled]
+    );
+    assert_eq!(cancelled.history[2].actor_id, Some(actor.user_id));
+    assert_eq!(cancelled.history[2].reason.as_deref(), Some("plans changed"));
+    // Asking again changes nothing.
+    let again = world.booking.request_cancellation(actor, booking.id, None).await.unwrap();
+    assert_eq!(again.status, Status::Cancelled);
+    request.refund_minor
+}
+
+async fn cancelling_before_the_deadline_refunds_in_full(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let ann = customer();
+    let booking = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 10, 3, 1, 1)])
+        .await;
+    assert_eq!(cancel_and_refund(&world, &ann, &booking).await, booking.total_minor);
+    let requested = events_of(&pool, phoenix_booking::CANCELLATION_REQUESTED).await;
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0]["refund_minor"], booking.total_minor);
+    assert_eq!(requested[0]["fee_minor"], 0);
+    assert_eq!(events_of(&pool, phoenix_booking::CANCELLED).await.len(), 1);
+}
+
+async fn cancelling_non_refundable_refunds_nothing_but_still_releases(pool: Pool) {
+    let world = world(pool).await;
+    let ann = customer();
+    let booking = world
+        .confirmed(&ann, vec![world.stay(world.hotel.saver, 10, 1, 1, 1)])
+        .await;
+    assert_eq!(cancel_and_refund(&world, &ann, &booking).await, 0);
+}
+
+async fn cancelling_after_the_deadline_keeps_the_fee(pool: Pool) {
+    let world = world(pool).await;
+    let ann = customer();
+    // Check-in in two days: the 72 hours of free cancellation are over.
+    let booking = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 2, 2, 1, 1)])
+        .await;
+    let fee = booking.items[0].cancellation.fee_minor;
+    assert!(fee > 0 && fee < booking.total_minor, "{booking:?}");
+    assert_eq!(cancel_and_refund(&world, &ann, &booking).await, booking.total_minor - fee);
+}
+
+async fn only_confirmed_bookings_can_be_cancelled(pool: Pool) {
+    let world = world(pool).await;
+    let ann = customer();
+    let pending = world
+        .book(&ann, vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], 1)
+        .await;
+    let refused = world.booking.request_cancellation(&ann, pending.id, None).await;
+    assert!(matches!(refused, Err(Error::BookingPending)), "{refused:?}");
+    let failed = Outcome::Failed {
+        code: "insufficient_inventory".into(),
+        detail: "sold out".into(),
+    };
+    world.client.record_outcome(pending.id, &failed).await.unwrap();
+    let refused = world.booking.request_cancellation(&ann, pending.id, None).await;
+    assert!(matches!(refused, Err(Error::NotCancellable { status: Status::Failed })), "{refused:?}");
+    for (error, status, code) in [
+        (Error::BookingPending, 409, "booking_pending"),
+        (
+            Error::NotCancellable {
+                status: Status::Completed,
+            },
+            409,
+            "not_cancellable",
+        ),
+    ] {
+        let problem = phoenix_api::Problem::from(error);
+        assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (status, code));
+    }
+    let confirmed = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 11, 1, 1, 1)])
+        .await;
+    let long = "x".repeat(501);
+    let refused = world.booking.request_cancellation(&ann, confirmed.id, Some(long)).await;
+    assert!(matches!(refused, Err(Error::Invalid(_))));
+    // Support may cancel any booking.
+    let cancelling = world
+        .booking
+        .request_cancellation(&support(), confirmed.id, None)
+        .await
+        .unwrap();
+    assert_eq!(cancelling.status, Status::Cancelling);
+}

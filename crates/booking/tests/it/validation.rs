@@ -1,0 +1,170 @@
+use phoenix_api::{Problem, Role};
+use phoenix_booking::{BookingRequest, Error};
+use phoenix_db::Pool;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::*;
+
+phoenix_db::contract_suite!(
+    phoenix_booking::migrations(),
+    [
+        bad_requests_are_refused_before_anything_is_written,
+        travellers_must_match_the_party_of_every_item,
+        a_card_number_is_never_taken_as_a_payment_token,
+        the_catalogs_refusals_pass_through_unchanged,
+        only_agents_partners_and_admins_book_for_someone_else,
+    ]
+);
+
+async fn attempt(world: &World, request: BookingRequest) -> Result<phoenix_booking::Booking, Error> {
+    world
+        .booking
+        .create(&customer(), request, &key())
+        .await
+        .map(|c| c.booking)
+}
+
+fn fields(result: Result<phoenix_booking::Booking, Error>) -> Vec<String> {
+    match result {
+        Err(Error::Invalid(errors)) => errors.into_iter().map(|e| e.field).collect(),
+        other => panic!("expected invalid fields, got {other:?}"),
+    }
+}
+
+fn with(mut request: BookingRequest, change: impl FnOnce(&mut Value)) -> BookingRequest {
+    let mut json = serde_json::to_value(&request).unwrap();
+    change(&mut json);
+    request = serde_json::from_value(json).unwrap();
+    request
+}
+
+async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let good = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
+    let cases: Vec<(BookingRequest, &[&str])> = vec![
+        (request(vec![], adults(1)), &["items"]),
+        (request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], json!([])), &["travellers"]),
+        (
+            with(good.clone(), |r| r["contact"]["email"] = json!("not an email")),
+            &["contact.email"],
+        ),
+        (
+            with(good.clone(), |r| r["contact"]["phone"] = json!("call me")),
+            &["contact.phone"],
+        ),
+        (
+            with(good.clone(), |r| {
+                r["travellers"][0]["first_name"] = json!(" ");
+                r["travellers"][0]["last_name"] = json!("x".repeat(61));
+            }),
+            &["travellers[0].first_name", "travellers[0].last_name"],
+        ),
+        (with(good.clone(), |r| r["payment_token"] = json!("")), &["payment_token"]),
+        (
+            with(good.clone(), |r| {
+                r["travellers"][0]["type"] = json!("child");
+                r["travellers"][0]["date_of_birth"] = Value::Null;
+            }),
+            &["travellers[0].date_of_birth"],
+        ),
+        // Born in 1990: not a child on the day of travel.
+        (with(good.clone(), |r| r["travellers"][0]["type"] = json!("child")), &["travellers[0].type"]),
+        (
+            with(good.clone(), |r| r["travellers"][0]["date_of_birth"] = json!(day(40))),
+            &["travellers[0].date_of_birth"],
+        ),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(fields(attempt(&world, request).await), expected);
+    }
+    let seven = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1); 7], adults(1));
+    assert_eq!(fields(attempt(&world, seven).await), ["items"]);
+    let flight_without_birth_date = request(
+        vec![world.flight(10, "Y", 1, 0, 0)],
+        json!([{"first_name": "Ann", "last_name": "Lee", "type": "adult"}]),
+    );
+    assert_eq!(
+        fields(attempt(&world, flight_without_birth_date).await),
+        ["travellers[0].date_of_birth"]
+    );
+    let problem = Problem::from(Error::Invalid(vec![]));
+    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "invalid_fields"));
+    assert_eq!(n_bookings(&pool).await, 0);
+}
+
+async fn travellers_must_match_the_party_of_every_item(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let mismatched = |result: Result<_, Error>| {
+        assert!(matches!(result, Err(Error::TravellerMismatch { .. })), "{result:?}");
+    };
+    mismatched(attempt(&world, request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 2)], adults(1))).await);
+    mismatched(attempt(&world, request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(2))).await);
+    // The largest party decides: two guests in the room, two flying.
+    let family = json!([
+        {"first_name": "Ann", "last_name": "Lee", "type": "adult", "date_of_birth": "1990-04-02"},
+        {"first_name": "Kim", "last_name": "Lee", "type": "child", "date_of_birth": day(-365 * 6)},
+    ]);
+    let package = vec![world.stay(world.hotel.flexible, 10, 1, 1, 2), world.flight(10, "Y", 2, 0, 0)];
+    mismatched(attempt(&world, request(package, family.clone())).await);
+    let problem = Problem::from(Error::TravellerMismatch { detail: String::new() });
+    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "traveller_count_mismatch"));
+    assert_eq!(n_bookings(&pool).await, 0);
+    let package = vec![world.stay(world.hotel.flexible, 10, 1, 1, 2), world.flight(10, "Y", 1, 1, 0)];
+    let booked = attempt(&world, request(package, family)).await.unwrap();
+    assert_eq!(booked.travellers.len(), 2);
+}
+
+async fn a_card_number_is_never_taken_as_a_payment_token(pool: Pool) {
+    let world = world(pool.clone()).await;
+    for card in ["4242424242424242", "4242 4242 4242 4242", "4242-4242-4242-4242"] {
+        // Everything else is wrong too: the card number is what the client must hear about.
+        let mut bad = request(vec![], json!([]));
+        bad.payment_token = card.to_owned();
+        assert!(matches!(attempt(&world, bad).await, Err(Error::CardNumberNotAllowed)));
+    }
+    let problem = Problem::from(Error::CardNumberNotAllowed);
+    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "card_number_not_allowed"));
+    assert!(!problem.to_string().contains("4242"));
+    assert_eq!(n_bookings(&pool).await, 0);
+}
+
+async fn the_catalogs_refusals_pass_through_unchanged(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let catalog = |result: Result<_, Error>| match result {
+        Err(Error::Catalog(problem)) => (problem.status.as_u16(), problem.code.to_string()),
+        other => panic!("expected the catalog's problem, got {other:?}"),
+    };
+    let mut unknown = world.stay(world.hotel.flexible, 10, 1, 1, 1);
+    unknown["rate_plan_id"] = json!(Uuid::now_v7());
+    assert_eq!(catalog(attempt(&world, request(vec![unknown], adults(1))).await).0, 422);
+    let mut forged = world.stay(world.hotel.flexible, 10, 1, 1, 1);
+    forged["offer_id"] = json!("ofr_eyJub3QiOiJzaWduZWQifQ.AAAA");
+    assert_eq!(catalog(attempt(&world, request(vec![forged], adults(1))).await).0, 422);
+    // Five rooms of a hotel that has four.
+    let too_many = world.stay(world.hotel.flexible, 10, 1, 5, 5);
+    assert_eq!(
+        catalog(attempt(&world, request(vec![too_many], adults(5))).await),
+        (409, "unavailable".to_owned())
+    );
+    assert_eq!(n_bookings(&pool).await, 0);
+}
+
+async fn only_agents_partners_and_admins_book_for_someone_else(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let someone = Uuid::now_v7();
+    let mut body = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
+    body.customer_id = Some(someone);
+    let refused = world.booking.create(&customer(), body.clone(), &key()).await;
+    assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
+    assert_eq!(Problem::from(Error::Forbidden("x")).status.as_u16(), 403);
+    let support = world.booking.create(&support(), body.clone(), &key()).await;
+    assert!(matches!(support, Err(Error::Forbidden(_))), "support reads, it does not book");
+    let desk = agent(Uuid::now_v7());
+    let made = world.booking.create(&desk, body.clone(), &key()).await.unwrap().booking;
+    assert_eq!((made.customer_id, made.created_by), (someone, desk.user_id));
+    assert_eq!(made.organization_id, desk.organization_id);
+    let partner = principal(&[Role::Partner], Some(Uuid::now_v7()));
+    let made = world.booking.create(&partner, body, &key()).await.unwrap().booking;
+    assert_eq!(made.customer_id, someone);
+}

@@ -1,0 +1,146 @@
+//! How other services (the booking saga) reach payment: the same handle whether payment runs in this process or
+//! elsewhere, and the same answers, problems included (a decline is 402 `payment_declined` either way).
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{get, post};
+use phoenix_api::{Principal, Problem, remote};
+use uuid::Uuid;
+
+use crate::http::{self, CaptureRequest, PaymentView, RefundRequest};
+use crate::service::AuthorizeRequest;
+use crate::{Error, Service};
+
+/// Payment as another service sees it. `Local` calls the service directly; `Remote` calls its internal HTTP routes.
+#[derive(Clone)]
+pub enum Client {
+    Local(Service),
+    Remote(remote::Client),
+}
+
+impl Client {
+    /// Authorizes `request` on the payer's card, as `payer`. Retries with the same key get the first answer.
+    pub async fn authorize(
+        &self,
+        payer: &Principal,
+        request: &AuthorizeRequest,
+        idempotency_key: &str,
+    ) -> Result<PaymentView, Problem> {
+        match self {
+            Client::Local(service) => view(service.authorize(payer, request.clone(), idempotency_key).await),
+            Client::Remote(client) => {
+                check_key(idempotency_key)?;
+                let path = "/internal/v1/payments";
+                Ok(client
+                    .call_keyed(Method::POST, path, Some(request), Some(payer), Some(idempotency_key))
+                    .await?)
+            }
+        }
+    }
+
+    /// Captures `amount_minor` (default: all) of an authorized payment, as `actor`.
+    pub async fn capture(
+        &self,
+        actor: &Principal,
+        payment_id: Uuid,
+        amount_minor: Option<i64>,
+        idempotency_key: &str,
+    ) -> Result<PaymentView, Problem> {
+        match self {
+            Client::Local(service) => view(service.capture(actor, payment_id, amount_minor, idempotency_key).await),
+            Client::Remote(client) => {
+                check_key(idempotency_key)?;
+                let path = format!("/internal/v1/payments/{payment_id}/capture");
+                let body = CaptureRequest { amount_minor };
+                Ok(client
+                    .call_keyed(Method::POST, &path, Some(&body), Some(actor), Some(idempotency_key))
+                    .await?)
+            }
+        }
+    }
+
+    /// Refunds `amount_minor` (default: all that is left) of a captured payment, as `actor`.
+    pub async fn refund(
+        &self,
+        actor: &Principal,
+        payment_id: Uuid,
+        amount_minor: Option<i64>,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<PaymentView, Problem> {
+        match self {
+            Client::Local(service) => view(
+                service
+                    .refund(actor, payment_id, amount_minor, reason, idempotency_key)
+                    .await,
+            ),
+            Client::Remote(client) => {
+                check_key(idempotency_key)?;
+                let path = format!("/internal/v1/payments/{payment_id}/refund");
+                let body = RefundRequest {
+                    amount_minor,
+                    reason: reason.to_owned(),
+                };
+                Ok(client
+                    .call_keyed(Method::POST, &path, Some(&body), Some(actor), Some(idempotency_key))
+                    .await?)
+            }
+        }
+    }
+
+    /// Voids an uncaptured authorization, as `actor`.
+    pub async fn void(
+        &self,
+        actor: &Principal,
+        payment_id: Uuid,
+        idempotency_key: &str,
+    ) -> Result<PaymentView, Problem> {
+        match self {
+            Client::Local(service) => view(service.void(actor, payment_id, idempotency_key).await),
+            Client::Remote(client) => {
+                check_key(idempotency_key)?;
+                let path = format!("/internal/v1/payments/{payment_id}/void");
+                Ok(client
+                    .call_keyed::<(), _>(Method::POST, &path, None, Some(actor), Some(idempotency_key))
+                    .await?)
+            }
+        }
+    }
+
+    /// A payment, as `viewer` may see it.
+    pub async fn payment(&self, viewer: &Principal, payment_id: Uuid) -> Result<PaymentView, Problem> {
+        match self {
+            Client::Local(service) => view(service.payment(viewer, payment_id).await),
+            Client::Remote(client) => {
+                let path = format!("/internal/v1/payments/{payment_id}");
+                Ok(client.call::<(), _>(Method::GET, &path, None, Some(viewer)).await?)
+            }
+        }
+    }
+}
+
+fn view(result: Result<crate::Payment, Error>) -> Result<PaymentView, Problem> {
+    Ok(PaymentView::from(&result?))
+}
+
+/// A key the header cannot carry would be dropped on the way; refuse it here as the local service would.
+fn check_key(key: &str) -> Result<(), Problem> {
+    if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(Error::InvalidIdempotencyKey.into())
+    }
+}
+
+/// Routes only other Phoenix services call (never routed by the gateway; guarded by the internal token). No role
+/// checks: the principal in the request is the payer or actor the calling service acts for, and visibility rules
+/// still apply to it.
+pub fn internal_router(service: Service) -> Router {
+    Router::new()
+        .route("/internal/v1/payments", post(http::authorize))
+        .route("/internal/v1/payments/{payment_id}", get(http::get_payment))
+        .route("/internal/v1/payments/{payment_id}/capture", post(http::capture))
+        .route("/internal/v1/payments/{payment_id}/refund", post(http::refund))
+        .route("/internal/v1/payments/{payment_id}/void", post(http::void))
+        .with_state(service)
+}

@@ -1,0 +1,679 @@
+//! A card provider simulated on a database of its own, with test tokens for every outcome.
+//!
+//! It behaves like a real provider where Phoenix depends on it: it deduplicates on idempotency keys (the same key
+//! gets the stored first answer; the same key with other parameters is refused), allows one capture per
+//! authorization (the rest is released), refuses to capture or refund more than it holds, and refuses to void a
+//! captured payment. Its books live in its own `simulator_` tables on its own [`Pool`], so a test can open them after
+//! the process that called it died and read exactly what money moved ([`Simulator::ledger`]).
+//!
+//! Test tokens, as a client's card form would return them:
+//!
+//! | token | outcome |
+//! |---|---|
+//! | `tok_visa`, `tok_mastercard` | authorized |
+//! | `tok_decline` | declined `card_declined` |
+//! | `tok_insufficient_funds` | declined `insufficient_funds` |
+//! | `tok_expired_card` | declined `expired_card` |
+//! | `tok_hang` | never answers (the request is recorded, then it waits forever) |
+//! | `tok_flaky` | the first two attempts of each idempotency key on this card fail `Unavailable`, then it works |
+//! | anything else | declined `invalid_token` |
+
+use async_trait::async_trait;
+use phoenix_db::{Backend, Migrations, Pool, Timestamp, Tx, dispatch};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Authorization, Provider, ProviderError, ProviderPayment, ProviderStatus};
+
+static SIMULATOR_MIGRATIONS: Migrations = Migrations {
+    sqlite: sqlx::migrate!("migrations/simulator_sqlite"),
+    postgres: sqlx::migrate!("migrations/simulator_postgres"),
+};
+
+/// The simulator's schema, for `Pool::migrate` on the simulator's own database.
+pub fn simulator_migrations() -> &'static Migrations {
+    &SIMULATOR_MIGRATIONS
+}
+
+/// Attempts of one idempotency key that fail on a `tok_flaky` card before one succeeds.
+const FLAKY_FAILURES: i64 = 2;
+
+/// Most rows [`Simulator::ledger`] and [`Simulator::payments`] return: they are for tests and inspection.
+pub const MAX_LISTED: i64 = 10_000;
+
+/// The simulated provider. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Simulator {
+    pool: Pool,
+}
+
+/// One money movement the simulator made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: i64,
+    /// The simulator's payment reference (`sim_...`).
+    pub reference: String,
+    pub kind: EntryKind,
+    /// Authorized, captured, refunded, or (for a void) released.
+    pub amount_minor: i64,
+    pub idempotency_key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Authorization,
+    Capture,
+    Refund,
+    Void,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Authorization => "authorization",
+            EntryKind::Capture => "capture",
+            EntryKind::Refund => "refund",
+            EntryKind::Void => "void",
+        }
+    }
+
+    fn parse(s: &str) -> Option<EntryKind> {
+        [
+            EntryKind::Authorization,
+            EntryKind::Capture,
+            EntryKind::Refund,
+            EntryKind::Void,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A payment in the simulator's books, with the reference Phoenix gave it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulatedPayment {
+    pub payment: ProviderPayment,
+    pub our_reference: String,
+    /// `visa`, `mastercard` or `flaky`: never the token itself.
+    pub card: String,
+}
+
+/// What a test token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Card {
+    Visa,
+    Mastercard,
+    Flaky,
+    Hang,
+    Declined(&'static str),
+}
+
+impl Card {
+    fn of(token: &str) -> Card {
+        match token {
+            "tok_visa" => Card::Visa,
+            "tok_mastercard" => Card::Mastercard,
+            "tok_flaky" => Card::Flaky,
+            "tok_hang" => Card::Hang,
+            "tok_decline" => Card::Declined("card_declined"),
+            "tok_insufficient_funds" => Card::Declined("insufficient_funds"),
+            "tok_expired_card" => Card::Declined("expired_card"),
+            _ => Card::Declined("invalid_token"),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Card::Visa => "visa",
+            Card::Mastercard => "mastercard",
+            Card::Flaky => "flaky",
+            Card::Hang => "hang",
+            Card::Declined(_) => "declined",
+        }
+    }
+}
+
+/// A final answer, stored under its idempotency key and replayed to repeats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+enum Answer {
+    Payment { payment: ProviderPayment },
+    Declined { code: String, message: String },
+    Rejected { message: String },
+}
+
+impl Answer {
+    fn of(result: &Result<ProviderPayment, ProviderError>) -> Option<Answer> {
+        match result {
+            Ok(payment) => Some(Answer::Payment {
+                payment: payment.clone(),
+            }),
+            Err(ProviderError::Declined { code, message }) => Some(Answer::Declined {
+                code: code.clone(),
+                message: message.clone(),
+            }),
+            Err(ProviderError::Rejected(message)) => Some(Answer::Rejected {
+                message: message.clone(),
+            }),
+            // Not final: a repeat tries again.
+            Err(_) => None,
+        }
+    }
+
+    fn into_result(self) -> Result<ProviderPayment, ProviderError> {
+        match self {
+            Answer::Payment { payment } => Ok(payment),
+            Answer::Declined { code, message } => Err(ProviderError::Declined { code, message }),
+            Answer::Rejected { message } => Err(ProviderError::Rejected(message)),
+        }
+    }
+}
+
+/// What the simulator found under an idempotency key.
+enum Admitted {
+    /// Answered before: this again.
+    Replay(Result<ProviderPayment, ProviderError>),
+    /// Never answered; this is request number `attempts` (from 1) under the key.
+    New { attempts: i64 },
+}
+
+#[derive(sqlx::FromRow)]
+struct PaymentRow {
+    reference: String,
+    our_reference: String,
+    card: String,
+    status: String,
+    currency: String,
+    authorized_minor: i64,
+    captured_minor: i64,
+    refunded_minor: i64,
+}
+
+impl PaymentRow {
+    fn payment(&self) -> Result<ProviderPayment, ProviderError> {
+        let status = match self.status.as_str() {
+            "authorized" => ProviderStatus::Authorized,
+            "captured" => ProviderStatus::Captured,
+            "voided" => ProviderStatus::Voided,
+            _ => {
+                return Err(ProviderError::Unavailable(
+                    "the simulator's books are corrupt".to_owned(),
+                ));
+            }
+        };
+        Ok(ProviderPayment {
+            reference: self.reference.clone(),
+            status,
+            currency: self.currency.clone(),
+            authorized_minor: self.authorized_minor,
+            captured_minor: self.captured_minor,
+            refunded_minor: self.refunded_minor,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    seq: i64,
+    reference: String,
+    kind: String,
+    amount_minor: i64,
+    idempotency_key: String,
+    at: Timestamp,
+}
+
+/// A settlement's effect on a payment's row: the movement it books, or why it is refused.
+type Rule = fn(&mut PaymentRow, i64) -> Result<(EntryKind, i64), ProviderError>;
+
+const PAYMENT_COLUMNS: &str = "SELECT reference, our_reference, card, status, currency, authorized_minor,
+    captured_minor, refunded_minor FROM simulator_payments";
+
+/// The simulator's storage failing is, to its caller, the provider failing.
+fn unavailable(error: impl std::fmt::Display) -> ProviderError {
+    ProviderError::Unavailable(format!("the simulator's storage failed: {error}"))
+}
+
+fn rejected(message: &str) -> ProviderError {
+    ProviderError::Rejected(message.to_owned())
+}
+
+fn fingerprint(parts: &serde_json::Value) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, parts.to_string().as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Row locks for PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises writers.
+fn for_update(tx: &Tx) -> &'static str {
+    match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
+impl Simulator {
+    /// A simulator keeping its books in `pool` (migrated with [`simulator_migrations`]).
+    pub fn new(pool: Pool) -> Simulator {
+        Simulator { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Every money movement, oldest first (at most [`MAX_LISTED`]).
+    pub async fn ledger(&self) -> Result<Vec<Entry>, phoenix_db::Error> {
+        let rows: Vec<EntryRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT seq, reference, kind, amount_minor, idempotency_key, at FROM simulator_ledger
+                 ORDER BY seq LIMIT $1",
+            )
+            .bind(MAX_LISTED)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(Entry {
+                    kind: EntryKind::parse(&row.kind)?,
+                    seq: row.seq,
+                    reference: row.reference,
+                    amount_minor: row.amount_minor,
+                    idempotency_key: row.idempotency_key,
+                    at: row.at.datetime(),
+                })
+            })
+            .collect())
+    }
+
+    /// Every payment in the books (at most [`MAX_LISTED`]).
+    pub async fn payments(&self) -> Result<Vec<SimulatedPayment>, phoenix_db::Error> {
+        let sql = format!("{PAYMENT_COLUMNS} ORDER BY created_at, reference LIMIT $1");
+        let rows: Vec<PaymentRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(MAX_LISTED).fetch_all(conn).await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(SimulatedPayment {
+                    payment: row.payment().ok()?,
+                    our_reference: row.our_reference,
+                    card: row.card,
+                })
+            })
+            .collect())
+    }
+
+    /// How many requests with an idempotency key reached the simulator: repeats answered from its records, failed
+    /// attempts and requests still hanging included.
+    pub async fn requests_received(&self) -> Result<i64, phoenix_db::Error> {
+        let n: Option<i64> = dispatch!(&self.pool, conn => {
+            sqlx::query_scalar("SELECT CAST(SUM(attempts) AS BIGINT) FROM simulator_requests").fetch_one(conn).await
+        })?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn begin(&self) -> Result<Tx, ProviderError> {
+        self.pool.begin().await.map_err(unavailable)
+    }
+
+    /// Finds (or records) the request under `key` and counts this attempt. A key first used for other parameters
+    /// is refused, as Stripe does.
+    async fn admit(
+        &self,
+        tx: &mut Tx,
+        key: &str,
+        operation: &str,
+        fingerprint: &str,
+    ) -> Result<Admitted, ProviderError> {
+        if key.is_empty() || key.len() > 255 {
+            return Err(rejected("an idempotency key of 1 to 255 characters is required"));
+        }
+        let lock = for_update(tx);
+        let select = format!(
+            "SELECT operation, fingerprint, attempts, answer FROM simulator_requests WHERE idempotency_key = $1{lock}"
+        );
+        dispatch!(&mut *tx, conn => {
+            sqlx::query(
+                "INSERT INTO simulator_requests (idempotency_key, operation, fingerprint, attempts, created_at)
+                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(operation)
+            .bind(fingerprint)
+            .bind(Timestamp::now())
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(unavailable)?;
+        let found: (String, String, i64, Option<String>) = dispatch!(&mut *tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(select)).bind(key).fetch_one(conn).await
+        })
+        .map_err(unavailable)?;
+        let (stored_operation, stored_fingerprint, attempts, answer) = found;
+        if stored_operation != operation || stored_fingerprint != fingerprint {
+            return Err(rejected(
+                "keys for idempotent requests can only be used with the same parameters they were first used with",
+            ));
+        }
+        // Every request counts, replays included: tests read how often the provider was asked.
+        let attempts = attempts + 1;
+        dispatch!(&mut *tx, conn => {
+            sqlx::query("UPDATE simulator_requests SET attempts = $1 WHERE idempotency_key = $2")
+                .bind(attempts)
+                .bind(key)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })
+        .map_err(unavailable)?;
+        match answer {
+            Some(answer) => {
+                let answer: Answer = serde_json::from_str(&answer).map_err(unavailable)?;
+                Ok(Admitted::Replay(answer.into_result()))
+            }
+            None => Ok(Admitted::New { attempts }),
+        }
+    }
+
+    /// Stores a final answer under its key and commits everything the request did.
+    async fn finish(
+        &self,
+        mut tx: Tx,
+        key: &str,
+        result: Result<ProviderPayment, ProviderError>,
+    ) -> Result<ProviderPayment, ProviderError> {
+        if let Some(answer) = Answer::of(&result) {
+            let json = serde_json::to_string(&answer).map_err(unavailable)?;
+            dispatch!(&mut tx, conn => {
+                sqlx::query("UPDATE simulator_requests SET answer = $1 WHERE idempotency_key = $2")
+                    .bind(json)
+                    .bind(key)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+            })
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        result
+    }
+
+    async fn locked_payment(&self, tx: &mut Tx, reference: &str) -> Result<Option<PaymentRow>, ProviderError> {
+        let sql = format!("{PAYMENT_COLUMNS} WHERE reference = $1{}", for_update(tx));
+        dispatch!(&mut *tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(reference).fetch_optional(conn).await
+        })
+        .map_err(unavailable)
+    }
+
+    /// Writes a payment's new counters and the movement that changed them.
+    async fn record(
+        &self,
+        tx: &mut Tx,
+        row: &PaymentRow,
+        kind: EntryKind,
+        amount_minor: i64,
+        key: &str,
+    ) -> Result<(), ProviderError> {
+        let now = Timestamp::now();
+        dispatch!(&mut *tx, conn => {
+            sqlx::query(
+                "UPDATE simulator_payments SET status = $1, captured_minor = $2, refunded_minor = $3, updated_at = $4
+                 WHERE reference = $5",
+            )
+            .bind(&row.status)
+            .bind(row.captured_minor)
+            .bind(row.refunded_minor)
+            .bind(now)
+            .bind(&row.reference)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(unavailable)?;
+        insert_entry(tx, &row.reference, kind, amount_minor, key, now).await
+    }
+
+    /// A keyed operation on an existing payment: replay, flakiness, then `apply` to the locked row.
+    async fn settle(
+        &self,
+        reference: &str,
+        key: &str,
+        operation: &str,
+        amount_minor: i64,
+        apply: Rule,
+    ) -> Result<ProviderPayment, ProviderError> {
+        let fingerprint = fingerprint(&serde_json::json!([operation, reference, amount_minor]));
+        let mut tx = self.begin().await?;
+        let attempts = match self.admit(&mut tx, key, operation, &fingerprint).await? {
+            Admitted::Replay(answer) => {
+                tx.commit().await.map_err(unavailable)?;
+                return answer;
+            }
+            Admitted::New { attempts } => attempts,
+        };
+        let Some(mut row) = self.locked_payment(&mut tx, reference).await? else {
+            return self.finish(tx, key, Err(rejected("no such payment"))).await;
+        };
+        if row.card == Card::Flaky.name() && attempts <= FLAKY_FAILURES {
+            tx.commit().await.map_err(unavailable)?;
+            return Err(ProviderError::Unavailable("simulated outage (tok_flaky)".to_owned()));
+        }
+        let result = match apply(&mut row, amount_minor) {
+            Ok((kind, moved_minor)) => {
+                self.record(&mut tx, &row, kind, moved_minor, key).await?;
+                row.payment()
+            }
+            Err(error) => Err(error),
+        };
+        self.finish(tx, key, result).await
+    }
+}
+
+async fn insert_entry(
+    tx: &mut Tx,
+    reference: &str,
+    kind: EntryKind,
+    amount_minor: i64,
+    key: &str,
+    at: Timestamp,
+) -> Result<(), ProviderError> {
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO simulator_ledger (reference, kind, amount_minor, idempotency_key, at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(reference)
+        .bind(kind.as_str())
+        .bind(amount_minor)
+        .bind(key)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected())
+    })
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn capture(row: &mut PaymentRow, amount_minor: i64) -> Result<(EntryKind, i64), ProviderError> {
+    if row.status != "authorized" {
+        return Err(rejected(&format!("cannot capture a payment that is {}", row.status)));
+    }
+    let available = row.authorized_minor - row.captured_minor;
+    if amount_minor <= 0 || amount_minor > available {
+        return Err(rejected(&format!("the amount to capture must be 1 to {available}")));
+    }
+    // One capture per authorization: what is not captured now is released.
+    row.captured_minor += amount_minor;
+    row.status = "captured".to_owned();
+    Ok((EntryKind::Capture, amount_minor))
+}
+
+fn refund(row: &mut PaymentRow, amount_minor: i64) -> Result<(EntryKind, i64), ProviderError> {
+    if row.status != "captured" {
+        return Err(rejected(&format!("cannot refund a payment that is {}", row.status)));
+    }
+    let available = row.captured_minor - row.refunded_minor;
+    if amount_minor <= 0 || amount_minor > available {
+        return Err(rejected(&format!("the amount to refund must be 1 to {available}")));
+    }
+    row.refunded_minor += amount_minor;
+    Ok((EntryKind::Refund, amount_minor))
+}
+
+fn void(row: &mut PaymentRow, _amount_minor: i64) -> Result<(EntryKind, i64), ProviderError> {
+    if row.status != "authorized" {
+        return Err(rejected(&format!("cannot void a payment that is {}", row.status)));
+    }
+    row.status = "voided".to_owned();
+    Ok((EntryKind::Void, row.authorized_minor))
+}
+
+#[async_trait]
+impl Provider for Simulator {
+    fn name(&self) -> &'static str {
+        "simulated"
+    }
+
+    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
+        let card = Card::of(&authorization.token);
+        let fingerprint = fingerprint(&serde_json::json!([
+            "authorize",
+            authorization.amount_minor,
+            authorization.currency,
+            authorization.token,
+            authorization.reference,
+        ]));
+        let key = authorization.idempotency_key.as_str();
+        let mut tx = self.begin().await?;
+        let attempts = match self.admit(&mut tx, key, "authorize", &fingerprint).await? {
+            Admitted::Replay(answer) => {
+                tx.commit().await.map_err(unavailable)?;
+                return answer;
+            }
+            Admitted::New { attempts } => attempts,
+        };
+        match card {
+            Card::Hang => {
+                // The request arrived (it is on the books); its answer never will.
+                tx.commit().await.map_err(unavailable)?;
+                std::future::pending::<()>().await;
+                unreachable!("a pending future never completes")
+            }
+            Card::Flaky if attempts <= FLAKY_FAILURES => {
+                tx.commit().await.map_err(unavailable)?;
+                Err(ProviderError::Unavailable("simulated outage (tok_flaky)".to_owned()))
+            }
+            Card::Declined(code) => {
+                let result = Err(ProviderError::Declined {
+                    code: code.to_owned(),
+                    message: format!("the card was declined ({code})"),
+                });
+                self.finish(tx, key, result).await
+            }
+            Card::Visa | Card::Mastercard | Card::Flaky => {
+                let result = self.open(&mut tx, authorization, card).await;
+                self.finish(tx, key, result).await
+            }
+        }
+    }
+
+    async fn capture(
+        &self,
+        reference: &str,
+        amount_minor: i64,
+        idempotency_key: &str,
+    ) -> Result<ProviderPayment, ProviderError> {
+        self.settle(reference, idempotency_key, "capture", amount_minor, capture)
+            .await
+    }
+
+    async fn refund(
+        &self,
+        reference: &str,
+        amount_minor: i64,
+        idempotency_key: &str,
+    ) -> Result<ProviderPayment, ProviderError> {
+        self.settle(reference, idempotency_key, "refund", amount_minor, refund)
+            .await
+    }
+
+    async fn void(&self, reference: &str, idempotency_key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.settle(reference, idempotency_key, "void", 0, void).await
+    }
+
+    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
+        let sql = format!("{PAYMENT_COLUMNS} WHERE reference = $1");
+        let row: Option<PaymentRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(reference).fetch_optional(conn).await
+        })
+        .map_err(unavailable)?;
+        row.ok_or_else(|| rejected("no such payment"))?.payment()
+    }
+
+    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
+        let sql = format!("{PAYMENT_COLUMNS} WHERE our_reference = $1 ORDER BY created_at LIMIT 1");
+        let row: Option<PaymentRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(reference).fetch_optional(conn).await
+        })
+        .map_err(unavailable)?;
+        row.map(|row| row.payment()).transpose()
+    }
+}
+
+impl Simulator {
+    /// Books a new authorization.
+    async fn open(
+        &self,
+        tx: &mut Tx,
+        authorization: &Authorization,
+        card: Card,
+    ) -> Result<ProviderPayment, ProviderError> {
+        if authorization.amount_minor <= 0 {
+            return Err(rejected("the amount must be positive"));
+        }
+        let reference = format!("sim_{}", Uuid::now_v7().simple());
+        let now = Timestamp::now();
+        dispatch!(&mut *tx, conn => {
+            sqlx::query(
+                "INSERT INTO simulator_payments (reference, our_reference, card, status, currency, authorized_minor,
+                     captured_minor, refunded_minor, created_at, updated_at)
+                 VALUES ($1, $2, $3, 'authorized', $4, $5, 0, 0, $6, $6)",
+            )
+            .bind(&reference)
+            .bind(&authorization.reference)
+            .bind(card.name())
+            .bind(&authorization.currency)
+            .bind(authorization.amount_minor)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })
+        .map_err(unavailable)?;
+        let key = &authorization.idempotency_key;
+        insert_entry(
+            tx,
+            &reference,
+            EntryKind::Authorization,
+            authorization.amount_minor,
+            key,
+            now,
+        )
+        .await?;
+        Ok(ProviderPayment {
+            reference,
+            status: ProviderStatus::Authorized,
+            currency: authorization.currency.clone(),
+            authorized_minor: authorization.amount_minor,
+            captured_minor: 0,
+            refunded_minor: 0,
+        })
+    }
+}

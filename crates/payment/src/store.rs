@@ -1,0 +1,564 @@
+//! Payment's SQL: one text for both engines, except the row locks PostgreSQL takes (`FOR UPDATE`) where SQLite's
+//! `BEGIN IMMEDIATE` already serialises writers.
+//!
+//! Every change to a payment is written with its event, in one transaction, and only from the state it was decided
+//! in (`WHERE status = ...`): a change that finds the payment moved on changes nothing.
+
+use phoenix_db::{Backend, Event, Pool, Timestamp, Tx, dispatch};
+use uuid::Uuid;
+
+use crate::Error;
+use crate::http::PaymentView;
+use crate::operation::{Answer, Kind, Operation, Outcome};
+use crate::payment::{Failure, Payment, Status};
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// What a finished operation does to its payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Authorized { provider_reference: String },
+    Failed(Failure),
+    Captured { amount_minor: i64 },
+    Refunded { amount_minor: i64 },
+    Voided,
+    Unchanged,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub outcome: Outcome,
+    /// The decline or failure code.
+    pub code: Option<String>,
+    /// What the provider said, for a rejection.
+    pub message: Option<String>,
+    pub change: Change,
+}
+
+/// Captures, voids and refunds of a payment that are being worked on right now (their claim is live).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InFlight {
+    pub capture_or_void: bool,
+    pub refunding_minor: i64,
+}
+
+/// A payment's fields as reconciliation sets them from the provider's books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub status: Status,
+    pub captured_minor: i64,
+    pub refunded_minor: i64,
+    pub provider_reference: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct PaymentRow {
+    id: Uuid,
+    owner_id: Uuid,
+    organization_id: Option<Uuid>,
+    amount_minor: i64,
+    currency: String,
+    status: String,
+    captured_minor: i64,
+    refunded_minor: i64,
+    provider: String,
+    provider_reference: Option<String>,
+    reference: Option<String>,
+    failure_code: Option<String>,
+    decline_code: Option<String>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl PaymentRow {
+    fn into_payment(self) -> Result<Payment, Error> {
+        Ok(Payment {
+            status: Status::parse(&self.status).ok_or(Error::Corrupt("payments.status"))?,
+            id: self.id,
+            owner_id: self.owner_id,
+            organization_id: self.organization_id,
+            amount_minor: self.amount_minor,
+            currency: self.currency,
+            captured_minor: self.captured_minor,
+            refunded_minor: self.refunded_minor,
+            provider: self.provider,
+            provider_reference: self.provider_reference,
+            reference: self.reference,
+            failure_code: self.failure_code,
+            decline_code: self.decline_code,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct OperationRow {
+    id: Uuid,
+    payment_id: Uuid,
+    kind: String,
+    amount_minor: i64,
+    reason: Option<String>,
+    actor_id: Uuid,
+    idempotency_key: String,
+    request_hash: Vec<u8>,
+    outcome: String,
+    code: Option<String>,
+    answer: Option<String>,
+    claimed_by: Option<Uuid>,
+    claimed_until: Option<Timestamp>,
+    created_at: Timestamp,
+    completed_at: Option<Timestamp>,
+}
+
+impl OperationRow {
+    fn into_operation(self) -> Result<Operation, Error> {
+        let answer = self
+            .answer
+            .map(|json| serde_json::from_str::<Answer>(&json))
+            .transpose()
+            .map_err(|_| Error::Corrupt("payment_operations.answer"))?;
+        Ok(Operation {
+            kind: Kind::parse(&self.kind).ok_or(Error::Corrupt("payment_operations.kind"))?,
+            outcome: Outcome::parse(&self.outcome).ok_or(Error::Corrupt("payment_operations.outcome"))?,
+            id: self.id,
+            payment_id: self.payment_id,
+            amount_minor: self.amount_minor,
+            reason: self.reason,
+            actor_id: self.actor_id,
+            idempotency_key: self.idempotency_key,
+            request_hash: self.request_hash,
+            code: self.code,
+            answer,
+            claimed_by: self.claimed_by,
+            claimed_until: self.claimed_until,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+        })
+    }
+}
+
+const PAYMENT_COLUMNS: &str = "SELECT id, owner_id, organization_id, amount_minor, currency, status, captured_minor,
+    refunded_minor, provider, provider_reference, reference, failure_code, decline_code, created_at, updated_at
+    FROM payments";
+
+const OPERATION_COLUMNS: &str = "SELECT id, payment_id, kind, amount_minor, reason, actor_id, idempotency_key,
+    request_hash, outcome, code, answer, claimed_by, claimed_until, created_at, completed_at FROM payment_operations";
+
+/// Most history rows [`Store::operations`] returns for one payment.
+pub const MAX_OPERATIONS: i64 = 1_000;
+
+fn for_update(tx: &Tx) -> &'static str {
+    match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub async fn payment(&self, id: Uuid) -> Result<Option<Payment>, Error> {
+        let sql = format!("{PAYMENT_COLUMNS} WHERE id = $1");
+        let row: Option<PaymentRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+        })?;
+        row.map(PaymentRow::into_payment).transpose()
+    }
+
+    /// Up to `limit` payments with ids after `after`, in id (creation) order: reconciliation's pages.
+    pub async fn page(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<Payment>, Error> {
+        let sql = format!("{PAYMENT_COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows: Vec<PaymentRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(after.unwrap_or(Uuid::nil()))
+                .bind(limit)
+                .fetch_all(conn)
+                .await
+        })?;
+        rows.into_iter().map(PaymentRow::into_payment).collect()
+    }
+
+    pub async fn operation_by_key(&self, actor_id: Uuid, key: &str) -> Result<Option<Operation>, Error> {
+        let sql = format!("{OPERATION_COLUMNS} WHERE actor_id = $1 AND idempotency_key = $2");
+        let row: Option<OperationRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(actor_id).bind(key).fetch_optional(conn).await
+        })?;
+        row.map(OperationRow::into_operation).transpose()
+    }
+
+    /// A payment's history, oldest first (at most [`MAX_OPERATIONS`]).
+    pub async fn operations(&self, payment_id: Uuid) -> Result<Vec<Operation>, Error> {
+        let sql = format!("{OPERATION_COLUMNS} WHERE payment_id = $1 ORDER BY created_at, id LIMIT $2");
+        let rows: Vec<OperationRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(payment_id).bind(MAX_OPERATIONS).fetch_all(conn).await
+        })?;
+        rows.into_iter().map(OperationRow::into_operation).collect()
+    }
+
+    /// Writes a new payment, `pending`, with the authorize operation that will call the provider: the trace a crash
+    /// mid-call leaves. A unique violation means another request took the idempotency key first.
+    pub async fn insert_authorization(&self, payment: &Payment, operation: &Operation) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO payments (id, owner_id, organization_id, amount_minor, currency, status, captured_minor,
+                     refunded_minor, provider, provider_reference, reference, failure_code, decline_code, created_at,
+                     updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, NULL, $8, NULL, NULL, $9, $9)",
+            )
+            .bind(payment.id)
+            .bind(payment.owner_id)
+            .bind(payment.organization_id)
+            .bind(payment.amount_minor)
+            .bind(&payment.currency)
+            .bind(payment.status.as_str())
+            .bind(&payment.provider)
+            .bind(&payment.reference)
+            .bind(payment.created_at)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        insert_operation(&mut tx, operation).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Locks a payment, lets `decide` check the move against it and what is in flight, and writes the operation
+    /// `decide` returns, pending: two moves of one payment are decided one after the other, never together.
+    pub async fn begin_move(
+        &self,
+        payment_id: Uuid,
+        now: Timestamp,
+        decide: impl FnOnce(&Payment, InFlight) -> Result<Operation, Error>,
+    ) -> Result<(Payment, Operation), Error> {
+        let mut tx = self.pool.begin().await?;
+        let payment = locked_payment(&mut tx, payment_id).await?.ok_or(Error::NotFound)?;
+        let live: Vec<(String, i64)> = dispatch!(&mut tx, conn => {
+            sqlx::query_as(
+                "SELECT kind, amount_minor FROM payment_operations
+                 WHERE payment_id = $1 AND outcome = 'pending' AND kind <> 'authorize' AND claimed_until > $2",
+            )
+            .bind(payment_id)
+            .bind(now)
+            .fetch_all(conn)
+            .await
+        })?;
+        let in_flight = InFlight {
+            capture_or_void: live.iter().any(|(kind, _)| kind == "capture" || kind == "void"),
+            refunding_minor: live.iter().filter(|(kind, _)| kind == "refund").map(|(_, a)| a).sum(),
+        };
+        let operation = decide(&payment, in_flight)?;
+        insert_operation(&mut tx, &operation).await?;
+        tx.commit().await?;
+        Ok((payment, operation))
+    }
+
+    /// Claims a pending operation that nobody works on any more (its claim is ours, from a task that died, or has
+    /// lapsed). False when it is finished or someone else's claim is live.
+    pub async fn take_over(
+        &self,
+        operation_id: Uuid,
+        me: Uuid,
+        until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let n = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE payment_operations SET claimed_by = $1, claimed_until = $2
+                 WHERE id = $3 AND outcome = 'pending' AND (claimed_by = $1 OR claimed_until <= $4)",
+            )
+            .bind(me)
+            .bind(until)
+            .bind(operation_id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Gives up a claim, leaving the operation pending for a retry to take over at once.
+    pub async fn release(&self, operation_id: Uuid, me: Uuid, now: Timestamp) -> Result<(), Error> {
+        dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE payment_operations SET claimed_until = $1
+                 WHERE id = $2 AND outcome = 'pending' AND claimed_by = $3",
+            )
+            .bind(now)
+            .bind(operation_id)
+            .bind(me)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(())
+    }
+
+    /// Finishes a pending operation: its outcome and stored answer, the payment's change and its event, in one
+    /// transaction; returns the stored answer. `None` when the operation was finished already (another process resumed it too); the caller
+    /// answers with that one's answer.
+    pub async fn complete(&self, operation: &Operation, completion: &Completion) -> Result<Option<Answer>, Error> {
+        let now = Timestamp::now();
+        let mut tx = self.pool.begin().await?;
+        let n = dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "UPDATE payment_operations SET outcome = $1, code = $2, completed_at = $3, claimed_until = NULL
+                 WHERE id = $4 AND outcome = 'pending'",
+            )
+            .bind(completion.outcome.as_str())
+            .bind(&completion.code)
+            .bind(now)
+            .bind(operation.id)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if !apply(&mut tx, operation.payment_id, &completion.change, now).await? {
+            tracing::warn!(payment_id = %operation.payment_id, operation = operation.kind.as_str(),
+                "the payment moved on before its operation finished; reconciliation will compare it");
+        }
+        let payment = locked_payment(&mut tx, operation.payment_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let answer = answer(&payment, completion);
+        let json = serde_json::to_string(&answer).map_err(|_| Error::Corrupt("an answer does not serialise"))?;
+        dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE payment_operations SET answer = $1 WHERE id = $2")
+                .bind(json)
+                .bind(operation.id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        if let Some(event) = event(&completion.change, &payment, Some(operation))? {
+            tx.append_event(&event).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(answer))
+    }
+
+    /// Sets a payment's status and amounts to what the provider's books say, if it is still as `seen`, with the
+    /// event of the change. False when it moved on meanwhile.
+    pub async fn repair(&self, seen: &Payment, repair: &Repair, change: &Change) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
+        let n = dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "UPDATE payments SET status = $1, captured_minor = $2, refunded_minor = $3,
+                     provider_reference = COALESCE($4, provider_reference), updated_at = $5
+                 WHERE id = $6 AND status = $7 AND captured_minor = $8 AND refunded_minor = $9",
+            )
+            .bind(repair.status.as_str())
+            .bind(repair.captured_minor)
+            .bind(repair.refunded_minor)
+            .bind(&repair.provider_reference)
+            .bind(Timestamp::now())
+            .bind(seen.id)
+            .bind(seen.status.as_str())
+            .bind(seen.captured_minor)
+            .bind(seen.refunded_minor)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        if n == 0 {
+            return Ok(false);
+        }
+        let payment = locked_payment(&mut tx, seen.id).await?.ok_or(Error::NotFound)?;
+        if let Some(event) = event(change, &payment, None)? {
+            tx.append_event(&reconciled(event)).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The pending operations of `payment_id` whose claim has lapsed (at most a few: one per idempotency key).
+    pub async fn stale_operations(&self, payment_id: Uuid, now: Timestamp) -> Result<Vec<Operation>, Error> {
+        let sql = format!(
+            "{OPERATION_COLUMNS} WHERE payment_id = $1 AND outcome = 'pending' AND claimed_until <= $2
+             ORDER BY created_at LIMIT 100"
+        );
+        let rows: Vec<OperationRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(payment_id).bind(now).fetch_all(conn).await
+        })?;
+        rows.into_iter().map(OperationRow::into_operation).collect()
+    }
+}
+
+async fn insert_operation(tx: &mut Tx, operation: &Operation) -> Result<(), Error> {
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO payment_operations (id, payment_id, kind, amount_minor, reason, actor_id, idempotency_key,
+                 request_hash, outcome, code, answer, claimed_by, claimed_until, created_at, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10, $11, $12, NULL)",
+        )
+        .bind(operation.id)
+        .bind(operation.payment_id)
+        .bind(operation.kind.as_str())
+        .bind(operation.amount_minor)
+        .bind(&operation.reason)
+        .bind(operation.actor_id)
+        .bind(&operation.idempotency_key)
+        .bind(&operation.request_hash)
+        .bind(operation.outcome.as_str())
+        .bind(operation.claimed_by)
+        .bind(operation.claimed_until)
+        .bind(operation.created_at)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected())
+    })?;
+    Ok(())
+}
+
+async fn locked_payment(tx: &mut Tx, id: Uuid) -> Result<Option<Payment>, Error> {
+    let sql = format!("{PAYMENT_COLUMNS} WHERE id = $1{}", for_update(tx));
+    let row: Option<PaymentRow> = dispatch!(&mut *tx, conn => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+    })?;
+    row.map(PaymentRow::into_payment).transpose()
+}
+
+/// Applies a finished operation to its payment, from the state the operation was decided in. False when the
+/// payment was no longer in it.
+async fn apply(tx: &mut Tx, payment_id: Uuid, change: &Change, now: Timestamp) -> Result<bool, Error> {
+    let n = match change {
+        Change::Unchanged => return Ok(true),
+        Change::Authorized { provider_reference } => dispatch!(&mut *tx, conn => {
+            sqlx::query(
+                "UPDATE payments SET status = 'authorized', provider_reference = $1, updated_at = $2
+                 WHERE id = $3 AND status = 'pending'",
+            )
+            .bind(provider_reference)
+            .bind(now)
+            .bind(payment_id)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?,
+        Change::Failed(failure) => dispatch!(&mut *tx, conn => {
+            sqlx::query(
+                "UPDATE payments SET status = 'failed', failure_code = $1, decline_code = $2, updated_at = $3
+                 WHERE id = $4 AND status = 'pending'",
+            )
+            .bind(failure.failure_code)
+            .bind(&failure.decline_code)
+            .bind(now)
+            .bind(payment_id)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?,
+        Change::Captured { amount_minor } | Change::Refunded { amount_minor } => {
+            let sql = if matches!(change, Change::Captured { .. }) {
+                "UPDATE payments SET status = 'captured', captured_minor = captured_minor + $1, updated_at = $2
+                 WHERE id = $3 AND status = 'authorized' AND captured_minor + $1 <= amount_minor"
+            } else {
+                "UPDATE payments SET refunded_minor = refunded_minor + $1,
+                     status = CASE WHEN refunded_minor + $1 >= captured_minor THEN 'refunded'
+                                   ELSE 'partially_refunded' END,
+                     updated_at = $2
+                 WHERE id = $3 AND status IN ('captured', 'partially_refunded')
+                   AND refunded_minor + $1 <= captured_minor"
+            };
+            dispatch!(&mut *tx, conn => {
+                sqlx::query(sql)
+                    .bind(amount_minor)
+                    .bind(now)
+                    .bind(payment_id)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?
+        }
+        Change::Voided => dispatch!(&mut *tx, conn => {
+            sqlx::query("UPDATE payments SET status = 'voided', updated_at = $1 WHERE id = $2 AND status = 'authorized'")
+                .bind(now)
+                .bind(payment_id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?,
+    };
+    Ok(n == 1)
+}
+
+/// The answer an operation gives, from the payment as it finished.
+fn answer(payment: &Payment, completion: &Completion) -> Answer {
+    match completion.outcome {
+        Outcome::Succeeded | Outcome::Pending => Answer::Payment {
+            payment: Box::new(PaymentView::from(payment)),
+        },
+        Outcome::Declined => Answer::Declined {
+            payment_id: payment.id,
+            decline_code: completion.code.clone().unwrap_or_default(),
+        },
+        Outcome::Rejected => Answer::Rejected {
+            payment_id: payment.id,
+            message: completion.message.clone().unwrap_or_default(),
+        },
+        Outcome::Failed => Answer::Unavailable { payment_id: payment.id },
+    }
+}
+
+/// The event of a change (none for an operation that changed nothing). No card data, no token.
+fn event(change: &Change, payment: &Payment, operation: Option<&Operation>) -> Result<Option<Event>, Error> {
+    let event_type = match change {
+        Change::Authorized { .. } => "payment.authorized.v1",
+        Change::Failed(_) => "payment.failed.v1",
+        Change::Captured { .. } => "payment.captured.v1",
+        Change::Refunded { .. } => "payment.refunded.v1",
+        Change::Voided => "payment.voided.v1",
+        Change::Unchanged => return Ok(None),
+    };
+    let data = serde_json::json!({
+        "payment_id": payment.id,
+        "owner_id": payment.owner_id,
+        "organization_id": payment.organization_id,
+        "status": payment.status,
+        "amount_minor": payment.amount_minor,
+        "currency": payment.currency,
+        "captured_minor": payment.captured_minor,
+        "refunded_minor": payment.refunded_minor,
+        "provider": payment.provider,
+        "reference": payment.reference,
+        "failure_code": payment.failure_code,
+        "decline_code": payment.decline_code,
+        "operation": operation.map(|o| serde_json::json!({
+            "id": o.id,
+            "kind": o.kind,
+            "amount_minor": o.amount_minor,
+            "reason": o.reason,
+            "actor_id": o.actor_id,
+        })),
+    });
+    Ok(Some(Event::new(
+        crate::SOURCE,
+        event_type,
+        payment.id.to_string(),
+        &data,
+    )?))
+}
+
+/// Events written by reconciliation say so, for whoever reads them.
+fn reconciled(mut event: Event) -> Event {
+    if let Some(data) = event.data.as_object_mut() {
+        data.insert("reconciled".to_owned(), true.into());
+    }
+    event
+}

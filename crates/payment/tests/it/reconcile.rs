@@ -1,0 +1,217 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use phoenix_db::Pool;
+use phoenix_payment::provider::simulated::EntryKind;
+use phoenix_payment::reconcile::DifferenceKind;
+use phoenix_payment::{
+    Authorization, Error, Provider, ProviderError, ProviderPayment, ProviderStatus, Simulator, Status, reconcile,
+};
+
+use crate::idempotency::{crash_after_authorizing, stored_statuses};
+use crate::{admin, customer, env, env_with, events_of, options, request, wait_until};
+
+phoenix_db::contract_suite!(
+    phoenix_payment::migrations(),
+    [
+        matching_books_report_no_difference,
+        a_refund_made_behind_our_back_is_found_and_taken_into_our_books,
+        an_authorization_whose_answer_was_lost_is_found_and_voided,
+        an_abandoned_pending_authorization_is_finished_as_the_provider_says,
+    ]
+);
+
+async fn matching_books_report_no_difference(pool: Pool) {
+    let env = env(pool).await;
+    let staff = admin();
+    let payer = customer();
+    let a = env
+        .service
+        .authorize(&payer, request(1_000, "tok_visa"), "a")
+        .await
+        .unwrap();
+    env.service.capture(&staff, a.id, Some(800), "a-cap").await.unwrap();
+    env.service.refund(&staff, a.id, Some(300), "r", "a-ref").await.unwrap();
+    let b = env
+        .service
+        .authorize(&payer, request(1_000, "tok_visa"), "b")
+        .await
+        .unwrap();
+    env.service.void(&staff, b.id, "b-void").await.unwrap();
+    env.service
+        .authorize(&payer, request(1_000, "tok_visa"), "c")
+        .await
+        .unwrap();
+    let _ = env.service.authorize(&payer, request(1_000, "tok_decline"), "d").await;
+
+    let report = reconcile(&env.service, true).await.unwrap();
+    assert_eq!(report.checked, 4);
+    assert_eq!((report.differences_found, report.repaired, report.unchecked), (0, 0, 0));
+    assert!(!report.truncated);
+}
+
+async fn a_refund_made_behind_our_back_is_found_and_taken_into_our_books(pool: Pool) {
+    let env = env(pool.clone()).await;
+    let staff = admin();
+    let payment = env
+        .service
+        .authorize(&customer(), request(10_000, "tok_visa"), "pay-1")
+        .await
+        .unwrap();
+    env.service.capture(&staff, payment.id, None, "cap-1").await.unwrap();
+    // Someone refunds at the provider's dashboard, outside Phoenix.
+    let reference = payment.provider_reference.clone().unwrap();
+    env.simulator.refund(&reference, 3_000, "dashboard-1").await.unwrap();
+
+    let report = reconcile(&env.service, false).await.unwrap();
+    assert_eq!(report.differences_found, 1);
+    let difference = &report.differences[0];
+    assert_eq!(
+        (difference.payment_id, difference.kind),
+        (payment.id, DifferenceKind::Mismatch)
+    );
+    assert_eq!(difference.ours.refunded_minor, 0);
+    assert_eq!(difference.theirs.as_ref().unwrap().refunded_minor, 3_000);
+    assert!(!difference.repaired);
+    let unchanged = env.service.payment(&staff, payment.id).await.unwrap();
+    assert_eq!(unchanged.refunded_minor, 0, "without repair nothing changes");
+
+    let report = reconcile(&env.service, true).await.unwrap();
+    assert_eq!((report.differences_found, report.repaired), (1, 1));
+    let repaired = env.service.payment(&staff, payment.id).await.unwrap();
+    assert_eq!(
+        (repaired.status, repaired.refunded_minor),
+        (Status::PartiallyRefunded, 3_000)
+    );
+    let events = events_of(&pool, "payment.refunded.v1").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reconciled"], true);
+    assert_eq!(
+        env.ledger(EntryKind::Refund).await.len(),
+        1,
+        "reconciliation moved no money itself"
+    );
+
+    let again = reconcile(&env.service, true).await.unwrap();
+    assert_eq!(again.differences_found, 0);
+    // The rest can still be refunded through Phoenix, and no more.
+    let rest = env
+        .service
+        .refund(&staff, payment.id, None, "r", "ref-1")
+        .await
+        .unwrap();
+    assert_eq!((rest.status, rest.refunded_minor), (Status::Refunded, 10_000));
+}
+
+/// The simulator, but every authorization's answer is lost on the way back (it happens, then times out), and the
+/// provider cannot be searched meanwhile, so the service's own best-effort void cannot find it.
+struct LostAnswers {
+    inner: Simulator,
+}
+
+#[async_trait]
+impl Provider for LostAnswers {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
+        self.inner.authorize(authorization).await?;
+        Err(ProviderError::Timeout)
+    }
+    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.capture(reference, amount_minor, key).await
+    }
+    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.refund(reference, amount_minor, key).await
+    }
+    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.void(reference, key).await
+    }
+    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.fetch(reference).await
+    }
+    async fn find(&self, _reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
+        Err(ProviderError::Unavailable("search is down".to_owned()))
+    }
+}
+
+async fn an_authorization_whose_answer_was_lost_is_found_and_voided(pool: Pool) {
+    let mut options = options();
+    options.resilience.max_retries = 1;
+    let env = env_with(pool, options.clone(), |simulator| {
+        Arc::new(LostAnswers { inner: simulator })
+    })
+    .await;
+    let payer = customer();
+    let lost = env
+        .service
+        .authorize(&payer, request(6_000, "tok_visa"), "pay-1")
+        .await
+        .unwrap_err();
+    let Error::AuthorizationUnknown { payment_id } = lost else {
+        panic!("expected an unknown outcome: {lost:?}");
+    };
+    assert_eq!(
+        env.service.payment(&payer, payment_id).await.unwrap().status,
+        Status::Failed
+    );
+    // The provider holds the money (once: the retry carried the same key).
+    let held = env.simulator.payments().await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].our_reference, payment_id.to_string());
+    assert_eq!(held[0].payment.status, ProviderStatus::Authorized);
+
+    // A run in another process, whose provider answers normally, finds it and voids it.
+    let checker = env.restart(options, Arc::new(env.simulator.clone()));
+    let report = reconcile(&checker, true).await.unwrap();
+    assert_eq!((report.differences_found, report.repaired), (1, 1));
+    let difference = &report.differences[0];
+    assert_eq!(difference.kind, DifferenceKind::UnknownAuthorization);
+    assert_eq!(difference.ours.status, Status::Failed);
+    let voids = env.ledger(EntryKind::Void).await;
+    assert_eq!(voids.len(), 1);
+    assert_eq!(
+        (voids[0].reference.as_str(), voids[0].amount_minor),
+        (held[0].payment.reference.as_str(), 6_000)
+    );
+    assert_eq!(
+        env.service.payment(&payer, payment_id).await.unwrap().status,
+        Status::Failed
+    );
+    let again = reconcile(&checker, true).await.unwrap();
+    assert_eq!(again.differences_found, 0, "a voided authorization holds nothing");
+}
+
+async fn an_abandoned_pending_authorization_is_finished_as_the_provider_says(pool: Pool) {
+    let mut options = options();
+    options.resilience.timeout_ms = 300;
+    options.resilience.max_retries = 0;
+    let env = env_with(pool.clone(), options.clone(), crash_after_authorizing).await;
+    let payer = customer();
+    let crashed = env.service.authorize(&payer, request(7_000, "tok_visa"), "pay-1").await;
+    assert!(matches!(crashed, Err(Error::Interrupted)), "{crashed:?}");
+    assert_eq!(stored_statuses(&pool).await, ["pending"]);
+
+    let checker = env.restart(options, Arc::new(env.simulator.clone()));
+    // While the crashed request's claim lasts it might still be working: reconciliation leaves it alone.
+    let checker_ = checker.clone();
+    wait_until(Duration::from_secs(15), || {
+        let checker = checker_.clone();
+        async move { reconcile(&checker, false).await.unwrap().in_progress == 0 }
+    })
+    .await;
+    let report = reconcile(&checker, true).await.unwrap();
+    assert_eq!((report.differences_found, report.repaired), (1, 1));
+    assert_eq!(report.differences[0].kind, DifferenceKind::UnknownAuthorization);
+    assert_eq!(stored_statuses(&pool).await, ["authorized"]);
+    assert_eq!(events_of(&pool, "payment.authorized.v1").await.len(), 1);
+    // The payer's retry now gets the authorized payment, charged once.
+    let payment = env
+        .service
+        .authorize(&payer, request(7_000, "tok_visa"), "pay-1")
+        .await
+        .unwrap();
+    assert_eq!(payment.status, Status::Authorized);
+    assert_eq!(env.ledger(EntryKind::Authorization).await.len(), 1);
+}

@@ -1,0 +1,488 @@
+//! Booking end to end over HTTP, on SQLite and on PostgreSQL: hotel, flight and package bookings confirmed through
+//! the saga, declined cards undone, idempotent retries, cancellations refunded by policy, and isolation between
+//! customers and organizations. Money is checked at the payment service and units at inventory, not only in the
+//! booking's own answer.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Api, TestApp};
+
+/// Runs one scenario on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = crate::common::spawn_with(crate::common::config()).await;
+                    super::$name(&app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let databases = crate::common::PostgresDatabases::new();
+                    let mut config = crate::common::config();
+                    config.database_url = Some(phoenix::config::Secret::new(databases.url.clone()));
+                    let app = crate::common::spawn_with(config).await;
+                    super::$name(&app).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    hotel_booking_confirms_and_cancelling_before_the_deadline_refunds_in_full,
+    flight_and_package_bookings_hold_everything_or_nothing,
+    a_declined_card_fails_the_booking_and_releases_the_hold,
+    the_same_request_three_times_or_five_at_once_books_and_charges_once,
+    customers_and_organizations_never_see_each_others_bookings,
+    bad_booking_input_is_a_problem_naming_the_cause,
+    cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refunds_nothing,
+);
+
+pub fn date(days: i64) -> String {
+    (time::OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string()
+}
+
+/// What the scenarios book: a hotel with a flexible and a non-refundable plan, an airline with a daily flight.
+pub struct World {
+    pub admin: String,
+    pub hotel_id: String,
+    pub room_type_id: String,
+    pub flexible_plan: String,
+    pub strict_plan: String,
+}
+
+/// Sets up a hotel chain with one hotel (4 double rooms; 80.00 a night from day 1 to day 30).
+pub async fn world(app: &Api, admin: String) -> World {
+    let (_, ops) = app.operator(&admin, "ops@harbour.example", "hotel_chain").await;
+    let made = app
+        .post(
+            "/api/v1/catalog/hotels",
+            Some(&ops),
+            json!({
+                "name": "Hotel du Port", "address": "2 Quai", "city": "Marseille", "country": "FR",
+                "latitude": 43.2965, "longitude": 5.3698, "stars": 3, "amenities": ["free_wifi"],
+                "time_zone": "Europe/Paris"
+            }),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let hotel_id = made.body["id"].as_str().unwrap().to_owned();
+    let room = app
+        .post(
+            &format!("/api/v1/catalog/hotels/{hotel_id}/room-types"),
+            Some(&ops),
+            json!({"name": "Double", "max_occupancy": 2, "beds": "1 double", "rooms": 4}),
+        )
+        .await;
+    assert_eq!(room.status, 201, "{room:?}");
+    let room_type_id = room.body["id"].as_str().unwrap().to_owned();
+    let mut plans = Vec::new();
+    for (name, refundable, hours) in [("Flexible", true, Some(72)), ("Saver", false, None)] {
+        let plan = app
+            .post(
+                &format!("/api/v1/catalog/hotels/{hotel_id}/rate-plans"),
+                Some(&ops),
+                json!({"room_type_id": room_type_id, "name": name, "meal_plan": "breakfast",
+                       "refundable": refundable, "free_cancellation_hours": hours, "currency": "EUR"}),
+            )
+            .await;
+        assert_eq!(plan.status, 201, "{plan:?}");
+        let plan_id = plan.body["id"].as_str().unwrap().to_owned();
+        let prices = app
+            .call(
+                Method::PUT,
+                &format!("/api/v1/catalog/hotels/{hotel_id}/rate-plans/{plan_id}/prices"),
+                Some(&ops),
+                Some(json!({"from": date(0), "to": date(30), "amount_minor": 8_000})),
+            )
+            .await;
+        assert_eq!(prices.status, 200, "{prices:?}");
+        plans.push(plan_id);
+    }
+    World {
+        admin,
+        hotel_id,
+        room_type_id,
+        flexible_plan: plans[0].clone(),
+        strict_plan: plans[1].clone(),
+    }
+}
+
+impl World {
+    pub fn stay(&self, plan: &str, from: i64, nights: i64, rooms: u32, guests: u32) -> Value {
+        json!({
+            "kind": "hotel", "hotel_id": self.hotel_id, "room_type_id": self.room_type_id, "rate_plan_id": plan,
+            "check_in": date(from), "check_out": date(from + nights), "rooms": rooms, "guests": guests
+        })
+    }
+}
+
+pub fn travellers(n: usize) -> Value {
+    let names = ["Lee", "Okafor", "Silva", "Novak"];
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                json!({"first_name": "Ann", "last_name": names[i % names.len()], "type": "adult",
+                            "date_of_birth": "1990-04-02"})
+            })
+            .collect(),
+    )
+}
+
+pub fn booking(items: Vec<Value>, n_travellers: usize, token: &str) -> Value {
+    json!({
+        "items": items,
+        "travellers": travellers(n_travellers),
+        "contact": {"email": "ann@example.com", "phone": "+33 6 12 34 56 78"},
+        "payment_token": token,
+    })
+}
+
+pub fn key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Counters of the bucket of one night of the world's room type, as inventory reports them.
+pub async fn night(app: &Api, world: &World, from: i64) -> Value {
+    let items = app
+        .post(
+            "/api/v1/inventory/availability",
+            Some(&world.admin),
+            json!({"item_ids": [phoenix_catalog::hotel::room_item(
+                world.room_type_id.parse().unwrap(),
+                time::OffsetDateTime::now_utc().date() + time::Duration::days(from),
+            )]}),
+        )
+        .await;
+    assert_eq!(items.status, 200, "{items:?}");
+    items.body["items"][0].clone()
+}
+
+async fn hotel_booking_confirms_and_cancelling_before_the_deadline_refunds_in_full(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let made = app
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.flexible_plan, 10, 3, 1, 2)], 2, "tok_visa"),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let booking = &made.body;
+    assert_eq!(booking["status"], "confirmed");
+    let locator = booking["locator"].as_str().unwrap();
+    assert_eq!(locator.len(), 6);
+    assert!(locator.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+    let total = booking["total_minor"].as_i64().unwrap();
+    assert!(total >= 24_000, "three nights of 80.00 plus taxes: {booking:?}");
+    for from in 10..13 {
+        assert_eq!(night(app, &world, from).await["sold"], 1);
+    }
+
+    let id = booking["id"].as_str().unwrap();
+    let payment_id = booking["payment_id"].as_str().unwrap();
+    let payment = app
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
+        .await;
+    assert_eq!(payment.body["status"], "captured", "{payment:?}");
+    assert_eq!(payment.body["captured_minor"], total);
+
+    let fetched = app.get(&format!("/api/v1/bookings/{id}"), Some(&ann)).await;
+    assert_eq!(fetched.body["locator"], locator);
+    let history: Vec<&str> = fetched.body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(history, ["pending", "confirmed"]);
+    let found = app
+        .get(
+            &format!(
+                "/api/v1/bookings/lookup?locator={}&last_name=lee",
+                locator.to_lowercase()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(found.status, 200, "{found:?}");
+    assert_eq!(found.body["id"], id);
+    app.get(
+        &format!("/api/v1/bookings/lookup?locator={locator}&last_name=Smith"),
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
+
+    let cancelled = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Some(&ann),
+            Some(json!({"reason": "plans changed"})),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(cancelled.body["refunded_minor"], total);
+    let payment = app
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
+        .await;
+    assert_eq!(payment.body["refunded_minor"], total, "{payment:?}");
+    for from in 10..13 {
+        assert_eq!(night(app, &world, from).await["sold"], 0);
+    }
+}
+
+async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refunds_nothing(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    // Check-in in two days: the flexible plan's 72 hours of free cancellation are already over.
+    let late = app
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.flexible_plan, 2, 2, 1, 1)], 1, "tok_visa"),
+        )
+        .await;
+    assert_eq!(late.status, 201, "{late:?}");
+    let total = late.body["total_minor"].as_i64().unwrap();
+    let fee = late.body["items"][0]["cancellation"]["fee_minor"].as_i64().unwrap();
+    assert!(fee > 0 && fee < total, "{late:?}");
+    let id = late.body["id"].as_str().unwrap();
+    let cancelled = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Some(&ann),
+            Some(json!({"reason": "ill"})),
+        )
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
+    assert_eq!(cancelled.body["refunded_minor"], total - fee);
+
+    let strict = app
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.strict_plan, 20, 1, 1, 1)], 1, "tok_visa"),
+        )
+        .await;
+    assert_eq!(strict.status, 201, "{strict:?}");
+    let id = strict.body["id"].as_str().unwrap();
+    let payment_id = strict.body["payment_id"].as_str().unwrap().to_owned();
+    let cancelled = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Some(&ann),
+            Some(json!({"reason": "ill"})),
+        )
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
+    assert_eq!(cancelled.body["refunded_minor"], 0);
+    let payment = app
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
+        .await;
+    assert_eq!(payment.body["refunded_minor"], 0);
+    assert_eq!(
+        night(app, &world, 20).await["sold"],
+        0,
+        "the room returns to stock all the same"
+    );
+}
+
+async fn flight_and_package_bookings_hold_everything_or_nothing(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    // Five rooms for a hotel of four: nothing is held, and the booking says why.
+    let too_many = app
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.flexible_plan, 8, 2, 5, 5)], 5, "tok_visa"),
+        )
+        .await;
+    assert!(matches!(too_many.status.as_u16(), 409 | 422), "{too_many:?}");
+    assert_eq!(night(app, &world, 8).await["held"], 0);
+    assert_eq!(night(app, &world, 8).await["sold"], 0);
+}
+
+async fn a_declined_card_fails_the_booking_and_releases_the_hold(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let declined = app
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)], 1, "tok_decline"),
+        )
+        .await;
+    declined.assert_problem(402, "payment_declined");
+    let id = declined.body["booking_id"].as_str().unwrap();
+    let failed = app.get(&format!("/api/v1/bookings/{id}"), Some(&ann)).await;
+    assert_eq!(failed.body["status"], "failed", "{failed:?}");
+    assert_eq!(failed.body["failure"]["code"], "payment_declined");
+    for from in 10..12 {
+        let counters = night(app, &world, from).await;
+        assert_eq!(
+            (counters["held"].as_i64(), counters["sold"].as_i64()),
+            (Some(0), Some(0))
+        );
+    }
+    let sagas = app
+        .get(&format!("/api/v1/sagas?booking_id={id}"), Some(&world.admin))
+        .await;
+    assert_eq!(sagas.body["items"][0]["state"], "compensated", "{sagas:?}");
+    let steps: Vec<(&str, &str)> = sagas.body["items"][0]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("hold_inventory", "ok"),
+            ("authorize_payment", "failed"),
+            ("release_hold", "ok"),
+            ("fail_booking", "ok")
+        ]
+    );
+}
+
+async fn the_same_request_three_times_or_five_at_once_books_and_charges_once(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let body = booking(vec![world.stay(&world.flexible_plan, 12, 1, 1, 1)], 1, "tok_visa");
+    let sequential = key();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let reply = app
+            .post_keyed("/api/v1/bookings", Some(&ann), &sequential, body.clone())
+            .await;
+        assert_eq!(reply.status, 201, "{reply:?}");
+        ids.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+
+    let concurrent = key();
+    let replies = futures::future::join_all(
+        (0..5).map(|_| app.post_keyed("/api/v1/bookings", Some(&ann), &concurrent, body.clone())),
+    )
+    .await;
+    let mut made: Vec<String> = replies
+        .iter()
+        .filter(|r| r.status.is_success())
+        .map(|r| r.body["id"].as_str().unwrap().to_owned())
+        .collect();
+    for reply in replies.iter().filter(|r| !r.status.is_success()) {
+        reply.assert_problem(409, "idempotency_key_in_use");
+    }
+    made.dedup();
+    assert_eq!(made.len(), 1, "{replies:?}");
+    let mine = app.get("/api/v1/bookings", Some(&ann)).await;
+    assert_eq!(mine.body["items"].as_array().unwrap().len(), 2, "{mine:?}");
+    assert_eq!(night(app, &world, 12).await["sold"], 2);
+    app.post_keyed(
+        "/api/v1/bookings",
+        Some(&ann),
+        &sequential,
+        booking(vec![world.stay(&world.flexible_plan, 14, 1, 1, 1)], 1, "tok_visa"),
+    )
+    .await
+    .assert_problem(422, "idempotency_key_reused");
+}
+
+async fn customers_and_organizations_never_see_each_others_bookings(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let (_, bob) = app.customer("bob@example.com").await;
+    let made = app
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.flexible_plan, 15, 1, 1, 1)], 1, "tok_visa"),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let id = made.body["id"].as_str().unwrap();
+    app.get(&format!("/api/v1/bookings/{id}"), Some(&bob))
+        .await
+        .assert_problem(404, "not_found");
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/bookings/{id}/cancel"),
+        Some(&bob),
+        Some(json!({"reason": "x"})),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    let bobs = app.get("/api/v1/bookings", Some(&bob)).await;
+    assert_eq!(bobs.body["items"], json!([]), "{bobs:?}");
+    let support = app.get(&format!("/api/v1/bookings/{id}"), Some(&world.admin)).await;
+    assert_eq!(support.status, 200);
+}
+
+async fn bad_booking_input_is_a_problem_naming_the_cause(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let post = |body: Value| {
+        let ann = ann.clone();
+        async move { app.post_keyed("/api/v1/bookings", Some(&ann), &key(), body).await }
+    };
+    let mut unknown = world.stay(&world.flexible_plan, 10, 1, 1, 1);
+    unknown["rate_plan_id"] = json!(uuid::Uuid::now_v7());
+    let reply = post(booking(vec![unknown], 1, "tok_visa")).await;
+    assert_eq!(reply.status, 422, "{reply:?}");
+    let reply = post(booking(
+        vec![world.stay(&world.flexible_plan, 10, 1, 1, 2)],
+        1,
+        "tok_visa",
+    ))
+    .await;
+    reply.assert_problem(422, "traveller_count_mismatch");
+    let reply = post(booking(
+        vec![world.stay(&world.flexible_plan, 10, 1, 1, 1)],
+        1,
+        "4242 4242 4242 4242",
+    ))
+    .await;
+    reply.assert_problem(422, "card_number_not_allowed");
+    let reply = post(booking(
+        vec![world.stay(&world.flexible_plan, 40, 1, 1, 1)],
+        1,
+        "tok_visa",
+    ))
+    .await;
+    assert!(
+        matches!(reply.status.as_u16(), 409 | 422),
+        "no price that far out: {reply:?}"
+    );
+    let reply = post(booking(vec![], 1, "tok_visa")).await;
+    assert_eq!(reply.status, 422, "{reply:?}");
+    let reply = app
+        .post("/api/v1/bookings", Some(&ann), booking(vec![], 1, "tok_visa"))
+        .await;
+    reply.assert_problem(400, "idempotency_key_required");
+    let mut expired = world.stay(&world.flexible_plan, 10, 1, 1, 1);
+    expired["offer_id"] = json!("ofr_eyJub3QiOiJzaWduZWQifQ.AAAA");
+    let reply = post(booking(vec![expired], 1, "tok_visa")).await;
+    assert_eq!(reply.status, 422, "{reply:?}");
+    let mine = app.get("/api/v1/bookings", Some(&ann)).await;
+    assert_eq!(mine.body["items"], json!([]), "nothing was written: {mine:?}");
+}

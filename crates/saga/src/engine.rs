@@ -1,0 +1,372 @@
+//! Driving sagas: take booking's requests, run each saga step by step under a lease, retry with backoff, switch to
+//! compensation when a step before the pivot fails for good, and resume any saga whose owner died.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_booking::orchestration::SagaRequest;
+use phoenix_db::Timestamp;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::saga::{Failure, Saga, State, StepRecord};
+use crate::steps::{self, Action, StepError};
+use crate::{Error, Orchestrator};
+
+/// What one pass of [`Orchestrator::drive`] ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driven {
+    /// The saga reached a final state.
+    Finished,
+    /// A step must wait for its timer; the lease was given up for whichever instance is free then.
+    Waiting,
+    /// Another instance holds the saga (or it vanished): nothing done here.
+    NotOurs,
+}
+
+impl Orchestrator {
+    /// Takes up to `limit` pending requests from booking, creates their sagas and starts driving the new ones.
+    /// Returns how many requests were taken.
+    pub async fn take_requests(&self, limit: u32) -> Result<usize, Error> {
+        let requests = self.inner.clients.booking.saga_requests(limit).await?;
+        if requests.is_empty() {
+            return Ok(0);
+        }
+        let created = self.create_sagas(&requests).await?;
+        let taken: Vec<_> = requests.iter().map(|r: &SagaRequest| (r.booking_id, r.kind)).collect();
+        self.inner.clients.booking.acknowledge(&taken).await?;
+        for id in created {
+            metrics::counter!("phoenix_sagas_started_total").increment(1);
+            self.spawn_drive(id);
+        }
+        Ok(requests.len())
+    }
+
+    /// Creates a saga for each request that has none yet (one per booking and kind), leased to this instance, and
+    /// returns the ids of those created. Driving them is up to the caller ([`drive`](Self::drive)).
+    pub async fn create_sagas(&self, requests: &[SagaRequest]) -> Result<Vec<Uuid>, Error> {
+        let now = Timestamp::now();
+        let sagas: Vec<Saga> = requests.iter().cloned().map(|r| Saga::start(r, now)).collect();
+        self.inner
+            .store
+            .create(&sagas, self.inner.owner, self.lease_until(now))
+            .await
+    }
+
+    /// Leases the sagas whose timers are due and whose owners are gone, and drives them.
+    pub async fn resume_due(&self) -> Result<usize, Error> {
+        let now = Timestamp::now();
+        let ids = self
+            .inner
+            .store
+            .claim_due(
+                self.inner.owner,
+                now,
+                self.lease_until(now),
+                self.inner.options.resume_batch,
+            )
+            .await?;
+        for id in &ids {
+            self.spawn_drive(*id);
+        }
+        Ok(ids.len())
+    }
+
+    fn spawn_drive(&self, id: Uuid) {
+        let orchestrator = self.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = orchestrator.inner.running.clone().acquire_owned().await else {
+                return;
+            };
+            if let Err(error) = orchestrator.drive(id).await {
+                tracing::warn!(saga_id = %id, error = %phoenix_api::ErrorChain(&error), "driving a saga failed");
+                // The lease runs out and the recovery loop resumes it.
+            }
+        });
+    }
+
+    /// Runs a saga as far as it can go now: to its end, or until a step must wait for its timer.
+    pub async fn drive(&self, id: Uuid) -> Result<Driven, Error> {
+        let owner = self.inner.owner;
+        let now = Timestamp::now();
+        if !self.inner.store.lease(id, owner, now, self.lease_until(now)).await? {
+            return Ok(Driven::NotOurs);
+        }
+        let Some(mut saga) = self.inner.store.get(id).await? else {
+            return Ok(Driven::NotOurs);
+        };
+        loop {
+            if self.past_deadline(&saga) {
+                let failure = Failure {
+                    code: "hold_expired".to_owned(),
+                    detail: "the booking did not complete before its hold expired".to_owned(),
+                };
+                self.start_compensating(&mut saga, failure, "deadline")?;
+                if !self
+                    .persist(&saga, "deadline", "do", "failed", Some("hold_expired"))
+                    .await?
+                {
+                    return Ok(Driven::NotOurs);
+                }
+                continue;
+            }
+            let Some(action) = saga.next_action() else {
+                return Ok(Driven::Finished);
+            };
+            let started = std::time::Instant::now();
+            let result = match &self.inner.options.fail_at {
+                Some(step) if matches!(action, Action::Do(s) if s.name() == step) => Err(StepError::injected()),
+                _ => steps::run(action, &mut saga, &self.inner.clients, &self.inner.options).await,
+            };
+            metrics::histogram!("phoenix_saga_step_seconds", "step" => action.step().name())
+                .record(started.elapsed().as_secs_f64());
+            match self.after(&mut saga, action, result).await? {
+                Some(driven) => return Ok(driven),
+                None => continue,
+            }
+        }
+    }
+
+    /// Records an action's result; `Some` ends this pass.
+    async fn after(
+        &self,
+        saga: &mut Saga,
+        action: Action,
+        result: Result<(), StepError>,
+    ) -> Result<Option<Driven>, Error> {
+        let step = action.step().name();
+        let direction = action.direction();
+        let attempt = saga.attempts + 1;
+        match result {
+            Ok(()) => {
+                self.advance(saga, action);
+                let saved = self.persist_attempt(saga, step, direction, attempt, "ok", None).await?;
+                count_step(saga, action, "ok");
+                self.crash_point(action);
+                if !saved {
+                    return Ok(Some(Driven::NotOurs));
+                }
+                if saga.state.is_final() {
+                    metrics::counter!("phoenix_sagas_finished_total", "saga" => saga.kind.as_str(),
+                        "state" => saga.state.as_str())
+                    .increment(1);
+                    return Ok(Some(Driven::Finished));
+                }
+                Ok(None)
+            }
+            Err(error) if !error.retryable && matches!(action, Action::Do(_)) && saga.before_pivot() => {
+                count_step(saga, action, "failed");
+                let failure = Failure {
+                    code: error.code.clone(),
+                    detail: error.detail.clone(),
+                };
+                self.start_compensating(saga, failure, step)?;
+                let saved = self
+                    .persist_attempt(saga, step, direction, attempt, "failed", Some(&error.to_string()))
+                    .await?;
+                Ok((!saved).then_some(Driven::NotOurs))
+            }
+            Err(error) => self.retry_later(saga, action, attempt, error).await,
+        }
+    }
+
+    /// A step that failed but may succeed later: try again after a backoff, or give up and compensate when the
+    /// attempts before the pivot run out. Steps after the pivot, and undo steps, are never given up.
+    async fn retry_later(
+        &self,
+        saga: &mut Saga,
+        action: Action,
+        attempt: u32,
+        error: StepError,
+    ) -> Result<Option<Driven>, Error> {
+        let step = action.step().name();
+        let options = &self.inner.options;
+        count_step(saga, action, "retry");
+        tracing::info!(saga_id = %saga.id, step, attempt, error = %error, "saga step will be retried");
+        if matches!(action, Action::Do(_)) && saga.before_pivot() && attempt >= options.max_attempts {
+            let failure = Failure {
+                code: error.code.clone(),
+                detail: error.detail.clone(),
+            };
+            self.start_compensating(saga, failure, step)?;
+            let saved = self
+                .persist_attempt(
+                    saga,
+                    step,
+                    action.direction(),
+                    attempt,
+                    "failed",
+                    Some(&error.to_string()),
+                )
+                .await?;
+            return Ok((!saved).then_some(Driven::NotOurs));
+        }
+        saga.attempts = attempt;
+        saga.last_error = Some(error.to_string());
+        let backoff = options.backoff(attempt);
+        let mut next = Timestamp::now() + time::Duration::try_from(backoff).unwrap_or(time::Duration::SECOND);
+        if let Some(deadline) = saga.deadline_at.filter(|_| saga.before_pivot()) {
+            next = next.min(deadline);
+        }
+        saga.next_run_at = next;
+        let saved = self
+            .persist_attempt(
+                saga,
+                step,
+                action.direction(),
+                attempt,
+                "retry",
+                Some(&error.to_string()),
+            )
+            .await?;
+        if !saved {
+            return Ok(Some(Driven::NotOurs));
+        }
+        if backoff <= options.lease() / 4 {
+            // Short waits keep the lease and the saga in memory.
+            tokio::time::sleep(backoff).await;
+            return Ok(None);
+        }
+        self.inner.store.release_lease(saga.id, self.inner.owner).await?;
+        Ok(Some(Driven::Waiting))
+    }
+
+    fn advance(&self, saga: &mut Saga, action: Action) {
+        match action {
+            Action::Do(_) => saga.step += 1,
+            Action::Undo(_) => saga.undo_step += 1,
+        }
+        saga.attempts = 0;
+        saga.last_error = None;
+        saga.next_run_at = Timestamp::now();
+        if saga.next_action().is_none() {
+            saga.state = match saga.state {
+                State::Compensating => State::Compensated,
+                _ => State::Completed,
+            };
+        }
+    }
+
+    fn start_compensating(&self, saga: &mut Saga, failure: Failure, step: &str) -> Result<(), Error> {
+        tracing::info!(saga_id = %saga.id, booking_id = %saga.booking_id, step, code = %failure.code,
+            "saga compensating");
+        saga.state = State::Compensating;
+        saga.undo_step = 0;
+        saga.attempts = 0;
+        saga.last_error = Some(format!("{}: {}", failure.code, failure.detail));
+        saga.data.failure = Some(failure);
+        saga.next_run_at = Timestamp::now();
+        Ok(())
+    }
+
+    fn past_deadline(&self, saga: &Saga) -> bool {
+        saga.before_pivot() && saga.deadline_at.is_some_and(|deadline| Timestamp::now() >= deadline)
+    }
+
+    async fn persist(
+        &self,
+        saga: &Saga,
+        step: &str,
+        direction: &str,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> Result<bool, Error> {
+        self.persist_attempt(saga, step, direction, 1, outcome, error).await
+    }
+
+    async fn persist_attempt(
+        &self,
+        saga: &Saga,
+        step: &str,
+        direction: &str,
+        attempt: u32,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> Result<bool, Error> {
+        let mut saga = saga.clone();
+        saga.updated_at = Timestamp::now();
+        let record = StepRecord {
+            seq: 0,
+            step: step.to_owned(),
+            direction: direction.to_owned(),
+            attempt,
+            outcome: outcome.to_owned(),
+            error: error.map(str::to_owned),
+            at: saga.updated_at,
+        };
+        self.inner.store.save(&saga, self.inner.owner, &record).await
+    }
+
+    /// Fault injection for crash tests: stop the process dead right after this action's result is durable.
+    fn crash_point(&self, action: Action) {
+        let Some(crash_after) = &self.inner.options.crash_after else {
+            return;
+        };
+        let name = match action {
+            Action::Do(step) => step.name().to_owned(),
+            Action::Undo(step) => format!("undo:{}", step.name()),
+        };
+        if *crash_after == name {
+            tracing::error!(step = %name, "crash_after: aborting the process on purpose");
+            std::process::abort();
+        }
+    }
+
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        now + time::Duration::try_from(self.inner.options.lease()).unwrap_or(time::Duration::SECOND * 30)
+    }
+
+    /// Background loops: take booking's requests as they come, resume due sagas.
+    pub(crate) fn spawn_loops(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.clients.booking.wake_signal();
+        let poll = Duration::from_millis(self.inner.options.poll_interval_ms);
+        tokio::spawn(async move {
+            loop {
+                if let Some(wake) = &wake {
+                    let _ = tokio::time::timeout(poll, wake.notified()).await;
+                } else {
+                    tokio::time::sleep(poll).await;
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                let orchestrator = Orchestrator { inner };
+                let batch = orchestrator.inner.options.request_batch;
+                loop {
+                    match orchestrator.take_requests(batch).await {
+                        Ok(n) if n as u32 >= batch => continue,
+                        Ok(_) => break,
+                        Err(error) => {
+                            tracing::warn!(error = %phoenix_api::ErrorChain(&error), "taking saga requests failed");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let weak = Arc::downgrade(&self.inner);
+        let every = Duration::from_millis(self.inner.options.resume_interval_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                let orchestrator = Orchestrator { inner };
+                if let Err(error) = orchestrator.resume_due().await {
+                    tracing::warn!(error = %phoenix_api::ErrorChain(&error), "resuming sagas failed");
+                }
+            }
+        });
+    }
+}
+
+fn count_step(saga: &Saga, action: Action, outcome: &'static str) {
+    metrics::counter!("phoenix_saga_steps_total", "saga" => saga.kind.as_str(), "step" => action.step().name(),
+        "direction" => action.direction(), "outcome" => outcome)
+    .increment(1);
+}
+
+/// How many sagas one process drives at once.
+pub(crate) fn running(limit: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(limit))
+}
