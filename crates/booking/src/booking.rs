@@ -2,8 +2,8 @@
 //! lives in one column until the saga takes it).
 
 use phoenix_api::{Principal, Role};
-use phoenix_catalog::quote::{Amount, Breakdown, ItemKind, QuoteItem};
 use phoenix_catalog::model::Day;
+use phoenix_catalog::quote::{Amount, Breakdown, ItemKind, QuoteItem};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;

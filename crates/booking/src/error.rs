@@ -74,7 +74,9 @@ impl From<Error> for Problem {
                     field: "payment_token".to_owned(),
                     message: "looks like a card number".to_owned(),
                 }]),
-            Error::TravellerMismatch { .. } => Problem::new(S::UNPROCESSABLE_ENTITY, "traveller_count_mismatch", detail),
+            Error::TravellerMismatch { .. } => {
+                Problem::new(S::UNPROCESSABLE_ENTITY, "traveller_count_mismatch", detail)
+            }
             Error::Forbidden(_) => Problem::new(S::FORBIDDEN, "forbidden", detail),
             Error::NotFound => Problem::new(S::NOT_FOUND, "not_found", detail),
             Error::IdempotencyKeyReused => Problem::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", detail),

@@ -11,12 +11,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::Service;
 use crate::booking::Booking;
 use crate::error::failed_problem;
 use crate::policy::Status;
 use crate::request::{BOOKER_ROLES, BookingRequest};
 use crate::service::ListFilter;
-use crate::Service;
 
 type Result<T> = std::result::Result<T, Problem>;
 

@@ -37,8 +37,8 @@ pub struct HoldLine {
     pub quantity: i64,
 }
 
-/// Everything a saga needs to run, handed over once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything a saga needs to run, handed over once. Its `Debug` hides the payment token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaRequest {
     pub booking_id: Uuid,
     pub kind: SagaKind,
@@ -60,12 +60,33 @@ pub struct SagaRequest {
     pub payment_id: Option<Uuid>,
 }
 
+impl std::fmt::Debug for SagaRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaRequest")
+            .field("booking_id", &self.booking_id)
+            .field("kind", &self.kind)
+            .field("actor", &self.actor.user_id)
+            .field("lines", &self.lines)
+            .field("amount_minor", &self.amount_minor)
+            .field("currency", &self.currency)
+            .field("payment_token", &self.payment_token.as_ref().map(|_| "<hidden>"))
+            .field("refund_minor", &self.refund_minor)
+            .field("hold_id", &self.hold_id)
+            .field("payment_id", &self.payment_id)
+            .finish()
+    }
+}
+
 /// How a saga ended, reported to booking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Held, paid and sold: the booking is confirmed.
-    Confirmed { hold_id: Uuid, payment_id: Uuid, captured_minor: i64 },
+    Confirmed {
+        hold_id: Uuid,
+        payment_id: Uuid,
+        captured_minor: i64,
+    },
     /// Undone: nothing held, nothing captured. `code` is stable (`payment_declined`, `insufficient_inventory`,
     /// `hold_expired`, `provider_unavailable`, ...).
     Failed { code: String, detail: String },

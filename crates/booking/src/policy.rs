@@ -215,15 +215,69 @@ mod tests {
         };
         // (case, price, terms, now, expected refund)
         let cases = [
-            ("before the deadline refunds in full", 10_000, terms(true, free, 2_500), datetime!(2030-06-01 0:00 UTC), 10_000),
-            ("after the deadline refunds less the fee", 10_000, terms(true, free, 2_500), datetime!(2030-06-09 0:00 UTC), 7_500),
-            ("at the deadline the fee applies", 10_000, terms(true, free, 2_500), datetime!(2030-06-08 14:00 UTC), 7_500),
-            ("a fee above the price refunds nothing", 1_000, terms(true, free, 2_500), datetime!(2030-06-09 0:00 UTC), 0),
-            ("no free period charges the fee at once", 10_000, terms(true, None, 1_000), datetime!(2030-01-01 0:00 UTC), 9_000),
-            ("non-refundable refunds nothing", 10_000, terms(false, free, 0), datetime!(2030-06-01 0:00 UTC), 0),
-            ("a started item refunds nothing", 10_000, terms(true, free, 0), datetime!(2030-06-10 14:00 UTC), 0),
-            ("a free period past the start ends at the start", 10_000, terms(true, Some(datetime!(2030-07-01 0:00 UTC)), 0), datetime!(2030-06-11 0:00 UTC), 0),
-            ("a negative fee is no fee", 10_000, terms(true, None, -5), datetime!(2030-06-01 0:00 UTC), 10_000),
+            (
+                "before the deadline refunds in full",
+                10_000,
+                terms(true, free, 2_500),
+                datetime!(2030-06-01 0:00 UTC),
+                10_000,
+            ),
+            (
+                "after the deadline refunds less the fee",
+                10_000,
+                terms(true, free, 2_500),
+                datetime!(2030-06-09 0:00 UTC),
+                7_500,
+            ),
+            (
+                "at the deadline the fee applies",
+                10_000,
+                terms(true, free, 2_500),
+                datetime!(2030-06-08 14:00 UTC),
+                7_500,
+            ),
+            (
+                "a fee above the price refunds nothing",
+                1_000,
+                terms(true, free, 2_500),
+                datetime!(2030-06-09 0:00 UTC),
+                0,
+            ),
+            (
+                "no free period charges the fee at once",
+                10_000,
+                terms(true, None, 1_000),
+                datetime!(2030-01-01 0:00 UTC),
+                9_000,
+            ),
+            (
+                "non-refundable refunds nothing",
+                10_000,
+                terms(false, free, 0),
+                datetime!(2030-06-01 0:00 UTC),
+                0,
+            ),
+            (
+                "a started item refunds nothing",
+                10_000,
+                terms(true, free, 0),
+                datetime!(2030-06-10 14:00 UTC),
+                0,
+            ),
+            (
+                "a free period past the start ends at the start",
+                10_000,
+                terms(true, Some(datetime!(2030-07-01 0:00 UTC)), 0),
+                datetime!(2030-06-11 0:00 UTC),
+                0,
+            ),
+            (
+                "a negative fee is no fee",
+                10_000,
+                terms(true, None, -5),
+                datetime!(2030-06-01 0:00 UTC),
+                10_000,
+            ),
         ];
         for (case, price, terms, now, expected) in cases {
             assert_eq!(item_refund_minor(price, &terms, starts, now), expected, "{case}");

@@ -13,7 +13,8 @@ use crate::policy::{TravellerType, traveller_type_on};
 use crate::{Error, Options};
 
 /// A request to book one or more items (a stay, a flight, or both as a package) for up to nine travellers.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// Its `Debug` leaves the payment token out, so no log line can carry it.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookingRequest {
     /// What to book, priced by the catalog as it would quote it (an `offer_id` from search keeps the price shown).
@@ -29,6 +30,19 @@ pub struct BookingRequest {
     /// The currency to pay in (default: the items' own).
     #[serde(default)]
     pub currency: Option<String>,
+}
+
+impl std::fmt::Debug for BookingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BookingRequest")
+            .field("items", &self.items)
+            .field("travellers", &self.travellers)
+            .field("contact", &self.contact)
+            .field("payment_token", &"<redacted>")
+            .field("customer_id", &self.customer_id)
+            .field("currency", &self.currency)
+            .finish()
+    }
 }
 
 /// Roles that may book.
@@ -86,7 +100,12 @@ pub fn check(request: &BookingRequest, actor: &Principal, options: &Options) -> 
     }
     let mut errors = FieldErrors::default();
     count(&mut errors, "items", request.items.len(), options.max_items);
-    count(&mut errors, "travellers", request.travellers.len(), options.max_travellers);
+    count(
+        &mut errors,
+        "travellers",
+        request.travellers.len(),
+        options.max_travellers,
+    );
     let with_flight = request.items.iter().any(is_flight);
     let travellers: Vec<Traveller> = request
         .travellers
@@ -144,7 +163,11 @@ fn traveller(errors: &mut FieldErrors, i: usize, t: &Traveller, with_flight: boo
     let last_name = text(errors, &field("last_name"), &t.last_name, MAX_NAME_CHARS);
     let needs_birth_date = with_flight || t.traveller_type != TravellerType::Adult;
     if needs_birth_date && t.date_of_birth.is_none() {
-        let why = if with_flight { "is required for flights" } else { "is required for children and infants" };
+        let why = if with_flight {
+            "is required for flights"
+        } else {
+            "is required for children and infants"
+        };
         errors.add(field("date_of_birth"), why);
     }
     Traveller {
@@ -160,9 +183,17 @@ fn contact(errors: &mut FieldErrors, contact: &Contact) -> Contact {
     if !is_email(&email) {
         errors.add("contact.email", "must be an email address");
     }
-    let phone = contact.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned);
+    let phone = contact
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned);
     if phone.as_deref().is_some_and(|p| !is_phone(p)) {
-        errors.add("contact.phone", "must be 5 to 15 digits, optionally with +, spaces, dashes and parentheses");
+        errors.add(
+            "contact.phone",
+            "must be 5 to 15 digits, optionally with +, spaces, dashes and parentheses",
+        );
     }
     Contact { email, phone }
 }
@@ -184,12 +215,19 @@ fn is_email(email: &str) -> bool {
 fn is_phone(phone: &str) -> bool {
     let digits = phone.chars().filter(char::is_ascii_digit).count();
     (5..=15).contains(&digits)
-        && phone.strip_prefix('+').unwrap_or(phone).chars().all(|c| c.is_ascii_digit() || " -()".contains(c))
+        && phone
+            .strip_prefix('+')
+            .unwrap_or(phone)
+            .chars()
+            .all(|c| c.is_ascii_digit() || " -()".contains(c))
 }
 
 fn token(errors: &mut FieldErrors, token: &str) {
     if token.is_empty() || token.len() > MAX_TOKEN_CHARS || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        errors.add("payment_token", format!("must be 1 to {MAX_TOKEN_CHARS} printable characters"));
+        errors.add(
+            "payment_token",
+            format!("must be 1 to {MAX_TOKEN_CHARS} printable characters"),
+        );
     }
 }
 
@@ -212,7 +250,11 @@ fn fits(items: &[QuoteItem], travellers: &[Traveller]) -> Result<(), Error> {
         });
     }
     let of = |kind| travellers.iter().filter(|t| t.traveller_type == kind).count() as u32;
-    let ours = (of(TravellerType::Adult), of(TravellerType::Child), of(TravellerType::Infant));
+    let ours = (
+        of(TravellerType::Adult),
+        of(TravellerType::Child),
+        of(TravellerType::Infant),
+    );
     for (i, party) in parties.iter().enumerate() {
         if let Some((adults, children, infants)) = party.types
             && (adults, children, infants) != ours
@@ -270,6 +312,15 @@ mod tests {
         for (value, card) in cases {
             assert_eq!(looks_like_card_number(value), card, "{value:?}");
         }
+    }
+
+    #[test]
+    fn the_payment_token_never_shows_in_debug_output() {
+        let request: BookingRequest = serde_json::from_value(serde_json::json!({
+            "items": [], "travellers": [], "contact": {"email": "ann@example.com"}, "payment_token": "tok_secret",
+        }))
+        .unwrap();
+        assert!(!format!("{request:?}").contains("tok_secret"));
     }
 
     #[test]

@@ -63,15 +63,30 @@ impl Options {
     /// Checks the settings, naming the one at fault.
     pub fn validate(&self) -> Result<(), String> {
         let checks = [
-            ((60..=86_400).contains(&self.hold_ttl_secs), "booking.hold_ttl_secs must be between 60 and 86400"),
-            (self.confirm_wait_ms <= 30_000, "booking.confirm_wait_ms must be at most 30000"),
-            ((1..=20).contains(&self.max_items), "booking.max_items must be between 1 and 20"),
-            ((1..=20).contains(&self.max_travellers), "booking.max_travellers must be between 1 and 20"),
+            (
+                (60..=86_400).contains(&self.hold_ttl_secs),
+                "booking.hold_ttl_secs must be between 60 and 86400",
+            ),
+            (
+                self.confirm_wait_ms <= 30_000,
+                "booking.confirm_wait_ms must be at most 30000",
+            ),
+            (
+                (1..=20).contains(&self.max_items),
+                "booking.max_items must be between 1 and 20",
+            ),
+            (
+                (1..=20).contains(&self.max_travellers),
+                "booking.max_travellers must be between 1 and 20",
+            ),
             (
                 (1..=self.max_page_size).contains(&self.default_page_size) && self.max_page_size <= 500,
                 "booking: need 1 <= default_page_size <= max_page_size <= 500",
             ),
-            ((1..=1_000).contains(&self.max_saga_requests), "booking.max_saga_requests must be between 1 and 1000"),
+            (
+                (1..=1_000).contains(&self.max_saga_requests),
+                "booking.max_saga_requests must be between 1 and 1000",
+            ),
             (
                 (1..=86_400).contains(&self.completion_sweep_interval_secs),
                 "booking.completion_sweep_interval_secs must be between 1 and 86400",
@@ -180,7 +195,12 @@ impl Service {
     }
 
     /// A page of the bookings `viewer` may see, newest first.
-    pub async fn list(&self, viewer: &Principal, filter: ListFilter, page: &PageParams) -> Result<Page<Booking>, Error> {
+    pub async fn list(
+        &self,
+        viewer: &Principal,
+        filter: ListFilter,
+        page: &PageParams,
+    ) -> Result<Page<Booking>, Error> {
         let before = page
             .cursor
             .as_deref()
@@ -253,5 +273,25 @@ fn entry(status: Status, actor_id: Option<Uuid>, reason: Option<String>, at: Tim
         at: at.datetime(),
         actor_id,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    #[test]
+    fn the_shipped_options_are_valid_and_bad_ones_name_the_setting() {
+        assert_eq!(Options::default().validate(), Ok(()));
+        let slow = Options {
+            confirm_wait_ms: 60_000,
+            ..Options::default()
+        };
+        assert!(slow.validate().unwrap_err().contains("confirm_wait_ms"));
+        let pages = Options {
+            default_page_size: 200,
+            ..Options::default()
+        };
+        assert!(pages.validate().unwrap_err().contains("page_size"));
     }
 }

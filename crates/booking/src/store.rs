@@ -23,10 +23,10 @@ pub struct Store {
     pool: Pool,
 }
 
-const COLUMNS: &str = "SELECT id, locator, customer_id, organization_id, created_by, status, currency, total_minor,
-        refunded_minor, items, travellers, contact, hold_id, payment_id, failure_code, failure_detail, cancellation,
-        created_at, updated_at
-    FROM bookings";
+/// The columns of a [`Row`].
+const FIELDS: &str = "id, locator, customer_id, organization_id, created_by, status, currency, total_minor,
+    refunded_minor, items, travellers, contact, hold_id, payment_id, failure_code, failure_detail, cancellation,
+    created_at, updated_at";
 
 #[derive(Debug, sqlx::FromRow)]
 struct Row {
@@ -49,6 +49,24 @@ struct Row {
     cancellation: Option<String>,
     created_at: Timestamp,
     updated_at: Timestamp,
+}
+
+/// A row with the hash of the request that made it.
+#[derive(sqlx::FromRow)]
+struct Keyed {
+    #[sqlx(flatten)]
+    row: Row,
+    request_hash: Vec<u8>,
+}
+
+/// A row with its pending saga request. No `Debug`: it holds the payment token.
+#[derive(sqlx::FromRow)]
+struct Requested {
+    #[sqlx(flatten)]
+    row: Row,
+    saga_request: String,
+    actor: String,
+    payment_token: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -81,8 +99,8 @@ pub struct ListQuery {
     pub limit: u32,
 }
 
-/// A saga request as stored: the booking, what it needs, and for whom.
-#[derive(Debug)]
+/// A saga request as stored: the booking (without its history, which no saga needs), what it needs, and for whom.
+/// No `Debug`: it holds the payment token.
 pub struct PendingRequest {
     pub booking: Booking,
     pub kind: SagaKind,
@@ -157,7 +175,7 @@ impl Store {
     }
 
     pub async fn booking(&self, id: Uuid) -> Result<Option<Booking>, Error> {
-        let sql = format!("{COLUMNS} WHERE id = $1");
+        let sql = format!("SELECT {FIELDS} FROM bookings WHERE id = $1");
         let row: Option<Row> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
         })?;
@@ -165,7 +183,7 @@ impl Store {
     }
 
     pub async fn by_locator(&self, locator: &Locator) -> Result<Option<Booking>, Error> {
-        let sql = format!("{COLUMNS} WHERE locator = $1");
+        let sql = format!("SELECT {FIELDS} FROM bookings WHERE locator = $1");
         let row: Option<Row> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(locator.as_str()).fetch_optional(conn).await
         })?;
@@ -174,16 +192,19 @@ impl Store {
 
     /// The booking made under an idempotency key, with the hash of the request that made it.
     pub async fn by_idempotency_key(&self, scope: &str, key: &str) -> Result<Option<(Booking, Vec<u8>)>, Error> {
-        let sql = format!("{COLUMNS} WHERE idempotency_scope = $1 AND idempotency_key = $2");
-        let row: Option<Row> = dispatch!(&self.pool, conn => {
+        let sql = format!(
+            "SELECT {FIELDS}, request_hash FROM bookings WHERE idempotency_scope = $1 AND idempotency_key = $2"
+        );
+        let keyed: Option<Keyed> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(key).fetch_optional(conn).await
         })?;
-        let Some(row) = row else { return Ok(None) };
-        let id = row.id;
-        let hash: Vec<u8> = dispatch!(&self.pool, conn => {
-            sqlx::query_scalar("SELECT request_hash FROM bookings WHERE id = $1").bind(id).fetch_one(conn).await
-        })?;
-        Ok(self.with_history(Some(row)).await?.map(|booking| (booking, hash)))
+        let Some(Keyed { row, request_hash }) = keyed else {
+            return Ok(None);
+        };
+        Ok(self
+            .with_history(Some(row))
+            .await?
+            .map(|booking| (booking, request_hash)))
     }
 
     async fn with_history(&self, row: Option<Row>) -> Result<Option<Booking>, Error> {
@@ -220,7 +241,7 @@ impl Store {
             "WHERE {visible} AND ($1 IS NULL OR status = $1) AND ($2 IS NULL OR customer_id = $2)
                AND ($3 IS NULL OR id < $3)"
         );
-        let page = format!("{COLUMNS} {filter} ORDER BY id DESC LIMIT $4");
+        let page = format!("SELECT {FIELDS} FROM bookings {filter} ORDER BY id DESC LIMIT $4");
         let history = format!(
             "SELECT booking_id, status, actor_id, reason, at FROM booking_status_history
              WHERE booking_id IN (SELECT id FROM bookings {filter} ORDER BY id DESC LIMIT $4)
@@ -256,34 +277,30 @@ impl Store {
             .collect()
     }
 
-    /// Saga requests not taken yet, oldest first.
+    /// Saga requests not taken yet, oldest first, in one read.
     pub async fn saga_requests(&self, limit: u32) -> Result<Vec<PendingRequest>, Error> {
-        let rows: Vec<(Uuid, String, String, Option<String>)> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(
-                "SELECT id, saga_request, actor, payment_token FROM bookings WHERE saga_request IS NOT NULL
-                 ORDER BY saga_requested_at, id LIMIT $1",
-            )
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
+        let sql = format!(
+            "SELECT {FIELDS}, saga_request, actor, payment_token FROM bookings WHERE saga_request IS NOT NULL
+             ORDER BY saga_requested_at, id LIMIT $1"
+        );
+        let rows: Vec<Requested> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(i64::from(limit)).fetch_all(conn).await
         })?;
-        let mut requests = Vec::with_capacity(rows.len());
-        for (id, kind, actor, payment_token) in rows {
-            let kind = match kind.as_str() {
-                "booking" => SagaKind::Booking,
-                "cancellation" => SagaKind::Cancellation,
-                _ => return Err(Error::corrupt("bookings.saga_request")),
-            };
-            // Acknowledged and gone between the two reads: nothing left to hand over.
-            let Some(booking) = self.booking(id).await? else { continue };
-            requests.push(PendingRequest {
-                booking,
-                kind,
-                actor: json(&actor, "bookings.actor")?,
-                payment_token,
-            });
-        }
-        Ok(requests)
+        rows.into_iter()
+            .map(|requested| {
+                let kind = match requested.saga_request.as_str() {
+                    "booking" => SagaKind::Booking,
+                    "cancellation" => SagaKind::Cancellation,
+                    _ => return Err(Error::corrupt("bookings.saga_request")),
+                };
+                Ok(PendingRequest {
+                    booking: requested.row.into_booking(Vec::new())?,
+                    kind,
+                    actor: json(&requested.actor, "bookings.actor")?,
+                    payment_token: requested.payment_token,
+                })
+            })
+            .collect()
     }
 
     /// Confirmed bookings whose last item ended by `now`, at most `limit`.

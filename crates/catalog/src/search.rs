@@ -163,6 +163,23 @@ pub(crate) enum OfferDetails {
     },
 }
 
+impl OfferDraft {
+    /// The draft with the price as shown on the page, which a quote presenting the offer reads back. Filled in only
+    /// for the options signed, so the many options a search prices and drops cost no copies.
+    fn shown(mut self, shown_nightly: Option<&[i64]>, shown_price: &PriceBreakdown) -> OfferDraft {
+        match &mut self.details {
+            OfferDetails::Hotel {
+                nightly_minor, price, ..
+            } => {
+                *nightly_minor = shown_nightly.map(<[i64]>::to_vec);
+                *price = Some(shown_price.clone());
+            }
+            OfferDetails::Flight { price, .. } => *price = Some(shown_price.clone()),
+        }
+        self
+    }
+}
+
 impl Catalog {
     fn offer_expiry(&self) -> i64 {
         OffsetDateTime::now_utc().unix_timestamp() + self.options().offer_ttl_secs as i64

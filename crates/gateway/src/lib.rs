@@ -118,6 +118,10 @@ pub struct Gateway {
     pub local: Vec<Router>,
     /// Services running elsewhere.
     pub remote: Vec<RemoteRoute>,
+    /// Internal routes of the services running in this process (state applied), for services elsewhere that call
+    /// them (the saga in its own process taking booking's requests). Served only with the internal token, and only
+    /// when some role runs elsewhere.
+    pub internal: Vec<Router>,
     /// The secret that lets remote services trust the principal the gateway sends.
     pub internal_token: String,
     pub openapi: OpenApi,
@@ -165,7 +169,16 @@ impl Gateway {
                     ),
             );
 
-        let router = ops::router(Arc::new(self.openapi), self.readiness).merge(api);
+        let mut router = ops::router(Arc::new(self.openapi), self.readiness);
+        if !self.internal_token.is_empty() && !self.internal.is_empty() {
+            let internal = self
+                .internal
+                .into_iter()
+                .fold(Router::new(), Router::merge)
+                .layer(phoenix_api::internal::Layer::new(&self.internal_token));
+            router = router.merge(internal);
+        }
+        let router = router.merge(api);
         Ok(outer_layers(router, options.request_timeout_secs))
     }
 }

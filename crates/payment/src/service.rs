@@ -663,3 +663,45 @@ fn field_error(field: &str, message: impl Into<String>) -> phoenix_api::FieldErr
         message: message.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_fill_in_defaults_and_name_the_setting_at_fault() {
+        let options: Options =
+            serde_json::from_value(serde_json::json!({"resilience": {"breaker": {"open_secs": 1}}})).unwrap();
+        assert_eq!(options.max_amount_minor, 100_000_000);
+        assert_eq!(options.resilience.timeout_ms, 5_000);
+        assert_eq!(options.resilience.breaker.open_secs, 1);
+        assert!(options.validate().is_ok());
+        let unknown = serde_json::from_value::<Options>(serde_json::json!({"max_amount": 5}));
+        assert!(unknown.is_err(), "a misspelt setting is refused, not ignored");
+        let mut bad = Options::default();
+        bad.resilience.breaker.failure_percent = 0;
+        assert_eq!(
+            bad.validate().unwrap_err(),
+            "payment.resilience.breaker.failure_percent must be between 1 and 100"
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_what_the_header_allows() {
+        assert!(parse_key("saga-0190f8a2").is_ok());
+        for bad in ["", "two words", "é", &"k".repeat(256)] {
+            assert!(matches!(parse_key(bad), Err(Error::InvalidIdempotencyKey)), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_authorization_request_never_shows_its_token() {
+        let request = AuthorizeRequest {
+            amount_minor: 1,
+            currency: "EUR".to_owned(),
+            payment_token: "tok_secret".to_owned(),
+            reference: None,
+        };
+        assert!(!format!("{request:?}").contains("tok_secret"));
+    }
+}

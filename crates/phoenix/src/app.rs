@@ -36,6 +36,8 @@ pub struct Services {
     pub booking: Option<phoenix_booking::Service>,
     pub payment: Option<phoenix_payment::Service>,
     pub saga: Option<phoenix_saga::Orchestrator>,
+    /// The simulated card provider, when payment runs here on it: its ledger is what the money really did.
+    pub simulator: Option<phoenix_payment::Simulator>,
 }
 
 /// Opens (and migrates) a service's database.
@@ -114,27 +116,40 @@ pub async fn catalog_service(
         .context("starting the catalog")
 }
 
-/// Payment on this process's database, with the configured card provider.
-pub async fn payment_service(config: &Config) -> anyhow::Result<phoenix_payment::Service> {
+/// Payment on this process's database, with the configured card provider (and the simulator, when it is that).
+pub async fn payment_service(
+    config: &Config,
+) -> anyhow::Result<(phoenix_payment::Service, Option<phoenix_payment::Simulator>)> {
     let pool = open_database(config, Role::Payment, phoenix_payment::migrations()).await?;
-    let provider = payment_provider(config).await?;
-    Ok(phoenix_payment::Service::new(pool, config.payment.clone(), provider))
+    let (provider, simulator) = payment_provider(config).await?;
+    Ok((
+        phoenix_payment::Service::new(pool, config.payment.clone(), provider),
+        simulator,
+    ))
 }
 
-async fn payment_provider(config: &Config) -> anyhow::Result<Arc<dyn phoenix_payment::Provider>> {
+type Provider = (Arc<dyn phoenix_payment::Provider>, Option<phoenix_payment::Simulator>);
+
+async fn payment_provider(config: &Config) -> anyhow::Result<Provider> {
     Ok(match &config.payment_provider {
-        PaymentProvider::Simulated => Arc::new(phoenix_payment::Simulator::new(simulator_database(config).await?)),
+        PaymentProvider::Simulated => {
+            let simulator = phoenix_payment::Simulator::new(simulator_database(config).await?);
+            (Arc::new(simulator.clone()), Some(simulator))
+        }
         PaymentProvider::Stripe {
             base_url,
             secret_key,
             timeout_secs,
-        } => Arc::new(
-            phoenix_payment::provider::stripe::Stripe::new(phoenix_payment::provider::stripe::StripeOptions {
-                base_url: base_url.clone(),
-                secret_key: secret_key.expose().to_owned(),
-                timeout_secs: *timeout_secs,
-            })
-            .context("starting the Stripe provider")?,
+        } => (
+            Arc::new(
+                phoenix_payment::provider::stripe::Stripe::new(phoenix_payment::provider::stripe::StripeOptions {
+                    base_url: base_url.clone(),
+                    secret_key: secret_key.expose().to_owned(),
+                    timeout_secs: *timeout_secs,
+                })
+                .context("starting the Stripe provider")?,
+            ),
+            None,
         ),
     })
 }
@@ -209,7 +224,11 @@ impl App {
             services.catalog = Some(catalog);
         }
         if config.runs(Role::Payment) {
-            let service = payment_service(&config).await?;
+            let (service, simulator) = payment_service(&config).await?;
+            if let Some(simulator) = &simulator {
+                pools.push(simulator.pool().clone());
+            }
+            services.simulator = simulator;
             pools.push(service.pool().clone());
             readiness.push(pool_check("payment_db", service.pool().clone()));
             services.payment = Some(service);
@@ -388,6 +407,7 @@ fn gateway_router(
             remote_route(Role::Saga, &config.services.saga, phoenix_saga::PATH_PREFIXES)?;
         }
     }
+    let internal = internal_routers(services);
     let gateway = Gateway {
         authenticator: Authenticator::new(
             identity,
@@ -403,11 +423,33 @@ fn gateway_router(
             internal_token(config)?.to_owned()
         },
         remote,
+        internal,
         openapi: openapi(),
         readiness,
         options: config.gateway.clone(),
     };
     Ok(gateway.router()?)
+}
+
+/// The routes only other Phoenix services call, of the services running in this process.
+fn internal_routers(services: &Services) -> Vec<Router> {
+    let mut routers = Vec::new();
+    if let Some(service) = &services.identity {
+        routers.push(phoenix_identity::internal_router(service.clone()));
+    }
+    if let Some(service) = &services.inventory {
+        routers.push(phoenix_inventory::internal_router(service.clone()));
+    }
+    if let Some(catalog) = &services.catalog {
+        routers.push(phoenix_catalog::internal_router(catalog.clone()));
+    }
+    if let Some(service) = &services.booking {
+        routers.push(phoenix_booking::internal_router(service.clone()));
+    }
+    if let Some(service) = &services.payment {
+        routers.push(phoenix_payment::internal_router(service.clone()));
+    }
+    routers
 }
 
 /// What services serve when they run without the gateway in their process: their routes, behind the
@@ -416,34 +458,27 @@ fn service_router(config: &Config, services: &Services, readiness: Vec<Check>) -
     let token = internal_token(config)?;
     let mut router = Router::new();
     if let Some(service) = &services.identity {
-        router = router
-            .merge(phoenix_identity::api().with_state(service.clone()).split_for_parts().0)
-            .merge(phoenix_identity::internal_router(service.clone()));
+        router = router.merge(phoenix_identity::api().with_state(service.clone()).split_for_parts().0);
     }
     if let Some(service) = &services.inventory {
-        router = router
-            .merge(phoenix_inventory::api().with_state(service.clone()).split_for_parts().0)
-            .merge(phoenix_inventory::internal_router(service.clone()));
+        router = router.merge(phoenix_inventory::api().with_state(service.clone()).split_for_parts().0);
     }
     if let Some(catalog) = &services.catalog {
-        router = router
-            .merge(phoenix_catalog::api().with_state(catalog.clone()).split_for_parts().0)
-            .merge(phoenix_catalog::internal_router(catalog.clone()));
+        router = router.merge(phoenix_catalog::api().with_state(catalog.clone()).split_for_parts().0);
     }
     if let Some(service) = &services.booking {
-        router = router
-            .merge(phoenix_booking::api().with_state(service.clone()).split_for_parts().0)
-            .merge(phoenix_booking::internal_router(service.clone()));
+        router = router.merge(phoenix_booking::api().with_state(service.clone()).split_for_parts().0);
     }
     if let Some(service) = &services.payment {
-        router = router
-            .merge(phoenix_payment::api().with_state(service.clone()).split_for_parts().0)
-            .merge(phoenix_payment::internal_router(service.clone()));
+        router = router.merge(phoenix_payment::api().with_state(service.clone()).split_for_parts().0);
     }
     if let Some(saga) = &services.saga {
         router = router.merge(phoenix_saga::api().with_state(saga.clone()).split_for_parts().0);
     }
-    let router = router.layer(phoenix_api::internal::Layer::new(token));
+    let router = internal_routers(services)
+        .into_iter()
+        .fold(router, Router::merge)
+        .layer(phoenix_api::internal::Layer::new(token));
     Ok(phoenix_gateway::service_router(
         router,
         Arc::new(openapi()),

@@ -139,12 +139,40 @@ pub enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Confirmed bookings per second end to end (quote, saga, payment), spread demand and a flash sale, verified.
+    Booking(BenchBooking),
     /// Token verification rate, and authenticated GET /api/v1/auth/me against GET /healthz through the gateway.
     Gateway(BenchGateway),
     /// Holds per second: the batching engine against one transaction per hold, on SQLite and PostgreSQL.
     Inventory(BenchInventory),
     /// Hotel and flight searches per second and their latency on the demo dataset, cold and warm cache.
     Search(BenchSearch),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchBooking {
+    /// Concurrent clients, each a customer of its own making one booking at a time.
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// Seconds each scenario is measured.
+    #[arg(long, default_value_t = 15)]
+    pub duration_secs: u64,
+    /// A PostgreSQL server and database name prefix (`postgres://postgres@127.0.0.1:5432/phoenix_bench`): each
+    /// scenario runs on fresh databases `<name>_<run>_<service>`, dropped afterwards [default: SQLite in a temporary
+    /// directory].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[arg(long, value_enum, default_value_t = BenchScenario::Both)]
+    pub scenario: BenchScenario,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchScenario {
+    /// Stays spread over many hotels, room types and nights with plenty of rooms.
+    Spread,
+    /// Every client after the seats of one departure until they are gone.
+    Flash,
+    Both,
 }
 
 #[derive(Debug, Args)]

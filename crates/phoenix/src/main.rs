@@ -108,11 +108,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&app::openapi())?);
             Ok(())
         }
+        Command::Bench(BenchCommand::Booking(options)) => bench::booking::run(options).await,
         Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
         Command::Bench(BenchCommand::Inventory(options)) => bench::inventory::run(options).await,
         Command::Bench(BenchCommand::Search(options)) => bench::search::run(options).await,
         Command::Payments(PaymentsCommand::Reconcile(options)) => {
-            let payment = app::payment_service(&config).await?;
+            let (payment, _) = app::payment_service(&config).await?;
             let report = phoenix_payment::reconcile(&payment, options.repair).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             let outstanding = report.differences_found - report.repaired;

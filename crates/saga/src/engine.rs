@@ -114,10 +114,7 @@ impl Orchestrator {
                 return Ok(Driven::Finished);
             };
             let started = std::time::Instant::now();
-            let result = match &self.inner.options.fail_at {
-                Some(step) if matches!(action, Action::Do(s) if s.name() == step) => Err(StepError::injected()),
-                _ => steps::run(action, &mut saga, &self.inner.clients, &self.inner.options).await,
-            };
+            let result = self.run_action(action, &mut saga).await;
             metrics::histogram!("phoenix_saga_step_seconds", "step" => action.step().name())
                 .record(started.elapsed().as_secs_f64());
             match self.after(&mut saga, action, result).await? {
@@ -125,6 +122,28 @@ impl Orchestrator {
                 None => continue,
             }
         }
+    }
+
+    /// Runs one action, with the fault injection and replay the options ask for.
+    async fn run_action(&self, action: Action, saga: &mut Saga) -> Result<(), StepError> {
+        let options = &self.inner.options;
+        if matches!((action, &options.fail_at), (Action::Do(step), Some(name)) if step.name() == name) {
+            return Err(StepError::injected());
+        }
+        let before = options.replay_steps.then(|| saga.clone());
+        steps::run(action, saga, &self.inner.clients, options).await?;
+        if let Some(mut replayed) = before {
+            // As after a crash between the call and its save: the same step from the same saved state.
+            steps::run(action, &mut replayed, &self.inner.clients, options).await?;
+            if replayed.data != saga.data {
+                return Err(StepError {
+                    retryable: false,
+                    code: "step_not_idempotent".to_owned(),
+                    detail: format!("replaying {} learned something else", action.step().name()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Records an action's result; `Some` ends this pass.

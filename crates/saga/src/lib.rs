@@ -79,6 +79,9 @@ pub struct Options {
     /// Fault injection for tests: this forward step fails as if its service had refused (`injected_failure`),
     /// without calling the service. Never set in production.
     pub fail_at: Option<String>,
+    /// For tests: run every successful action a second time and require the same result, proving each step
+    /// idempotent against the real services (a crash between a call and its save replays it).
+    pub replay_steps: bool,
 }
 
 impl Default for Options {
@@ -96,6 +99,7 @@ impl Default for Options {
             deadline_margin_secs: 30,
             crash_after: None,
             fail_at: None,
+            replay_steps: false,
         }
     }
 }

@@ -68,7 +68,9 @@ impl Service {
                 return self.settle(cancelling).await;
             }
         }
-        Err(Error::corrupt("booking status (changed more often than its lifecycle allows)"))
+        Err(Error::corrupt(
+            "booking status (changed more often than its lifecycle allows)",
+        ))
     }
 }
 

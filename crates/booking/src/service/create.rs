@@ -8,7 +8,7 @@
 
 use aws_lc_rs::digest;
 use phoenix_api::{Credential, Principal};
-use phoenix_catalog::quote::{QuoteItem, QuoteRequest, Quotation, QuotedItem};
+use phoenix_catalog::quote::{Quotation, QuoteItem, QuoteRequest, QuotedItem};
 use phoenix_db::Timestamp;
 use uuid::Uuid;
 
@@ -54,10 +54,13 @@ impl Service {
         let quotation = self
             .inner
             .catalog
-            .quote(actor, &QuoteRequest {
-                items: request.items.clone(),
-                currency: request.currency.clone(),
-            })
+            .quote(
+                actor,
+                &QuoteRequest {
+                    items: request.items.clone(),
+                    currency: request.currency.clone(),
+                },
+            )
             .await
             .map_err(Error::Catalog)?;
         let booking = pending_booking(actor, &request.items, checked, &quotation)?;
@@ -142,7 +145,11 @@ fn pending_booking(
     if quotation.items.len() != requested.len() {
         return Err(Error::corrupt("catalog quotation (one quoted item per requested item)"));
     }
-    let items: Vec<BookedItem> = requested.iter().zip(&quotation.items).map(|(r, q)| booked_item(r, q)).collect();
+    let items: Vec<BookedItem> = requested
+        .iter()
+        .zip(&quotation.items)
+        .map(|(r, q)| booked_item(r, q))
+        .collect();
     if let Some(first) = items.iter().map(|item| item.starts_at).min() {
         request::check_ages(&checked.travellers, first.date())?;
     }

@@ -92,7 +92,9 @@ impl Service {
                 return Ok(*next);
             }
         }
-        Err(Error::corrupt("booking status (changed more often than its lifecycle allows)"))
+        Err(Error::corrupt(
+            "booking status (changed more often than its lifecycle allows)",
+        ))
     }
 
     /// Marks confirmed bookings whose items have all ended by `now` as completed (the sweeper calls this with the
@@ -100,7 +102,9 @@ impl Service {
     pub async fn complete_ended(&self, now: Timestamp) -> Result<usize, Error> {
         let mut n = 0;
         for id in self.store().ended(now, SWEEP_BATCH).await? {
-            let Some(booking) = self.store().booking(id).await? else { continue };
+            let Some(booking) = self.store().booking(id).await? else {
+                continue;
+            };
             if booking.status != Status::Confirmed {
                 continue;
             }
@@ -131,7 +135,9 @@ fn check_outcome(outcome: &Outcome) -> Result<(), Error> {
         }
         Outcome::Failed { code, detail } => {
             let code_ok = (1..=MAX_FAILURE_CODE_CHARS).contains(&code.len())
-                && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !code_ok {
                 return Err(Error::invalid("code", "must be 1 to 64 characters of a-z, 0-9 and _"));
             }
@@ -155,7 +161,11 @@ fn decide(booking: &Booking, outcome: &Outcome) -> Result<Decision, Error> {
         } => {
             let same = booking.hold_id == Some(*hold_id) && booking.payment_id == Some(*payment_id);
             if from != Status::Pending {
-                return if same { Ok(Decision::Done) } else { Err(illegal(from, Status::Confirmed)) };
+                return if same {
+                    Ok(Decision::Done)
+                } else {
+                    Err(illegal(from, Status::Confirmed))
+                };
             }
             let mut next = moved(booking.clone(), Status::Confirmed, None);
             next.hold_id = Some(*hold_id);

@@ -26,10 +26,20 @@ async fn cancel_and_refund(world: &World, actor: &phoenix_api::Principal, bookin
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
     assert_eq!((request.booking_id, request.kind), (booking.id, SagaKind::Cancellation));
-    assert_eq!((request.hold_id, request.payment_id), (booking.hold_id, booking.payment_id));
+    assert_eq!(
+        (request.hold_id, request.payment_id),
+        (booking.hold_id, booking.payment_id)
+    );
     assert_eq!(request.payment_token, None);
-    assert_eq!(Some(request.refund_minor), cancelling.cancellation.as_ref().map(|c| c.refund_minor));
-    world.client.acknowledge(&[(booking.id, SagaKind::Cancellation)]).await.unwrap();
+    assert_eq!(
+        Some(request.refund_minor),
+        cancelling.cancellation.as_ref().map(|c| c.refund_minor)
+    );
+    world
+        .client
+        .acknowledge(&[(booking.id, SagaKind::Cancellation)])
+        .await
+        .unwrap();
     let outcome = Outcome::Cancelled {
         refunded_minor: request.refund_minor,
     };
@@ -41,12 +51,21 @@ async fn cancel_and_refund(world: &World, actor: &phoenix_api::Principal, bookin
     let statuses: Vec<Status> = cancelled.history.iter().map(|h| h.status).collect();
     assert_eq!(
         statuses,
-        [Status::Pending, Status::Confirmed, Status::Cancelling, Status::Cancelled]
+        [
+            Status::Pending,
+            Status::Confirmed,
+            Status::Cancelling,
+            Status::Cancelled
+        ]
     );
     assert_eq!(cancelled.history[2].actor_id, Some(actor.user_id));
     assert_eq!(cancelled.history[2].reason.as_deref(), Some("plans changed"));
     // Asking again changes nothing.
-    let again = world.booking.request_cancellation(actor, booking.id, None).await.unwrap();
+    let again = world
+        .booking
+        .request_cancellation(actor, booking.id, None)
+        .await
+        .unwrap();
     assert_eq!(again.status, Status::Cancelled);
     request.refund_minor
 }
@@ -83,7 +102,10 @@ async fn cancelling_after_the_deadline_keeps_the_fee(pool: Pool) {
         .await;
     let fee = booking.items[0].cancellation.fee_minor;
     assert!(fee > 0 && fee < booking.total_minor, "{booking:?}");
-    assert_eq!(cancel_and_refund(&world, &ann, &booking).await, booking.total_minor - fee);
+    assert_eq!(
+        cancel_and_refund(&world, &ann, &booking).await,
+        booking.total_minor - fee
+    );
 }
 
 async fn only_confirmed_bookings_can_be_cancelled(pool: Pool) {
@@ -100,7 +122,10 @@ async fn only_confirmed_bookings_can_be_cancelled(pool: Pool) {
     };
     world.client.record_outcome(pending.id, &failed).await.unwrap();
     let refused = world.booking.request_cancellation(&ann, pending.id, None).await;
-    assert!(matches!(refused, Err(Error::NotCancellable { status: Status::Failed })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::NotCancellable { status: Status::Failed })),
+        "{refused:?}"
+    );
     for (error, status, code) in [
         (Error::BookingPending, 409, "booking_pending"),
         (

@@ -28,7 +28,10 @@ async fn a_booking_is_written_pending_with_its_saga_request_and_event(pool: Pool
     assert_eq!(booking.locator.as_str().len(), 6);
     assert_eq!((booking.customer_id, booking.created_by), (ann.user_id, ann.user_id));
     assert_eq!(booking.currency, "EUR");
-    assert!(booking.total_minor >= 24_000, "three nights of 80.00 and taxes: {booking:?}");
+    assert!(
+        booking.total_minor >= 24_000,
+        "three nights of 80.00 and taxes: {booking:?}"
+    );
     assert_eq!(booking.total_minor, booking.items[0].price_minor);
     assert_eq!(booking.items[0].inventory_lines.len(), 3, "one line per night");
     assert!(booking.items[0].cancellation.refundable);
@@ -54,12 +57,18 @@ async fn a_booking_is_written_pending_with_its_saga_request_and_event(pool: Pool
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["locator"], booking.locator.as_str());
     assert_eq!(created[0]["total_minor"], booking.total_minor);
-    assert!(!created[0].to_string().contains("tok_visa"), "no payment token in events");
+    assert!(
+        !created[0].to_string().contains("tok_visa"),
+        "no payment token in events"
+    );
 }
 
 async fn a_package_of_a_stay_and_a_flight_holds_every_unit(pool: Pool) {
     let world = world(pool).await;
-    let items = vec![world.stay(world.hotel.saver, 12, 2, 1, 2), world.flight(12, "Y", 2, 0, 0)];
+    let items = vec![
+        world.stay(world.hotel.saver, 12, 2, 1, 2),
+        world.flight(12, "Y", 2, 0, 0),
+    ];
     let booking = world.book(&customer(), items, 2).await;
     assert_eq!(booking.items.len(), 2);
     assert_eq!(
@@ -75,7 +84,10 @@ async fn a_package_of_a_stay_and_a_flight_holds_every_unit(pool: Pool) {
         .map(|l| l.quantity)
         .sum();
     assert_eq!(lines, expected);
-    assert!(request.lines.len() >= 3, "two nights and the flight's seats: {request:?}");
+    assert!(
+        request.lines.len() >= 3,
+        "two nights and the flight's seats: {request:?}"
+    );
 }
 
 async fn a_waiting_create_answers_once_the_saga_confirms(pool: Pool) {

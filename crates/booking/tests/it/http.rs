@@ -31,7 +31,10 @@ struct Reply {
 }
 
 fn router(world: &World) -> Router {
-    phoenix_booking::api().with_state(world.booking.clone()).split_for_parts().0
+    phoenix_booking::api()
+        .with_state(world.booking.clone())
+        .split_for_parts()
+        .0
 }
 
 async fn call(
@@ -64,7 +67,11 @@ async fn call(
         .get(header::LOCATION)
         .map(|v| v.to_str().unwrap().to_owned());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
     Reply { status, location, body }
 }
 
@@ -81,7 +88,16 @@ async fn create_answers_202_while_pending_then_201_once_confirmed(pool: Pool) {
     let world = world(pool).await;
     let ann = customer();
     let key = key();
-    let post = |body| call(&world, Method::POST, "/api/v1/bookings", Some(&ann), Some(&key), Some(body));
+    let post = |body| {
+        call(
+            &world,
+            Method::POST,
+            "/api/v1/bookings",
+            Some(&ann),
+            Some(&key),
+            Some(body),
+        )
+    };
     let pending = post(body(&world, "tok_visa")).await;
     assert_eq!(pending.status, StatusCode::ACCEPTED, "{:?}", pending.body);
     let id = pending.body["id"].as_str().unwrap().to_owned();
@@ -107,8 +123,19 @@ async fn create_answers_202_while_pending_then_201_once_confirmed(pool: Pool) {
         Some(body(&world, "4242 4242 4242 4242")),
     )
     .await;
-    assert_eq!((card.status.as_u16(), card.body["code"].as_str()), (422, Some("card_number_not_allowed")));
-    let keyless = call(&world, Method::POST, "/api/v1/bookings", Some(&ann), None, Some(body(&world, "tok_visa"))).await;
+    assert_eq!(
+        (card.status.as_u16(), card.body["code"].as_str()),
+        (422, Some("card_number_not_allowed"))
+    );
+    let keyless = call(
+        &world,
+        Method::POST,
+        "/api/v1/bookings",
+        Some(&ann),
+        None,
+        Some(body(&world, "tok_visa")),
+    )
+    .await;
     assert_eq!(keyless.body["code"], "idempotency_key_required");
 }
 
@@ -116,7 +143,16 @@ async fn a_failed_booking_answers_with_its_failure_and_names_the_booking(pool: P
     let world = world(pool).await;
     let ann = customer();
     let key = key();
-    let post = || call(&world, Method::POST, "/api/v1/bookings", Some(&ann), Some(&key), Some(body(&world, "tok_visa")));
+    let post = || {
+        call(
+            &world,
+            Method::POST,
+            "/api/v1/bookings",
+            Some(&ann),
+            Some(&key),
+            Some(body(&world, "tok_visa")),
+        )
+    };
     let id: Uuid = post().await.body["id"].as_str().unwrap().parse().unwrap();
     for (code, status) in [
         ("payment_declined", 402),
@@ -130,7 +166,11 @@ async fn a_failed_booking_answers_with_its_failure_and_names_the_booking(pool: P
             code: code.into(),
             detail: String::new(),
         });
-        assert_eq!(phoenix_booking::failed_problem(&booking).status.as_u16(), status, "{code}");
+        assert_eq!(
+            phoenix_booking::failed_problem(&booking).status.as_u16(),
+            status,
+            "{code}"
+        );
     }
     let declined = Outcome::Failed {
         code: "payment_declined".into(),
@@ -142,7 +182,15 @@ async fn a_failed_booking_answers_with_its_failure_and_names_the_booking(pool: P
     assert_eq!(failed.body["code"], "payment_declined");
     assert_eq!(failed.body["booking_id"], id.to_string());
     assert_eq!(failed.body["locator"].as_str().map(str::len), Some(6));
-    let fetched = call(&world, Method::GET, &format!("/api/v1/bookings/{id}"), Some(&ann), None, None).await;
+    let fetched = call(
+        &world,
+        Method::GET,
+        &format!("/api/v1/bookings/{id}"),
+        Some(&ann),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(fetched.status, StatusCode::OK);
     assert_eq!(fetched.body["failure"]["code"], "payment_declined");
 }
@@ -152,14 +200,28 @@ async fn lookup_is_public_and_not_mistaken_for_a_booking_id(pool: Pool) {
     let booking = world
         .book(&customer(), vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], 1)
         .await;
-    let uri = format!("/api/v1/bookings/lookup?locator={}&last_name=lee", booking.locator.as_str().to_lowercase());
+    let uri = format!(
+        "/api/v1/bookings/lookup?locator={}&last_name=lee",
+        booking.locator.as_str().to_lowercase()
+    );
     let found = call(&world, Method::GET, &uri, None, None, None).await;
     assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
     assert_eq!(found.body["id"], booking.id.to_string());
     let uri = format!("/api/v1/bookings/lookup?locator={}&last_name=Smith", booking.locator);
     let missing = call(&world, Method::GET, &uri, None, None, None).await;
-    assert_eq!((missing.status.as_u16(), missing.body["code"].as_str()), (404, Some("not_found")));
-    let incomplete = call(&world, Method::GET, "/api/v1/bookings/lookup?locator=ABCDEF", None, None, None).await;
+    assert_eq!(
+        (missing.status.as_u16(), missing.body["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let incomplete = call(
+        &world,
+        Method::GET,
+        "/api/v1/bookings/lookup?locator=ABCDEF",
+        None,
+        None,
+        None,
+    )
+    .await;
     assert_eq!(incomplete.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -193,17 +255,50 @@ async fn routes_declare_who_may_call_them(pool: Pool) {
     let anonymous = call(&world, Method::GET, &format!("/api/v1/bookings/{id}"), None, None, None).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     let support = support();
-    let post = call(&world, Method::POST, "/api/v1/bookings", Some(&support), Some(&key()), Some(body(&world, "tok_visa"))).await;
+    let post = call(
+        &world,
+        Method::POST,
+        "/api/v1/bookings",
+        Some(&support),
+        Some(&key()),
+        Some(body(&world, "tok_visa")),
+    )
+    .await;
     assert_eq!(post.status, StatusCode::FORBIDDEN);
-    let listed = call(&world, Method::GET, "/api/v1/bookings?status=pending&limit=5", Some(&support), None, None).await;
+    let listed = call(
+        &world,
+        Method::GET,
+        "/api/v1/bookings?status=pending&limit=5",
+        Some(&support),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(listed.status, StatusCode::OK);
     assert_eq!(listed.body["items"], json!([]));
-    let not_an_id = call(&world, Method::GET, "/api/v1/bookings/not-an-id", Some(&support), None, None).await;
+    let not_an_id = call(
+        &world,
+        Method::GET,
+        "/api/v1/bookings/not-an-id",
+        Some(&support),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(not_an_id.status, StatusCode::NOT_FOUND);
     let openapi = phoenix_booking::api().split_for_parts().1;
     let paths: Vec<&String> = openapi.paths.paths.keys().collect();
-    for path in ["/api/v1/bookings", "/api/v1/bookings/lookup", "/api/v1/bookings/{id}", "/api/v1/bookings/{id}/cancel"] {
+    for path in [
+        "/api/v1/bookings",
+        "/api/v1/bookings/lookup",
+        "/api/v1/bookings/{id}",
+        "/api/v1/bookings/{id}/cancel",
+    ] {
         assert!(paths.iter().any(|p| *p == path), "{path} in {paths:?}");
     }
-    assert!(phoenix_booking::PATH_PREFIXES.iter().all(|p| p.starts_with("/api/v1/bookings")));
+    assert!(
+        phoenix_booking::PATH_PREFIXES
+            .iter()
+            .all(|p| p.starts_with("/api/v1/bookings"))
+    );
 }

@@ -67,7 +67,10 @@ async fn a_different_body_under_the_same_key_is_refused(pool: Pool) {
     let refused = world.booking.create(&ann, other, &key).await;
     assert!(matches!(refused, Err(Error::IdempotencyKeyReused)), "{refused:?}");
     let problem = phoenix_api::Problem::from(Error::IdempotencyKeyReused);
-    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "idempotency_key_reused"));
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (422, "idempotency_key_reused")
+    );
     assert_eq!(n_bookings(&pool).await, 1);
 }
 

@@ -281,11 +281,7 @@ impl World {
     /// Books `items` for `travellers` (adults born in 1990 unless a test builds its own) and unwraps the answer.
     pub async fn book(&self, actor: &Principal, items: Vec<Value>, n_travellers: usize) -> Booking {
         let request = request(items, adults(n_travellers));
-        self.booking
-            .create(actor, request, &key())
-            .await
-            .unwrap()
-            .booking
+        self.booking.create(actor, request, &key()).await.unwrap().booking
     }
 
     /// Plays the booking saga to its confirmation for every pending request.

@@ -33,11 +33,23 @@ async fn acknowledging_forgets_the_request_and_the_payment_token(pool: Pool) {
     let requests = world.client.saga_requests(10).await.unwrap();
     let ids: Vec<Uuid> = requests.iter().map(|r| r.booking_id).collect();
     assert_eq!(ids, [first.id, second.id], "oldest first");
-    assert_eq!(world.client.saga_requests(1).await.unwrap().len(), 1, "bounded by the limit");
+    assert_eq!(
+        world.client.saga_requests(1).await.unwrap().len(),
+        1,
+        "bounded by the limit"
+    );
 
-    world.client.acknowledge(&[(first.id, SagaKind::Booking)]).await.unwrap();
+    world
+        .client
+        .acknowledge(&[(first.id, SagaKind::Booking)])
+        .await
+        .unwrap();
     // Twice is fine, and a kind that was never asked changes nothing.
-    world.client.acknowledge(&[(first.id, SagaKind::Booking)]).await.unwrap();
+    world
+        .client
+        .acknowledge(&[(first.id, SagaKind::Booking)])
+        .await
+        .unwrap();
     world
         .client
         .acknowledge(&[(second.id, SagaKind::Cancellation)])
@@ -78,7 +90,10 @@ async fn a_confirmed_outcome_confirms_once_and_recording_it_again_is_fine(pool: 
     else {
         unreachable!()
     };
-    assert_eq!((confirmed.hold_id, confirmed.payment_id), (Some(hold_id), Some(payment_id)));
+    assert_eq!(
+        (confirmed.hold_id, confirmed.payment_id),
+        (Some(hold_id), Some(payment_id))
+    );
     let statuses: Vec<Status> = confirmed.history.iter().map(|h| h.status).collect();
     assert_eq!(statuses, [Status::Pending, Status::Confirmed]);
     assert!(world.client.saga_requests(10).await.unwrap().is_empty());
@@ -103,10 +118,16 @@ async fn a_failed_outcome_fails_the_booking_with_its_code(pool: Pool) {
     let failed = world.booking.get(&ann, booking.id).await.unwrap();
     assert_eq!(failed.status, Status::Failed);
     assert_eq!(failed.failure.as_ref().unwrap().code, "payment_declined");
-    assert_eq!(failed.history.last().unwrap().reason.as_deref(), Some("payment_declined"));
+    assert_eq!(
+        failed.history.last().unwrap().reason.as_deref(),
+        Some("payment_declined")
+    );
     assert_eq!(events_of(&pool, phoenix_booking::FAILED).await.len(), 1);
     let problem = phoenix_booking::failed_problem(&failed);
-    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (402, "payment_declined"));
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (402, "payment_declined")
+    );
     assert_eq!(problem.extensions["booking_id"], booking.id.to_string());
     assert_eq!(problem.extensions["locator"], booking.locator.as_str());
 }
@@ -127,7 +148,11 @@ async fn outcomes_that_do_not_follow_the_status_are_refused(pool: Pool) {
         payment_id: Uuid::now_v7(),
         captured_minor: 1,
     };
-    world.booking.record_outcome(booking.id, &confirm(Uuid::now_v7())).await.unwrap();
+    world
+        .booking
+        .record_outcome(booking.id, &confirm(Uuid::now_v7()))
+        .await
+        .unwrap();
     // Another saga's confirmation, a failure after confirmation: refused, and the booking stays as it was.
     illegal(world.booking.record_outcome(booking.id, &confirm(Uuid::now_v7())).await);
     let failed = Outcome::Failed {
@@ -135,12 +160,18 @@ async fn outcomes_that_do_not_follow_the_status_are_refused(pool: Pool) {
         detail: "late".into(),
     };
     illegal(world.booking.record_outcome(booking.id, &failed).await);
-    assert_eq!(world.booking.get(&ann, booking.id).await.unwrap().status, Status::Confirmed);
+    assert_eq!(
+        world.booking.get(&ann, booking.id).await.unwrap().status,
+        Status::Confirmed
+    );
     let problem = phoenix_api::Problem::from(Error::InvalidTransition {
         from: Status::Confirmed,
         to: Status::Failed,
     });
-    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (409, "invalid_transition"));
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (409, "invalid_transition")
+    );
     let bad_code = Outcome::Failed {
         code: "Not A Code".into(),
         detail: String::new(),

@@ -44,7 +44,10 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
     let good = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
     let cases: Vec<(BookingRequest, &[&str])> = vec![
         (request(vec![], adults(1)), &["items"]),
-        (request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], json!([])), &["travellers"]),
+        (
+            request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], json!([])),
+            &["travellers"],
+        ),
         (
             with(good.clone(), |r| r["contact"]["email"] = json!("not an email")),
             &["contact.email"],
@@ -60,7 +63,10 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
             }),
             &["travellers[0].first_name", "travellers[0].last_name"],
         ),
-        (with(good.clone(), |r| r["payment_token"] = json!("")), &["payment_token"]),
+        (
+            with(good.clone(), |r| r["payment_token"] = json!("")),
+            &["payment_token"],
+        ),
         (
             with(good.clone(), |r| {
                 r["travellers"][0]["type"] = json!("child");
@@ -69,7 +75,10 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
             &["travellers[0].date_of_birth"],
         ),
         // Born in 1990: not a child on the day of travel.
-        (with(good.clone(), |r| r["travellers"][0]["type"] = json!("child")), &["travellers[0].type"]),
+        (
+            with(good.clone(), |r| r["travellers"][0]["type"] = json!("child")),
+            &["travellers[0].type"],
+        ),
         (
             with(good.clone(), |r| r["travellers"][0]["date_of_birth"] = json!(day(40))),
             &["travellers[0].date_of_birth"],
@@ -89,7 +98,10 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
         ["travellers[0].date_of_birth"]
     );
     let problem = Problem::from(Error::Invalid(vec![]));
-    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "invalid_fields"));
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (422, "invalid_fields")
+    );
     assert_eq!(n_bookings(&pool).await, 0);
 }
 
@@ -98,19 +110,40 @@ async fn travellers_must_match_the_party_of_every_item(pool: Pool) {
     let mismatched = |result: Result<_, Error>| {
         assert!(matches!(result, Err(Error::TravellerMismatch { .. })), "{result:?}");
     };
-    mismatched(attempt(&world, request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 2)], adults(1))).await);
-    mismatched(attempt(&world, request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(2))).await);
+    mismatched(
+        attempt(
+            &world,
+            request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 2)], adults(1)),
+        )
+        .await,
+    );
+    mismatched(
+        attempt(
+            &world,
+            request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(2)),
+        )
+        .await,
+    );
     // The largest party decides: two guests in the room, two flying.
     let family = json!([
         {"first_name": "Ann", "last_name": "Lee", "type": "adult", "date_of_birth": "1990-04-02"},
         {"first_name": "Kim", "last_name": "Lee", "type": "child", "date_of_birth": day(-365 * 6)},
     ]);
-    let package = vec![world.stay(world.hotel.flexible, 10, 1, 1, 2), world.flight(10, "Y", 2, 0, 0)];
+    let package = vec![
+        world.stay(world.hotel.flexible, 10, 1, 1, 2),
+        world.flight(10, "Y", 2, 0, 0),
+    ];
     mismatched(attempt(&world, request(package, family.clone())).await);
     let problem = Problem::from(Error::TravellerMismatch { detail: String::new() });
-    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "traveller_count_mismatch"));
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (422, "traveller_count_mismatch")
+    );
     assert_eq!(n_bookings(&pool).await, 0);
-    let package = vec![world.stay(world.hotel.flexible, 10, 1, 1, 2), world.flight(10, "Y", 1, 1, 0)];
+    let package = vec![
+        world.stay(world.hotel.flexible, 10, 1, 1, 2),
+        world.flight(10, "Y", 1, 1, 0),
+    ];
     let booked = attempt(&world, request(package, family)).await.unwrap();
     assert_eq!(booked.travellers.len(), 2);
 }
@@ -124,7 +157,10 @@ async fn a_card_number_is_never_taken_as_a_payment_token(pool: Pool) {
         assert!(matches!(attempt(&world, bad).await, Err(Error::CardNumberNotAllowed)));
     }
     let problem = Problem::from(Error::CardNumberNotAllowed);
-    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (422, "card_number_not_allowed"));
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (422, "card_number_not_allowed")
+    );
     assert!(!problem.to_string().contains("4242"));
     assert_eq!(n_bookings(&pool).await, 0);
 }
@@ -159,7 +195,10 @@ async fn only_agents_partners_and_admins_book_for_someone_else(pool: Pool) {
     assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
     assert_eq!(Problem::from(Error::Forbidden("x")).status.as_u16(), 403);
     let support = world.booking.create(&support(), body.clone(), &key()).await;
-    assert!(matches!(support, Err(Error::Forbidden(_))), "support reads, it does not book");
+    assert!(
+        matches!(support, Err(Error::Forbidden(_))),
+        "support reads, it does not book"
+    );
     let desk = agent(Uuid::now_v7());
     let made = world.booking.create(&desk, body.clone(), &key()).await.unwrap().booking;
     assert_eq!((made.customer_id, made.created_by), (someone, desk.user_id));

@@ -68,12 +68,18 @@ async fn agents_see_their_organizations_bookings_and_support_sees_all(pool: Pool
         .await;
 
     assert_eq!(world.booking.get(&colleague, for_ann.id).await.unwrap().id, for_ann.id);
-    assert!(matches!(world.booking.get(&colleague, rivals.id).await, Err(Error::NotFound)));
+    assert!(matches!(
+        world.booking.get(&colleague, rivals.id).await,
+        Err(Error::NotFound)
+    ));
     assert!(matches!(world.booking.get(&desk, own.id).await, Err(Error::NotFound)));
     assert_eq!(ids(&world, &colleague, ListFilter::default()).await, [for_ann.id]);
     // The customer sees what was booked for them as well as their own.
     assert_eq!(ids(&world, &ann, ListFilter::default()).await, [own.id, for_ann.id]);
-    assert_eq!(ids(&world, &support(), ListFilter::default()).await, [own.id, rivals.id, for_ann.id]);
+    assert_eq!(
+        ids(&world, &support(), ListFilter::default()).await,
+        [own.id, rivals.id, for_ann.id]
+    );
     let for_ann_only = ListFilter {
         customer_id: Some(ann.user_id),
         status: Some(Status::Pending),
@@ -98,9 +104,16 @@ async fn lists_are_newest_first_in_bounded_pages(pool: Pool) {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let listed = world.booking.list(&ann, ListFilter::default(), &page(2, cursor)).await.unwrap();
+        let listed = world
+            .booking
+            .list(&ann, ListFilter::default(), &page(2, cursor))
+            .await
+            .unwrap();
         assert!(listed.items.len() <= 2);
-        assert!(listed.items.iter().all(|b| b.history.len() == 1), "each with its history");
+        assert!(
+            listed.items.iter().all(|b| b.history.len() == 1),
+            "each with its history"
+        );
         seen.extend(listed.items.iter().map(|b| b.id));
         cursor = listed.next_cursor;
         if cursor.is_none() {
@@ -108,7 +121,11 @@ async fn lists_are_newest_first_in_bounded_pages(pool: Pool) {
         }
     }
     assert_eq!(seen, made);
-    let huge = world.booking.list(&ann, ListFilter::default(), &page(100_000, None)).await.unwrap();
+    let huge = world
+        .booking
+        .list(&ann, ListFilter::default(), &page(100_000, None))
+        .await
+        .unwrap();
     assert_eq!(huge.items.len(), 5, "clamped, and all there is");
     let bad = world
         .booking

@@ -308,7 +308,7 @@ impl Catalog {
             Ok(priced
                 .into_iter()
                 .map(|(mut it, draft)| {
-                    it.offer_id = self.sign(draft, expires);
+                    it.offer_id = self.sign(draft.shown(None, &it.price), expires);
                     it
                 })
                 .collect())
@@ -368,7 +368,7 @@ impl Catalog {
                 fare_codes: fare_codes.clone(),
                 passengers: trip.passengers,
                 refundable: fares.iter().all(|f| f.refundable),
-                price: Some(price.clone()),
+                price: None,
             },
         };
         Ok(Some((

@@ -334,7 +334,7 @@ impl Catalog {
                     .options
                     .into_iter()
                     .map(|(mut option, draft)| {
-                        option.offer_id = self.sign(draft, expires);
+                        option.offer_id = self.sign(draft.shown(Some(&option.nightly_minor), &option.price), expires);
                         option
                     })
                     .collect(),
@@ -440,8 +440,8 @@ fn stay_options(
                     guests: stay.guests,
                     refundable: plan.refundable,
                     free_cancellation_hours: plan.free_cancellation_hours,
-                    nightly_minor: Some(nightly.clone()),
-                    price: Some(price.clone()),
+                    nightly_minor: None,
+                    price: None,
                 },
             };
             found.push((

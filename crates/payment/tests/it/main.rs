@@ -6,6 +6,7 @@ mod idempotency;
 mod payments;
 mod reconcile;
 mod resilience;
+mod simulator;
 mod stripe;
 
 use std::sync::Arc;

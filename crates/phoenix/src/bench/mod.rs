@@ -1,6 +1,7 @@
 //! `phoenix bench`: measurements behind BENCHMARKS.md. Each benchmark starts what it measures in this process,
 //! drives it over loopback, and prints a table with the machine and the date.
 
+pub mod booking;
 pub mod gateway;
 pub mod inventory;
 pub mod load;

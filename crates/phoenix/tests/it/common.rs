@@ -25,6 +25,7 @@ pub struct TestApp {
     pub api: Api,
     pub identity: Option<phoenix_identity::Service>,
     pub catalog: Option<phoenix_catalog::Catalog>,
+    pub simulator: Option<phoenix_payment::Simulator>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
@@ -41,7 +42,12 @@ pub async fn spawn() -> TestApp {
     spawn_with(config()).await
 }
 
-pub async fn spawn_with(mut config: Config) -> TestApp {
+pub async fn spawn_with(config: Config) -> TestApp {
+    spawn_on(config, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await
+}
+
+/// Starts the app on a listener bound beforehand, for processes that must know each other's address up front.
+pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> TestApp {
     let data = tempfile::tempdir().unwrap();
     if config.data_dir == Config::default().data_dir {
         config.data_dir = data.path().to_owned();
@@ -49,7 +55,7 @@ pub async fn spawn_with(mut config: Config) -> TestApp {
     let app = App::build(config.clone()).await.expect("app builds");
     let identity = app.identity().cloned();
     let catalog = app.catalog().cloned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let simulator = app.services().simulator.clone();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async {
@@ -59,6 +65,7 @@ pub async fn spawn_with(mut config: Config) -> TestApp {
         api: Api::new(&address.to_string()),
         identity,
         catalog,
+        simulator,
         stop: Some(stop),
         _data: data,
     }
@@ -186,6 +193,13 @@ impl Api {
 }
 
 impl TestApp {
+    /// The simulated card provider of this app.
+    pub fn simulator(&self) -> &phoenix_payment::Simulator {
+        self.simulator
+            .as_ref()
+            .expect("payment runs here on the simulated provider")
+    }
+
     /// A signed-in admin, bootstrapped the way `phoenix user create` does it.
     pub async fn admin(&self) -> String {
         let email = create_admin(self.identity.as_ref().expect("identity runs in this app")).await;

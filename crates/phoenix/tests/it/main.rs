@@ -15,5 +15,6 @@ mod mfa;
 mod openapi;
 mod postgres;
 mod process;
+mod saga;
 mod saga_crash;
 mod split;

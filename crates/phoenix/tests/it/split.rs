@@ -4,7 +4,8 @@
 use phoenix::config::{Role, Secret};
 use serde_json::json;
 
-use crate::common::{config, create_admin, read, spawn_with};
+use crate::bookings::{booking, finished_sagas, key, night, world};
+use crate::common::{config, create_admin, read, spawn_on, spawn_with};
 
 const TOKEN: &str = "an-internal-token-of-at-least-32-characters";
 
@@ -16,7 +17,14 @@ async fn gateway_reaches_a_remote_identity() {
     let identity = spawn_with(identity_config).await;
 
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Inventory, Role::Catalog];
+    gateway_config.roles = vec![
+        Role::Gateway,
+        Role::Inventory,
+        Role::Catalog,
+        Role::Booking,
+        Role::Payment,
+        Role::Saga,
+    ];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     gateway_config.services.identity = Some(identity.base.clone());
     let gateway = spawn_with(gateway_config).await;
@@ -106,7 +114,14 @@ async fn a_service_refuses_requests_that_bypass_the_gateway() {
 #[tokio::test]
 async fn a_remote_role_without_an_address_is_a_startup_error() {
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Inventory, Role::Catalog];
+    gateway_config.roles = vec![
+        Role::Gateway,
+        Role::Inventory,
+        Role::Catalog,
+        Role::Booking,
+        Role::Payment,
+        Role::Saga,
+    ];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     let data = tempfile::tempdir().unwrap();
     gateway_config.data_dir = data.path().to_owned();
@@ -126,7 +141,14 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
         }
     });
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Inventory, Role::Catalog];
+    gateway_config.roles = vec![
+        Role::Gateway,
+        Role::Inventory,
+        Role::Catalog,
+        Role::Booking,
+        Role::Payment,
+        Role::Saga,
+    ];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     gateway_config.services.identity = Some(format!("http://{address}"));
     gateway_config.gateway.request_timeout_secs = 1;
@@ -151,7 +173,14 @@ async fn catalog_works_with_a_remote_inventory() {
     let inventory = spawn_with(inventory_config).await;
 
     let mut gateway_config = config();
-    gateway_config.roles = vec![Role::Gateway, Role::Identity, Role::Catalog];
+    gateway_config.roles = vec![
+        Role::Gateway,
+        Role::Identity,
+        Role::Catalog,
+        Role::Booking,
+        Role::Payment,
+        Role::Saga,
+    ];
     gateway_config.internal_token = Some(Secret::new(TOKEN));
     gateway_config.services.inventory = Some(inventory.base.clone());
     let gateway = spawn_with(gateway_config).await;
@@ -229,4 +258,81 @@ async fn catalog_works_with_a_remote_inventory() {
     assert_eq!(held.status, 201, "{held:?}");
     catalog.follow_inventory().await.unwrap();
     assert_eq!(gateway.get(&search, None).await.body["total"], 0);
+}
+
+/// The booking saga across processes: payment and the saga each in their own, the rest with the gateway. The saga
+/// takes booking's requests, holds, confirms and records over internal HTTP routes, exactly as in one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_completes_and_cancels_with_payment_and_the_saga_in_other_processes() {
+    let gateway_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let saga_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", gateway_listener.local_addr().unwrap());
+    let saga_url = format!("http://{}", saga_listener.local_addr().unwrap());
+
+    let mut payment_config = config();
+    payment_config.roles = vec![Role::Payment];
+    payment_config.internal_token = Some(Secret::new(TOKEN));
+    let payment = spawn_with(payment_config).await;
+
+    let mut gateway_config = config();
+    gateway_config.roles = vec![
+        Role::Gateway,
+        Role::Identity,
+        Role::Inventory,
+        Role::Catalog,
+        Role::Booking,
+    ];
+    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    gateway_config.services.payment = Some(payment.base.clone());
+    gateway_config.services.saga = Some(saga_url);
+    let gateway = spawn_on(gateway_config, gateway_listener).await;
+
+    let mut saga_config = config();
+    saga_config.roles = vec![Role::Saga];
+    saga_config.internal_token = Some(Secret::new(TOKEN));
+    saga_config.services.booking = Some(gateway_url.clone());
+    saga_config.services.inventory = Some(gateway_url);
+    saga_config.services.payment = Some(payment.base.clone());
+    let _saga = spawn_on(saga_config, saga_listener).await;
+
+    let world = world(&gateway, gateway.admin().await).await;
+    let (_, ann) = gateway.customer("ann@example.com").await;
+    let made = gateway
+        .post_keyed(
+            "/api/v1/bookings",
+            Some(&ann),
+            &key(),
+            booking(vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)], 1, "tok_visa"),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    assert_eq!(made.body["status"], "confirmed");
+    let id = made.body["id"].as_str().unwrap();
+    assert_eq!(night(&gateway, &world, 10).await["sold"], 1);
+    let paid = gateway
+        .get(
+            &format!("/api/v1/payments/{}", made.body["payment_id"].as_str().unwrap()),
+            Some(&world.admin),
+        )
+        .await;
+    assert_eq!(paid.body["status"], "captured", "{paid:?}");
+
+    let cancelled = gateway
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Some(&ann),
+            Some(json!({"reason": "plans changed"})),
+        )
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
+    assert_eq!(night(&gateway, &world, 10).await["sold"], 0);
+    let sagas = finished_sagas(&gateway, &world.admin, id).await;
+    let states: Vec<(&str, &str)> = sagas.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["kind"].as_str().unwrap(), s["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("booking", "completed"), ("cancellation", "completed")]);
 }

@@ -1,0 +1,148 @@
+//! The simulated provider on its own: it must refuse what a real provider refuses and deduplicate like one, since
+//! payment's own tests trust it to.
+
+use phoenix_db::testing::TestDatabase;
+use phoenix_db::{Pool, PoolOptions};
+use phoenix_payment::provider::simulated::EntryKind;
+use phoenix_payment::{Authorization, Provider, ProviderError, ProviderStatus, Simulator, simulator_migrations};
+
+phoenix_db::contract_suite!(
+    simulator_migrations(),
+    [
+        the_simulator_refuses_what_it_does_not_hold,
+        the_simulator_answers_a_repeated_key_from_its_records,
+        the_simulators_books_outlive_its_process,
+    ]
+);
+
+fn authorization(key: &str, token: &str) -> Authorization {
+    Authorization {
+        amount_minor: 1_000,
+        currency: "EUR".to_owned(),
+        token: token.to_owned(),
+        reference: "our-1".to_owned(),
+        idempotency_key: key.to_owned(),
+    }
+}
+
+fn rejected<T: std::fmt::Debug>(result: Result<T, ProviderError>) {
+    assert!(matches!(result, Err(ProviderError::Rejected(_))), "{result:?}");
+}
+
+async fn the_simulator_refuses_what_it_does_not_hold(pool: Pool) {
+    let simulator = Simulator::new(pool);
+    let payment = simulator.authorize(&authorization("a", "tok_visa")).await.unwrap();
+    let reference = payment.reference.as_str();
+    rejected(simulator.capture(reference, 1_001, "c-0").await);
+    rejected(simulator.refund(reference, 1, "r-0").await);
+    let captured = simulator.capture(reference, 600, "c-1").await.unwrap();
+    assert_eq!(
+        (captured.status, captured.captured_minor),
+        (ProviderStatus::Captured, 600)
+    );
+    rejected(simulator.capture(reference, 100, "c-2").await);
+    rejected(simulator.void(reference, "v-1").await);
+    rejected(simulator.refund(reference, 601, "r-1").await);
+    simulator.refund(reference, 600, "r-2").await.unwrap();
+    rejected(simulator.refund(reference, 1, "r-3").await);
+    rejected(simulator.capture("sim_nothing", 1, "c-3").await);
+    rejected(simulator.fetch("sim_nothing").await);
+    assert_eq!(simulator.find("nobody's").await.unwrap(), None);
+    assert_eq!(simulator.find("our-1").await.unwrap().unwrap().refunded_minor, 600);
+
+    let other = simulator.authorize(&authorization("b", "tok_visa")).await.unwrap();
+    let voided = simulator.void(&other.reference, "v-2").await.unwrap();
+    assert_eq!(voided.status, ProviderStatus::Voided);
+    rejected(simulator.capture(&other.reference, 1, "c-4").await);
+    let kinds: Vec<(EntryKind, i64)> = simulator
+        .ledger()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.kind, e.amount_minor))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (EntryKind::Authorization, 1_000),
+            (EntryKind::Capture, 600),
+            (EntryKind::Refund, 600),
+            (EntryKind::Authorization, 1_000),
+            (EntryKind::Void, 1_000),
+        ]
+    );
+}
+
+async fn the_simulator_answers_a_repeated_key_from_its_records(pool: Pool) {
+    let simulator = Simulator::new(pool);
+    let first = simulator.authorize(&authorization("a", "tok_visa")).await.unwrap();
+    assert_eq!(
+        simulator.authorize(&authorization("a", "tok_visa")).await.unwrap(),
+        first
+    );
+    let mut different = authorization("a", "tok_visa");
+    different.amount_minor = 2_000;
+    rejected(simulator.authorize(&different).await);
+    rejected(simulator.capture(&first.reference, 1_000, "a").await);
+
+    let declined = simulator.authorize(&authorization("d", "tok_decline")).await;
+    assert_eq!(simulator.authorize(&authorization("d", "tok_decline")).await, declined);
+
+    for attempt in 1..=2 {
+        let flaky = simulator.authorize(&authorization("f", "tok_flaky")).await;
+        assert!(
+            matches!(flaky, Err(ProviderError::Unavailable(_))),
+            "attempt {attempt}: {flaky:?}"
+        );
+    }
+    let flaky = simulator.authorize(&authorization("f", "tok_flaky")).await.unwrap();
+    assert_eq!(flaky.status, ProviderStatus::Authorized);
+    let authorizations = simulator.ledger().await.unwrap();
+    assert_eq!(
+        authorizations
+            .iter()
+            .filter(|e| e.kind == EntryKind::Authorization)
+            .count(),
+        2
+    );
+    // Each key counts its requests, replays included; refused reuses of a key count for nothing.
+    assert_eq!(simulator.requests_received().await.unwrap(), 2 + 2 + 3);
+}
+
+async fn the_simulators_books_outlive_its_process(pool: Pool) {
+    let simulator = Simulator::new(pool.clone());
+    let payment = simulator
+        .authorize(&authorization("a", "tok_mastercard"))
+        .await
+        .unwrap();
+    simulator.capture(&payment.reference, 1_000, "c").await.unwrap();
+    let ledger = simulator.ledger().await.unwrap();
+    drop(simulator);
+
+    // Another connection to the same database, as a test process would open it after the server was killed.
+    let reopened = reopen(&pool).await;
+    let again = Simulator::new(reopened);
+    assert_eq!(again.ledger().await.unwrap(), ledger);
+    let books = again.payments().await.unwrap();
+    assert_eq!(books.len(), 1);
+    assert_eq!(
+        (books[0].card.as_str(), books[0].our_reference.as_str()),
+        ("mastercard", "our-1")
+    );
+    assert_eq!(books[0].payment.captured_minor, 1_000);
+}
+
+/// A second pool on the database behind `pool`.
+async fn reopen(pool: &Pool) -> Pool {
+    let url = match pool {
+        Pool::Sqlite(sqlite) => {
+            let options = sqlite.connect_options();
+            format!("sqlite://{}", options.get_filename().display())
+        }
+        Pool::Postgres(postgres) => {
+            let options = postgres.connect_options();
+            TestDatabase::postgres_url_for(options.get_database().unwrap())
+        }
+    };
+    Pool::connect(&url, PoolOptions::default()).await.unwrap()
+}
