@@ -18,7 +18,7 @@ mod error;
 mod http;
 pub mod saga;
 pub mod steps;
-mod store;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,5 +211,39 @@ impl Orchestrator {
     /// How many sagas are in each state.
     pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, Error> {
         self.inner.store.count_by_state().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let options = Options::default();
+        for (attempt, base_ms) in [(1, 200), (2, 400), (3, 800), (8, 25_600), (9, 30_000), (40, 30_000)] {
+            for _ in 0..50 {
+                let wait = options.backoff(attempt).as_millis() as u64;
+                assert!(
+                    (base_ms..=base_ms + base_ms / 4).contains(&wait),
+                    "attempt {attempt}: {wait} ms"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_bad_settings_are_named() {
+        assert_eq!(Options::default().validate(), Ok(()));
+        let bad = Options {
+            max_attempts: 0,
+            ..Options::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("max_attempts"));
+        let bad = Options {
+            backoff_max_ms: 10,
+            ..Options::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("backoff_max_ms"));
     }
 }

@@ -1,4 +1,5 @@
-//! The saga service's SQL: one text per statement for both engines.
+//! The saga service's SQL: one text per statement for both engines. Public for the contract suite, which races
+//! instances for leases directly.
 
 use phoenix_booking::orchestration::SagaKind;
 use phoenix_db::{Pool, Timestamp, Tx, dispatch};

@@ -504,6 +504,21 @@ async fn a_declined_card_fails_the_booking_and_releases_the_hold(app: &TestApp) 
             ("fail_booking", "ok")
         ]
     );
+    // Support reads one saga by id; the customer may not.
+    let saga_id = sagas.body["items"][0]["id"].as_str().unwrap();
+    let one = app.get(&format!("/api/v1/sagas/{saga_id}"), Some(&world.admin)).await;
+    assert_eq!(one.body["failure_code"], "payment_declined", "{one:?}");
+    app.get(&format!("/api/v1/sagas/{saga_id}"), Some(&ann))
+        .await
+        .assert_problem(403, "forbidden");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"phoenix_saga_steps_total{saga="booking",step="authorize_payment",direction="do",outcome="failed"}"#
+        ),
+        "saga metrics are exported"
+    );
 }
 
 async fn the_same_request_three_times_or_five_at_once_books_and_charges_once(app: &TestApp) {

@@ -13,6 +13,7 @@ mod jwt;
 mod limits;
 mod mfa;
 mod openapi;
+mod payments;
 mod postgres;
 mod process;
 mod saga;

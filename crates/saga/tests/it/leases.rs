@@ -1,0 +1,217 @@
+use std::collections::HashSet;
+
+use phoenix_api::{Credential, Principal, Role, Roles};
+use phoenix_booking::orchestration::{HoldLine, SagaKind, SagaRequest};
+use phoenix_db::{Pool, Timestamp};
+use phoenix_saga::saga::StepRecord;
+use phoenix_saga::store::Store;
+use phoenix_saga::{Saga, State};
+use time::Duration;
+use uuid::Uuid;
+
+phoenix_db::contract_suite!(
+    phoenix_saga::migrations(),
+    [
+        a_booking_gets_one_saga_of_each_kind,
+        racing_instances_claim_each_due_saga_exactly_once,
+        a_live_lease_is_kept_and_a_lapsed_one_taken_over,
+        an_instance_that_lost_its_lease_cannot_save,
+        a_finished_saga_is_never_claimed,
+    ]
+);
+
+fn request(booking_id: Uuid, kind: SagaKind) -> SagaRequest {
+    SagaRequest {
+        booking_id,
+        kind,
+        actor: Principal {
+            user_id: Uuid::now_v7(),
+            roles: Roles::from([Role::Customer]),
+            organization_id: None,
+            credential: Credential::OnBehalf { of: booking_id },
+        },
+        lines: vec![HoldLine {
+            item_id: "room:test:2026-12-01".to_owned(),
+            quantity: 1,
+        }],
+        hold_ttl_secs: 900,
+        currency: "EUR".to_owned(),
+        amount_minor: 10_000,
+        payment_token: Some("tok_visa".to_owned()),
+        refund_minor: 0,
+        hold_id: None,
+        payment_id: None,
+    }
+}
+
+fn record(step: &str) -> StepRecord {
+    StepRecord {
+        seq: 0,
+        step: step.to_owned(),
+        direction: "do".to_owned(),
+        attempt: 1,
+        outcome: "ok".to_owned(),
+        error: None,
+        at: Timestamp::now(),
+    }
+}
+
+/// `n` sagas whose owner has gone: leased to nobody alive, due now.
+async fn orphans(store: &Store, n: usize) -> Vec<Uuid> {
+    let now = Timestamp::now();
+    let sagas: Vec<Saga> = (0..n)
+        .map(|_| Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now))
+        .collect();
+    let dead = Uuid::now_v7();
+    store.create(&sagas, dead, now - Duration::seconds(1)).await.unwrap()
+}
+
+pub async fn a_booking_gets_one_saga_of_each_kind(pool: Pool) {
+    let store = Store::new(pool);
+    let booking_id = Uuid::now_v7();
+    let now = Timestamp::now();
+    let owner = Uuid::now_v7();
+    let until = now + Duration::seconds(30);
+    let first = Saga::start(request(booking_id, SagaKind::Booking), now);
+    assert_eq!(
+        store.create(&[first.clone()], owner, until).await.unwrap(),
+        vec![first.id]
+    );
+    // Booking handed the same request over again (the saga service died before acknowledging it).
+    let again = Saga::start(request(booking_id, SagaKind::Booking), now);
+    assert!(store.create(&[again], owner, until).await.unwrap().is_empty());
+    let cancellation = Saga::start(request(booking_id, SagaKind::Cancellation), now);
+    assert_eq!(
+        store.create(&[cancellation.clone()], owner, until).await.unwrap(),
+        vec![cancellation.id]
+    );
+    let sagas = store.of_booking(booking_id).await.unwrap();
+    assert_eq!(
+        sagas.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![first.id, cancellation.id]
+    );
+    assert_eq!(sagas[0].data.request.payment_token.as_deref(), Some("tok_visa"));
+}
+
+pub async fn racing_instances_claim_each_due_saga_exactly_once(pool: Pool) {
+    let store = Store::new(pool);
+    let ids: HashSet<Uuid> = orphans(&store, 60).await.into_iter().collect();
+    assert_eq!(ids.len(), 60);
+    let claims = futures::future::join_all((0..8).map(|_| {
+        let store = store.clone();
+        async move {
+            let owner = Uuid::now_v7();
+            let mut mine = Vec::new();
+            for _ in 0..10 {
+                let now = Timestamp::now();
+                mine.extend(
+                    store
+                        .claim_due(owner, now, now + Duration::seconds(30), 7)
+                        .await
+                        .unwrap(),
+                );
+            }
+            mine
+        }
+    }))
+    .await;
+    let claimed: Vec<Uuid> = claims.into_iter().flatten().collect();
+    let distinct: HashSet<Uuid> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), distinct.len(), "a saga was claimed by two instances");
+    assert_eq!(distinct, ids, "every orphan was claimed");
+}
+
+pub async fn a_live_lease_is_kept_and_a_lapsed_one_taken_over(pool: Pool) {
+    let store = Store::new(pool);
+    let now = Timestamp::now();
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let saga = Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now);
+    store
+        .create(&[saga.clone()], a, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert!(
+        !store.lease(saga.id, b, now, now + Duration::seconds(30)).await.unwrap(),
+        "a's lease is live"
+    );
+    assert!(
+        store
+            .claim_due(b, now, now + Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.lease(saga.id, a, now, now + Duration::seconds(30)).await.unwrap(),
+        "a renews its own"
+    );
+    // Thirty-one seconds later a has not renewed: it is dead, and b resumes the saga.
+    let later = now + Duration::seconds(31);
+    assert_eq!(
+        store
+            .claim_due(b, later, later + Duration::seconds(30), 10)
+            .await
+            .unwrap(),
+        vec![saga.id]
+    );
+    assert!(
+        !store
+            .lease(saga.id, a, later, later + Duration::seconds(30))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn an_instance_that_lost_its_lease_cannot_save(pool: Pool) {
+    let store = Store::new(pool);
+    let now = Timestamp::now();
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut saga = Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now);
+    store
+        .create(&[saga.clone()], a, now - Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.claim_due(b, now, now + Duration::seconds(30), 10).await.unwrap(),
+        vec![saga.id]
+    );
+    saga.step = 1;
+    assert!(
+        !store.save(&saga, a, &record("hold_inventory")).await.unwrap(),
+        "a lost the lease to b"
+    );
+    assert!(store.save(&saga, b, &record("hold_inventory")).await.unwrap());
+    let stored = store.get(saga.id).await.unwrap().unwrap();
+    assert_eq!(stored.step, 1);
+    let steps = store.steps(saga.id).await.unwrap();
+    assert_eq!(steps.len(), 1, "only the owner's attempt is recorded");
+}
+
+pub async fn a_finished_saga_is_never_claimed(pool: Pool) {
+    let store = Store::new(pool);
+    let now = Timestamp::now();
+    let owner = Uuid::now_v7();
+    let mut saga = Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now);
+    store
+        .create(&[saga.clone()], owner, now + Duration::seconds(30))
+        .await
+        .unwrap();
+    saga.state = State::Completed;
+    saga.step = 5;
+    assert!(store.save(&saga, owner, &record("confirm_booking")).await.unwrap());
+    let stored = store.get(saga.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.lease_owner),
+        (State::Completed, None),
+        "a finished saga holds no lease"
+    );
+    let later = now + Duration::seconds(60);
+    assert!(
+        store
+            .claim_due(Uuid::now_v7(), later, later + Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!store.lease(saga.id, Uuid::now_v7(), later, later).await.unwrap());
+}
