@@ -74,7 +74,7 @@ pub async fn a_booking_gets_one_saga_of_each_kind(pool: Pool) {
     let until = now + Duration::seconds(30);
     let first = Saga::start(request(booking_id, SagaKind::Booking), now);
     assert_eq!(
-        store.create(&[first.clone()], owner, until).await.unwrap(),
+        store.create(std::slice::from_ref(&first), owner, until).await.unwrap(),
         vec![first.id]
     );
     // Booking handed the same request over again (the saga service died before acknowledging it).
@@ -82,7 +82,10 @@ pub async fn a_booking_gets_one_saga_of_each_kind(pool: Pool) {
     assert!(store.create(&[again], owner, until).await.unwrap().is_empty());
     let cancellation = Saga::start(request(booking_id, SagaKind::Cancellation), now);
     assert_eq!(
-        store.create(&[cancellation.clone()], owner, until).await.unwrap(),
+        store
+            .create(std::slice::from_ref(&cancellation), owner, until)
+            .await
+            .unwrap(),
         vec![cancellation.id]
     );
     let sagas = store.of_booking(booking_id).await.unwrap();
@@ -127,7 +130,7 @@ pub async fn a_live_lease_is_kept_and_a_lapsed_one_taken_over(pool: Pool) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let saga = Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now);
     store
-        .create(&[saga.clone()], a, now + Duration::seconds(30))
+        .create(std::slice::from_ref(&saga), a, now + Duration::seconds(30))
         .await
         .unwrap();
     assert!(
@@ -168,7 +171,7 @@ pub async fn an_instance_that_lost_its_lease_cannot_save(pool: Pool) {
     let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
     let mut saga = Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now);
     store
-        .create(&[saga.clone()], a, now - Duration::seconds(1))
+        .create(std::slice::from_ref(&saga), a, now - Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!(
