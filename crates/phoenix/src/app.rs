@@ -157,14 +157,19 @@ async fn payment_provider(config: &Config) -> anyhow::Result<Provider> {
 /// The simulated provider keeps its ledger apart from payment's own books, as a real provider would: a database
 /// of its own (`payment_simulator`), beside payment's.
 pub async fn simulator_database(config: &Config) -> anyhow::Result<Pool> {
+    // A stand-in for a card network: a few connections are plenty, and it should not crowd the services' own.
+    let options = PoolOptions {
+        max_connections: 4,
+        ..PoolOptions::default()
+    };
     let pool = match config.database_for(Role::Payment)? {
         DatabaseTarget::Url(url) if config.databases.payment.is_none() => {
             let mut url = url::Url::parse(url.expose()).context("invalid configuration: database_url")?;
             let name = format!("{}_simulator", url.path().trim_start_matches('/'));
             url.set_path(&name);
-            Pool::connect(url.as_str(), PoolOptions::default()).await
+            Pool::connect(url.as_str(), options).await
         }
-        _ => Pool::open_in_dir(&config.data_dir, "payment_simulator", PoolOptions::default()).await,
+        _ => Pool::open_in_dir(&config.data_dir, "payment_simulator", options).await,
     }
     .context("opening the payment simulator's ledger")?;
     pool.migrate(phoenix_payment::simulator_migrations())

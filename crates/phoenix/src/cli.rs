@@ -164,6 +164,9 @@ pub struct BenchBooking {
     pub database_url: Option<String>,
     #[arg(long, value_enum, default_value_t = BenchScenario::Both)]
     pub scenario: BenchScenario,
+    /// Seats of the flash sale's departure (1 to 2000; more than 1000 are split over two cabins).
+    #[arg(long, default_value_t = 1_000)]
+    pub flash_seats: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

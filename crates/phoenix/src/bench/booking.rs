@@ -9,8 +9,8 @@
 //!
 //! - *spread*: stays of 1 to 3 nights in one of many hotels, room types and nights, each with plenty of rooms, so
 //!   bookings rarely meet on a bucket and never sell one out;
-//! - *flash*: every client books a seat on the same departure until its seats are gone, then keeps trying: the
-//!   sold-out 409s are rejections, not errors.
+//! - *flash*: every client books a seat on the same departure (`flash_seats` seats) until they are gone, then keeps
+//!   trying: the sold-out 409s are rejections, not errors. Its rate is taken up to the last seat sold.
 //!
 //! Afterwards, once no booking is pending, it checks from the services' own records: every bucket's `sold` equals
 //! the units of the confirmed bookings holding it, nothing is still held, `held + sold` is within capacity, every 201
@@ -52,8 +52,8 @@ const SPREAD_NIGHTS: i64 = 60;
 const SPREAD_ROOMS: i64 = 1_000;
 /// Hotels loaded per catalog call.
 const HOTELS_PER_LOAD: usize = 100;
-/// The flash sale's departure: two cabins of this many seats each.
-const FLASH_SEATS_PER_CABIN: i64 = 1_000;
+/// Most seats a cabin may have (the catalog's limit): a flash sale of more seats splits them over two cabins.
+const MAX_CABIN_SEATS: i64 = 1_000;
 /// Longest wait for the sagas still running when the clients stop.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Every benchmark customer's password.
@@ -122,11 +122,17 @@ pub async fn run(options: BenchBooking) -> anyhow::Result<()> {
 
 async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<Outcome> {
     let storage = Storage::create(options.database_url.as_deref()).await?;
-    let platform = Platform::start(&storage).await?;
+    let platform = match Platform::start(&storage).await {
+        Ok(platform) => platform,
+        Err(error) => {
+            storage.finish(false).await;
+            return Err(error);
+        }
+    };
     let result = async {
         let world = Arc::new(match scenario {
             Scenario::Spread => World::spread(&platform).await?,
-            Scenario::Flash => World::flash(&platform).await?,
+            Scenario::Flash => World::flash(&platform, options.flash_seats).await?,
         });
         let tokens = sign_in(&platform, options.clients).await?;
         let steps_before = step_times();
@@ -146,12 +152,11 @@ async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<O
         })
     }
     .await;
-    platform.stop().await?;
-    let keep = result
-        .as_ref()
-        .map(|o| !o.verification.problems.is_empty())
-        .unwrap_or(true);
+    let stopped = platform.stop().await;
+    // A run whose checks failed keeps its databases to be looked at; any other run leaves nothing behind.
+    let keep = result.as_ref().is_ok_and(|o| !o.verification.problems.is_empty());
     storage.finish(keep).await;
+    stopped?;
     result
 }
 
@@ -165,7 +170,8 @@ struct Storage {
 struct Postgres {
     /// The `database_url` the platform is given: the server and `<name>_<run>`.
     url: String,
-    /// The server's `postgres` database, to create nothing and drop exactly the databases of this run.
+    /// The server's `postgres` database: where this run's names are checked to be free beforehand, and its
+    /// databases dropped afterwards.
     admin_url: String,
     names: Vec<String>,
 }
@@ -304,11 +310,20 @@ impl Platform {
         })
     }
 
-    /// Stops serving and closes the databases; the handles go first so no background loop outlives its pool.
+    /// Stops serving and closes the databases; the handles go first so that the services' background loops end
+    /// with the server.
     async fn stop(self) -> anyhow::Result<()> {
         let Platform {
-            stop, server, ledger, ..
+            stop,
+            server,
+            ledger,
+            identity,
+            inventory,
+            catalog,
+            booking,
+            ..
         } = self;
+        drop((identity, inventory, catalog, booking));
         ledger.close().await;
         let _ = stop.send(());
         server.await.context("server task")?
@@ -317,8 +332,15 @@ impl Platform {
 
 /// What the clients book: stays spread over many buckets, or seats on one departure.
 enum World {
-    Spread { stays: Vec<StayChoice> },
-    Flash { departure_id: String },
+    Spread {
+        stays: Vec<StayChoice>,
+    },
+    /// Seats of one departure, in one cabin (or two, when there are more seats than a cabin may have).
+    Flash {
+        departure_id: String,
+        /// Each cabin with its one fare class.
+        cabins: Vec<(Cabin, &'static str)>,
+    },
 }
 
 struct StayChoice {
@@ -352,7 +374,7 @@ impl World {
             .create_organization("Bench Hotels", OrganizationKind::HotelChain)
             .await?;
         let cities = geo::cities();
-        let nights: BTreeMap<time::Date, i64> = (1..=SPREAD_NIGHTS).map(|n| (day(n), 0)).collect();
+        let nights: Vec<time::Date> = (1..=SPREAD_NIGHTS).map(day).collect();
         let mut entries = Vec::with_capacity(SPREAD_HOTELS);
         let mut stays = Vec::new();
         for number in 0..SPREAD_HOTELS {
@@ -398,9 +420,12 @@ impl World {
         Ok(World::Spread { stays })
     }
 
-    /// One departure in a week, Paris to London, with `FLASH_SEATS_PER_CABIN` seats in economy and in business,
-    /// each cabin with one fare class that may sell all of them.
-    async fn flash(platform: &Platform) -> anyhow::Result<World> {
+    /// One departure in a week, Paris to London, with `seats` seats in economy (or split between economy and
+    /// business), each cabin with one fare class that may sell all of its seats.
+    async fn flash(platform: &Platform, seats: i64) -> anyhow::Result<World> {
+        if !(1..=2 * MAX_CABIN_SEATS).contains(&seats) {
+            bail!("--flash-seats must be between 1 and {}", 2 * MAX_CABIN_SEATS);
+        }
         let airline = platform
             .identity
             .create_organization("Bench Air", OrganizationKind::Airline)
@@ -414,9 +439,9 @@ impl World {
             .catalog
             .create_airline(&principal(Role::Admin, None), input)
             .await?;
-        let cabin = |cabin, code: &str, price_minor| CabinPlan {
+        let cabin = |cabin, code: &str, seats, price_minor| CabinPlan {
             cabin,
-            seats: FLASH_SEATS_PER_CABIN,
+            seats,
             overbooking_limit: 0,
             fares: vec![FareClass {
                 code: code.into(),
@@ -424,8 +449,20 @@ impl World {
                 refundable: false,
                 change_fee_minor: 0,
                 baggage_pieces: 1,
-                booking_limit: FLASH_SEATS_PER_CABIN,
+                booking_limit: seats,
             }],
+        };
+        let (plans, cabins) = if seats <= MAX_CABIN_SEATS {
+            (
+                vec![cabin(Cabin::Economy, "Y", seats, 9_900)],
+                vec![(Cabin::Economy, "Y")],
+            )
+        } else {
+            let plans = vec![
+                cabin(Cabin::Economy, "Y", seats - seats / 2, 9_900),
+                cabin(Cabin::Business, "J", seats / 2, 39_900),
+            ];
+            (plans, vec![(Cabin::Economy, "Y"), (Cabin::Business, "J")])
         };
         let on = day(7);
         let schedule = ScheduleInput {
@@ -439,12 +476,13 @@ impl World {
             effective_from: Day(on),
             effective_to: Day(on),
             currency: "EUR".into(),
-            cabins: vec![cabin(Cabin::Economy, "Y", 9_900), cabin(Cabin::Business, "J", 39_900)],
+            cabins: plans,
         };
         let operator = principal(Role::Operator, Some(airline.id));
         platform.catalog.create_schedule(&operator, schedule).await?;
         Ok(World::Flash {
             departure_id: format!("BX1-{on}"),
+            cabins,
         })
     }
 
@@ -461,12 +499,8 @@ impl World {
                     "check_out": day(check_in + nights).to_string(), "rooms": 1, "guests": 1
                 })
             }
-            World::Flash { departure_id } => {
-                let (cabin, fare) = if client.is_multiple_of(2) {
-                    ("economy", "Y")
-                } else {
-                    ("business", "J")
-                };
+            World::Flash { departure_id, cabins } => {
+                let (cabin, fare) = cabins[client % cabins.len()];
                 json!({
                     "kind": "flight", "departure_ids": [departure_id], "cabin": cabin, "fare_codes": [fare],
                     "passengers": {"adults": 1, "children": 0, "infants": 0}
@@ -489,23 +523,21 @@ impl World {
                 .iter()
                 .flat_map(|s| (1..=SPREAD_NIGHTS).map(|n| phoenix_catalog::hotel::room_item(s.room_type_id, day(n))))
                 .collect(),
-            World::Flash { departure_id } => vec![
-                phoenix_catalog::flight::seat_item(departure_id, Cabin::Economy),
-                phoenix_catalog::flight::seat_item(departure_id, Cabin::Business),
-                phoenix_catalog::flight::fare_item(departure_id, "Y"),
-                phoenix_catalog::flight::fare_item(departure_id, "J"),
-            ],
+            World::Flash { departure_id, cabins } => cabins
+                .iter()
+                .flat_map(|(cabin, fare)| {
+                    [
+                        phoenix_catalog::flight::seat_item(departure_id, *cabin),
+                        phoenix_catalog::flight::fare_item(departure_id, fare),
+                    ]
+                })
+                .collect(),
         }
     }
 }
 
 /// Room type `kind` of a hotel, and its one rate plan priced for `nights`.
-fn room_with_plan(
-    hotel: &Hotel,
-    kind: usize,
-    number: usize,
-    nights: &BTreeMap<time::Date, i64>,
-) -> (RoomType, RatePlan) {
+fn room_with_plan(hotel: &Hotel, kind: usize, number: usize, nights: &[time::Date]) -> (RoomType, RatePlan) {
     let room = RoomType {
         id: Uuid::now_v7(),
         hotel_id: hotel.id,
@@ -525,7 +557,7 @@ fn room_with_plan(
         refundable: true,
         free_cancellation_hours: Some(24),
         currency: "EUR".to_owned(),
-        prices: nights.keys().map(|night| (*night, price_minor)).collect(),
+        prices: nights.iter().map(|night| (*night, price_minor)).collect(),
         active: true,
     };
     (room, plan)
@@ -1107,11 +1139,11 @@ fn print(options: &BenchBooking, outcomes: &[Outcome]) {
         );
     }
     for outcome in outcomes {
-        print_details(outcome);
+        print_details(options, outcome);
     }
 }
 
-fn print_details(outcome: &Outcome) {
+fn print_details(options: &BenchBooking, outcome: &Outcome) {
     let tally = &outcome.tally;
     println!();
     match outcome.scenario {
@@ -1120,9 +1152,16 @@ fn print_details(outcome: &Outcome) {
              {SPREAD_ROOMS} rooms), stays of 1 to 3 nights, 1 room, 1 guest, card tok_visa",
             SPREAD_HOTELS * SPREAD_ROOM_TYPES * SPREAD_NIGHTS as usize
         ),
+        Scenario::Flash if options.flash_seats > MAX_CABIN_SEATS => println!(
+            "flash: one departure, {} seats ({} economy, {} business), every client books one seat (half of them in \
+             each cabin) until the run ends, card tok_visa",
+            options.flash_seats,
+            options.flash_seats - options.flash_seats / 2,
+            options.flash_seats / 2
+        ),
         Scenario::Flash => println!(
-            "flash: one departure, {FLASH_SEATS_PER_CABIN} economy + {FLASH_SEATS_PER_CABIN} business seats, every \
-             client books one seat (half of them economy) for the whole run, card tok_visa"
+            "flash: one departure, {} economy seats, every client books one seat until the run ends, card tok_visa",
+            options.flash_seats
         ),
     }
     let requests = tally.confirmed.len() + tally.pending + tally.n_rejected() + tally.errors;

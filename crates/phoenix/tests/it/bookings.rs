@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::common::{Api, TestApp};
+use crate::common::{Api, Reply, TestApp};
 
 /// Runs one scenario on SQLite and on PostgreSQL.
 macro_rules! on_both_backends {
@@ -164,6 +164,17 @@ pub async fn finished_sagas(app: &Api, admin: &str, booking_id: &str) -> crate::
     panic!("the sagas of booking {booking_id} did not finish");
 }
 
+/// Books `items` for `n_travellers` as `customer`, paying with `token`, under a fresh idempotency key.
+pub async fn book(app: &Api, customer: &str, items: Vec<Value>, n_travellers: usize, token: &str) -> Reply {
+    app.post_keyed(
+        "/api/v1/bookings",
+        Some(customer),
+        &key(),
+        booking(items, n_travellers, token),
+    )
+    .await
+}
+
 pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }
@@ -187,14 +198,14 @@ pub async fn night(app: &Api, world: &World, from: i64) -> Value {
 async fn hotel_booking_confirms_and_cancelling_before_the_deadline_refunds_in_full(app: &TestApp) {
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
-    let made = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.flexible_plan, 10, 3, 1, 2)], 2, "tok_visa"),
-        )
-        .await;
+    let made = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 10, 3, 1, 2)],
+        2,
+        "tok_visa",
+    )
+    .await;
     assert_eq!(made.status, 201, "{made:?}");
     let booking = &made.body;
     assert_eq!(booking["status"], "confirmed");
@@ -266,14 +277,14 @@ async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refund
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
     // Check-in in two days: the flexible plan's 72 hours of free cancellation are already over.
-    let late = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.flexible_plan, 2, 2, 1, 1)], 1, "tok_visa"),
-        )
-        .await;
+    let late = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 2, 2, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
     assert_eq!(late.status, 201, "{late:?}");
     let total = late.body["total_minor"].as_i64().unwrap();
     let fee = late.body["items"][0]["cancellation"]["fee_minor"].as_i64().unwrap();
@@ -290,14 +301,14 @@ async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refund
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(cancelled.body["refunded_minor"], total - fee);
 
-    let strict = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.strict_plan, 20, 1, 1, 1)], 1, "tok_visa"),
-        )
-        .await;
+    let strict = book(
+        app,
+        &ann,
+        vec![world.stay(&world.strict_plan, 20, 1, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
     assert_eq!(strict.status, 201, "{strict:?}");
     let id = strict.body["id"].as_str().unwrap();
     let payment_id = strict.body["payment_id"].as_str().unwrap().to_owned();
@@ -387,14 +398,7 @@ async fn flight_and_package_bookings_hold_everything_or_nothing(app: &TestApp) {
     let seats = format!("seat:{departure}:economy");
     let (_, ann) = app.customer("ann@example.com").await;
 
-    let flown = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![flight(&departure, "Y", 2)], 2, "tok_visa"),
-        )
-        .await;
+    let flown = book(app, &ann, vec![flight(&departure, "Y", 2)], 2, "tok_visa").await;
     assert_eq!(flown.status, 201, "{flown:?}");
     assert_eq!(flown.body["items"][0]["kind"], "flight");
     assert_eq!(bucket(app, &world.admin, &seats).await, (0, 2));
@@ -423,21 +427,17 @@ async fn flight_and_package_bookings_hold_everything_or_nothing(app: &TestApp) {
     assert_eq!(night(app, &world, 11).await["sold"], 1);
 
     // The flight is full: a package with it and a free hotel night is refused whole; the night stays free.
-    let refused = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(
-                vec![
-                    world.stay(&world.flexible_plan, 12, 1, 1, 1),
-                    flight(&departure, "Y", 1),
-                ],
-                1,
-                "tok_visa",
-            ),
-        )
-        .await;
+    let refused = book(
+        app,
+        &ann,
+        vec![
+            world.stay(&world.flexible_plan, 12, 1, 1, 1),
+            flight(&departure, "Y", 1),
+        ],
+        1,
+        "tok_visa",
+    )
+    .await;
     // Refused by the quote (the catalog already saw the seats go) or by the hold (it had not yet): either way whole.
     assert_eq!(refused.status, 409, "{refused:?}");
     assert!(
@@ -452,14 +452,14 @@ async fn flight_and_package_bookings_hold_everything_or_nothing(app: &TestApp) {
     assert_eq!(bucket(app, &world.admin, &seats).await, (0, 3));
 
     // Five rooms for a hotel of four: nothing is held, and the answer says why.
-    let too_many = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.flexible_plan, 8, 2, 5, 5)], 5, "tok_visa"),
-        )
-        .await;
+    let too_many = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 8, 2, 5, 5)],
+        5,
+        "tok_visa",
+    )
+    .await;
     too_many.assert_problem(409, "unavailable");
     assert_eq!(night(app, &world, 8).await["held"], 0);
 }
@@ -467,14 +467,14 @@ async fn flight_and_package_bookings_hold_everything_or_nothing(app: &TestApp) {
 async fn a_declined_card_fails_the_booking_and_releases_the_hold(app: &TestApp) {
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
-    let declined = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)], 1, "tok_decline"),
-        )
-        .await;
+    let declined = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)],
+        1,
+        "tok_decline",
+    )
+    .await;
     declined.assert_problem(402, "payment_declined");
     let id = declined.body["booking_id"].as_str().unwrap();
     let failed = app.get(&format!("/api/v1/bookings/{id}"), Some(&ann)).await;
@@ -568,14 +568,14 @@ async fn customers_and_organizations_never_see_each_others_bookings(app: &TestAp
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
     let (_, bob) = app.customer("bob@example.com").await;
-    let made = app
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.flexible_plan, 15, 1, 1, 1)], 1, "tok_visa"),
-        )
-        .await;
+    let made = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 15, 1, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
     assert_eq!(made.status, 201, "{made:?}");
     let id = made.body["id"].as_str().unwrap();
     app.get(&format!("/api/v1/bookings/{id}"), Some(&bob))

@@ -8,7 +8,7 @@ use phoenix_payment::provider::simulated::EntryKind;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::bookings::{World, booking, finished_sagas, key, night, world};
+use crate::bookings::{World, finished_sagas, night, world};
 use crate::common::{PostgresDatabases, TestApp, config, spawn_with};
 
 #[derive(Clone, Copy)]
@@ -77,12 +77,19 @@ async fn provider(app: &TestApp) -> (i64, i64, i64, usize) {
     )
 }
 
+/// One night from day `from` for a new customer, paid with `token`.
 async fn book(app: &TestApp, world: &World, token: &str, from: i64) -> crate::common::Reply {
     let (_, ann) = app
         .customer(&format!("ann-{}@example.com", uuid::Uuid::new_v4().simple()))
         .await;
-    let body = booking(vec![world.stay(&world.flexible_plan, from, 1, 1, 1)], 1, token);
-    app.post_keyed("/api/v1/bookings", Some(&ann), &key(), body).await
+    crate::bookings::book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, from, 1, 1, 1)],
+        1,
+        token,
+    )
+    .await
 }
 
 async fn a_failure_at_each_step_before_the_capture_undoes_everything(backend: Backend) {

@@ -4,28 +4,32 @@
 use phoenix::config::{Role, Secret};
 use serde_json::json;
 
-use crate::bookings::{booking, finished_sagas, key, night, world};
+use crate::bookings::{book, finished_sagas, night, world};
 use crate::common::{config, create_admin, read, spawn_on, spawn_with};
 
 const TOKEN: &str = "an-internal-token-of-at-least-32-characters";
 
+/// A process running only `roles`, sharing the internal token with the others.
+fn apart(roles: &[Role]) -> phoenix::Config {
+    let mut config = config();
+    config.roles = roles.to_vec();
+    config.internal_token = Some(Secret::new(TOKEN));
+    config
+}
+
 #[tokio::test]
 async fn gateway_reaches_a_remote_identity() {
-    let mut identity_config = config();
-    identity_config.roles = vec![Role::Identity];
-    identity_config.internal_token = Some(Secret::new(TOKEN));
+    let identity_config = apart(&[Role::Identity]);
     let identity = spawn_with(identity_config).await;
 
-    let mut gateway_config = config();
-    gateway_config.roles = vec![
+    let mut gateway_config = apart(&[
         Role::Gateway,
         Role::Inventory,
         Role::Catalog,
         Role::Booking,
         Role::Payment,
         Role::Saga,
-    ];
-    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    ]);
     gateway_config.services.identity = Some(identity.base.clone());
     let gateway = spawn_with(gateway_config).await;
     assert!(
@@ -89,9 +93,7 @@ async fn gateway_reaches_a_remote_identity() {
 
 #[tokio::test]
 async fn a_service_refuses_requests_that_bypass_the_gateway() {
-    let mut identity_config = config();
-    identity_config.roles = vec![Role::Identity];
-    identity_config.internal_token = Some(Secret::new(TOKEN));
+    let identity_config = apart(&[Role::Identity]);
     let identity = spawn_with(identity_config).await;
 
     identity
@@ -113,16 +115,14 @@ async fn a_service_refuses_requests_that_bypass_the_gateway() {
 
 #[tokio::test]
 async fn a_remote_role_without_an_address_is_a_startup_error() {
-    let mut gateway_config = config();
-    gateway_config.roles = vec![
+    let mut gateway_config = apart(&[
         Role::Gateway,
         Role::Inventory,
         Role::Catalog,
         Role::Booking,
         Role::Payment,
         Role::Saga,
-    ];
-    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    ]);
     let data = tempfile::tempdir().unwrap();
     gateway_config.data_dir = data.path().to_owned();
     let error = phoenix::App::build(gateway_config).await.err().unwrap().to_string();
@@ -140,16 +140,14 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
             held.push(socket);
         }
     });
-    let mut gateway_config = config();
-    gateway_config.roles = vec![
+    let mut gateway_config = apart(&[
         Role::Gateway,
         Role::Inventory,
         Role::Catalog,
         Role::Booking,
         Role::Payment,
         Role::Saga,
-    ];
-    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    ]);
     gateway_config.services.identity = Some(format!("http://{address}"));
     gateway_config.gateway.request_timeout_secs = 1;
     let gateway = spawn_with(gateway_config).await;
@@ -167,21 +165,17 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
 /// The catalog with inventory elsewhere: buckets are created, read and followed over inventory's HTTP API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_works_with_a_remote_inventory() {
-    let mut inventory_config = config();
-    inventory_config.roles = vec![Role::Inventory];
-    inventory_config.internal_token = Some(Secret::new(TOKEN));
+    let inventory_config = apart(&[Role::Inventory]);
     let inventory = spawn_with(inventory_config).await;
 
-    let mut gateway_config = config();
-    gateway_config.roles = vec![
+    let mut gateway_config = apart(&[
         Role::Gateway,
         Role::Identity,
         Role::Catalog,
         Role::Booking,
         Role::Payment,
         Role::Saga,
-    ];
-    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    ]);
     gateway_config.services.inventory = Some(inventory.base.clone());
     let gateway = spawn_with(gateway_config).await;
     let catalog = gateway.catalog.clone().expect("the catalog runs with the gateway");
@@ -269,27 +263,21 @@ async fn a_booking_completes_and_cancels_with_payment_and_the_saga_in_other_proc
     let gateway_url = format!("http://{}", gateway_listener.local_addr().unwrap());
     let saga_url = format!("http://{}", saga_listener.local_addr().unwrap());
 
-    let mut payment_config = config();
-    payment_config.roles = vec![Role::Payment];
-    payment_config.internal_token = Some(Secret::new(TOKEN));
+    let payment_config = apart(&[Role::Payment]);
     let payment = spawn_with(payment_config).await;
 
-    let mut gateway_config = config();
-    gateway_config.roles = vec![
+    let mut gateway_config = apart(&[
         Role::Gateway,
         Role::Identity,
         Role::Inventory,
         Role::Catalog,
         Role::Booking,
-    ];
-    gateway_config.internal_token = Some(Secret::new(TOKEN));
+    ]);
     gateway_config.services.payment = Some(payment.base.clone());
     gateway_config.services.saga = Some(saga_url);
     let gateway = spawn_on(gateway_config, gateway_listener).await;
 
-    let mut saga_config = config();
-    saga_config.roles = vec![Role::Saga];
-    saga_config.internal_token = Some(Secret::new(TOKEN));
+    let mut saga_config = apart(&[Role::Saga]);
     saga_config.services.booking = Some(gateway_url.clone());
     saga_config.services.inventory = Some(gateway_url);
     saga_config.services.payment = Some(payment.base.clone());
@@ -297,14 +285,14 @@ async fn a_booking_completes_and_cancels_with_payment_and_the_saga_in_other_proc
 
     let world = world(&gateway, gateway.admin().await).await;
     let (_, ann) = gateway.customer("ann@example.com").await;
-    let made = gateway
-        .post_keyed(
-            "/api/v1/bookings",
-            Some(&ann),
-            &key(),
-            booking(vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)], 1, "tok_visa"),
-        )
-        .await;
+    let made = book(
+        &gateway,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
     assert_eq!(made.status, 201, "{made:?}");
     assert_eq!(made.body["status"], "confirmed");
     let id = made.body["id"].as_str().unwrap();
