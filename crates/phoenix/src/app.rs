@@ -157,9 +157,9 @@ async fn payment_provider(config: &Config) -> anyhow::Result<Provider> {
 /// The simulated provider keeps its ledger apart from payment's own books, as a real provider would: a database
 /// of its own (`payment_simulator`), beside payment's.
 pub async fn simulator_database(config: &Config) -> anyhow::Result<Pool> {
-    // A stand-in for a card network: a few connections are plenty, and it should not crowd the services' own.
+    // A stand-in for a card network: it should not crowd the services out of the server's connection budget.
     let options = PoolOptions {
-        max_connections: 4,
+        max_connections: 8,
         ..PoolOptions::default()
     };
     let pool = match config.database_for(Role::Payment)? {

@@ -175,6 +175,7 @@ pub enum BenchScenario {
     Spread,
     /// Every client after the seats of one departure until they are gone.
     Flash,
+    /// Spread, then flash.
     Both,
 }
 

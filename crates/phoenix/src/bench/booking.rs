@@ -98,6 +98,12 @@ struct Outcome {
 }
 
 pub async fn run(options: BenchBooking) -> anyhow::Result<()> {
+    if !(1..=2 * MAX_CABIN_SEATS).contains(&options.flash_seats) {
+        bail!("--flash-seats must be between 1 and {}", 2 * MAX_CABIN_SEATS);
+    }
+    if options.clients == 0 || options.duration_secs == 0 {
+        bail!("--clients and --duration-secs must be at least 1");
+    }
     let scenarios = match options.scenario {
         BenchScenario::Spread => vec![Scenario::Spread],
         BenchScenario::Flash => vec![Scenario::Flash],
@@ -423,9 +429,6 @@ impl World {
     /// One departure in a week, Paris to London, with `seats` seats in economy (or split between economy and
     /// business), each cabin with one fare class that may sell all of its seats.
     async fn flash(platform: &Platform, seats: i64) -> anyhow::Result<World> {
-        if !(1..=2 * MAX_CABIN_SEATS).contains(&seats) {
-            bail!("--flash-seats must be between 1 and {}", 2 * MAX_CABIN_SEATS);
-        }
         let airline = platform
             .identity
             .create_organization("Bench Air", OrganizationKind::Airline)
