@@ -340,6 +340,9 @@ impl App {
             () = deadline => tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests cut off after the grace period"),
         }
         upkeep.abort();
+        // Background loops (saga, sweepers) hold their service weakly and stop once the last handle goes: drop the
+        // handles before the pools close, so no loop is cut off mid-query.
+        drop(self.services);
         for pool in &self.pools {
             pool.close().await;
         }
