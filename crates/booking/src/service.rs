@@ -15,7 +15,7 @@ use crate::booking::Booking;
 use crate::locator::Locator;
 use crate::policy::Status;
 use crate::store::{ListQuery, Scope, Store};
-use crate::waiters::{POLL, Waiters};
+use crate::waiters::Waiters;
 use crate::{Error, booking};
 
 mod cancel;
@@ -32,6 +32,9 @@ pub struct Options {
     pub hold_ttl_secs: u64,
     /// How long a create or cancel waits for its saga before answering 202.
     pub confirm_wait_ms: u64,
+    /// How often a waiting request re-reads its booking. A saga reporting to this process wakes the request at
+    /// once; the re-read only finds outcomes recorded by another booking replica, so it can be slow.
+    pub wait_poll_ms: u64,
     /// Items one booking may have (a package is several).
     pub max_items: usize,
     pub max_travellers: usize,
@@ -49,6 +52,7 @@ impl Default for Options {
         Options {
             hold_ttl_secs: 900,
             confirm_wait_ms: 3_000,
+            wait_poll_ms: 500,
             max_items: 6,
             max_travellers: 9,
             default_page_size: 20,
@@ -70,6 +74,10 @@ impl Options {
             (
                 self.confirm_wait_ms <= 30_000,
                 "booking.confirm_wait_ms must be at most 30000",
+            ),
+            (
+                (10..=10_000).contains(&self.wait_poll_ms),
+                "booking.wait_poll_ms must be between 10 and 10000",
             ),
             (
                 (1..=20).contains(&self.max_items),
@@ -241,7 +249,8 @@ impl Service {
             if !current.status.is_in_flight() || now >= deadline {
                 return Ok(current);
             }
-            let _ = tokio::time::timeout((deadline - now).min(POLL), woken).await;
+            let poll = Duration::from_millis(self.inner.options.wait_poll_ms);
+            let _ = tokio::time::timeout((deadline - now).min(poll), woken).await;
         }
     }
 

@@ -1,17 +1,13 @@
 //! Callers waiting for a saga to move a booking: a create waiting for confirmation, a cancellation for its refund.
 //!
 //! A waiter is woken at once when this process records the booking's outcome, and re-reads the booking every
-//! [`POLL`] anyway, so an outcome recorded by another replica is seen too.
+//! `wait_poll_ms` anyway, so an outcome recorded by another replica is seen too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use tokio::sync::Notify;
 use uuid::Uuid;
-
-/// How often a waiter re-reads the booking without being woken.
-pub const POLL: Duration = Duration::from_millis(100);
 
 /// One [`Notify`] per booking someone waits for; the entry goes when its last waiter does, so the map holds at
 /// most one entry per waiting request.

@@ -32,12 +32,13 @@ impl Orchestrator {
         if requests.is_empty() {
             return Ok(0);
         }
-        let created = self.create_sagas(&requests).await?;
+        let created = self.start_sagas(&requests).await?;
         let taken: Vec<_> = requests.iter().map(|r: &SagaRequest| (r.booking_id, r.kind)).collect();
         self.inner.clients.booking.acknowledge(&taken).await?;
-        for id in created {
+        for saga in created {
             metrics::counter!("phoenix_sagas_started_total").increment(1);
-            self.spawn_drive(id);
+            // Just created and leased here: run it from memory, without reading it back.
+            self.spawn(saga.id, self.clone().run(saga));
         }
         Ok(requests.len())
     }
@@ -45,12 +46,18 @@ impl Orchestrator {
     /// Creates a saga for each request that has none yet (one per booking and kind), leased to this instance, and
     /// returns the ids of those created. Driving them is up to the caller ([`drive`](Self::drive)).
     pub async fn create_sagas(&self, requests: &[SagaRequest]) -> Result<Vec<Uuid>, Error> {
+        Ok(self.start_sagas(requests).await?.into_iter().map(|s| s.id).collect())
+    }
+
+    async fn start_sagas(&self, requests: &[SagaRequest]) -> Result<Vec<Saga>, Error> {
         let now = Timestamp::now();
         let sagas: Vec<Saga> = requests.iter().cloned().map(|r| Saga::start(r, now)).collect();
-        self.inner
+        let created = self
+            .inner
             .store
             .create(&sagas, self.inner.owner, self.lease_until(now))
-            .await
+            .await?;
+        Ok(sagas.into_iter().filter(|s| created.contains(&s.id)).collect())
     }
 
     /// Leases the sagas whose timers are due and whose owners are gone, and drives them.
@@ -74,11 +81,17 @@ impl Orchestrator {
 
     fn spawn_drive(&self, id: Uuid) {
         let orchestrator = self.clone();
+        self.spawn(id, async move { orchestrator.drive(id).await });
+    }
+
+    /// Runs `work` on a saga in a task of its own, within the bound on sagas driven at once.
+    fn spawn(&self, id: Uuid, work: impl Future<Output = Result<Driven, Error>> + Send + 'static) {
+        let running = self.inner.running.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = orchestrator.inner.running.clone().acquire_owned().await else {
+            let Ok(_permit) = running.acquire_owned().await else {
                 return;
             };
-            if let Err(error) = orchestrator.drive(id).await {
+            if let Err(error) = work.await {
                 tracing::warn!(saga_id = %id, error = %phoenix_api::ErrorChain(&error), "driving a saga failed");
                 // The lease runs out and the recovery loop resumes it.
             }
@@ -92,9 +105,14 @@ impl Orchestrator {
         if !self.inner.store.lease(id, owner, now, self.lease_until(now)).await? {
             return Ok(Driven::NotOurs);
         }
-        let Some(mut saga) = self.inner.store.get(id).await? else {
+        let Some(saga) = self.inner.store.get(id).await? else {
             return Ok(Driven::NotOurs);
         };
+        self.clone().run(saga).await
+    }
+
+    /// Drives a saga this instance holds the lease of, from its state in memory. Every save renews the lease.
+    async fn run(self, mut saga: Saga) -> Result<Driven, Error> {
         loop {
             if self.past_deadline(&saga) {
                 let failure = Failure {
@@ -304,6 +322,7 @@ impl Orchestrator {
     ) -> Result<bool, Error> {
         let mut saga = saga.clone();
         saga.updated_at = Timestamp::now();
+        let lease_until = self.lease_until(saga.updated_at);
         let record = StepRecord {
             seq: 0,
             step: step.to_owned(),
@@ -313,7 +332,10 @@ impl Orchestrator {
             error: error.map(str::to_owned),
             at: saga.updated_at,
         };
-        self.inner.store.save(&saga, self.inner.owner, &record).await
+        self.inner
+            .store
+            .save(&saga, self.inner.owner, lease_until, &record)
+            .await
     }
 
     /// Fault injection for crash tests: stop the process dead right after this action's result is durable.

@@ -209,11 +209,18 @@ impl Store {
         Ok(ids)
     }
 
-    /// Saves a saga's progress and the attempt that made it, in one transaction, if `owner` still holds the lease.
-    /// False when the lease was lost (another instance took over): the caller must stop driving the saga.
-    pub async fn save(&self, saga: &Saga, owner: Uuid, record: &StepRecord) -> Result<bool, Error> {
+    /// Saves a saga's progress and the attempt that made it, in one transaction, if `owner` still holds the lease,
+    /// and renews the lease until `lease_until` (a finished saga gives it up). False when the lease was lost
+    /// (another instance took over): the caller must stop driving the saga.
+    pub async fn save(
+        &self,
+        saga: &Saga,
+        owner: Uuid,
+        lease_until: Timestamp,
+        record: &StepRecord,
+    ) -> Result<bool, Error> {
         let mut tx = self.pool.begin().await?;
-        let n = update(&mut tx, saga, owner).await?;
+        let n = update(&mut tx, saga, owner, lease_until).await?;
         if n != 1 {
             return Ok(false);
         }
@@ -260,14 +267,14 @@ impl Store {
     }
 }
 
-async fn update(tx: &mut Tx, saga: &Saga, owner: Uuid) -> Result<u64, Error> {
+async fn update(tx: &mut Tx, saga: &Saga, owner: Uuid, lease_until: Timestamp) -> Result<u64, Error> {
     let finished = saga.state.is_final();
     let n = dispatch!(tx, conn => {
         sqlx::query(
             "UPDATE sagas SET state = $3, step = $4, undo_step = $5, attempts = $6, data = $7, last_error = $8,
                  deadline_at = $9, next_run_at = $10, updated_at = $11,
                  lease_owner = CASE WHEN $12 THEN NULL ELSE lease_owner END,
-                 lease_until = CASE WHEN $12 THEN NULL ELSE lease_until END
+                 lease_until = CASE WHEN $12 THEN NULL ELSE $13 END
              WHERE id = $1 AND lease_owner = $2",
         )
         .bind(saga.id)
@@ -282,6 +289,7 @@ async fn update(tx: &mut Tx, saga: &Saga, owner: Uuid) -> Result<u64, Error> {
         .bind(saga.next_run_at)
         .bind(saga.updated_at)
         .bind(finished)
+        .bind(lease_until)
         .execute(conn)
         .await
         .map(|done| done.rows_affected())

@@ -55,6 +55,9 @@ pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> 
     if config.data_dir == Config::default().data_dir {
         config.data_dir = data.path().to_owned();
     }
+    config
+        .validate()
+        .expect("tests run with a configuration phoenix would accept");
     let app = App::build(config.clone()).await.expect("app builds");
     let identity = app.identity().cloned();
     let catalog = app.catalog().cloned();

@@ -164,9 +164,9 @@ async fn every_step_replayed_books_holds_and_charges_once(backend: Backend) {
 
 async fn a_saga_that_cannot_finish_before_its_hold_expires_compensates(backend: Backend) {
     let mut config = config();
-    // A hold lives 10 s and the saga must reach the capture a minute before that: it never can.
-    config.booking.hold_ttl_secs = 10;
-    config.saga.deadline_margin_secs = 60;
+    // A hold lives a minute and the saga must reach the capture two minutes before that: it never can.
+    config.booking.hold_ttl_secs = 60;
+    config.saga.deadline_margin_secs = 120;
     let (app, _databases) = spawn(backend, config).await;
     let world = world(&app, app.admin().await).await;
     let expired = book(&app, &world, "tok_visa", 10).await;

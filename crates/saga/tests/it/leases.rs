@@ -180,12 +180,25 @@ pub async fn an_instance_that_lost_its_lease_cannot_save(pool: Pool) {
     );
     saga.step = 1;
     assert!(
-        !store.save(&saga, a, &record("hold_inventory")).await.unwrap(),
+        !store
+            .save(&saga, a, now + Duration::seconds(30), &record("hold_inventory"))
+            .await
+            .unwrap(),
         "a lost the lease to b"
     );
-    assert!(store.save(&saga, b, &record("hold_inventory")).await.unwrap());
+    assert!(
+        store
+            .save(&saga, b, now + Duration::seconds(30), &record("hold_inventory"))
+            .await
+            .unwrap()
+    );
     let stored = store.get(saga.id).await.unwrap().unwrap();
     assert_eq!(stored.step, 1);
+    assert_eq!(
+        stored.lease_until,
+        Some(now + Duration::seconds(30)),
+        "saving renews the owner's lease"
+    );
     let steps = store.steps(saga.id).await.unwrap();
     assert_eq!(steps.len(), 1, "only the owner's attempt is recorded");
 }
@@ -201,7 +214,12 @@ pub async fn a_finished_saga_is_never_claimed(pool: Pool) {
         .unwrap();
     saga.state = State::Completed;
     saga.step = 5;
-    assert!(store.save(&saga, owner, &record("confirm_booking")).await.unwrap());
+    assert!(
+        store
+            .save(&saga, owner, now + Duration::seconds(30), &record("confirm_booking"))
+            .await
+            .unwrap()
+    );
     let stored = store.get(saga.id).await.unwrap().unwrap();
     assert_eq!(
         (stored.state, stored.lease_owner),
