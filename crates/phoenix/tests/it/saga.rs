@@ -186,7 +186,8 @@ async fn a_hanging_provider_times_out_opens_the_circuit_and_recovers(backend: Ba
     resilience.max_retries = 0;
     resilience.breaker.min_calls = 2;
     resilience.breaker.open_secs = 1;
-    config.saga.max_attempts = 1;
+    config.saga.max_attempts = 2;
+    config.saga.backoff_base_ms = 10;
     let (app, _databases) = spawn(backend, config).await;
     let world = world(&app, app.admin().await).await;
 
@@ -197,6 +198,25 @@ async fn a_hanging_provider_times_out_opens_the_circuit_and_recovers(backend: Ba
         assert_eq!(
             (counters["held"].as_i64(), counters["sold"].as_i64()),
             (Some(0), Some(0))
+        );
+        // The saga tried the authorization twice (its bounded attempts), then undid the hold.
+        let id = hung.body["booking_id"].as_str().unwrap();
+        let sagas = finished_sagas(&app, &world.admin, id).await;
+        let steps: Vec<(&str, &str)> = sagas.body["items"][0]["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["step"].as_str().unwrap(), s["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("hold_inventory", "ok"),
+                ("authorize_payment", "retry"),
+                ("authorize_payment", "failed"),
+                ("release_hold", "ok"),
+                ("fail_booking", "ok")
+            ]
         );
     }
     // Two timeouts out of two calls: the circuit is open, and a good card is refused without calling the provider.
