@@ -1,0 +1,190 @@
+//! Consumers apply each event once, retry a refused event a bounded number of times, keep it as a dead letter, and
+//! replay dead letters once the cause is fixed: on both database engines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use phoenix_db::{Pool, Tx};
+use phoenix_events::{Applied, CloudEvent, Consumer, ConsumerOptions, Handler, HandlerError};
+use uuid::Uuid;
+
+/// A handler that counts each event's effect in a table of its own, and refuses `poison` events until healed.
+pub struct Tally {
+    healed: AtomicBool,
+}
+
+impl Tally {
+    pub fn new() -> Arc<Tally> {
+        Arc::new(Tally {
+            healed: AtomicBool::new(false),
+        })
+    }
+}
+
+#[async_trait]
+impl Handler for Tally {
+    fn name(&self) -> &'static str {
+        "tally"
+    }
+
+    fn domains(&self) -> &'static [&'static str] {
+        &["booking"]
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        event_type != "booking.ignored.v1"
+    }
+
+    async fn apply(&self, tx: &mut Tx, event: &CloudEvent) -> Result<(), HandlerError> {
+        if event.event_type == "booking.poison.v1" && !self.healed.load(Ordering::SeqCst) {
+            return Err(HandlerError::rejected("poison"));
+        }
+        phoenix_db::dispatch!(tx, conn => {
+            sqlx::query("INSERT INTO tally (event_id, subject, sequence) VALUES ($1, $2, $3)")
+                .bind(event.id)
+                .bind(&event.subject)
+                .bind(event.sequence)
+                .execute(conn)
+                .await
+                .map(|_| ())
+        })?;
+        Ok(())
+    }
+}
+
+pub async fn create_tally(pool: &Pool) {
+    phoenix_db::dispatch!(pool, conn => {
+        sqlx::query("CREATE TABLE tally (event_id UUID NOT NULL UNIQUE, subject TEXT NOT NULL, sequence BIGINT NOT NULL)")
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })
+    .expect("create tally");
+}
+
+pub async fn tally(pool: &Pool) -> Vec<(Uuid, String, i64)> {
+    phoenix_db::dispatch!(pool, conn => {
+        sqlx::query_as("SELECT event_id, subject, sequence FROM tally ORDER BY sequence").fetch_all(conn).await
+    })
+    .expect("read tally")
+}
+
+pub fn event(event_type: &str, subject: &str, sequence: i64) -> CloudEvent {
+    CloudEvent {
+        specversion: "1.0".to_owned(),
+        id: Uuid::now_v7(),
+        source: "phoenix.booking".to_owned(),
+        event_type: event_type.to_owned(),
+        subject: subject.to_owned(),
+        time: time::OffsetDateTime::now_utc(),
+        datacontenttype: "application/json".to_owned(),
+        data: serde_json::json!({ "n": sequence }),
+        correlationid: None,
+        traceparent: None,
+        sequence,
+    }
+}
+
+fn options() -> ConsumerOptions {
+    ConsumerOptions {
+        max_attempts: 3,
+        retry_base_ms: 1,
+    }
+}
+
+async fn an_event_delivered_twice_has_one_effect(pool: Pool) {
+    create_tally(&pool).await;
+    let consumer = Consumer::new(pool.clone(), Tally::new(), options());
+    let batch: Vec<CloudEvent> = (1..=5).map(|n| event("booking.confirmed.v1", "b-1", n)).collect();
+    let first = consumer.apply(&batch).await.expect("first delivery");
+    assert_eq!(first, Applied { applied: 5, ..Applied::default() });
+    // The bus redelivers part of the batch, and again the whole of it.
+    let again = consumer.apply(&batch[2..]).await.expect("redelivery");
+    assert_eq!(again, Applied { duplicates: 3, ..Applied::default() });
+    let whole = consumer.apply(&batch).await.expect("redelivery");
+    assert_eq!(whole.duplicates, 5);
+    let rows = tally(&pool).await;
+    assert_eq!(rows.len(), 5, "one effect per event");
+    assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+}
+
+async fn a_poison_event_is_dead_lettered_without_blocking_the_rest(pool: Pool) {
+    create_tally(&pool).await;
+    let handler = Tally::new();
+    let consumer = Consumer::new(pool.clone(), handler.clone(), options());
+    let batch = vec![
+        event("booking.confirmed.v1", "b-1", 1),
+        event("booking.poison.v1", "b-2", 2),
+        event("booking.ignored.v1", "b-3", 3),
+        event("booking.confirmed.v1", "b-1", 4),
+    ];
+    let outcome = consumer.apply(&batch).await.expect("apply");
+    assert_eq!(
+        outcome,
+        Applied {
+            applied: 2,
+            duplicates: 0,
+            ignored: 1,
+            dead_lettered: 1
+        }
+    );
+    assert_eq!(tally(&pool).await.iter().map(|r| r.2).collect::<Vec<_>>(), vec![1, 4]);
+    let letters = consumer.dead_letters(false, 10).await.expect("dead letters");
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].event_id, batch[1].id);
+    assert_eq!(letters[0].attempts, 3, "bounded retries");
+    assert_eq!(letters[0].error, "poison");
+    // Redelivered, the dead letter is not retried again by the bus: it waits for a replay.
+    let again = consumer.apply(&batch[1..2]).await.expect("redelivery");
+    assert_eq!(again.duplicates, 1);
+
+    // Still failing: the replay says so and the letter stays open.
+    let replay = consumer.replay_dead_letters().await.expect("replay");
+    assert_eq!((replay.replayed, replay.still_failing), (0, 1));
+    handler.healed.store(true, Ordering::SeqCst);
+    let replay = consumer.replay_dead_letters().await.expect("replay");
+    assert_eq!((replay.replayed, replay.still_failing), (1, 0));
+    assert_eq!(tally(&pool).await.iter().map(|r| r.2).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert!(consumer.dead_letters(false, 10).await.expect("open letters").is_empty());
+    let all = consumer.dead_letters(true, 10).await.expect("all letters");
+    assert!(all[0].replayed_at.is_some());
+    // A second replay has nothing to do.
+    let replay = consumer.replay_dead_letters().await.expect("replay");
+    assert_eq!((replay.replayed, replay.still_failing), (0, 0));
+}
+
+async fn racing_redeliveries_apply_once(pool: Pool) {
+    create_tally(&pool).await;
+    let consumer = Consumer::new(pool.clone(), Tally::new(), options());
+    let batch: Vec<CloudEvent> = (1..=20).map(|n| event("booking.confirmed.v1", &format!("b-{n}"), n)).collect();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let consumer = consumer.clone();
+            let batch = batch.clone();
+            tokio::spawn(async move { consumer.apply(&batch).await })
+        })
+        .collect();
+    let mut applied = 0;
+    for task in tasks {
+        // The inbox key makes a racing transaction wait for the first and then see the event as handled.
+        applied += task.await.expect("task").expect("apply").applied;
+    }
+    let rows = tally(&pool).await;
+    assert_eq!(rows.len(), 20, "every event applied exactly once");
+    assert_eq!(applied, 20);
+}
+
+phoenix_db::contract_suite!(&phoenix_events_test_migrations::MIGRATIONS, [
+    an_event_delivered_twice_has_one_effect,
+    a_poison_event_is_dead_lettered_without_blocking_the_rest,
+    racing_redeliveries_apply_once,
+]);
+
+mod phoenix_events_test_migrations {
+    /// No tables of a service's own: the inbox and dead letters come with every database.
+    pub static MIGRATIONS: phoenix_db::Migrations = phoenix_db::Migrations {
+        sqlite: sqlx::migrate::Migrator::DEFAULT,
+        postgres: sqlx::migrate::Migrator::DEFAULT,
+    };
+}
