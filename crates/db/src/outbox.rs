@@ -144,6 +144,43 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Marks the events at positions `seqs` as published at `at` (the relay, once the bus has them).
+    pub async fn mark_published(&self, seqs: &[i64], at: Timestamp) -> Result<(), Error> {
+        match self {
+            Pool::Postgres(pool) => {
+                sqlx::query("UPDATE outbox SET published_at = $1 WHERE seq = ANY($2) AND published_at IS NULL")
+                    .bind(at)
+                    .bind(seqs)
+                    .execute(pool)
+                    .await?;
+            }
+            Pool::Sqlite(pool) => {
+                let list = serde_json::to_string(seqs).map_err(Error::EncodeEvent)?;
+                sqlx::query(
+                    "UPDATE outbox SET published_at = $1
+                     WHERE seq IN (SELECT value FROM json_each($2)) AND published_at IS NULL",
+                )
+                .bind(at)
+                .bind(list)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many events wait to be published, and when the oldest of them was written.
+    pub async fn unpublished_backlog(&self) -> Result<(i64, Option<Timestamp>), Error> {
+        let row: (i64, Option<Timestamp>) = crate::dispatch!(self, conn => {
+            sqlx::query_as("SELECT COUNT(*), MIN(occurred_at) FROM outbox WHERE published_at IS NULL")
+                .fetch_one(conn)
+                .await
+        })?;
+        Ok(row)
+    }
+}
+
 /// Splits `items` into runs whose estimated encoded size stays under `limit` bytes (a run has at least one item).
 pub fn chunks_under<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
     let mut chunks = Vec::new();

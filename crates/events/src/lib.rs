@@ -13,11 +13,17 @@
 //!
 //! Delivery is at least once everywhere; an event is marked published only after the bus has it.
 
+mod bus;
 mod consumer;
 mod envelope;
+pub mod nats;
+mod relay;
 
+pub use bus::{Bus, InProcess, Subscription};
 pub use consumer::{Applied, Consumer, ConsumerOptions, DeadLetter, Handler, HandlerError, Replay};
 pub use envelope::{CloudEvent, SPEC_VERSION, domain_of};
+pub use nats::{Nats, NatsOptions};
+pub use relay::{Relay, RelayOptions, RelayTask};
 
 /// What can go wrong moving events.
 #[derive(Debug, thiserror::Error)]
