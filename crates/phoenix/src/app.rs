@@ -17,7 +17,7 @@ use phoenix_ratelimit::Limiter;
 use tokio::net::TcpListener;
 use utoipa::openapi::OpenApi;
 
-use crate::config::{Config, DatabaseTarget, PaymentProvider, Role};
+use crate::config::{Bus, Config, DatabaseTarget, PaymentProvider, Role};
 
 /// The services of this process, ready to serve.
 pub struct App {
@@ -25,6 +25,15 @@ pub struct App {
     router: Router,
     pools: Vec<Pool>,
     services: Services,
+    events: Events,
+}
+
+/// How events move in this process: the bus, the consumers subscribed to it, and one relay per service database
+/// with an outbox. Dropping it stops them.
+pub struct Events {
+    pub bus: phoenix_events::Bus,
+    subscriptions: Vec<phoenix_events::Subscription>,
+    relays: Vec<phoenix_events::RelayTask>,
 }
 
 /// The services running in this process (a role elsewhere is `None` here).
@@ -52,6 +61,31 @@ pub async fn open_database(config: &Config, role: Role, migrations: &phoenix_db:
         .with_context(|| format!("migrating the {} database", role.name()))?;
     tracing::info!(service = role.name(), backend = %pool.backend(), "database ready");
     Ok(pool)
+}
+
+/// The migrations of a role's database (none for the gateway, which stores nothing).
+pub fn migrations(role: Role) -> Option<&'static phoenix_db::Migrations> {
+    Some(match role {
+        Role::Identity => phoenix_identity::migrations(),
+        Role::Inventory => phoenix_inventory::migrations(),
+        Role::Catalog => phoenix_catalog::migrations(),
+        Role::Booking => phoenix_booking::migrations(),
+        Role::Payment => phoenix_payment::migrations(),
+        Role::Saga => phoenix_saga::migrations(),
+        Role::Gateway => return None,
+    })
+}
+
+/// The configured event bus.
+pub async fn event_bus(config: &Config) -> anyhow::Result<phoenix_events::Bus> {
+    Ok(match &config.bus {
+        Bus::InProcess => phoenix_events::Bus::in_process(),
+        Bus::Nats(options) => phoenix_events::Bus::Nats(
+            phoenix_events::Nats::connect(options.clone())
+                .await
+                .context("connecting to NATS")?,
+        ),
+    })
 }
 
 pub async fn limiter(config: &Config) -> anyhow::Result<Limiter> {
@@ -199,14 +233,21 @@ fn internal_token(config: &Config) -> anyhow::Result<&str> {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let limiter = limiter(&config).await?;
+        let bus = event_bus(&config).await?;
         let mut pools = Vec::new();
         let mut readiness = Vec::new();
         let mut services = Services::default();
+        // The databases whose outboxes this process relays.
+        let mut outboxes: Vec<(Role, Pool)> = Vec::new();
+        if let phoenix_events::Bus::Nats(nats) = &bus {
+            readiness.push(bus_check(nats.clone()));
+        }
 
         if config.runs(Role::Identity) {
             let pool = open_database(&config, Role::Identity, phoenix_identity::migrations()).await?;
             pools.push(pool.clone());
             readiness.push(pool_check("identity_db", pool.clone()));
+            outboxes.push((Role::Identity, pool.clone()));
             let service = phoenix_identity::Service::new(pool, config.identity.clone(), limiter.clone())
                 .await
                 .context("starting identity")?;
@@ -216,6 +257,7 @@ impl App {
             let pool = open_database(&config, Role::Inventory, phoenix_inventory::migrations()).await?;
             pools.push(pool.clone());
             readiness.push(pool_check("inventory_db", pool.clone()));
+            outboxes.push((Role::Inventory, pool.clone()));
             let service =
                 phoenix_inventory::Service::new(pool, config.inventory.clone(), phoenix_inventory::Clock::System)
                     .await
@@ -226,6 +268,7 @@ impl App {
             let catalog = catalog_service(&config, services.inventory.as_ref(), services.identity.as_ref()).await?;
             pools.push(catalog.pool().clone());
             readiness.push(pool_check("catalog_db", catalog.pool().clone()));
+            outboxes.push((Role::Catalog, catalog.pool().clone()));
             services.catalog = Some(catalog);
         }
         if config.runs(Role::Payment) {
@@ -236,12 +279,14 @@ impl App {
             services.simulator = simulator;
             pools.push(service.pool().clone());
             readiness.push(pool_check("payment_db", service.pool().clone()));
+            outboxes.push((Role::Payment, service.pool().clone()));
             services.payment = Some(service);
         }
         if config.runs(Role::Booking) {
             let pool = open_database(&config, Role::Booking, phoenix_booking::migrations()).await?;
             pools.push(pool.clone());
             readiness.push(pool_check("booking_db", pool.clone()));
+            outboxes.push((Role::Booking, pool.clone()));
             let catalog = match &services.catalog {
                 Some(catalog) => phoenix_catalog::Client::Local(catalog.clone()),
                 None => {
@@ -258,6 +303,8 @@ impl App {
             services.saga = Some(phoenix_saga::Orchestrator::new(pool, clients, config.saga.clone()).start());
         }
 
+        let subscriptions = Vec::new();
+        let relays = relays(&config, &bus, outboxes);
         let router = if config.runs(Role::Gateway) {
             gateway_router(&config, &services, limiter, readiness)?
         } else {
@@ -268,7 +315,17 @@ impl App {
             router,
             pools,
             services,
+            events: Events {
+                bus,
+                subscriptions,
+                relays,
+            },
         })
+    }
+
+    /// The event bus and what runs on it in this process.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The services running in this process.
@@ -343,11 +400,24 @@ impl App {
         // Background loops (saga, sweepers) hold their service weakly and stop once the last handle goes: drop the
         // handles before the pools close, so no loop is cut off mid-query.
         drop(self.services);
+        drop(self.events);
         for pool in &self.pools {
             pool.close().await;
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+impl Events {
+    /// How many consumers this process runs on the bus.
+    pub fn consumers(&self) -> usize {
+        self.subscriptions.len()
+    }
+
+    /// How many outbox relays this process runs.
+    pub fn relays(&self) -> usize {
+        self.relays.len()
     }
 }
 
@@ -513,6 +583,33 @@ fn saga_clients(config: &Config, services: &Services) -> anyhow::Result<phoenix_
             None => phoenix_payment::Client::Remote(remote_client(config, Role::Payment, &config.services.payment)?),
         },
     })
+}
+
+/// One relay per service database with an outbox. An in-process bus with no consumer in this process reaches no
+/// one: then the events stay in the outboxes (nothing is lost) until a shared bus is configured.
+fn relays(config: &Config, bus: &phoenix_events::Bus, outboxes: Vec<(Role, Pool)>) -> Vec<phoenix_events::RelayTask> {
+    if !bus.has_audience() {
+        if !outboxes.is_empty() {
+            tracing::info!("no event consumers in this process and the bus is in-process: events stay in the outboxes");
+        }
+        return Vec::new();
+    }
+    outboxes
+        .into_iter()
+        .map(|(role, pool)| {
+            phoenix_events::Relay::new(role.name(), pool, bus.clone(), config.events.relay.clone()).start()
+        })
+        .collect()
+}
+
+fn bus_check(nats: phoenix_events::Nats) -> Check {
+    Check {
+        name: "event_bus",
+        probe: Arc::new(move || {
+            let connected = nats.connected();
+            async move { connected }.boxed()
+        }),
+    }
 }
 
 fn pool_check(name: &'static str, pool: Pool) -> Check {

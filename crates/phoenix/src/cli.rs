@@ -57,6 +57,26 @@ pub enum Command {
     /// Payment operations.
     #[command(subcommand)]
     Payments(PaymentsCommand),
+    /// Event operations: relays and dead letters.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Publish one service's outbox to the configured bus, as `serve` does for the services it runs: until
+    /// stopped, or with --until-empty until nothing is left to publish.
+    Relay(Relay),
+}
+
+#[derive(Debug, Args)]
+pub struct Relay {
+    /// The service whose outbox to publish.
+    #[arg(long, value_enum)]
+    pub service: Role,
+    /// Exit once the outbox has nothing left to publish.
+    #[arg(long)]
+    pub until_empty: bool,
 }
 
 #[derive(Debug, Subcommand)]

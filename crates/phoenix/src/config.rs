@@ -105,6 +105,26 @@ fn default_stripe_timeout_secs() -> u64 {
     10
 }
 
+/// The bus that carries events from outboxes to consumers: matched once at start-up, like the databases.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Bus {
+    /// In this process only: each outbox relay applies its events to the consumers running here. Roles in other
+    /// processes see none of them (their events stay in the outbox until a shared bus is configured).
+    #[default]
+    InProcess,
+    /// NATS JetStream, shared by every process.
+    Nats(phoenix_events::NatsOptions),
+}
+
+/// How events move: the outbox relays and the consumers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Events {
+    pub relay: phoenix_events::RelayOptions,
+    pub consumer: phoenix_events::ConsumerOptions,
+}
+
 /// Per-service database URLs, overriding `database_url`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,6 +179,9 @@ pub struct Config {
     /// The card provider payments go through.
     pub payment_provider: PaymentProvider,
     pub saga: phoenix_saga::Options,
+    /// The event bus.
+    pub bus: Bus,
+    pub events: Events,
     /// Key that signs the catalog's price offers (at least 32 characters), the same on every catalog replica.
     /// Unset: a random key per process, so offers do not survive a restart.
     pub offer_signing_key: Option<Secret>,
@@ -185,6 +208,8 @@ impl Default for Config {
             payment: phoenix_payment::Options::default(),
             payment_provider: PaymentProvider::default(),
             saga: phoenix_saga::Options::default(),
+            bus: Bus::default(),
+            events: Events::default(),
             offer_signing_key: None,
         }
     }
@@ -256,6 +281,26 @@ impl Config {
                 .unwrap_or(true)
         {
             bail!("invalid configuration: payment_provider.base_url must be an http:// or https:// URL");
+        }
+        if let Bus::Nats(nats) = &self.bus {
+            if url::Url::parse(&nats.url)
+                .map(|u| !matches!(u.scheme(), "nats" | "tls"))
+                .unwrap_or(true)
+            {
+                bail!("invalid configuration: bus.url must be a nats:// URL");
+            }
+            if !(1..=5).contains(&nats.replicas) {
+                bail!("invalid configuration: bus.replicas must be between 1 and 5");
+            }
+            if !(1..=10_000).contains(&nats.fetch_batch) {
+                bail!("invalid configuration: bus.fetch_batch must be between 1 and 10000");
+            }
+        }
+        if !(1..=10_000).contains(&self.events.relay.batch_size) {
+            bail!("invalid configuration: events.relay.batch_size must be between 1 and 10000");
+        }
+        if !(1..=100).contains(&self.events.consumer.max_attempts) {
+            bail!("invalid configuration: events.consumer.max_attempts must be between 1 and 100");
         }
         if let Some(key) = &self.offer_signing_key
             && key.expose().len() < 32
@@ -449,6 +494,38 @@ mod tests {
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"));
         assert!(!printed.contains("-secret"));
+    }
+
+    #[test]
+    fn the_bus_is_chosen_by_kind() {
+        let config = Config::load_from(None, HashMap::new()).unwrap();
+        assert_eq!(config.bus, Bus::InProcess);
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("PHOENIX_BUS__KIND", "nats"),
+                ("PHOENIX_BUS__URL", "nats://10.0.0.5:4222"),
+                ("PHOENIX_BUS__REPLICAS", "3"),
+            ]),
+        )
+        .unwrap();
+        let Bus::Nats(nats) = config.bus else {
+            panic!("expected NATS");
+        };
+        assert_eq!(nats.url, "nats://10.0.0.5:4222");
+        assert_eq!(nats.replicas, 3);
+        assert_eq!(nats.duplicate_window_secs, 120, "unset fields keep their defaults");
+        let error = Config::load_from(None, env(&[("PHOENIX_BUS__KIND", "kafka")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("kafka"), "{error}");
+        let error = Config::load_from(
+            None,
+            env(&[("PHOENIX_BUS__KIND", "nats"), ("PHOENIX_BUS__URL", "http://x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("bus.url"), "{error}");
     }
 
     #[test]

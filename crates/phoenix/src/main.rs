@@ -2,9 +2,9 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use phoenix::cli::{BenchCommand, Cli, Command, KeysCommand, PaymentsCommand, SeedCommand, UserCommand};
+use phoenix::cli::{BenchCommand, Cli, Command, EventsCommand, KeysCommand, PaymentsCommand, SeedCommand, UserCommand};
 use phoenix::config::{Config, LogFormat, Role};
-use phoenix::{App, app, bench, seed};
+use phoenix::{App, app, bench, events, seed, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -63,14 +63,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 migrate.roles
             };
             for role in roles {
-                let migrations = match role {
-                    Role::Identity => phoenix_identity::migrations(),
-                    Role::Inventory => phoenix_inventory::migrations(),
-                    Role::Catalog => phoenix_catalog::migrations(),
-                    Role::Booking => phoenix_booking::migrations(),
-                    Role::Payment => phoenix_payment::migrations(),
-                    Role::Saga => phoenix_saga::migrations(),
-                    Role::Gateway => continue,
+                let Some(migrations) = app::migrations(role) else {
+                    continue;
                 };
                 app::open_database(&config, role, migrations).await?.close().await;
                 println!("{}: migrated", role.name());
@@ -125,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Events(EventsCommand::Relay(options)) => events::relay(&config, options).await,
         Command::Seed(SeedCommand::Demo(options)) => {
             let seeded = seed::demo(&config, options.scale, options.days, false).await?;
             println!(
@@ -166,26 +161,4 @@ fn init_logging(format: LogFormat, default_filter: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
-}
-
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
 }

@@ -1,0 +1,51 @@
+//! Event operations from the command line: running one service's outbox relay on its own, and (for consuming
+//! services) listing and replaying dead letters.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::app;
+use crate::cli::Relay;
+use crate::config::Config;
+
+/// `phoenix events relay --service S`: publishes S's outbox to the configured bus until stopped (SIGINT/SIGTERM,
+/// or a crash: the next relay takes over where the lease and the outbox say), or until it is empty.
+pub async fn relay(config: &Config, options: Relay) -> anyhow::Result<()> {
+    let Some(migrations) = app::migrations(options.service) else {
+        bail!("{} has no outbox", options.service.name());
+    };
+    let pool = app::open_database(config, options.service, migrations).await?;
+    let bus = app::event_bus(config).await?;
+    if !matches!(bus, phoenix_events::Bus::Nats(_)) {
+        bail!("a relay on its own needs a shared bus: set bus.kind = \"nats\" (PHOENIX_BUS__KIND=nats)");
+    }
+    let relay = phoenix_events::Relay::new(options.service.name(), pool.clone(), bus, config.events.relay.clone());
+    let idle = Duration::from_millis(config.events.relay.poll_interval_ms.max(1));
+    let mut failing = Duration::ZERO;
+    let stop = crate::shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let round = tokio::select! {
+            round = relay.run_once() => round,
+            () = &mut stop => break,
+        };
+        match round {
+            Ok(0) => {
+                let (backlog, _) = pool.unpublished_backlog().await.context("reading the outbox")?;
+                if options.until_empty && backlog == 0 {
+                    break;
+                }
+                tokio::time::sleep(idle).await;
+            }
+            Ok(_) => failing = Duration::ZERO,
+            Err(e) => {
+                failing = (failing * 2).clamp(Duration::from_millis(100), Duration::from_secs(5));
+                tracing::warn!(error = %e, "relay could not publish; retrying");
+                tokio::time::sleep(failing).await;
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
