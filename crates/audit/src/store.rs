@@ -1,0 +1,522 @@
+//! All SQL of the audit service: appending to the chain, reading it, and keeping and reading the projections.
+//! Written once for both engines (`$n` parameters, `ON CONFLICT`, `RETURNING`).
+
+use phoenix_db::{Pool, Timestamp, Tx, dispatch};
+use uuid::Uuid;
+
+use crate::Error;
+use crate::analytics::{BookingsRow, CancellationsRow, ConversionRow, Days, Effect, Item, LoadRow, day_text};
+use crate::audit::{Filter, NewEntry};
+use crate::chain::Entry;
+
+const ENTRY_COLUMNS: &str = "SELECT position, event_id, actor, action, subject, source, occurred_at, recorded_at, \
+                             correlation_id, payload, prev_hash, hash FROM audit_entries";
+
+#[derive(sqlx::FromRow)]
+struct EntryRow {
+    position: i64,
+    event_id: Uuid,
+    actor: String,
+    action: String,
+    subject: String,
+    source: String,
+    occurred_at: Timestamp,
+    recorded_at: Timestamp,
+    correlation_id: Option<String>,
+    payload: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<EntryRow> for Entry {
+    fn from(row: EntryRow) -> Entry {
+        Entry {
+            position: row.position,
+            event_id: row.event_id,
+            actor: row.actor,
+            action: row.action,
+            subject: row.subject,
+            source: row.source,
+            occurred_at: row.occurred_at,
+            recorded_at: row.recorded_at,
+            correlation_id: row.correlation_id,
+            payload: row.payload,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
+
+/// Appends `new` at the end of the chain. Moving the head first locks its row until the transaction ends (on
+/// PostgreSQL a row lock; SQLite's transactions hold the write lock from the start), so concurrent appends take
+/// positions one after the other, each linking to the hash its predecessor committed.
+pub(crate) async fn append(tx: &mut Tx, new: &NewEntry) -> Result<Entry, phoenix_db::Error> {
+    let (position, prev_hash): (i64, String) = dispatch!(&mut *tx, conn => {
+        sqlx::query_as("UPDATE audit_head SET position = position + 1 WHERE id = 1 RETURNING position, hash")
+            .fetch_one(conn)
+            .await
+    })?;
+    let mut entry = Entry {
+        position,
+        event_id: new.event_id,
+        actor: new.actor.clone(),
+        action: new.action.clone(),
+        subject: new.subject.clone(),
+        source: new.source.clone(),
+        occurred_at: new.occurred_at,
+        recorded_at: new.recorded_at,
+        correlation_id: new.correlation_id.clone(),
+        payload: new.payload.clone(),
+        prev_hash,
+        hash: String::new(),
+    };
+    entry.hash = entry.compute_hash();
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO audit_entries (position, event_id, actor, action, subject, source, occurred_at,
+                 recorded_at, correlation_id, payload, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(entry.position)
+        .bind(entry.event_id)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.subject)
+        .bind(&entry.source)
+        .bind(entry.occurred_at)
+        .bind(entry.recorded_at)
+        .bind(&entry.correlation_id)
+        .bind(&entry.payload)
+        .bind(&entry.prev_hash)
+        .bind(&entry.hash)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(&entry.hash)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(entry)
+}
+
+/// Adds one event's effect to the projections.
+pub(crate) async fn project(tx: &mut Tx, effect: &Effect) -> Result<(), phoenix_db::Error> {
+    match effect {
+        Effect::Nothing => Ok(()),
+        Effect::BookingCreated { day } => conversion(tx, &day_text(*day), [0, 0, 1, 0]).await,
+        Effect::BookingConfirmed {
+            day,
+            currency,
+            total_minor,
+        } => {
+            let day = day_text(*day);
+            money(tx, &day, currency, [1, *total_minor, 0, 0, 0, 0]).await?;
+            conversion(tx, &day, [0, 0, 0, 1]).await
+        }
+        Effect::BookingCancelled {
+            day,
+            currency,
+            refunded_minor,
+        } => money(tx, &day_text(*day), currency, [0, 0, 1, *refunded_minor, 0, 0]).await,
+        Effect::PaymentRefunded {
+            day,
+            currency,
+            payment_id,
+            refunded_minor,
+        } => {
+            let known = refunded_so_far(tx, payment_id).await?;
+            let added = refunded_minor.saturating_sub(known);
+            if added <= 0 {
+                return Ok(());
+            }
+            dispatch!(&mut *tx, conn => {
+                sqlx::query("UPDATE payment_refunds SET refunded_minor = $1 WHERE payment_id = $2")
+                    .bind(refunded_minor)
+                    .bind(payment_id)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })?;
+            money(tx, &day_text(*day), currency, [0, 0, 0, 0, 1, added]).await
+        }
+        Effect::SearchesCounted {
+            day,
+            hotel_searches,
+            flight_searches,
+        } => conversion(tx, &day_text(*day), [*hotel_searches, *flight_searches, 0, 0]).await,
+        Effect::RoomType { room_type_id, hotel_id } => dispatch!(&mut *tx, conn => {
+            sqlx::query(
+                "INSERT INTO room_types (room_type_id, hotel_id) VALUES ($1, $2)
+                 ON CONFLICT (room_type_id) DO UPDATE SET hotel_id = excluded.hotel_id",
+            )
+            .bind(room_type_id)
+            .bind(hotel_id)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })
+        .map_err(Into::into),
+        Effect::Capacity { at, items } => {
+            for (item, capacity) in items {
+                set_capacity(tx, item, *capacity, *at).await?;
+            }
+            Ok(())
+        }
+        Effect::Sold { lines } => {
+            for (item, quantity) in lines {
+                add_sold(tx, item, *quantity).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Adds to a day's money in one currency: confirmed (count, total), cancelled (count, refunded), refunds (count,
+/// amount).
+async fn money(tx: &mut Tx, day: &str, currency: &str, add: [i64; 6]) -> Result<(), phoenix_db::Error> {
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO money_daily (day, currency, n_confirmed, confirmed_minor, n_cancelled,
+                 cancelled_refunded_minor, n_refunds, refunds_minor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (day, currency) DO UPDATE SET
+                 n_confirmed = money_daily.n_confirmed + excluded.n_confirmed,
+                 confirmed_minor = money_daily.confirmed_minor + excluded.confirmed_minor,
+                 n_cancelled = money_daily.n_cancelled + excluded.n_cancelled,
+                 cancelled_refunded_minor = money_daily.cancelled_refunded_minor + excluded.cancelled_refunded_minor,
+                 n_refunds = money_daily.n_refunds + excluded.n_refunds,
+                 refunds_minor = money_daily.refunds_minor + excluded.refunds_minor",
+        )
+        .bind(day)
+        .bind(currency)
+        .bind(add[0])
+        .bind(add[1])
+        .bind(add[2])
+        .bind(add[3])
+        .bind(add[4])
+        .bind(add[5])
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Adds to a day's searches (hotel, flight) and bookings (created, confirmed).
+async fn conversion(tx: &mut Tx, day: &str, add: [i64; 4]) -> Result<(), phoenix_db::Error> {
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO conversion_daily (day, hotel_searches, flight_searches, n_created, n_confirmed)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (day) DO UPDATE SET
+                 hotel_searches = conversion_daily.hotel_searches + excluded.hotel_searches,
+                 flight_searches = conversion_daily.flight_searches + excluded.flight_searches,
+                 n_created = conversion_daily.n_created + excluded.n_created,
+                 n_confirmed = conversion_daily.n_confirmed + excluded.n_confirmed",
+        )
+        .bind(day)
+        .bind(add[0])
+        .bind(add[1])
+        .bind(add[2])
+        .bind(add[3])
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// The refunded total recorded for a payment, with its row locked until the transaction ends (refunds of one
+/// payment applied at once by two consumers must not both count the same growth).
+async fn refunded_so_far(tx: &mut Tx, payment_id: &str) -> Result<i64, phoenix_db::Error> {
+    let known: i64 = dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO payment_refunds (payment_id, refunded_minor) VALUES ($1, 0) ON CONFLICT (payment_id) DO NOTHING",
+        )
+        .bind(payment_id)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query_scalar(
+            "UPDATE payment_refunds SET refunded_minor = refunded_minor WHERE payment_id = $1 RETURNING refunded_minor",
+        )
+        .bind(payment_id)
+        .fetch_one(conn)
+        .await
+    })?;
+    Ok(known)
+}
+
+fn day_of(item: &Item) -> Option<String> {
+    item.day.map(day_text)
+}
+
+/// Sets a bucket's capacity if `at` is not older than the capacity it has (`None`: only makes the bucket known).
+async fn set_capacity(tx: &mut Tx, item: &Item, capacity: Option<i64>, at: Timestamp) -> Result<(), phoenix_db::Error> {
+    let at = capacity.map(|_| at);
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO inventory_items (item_id, kind, unit, day, capacity, capacity_at, sold)
+             VALUES ($1, $2, $3, $4, $5, $6, 0)
+             ON CONFLICT (item_id) DO UPDATE SET capacity = excluded.capacity, capacity_at = excluded.capacity_at
+             WHERE excluded.capacity_at IS NOT NULL
+               AND (inventory_items.capacity_at IS NULL OR inventory_items.capacity_at <= excluded.capacity_at)",
+        )
+        .bind(&item.item_id)
+        .bind(item.kind.as_str())
+        .bind(&item.unit)
+        .bind(day_of(item))
+        .bind(capacity)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+async fn add_sold(tx: &mut Tx, item: &Item, quantity: i64) -> Result<(), phoenix_db::Error> {
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(
+            "INSERT INTO inventory_items (item_id, kind, unit, day, capacity, capacity_at, sold)
+             VALUES ($1, $2, $3, $4, NULL, NULL, $5)
+             ON CONFLICT (item_id) DO UPDATE SET sold = inventory_items.sold + excluded.sold",
+        )
+        .bind(&item.item_id)
+        .bind(item.kind.as_str())
+        .bind(&item.unit)
+        .bind(day_of(item))
+        .bind(quantity)
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Reads of the audit database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The head: the last position and its hash.
+    pub async fn head(&self) -> Result<(i64, String), Error> {
+        Ok(dispatch!(&self.pool, conn => {
+            sqlx::query_as("SELECT position, hash FROM audit_head WHERE id = 1").fetch_one(conn).await
+        })?)
+    }
+
+    /// Entries after `after` up to `up_to`, in position order, at most `limit`.
+    pub async fn page(&self, after: i64, up_to: i64, limit: u32) -> Result<Vec<Entry>, Error> {
+        let sql = format!("{ENTRY_COLUMNS} WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3");
+        let rows: Vec<EntryRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                .bind(after)
+                .bind(up_to)
+                .bind(i64::from(limit))
+                .fetch_all(conn)
+                .await
+        })?;
+        Ok(rows.into_iter().map(Entry::from).collect())
+    }
+
+    /// Entries matching `filter`, newest first. The statement names only the filters given, so each query can use
+    /// the index of its most selective filter.
+    pub async fn list(&self, filter: &Filter) -> Result<Vec<Entry>, Error> {
+        let mut sql = format!("{ENTRY_COLUMNS} WHERE TRUE");
+        let mut n = 0;
+        let mut condition = |sql: &mut String, column: &str, op: &str| {
+            n += 1;
+            sql.push_str(&format!(" AND {column} {op} ${n}"));
+        };
+        let given = [
+            ("actor", "=", filter.actor.is_some()),
+            ("action", "=", filter.action.is_some()),
+            ("subject", "=", filter.subject.is_some()),
+            ("occurred_at", ">=", filter.from.is_some()),
+            ("occurred_at", "<", filter.to.is_some()),
+            ("position", "<", filter.before.is_some()),
+        ];
+        for (column, op, present) in given {
+            if present {
+                condition(&mut sql, column, op);
+            }
+        }
+        sql.push_str(&format!(" ORDER BY position DESC LIMIT ${}", n + 1));
+        let rows: Vec<EntryRow> = dispatch!(&self.pool, conn => {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            if let Some(actor) = &filter.actor {
+                query = query.bind(actor);
+            }
+            if let Some(action) = &filter.action {
+                query = query.bind(action);
+            }
+            if let Some(subject) = &filter.subject {
+                query = query.bind(subject);
+            }
+            if let Some(from) = filter.from {
+                query = query.bind(from);
+            }
+            if let Some(to) = filter.to {
+                query = query.bind(to);
+            }
+            if let Some(before) = filter.before {
+                query = query.bind(before);
+            }
+            query.bind(i64::from(filter.limit)).fetch_all(conn).await
+        })?;
+        Ok(rows.into_iter().map(Entry::from).collect())
+    }
+
+    pub async fn bookings(&self, days: Days, currency: Option<&str>) -> Result<Vec<BookingsRow>, Error> {
+        let rows: Vec<(String, String, i64, i64)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT day, currency, n_confirmed, confirmed_minor FROM money_daily
+                 WHERE day >= $1 AND day <= $2 AND ($3 IS NULL OR currency = $3) AND n_confirmed > 0
+                 ORDER BY day, currency",
+            )
+            .bind(day_text(days.from))
+            .bind(day_text(days.to))
+            .bind(currency)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, currency, n_confirmed, total_minor)| BookingsRow {
+                day,
+                currency,
+                n_confirmed,
+                total_minor,
+            })
+            .collect())
+    }
+
+    pub async fn cancellations(&self, days: Days, currency: Option<&str>) -> Result<Vec<CancellationsRow>, Error> {
+        let rows: Vec<(String, String, i64, i64, i64, i64)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT day, currency, n_cancelled, cancelled_refunded_minor, n_refunds, refunds_minor
+                 FROM money_daily
+                 WHERE day >= $1 AND day <= $2 AND ($3 IS NULL OR currency = $3)
+                   AND (n_cancelled > 0 OR n_refunds > 0)
+                 ORDER BY day, currency",
+            )
+            .bind(day_text(days.from))
+            .bind(day_text(days.to))
+            .bind(currency)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CancellationsRow {
+                day: r.0,
+                currency: r.1,
+                n_cancelled: r.2,
+                cancelled_refunded_minor: r.3,
+                n_refunds: r.4,
+                refunds_minor: r.5,
+            })
+            .collect())
+    }
+
+    pub async fn conversion(&self, days: Days) -> Result<Vec<ConversionRow>, Error> {
+        let rows: Vec<(String, i64, i64, i64, i64)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT day, hotel_searches, flight_searches, n_created, n_confirmed FROM conversion_daily
+                 WHERE day >= $1 AND day <= $2 ORDER BY day",
+            )
+            .bind(day_text(days.from))
+            .bind(day_text(days.to))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ConversionRow {
+                day: r.0,
+                hotel_searches: r.1,
+                flight_searches: r.2,
+                n_created: r.3,
+                n_confirmed: r.4,
+            })
+            .collect())
+    }
+
+    /// Seats per departure: one departure, or those departing in `days`, after the departure id `after`.
+    pub async fn load_factor(
+        &self,
+        departure_id: Option<&str>,
+        days: Option<Days>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<LoadRow>, Error> {
+        let rows: Vec<(String, Option<String>, i64, i64, i64)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT unit, MIN(day), CAST(SUM(COALESCE(capacity, 0)) AS BIGINT), CAST(SUM(sold) AS BIGINT),
+                     CAST(SUM(CASE WHEN capacity IS NULL THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM inventory_items
+                 WHERE kind = 'seat' AND ($1 IS NULL OR unit = $1) AND ($2 IS NULL OR day >= $2)
+                   AND ($3 IS NULL OR day <= $3) AND ($4 IS NULL OR unit > $4)
+                 GROUP BY unit ORDER BY unit LIMIT $5",
+            )
+            .bind(departure_id)
+            .bind(days.map(|d| day_text(d.from)))
+            .bind(days.map(|d| day_text(d.to)))
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows.into_iter().map(load_row).collect())
+    }
+
+    /// Room-nights per hotel and night in `days` (one hotel, or all), after the (hotel id, night) `after`.
+    pub async fn occupancy(
+        &self,
+        hotel_id: Option<Uuid>,
+        days: Days,
+        after: Option<(&str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<LoadRow>, Error> {
+        let rows: Vec<(String, Option<String>, i64, i64, i64)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT r.hotel_id, i.day, CAST(SUM(COALESCE(i.capacity, 0)) AS BIGINT), CAST(SUM(i.sold) AS BIGINT),
+                     CAST(SUM(CASE WHEN i.capacity IS NULL THEN 1 ELSE 0 END) AS BIGINT)
+                 FROM inventory_items i JOIN room_types r ON r.room_type_id = i.unit
+                 WHERE i.kind = 'room' AND i.day >= $1 AND i.day <= $2 AND ($3 IS NULL OR r.hotel_id = $3)
+                   AND ($4 IS NULL OR r.hotel_id > $4 OR (r.hotel_id = $4 AND i.day > $5))
+                 GROUP BY r.hotel_id, i.day ORDER BY r.hotel_id, i.day LIMIT $6",
+            )
+            .bind(day_text(days.from))
+            .bind(day_text(days.to))
+            .bind(hotel_id.map(|id| id.to_string()))
+            .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.1))
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows.into_iter().map(load_row).collect())
+    }
+}
+
+fn load_row((key, day, capacity, sold, n_unknown_capacity): (String, Option<String>, i64, i64, i64)) -> LoadRow {
+    LoadRow {
+        key,
+        day,
+        capacity,
+        sold,
+        n_unknown_capacity,
+    }
+}
