@@ -1,0 +1,86 @@
+-- What the notification service knows of each booking, from booking's events: enough to address a refund notice
+-- (payment events name the booking only by id) and to decide who may read a booking's delivery log.
+CREATE TABLE bookings (
+    booking_id      UUID        PRIMARY KEY,
+    locator         TEXT        NOT NULL,
+    customer_id     UUID        NOT NULL,
+    organization_id UUID,
+    contact_email   TEXT        NOT NULL,
+    contact_phone   TEXT,
+    summary         JSON        NOT NULL,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+
+-- One row per message to send: an email, an SMS or a webhook call. Written by the event handler in the event's
+-- transaction; sent by the delivery worker, which claims a row with a lease (`claimed_until`) so two replicas never
+-- send the same one at once.
+CREATE TABLE deliveries (
+    id               UUID        PRIMARY KEY,
+    event_id         UUID        NOT NULL,
+    event_type       TEXT        NOT NULL,
+    kind             TEXT        NOT NULL,
+    channel          TEXT        NOT NULL CHECK (channel IN ('email', 'sms', 'webhook')),
+    -- An email address, a phone number or a webhook URL.
+    recipient        TEXT        NOT NULL,
+    endpoint_id      UUID,
+    booking_id       UUID,
+    customer_id      UUID,
+    organization_id  UUID,
+    locale           TEXT        NOT NULL,
+    -- What the templates render (email, SMS) or the CloudEvent sent as it is (webhook).
+    payload          JSON        NOT NULL,
+    status           TEXT        NOT NULL
+        CHECK (status IN ('pending', 'delivered', 'logged', 'dead', 'cancelled', 'skipped')),
+    attempts         INTEGER     NOT NULL DEFAULT 0,
+    replays          INTEGER     NOT NULL DEFAULT 0,
+    last_error       TEXT,
+    response_code    INTEGER,
+    -- Retries stop once this has passed (the first due time plus the retry window).
+    give_up_at       TIMESTAMPTZ NOT NULL,
+    next_attempt_at  TIMESTAMPTZ NOT NULL,
+    claimed_by       UUID,
+    claimed_until    TIMESTAMPTZ,
+    last_attempt_at  TIMESTAMPTZ,
+    delivered_at     TIMESTAMPTZ,
+    created_at       TIMESTAMPTZ NOT NULL,
+    updated_at       TIMESTAMPTZ NOT NULL,
+    UNIQUE (event_id, kind, channel, recipient)
+);
+CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_booking ON deliveries (booking_id, created_at);
+
+-- Admins' edits of the built-in templates, per kind, channel and locale.
+CREATE TABLE templates (
+    kind       TEXT        NOT NULL,
+    channel    TEXT        NOT NULL,
+    locale     TEXT        NOT NULL,
+    subject    TEXT,
+    text_body  TEXT        NOT NULL,
+    html_body  TEXT,
+    updated_by UUID        NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (kind, channel, locale)
+);
+
+-- Per user: locale and opt-outs (a JSON list of {kind, channel}; only non-transactional kinds).
+CREATE TABLE preferences (
+    user_id    UUID        PRIMARY KEY,
+    locale     TEXT        NOT NULL,
+    opt_outs   JSON        NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+
+-- Webhook endpoints of organizations. The secret is kept as issued: signing needs it (see ARCHITECTURE.md).
+CREATE TABLE webhook_endpoints (
+    id              UUID        PRIMARY KEY,
+    organization_id UUID        NOT NULL,
+    url             TEXT        NOT NULL,
+    event_types     JSON        NOT NULL,
+    description     TEXT,
+    secret          TEXT        NOT NULL,
+    created_by      UUID        NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL,
+    disabled_at     TIMESTAMPTZ,
+    disabled_reason TEXT
+);
+CREATE INDEX webhook_endpoints_org ON webhook_endpoints (organization_id) WHERE disabled_at IS NULL;

@@ -1,0 +1,377 @@
+//! From events to deliveries. The handler decides *who* hears about an event and *how* (email, SMS, webhooks),
+//! never *when* (the event is the when) and never sends anything itself: it writes `pending` deliveries in the
+//! event's transaction, which the worker sends.
+//!
+//! | event | customer (email, SMS) | organization's webhooks |
+//! |---|---|---|
+//! | `booking.confirmed.v1` | confirmation; a reminder due `reminder_lead_hours` before the start | subscribed endpoints |
+//! | `booking.cancelled.v1` | cancellation (with the refund); pending reminders cancelled | subscribed endpoints |
+//! | `booking.failed.v1` | failure; pending reminders cancelled | subscribed endpoints |
+//! | `payment.refunded.v1` | refund (booking found by the payment's `reference`) | subscribed endpoints |
+//! | other booking and payment events | none | subscribed endpoints |
+
+use async_trait::async_trait;
+use phoenix_db::{Timestamp, Tx};
+use phoenix_events::{CloudEvent, Handler, HandlerError};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::Options;
+use crate::store::{BookingRecord, Channel, NewDelivery, Store, StoredPreferences};
+use crate::template::Notice;
+
+/// The event types the service reads: each can go to webhooks; four also notify the customer.
+pub const EVENT_TYPES: &[&str] = &[
+    "booking.created.v1",
+    "booking.confirmed.v1",
+    "booking.failed.v1",
+    "booking.cancellation_requested.v1",
+    "booking.cancelled.v1",
+    "booking.completed.v1",
+    "payment.authorized.v1",
+    "payment.captured.v1",
+    "payment.refunded.v1",
+    "payment.voided.v1",
+    "payment.failed.v1",
+];
+
+/// What a customer notice is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Confirmed,
+    Cancelled,
+    Failed,
+    Refunded,
+    /// Before check-in or departure: the one kind a user may opt out of.
+    Reminder,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Confirmed,
+        Kind::Cancelled,
+        Kind::Failed,
+        Kind::Refunded,
+        Kind::Reminder,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Confirmed => "confirmed",
+            Kind::Cancelled => "cancelled",
+            Kind::Failed => "failed",
+            Kind::Refunded => "refunded",
+            Kind::Reminder => "reminder",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Transactional messages (about a change the customer must know of) cannot be opted out of.
+    pub fn is_transactional(self) -> bool {
+        self != Kind::Reminder
+    }
+
+    fn of_event(event_type: &str) -> Option<Kind> {
+        match event_type {
+            "booking.confirmed.v1" => Some(Kind::Confirmed),
+            "booking.cancelled.v1" => Some(Kind::Cancelled),
+            "booking.failed.v1" => Some(Kind::Failed),
+            "payment.refunded.v1" => Some(Kind::Refunded),
+            _ => None,
+        }
+    }
+}
+
+/// The `kind` of webhook deliveries.
+pub const WEBHOOK_KIND: &str = "webhook";
+
+/// The summary every booking event carries.
+#[derive(Debug, Deserialize)]
+struct BookingSummary {
+    booking_id: Uuid,
+    locator: String,
+    customer_id: Uuid,
+    organization_id: Option<Uuid>,
+    contact_email: String,
+    contact_phone: Option<String>,
+    currency: String,
+    total_minor: i64,
+    refunded_minor: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    ends_at: OffsetDateTime,
+}
+
+impl BookingSummary {
+    fn notice(&self) -> Notice {
+        Notice {
+            booking_id: self.booking_id,
+            locator: self.locator.clone(),
+            currency: self.currency.clone(),
+            total_minor: self.total_minor,
+            refunded_minor: self.refunded_minor,
+            amount_minor: None,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+        }
+    }
+}
+
+/// The part of a payment event the refund notice needs.
+#[derive(Debug, Deserialize)]
+struct PaymentSummary {
+    organization_id: Option<Uuid>,
+    currency: String,
+    refunded_minor: i64,
+    /// The booking id, when the saga made the payment.
+    reference: Option<String>,
+    operation: Option<Operation>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Operation {
+    amount_minor: i64,
+}
+
+/// The consumer side of the service (name `notification`, domains `booking` and `payment`).
+pub struct NotificationHandler {
+    reminder_lead: time::Duration,
+    retry_window: time::Duration,
+    sms_enabled: bool,
+    default_locale: String,
+}
+
+impl NotificationHandler {
+    pub(crate) fn new(options: &Options) -> NotificationHandler {
+        NotificationHandler {
+            reminder_lead: time::Duration::hours(i64::from(options.reminder_lead_hours)),
+            retry_window: time::Duration::hours(i64::from(options.retry_window_hours)),
+            sms_enabled: options.sms.is_some(),
+            default_locale: options.default_locale.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl Handler for NotificationHandler {
+    fn name(&self) -> &'static str {
+        "notification"
+    }
+
+    fn domains(&self) -> &'static [&'static str] {
+        &["booking", "payment"]
+    }
+
+    fn wants(&self, event_type: &str) -> bool {
+        EVENT_TYPES.contains(&event_type)
+    }
+
+    async fn apply(&self, tx: &mut Tx, event: &CloudEvent) -> Result<(), HandlerError> {
+        let now = Timestamp::now();
+        let mut plan = Plan {
+            handler: self,
+            event,
+            now,
+            deliveries: Vec::new(),
+        };
+        let organization_id = if event.domain() == "booking" {
+            let booking: BookingSummary = serde_json::from_value(event.data.clone())?;
+            plan.booking_event(tx, &booking).await?;
+            booking.organization_id
+        } else {
+            let payment: PaymentSummary = serde_json::from_value(event.data.clone())?;
+            plan.payment_event(tx, &payment).await?;
+            payment.organization_id
+        };
+        if let Some(organization_id) = organization_id {
+            plan.webhooks(tx, organization_id).await?;
+        }
+        for delivery in &plan.deliveries {
+            Store::insert_delivery(tx, delivery, now).await.map_err(storage)?;
+        }
+        Ok(())
+    }
+}
+
+fn storage(error: crate::Error) -> HandlerError {
+    HandlerError(format!("storage: {error}"))
+}
+
+/// The deliveries one event makes.
+struct Plan<'a> {
+    handler: &'a NotificationHandler,
+    event: &'a CloudEvent,
+    now: Timestamp,
+    deliveries: Vec<NewDelivery>,
+}
+
+/// Who a customer notice goes to.
+struct Audience {
+    booking_id: Uuid,
+    customer_id: Uuid,
+    organization_id: Option<Uuid>,
+    email: String,
+    phone: Option<String>,
+}
+
+impl Plan<'_> {
+    async fn booking_event(&mut self, tx: &mut Tx, booking: &BookingSummary) -> Result<(), HandlerError> {
+        let record = BookingRecord {
+            booking_id: booking.booking_id,
+            locator: booking.locator.clone(),
+            customer_id: booking.customer_id,
+            organization_id: booking.organization_id,
+            contact_email: booking.contact_email.clone(),
+            contact_phone: booking.contact_phone.clone(),
+            summary: sqlx::types::Json(self.event.data.clone()),
+        };
+        Store::upsert_booking(tx, &record, self.now).await.map_err(storage)?;
+        let Some(kind) = Kind::of_event(&self.event.event_type) else {
+            return Ok(());
+        };
+        if matches!(kind, Kind::Cancelled | Kind::Failed) {
+            let n = Store::cancel_reminders(tx, booking.booking_id, self.now)
+                .await
+                .map_err(storage)?;
+            if n > 0 {
+                tracing::info!(booking_id = %booking.booking_id, cancelled = n, "reminders cancelled");
+            }
+        }
+        let audience = Audience {
+            booking_id: booking.booking_id,
+            customer_id: booking.customer_id,
+            organization_id: booking.organization_id,
+            email: booking.contact_email.clone(),
+            phone: booking.contact_phone.clone(),
+        };
+        let notice = booking.notice();
+        let preferences = Store::preferences_in(tx, booking.customer_id).await.map_err(storage)?;
+        self.notify(&audience, preferences.as_ref(), kind, &notice, self.now);
+        if kind == Kind::Confirmed {
+            let due = Timestamp::from_datetime(booking.starts_at - self.handler.reminder_lead);
+            // A booking made closer to its start than the lead gets no reminder: the confirmation is enough.
+            if due > self.now {
+                self.notify(&audience, preferences.as_ref(), Kind::Reminder, &notice, due);
+            }
+        }
+        Ok(())
+    }
+
+    async fn payment_event(&mut self, tx: &mut Tx, payment: &PaymentSummary) -> Result<(), HandlerError> {
+        if Kind::of_event(&self.event.event_type) != Some(Kind::Refunded) {
+            return Ok(());
+        }
+        let booking_id = payment.reference.as_deref().and_then(|r| r.parse::<Uuid>().ok());
+        let booking = match booking_id {
+            Some(id) => Store::booking_in(tx, id).await.map_err(storage)?,
+            None => None,
+        };
+        let Some(booking) = booking else {
+            // A refund of a payment no booking event told us of (made outside a booking): the organization's
+            // webhooks still hear of it; there is no customer address to write to.
+            tracing::info!(event_id = %self.event.id, "refund of an unknown booking: no customer notice");
+            return Ok(());
+        };
+        let summary: BookingSummary = serde_json::from_value(booking.summary.0.clone())?;
+        let mut notice = summary.notice();
+        notice.currency = payment.currency.clone();
+        notice.refunded_minor = payment.refunded_minor;
+        notice.amount_minor = Some(
+            payment
+                .operation
+                .as_ref()
+                .map_or(payment.refunded_minor, |o| o.amount_minor),
+        );
+        let audience = Audience {
+            booking_id: booking.booking_id,
+            customer_id: booking.customer_id,
+            organization_id: booking.organization_id,
+            email: booking.contact_email,
+            phone: booking.contact_phone,
+        };
+        let preferences = Store::preferences_in(tx, audience.customer_id).await.map_err(storage)?;
+        self.notify(&audience, preferences.as_ref(), Kind::Refunded, &notice, self.now);
+        Ok(())
+    }
+
+    /// The customer's email (always, for transactional kinds) and SMS (with a phone and a provider), in their
+    /// locale, minus what they opted out of.
+    fn notify(
+        &mut self,
+        audience: &Audience,
+        preferences: Option<&StoredPreferences>,
+        kind: Kind,
+        notice: &Notice,
+        due: Timestamp,
+    ) {
+        let locale = preferences
+            .map_or(self.handler.default_locale.as_str(), |p| p.locale.as_str())
+            .to_owned();
+        let payload = serde_json::to_value(notice).unwrap_or_default();
+        let mut channels = vec![(Channel::Email, audience.email.clone())];
+        if let (Some(phone), true) = (&audience.phone, self.handler.sms_enabled) {
+            channels.push((Channel::Sms, phone.clone()));
+        }
+        for (channel, recipient) in channels {
+            if !kind.is_transactional() && preferences.is_some_and(|p| p.opted_out(kind.as_str(), channel)) {
+                continue;
+            }
+            self.deliveries.push(NewDelivery {
+                event_id: self.event.id,
+                event_type: self.event.event_type.clone(),
+                kind: kind.as_str().to_owned(),
+                channel,
+                recipient,
+                endpoint_id: None,
+                booking_id: Some(audience.booking_id),
+                customer_id: Some(audience.customer_id),
+                organization_id: audience.organization_id,
+                locale: locale.clone(),
+                payload: payload.clone(),
+                due_at: due,
+                give_up_at: due + self.handler.retry_window,
+            });
+        }
+    }
+
+    /// One delivery per endpoint of the organization subscribed to the event's type: the CloudEvent itself.
+    async fn webhooks(&mut self, tx: &mut Tx, organization_id: Uuid) -> Result<(), HandlerError> {
+        let endpoints = Store::endpoints_for(tx, organization_id, &self.event.event_type)
+            .await
+            .map_err(storage)?;
+        if endpoints.is_empty() {
+            return Ok(());
+        }
+        let payload = serde_json::to_value(self.event)?;
+        let booking_id = if self.event.domain() == "booking" {
+            self.event.subject.parse().ok()
+        } else {
+            None
+        };
+        let booking_id = booking_id.or_else(|| self.event.str("reference").and_then(|r| r.parse().ok()));
+        for endpoint in endpoints {
+            self.deliveries.push(NewDelivery {
+                event_id: self.event.id,
+                event_type: self.event.event_type.clone(),
+                kind: WEBHOOK_KIND.to_owned(),
+                channel: Channel::Webhook,
+                recipient: endpoint.url.clone(),
+                endpoint_id: Some(endpoint.id),
+                booking_id,
+                customer_id: None,
+                organization_id: Some(organization_id),
+                locale: self.handler.default_locale.clone(),
+                payload: payload.clone(),
+                due_at: self.now,
+                give_up_at: self.now + self.handler.retry_window,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,227 @@
+//! The service's operations behind the HTTP API: access checks on objects, validation, and the store.
+
+use phoenix_api::{Principal, Role};
+use phoenix_db::Timestamp;
+use uuid::Uuid;
+
+use crate::handler::{EVENT_TYPES, Kind};
+use crate::store::{Channel, Delivery, Endpoint, StoredPreferences, StoredTemplate};
+use crate::template::{self, LOCALES, Template};
+use crate::{Error, Service, webhook};
+
+/// Roles that manage their organization's webhooks.
+pub const WEBHOOK_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Operator, Role::Admin];
+
+/// The most event types one endpoint subscribes to, and the longest description.
+const MAX_DESCRIPTION_LEN: usize = 500;
+
+impl Service {
+    /// A booking's delivery log, if `principal` may see it: the booking's customer, members (agent, partner,
+    /// operator) of its organization, support and admins. Anyone else gets `NotFound`, as for an unknown booking.
+    pub async fn delivery_log(&self, principal: &Principal, booking_id: Uuid) -> Result<Vec<Delivery>, Error> {
+        let not_found = Error::NotFound { what: "booking" };
+        let Some(booking) = self.inner.store.booking(booking_id).await? else {
+            return Err(not_found);
+        };
+        let own = booking.customer_id == principal.user_id;
+        let organization = principal.has_any(&[Role::Agent, Role::Partner, Role::Operator])
+            && principal.organization_id.is_some()
+            && booking.organization_id == principal.organization_id;
+        if !(own || organization || principal.sees_everything()) {
+            return Err(not_found);
+        }
+        self.inner.store.deliveries_of_booking(booking_id).await
+    }
+
+    /// Sends a delivery again (support, admin): a fresh round of attempts, the same webhook id.
+    pub async fn replay(&self, id: Uuid) -> Result<Delivery, Error> {
+        let now = Timestamp::now();
+        let window = time::Duration::hours(i64::from(self.inner.options.retry_window_hours));
+        if !self.inner.store.replay(id, now, now + window).await? {
+            return match self.inner.store.delivery(id).await? {
+                None => Err(Error::NotFound { what: "delivery" }),
+                Some(delivery) => Err(Error::NotReplayable {
+                    status: delivery.status.as_str(),
+                }),
+            };
+        }
+        self.inner
+            .store
+            .delivery(id)
+            .await?
+            .ok_or(Error::NotFound { what: "delivery" })
+    }
+
+    pub async fn preferences(&self, user_id: Uuid) -> Result<StoredPreferences, Error> {
+        Ok(self
+            .inner
+            .store
+            .preferences(user_id)
+            .await?
+            .unwrap_or_else(|| StoredPreferences {
+                locale: self.inner.options.default_locale.clone(),
+                opt_outs: Vec::new(),
+            }))
+    }
+
+    pub async fn set_preferences(&self, user_id: Uuid, preferences: StoredPreferences) -> Result<(), Error> {
+        if !LOCALES.contains(&preferences.locale.as_str()) {
+            return Err(Error::invalid(
+                "locale",
+                format!("must be one of {}", LOCALES.join(", ")),
+            ));
+        }
+        for (kind, channel) in &preferences.opt_outs {
+            match Kind::parse(kind) {
+                None => return Err(Error::invalid("opt_out", format!("unknown kind {kind}"))),
+                Some(k) if k.is_transactional() => return Err(Error::Transactional { kind: kind.clone() }),
+                Some(_) if *channel == Channel::Webhook => {
+                    return Err(Error::invalid(
+                        "opt_out",
+                        "webhooks are not personal: delete the endpoint",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        let mut preferences = preferences;
+        preferences
+            .opt_outs
+            .sort_by(|a, b| (&a.0, a.1.as_str()).cmp(&(&b.0, b.1.as_str())));
+        preferences.opt_outs.dedup();
+        self.inner.store.put_preferences(user_id, &preferences).await
+    }
+
+    /// Every template in effect: the admins' where they replaced one, else the built-in.
+    pub async fn templates(
+        &self,
+    ) -> Result<Vec<(Kind, Channel, &'static str, Template, Option<StoredTemplate>)>, Error> {
+        let stored = self.inner.store.templates().await?;
+        let mut all = Vec::new();
+        for kind in Kind::ALL {
+            for channel in [Channel::Email, Channel::Sms] {
+                for locale in LOCALES {
+                    let custom = stored
+                        .iter()
+                        .find(|t| t.kind == kind.as_str() && t.channel == channel && t.locale == *locale)
+                        .cloned();
+                    let Some(builtin) = template::builtin(kind, channel, locale) else {
+                        continue;
+                    };
+                    let effective = custom.as_ref().map_or(builtin, |c| c.template.clone());
+                    all.push((kind, channel, *locale, effective, custom));
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Replaces a template after checking it renders with a sample notice.
+    pub async fn put_template(
+        &self,
+        principal: &Principal,
+        kind: &str,
+        channel: &str,
+        locale: &str,
+        template: Template,
+    ) -> Result<(), Error> {
+        let not_found = Error::NotFound { what: "template" };
+        let kind = Kind::parse(kind).ok_or(Error::NotFound { what: "template" })?;
+        let channel = Channel::parse(channel)
+            .filter(|c| *c != Channel::Webhook)
+            .ok_or(not_found)?;
+        if !LOCALES.contains(&locale) {
+            return Err(Error::NotFound { what: "template" });
+        }
+        template
+            .validate(channel, locale)
+            .map_err(|detail| Error::TemplateInvalid { detail })?;
+        self.inner
+            .store
+            .put_template(&StoredTemplate {
+                kind: kind.as_str().to_owned(),
+                channel,
+                locale: locale.to_owned(),
+                template,
+                updated_by: principal.user_id,
+                updated_at: Timestamp::now(),
+            })
+            .await
+    }
+
+    /// Registers an endpoint for the principal's organization; returns it with its secret (shown once).
+    pub async fn create_endpoint(
+        &self,
+        principal: &Principal,
+        url: &str,
+        event_types: Vec<String>,
+        description: Option<String>,
+    ) -> Result<Endpoint, Error> {
+        let organization_id = principal.organization_id.ok_or(Error::NoOrganization)?;
+        let url = webhook::parse_url(url).map_err(|message| Error::invalid("url", message))?;
+        if event_types.is_empty() || event_types.len() > EVENT_TYPES.len() {
+            return Err(Error::invalid("event_types", "name at least one event type"));
+        }
+        if let Some(unknown) = event_types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+            return Err(Error::invalid("event_types", format!("unknown event type {unknown}")));
+        }
+        if description
+            .as_ref()
+            .is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN || d.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "description",
+                "at most 500 characters, no control characters",
+            ));
+        }
+        let mut event_types = event_types;
+        event_types.sort();
+        event_types.dedup();
+        let secret = webhook::new_secret().map_err(|_| Error::Config {
+            reason: "no randomness".to_owned(),
+        })?;
+        let endpoint = Endpoint {
+            id: Uuid::now_v7(),
+            organization_id,
+            url: url.to_string(),
+            event_types: sqlx::types::Json(event_types),
+            description,
+            secret,
+            created_at: Timestamp::now(),
+            disabled_at: None,
+            disabled_reason: None,
+        };
+        if !self.inner.store.create_endpoint(&endpoint, principal.user_id).await? {
+            return Err(Error::invalid(
+                "url",
+                "the organization has the most endpoints allowed (20)",
+            ));
+        }
+        Ok(endpoint)
+    }
+
+    /// The organization's endpoints (every organization's for an admin without one).
+    pub async fn endpoints(&self, principal: &Principal) -> Result<Vec<Endpoint>, Error> {
+        match principal.organization_id {
+            Some(organization_id) => self.inner.store.endpoints(Some(organization_id)).await,
+            None if principal.has(Role::Admin) => self.inner.store.endpoints(None).await,
+            None => Err(Error::NoOrganization),
+        }
+    }
+
+    /// Deletes (disables) an endpoint of the principal's organization; another organization's is not found.
+    pub async fn delete_endpoint(&self, principal: &Principal, id: Uuid) -> Result<(), Error> {
+        let not_found = Error::NotFound {
+            what: "webhook endpoint",
+        };
+        let Some(endpoint) = self.inner.store.endpoint(id).await? else {
+            return Err(not_found);
+        };
+        let mine = Some(endpoint.organization_id) == principal.organization_id || principal.has(Role::Admin);
+        if !mine || endpoint.disabled_at.is_some() {
+            return Err(not_found);
+        }
+        self.inner.store.disable_endpoint(id, "deleted").await?;
+        Ok(())
+    }
+}

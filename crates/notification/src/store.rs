@@ -1,0 +1,715 @@
+//! The notification service's SQL, written once for both engines. Public for the contract suite.
+
+use phoenix_db::{Pool, Timestamp, Tx, dispatch};
+use serde::{Deserialize, Serialize};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::Error;
+use crate::template::Template;
+
+/// How a message travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+    Webhook,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Channel> {
+        [Channel::Email, Channel::Sms, Channel::Webhook]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+/// Where a delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for its time (a reminder, a retry) or for the worker.
+    Pending,
+    /// The server took it (SMTP accepted, provider or endpoint answered 2xx).
+    Delivered,
+    /// No transport is configured for it: written to the log only (email without SMTP).
+    Logged,
+    /// Failed every attempt, or for good: replayable.
+    Dead,
+    /// No longer wanted (a reminder of a cancelled booking).
+    Cancelled,
+    /// Not sent on purpose (opted out after it was scheduled, endpoint deleted).
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Delivered => "delivered",
+            Status::Logged => "logged",
+            Status::Dead => "dead",
+            Status::Cancelled => "cancelled",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Delivered,
+            Status::Logged,
+            Status::Dead,
+            Status::Cancelled,
+            Status::Skipped,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
+    }
+}
+
+/// One message to send, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// `confirmed`, `cancelled`, `failed`, `refunded`, `reminder`, or `webhook`.
+    pub kind: String,
+    pub channel: Channel,
+    pub recipient: String,
+    pub endpoint_id: Option<Uuid>,
+    pub booking_id: Option<Uuid>,
+    pub customer_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub locale: String,
+    pub payload: serde_json::Value,
+    pub status: Status,
+    pub attempts: u32,
+    pub replays: u32,
+    pub last_error: Option<String>,
+    pub response_code: Option<u16>,
+    pub give_up_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub delivered_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// A delivery to write (status `pending`).
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub kind: String,
+    pub channel: Channel,
+    pub recipient: String,
+    pub endpoint_id: Option<Uuid>,
+    pub booking_id: Option<Uuid>,
+    pub customer_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub locale: String,
+    pub payload: serde_json::Value,
+    pub due_at: Timestamp,
+    pub give_up_at: Timestamp,
+}
+
+const COLUMNS: &str = "SELECT id, event_id, event_type, kind, channel, recipient, endpoint_id, booking_id, customer_id,
+    organization_id, locale, payload, status, attempts, replays, last_error, response_code, give_up_at,
+    next_attempt_at, last_attempt_at, delivered_at, created_at FROM deliveries";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    kind: String,
+    channel: String,
+    recipient: String,
+    endpoint_id: Option<Uuid>,
+    booking_id: Option<Uuid>,
+    customer_id: Option<Uuid>,
+    organization_id: Option<Uuid>,
+    locale: String,
+    payload: Json<serde_json::Value>,
+    status: String,
+    attempts: i32,
+    replays: i32,
+    last_error: Option<String>,
+    response_code: Option<i32>,
+    give_up_at: Timestamp,
+    next_attempt_at: Timestamp,
+    last_attempt_at: Option<Timestamp>,
+    delivered_at: Option<Timestamp>,
+    created_at: Timestamp,
+}
+
+impl TryFrom<Row> for Delivery {
+    type Error = Error;
+
+    fn try_from(row: Row) -> Result<Delivery, Error> {
+        Ok(Delivery {
+            id: row.id,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            kind: row.kind,
+            channel: Channel::parse(&row.channel).ok_or(Error::Corrupt {
+                what: "delivery channel",
+            })?,
+            recipient: row.recipient,
+            endpoint_id: row.endpoint_id,
+            booking_id: row.booking_id,
+            customer_id: row.customer_id,
+            organization_id: row.organization_id,
+            locale: row.locale,
+            payload: row.payload.0,
+            status: Status::parse(&row.status).ok_or(Error::Corrupt {
+                what: "delivery status",
+            })?,
+            attempts: row.attempts.max(0) as u32,
+            replays: row.replays.max(0) as u32,
+            last_error: row.last_error,
+            response_code: row.response_code.and_then(|c| u16::try_from(c).ok()),
+            give_up_at: row.give_up_at,
+            next_attempt_at: row.next_attempt_at,
+            last_attempt_at: row.last_attempt_at,
+            delivered_at: row.delivered_at,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// What the service keeps of a booking (from booking's events).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BookingRecord {
+    pub booking_id: Uuid,
+    pub locator: String,
+    pub customer_id: Uuid,
+    pub organization_id: Option<Uuid>,
+    pub contact_email: String,
+    pub contact_phone: Option<String>,
+    pub summary: Json<serde_json::Value>,
+}
+
+/// A user's preferences as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPreferences {
+    pub locale: String,
+    /// `(kind, channel)` pairs the user does not want.
+    pub opt_outs: Vec<(String, Channel)>,
+}
+
+impl StoredPreferences {
+    pub fn opted_out(&self, kind: &str, channel: Channel) -> bool {
+        self.opt_outs.iter().any(|(k, c)| k == kind && *c == channel)
+    }
+}
+
+/// `(locale, opt_outs)` as stored.
+type PreferenceRow = (String, Json<Vec<(String, Channel)>>);
+
+/// A webhook endpoint as stored (with its secret: never put this in a log).
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub url: String,
+    pub event_types: Json<Vec<String>>,
+    pub description: Option<String>,
+    pub secret: String,
+    pub created_at: Timestamp,
+    pub disabled_at: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("organization_id", &self.organization_id)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types.0)
+            .field("secret", &"<redacted>")
+            .field("disabled_at", &self.disabled_at)
+            .finish()
+    }
+}
+
+const ENDPOINT_COLUMNS: &str = "SELECT id, organization_id, url, event_types, description, secret, created_at,
+    disabled_at, disabled_reason FROM webhook_endpoints";
+
+/// An admin's replacement of a built-in template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTemplate {
+    pub kind: String,
+    pub channel: Channel,
+    pub locale: String,
+    pub template: Template,
+    pub updated_by: Uuid,
+    pub updated_at: Timestamp,
+}
+
+/// Endpoints per organization: bounded, like everything else.
+pub const MAX_ENDPOINTS_PER_ORGANIZATION: i64 = 20;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    pub fn new(pool: Pool) -> Store {
+        Store { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    // --- written by the event handler, in the event's transaction ---
+
+    /// Records (or refreshes) what is known of a booking.
+    pub async fn upsert_booking(tx: &mut Tx, booking: &BookingRecord, now: Timestamp) -> Result<(), Error> {
+        dispatch!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO bookings (booking_id, locator, customer_id, organization_id, contact_email,
+                     contact_phone, summary, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (booking_id) DO UPDATE SET locator = $2, customer_id = $3, organization_id = $4,
+                     contact_email = $5, contact_phone = $6, summary = $7, updated_at = $8",
+            )
+            .bind(booking.booking_id)
+            .bind(&booking.locator)
+            .bind(booking.customer_id)
+            .bind(booking.organization_id)
+            .bind(&booking.contact_email)
+            .bind(&booking.contact_phone)
+            .bind(&booking.summary)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    pub async fn booking_in(tx: &mut Tx, booking_id: Uuid) -> Result<Option<BookingRecord>, Error> {
+        Ok(dispatch!(tx, conn => {
+            sqlx::query_as(
+                "SELECT booking_id, locator, customer_id, organization_id, contact_email, contact_phone, summary
+                 FROM bookings WHERE booking_id = $1",
+            )
+            .bind(booking_id)
+            .fetch_optional(conn)
+            .await
+        })?)
+    }
+
+    pub async fn preferences_in(tx: &mut Tx, user_id: Uuid) -> Result<Option<StoredPreferences>, Error> {
+        let row: Option<PreferenceRow> = dispatch!(tx, conn => {
+            sqlx::query_as("SELECT locale, opt_outs FROM preferences WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(conn)
+                .await
+        })?;
+        Ok(row.map(|(locale, opt_outs)| StoredPreferences {
+            locale,
+            opt_outs: opt_outs.0,
+        }))
+    }
+
+    /// The enabled endpoints of an organization subscribed to `event_type`.
+    pub async fn endpoints_for(tx: &mut Tx, organization_id: Uuid, event_type: &str) -> Result<Vec<Endpoint>, Error> {
+        let sql = format!("{ENDPOINT_COLUMNS} WHERE organization_id = $1 AND disabled_at IS NULL ORDER BY id LIMIT $2");
+        let rows: Vec<Endpoint> = dispatch!(tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(organization_id)
+                .bind(MAX_ENDPOINTS_PER_ORGANIZATION)
+                .fetch_all(conn)
+                .await
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter(|e| e.event_types.0.iter().any(|t| t == event_type))
+            .collect())
+    }
+
+    /// Writes a pending delivery; one per event, kind, channel and recipient (a second is ignored).
+    pub async fn insert_delivery(tx: &mut Tx, delivery: &NewDelivery, now: Timestamp) -> Result<bool, Error> {
+        let n = dispatch!(tx, conn => {
+            sqlx::query(
+                "INSERT INTO deliveries (id, event_id, event_type, kind, channel, recipient, endpoint_id, booking_id,
+                     customer_id, organization_id, locale, payload, status, attempts, replays, give_up_at,
+                     next_attempt_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, 0, $13, $14, $15, $15)
+                 ON CONFLICT (event_id, kind, channel, recipient) DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(delivery.event_id)
+            .bind(&delivery.event_type)
+            .bind(&delivery.kind)
+            .bind(delivery.channel.as_str())
+            .bind(&delivery.recipient)
+            .bind(delivery.endpoint_id)
+            .bind(delivery.booking_id)
+            .bind(delivery.customer_id)
+            .bind(delivery.organization_id)
+            .bind(&delivery.locale)
+            .bind(Json(&delivery.payload))
+            .bind(delivery.give_up_at)
+            .bind(delivery.due_at)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Cancels the pending reminders of a booking; returns how many.
+    pub async fn cancel_reminders(tx: &mut Tx, booking_id: Uuid, now: Timestamp) -> Result<u64, Error> {
+        Ok(dispatch!(tx, conn => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'cancelled', updated_at = $2, claimed_by = NULL, claimed_until = NULL
+                 WHERE booking_id = $1 AND kind = 'reminder' AND status = 'pending'",
+            )
+            .bind(booking_id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?)
+    }
+
+    // --- the delivery worker ---
+
+    /// Claims up to `limit` due deliveries for `owner` until `until`. The claim condition is repeated on the row
+    /// being updated, so two replicas claiming at once never both win one (PostgreSQL re-checks it against the
+    /// row's latest version; SQLite has one writer).
+    pub async fn claim_due(
+        &self,
+        owner: Uuid,
+        now: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, Error> {
+        let sql = "UPDATE deliveries SET claimed_by = $1, claimed_until = $3
+             WHERE id IN (SELECT id FROM deliveries
+                          WHERE status = 'pending' AND next_attempt_at <= $2
+                            AND (claimed_until IS NULL OR claimed_until < $2)
+                          ORDER BY next_attempt_at LIMIT $4)
+               AND status = 'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2)
+             RETURNING id";
+        let ids: Vec<Uuid> = dispatch!(&self.pool, conn => {
+            sqlx::query_scalar(sql)
+                .bind(owner)
+                .bind(now)
+                .bind(until)
+                .bind(i64::from(limit))
+                .fetch_all(conn)
+                .await
+        })?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(delivery) = self.delivery(id).await? {
+                claimed.push(delivery);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records an attempt of a delivery `owner` claimed: its new status (`pending` with `next_attempt_at` for a
+    /// retry), the error and the response code. False when the claim was lost meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_attempt(
+        &self,
+        id: Uuid,
+        owner: Uuid,
+        status: Status,
+        next_attempt_at: Option<Timestamp>,
+        error: Option<&str>,
+        response_code: Option<u16>,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        let done = matches!(status, Status::Delivered | Status::Logged);
+        let n = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE deliveries SET status = $3, attempts = attempts + 1, last_error = $4, response_code = $5,
+                     last_attempt_at = $6, updated_at = $6, next_attempt_at = COALESCE($7, next_attempt_at),
+                     delivered_at = CASE WHEN $8 THEN $6 ELSE delivered_at END,
+                     claimed_by = NULL, claimed_until = NULL
+                 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(status.as_str())
+            .bind(error)
+            .bind(response_code.map(i32::from))
+            .bind(now)
+            .bind(next_attempt_at)
+            .bind(done)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Marks a claimed delivery skipped (not an attempt: nothing was sent).
+    pub async fn skip(&self, id: Uuid, owner: Uuid, reason: &str, now: Timestamp) -> Result<(), Error> {
+        dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'skipped', last_error = $3, updated_at = $4,
+                     claimed_by = NULL, claimed_until = NULL
+                 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(owner)
+            .bind(reason)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    /// Puts a finished delivery back in the queue, due now, with a fresh round of attempts. False when it is
+    /// pending or cancelled (nothing to replay).
+    pub async fn replay(&self, id: Uuid, now: Timestamp, give_up_at: Timestamp) -> Result<bool, Error> {
+        let n = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, replays = replays + 1, next_attempt_at = $2,
+                     give_up_at = $3, updated_at = $2, claimed_by = NULL, claimed_until = NULL
+                 WHERE id = $1 AND status IN ('dead', 'delivered', 'logged', 'skipped')",
+            )
+            .bind(id)
+            .bind(now)
+            .bind(give_up_at)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+
+    pub async fn delivery(&self, id: Uuid) -> Result<Option<Delivery>, Error> {
+        let sql = format!("{COLUMNS} WHERE id = $1");
+        let row: Option<Row> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+        })?;
+        row.map(Delivery::try_from).transpose()
+    }
+
+    /// A booking's deliveries, oldest first (at most 500: a booking makes a handful).
+    pub async fn deliveries_of_booking(&self, booking_id: Uuid) -> Result<Vec<Delivery>, Error> {
+        let sql = format!("{COLUMNS} WHERE booking_id = $1 ORDER BY created_at, id LIMIT 500");
+        let rows: Vec<Row> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(booking_id).fetch_all(conn).await
+        })?;
+        rows.into_iter().map(Delivery::try_from).collect()
+    }
+
+    pub async fn booking(&self, booking_id: Uuid) -> Result<Option<BookingRecord>, Error> {
+        Ok(dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT booking_id, locator, customer_id, organization_id, contact_email, contact_phone, summary
+                 FROM bookings WHERE booking_id = $1",
+            )
+            .bind(booking_id)
+            .fetch_optional(conn)
+            .await
+        })?)
+    }
+
+    // --- preferences ---
+
+    pub async fn preferences(&self, user_id: Uuid) -> Result<Option<StoredPreferences>, Error> {
+        let mut tx = self.pool.begin().await?;
+        Store::preferences_in(&mut tx, user_id).await
+    }
+
+    pub async fn put_preferences(&self, user_id: Uuid, preferences: &StoredPreferences) -> Result<(), Error> {
+        dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "INSERT INTO preferences (user_id, locale, opt_outs, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id) DO UPDATE SET locale = $2, opt_outs = $3, updated_at = $4",
+            )
+            .bind(user_id)
+            .bind(&preferences.locale)
+            .bind(Json(&preferences.opt_outs))
+            .bind(Timestamp::now())
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    // --- templates ---
+
+    pub async fn templates(&self) -> Result<Vec<StoredTemplate>, Error> {
+        let rows: Vec<TemplateRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT kind, channel, locale, subject, text_body, html_body, updated_by, updated_at FROM templates
+                 ORDER BY kind, channel, locale LIMIT 1000",
+            )
+            .fetch_all(conn)
+            .await
+        })?;
+        rows.into_iter().map(StoredTemplate::try_from).collect()
+    }
+
+    pub async fn template(&self, kind: &str, channel: Channel, locale: &str) -> Result<Option<Template>, Error> {
+        let row: Option<TemplateRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT kind, channel, locale, subject, text_body, html_body, updated_by, updated_at FROM templates
+                 WHERE kind = $1 AND channel = $2 AND locale = $3",
+            )
+            .bind(kind)
+            .bind(channel.as_str())
+            .bind(locale)
+            .fetch_optional(conn)
+            .await
+        })?;
+        Ok(row.map(StoredTemplate::try_from).transpose()?.map(|t| t.template))
+    }
+
+    pub async fn put_template(&self, stored: &StoredTemplate) -> Result<(), Error> {
+        dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "INSERT INTO templates (kind, channel, locale, subject, text_body, html_body, updated_by, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (kind, channel, locale) DO UPDATE SET subject = $4, text_body = $5, html_body = $6,
+                     updated_by = $7, updated_at = $8",
+            )
+            .bind(&stored.kind)
+            .bind(stored.channel.as_str())
+            .bind(&stored.locale)
+            .bind(&stored.template.subject)
+            .bind(&stored.template.text)
+            .bind(&stored.template.html)
+            .bind(stored.updated_by)
+            .bind(stored.updated_at)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        Ok(())
+    }
+
+    // --- webhook endpoints ---
+
+    /// Adds an endpoint unless the organization has [`MAX_ENDPOINTS_PER_ORGANIZATION`] already (false then).
+    pub async fn create_endpoint(&self, endpoint: &Endpoint, created_by: Uuid) -> Result<bool, Error> {
+        let mut tx = self.pool.begin().await?;
+        let count: i64 = dispatch!(&mut tx, conn => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM webhook_endpoints WHERE organization_id = $1 AND disabled_at IS NULL",
+            )
+            .bind(endpoint.organization_id)
+            .fetch_one(conn)
+            .await
+        })?;
+        if count >= MAX_ENDPOINTS_PER_ORGANIZATION {
+            return Ok(false);
+        }
+        dispatch!(&mut tx, conn => {
+            sqlx::query(
+                "INSERT INTO webhook_endpoints (id, organization_id, url, event_types, description, secret,
+                     created_by, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(endpoint.id)
+            .bind(endpoint.organization_id)
+            .bind(&endpoint.url)
+            .bind(&endpoint.event_types)
+            .bind(&endpoint.description)
+            .bind(&endpoint.secret)
+            .bind(created_by)
+            .bind(endpoint.created_at)
+            .execute(conn)
+            .await
+            .map(|_| ())
+        })?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The live endpoints of one organization, or of all (`None`), oldest first.
+    pub async fn endpoints(&self, organization_id: Option<Uuid>) -> Result<Vec<Endpoint>, Error> {
+        let sql = format!(
+            "{ENDPOINT_COLUMNS} WHERE disabled_at IS NULL AND ($1 IS NULL OR organization_id = $1)
+             ORDER BY created_at, id LIMIT 1000"
+        );
+        Ok(dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(organization_id).fetch_all(conn).await
+        })?)
+    }
+
+    pub async fn endpoint(&self, id: Uuid) -> Result<Option<Endpoint>, Error> {
+        let sql = format!("{ENDPOINT_COLUMNS} WHERE id = $1");
+        Ok(dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
+        })?)
+    }
+
+    /// Disables an endpoint (deleted by its organization, or gone at the receiver); false when it already was.
+    pub async fn disable_endpoint(&self, id: Uuid, reason: &str) -> Result<bool, Error> {
+        let n = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3
+                 WHERE id = $1 AND disabled_at IS NULL",
+            )
+            .bind(id)
+            .bind(Timestamp::now())
+            .bind(reason)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(n == 1)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TemplateRow {
+    kind: String,
+    channel: String,
+    locale: String,
+    subject: Option<String>,
+    text_body: String,
+    html_body: Option<String>,
+    updated_by: Uuid,
+    updated_at: Timestamp,
+}
+
+impl TryFrom<TemplateRow> for StoredTemplate {
+    type Error = Error;
+
+    fn try_from(row: TemplateRow) -> Result<StoredTemplate, Error> {
+        Ok(StoredTemplate {
+            kind: row.kind,
+            channel: Channel::parse(&row.channel).ok_or(Error::Corrupt {
+                what: "template channel",
+            })?,
+            locale: row.locale,
+            template: Template {
+                subject: row.subject,
+                text: row.text_body,
+                html: row.html_body,
+            },
+            updated_by: row.updated_by,
+            updated_at: row.updated_at,
+        })
+    }
+}

@@ -1,0 +1,426 @@
+//! Templates: what each notification says, per kind, channel and locale. Built-in defaults in English and German
+//! for every kind and channel; admins may replace any of them (stored in `templates`), and a replacement must
+//! render with a sample notice before it is saved.
+//!
+//! Templates are MiniJinja with strict undefined variables (a typo is refused at save time, not at send time),
+//! HTML auto-escaping in HTML bodies, and fuel (a bounded amount of work per render). They see the values of
+//! [`Context`]: amounts already formatted as money and dates as dates in the message's locale.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::handler::Kind;
+use crate::store::Channel;
+
+/// The locales with built-in templates.
+pub const LOCALES: &[&str] = &["en", "de"];
+
+/// The longest SMS body sent (four concatenated segments); longer renders are cut.
+pub const MAX_SMS_CHARS: usize = 612;
+
+/// Work one render may do (MiniJinja fuel): admins' templates cannot loop for ever.
+const FUEL: u64 = 100_000;
+
+/// What a customer notice is about: the part of an event the templates need, stored with each delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub booking_id: Uuid,
+    pub locator: String,
+    pub currency: String,
+    pub total_minor: i64,
+    pub refunded_minor: i64,
+    /// The amount of this refund (refund notices).
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+}
+
+impl Notice {
+    /// What a template is tried with before it is saved.
+    pub fn sample() -> Notice {
+        Notice {
+            booking_id: Uuid::nil(),
+            locator: "ABC123".to_owned(),
+            currency: "EUR".to_owned(),
+            total_minor: 123_450,
+            refunded_minor: 23_450,
+            amount_minor: Some(23_450),
+            starts_at: time::macros::datetime!(2026-12-24 15:00 UTC),
+            ends_at: time::macros::datetime!(2026-12-27 11:00 UTC),
+        }
+    }
+}
+
+/// The variables a template sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    pub locator: String,
+    pub booking_id: String,
+    pub currency: String,
+    /// The booking's total, as money (`EUR 1,234.50`, `1.234,50 EUR`).
+    pub total: String,
+    /// Refunded so far, as money.
+    pub refunded: String,
+    /// This refund's amount, as money (the refunded total when the event does not say).
+    pub amount: String,
+    pub has_refund: bool,
+    /// Dates (`24 Dec 2026`, `24.12.2026`) and date-times (with `UTC`).
+    pub starts_on: String,
+    pub starts_at: String,
+    pub ends_on: String,
+    pub ends_at: String,
+}
+
+impl Context {
+    pub fn new(notice: &Notice, locale: &str) -> Context {
+        Context {
+            locator: notice.locator.clone(),
+            booking_id: notice.booking_id.to_string(),
+            currency: notice.currency.clone(),
+            total: money(notice.total_minor, &notice.currency, locale),
+            refunded: money(notice.refunded_minor, &notice.currency, locale),
+            amount: money(
+                notice.amount_minor.unwrap_or(notice.refunded_minor),
+                &notice.currency,
+                locale,
+            ),
+            has_refund: notice.refunded_minor > 0,
+            starts_on: date(notice.starts_at, locale),
+            starts_at: date_time(notice.starts_at, locale),
+            ends_on: date(notice.ends_at, locale),
+            ends_at: date_time(notice.ends_at, locale),
+        }
+    }
+}
+
+impl Context {
+    /// The context as template variables (strings and one flag).
+    fn to_value(&self) -> minijinja::Value {
+        let json = serde_json::to_value(self).unwrap_or_default();
+        let pairs = json.as_object().into_iter().flatten().map(|(name, value)| {
+            let value = match value {
+                serde_json::Value::Bool(b) => minijinja::Value::from(*b),
+                serde_json::Value::String(s) => minijinja::Value::from(s.clone()),
+                other => minijinja::Value::from(other.to_string()),
+            };
+            (name.clone(), value)
+        });
+        minijinja::Value::from_pairs(pairs.collect::<Vec<_>>())
+    }
+}
+
+/// One template: the email's three parts, or an SMS's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Template {
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+/// A rendered message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: Option<String>,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Template {
+    /// Checks the parts the channel needs are there, and that every part renders with the sample notice.
+    pub fn validate(&self, channel: Channel, locale: &str) -> Result<(), String> {
+        match channel {
+            Channel::Email if self.subject.is_none() || self.html.is_none() => {
+                return Err("an email template needs subject, text and html".to_owned());
+            }
+            Channel::Sms if self.subject.is_some() || self.html.is_some() => {
+                return Err("an SMS template has text only".to_owned());
+            }
+            Channel::Webhook => return Err("webhooks send the event itself and have no template".to_owned()),
+            _ => {}
+        }
+        let limits = [
+            ("subject", self.subject.as_deref(), 500),
+            ("text", Some(self.text.as_str()), 20_000),
+        ];
+        for (part, source, max) in limits.into_iter().chain([("html", self.html.as_deref(), 100_000)]) {
+            if source.is_some_and(|s| s.len() > max) {
+                return Err(format!("{part} is longer than {max} bytes"));
+            }
+        }
+        self.render(&Notice::sample(), channel, locale).map(|_| ())
+    }
+
+    /// Renders every part for `notice` in `locale`.
+    pub fn render(&self, notice: &Notice, channel: Channel, locale: &str) -> Result<Rendered, String> {
+        let env = environment();
+        let context = Context::new(notice, locale).to_value();
+        let part = |name: &str, source: &str| {
+            env.render_named_str(name, source, context.clone())
+                .map_err(|e| describe(name, &e))
+        };
+        let subject = match &self.subject {
+            // One line: a template's stray newline must not become a header continuation.
+            Some(source) => Some(
+                part("subject.txt", source)?
+                    .replace(['\r', '\n'], " ")
+                    .trim()
+                    .to_owned(),
+            ),
+            None => None,
+        };
+        let mut text = part("text.txt", &self.text)?;
+        if channel == Channel::Sms {
+            text = text.trim().chars().take(MAX_SMS_CHARS).collect();
+        }
+        let html = match &self.html {
+            Some(source) => Some(part("body.html", source)?),
+            None => None,
+        };
+        Ok(Rendered { subject, text, html })
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_fuel(Some(FUEL));
+    // The default callback escapes names ending in `.html`: the HTML body only.
+    env
+}
+
+fn describe(part: &str, error: &minijinja::Error) -> String {
+    let part = part.split('.').next().unwrap_or(part);
+    match error.line() {
+        Some(line) => format!("{part}, line {line}: {}", error.kind()),
+        None => format!("{part}: {}", error.kind()),
+    }
+    .trim()
+    .to_owned()
+        + &error.detail().map(|d| format!(" ({d})")).unwrap_or_default()
+}
+
+/// Minor units per major unit of an ISO 4217 currency (the few that are not 2).
+fn exponent(currency: &str) -> u32 {
+    match currency {
+        "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "XAF" | "XOF" | "UGX" | "PYG" => 0,
+        "BHD" | "KWD" | "JOD" | "OMR" | "TND" | "IQD" | "LYD" => 3,
+        _ => 2,
+    }
+}
+
+/// An amount as money in `locale`: `EUR 1,234.50` (en), `1.234,50 EUR` (de).
+pub fn money(amount_minor: i64, currency: &str, locale: &str) -> String {
+    let exp = exponent(currency);
+    let scale = 10u64.pow(exp);
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    let abs = amount_minor.unsigned_abs();
+    let (major, minor) = (abs / scale, abs % scale);
+    let (group, decimal) = if locale == "de" { ('.', ',') } else { (',', '.') };
+    let digits = major.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(group);
+        }
+        grouped.push(c);
+    }
+    let number = if exp == 0 {
+        grouped
+    } else {
+        format!("{grouped}{decimal}{minor:0width$}", width = exp as usize)
+    };
+    if locale == "de" {
+        format!("{sign}{number} {currency}")
+    } else {
+        format!("{sign}{currency} {number}")
+    }
+}
+
+const MONTHS_EN: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A date in `locale` (UTC: the events carry instants, not the place's zone).
+pub fn date(at: OffsetDateTime, locale: &str) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    if locale == "de" {
+        format!("{:02}.{:02}.{}", at.day(), u8::from(at.month()), at.year())
+    } else {
+        format!(
+            "{} {} {}",
+            at.day(),
+            MONTHS_EN[usize::from(u8::from(at.month())) - 1],
+            at.year()
+        )
+    }
+}
+
+pub fn date_time(at: OffsetDateTime, locale: &str) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!("{} {:02}:{:02} UTC", date(at, locale), at.hour(), at.minute())
+}
+
+/// The built-in template of a kind, channel and locale (English when the locale has none).
+pub fn builtin(kind: Kind, channel: Channel, locale: &str) -> Option<Template> {
+    let de = locale == "de";
+    let (subject, text, html) = match (kind, de) {
+        (Kind::Confirmed, false) => (
+            "Your booking {{ locator }} is confirmed",
+            "Your booking {{ locator }} is confirmed.\n\nFrom {{ starts_at }} to {{ ends_at }}.\nTotal paid: {{ total }}.\n\nThank you for booking with us.",
+            "Your booking <strong>{{ locator }}</strong> is confirmed.</p><p>From {{ starts_at }} to {{ ends_at }}.<br>Total paid: {{ total }}.</p><p>Thank you for booking with us.",
+        ),
+        (Kind::Confirmed, true) => (
+            "Ihre Buchung {{ locator }} ist bestätigt",
+            "Ihre Buchung {{ locator }} ist bestätigt.\n\nVom {{ starts_at }} bis {{ ends_at }}.\nGezahlt: {{ total }}.\n\nVielen Dank für Ihre Buchung.",
+            "Ihre Buchung <strong>{{ locator }}</strong> ist bestätigt.</p><p>Vom {{ starts_at }} bis {{ ends_at }}.<br>Gezahlt: {{ total }}.</p><p>Vielen Dank für Ihre Buchung.",
+        ),
+        (Kind::Cancelled, false) => (
+            "Your booking {{ locator }} is cancelled",
+            "Your booking {{ locator }} ({{ starts_on }} to {{ ends_on }}) is cancelled.\n{% if has_refund %}We refund {{ refunded }} to your original payment method.{% else %}No refund is due under the booking's terms.{% endif %}",
+            "Your booking <strong>{{ locator }}</strong> ({{ starts_on }} to {{ ends_on }}) is cancelled.</p><p>{% if has_refund %}We refund {{ refunded }} to your original payment method.{% else %}No refund is due under the booking's terms.{% endif %}",
+        ),
+        (Kind::Cancelled, true) => (
+            "Ihre Buchung {{ locator }} ist storniert",
+            "Ihre Buchung {{ locator }} ({{ starts_on }} bis {{ ends_on }}) ist storniert.\n{% if has_refund %}Wir erstatten {{ refunded }} auf Ihr ursprüngliches Zahlungsmittel.{% else %}Nach den Buchungsbedingungen erfolgt keine Erstattung.{% endif %}",
+            "Ihre Buchung <strong>{{ locator }}</strong> ({{ starts_on }} bis {{ ends_on }}) ist storniert.</p><p>{% if has_refund %}Wir erstatten {{ refunded }} auf Ihr ursprüngliches Zahlungsmittel.{% else %}Nach den Buchungsbedingungen erfolgt keine Erstattung.{% endif %}",
+        ),
+        (Kind::Failed, false) => (
+            "We could not complete your booking {{ locator }}",
+            "We could not complete your booking {{ locator }} for {{ starts_on }}. Nothing has been charged.",
+            "We could not complete your booking <strong>{{ locator }}</strong> for {{ starts_on }}.</p><p>Nothing has been charged.",
+        ),
+        (Kind::Failed, true) => (
+            "Ihre Buchung {{ locator }} konnte nicht abgeschlossen werden",
+            "Ihre Buchung {{ locator }} für den {{ starts_on }} konnte nicht abgeschlossen werden. Es wurde nichts berechnet.",
+            "Ihre Buchung <strong>{{ locator }}</strong> für den {{ starts_on }} konnte nicht abgeschlossen werden.</p><p>Es wurde nichts berechnet.",
+        ),
+        (Kind::Refunded, false) => (
+            "Refund of {{ amount }} for booking {{ locator }}",
+            "We have refunded {{ amount }} for your booking {{ locator }}. Refunded in total: {{ refunded }}.",
+            "We have refunded <strong>{{ amount }}</strong> for your booking {{ locator }}.</p><p>Refunded in total: {{ refunded }}.",
+        ),
+        (Kind::Refunded, true) => (
+            "Erstattung von {{ amount }} für Buchung {{ locator }}",
+            "Wir haben {{ amount }} für Ihre Buchung {{ locator }} erstattet. Insgesamt erstattet: {{ refunded }}.",
+            "Wir haben <strong>{{ amount }}</strong> für Ihre Buchung {{ locator }} erstattet.</p><p>Insgesamt erstattet: {{ refunded }}.",
+        ),
+        (Kind::Reminder, false) => (
+            "Reminder: booking {{ locator }} starts {{ starts_on }}",
+            "A reminder: your booking {{ locator }} starts {{ starts_at }} and ends {{ ends_at }}. Have a good trip!",
+            "A reminder: your booking <strong>{{ locator }}</strong> starts {{ starts_at }} and ends {{ ends_at }}.</p><p>Have a good trip!",
+        ),
+        (Kind::Reminder, true) => (
+            "Erinnerung: Buchung {{ locator }} beginnt am {{ starts_on }}",
+            "Zur Erinnerung: Ihre Buchung {{ locator }} beginnt am {{ starts_at }} und endet am {{ ends_at }}. Gute Reise!",
+            "Zur Erinnerung: Ihre Buchung <strong>{{ locator }}</strong> beginnt am {{ starts_at }} und endet am {{ ends_at }}.</p><p>Gute Reise!",
+        ),
+    };
+    match channel {
+        Channel::Email => Some(Template {
+            subject: Some(subject.to_owned()),
+            text: text.to_owned(),
+            html: Some(format!("<!doctype html>\n<html><body><p>{html}</p></body></html>\n")),
+        }),
+        // An SMS says what the subject says, and the dates.
+        Channel::Sms => Some(Template {
+            subject: None,
+            text: format!(
+                "{subject}. {}",
+                if de {
+                    "Beginn: {{ starts_at }}"
+                } else {
+                    "Starts {{ starts_at }}"
+                }
+            ),
+            html: None,
+        }),
+        Channel::Webhook => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_formatted_per_locale_and_currency() {
+        let cases = [
+            (123_450, "EUR", "en", "EUR 1,234.50"),
+            (123_450, "EUR", "de", "1.234,50 EUR"),
+            (5, "USD", "en", "USD 0.05"),
+            (1_000_000, "JPY", "en", "JPY 1,000,000"),
+            (1_234, "KWD", "de", "1,234 KWD"),
+            (-2_500, "GBP", "en", "-GBP 25.00"),
+            (99_999_999, "EUR", "en", "EUR 999,999.99"),
+        ];
+        for (minor, currency, locale, expected) in cases {
+            assert_eq!(money(minor, currency, locale), expected, "{minor} {currency} {locale}");
+        }
+    }
+
+    #[test]
+    fn dates_are_formatted_per_locale() {
+        let at = time::macros::datetime!(2026-03-05 07:30 UTC);
+        assert_eq!(date(at, "en"), "5 Mar 2026");
+        assert_eq!(date(at, "de"), "05.03.2026");
+        assert_eq!(date_time(at, "de"), "05.03.2026 07:30 UTC");
+    }
+
+    #[test]
+    fn every_builtin_renders_in_both_locales() {
+        for kind in Kind::ALL {
+            for channel in [Channel::Email, Channel::Sms] {
+                for locale in LOCALES {
+                    let template = builtin(kind, channel, locale).expect("builtin");
+                    assert_eq!(
+                        template.validate(channel, locale),
+                        Ok(()),
+                        "{kind:?} {channel:?} {locale}"
+                    );
+                    let rendered = template.render(&Notice::sample(), channel, locale).expect("render");
+                    assert!(
+                        rendered.text.contains("ABC123"),
+                        "{kind:?} {channel:?} {locale}: {}",
+                        rendered.text
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn html_is_escaped_and_text_is_not() {
+        let mut notice = Notice::sample();
+        notice.locator = "<b>&".to_owned();
+        let template = builtin(Kind::Confirmed, Channel::Email, "en").expect("builtin");
+        let rendered = template.render(&notice, Channel::Email, "en").expect("render");
+        assert!(rendered.html.expect("html").contains("&lt;b&gt;&amp;"));
+        assert!(rendered.text.contains("<b>&"));
+    }
+
+    #[test]
+    fn broken_templates_are_refused_with_the_reason() {
+        let bad = [
+            ("{{ locator ", "syntax"),
+            ("{{ no_such_variable }}", "undefined"),
+            (
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+                "fuel",
+            ),
+        ];
+        for (text, why) in bad {
+            let template = Template {
+                subject: None,
+                text: text.to_owned(),
+                html: None,
+            };
+            let error = template.validate(Channel::Sms, "en").expect_err(why);
+            assert!(error.starts_with("text"), "{why}: {error}");
+        }
+    }
+}

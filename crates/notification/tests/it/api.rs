@@ -1,0 +1,129 @@
+//! The API: who sees a booking's delivery log, preferences, templates.
+
+use phoenix_api::Role;
+use phoenix_db::Pool;
+use serde_json::json;
+
+use crate::{Booking, call, consumer, options, principal, principal_for, service};
+
+phoenix_db::contract_suite!(
+    phoenix_notification::migrations(),
+    [
+        the_delivery_log_shows_a_booking_to_its_people_only,
+        transactional_messages_cannot_be_opted_out_of,
+        admins_edit_templates_that_must_render,
+    ]
+);
+
+async fn the_delivery_log_shows_a_booking_to_its_people_only(pool: Pool) {
+    let service = service(pool, options());
+    let booking = Booking::new();
+    consumer(&service)
+        .apply(&[booking.event("booking.confirmed.v1", 0)])
+        .await
+        .unwrap();
+    let uri = format!("/api/v1/notifications?booking_id={}", booking.id);
+    let owner = principal_for(booking.customer_id, &[Role::Customer], None);
+    let (status, log) = call(&service, &owner, "GET", &uri, None).await;
+    assert_eq!(status, 200);
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["recipient"], "j***@example.com", "masked");
+    assert_eq!(items[0]["kind"], "confirmed");
+    for (who, expected) in [
+        (principal(&[Role::Customer], None), 404),
+        (principal(&[Role::Agent], booking.organization_id), 200),
+        (principal(&[Role::Agent], Some(uuid::Uuid::now_v7())), 404),
+        (principal(&[Role::Support], None), 200),
+        (principal(&[Role::Admin], None), 200),
+    ] {
+        assert_eq!(
+            call(&service, &who, "GET", &uri, None).await.0,
+            expected,
+            "{:?}",
+            who.roles
+        );
+    }
+    let unknown = format!("/api/v1/notifications?booking_id={}", uuid::Uuid::now_v7());
+    assert_eq!(call(&service, &owner, "GET", &unknown, None).await.0, 404);
+}
+
+async fn transactional_messages_cannot_be_opted_out_of(pool: Pool) {
+    let service = service(pool, options());
+    let user = principal(&[Role::Customer], None);
+    let (status, preferences) = call(&service, &user, "GET", "/api/v1/notifications/preferences", None).await;
+    assert_eq!((status, preferences), (200, json!({ "locale": "en", "opt_out": [] })));
+    let body = json!({ "locale": "en", "opt_out": [{ "kind": "confirmed", "channel": "email" }] });
+    let (status, problem) = call(&service, &user, "PUT", "/api/v1/notifications/preferences", Some(body)).await;
+    assert_eq!((status, problem["code"].as_str()), (422, Some("transactional_message")));
+    let body = json!({ "locale": "fr", "opt_out": [] });
+    assert_eq!(
+        call(&service, &user, "PUT", "/api/v1/notifications/preferences", Some(body))
+            .await
+            .0,
+        422
+    );
+    let body = json!({ "locale": "de", "opt_out": [{ "kind": "reminder", "channel": "sms" }] });
+    let (status, saved) = call(
+        &service,
+        &user,
+        "PUT",
+        "/api/v1/notifications/preferences",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!((status, saved), (200, body));
+}
+
+async fn admins_edit_templates_that_must_render(pool: Pool) {
+    let service = service(pool, options());
+    let admin = principal(&[Role::Admin], None);
+    let (status, list) = call(&service, &admin, "GET", "/api/v1/notifications/templates", None).await;
+    assert_eq!(status, 200);
+    // Five kinds, two channels, two locales.
+    assert_eq!(list["items"].as_array().unwrap().len(), 20);
+    let uri = "/api/v1/notifications/templates/confirmed/email/de";
+    let broken = json!({ "subject": "Buchung {{ locator", "text": "x", "html": "<p>x</p>" });
+    let (status, problem) = call(&service, &admin, "PUT", uri, Some(broken)).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (422, Some("template_invalid")),
+        "{problem}"
+    );
+    let typo = json!({ "subject": "Buchung {{ locatr }}", "text": "x", "html": "<p>x</p>" });
+    assert_eq!(call(&service, &admin, "PUT", uri, Some(typo)).await.0, 422);
+    let good =
+        json!({ "subject": "Bestätigt: {{ locator }}", "text": "Summe {{ total }}", "html": "<p>{{ locator }}</p>" });
+    assert_eq!(call(&service, &admin, "PUT", uri, Some(good)).await.0, 200);
+    let (_, list) = call(&service, &admin, "GET", "/api/v1/notifications/templates", None).await;
+    let edited = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "confirmed" && t["channel"] == "email" && t["locale"] == "de")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (edited["customized"].as_bool(), edited["text"].as_str()),
+        (Some(true), Some("Summe {{ total }}"))
+    );
+    let agent = principal(&[Role::Agent], Some(uuid::Uuid::now_v7()));
+    assert_eq!(
+        call(&service, &agent, "GET", "/api/v1/notifications/templates", None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(
+            &service,
+            &admin,
+            "PUT",
+            "/api/v1/notifications/templates/nope/email/en",
+            Some(json!({"text": "x"}))
+        )
+        .await
+        .0,
+        404
+    );
+}

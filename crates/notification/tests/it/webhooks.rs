@@ -1,0 +1,279 @@
+//! Webhooks: signed the Standard Webhooks way (checked with the reference `standardwebhooks` crate, not our
+//! code), retried with backoff, dead after `max_attempts`, replayed with the same `webhook-id`.
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use phoenix_api::Role;
+use phoenix_db::Pool;
+use phoenix_notification::{Channel, Service, Status};
+use serde_json::json;
+
+use crate::{Booking, call, consumer, options, principal, service};
+
+phoenix_db::contract_suite!(
+    phoenix_notification::migrations(),
+    [
+        a_partner_receives_signed_events_it_can_verify,
+        a_failing_endpoint_is_retried_then_dead_then_replayed,
+        endpoints_are_validated_and_belong_to_their_organization,
+    ]
+);
+
+/// What the receiver saw: each call's headers and body, and whether the signature verified.
+#[derive(Default)]
+struct Received {
+    calls: Vec<(HeaderMap, Bytes, bool)>,
+}
+
+#[derive(Clone)]
+struct Receiver {
+    answer: Arc<AtomicU16>,
+    verifier: Arc<Mutex<Option<standardwebhooks::Webhook>>>,
+    received: Arc<Mutex<Received>>,
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let verified = receiver
+        .verifier
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|v| v.verify(&body, &headers).is_ok());
+    receiver.received.lock().unwrap().calls.push((headers, body, verified));
+    if !verified {
+        return StatusCode::BAD_REQUEST;
+    }
+    StatusCode::from_u16(receiver.answer.load(Ordering::SeqCst)).unwrap()
+}
+
+/// A webhook receiver on a free port; returns it and its URL.
+async fn start_receiver(answer: u16) -> (Receiver, String) {
+    let receiver = Receiver {
+        answer: Arc::new(AtomicU16::new(answer)),
+        verifier: Arc::default(),
+        received: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (receiver, format!("http://{address}/hooks"))
+}
+
+/// Registers `url` for the booking's organization as one of its agents; gives the receiver the secret.
+async fn register(service: &Service, booking: &Booking, receiver: &Receiver, url: &str, types: &[&str]) -> String {
+    let agent = principal(&[Role::Agent], booking.organization_id);
+    let body = json!({ "url": url, "event_types": types, "description": "test" });
+    let (status, created) = call(service, &agent, "POST", "/api/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    *receiver.verifier.lock().unwrap() = Some(standardwebhooks::Webhook::new(&secret).unwrap());
+    secret
+}
+
+async fn a_partner_receives_signed_events_it_can_verify(pool: Pool) {
+    let (receiver, url) = start_receiver(204).await;
+    let service = service(pool, options()).start();
+    let booking = Booking::new();
+    register(&service, &booking, &receiver, &url, &["booking.confirmed.v1"]).await;
+    let confirmed = booking.event("booking.confirmed.v1", 0);
+    // An event type the endpoint did not subscribe to goes nowhere.
+    consumer(&service)
+        .apply(&[booking.event("booking.created.v1", 0), confirmed.clone()])
+        .await
+        .unwrap();
+
+    // The worker loop sends it: wait for the call, bounded.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while receiver.received.lock().unwrap().calls.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no webhook call arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (headers, body, verified) = receiver.received.lock().unwrap().calls[0].clone();
+    assert!(verified, "the reference implementation verifies the signature");
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (event["id"].as_str(), event["type"].as_str()),
+        (Some(&*confirmed.id.to_string()), Some("booking.confirmed.v1"))
+    );
+    assert_eq!(event["data"]["locator"], booking.locator);
+
+    // A tampered body (or a wrong secret) does not verify.
+    let verifier = receiver.verifier.lock().unwrap().take().unwrap();
+    let tampered = String::from_utf8_lossy(&body).replace(&booking.locator, "ZZZZZZ");
+    assert!(verifier.verify(tampered.as_bytes(), &headers).is_err());
+    let other = standardwebhooks::Webhook::new(&phoenix_notification::webhook::new_secret().unwrap()).unwrap();
+    assert!(other.verify(&body, &headers).is_err());
+
+    let deliveries = service.deliveries_of_booking(booking.id).await.unwrap();
+    let hook = deliveries.iter().find(|d| d.channel == Channel::Webhook).unwrap();
+    assert_eq!(
+        headers["webhook-id"],
+        phoenix_notification::webhook::message_id(hook.id)
+    );
+    assert_eq!(deliveries.iter().filter(|d| d.channel == Channel::Webhook).count(), 1);
+}
+
+async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
+    let (receiver, url) = start_receiver(500).await;
+    let service = service(pool, options());
+    let booking = Booking::new();
+    register(&service, &booking, &receiver, &url, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[booking.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let hook = service
+        .deliveries_of_booking(booking.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.channel == Channel::Webhook)
+        .unwrap();
+
+    crate::deliver_until(&service, "a dead delivery", async || {
+        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
+    })
+    .await;
+    let dead = service.delivery(hook.id).await.unwrap().unwrap();
+    assert_eq!((dead.attempts, dead.response_code), (3, Some(500)));
+    assert_eq!(dead.last_error.as_deref(), Some("endpoint answered 500"));
+    assert_eq!(
+        receiver.received.lock().unwrap().calls.len(),
+        3,
+        "max_attempts calls, no more"
+    );
+    {
+        let calls = &receiver.received.lock().unwrap().calls;
+        assert!(calls.iter().all(|c| c.2), "every retry is signed");
+    }
+    // The log shows it to support; a customer of another booking cannot replay.
+    let support = principal(&[Role::Support], None);
+    let (status, log) = call(
+        &service,
+        &support,
+        "GET",
+        &format!("/api/v1/notifications?booking_id={}", booking.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["status"] == "dead" && d["attempts"] == 3)
+    );
+    let customer = principal(&[Role::Customer], None);
+    let (status, _) = call(
+        &service,
+        &customer,
+        "POST",
+        &format!("/api/v1/notifications/{}/replay", hook.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The endpoint recovers; support replays; it is delivered with the same webhook-id.
+    receiver.answer.store(200, Ordering::SeqCst);
+    let (status, replayed) = call(
+        &service,
+        &support,
+        "POST",
+        &format!("/api/v1/notifications/{}/replay", hook.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, replayed["status"].as_str()),
+        (202, Some("pending")),
+        "{replayed}"
+    );
+    crate::deliver_until(&service, "the replay", async || {
+        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Delivered
+    })
+    .await;
+    let calls = receiver.received.lock().unwrap().calls.clone();
+    assert_eq!(calls.len(), 4);
+    let ids: Vec<_> = calls
+        .iter()
+        .map(|c| c.0["webhook-id"].to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one webhook-id across retries and the replay: {ids:?}"
+    );
+    let delivered = service.delivery(hook.id).await.unwrap().unwrap();
+    assert_eq!(
+        (delivered.replays, delivered.attempts, delivered.response_code),
+        (1, 1, Some(200))
+    );
+}
+
+async fn endpoints_are_validated_and_belong_to_their_organization(pool: Pool) {
+    let service = service(pool, options());
+    let organization = Some(uuid::Uuid::now_v7());
+    let partner = principal(&[Role::Partner], organization);
+    for (body, field) in [
+        (
+            json!({ "url": "ftp://example.com/x", "event_types": ["booking.confirmed.v1"] }),
+            "url",
+        ),
+        (
+            json!({ "url": "https://example.com/x", "event_types": ["booking.unknown.v1"] }),
+            "event_types",
+        ),
+        (
+            json!({ "url": "https://example.com/x", "event_types": [] }),
+            "event_types",
+        ),
+    ] {
+        let (status, problem) = call(&service, &partner, "POST", "/api/v1/webhooks", Some(body)).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some(field)),
+            "{problem}"
+        );
+    }
+    let body = json!({ "url": "https://partner.example.com/hooks", "event_types": ["payment.refunded.v1"] });
+    let (status, created) = call(&service, &partner, "POST", "/api/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, list) = call(&service, &partner, "GET", "/api/v1/webhooks", None).await;
+    assert_eq!((status, list["items"].as_array().unwrap().len()), (200, 1));
+    assert!(
+        list["items"][0].get("secret").is_none(),
+        "the secret is shown once only"
+    );
+    let customer = principal(&[Role::Customer], None);
+    assert_eq!(call(&service, &customer, "GET", "/api/v1/webhooks", None).await.0, 403);
+    let stranger = principal(&[Role::Agent], Some(uuid::Uuid::now_v7()));
+    assert_eq!(
+        call(&service, &stranger, "DELETE", &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        call(&service, &partner, "DELETE", &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        call(&service, &partner, "DELETE", &format!("/api/v1/webhooks/{id}"), None)
+            .await
+            .0,
+        404
+    );
+}
