@@ -26,6 +26,8 @@ pub struct App {
     pools: Vec<Pool>,
     services: Services,
     events: Events,
+    /// The service databases whose outboxes this process relays.
+    outboxes: Vec<(Role, Pool)>,
 }
 
 /// How events move in this process: the bus, the consumers subscribed to it, and one relay per service database
@@ -45,6 +47,8 @@ pub struct Services {
     pub booking: Option<phoenix_booking::Service>,
     pub payment: Option<phoenix_payment::Service>,
     pub saga: Option<phoenix_saga::Orchestrator>,
+    pub notification: Option<phoenix_notification::Service>,
+    pub audit: Option<phoenix_audit::Service>,
     /// The simulated card provider, when payment runs here on it: its ledger is what the money really did.
     pub simulator: Option<phoenix_payment::Simulator>,
 }
@@ -72,6 +76,8 @@ pub fn migrations(role: Role) -> Option<&'static phoenix_db::Migrations> {
         Role::Booking => phoenix_booking::migrations(),
         Role::Payment => phoenix_payment::migrations(),
         Role::Saga => phoenix_saga::migrations(),
+        Role::Notification => phoenix_notification::migrations(),
+        Role::Audit => phoenix_audit::migrations(),
         Role::Gateway => return None,
     })
 }
@@ -114,7 +120,44 @@ pub fn openapi() -> OpenApi {
         phoenix_booking::api().into_openapi(),
         phoenix_payment::api().into_openapi(),
         phoenix_saga::api().into_openapi(),
+        phoenix_notification::api().into_openapi(),
+        phoenix_audit::api().into_openapi(),
     ])
+}
+
+/// The event consumers of the consuming roles running in this process, each bound to its service's database.
+pub fn consumers(config: &Config, services: &Services) -> Vec<phoenix_events::Consumer> {
+    let options = config.events.consumer.clone();
+    let mut consumers = Vec::new();
+    if let Some(audit) = &services.audit {
+        for handler in audit.handlers() {
+            consumers.push(phoenix_events::Consumer::new(
+                audit.pool().clone(),
+                handler,
+                options.clone(),
+            ));
+        }
+    }
+    if let Some(notification) = &services.notification {
+        consumers.push(phoenix_events::Consumer::new(
+            notification.pool().clone(),
+            notification.handler(),
+            options.clone(),
+        ));
+    }
+    consumers
+}
+
+/// The audit service on this process's database (for the CLI).
+pub async fn audit_service(config: &Config) -> anyhow::Result<phoenix_audit::Service> {
+    let pool = open_database(config, Role::Audit, phoenix_audit::migrations()).await?;
+    Ok(phoenix_audit::Service::new(pool, config.audit.clone()))
+}
+
+/// The notification service on this process's database, without its delivery worker (for the CLI).
+pub async fn notification_service(config: &Config) -> anyhow::Result<phoenix_notification::Service> {
+    let pool = open_database(config, Role::Notification, phoenix_notification::migrations()).await?;
+    phoenix_notification::Service::new(pool, config.notification.clone()).context("starting notifications")
 }
 
 /// Inventory on this process's database (for benchmarks and tools).
@@ -303,8 +346,24 @@ impl App {
             services.saga = Some(phoenix_saga::Orchestrator::new(pool, clients, config.saga.clone()).start());
         }
 
-        let subscriptions = Vec::new();
-        let relays = relays(&config, &bus, outboxes);
+        if config.runs(Role::Notification) {
+            let service = notification_service(&config).await?;
+            pools.push(service.pool().clone());
+            readiness.push(pool_check("notification_db", service.pool().clone()));
+            services.notification = Some(service.start());
+        }
+        if config.runs(Role::Audit) {
+            let service = audit_service(&config).await?;
+            pools.push(service.pool().clone());
+            readiness.push(pool_check("audit_db", service.pool().clone()));
+            services.audit = Some(service);
+        }
+        // Consumers first, so the relays find them when they publish.
+        let subscriptions = consumers(&config, &services)
+            .into_iter()
+            .map(|consumer| bus.subscribe(consumer))
+            .collect();
+        let relays = relays(&config, &bus, outboxes.clone());
         let router = if config.runs(Role::Gateway) {
             gateway_router(&config, &services, limiter, readiness)?
         } else {
@@ -320,12 +379,18 @@ impl App {
                 subscriptions,
                 relays,
             },
+            outboxes,
         })
     }
 
     /// The event bus and what runs on it in this process.
     pub fn events(&self) -> &Events {
         &self.events
+    }
+
+    /// The service databases with an outbox in this process, by role.
+    pub fn outboxes(&self) -> &[(Role, Pool)] {
+        &self.outboxes
     }
 
     /// The services running in this process.
@@ -485,6 +550,27 @@ fn gateway_router(
             remote_route(Role::Saga, &config.services.saga, phoenix_saga::PATH_PREFIXES)?;
         }
     }
+    match &services.notification {
+        Some(service) => local.push(
+            phoenix_notification::api()
+                .with_state(service.clone())
+                .split_for_parts()
+                .0,
+        ),
+        None => {
+            remote_route(
+                Role::Notification,
+                &config.services.notification,
+                phoenix_notification::PATH_PREFIXES,
+            )?;
+        }
+    }
+    match &services.audit {
+        Some(service) => local.push(phoenix_audit::api().with_state(service.clone()).split_for_parts().0),
+        None => {
+            remote_route(Role::Audit, &config.services.audit, phoenix_audit::PATH_PREFIXES)?;
+        }
+    }
     let internal = internal_routers(services);
     let gateway = Gateway {
         authenticator: Authenticator::new(
@@ -552,6 +638,17 @@ fn service_router(config: &Config, services: &Services, readiness: Vec<Check>) -
     }
     if let Some(saga) = &services.saga {
         router = router.merge(phoenix_saga::api().with_state(saga.clone()).split_for_parts().0);
+    }
+    if let Some(service) = &services.notification {
+        router = router.merge(
+            phoenix_notification::api()
+                .with_state(service.clone())
+                .split_for_parts()
+                .0,
+        );
+    }
+    if let Some(service) = &services.audit {
+        router = router.merge(phoenix_audit::api().with_state(service.clone()).split_for_parts().0);
     }
     let router = internal_routers(services)
         .into_iter()

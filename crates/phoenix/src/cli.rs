@@ -60,6 +60,16 @@ pub enum Command {
     /// Event operations: relays and dead letters.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Audit log operations.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit log's hash chain from the first entry to the head. Exits non-zero, naming the first
+    /// broken entry, when any entry was edited or deleted.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +77,37 @@ pub enum EventsCommand {
     /// Publish one service's outbox to the configured bus, as `serve` does for the services it runs: until
     /// stopped, or with --until-empty until nothing is left to publish.
     Relay(Relay),
+    /// Events a consumer gave up on after its retries.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Print a consumer's dead letters as JSON (open ones; with --all, replayed ones too).
+    List(DeadLettersList),
+    /// Apply a consumer's open dead letters again, once their cause is fixed. Exits non-zero if any still fail.
+    Replay(DeadLettersReplay),
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersList {
+    /// The consumer: audit, analytics or notification.
+    #[arg(long)]
+    pub consumer: String,
+    /// Include dead letters already replayed.
+    #[arg(long)]
+    pub all: bool,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DeadLettersReplay {
+    /// The consumer: audit, analytics or notification.
+    #[arg(long)]
+    pub consumer: String,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +208,23 @@ pub enum BenchCommand {
     Inventory(BenchInventory),
     /// Hotel and flight searches per second and their latency on the demo dataset, cold and warm cache.
     Search(BenchSearch),
+    /// Events per second from an outbox to the audit consumer, in-process and through NATS JetStream.
+    Events(BenchEvents),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEvents {
+    /// Events written to the outbox before the relay starts.
+    #[arg(long, default_value_t = 20_000)]
+    pub events: usize,
+    #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
+    pub backend: BenchBackend,
+    /// NATS server for the NATS runs [default: skip them].
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// PostgreSQL server for the PostgreSQL runs (a fresh database is created and dropped per run).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub postgres_url: String,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +245,9 @@ pub struct BenchBooking {
     /// Seats of the flash sale's departure (1 to 2000; more than 1000 are split over two cabins).
     #[arg(long, default_value_t = 1_000)]
     pub flash_seats: i64,
+    /// Carry events over NATS JetStream at this URL (`nats://127.0.0.1:4222`) [default: the in-process bus].
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

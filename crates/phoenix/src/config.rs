@@ -28,10 +28,14 @@ pub enum Role {
     Payment,
     /// Booking and cancellation sagas.
     Saga,
+    /// Email, SMS and webhooks on booking and payment events.
+    Notification,
+    /// The hash-chained audit log and analytics projections.
+    Audit,
 }
 
 impl Role {
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 9] = [
         Role::Gateway,
         Role::Identity,
         Role::Inventory,
@@ -39,6 +43,8 @@ impl Role {
         Role::Booking,
         Role::Payment,
         Role::Saga,
+        Role::Notification,
+        Role::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +56,8 @@ impl Role {
             Role::Booking => "booking",
             Role::Payment => "payment",
             Role::Saga => "saga",
+            Role::Notification => "notification",
+            Role::Audit => "audit",
         }
     }
 }
@@ -135,6 +143,8 @@ pub struct Databases {
     pub booking: Option<Secret>,
     pub payment: Option<Secret>,
     pub saga: Option<Secret>,
+    pub notification: Option<Secret>,
+    pub audit: Option<Secret>,
 }
 
 /// Where roles that do not run in this process listen.
@@ -147,6 +157,8 @@ pub struct ServiceUrls {
     pub booking: Option<String>,
     pub payment: Option<String>,
     pub saga: Option<String>,
+    pub notification: Option<String>,
+    pub audit: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +191,9 @@ pub struct Config {
     /// The card provider payments go through.
     pub payment_provider: PaymentProvider,
     pub saga: phoenix_saga::Options,
+    /// Email (SMTP), SMS and webhook delivery, templates' defaults, reminders.
+    pub notification: phoenix_notification::Options,
+    pub audit: phoenix_audit::Options,
     /// The event bus.
     pub bus: Bus,
     pub events: Events,
@@ -208,6 +223,8 @@ impl Default for Config {
             payment: phoenix_payment::Options::default(),
             payment_provider: PaymentProvider::default(),
             saga: phoenix_saga::Options::default(),
+            notification: phoenix_notification::Options::default(),
+            audit: phoenix_audit::Options::default(),
             bus: Bus::default(),
             events: Events::default(),
             offer_signing_key: None,
@@ -275,6 +292,12 @@ impl Config {
         self.saga
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: saga.{e}"))?;
+        self.notification
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: notification.{e}"))?;
+        self.audit
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: audit.{e}"))?;
         if let PaymentProvider::Stripe { base_url, .. } = &self.payment_provider
             && url::Url::parse(base_url)
                 .map(|u| !matches!(u.scheme(), "http" | "https"))
@@ -319,6 +342,8 @@ impl Config {
             ("booking", &self.databases.booking),
             ("payment", &self.databases.payment),
             ("saga", &self.databases.saga),
+            ("notification", &self.databases.notification),
+            ("audit", &self.databases.audit),
         ] {
             if let Some(url) = url
                 && !(url.expose().starts_with("postgres") || url.expose().starts_with("sqlite:"))
@@ -346,6 +371,8 @@ impl Config {
             ("services.booking", &self.services.booking),
             ("services.payment", &self.services.payment),
             ("services.saga", &self.services.saga),
+            ("services.notification", &self.services.notification),
+            ("services.audit", &self.services.audit),
         ] {
             if let Some(url) = url
                 && url::Url::parse(url)
@@ -383,6 +410,8 @@ impl Config {
             Role::Booking => &self.databases.booking,
             Role::Payment => &self.databases.payment,
             Role::Saga => &self.databases.saga,
+            Role::Notification => &self.databases.notification,
+            Role::Audit => &self.databases.audit,
             Role::Gateway => &None,
         };
         if let Some(url) = own {

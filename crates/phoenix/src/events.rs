@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::app;
-use crate::cli::Relay;
-use crate::config::Config;
+use crate::cli::{DeadLettersCommand, Relay};
+use crate::config::{Config, Role};
 
 /// `phoenix events relay --service S`: publishes S's outbox to the configured bus until stopped (SIGINT/SIGTERM,
 /// or a crash: the next relay takes over where the lease and the outbox say), or until it is empty.
@@ -47,5 +47,56 @@ pub async fn relay(config: &Config, options: Relay) -> anyhow::Result<()> {
         }
     }
     pool.close().await;
+    Ok(())
+}
+
+/// The consumer called `name`, on its service's database.
+async fn consumer(config: &Config, name: &str) -> anyhow::Result<phoenix_events::Consumer> {
+    let mut services = app::Services::default();
+    match name {
+        "audit" | "analytics" => services.audit = Some(app::audit_service(config).await?),
+        "notification" => services.notification = Some(app::notification_service(config).await?),
+        _ => bail!("no consumer called {name:?}: audit, analytics or notification"),
+    }
+    app::consumers(config, &services)
+        .into_iter()
+        .find(|c| c.name() == name)
+        .with_context(|| format!("consumer {name} not found"))
+}
+
+/// `phoenix events dead-letters list|replay --consumer NAME`.
+pub async fn dead_letters(config: &Config, command: DeadLettersCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLettersCommand::List(options) => {
+            let consumer = consumer(config, &options.consumer).await?;
+            let letters = consumer
+                .dead_letters(options.all, options.limit.clamp(1, 10_000))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&letters)?);
+            consumer.pool().close().await;
+            Ok(())
+        }
+        DeadLettersCommand::Replay(options) => {
+            let consumer = consumer(config, &options.consumer).await?;
+            let replay = consumer.replay_dead_letters().await?;
+            println!("{}", serde_json::to_string_pretty(&replay)?);
+            consumer.pool().close().await;
+            if replay.still_failing > 0 {
+                bail!("{} dead letter(s) still fail", replay.still_failing);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `phoenix audit verify`.
+pub async fn verify_audit(config: &Config) -> anyhow::Result<()> {
+    let pool = app::open_database(config, Role::Audit, phoenix_audit::migrations()).await?;
+    let verification = phoenix_audit::verify(&pool).await?;
+    pool.close().await;
+    println!("{verification}");
+    if !verification.is_intact() {
+        bail!("the audit log has been tampered with");
+    }
     Ok(())
 }

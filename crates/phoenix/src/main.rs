@@ -2,7 +2,9 @@ use std::io::BufRead;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use phoenix::cli::{BenchCommand, Cli, Command, EventsCommand, KeysCommand, PaymentsCommand, SeedCommand, UserCommand};
+use phoenix::cli::{
+    AuditCommand, BenchCommand, Cli, Command, EventsCommand, KeysCommand, PaymentsCommand, SeedCommand, UserCommand,
+};
 use phoenix::config::{Config, LogFormat, Role};
 use phoenix::{App, app, bench, events, seed, shutdown_signal};
 use tracing_subscriber::EnvFilter;
@@ -106,6 +108,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Gateway(options)) => bench::gateway::run(options).await,
         Command::Bench(BenchCommand::Inventory(options)) => bench::inventory::run(options).await,
         Command::Bench(BenchCommand::Search(options)) => bench::search::run(options).await,
+        Command::Bench(BenchCommand::Events(options)) => bench::events::run(options).await,
         Command::Payments(PaymentsCommand::Reconcile(options)) => {
             let (payment, _) = app::payment_service(&config).await?;
             let report = phoenix_payment::reconcile(&payment, options.repair).await?;
@@ -120,6 +123,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Events(EventsCommand::Relay(options)) => events::relay(&config, options).await,
+        Command::Events(EventsCommand::DeadLetters(command)) => events::dead_letters(&config, command).await,
+        Command::Audit(AuditCommand::Verify) => events::verify_audit(&config).await,
         Command::Seed(SeedCommand::Demo(options)) => {
             let seeded = seed::demo(&config, options.scale, options.days, false).await?;
             println!(

@@ -73,7 +73,7 @@ const SIGN_IN_CONCURRENCY: usize = 8;
 /// Distinct error messages kept for the report.
 const MAX_ERROR_KINDS: usize = 20;
 /// The services with a database of their own, as suffixes of the run's PostgreSQL database names.
-const DATABASES: [&str; 7] = [
+const DATABASES: [&str; 9] = [
     "identity",
     "inventory",
     "catalog",
@@ -81,6 +81,8 @@ const DATABASES: [&str; 7] = [
     "payment",
     "payment_simulator",
     "saga",
+    "notification",
+    "audit",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,7 +140,7 @@ pub async fn run(options: BenchBooking) -> anyhow::Result<()> {
 
 async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<Outcome> {
     let storage = Storage::create(options.database_url.as_deref()).await?;
-    let platform = match Platform::start(&storage).await {
+    let platform = match Platform::start(&storage, options.nats_url.as_deref()).await {
         Ok(platform) => platform,
         Err(error) => {
             storage.finish(false).await;
@@ -152,13 +154,14 @@ async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<O
         });
         let tokens = sign_in(&platform, options.clients).await?;
         let steps_before = step_times();
+        let measured_from = phoenix_db::Timestamp::now();
         let started = Instant::now();
         let duration = Duration::from_secs(options.duration_secs);
         let tally = drive(&platform.base, &world, tokens, duration).await?;
         let elapsed = started.elapsed();
         settle(&platform).await?;
         let step_ms = step_means(&steps_before, &step_times());
-        let verification = verify(&platform, &world, &tally).await?;
+        let verification = verify(&platform, &world, &tally, measured_from).await?;
         anyhow::Ok(Outcome {
             scenario,
             tally,
@@ -177,10 +180,11 @@ async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<O
 }
 
 fn print(options: &BenchBooking, outcomes: &[Outcome]) {
-    let backend = if options.database_url.is_some() {
-        "postgres"
-    } else {
-        "sqlite"
+    let backend = match (&options.database_url, &options.nats_url) {
+        (Some(_), Some(_)) => "postgres + nats",
+        (Some(_), None) => "postgres",
+        (None, Some(_)) => "sqlite + nats",
+        (None, None) => "sqlite",
     };
     println!("phoenix bench booking: {} on {}", today(), machine());
     println!(

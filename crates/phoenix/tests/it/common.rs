@@ -265,6 +265,8 @@ impl Drop for PostgresDatabases {
             "payment",
             "payment_simulator",
             "saga",
+            "notification",
+            "audit",
         ] {
             phoenix_db::testing::drop_postgres_database(&format!("{}_{service}", self.name));
         }

@@ -8,6 +8,7 @@ mod catalog;
 mod common;
 mod crash;
 mod errors;
+mod events;
 mod events_crash;
 mod inventory;
 mod jwt;

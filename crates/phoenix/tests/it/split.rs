@@ -29,6 +29,8 @@ async fn gateway_reaches_a_remote_identity() {
         Role::Booking,
         Role::Payment,
         Role::Saga,
+        Role::Notification,
+        Role::Audit,
     ]);
     gateway_config.services.identity = Some(identity.base.clone());
     let gateway = spawn_with(gateway_config).await;
@@ -122,6 +124,8 @@ async fn a_remote_role_without_an_address_is_a_startup_error() {
         Role::Booking,
         Role::Payment,
         Role::Saga,
+        Role::Notification,
+        Role::Audit,
     ]);
     let data = tempfile::tempdir().unwrap();
     gateway_config.data_dir = data.path().to_owned();
@@ -147,6 +151,8 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
         Role::Booking,
         Role::Payment,
         Role::Saga,
+        Role::Notification,
+        Role::Audit,
     ]);
     gateway_config.services.identity = Some(format!("http://{address}"));
     gateway_config.gateway.request_timeout_secs = 1;
@@ -175,6 +181,8 @@ async fn catalog_works_with_a_remote_inventory() {
         Role::Booking,
         Role::Payment,
         Role::Saga,
+        Role::Notification,
+        Role::Audit,
     ]);
     gateway_config.services.inventory = Some(inventory.base.clone());
     let gateway = spawn_with(gateway_config).await;
@@ -272,6 +280,8 @@ async fn a_booking_completes_and_cancels_with_payment_and_the_saga_in_other_proc
         Role::Inventory,
         Role::Catalog,
         Role::Booking,
+        Role::Notification,
+        Role::Audit,
     ]);
     gateway_config.services.payment = Some(payment.base.clone());
     gateway_config.services.saga = Some(saga_url);

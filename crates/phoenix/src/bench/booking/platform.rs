@@ -110,12 +110,15 @@ pub(super) struct Platform {
     /// The simulated provider's books, opened at the start: once the platform is busy, PostgreSQL may have no
     /// connection left to give.
     pub(super) ledger: Pool,
+    /// The audit service's database, and every outbox it hears from: the events' lag is read from them.
+    pub(super) audit: Pool,
+    pub(super) outboxes: Vec<Pool>,
     pub(super) stop: tokio::sync::oneshot::Sender<()>,
     pub(super) server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Platform {
-    pub(super) async fn start(storage: &Storage) -> anyhow::Result<Platform> {
+    pub(super) async fn start(storage: &Storage, nats_url: Option<&str>) -> anyhow::Result<Platform> {
         let mut config = Config {
             data_dir: storage.dir.path().to_owned(),
             ..Config::default()
@@ -128,6 +131,17 @@ impl Platform {
         config.gateway.rate_limit_per_user_per_min = u32::MAX / 2;
         config.gateway.rate_limit_per_ip_per_min = u32::MAX / 2;
         config.inventory.max_open_holds_per_holder = i64::MAX / 2;
+        if let Some(url) = nats_url {
+            // Streams of this run's own, removed with the server's retention (an hour).
+            let tag = Uuid::new_v4().simple().to_string();
+            config.bus = crate::config::Bus::Nats(phoenix_events::NatsOptions {
+                url: url.to_owned(),
+                subject_prefix: format!("bench{tag}"),
+                stream_prefix: format!("BENCH{}", tag.to_uppercase()),
+                max_age_hours: 1,
+                ..phoenix_events::NatsOptions::default()
+            });
+        }
         config.validate()?;
         let app = App::build(config.clone()).await?;
         let missing = || anyhow::anyhow!("every role runs in this process");
@@ -136,6 +150,8 @@ impl Platform {
         let catalog = app.catalog().cloned().ok_or_else(missing)?;
         let booking = app.booking().cloned().ok_or_else(missing)?;
         let ledger = app::simulator_database(&config).await?;
+        let audit = app.services().audit.as_ref().ok_or_else(missing)?.pool().clone();
+        let outboxes = app.outboxes().iter().map(|(_, pool)| pool.clone()).collect();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -149,6 +165,8 @@ impl Platform {
             catalog,
             booking,
             ledger,
+            audit,
+            outboxes,
             stop,
             server,
         })

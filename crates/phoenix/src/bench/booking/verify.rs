@@ -55,7 +55,12 @@ pub(super) async fn books(booking: &phoenix_booking::Service) -> anyhow::Result<
     }
 }
 
-pub(super) async fn verify(platform: &Platform, world: &World, tally: &Tally) -> anyhow::Result<Verification> {
+pub(super) async fn verify(
+    platform: &Platform,
+    world: &World,
+    tally: &Tally,
+    measured_from: phoenix_db::Timestamp,
+) -> anyhow::Result<Verification> {
     let books = books(&platform.booking).await?;
     let mut verification = Verification {
         lines: Vec::new(),
@@ -87,7 +92,57 @@ pub(super) async fn verify(platform: &Platform, world: &World, tally: &Tally) ->
     }
     check_buckets(platform, world, &books, &mut verification).await?;
     check_provider(platform, &books, n_confirmed, &mut verification).await?;
+    check_events(platform, measured_from, &mut verification).await?;
     Ok(verification)
+}
+
+/// Every event the run wrote reached the audit log once (after the relays and the consumer caught up), and how long
+/// events of the measured window took from their transaction to their audit entry.
+pub(super) async fn check_events(
+    platform: &Platform,
+    measured_from: phoenix_db::Timestamp,
+    verification: &mut Verification,
+) -> anyhow::Result<()> {
+    let mut written = 0;
+    for pool in &platform.outboxes {
+        let n: i64 = dispatch!(pool, conn => sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(conn).await)?;
+        written += n;
+    }
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let audited = loop {
+        let n: i64 = dispatch!(&platform.audit, conn => {
+            sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM audit_entries").fetch_one(conn).await
+        })?;
+        if n >= written || Instant::now() >= deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if audited != written {
+        verification
+            .problems
+            .push(format!("{written} events written, {audited} audited"));
+    }
+    let times: Vec<(phoenix_db::Timestamp, phoenix_db::Timestamp)> = dispatch!(&platform.audit, conn => {
+        sqlx::query_as("SELECT occurred_at, recorded_at FROM audit_entries WHERE occurred_at >= $1")
+            .bind(measured_from)
+            .fetch_all(conn)
+            .await
+    })?;
+    let mut lag = Histogram::<u64>::new(3).context("histogram")?;
+    for (occurred, recorded) in &times {
+        lag.saturating_record((recorded.unix_micros() - occurred.unix_micros()).max(0) as u64);
+    }
+    let ms = |q: f64| lag.value_at_quantile(q) as f64 / 1000.0;
+    verification.lines.push(format!(
+        "events: {written} written, {audited} audited once each; outbox to audit lag of the {} from the measured \
+         window: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        times.len(),
+        ms(0.5),
+        ms(0.99),
+        lag.max() as f64 / 1000.0
+    ));
+    Ok(())
 }
 
 /// Every bucket of the world (and any other a confirmed booking holds): `sold` equal to the confirmed units,
