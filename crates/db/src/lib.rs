@@ -17,6 +17,7 @@ pub mod idempotency;
 mod outbox;
 mod pool;
 mod timestamp;
+pub mod trace;
 
 #[cfg(feature = "testing")]
 pub mod testing;

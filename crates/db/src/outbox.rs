@@ -35,7 +35,7 @@ impl Event {
             subject: subject.into(),
             data: serde_json::to_value(data).map_err(Error::EncodeEvent)?,
             correlation_id: None,
-            traceparent: None,
+            traceparent: crate::trace::current(),
             occurred_at: Timestamp::now(),
         })
     }

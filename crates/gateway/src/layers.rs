@@ -19,6 +19,8 @@ use crate::auth::Authenticator;
 use crate::telemetry;
 
 pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+/// The W3C trace context header.
+pub const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
 
 /// The first thing every request meets and the last thing every response leaves, in one middleware (each
 /// `from_fn` layer clones the stack beneath it per request, so fewer is faster):
@@ -42,10 +44,17 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
     request.extensions_mut().insert(RequestId(id.clone()));
-    let response = next.run(request).await;
+    // W3C trace context: continue the caller's trace (or start one); events written while serving carry it, and a
+    // service in another process continues it from the forwarded header.
+    let incoming = request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok());
+    let traceparent = phoenix_db::trace::child_of(incoming);
+    let trace_value = HeaderValue::from_str(&traceparent).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    request.headers_mut().insert(TRACEPARENT, trace_value.clone());
+    let response = phoenix_db::trace::scope(traceparent, next.run(request)).await;
     let mut response = normalize(response, id);
     secure(response.headers_mut());
     response.headers_mut().insert(REQUEST_ID, value);
+    response.headers_mut().insert(TRACEPARENT, trace_value);
     telemetry::observe(&method, route.as_ref(), response.status(), started);
     response
 }

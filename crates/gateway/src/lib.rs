@@ -254,7 +254,13 @@ fn cors(origins: &[String]) -> CorsLayer {
             header::CONTENT_TYPE,
             HeaderName::from_static("idempotency-key"),
             layers::REQUEST_ID,
+            layers::TRACEPARENT,
         ])
-        .expose_headers([layers::REQUEST_ID, header::RETRY_AFTER, header::LOCATION])
+        .expose_headers([
+            layers::REQUEST_ID,
+            layers::TRACEPARENT,
+            header::RETRY_AFTER,
+            header::LOCATION,
+        ])
         .max_age(Duration::from_secs(600))
 }

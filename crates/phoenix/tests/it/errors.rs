@@ -133,6 +133,45 @@ async fn request_ids_are_echoed_or_made() {
 }
 
 #[tokio::test]
+async fn the_callers_trace_continues_into_the_response_and_the_events_of_the_request() {
+    let app = spawn().await;
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let registered = app
+        .http
+        .post(format!("{}/api/v1/auth/register", app.base))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(
+            &serde_json::json!({"email": "traced@example.com", "password": "correct horse battery staple",
+                                   "name": "Traced"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let registered = read(registered).await;
+    assert_eq!(registered.status, 201, "{registered:?}");
+    let answered = registered.headers["traceparent"].to_str().unwrap().to_owned();
+    assert!(answered.starts_with(&format!("00-{trace}-")), "{answered}");
+
+    let identity = app.identity.as_ref().expect("identity runs here");
+    let events = identity.pool().events_after(0, 100).await.unwrap();
+    let event = events
+        .iter()
+        .find(|e| e.event_type == "identity.user_registered.v1")
+        .expect("the registration's event");
+    assert_eq!(event.traceparent.as_deref(), Some(answered.as_str()));
+
+    // Without one, a request starts a trace of its own.
+    let fresh = app.get("/healthz", None).await;
+    let started = fresh.headers["traceparent"].to_str().unwrap();
+    assert_eq!(
+        phoenix_db::trace::trace_id(started).map(str::len),
+        Some(32),
+        "{started}"
+    );
+    assert!(!started.contains(trace));
+}
+
+#[tokio::test]
 async fn security_headers_on_every_response() {
     let app = spawn().await;
     for path in ["/healthz", "/api/v1/nothing"] {
