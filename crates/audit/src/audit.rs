@@ -18,12 +18,14 @@ pub const DOMAINS: &[&str] = &["identity", "inventory", "catalog", "booking", "p
 
 /// Payload fields naming the actor, most specific first. `operation.actor_id` is a payment operation's actor;
 /// `changed_by`/`revoked_by` name the admin (or user) who changed someone else's roles or key, so they come before
-/// `user_id`, which then names the account acted on.
+/// `user_id`, which then names the account acted on; `requested_by` names who asked to cancel a booking, before
+/// `created_by` (who made it).
 const ACTOR_FIELDS: &[&[&str]] = &[
     &["actor_id"],
     &["operation", "actor_id"],
     &["changed_by"],
     &["revoked_by"],
+    &["requested_by"],
     &["created_by"],
     &["user_id"],
     &["customer_id"],
@@ -31,7 +33,7 @@ const ACTOR_FIELDS: &[&[&str]] = &[
 ];
 
 /// Who an event's change was made by: the first of `actor_id`, `operation.actor_id`, `changed_by`,
-/// `revoked_by`, `created_by`, `user_id`, `customer_id`, `holder_id` in its data that is a non-empty string,
+/// `revoked_by`, `requested_by`, `created_by`, `user_id`, `customer_id`, `holder_id` in its data that is a non-empty string,
 /// else the event's source (`phoenix.catalog`: the service acted on its own, or did not say for whom).
 pub fn actor_of(event: &CloudEvent) -> String {
     ACTOR_FIELDS
@@ -139,6 +141,7 @@ mod tests {
             (json!({"operation": {"actor_id": "op"}, "owner_id": "o"}), "op"),
             (json!({"user_id": "u", "changed_by": "admin"}), "admin"),
             (json!({"created_by": "agent", "customer_id": "c"}), "agent"),
+            (json!({"requested_by": "support", "created_by": "agent"}), "support"),
             (json!({"customer_id": "c"}), "c"),
             (json!({"holder_id": "h"}), "h"),
             (json!({"operation": null, "actor_id": ""}), "phoenix.catalog"),

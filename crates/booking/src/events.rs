@@ -42,7 +42,8 @@ struct Summary<'a> {
     detail: serde_json::Value,
 }
 
-/// The event of type `event_type` about `booking` as it is now, with `detail` (a JSON object) added.
+/// The event of type `event_type` about `booking` as it is now, with `detail` (a JSON object) added; its
+/// correlation id is the booking id.
 pub fn event(event_type: &'static str, booking: &Booking, detail: serde_json::Value) -> Result<Event, Error> {
     let starts_at = booking
         .items
@@ -66,7 +67,9 @@ pub fn event(event_type: &'static str, booking: &Booking, detail: serde_json::Va
         ends_at: booking.ends_at(),
         detail,
     };
-    Ok(Event::new(SOURCE, event_type, booking.id.to_string(), &summary)?)
+    // The booking id is the booking flow's correlation id: payment and inventory carry it too (their `reference`).
+    let event = Event::new(SOURCE, event_type, booking.id.to_string(), &summary)?;
+    Ok(event.with_correlation_id(Some(booking.id.to_string())))
 }
 
 #[derive(Serialize)]

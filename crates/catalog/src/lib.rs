@@ -29,7 +29,7 @@ mod store;
 pub use client::{Client, QUOTE_PATH, internal_router};
 pub use error::Error;
 pub use http::{PATH_PREFIXES, api};
-pub use service::{Catalog, Options, SOURCE};
+pub use service::{Catalog, Options, SEARCHES_COUNTED, SOURCE};
 pub use snapshot::{HotelEntry, Snapshot};
 pub use store::Airline;
 

@@ -20,8 +20,11 @@ use uuid::Uuid;
 mod flights;
 mod hotels;
 mod reference;
+mod searches;
 
 pub(crate) use hotels::details;
+pub use searches::SEARCHES_COUNTED;
+pub(crate) use searches::SearchKind;
 
 use crate::Error;
 use crate::availability::Availability;
@@ -58,6 +61,8 @@ pub struct Options {
     pub flight_cancellation_fee_bp: u32,
     /// Search results kept for repeated queries (dropped whenever inventory or the catalog changes).
     pub result_cache_entries: usize,
+    /// How often the searches counted are written as `catalog.searches_counted.v1` (when there were any).
+    pub search_count_flush_secs: u64,
 }
 
 impl Default for Options {
@@ -88,6 +93,7 @@ impl Default for Options {
             offer_ttl_secs: 900,
             flight_cancellation_fee_bp: 2_000,
             result_cache_entries: 10_000,
+            search_count_flush_secs: 60,
         }
     }
 }
@@ -106,6 +112,9 @@ impl Options {
         }
         if self.flight_cancellation_fee_bp > 10_000 {
             return Err("catalog.flight_cancellation_fee_bp must be between 0 and 10000".into());
+        }
+        if !(1..=3_600).contains(&self.search_count_flush_secs) {
+            return Err("catalog.search_count_flush_secs must be between 1 and 3600".into());
         }
         Ok(())
     }
@@ -131,6 +140,8 @@ struct Inner {
     epoch: AtomicU64,
     /// Ids of the events this process wrote and its follower has not read back yet.
     mine: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// Searches since the last `catalog.searches_counted.v1`.
+    searches: searches::Counts,
 }
 
 /// Who the catalog is when it reads inventory for search: authenticated, with no powers.
@@ -171,9 +182,11 @@ impl Catalog {
                 options,
                 epoch: AtomicU64::new(0),
                 mine: std::sync::Mutex::new(std::collections::HashSet::new()),
+                searches: searches::Counts::new(OffsetDateTime::now_utc()),
             }),
         };
         catalog.spawn_follower(position);
+        catalog.spawn_search_counter();
         Ok(catalog)
     }
 
@@ -264,8 +277,10 @@ impl Catalog {
                 Ok(mine) => mine,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            // `|` rather than `||`: every id of this process's must be struck off.
-            events.iter().fold(false, |foreign, e| !mine.remove(&e.id) | foreign)
+            // `|` rather than `||`: every id of this process's must be struck off. Search counts change nothing.
+            events.iter().fold(false, |foreign, e| {
+                (!mine.remove(&e.id) & (e.event_type != SEARCHES_COUNTED)) | foreign
+            })
         };
         if foreign {
             tracing::info!(position = last, "the catalog changed in another process: reloading");
@@ -376,13 +391,20 @@ impl Catalog {
         }
     }
 
-    /// An event of this catalog, remembered so the follower can tell this process's writes from another's.
+    /// An event of this catalog about a change `actor` made, remembered so the follower can tell this process's
+    /// writes from another's. `data` (an object) gets the acting user as `actor_id`: null for the platform itself
+    /// (seeding acts as a principal with the nil id).
     fn event(
         &self,
+        actor: &Principal,
         event_type: &'static str,
         subject: impl Into<String>,
-        data: serde_json::Value,
+        mut data: serde_json::Value,
     ) -> Result<Event, Error> {
+        if let Some(fields) = data.as_object_mut() {
+            let actor_id = Some(actor.user_id).filter(|id| !id.is_nil());
+            fields.insert("actor_id".to_owned(), serde_json::json!(actor_id));
+        }
         let event = Event::new(SOURCE, event_type, subject, &data)?;
         match self.inner.mine.lock() {
             Ok(mut mine) => mine.insert(event.id),

@@ -174,6 +174,14 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
+    /// Writes an event that goes with no change of the catalog's tables (search counts), in its own transaction.
+    pub async fn append_event(&self, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Loads the whole catalog.
     pub async fn load(&self) -> Result<Everything, Error> {
         let pool = &self.pool;

@@ -74,7 +74,8 @@ impl Service {
         self.store().api_keys_of(owner.user_id, 1_000).await
     }
 
-    /// Revokes one of the owner's keys (any key, for an admin). Someone else's key is "not found".
+    /// Revokes one of the owner's keys (any key, for an admin). Someone else's key is "not found". Revoking a
+    /// revoked key succeeds and changes nothing: the event is written once, by the call that revoked it.
     pub async fn revoke_api_key(&self, actor: &Principal, id: Uuid) -> Result<(), Error> {
         let key = self.store().api_key(id).await?.ok_or(Error::ApiKeyNotFound)?;
         if key.user_id != actor.user_id && !actor.has(Role::Admin) {
@@ -88,7 +89,8 @@ impl Service {
                 "user_id": key.user_id, "key_id": id, "revoked_by": actor.user_id,
             }),
         )?;
-        self.store().revoke_api_key(id, &event).await
+        self.store().revoke_api_key(id, &event).await?;
+        Ok(())
     }
 
     /// The principal an API key stands for: its owner, with the owner's current roles and organization.

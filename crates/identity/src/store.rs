@@ -444,9 +444,10 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn revoke_api_key(&self, id: Uuid, event: &Event) -> Result<(), Error> {
+    /// Revokes a live key with its event. False, with no event, when it was revoked already.
+    pub async fn revoke_api_key(&self, id: Uuid, event: &Event) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        dispatch!(&mut tx, conn => {
+        let revoked = dispatch!(&mut tx, conn => {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(Timestamp::now())
                 .bind(id)
@@ -454,9 +455,12 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
+        if revoked == 0 {
+            return Ok(false);
+        }
         tx.append_event(event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     // Organizations

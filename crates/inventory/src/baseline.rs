@@ -2,11 +2,11 @@
 //! and the same rows (hold, lines, holder counter, event) as the engine writes. Correct, and limited to one commit
 //! per hold; on a hot bucket every transaction also waits for the one before it to release the row.
 
-use phoenix_db::{Event, Pool, Timestamp, dispatch};
+use phoenix_db::{Pool, Timestamp, dispatch};
 use uuid::Uuid;
 
-use crate::hold::NewHold;
-use crate::{Error, SOURCE};
+use crate::Error;
+use crate::hold::{Hold, NewHold, Status};
 
 /// Holds `request` in a transaction of its own. `Ok(None)`: not enough units.
 pub async fn hold(pool: &Pool, request: &NewHold, now: Timestamp) -> Result<Option<Uuid>, Error> {
@@ -63,14 +63,19 @@ pub async fn hold(pool: &Pool, request: &NewHold, now: Timestamp) -> Result<Opti
         .await
         .map(|_| ())
     })?;
-    let event = Event::new(
-        SOURCE,
-        "inventory.hold_created.v1",
-        id.to_string(),
-        &serde_json::json!({
-            "hold_id": id, "holder_id": request.holder_id,
-        }),
-    )?;
+    let hold = Hold {
+        id,
+        holder_id: request.holder_id,
+        organization_id: request.organization_id,
+        reference: request.reference.clone(),
+        status: Status::Held,
+        lines: request.lines.clone(),
+        created_at: now,
+        expires_at,
+        closed_at: None,
+    };
+    let mut event = hold.created_event()?;
+    event.occurred_at = now;
     tx.append_event(&event).await?;
     tx.commit().await?;
     Ok(Some(id))

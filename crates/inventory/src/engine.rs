@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::clock::Clock;
-use crate::hold::{Hold, Line, NewHold, Status};
+use crate::hold::{Hold, NewHold, Status, lines_json};
 use crate::item::{Bucket, ItemId, Size};
 use crate::ledger::{Ledger, Refusal};
 use crate::store::{Closed, Conflict, Store, Writes};
@@ -364,21 +364,23 @@ impl Apply {
             Status::Released => "inventory.hold_released.v1",
             _ => "inventory.hold_expired.v1",
         };
-        self.event(
-            event_type,
-            hold.id.to_string(),
-            &serde_json::json!({
-                "hold_id": hold.id, "holder_id": hold.holder_id, "lines": lines_json(&hold.lines),
-                "from": prior, "reference": hold.reference,
-            }),
-        )
+        let data = serde_json::json!({
+            "hold_id": hold.id, "holder_id": hold.holder_id, "lines": lines_json(&hold.lines),
+            "from": prior, "reference": hold.reference,
+        });
+        self.push(hold.event(event_type, &data)?);
+        Ok(())
     }
 
     fn event(&mut self, event_type: &'static str, subject: String, data: &serde_json::Value) -> Result<(), Error> {
-        let mut event = Event::new(SOURCE, event_type, subject, data)?;
+        self.push(Event::new(SOURCE, event_type, subject, data)?);
+        Ok(())
+    }
+
+    /// Events take the batch's time: the time of the transaction that writes them.
+    fn push(&mut self, mut event: Event) {
         event.occurred_at = self.now;
         self.writes.events.push(event);
-        Ok(())
     }
 
     fn confirm(&mut self, hold: Option<&mut Hold>) -> Result<Result<Hold, Error>, Error> {
@@ -485,14 +487,7 @@ impl Apply {
         };
         *self.open.entry(hold.holder_id).or_default() += 1;
         *self.writes.holders.entry(hold.holder_id).or_default() += 1;
-        self.event(
-            "inventory.hold_created.v1",
-            hold.id.to_string(),
-            &serde_json::json!({
-                "hold_id": hold.id, "holder_id": hold.holder_id, "lines": lines_json(&hold.lines),
-                "expires_at": hold.expires_at.unix_micros(), "reference": hold.reference,
-            }),
-        )?;
+        self.push(hold.created_event()?);
         if let Some(keyed) = keyed {
             let mut record = Record::new(
                 keyed.scope.clone(),
@@ -507,13 +502,6 @@ impl Apply {
         self.writes.new_holds.push(hold.clone());
         Ok(hold)
     }
-}
-
-fn lines_json(lines: &[Line]) -> serde_json::Value {
-    lines
-        .iter()
-        .map(|l| serde_json::json!({"item_id": l.item_id, "quantity": l.quantity}))
-        .collect()
 }
 
 fn is_transient(error: &Error) -> bool {

@@ -1,9 +1,10 @@
-use phoenix_db::Timestamp;
+use phoenix_db::{Event, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::item::ItemId;
+use crate::{Error, SOURCE};
 
 /// Where a hold is in its life. `held` is the only state that can change; the others are final, except that a
 /// `confirmed` hold may still be `released` (a cancelled booking returns its units).
@@ -63,6 +64,31 @@ impl Hold {
     pub fn is_lapsed(&self, now: Timestamp) -> bool {
         self.status == Status::Held && self.expires_at <= now
     }
+
+    /// `inventory.hold_created.v1`, the one shape of it wherever a hold is taken (the engine, the baseline).
+    pub(crate) fn created_event(&self) -> Result<Event, Error> {
+        let expires_at = time::serde::rfc3339::serialize(&self.expires_at.datetime(), serde_json::value::Serializer)
+            .map_err(phoenix_db::Error::EncodeEvent)?;
+        let data = serde_json::json!({
+            "hold_id": self.id, "holder_id": self.holder_id, "lines": lines_json(&self.lines),
+            "expires_at": expires_at, "reference": self.reference,
+        });
+        self.event("inventory.hold_created.v1", &data)
+    }
+
+    /// An event about this hold: its subject is the hold, its correlation id the hold's `reference` (the booking id
+    /// for the saga's holds), so a booking flow's events can be found together.
+    pub(crate) fn event(&self, event_type: &'static str, data: &serde_json::Value) -> Result<Event, Error> {
+        let event = Event::new(SOURCE, event_type, self.id.to_string(), data)?;
+        Ok(event.with_correlation_id(self.reference.clone()))
+    }
+}
+
+pub(crate) fn lines_json(lines: &[Line]) -> serde_json::Value {
+    lines
+        .iter()
+        .map(|l| serde_json::json!({"item_id": l.item_id, "quantity": l.quantity}))
+        .collect()
 }
 
 /// Limits on what one hold may ask for.

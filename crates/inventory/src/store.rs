@@ -195,10 +195,13 @@ impl Store {
                 }
             };
             created += ids.len() as u64;
-            for named in chunks_under(&ids, phoenix_db::MAX_MESSAGE_BYTES / 2, |id| id.len() + 3) {
-                let data = serde_json::json!({ "item_ids": named });
-                let subject = named.first().cloned().unwrap_or_default();
-                events.push(Event::new(crate::SOURCE, "inventory.items_created.v1", subject, &data)?);
+            // The row a duplicate id in one chunk inserted is its first one.
+            let by_id: HashMap<&str, &NewBucket> = chunk.iter().rev().map(|b| (b.item_id.as_str(), b)).collect();
+            let new: Vec<&NewBucket> = ids.iter().filter_map(|id| by_id.get(id.as_str()).copied()).collect();
+            for named in chunks_under(&new, phoenix_db::MAX_MESSAGE_BYTES / 2, |b| {
+                2 * b.item_id.as_str().len() + 70
+            }) {
+                events.push(items_created(named)?);
             }
         }
         tx.append_events(&events).await?;
@@ -450,6 +453,23 @@ struct HoldRow {
 }
 
 type LineRow = (Uuid, String, i64);
+
+/// `inventory.items_created.v1` for buckets just created: their ids (`item_ids`, as the first version had them) and
+/// their capacities.
+fn items_created(buckets: &[&NewBucket]) -> Result<Event, Error> {
+    let item_ids: Vec<&str> = buckets.iter().map(|b| b.item_id.as_str()).collect();
+    let items: Vec<serde_json::Value> = buckets
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "item_id": b.item_id.as_str(), "capacity": b.capacity, "overbooking_limit": b.overbooking_limit,
+            })
+        })
+        .collect();
+    let subject = item_ids.first().map(|id| (*id).to_owned()).unwrap_or_default();
+    let data = serde_json::json!({ "item_ids": item_ids, "items": items });
+    Ok(Event::new(crate::SOURCE, "inventory.items_created.v1", subject, &data)?)
+}
 
 async fn load_holds_pg(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<(Vec<HoldRow>, Vec<LineRow>), Error> {
     let sql = format!("{HOLD_COLUMNS} WHERE id = ANY($1)");

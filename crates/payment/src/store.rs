@@ -329,7 +329,8 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
-        if !apply(&mut tx, operation.payment_id, &completion.change, now).await? {
+        let applied = apply(&mut tx, operation.payment_id, &completion.change, now).await?;
+        if !applied {
             tracing::warn!(payment_id = %operation.payment_id, operation = operation.kind.as_str(),
                 "the payment moved on before its operation finished; reconciliation will compare it");
         }
@@ -346,7 +347,8 @@ impl Store {
                 .await
                 .map(|done| done.rows_affected())
         })?;
-        if let Some(event) = event(&completion.change, &payment, Some(operation))? {
+        // An event says the change happened: none when the payment had moved on and this one did not apply.
+        if applied && let Some(event) = event(&completion.change, &payment, Some(operation))? {
             tx.append_event(&event).await?;
         }
         tx.commit().await?;
@@ -547,12 +549,15 @@ fn event(change: &Change, payment: &Payment, operation: Option<&Operation>) -> R
             "actor_id": o.actor_id,
         })),
     });
-    Ok(Some(Event::new(
-        crate::SOURCE,
-        event_type,
-        payment.id.to_string(),
-        &data,
-    )?))
+    let event = Event::new(crate::SOURCE, event_type, payment.id.to_string(), &data)?;
+    Ok(Some(event.with_correlation_id(booking_id(payment))))
+}
+
+/// The booking a payment is for, as the booking flow's correlation id: the saga sets `reference` to the booking
+/// id. Any other reference is a caller's free text and correlates nothing.
+fn booking_id(payment: &Payment) -> Option<String> {
+    let reference = payment.reference.as_deref()?;
+    Uuid::parse_str(reference).ok().map(|id| id.to_string())
 }
 
 /// Events written by reconciliation say so, for whoever reads them.

@@ -51,6 +51,7 @@ impl Service {
                 events::CANCELLATION_REQUESTED,
                 &cancelling,
                 json!({
+                    "requested_by": actor.user_id,
                     "reason": reason,
                     "refund_minor": cancelling.cancellation.as_ref().map(|c| c.refund_minor),
                     "fee_minor": cancelling.cancellation.as_ref().map(|c| c.fee_minor),

@@ -11,6 +11,8 @@ phoenix_db::contract_suite!(
         cancelling_non_refundable_refunds_nothing_but_still_releases,
         cancelling_after_the_deadline_keeps_the_fee,
         only_confirmed_bookings_can_be_cancelled,
+        the_cancellation_request_names_who_asked,
+        every_event_of_a_booking_carries_its_id_as_correlation_id,
     ]
 );
 
@@ -152,4 +154,65 @@ async fn only_confirmed_bookings_can_be_cancelled(pool: Pool) {
         .await
         .unwrap();
     assert_eq!(cancelling.status, Status::Cancelling);
+}
+
+async fn the_cancellation_request_names_who_asked(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let ann = customer();
+    let booking = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 10, 3, 1, 1)])
+        .await;
+    let staff = support();
+    world
+        .booking
+        .request_cancellation(&staff, booking.id, Some("duplicate".into()))
+        .await
+        .unwrap();
+    let requested = events_of(&pool, phoenix_booking::CANCELLATION_REQUESTED).await;
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0]["requested_by"], staff.user_id.to_string());
+    assert_eq!(requested[0]["created_by"], ann.user_id.to_string());
+}
+
+async fn every_event_of_a_booking_carries_its_id_as_correlation_id(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let ann = customer();
+    let first = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 10, 3, 1, 1)])
+        .await;
+    let second = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 20, 1, 1, 1)])
+        .await;
+    cancel_and_refund(&world, &ann, &first).await;
+
+    let events = pool.unpublished_events(1_000).await.unwrap();
+    let types_of = |booking_id: uuid::Uuid| -> Vec<&str> {
+        let id = booking_id.to_string();
+        for event in events.iter().filter(|e| e.subject == id) {
+            assert_eq!(
+                event.correlation_id.as_deref(),
+                Some(id.as_str()),
+                "{}",
+                event.event_type
+            );
+        }
+        events
+            .iter()
+            .filter(|e| e.correlation_id.as_deref() == Some(id.as_str()))
+            .map(|e| e.event_type.as_str())
+            .collect()
+    };
+    assert_eq!(
+        types_of(first.id),
+        [
+            phoenix_booking::CREATED,
+            phoenix_booking::CONFIRMED,
+            phoenix_booking::CANCELLATION_REQUESTED,
+            phoenix_booking::CANCELLED
+        ]
+    );
+    assert_eq!(
+        types_of(second.id),
+        [phoenix_booking::CREATED, phoenix_booking::CONFIRMED]
+    );
 }

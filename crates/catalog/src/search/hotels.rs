@@ -245,6 +245,7 @@ impl Catalog {
     /// Hotels with every night of the stay available for the rooms asked, each with its cheapest options.
     pub async fn search_hotels(&self, query: &HotelSearch) -> Result<Bytes, Error> {
         let stay = query.validate(OffsetDateTime::now_utc().date())?;
+        self.count_search(crate::service::SearchKind::Hotel);
         let key = format!("hotels:{}", serde_json::to_string(query).unwrap_or_default());
         if let Some(hit) = self.cached_result(&key, RESULT_MAX_AGE) {
             metrics::counter!("catalog_search_results_total", "kind" => "hotels", "cache" => "hit").increment(1);

@@ -134,6 +134,7 @@ impl Catalog {
             .ok_or(Error::NotFound("schedule"))?;
         self.airline_for_write(actor, &old.airline)?;
         let event = self.event(
+            actor,
             "catalog.schedule_deactivated.v1",
             id.to_string(),
             serde_json::json!({ "schedule_id": id }),
@@ -177,6 +178,7 @@ impl Catalog {
             .map(|d| d.departure.id.clone())
             .collect();
         let event = self.event(
+            actor,
             event_type,
             schedule.id.to_string(),
             serde_json::json!({ "schedule_id": schedule.id, "flight_number": schedule.flight_number,
@@ -223,6 +225,7 @@ impl Catalog {
             all.push((schedule, departures));
         }
         let event = self.event(
+            actor,
             "catalog.schedules_loaded.v1",
             "schedules",
             serde_json::json!({ "schedules": all.len() }),

@@ -31,7 +31,7 @@ impl Catalog {
             active: true,
         };
         let _writing = self.inner.writing.lock().await;
-        self.save_hotel(hotel, Vec::new(), Vec::new(), "catalog.hotel_created.v1")
+        self.save_hotel(actor, hotel, Vec::new(), Vec::new(), "catalog.hotel_created.v1")
             .await
     }
 
@@ -63,6 +63,7 @@ impl Catalog {
             ..entry.hotel.clone()
         };
         self.save_hotel(
+            actor,
             hotel,
             entry.room_types.clone(),
             entry.rate_plans.clone(),
@@ -80,6 +81,7 @@ impl Catalog {
             ..entry.hotel.clone()
         };
         self.save_hotel(
+            actor,
             hotel,
             entry.room_types.clone(),
             entry.rate_plans.clone(),
@@ -90,12 +92,14 @@ impl Catalog {
 
     async fn save_hotel(
         &self,
+        actor: &Principal,
         hotel: Hotel,
         room_types: Vec<RoomType>,
         rate_plans: Vec<RatePlan>,
         event_type: &'static str,
     ) -> Result<HotelView, Error> {
         let event = self.event(
+            actor,
             event_type,
             hotel.id.to_string(),
             serde_json::json!({ "hotel_id": hotel.id }),
@@ -193,6 +197,7 @@ impl Catalog {
         event_type: &'static str,
     ) -> Result<RoomTypeView, Error> {
         let event = self.event(
+            actor,
             event_type,
             room.hotel_id.to_string(),
             serde_json::json!({ "hotel_id": room.hotel_id, "room_type_id": room.id }),
@@ -309,7 +314,8 @@ impl Catalog {
             prices: BTreeMap::new(),
             active: true,
         };
-        self.save_rate_plan(&entry, plan, "catalog.rate_plan_created.v1").await
+        self.save_rate_plan(actor, &entry, plan, "catalog.rate_plan_created.v1")
+            .await
     }
 
     /// Changes a rate plan's terms; its room type and currency are fixed once created (its prices are in it).
@@ -339,7 +345,8 @@ impl Catalog {
             free_cancellation_hours: input.free_cancellation_hours,
             ..old.clone()
         };
-        self.save_rate_plan(&entry, plan, "catalog.rate_plan_updated.v1").await
+        self.save_rate_plan(actor, &entry, plan, "catalog.rate_plan_updated.v1")
+            .await
     }
 
     pub async fn deactivate_rate_plan(
@@ -357,7 +364,7 @@ impl Catalog {
             ..old.clone()
         };
         let mut view = self
-            .save_rate_plan(&entry, plan, "catalog.rate_plan_deactivated.v1")
+            .save_rate_plan(actor, &entry, plan, "catalog.rate_plan_deactivated.v1")
             .await?;
         view.priced_nights = old.prices.len();
         Ok(view)
@@ -383,6 +390,7 @@ impl Catalog {
         let mut delta = old.clone();
         delta.prices = nights.iter().map(|n| (*n, input.amount_minor)).collect();
         let event = self.event(
+            actor,
             "catalog.rates_changed.v1",
             hotel_id.to_string(),
             serde_json::json!({ "hotel_id": hotel_id, "rate_plan_id": plan_id, "from": input.from,
@@ -403,11 +411,13 @@ impl Catalog {
 
     async fn save_rate_plan(
         &self,
+        actor: &Principal,
         entry: &HotelEntry,
         plan: RatePlan,
         event_type: &'static str,
     ) -> Result<RatePlanView, Error> {
         let event = self.event(
+            actor,
             event_type,
             plan.hotel_id.to_string(),
             serde_json::json!({ "hotel_id": plan.hotel_id, "rate_plan_id": plan.id }),
@@ -438,6 +448,7 @@ impl Catalog {
     pub async fn load_hotels(&self, actor: &Principal, hotels: Vec<HotelEntry>) -> Result<usize, Error> {
         let _writing = self.inner.writing.lock().await;
         let event = self.event(
+            actor,
             "catalog.hotels_loaded.v1",
             "hotels",
             serde_json::json!({ "hotels": hotels.len() }),

@@ -43,7 +43,12 @@ impl Catalog {
             longitude: input.longitude,
             active: input.active,
         };
-        let event = self.event("catalog.airport_changed.v1", code, serde_json::json!({ "code": code }))?;
+        let event = self.event(
+            actor,
+            "catalog.airport_changed.v1",
+            code,
+            serde_json::json!({ "code": code }),
+        )?;
         self.inner.store.save_airport(&row, &event).await?;
         self.replace(|s| s.put_airport(row));
         Ok(())
@@ -73,6 +78,7 @@ impl Catalog {
         };
         let _writing = self.inner.writing.lock().await;
         let event = self.event(
+            actor,
             "catalog.airline_created.v1",
             airline.code.clone(),
             serde_json::json!({ "code": airline.code, "organization_id": airline.organization_id }),
@@ -114,6 +120,7 @@ impl Catalog {
         let text = rate.get().to_string();
         let _writing = self.inner.writing.lock().await;
         let event = self.event(
+            actor,
             "catalog.fx_rate_changed.v1",
             format!("{}/{}", base.code(), quote.code()),
             serde_json::json!({ "base": base.code(), "quote": quote.code(), "rate": text }),

@@ -2,6 +2,7 @@
 //! database of the same engine, in process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod events;
 mod flights;
 mod hotels;
 mod isolation;

@@ -10,6 +10,7 @@ phoenix_db::contract_suite!(
         key_authenticates_as_its_owner_until_revoked,
         tampered_or_expired_keys_fail,
         only_the_owner_or_an_admin_revokes,
+        revoking_a_revoked_key_succeeds_without_another_event,
     ]
 );
 
@@ -111,4 +112,26 @@ async fn only_the_owner_or_an_admin_revokes(pool: Pool) {
     };
     identity.revoke_api_key(&admin, key.id).await.unwrap();
     assert!(identity.authenticate_api_key(&secret).await.is_err());
+}
+
+async fn revoking_a_revoked_key_succeeds_without_another_event(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let owner = partner(&identity, "p@example.com").await;
+    let (key, _) = identity.create_api_key(&owner, "k", None).await.unwrap();
+    identity.revoke_api_key(&owner, key.id).await.unwrap();
+    identity.revoke_api_key(&owner, key.id).await.unwrap();
+    let admin = Principal {
+        roles: [Role::Admin].into(),
+        ..partner(&identity, "a@example.com").await
+    };
+    identity.revoke_api_key(&admin, key.id).await.unwrap();
+
+    let events = pool.unpublished_events(100).await.unwrap();
+    let revoked: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "identity.api_key_revoked.v1")
+        .map(|e| &e.data.0)
+        .collect();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["revoked_by"], owner.user_id.to_string());
 }

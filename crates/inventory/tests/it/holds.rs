@@ -1,5 +1,8 @@
-use phoenix_db::Pool;
-use phoenix_inventory::{Error, Options, Status};
+use phoenix_db::{OutboxRecord, Pool, Timestamp};
+use phoenix_inventory::hold::{Line, NewHold};
+use phoenix_inventory::{Error, ItemId, Options, Status, baseline};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::{agent, bucket, events_of, request, service, service_with, stored_counters};
 
@@ -13,6 +16,8 @@ phoenix_db::contract_suite!(
         idempotent_retry_returns_the_same_hold,
         holds_per_holder_are_bounded,
         others_cannot_see_or_touch_a_hold,
+        hold_events_carry_an_rfc3339_expiry_and_their_reference_as_correlation_id,
+        the_baseline_writes_the_engines_hold_created_shape,
     ]
 );
 
@@ -222,4 +227,68 @@ async fn others_cannot_see_or_touch_a_hold(pool: Pool) {
     let colleague = crate::principal(&[phoenix_api::Role::Agent], holder.organization_id);
     assert_eq!(inventory.hold(&colleague, hold.id).await.unwrap().id, hold.id);
     assert_eq!(inventory.hold(&crate::admin(), hold.id).await.unwrap().id, hold.id);
+}
+
+async fn outbox(pool: &Pool, event_type: &str) -> Vec<OutboxRecord> {
+    let events = pool.unpublished_events(1_000).await.unwrap();
+    events.into_iter().filter(|e| e.event_type == event_type).collect()
+}
+
+async fn hold_events_carry_an_rfc3339_expiry_and_their_reference_as_correlation_id(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    let holder = agent();
+    let booking_id = uuid::Uuid::now_v7().to_string();
+    let mut for_booking = request(&[("a", 2)]);
+    for_booking.reference = Some(booking_id.clone());
+    let hold = inventory.create_hold(&holder, for_booking, None).await.unwrap();
+    inventory.confirm(&holder, hold.id).await.unwrap();
+    let unreferenced = inventory
+        .create_hold(&holder, request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+
+    let created = outbox(&pool, "inventory.hold_created.v1").await;
+    let expires_at = created[0].data.0["expires_at"].as_str().expect("an RFC 3339 string");
+    let expires_at = OffsetDateTime::parse(expires_at, &Rfc3339).unwrap();
+    assert_eq!(Timestamp::from_datetime(expires_at), hold.expires_at);
+    assert_eq!(created[0].data.0["reference"], booking_id.as_str());
+    let confirmed = outbox(&pool, "inventory.hold_confirmed.v1").await;
+    assert_eq!(created[0].correlation_id.as_deref(), Some(booking_id.as_str()));
+    assert_eq!(confirmed[0].correlation_id.as_deref(), Some(booking_id.as_str()));
+    assert_eq!(created[1].subject, unreferenced.id.to_string());
+    assert_eq!(created[1].correlation_id, None, "no reference, no correlation");
+}
+
+async fn the_baseline_writes_the_engines_hold_created_shape(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    let holder = agent();
+    let mut engine_request = request(&[("a", 2)]);
+    engine_request.reference = Some("booking-1".to_owned());
+    inventory.create_hold(&holder, engine_request, None).await.unwrap();
+    let baseline_request = NewHold {
+        lines: vec![Line {
+            item_id: ItemId::parse("a").unwrap(),
+            quantity: 2,
+        }],
+        ttl_secs: 900,
+        reference: Some("booking-2".to_owned()),
+        holder_id: holder.user_id,
+        organization_id: holder.organization_id,
+    };
+    let now = Timestamp::now();
+    let id = baseline::hold(&pool, &baseline_request, now).await.unwrap().unwrap();
+
+    let created = outbox(&pool, "inventory.hold_created.v1").await;
+    assert_eq!(created.len(), 2);
+    let keys = |e: &OutboxRecord| -> Vec<String> { e.data.0.as_object().unwrap().keys().cloned().collect() };
+    assert_eq!(keys(&created[1]), keys(&created[0]));
+    let data = &created[1].data.0;
+    assert_eq!(data["hold_id"], id.to_string());
+    assert_eq!(data["lines"], serde_json::json!([{"item_id": "a", "quantity": 2}]));
+    assert_eq!(data["reference"], "booking-2");
+    let expires_at = OffsetDateTime::parse(data["expires_at"].as_str().unwrap(), &Rfc3339).unwrap();
+    assert_eq!(Timestamp::from_datetime(expires_at), now + time::Duration::seconds(900));
+    assert_eq!(created[1].correlation_id.as_deref(), Some("booking-2"));
 }

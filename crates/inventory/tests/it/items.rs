@@ -13,6 +13,7 @@ phoenix_db::contract_suite!(
         availability_lists_known_items,
         bad_sizes_and_ids_are_named,
         bulk_creation_skips_existing_buckets_and_names_new_ones_in_the_feed,
+        bulk_created_buckets_carry_their_capacities_in_their_event,
     ]
 );
 
@@ -191,4 +192,42 @@ async fn bulk_creation_skips_existing_buckets_and_names_new_ones_in_the_feed(poo
     for id in ["room:c:1", "room:c:2", "room:c:3"] {
         assert!(matches!(inventory.item(id).await, Err(Error::ItemNotFound)), "{id}");
     }
+}
+
+async fn bulk_created_buckets_carry_their_capacities_in_their_event(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    let operator = principal(&[Role::Operator], Some(Uuid::now_v7()));
+    inventory.put_item(&operator, "room:a:1", 7, 0, None).await.unwrap();
+    let mut items = vec![
+        new_item("room:a:1", 99),
+        new_item("room:b:1", 3),
+        new_item("room:b:2", 5),
+    ];
+    items[2].overbooking_limit = 1;
+    assert_eq!(inventory.create_items(&operator, &items).await.unwrap(), 2);
+
+    let events = pool.unpublished_events(100).await.unwrap();
+    let created: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.event_type == "inventory.items_created.v1")
+        .map(|e| &e.data.0)
+        .collect();
+    assert_eq!(created.len(), 1);
+    let sorted = |v: &serde_json::Value| {
+        let mut v = v.as_array().unwrap().clone();
+        v.sort_by_key(|x| x.get("item_id").unwrap_or(x).to_string());
+        serde_json::Value::Array(v)
+    };
+    assert_eq!(
+        sorted(&created[0]["item_ids"]),
+        serde_json::json!(["room:b:1", "room:b:2"])
+    );
+    assert_eq!(
+        sorted(&created[0]["items"]),
+        serde_json::json!([
+            {"item_id": "room:b:1", "capacity": 3, "overbooking_limit": 0},
+            {"item_id": "room:b:2", "capacity": 5, "overbooking_limit": 1},
+        ]),
+        "only the new buckets, with their sizes"
+    );
 }

@@ -1,10 +1,15 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use phoenix_api::{Problem, Role};
 use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
-use phoenix_payment::{AuthorizeRequest, Error, Status};
+use phoenix_payment::{
+    Authorization, AuthorizeRequest, Error, Provider, ProviderError, ProviderPayment, Simulator, Status,
+};
 use uuid::Uuid;
 
-use crate::{admin, agent_of, count_rows, customer, env, events_of, principal, request};
+use crate::{admin, agent_of, count_rows, customer, env, env_with, events_of, options, principal, request};
 
 phoenix_db::contract_suite!(
     phoenix_payment::migrations(),
@@ -17,6 +22,8 @@ phoenix_db::contract_suite!(
         client_mistakes_are_refused_before_anything_is_written,
         card_numbers_are_refused_wherever_they_are_sent,
         payments_are_visible_to_their_owner_organization_and_staff_only,
+        an_operation_that_finds_the_payment_moved_on_writes_no_event,
+        events_of_a_booking_payment_carry_the_booking_id_as_correlation_id,
     ]
 );
 
@@ -447,4 +454,100 @@ async fn payments_are_visible_to_their_owner_organization_and_staff_only(pool: P
         Err(Error::NotFound)
     ));
     assert!(matches!(env.service.payment(&desk, own.id).await, Err(Error::NotFound)));
+}
+
+/// The simulator, except that while a capture is at the provider the payment moves on in our books (as another
+/// process or reconciliation could move it): the capture then finishes against a payment it no longer applies to.
+struct MovesOnDuringCapture {
+    inner: Simulator,
+    pool: Pool,
+}
+
+#[async_trait]
+impl Provider for MovesOnDuringCapture {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
+        self.inner.authorize(authorization).await
+    }
+    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
+        phoenix_db::dispatch!(&self.pool, conn => {
+            sqlx::query("UPDATE payments SET status = 'voided'").execute(conn).await.map(|done| done.rows_affected())
+        })
+        .unwrap();
+        self.inner.capture(reference, amount_minor, key).await
+    }
+    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.refund(reference, amount_minor, key).await
+    }
+    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.void(reference, key).await
+    }
+    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.fetch(reference).await
+    }
+    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
+        self.inner.find(reference).await
+    }
+}
+
+async fn an_operation_that_finds_the_payment_moved_on_writes_no_event(pool: Pool) {
+    let moving = pool.clone();
+    let env = env_with(pool.clone(), options(), move |inner| {
+        Arc::new(MovesOnDuringCapture { inner, pool: moving })
+    })
+    .await;
+    let payer = customer();
+    let payment = env
+        .service
+        .authorize(&payer, request(5_000, "tok_visa"), "pay-1")
+        .await
+        .unwrap();
+    let _ = env.service.capture(&admin(), payment.id, None, "cap-1").await;
+
+    let now = env.service.payment(&payer, payment.id).await.unwrap();
+    assert_eq!(
+        (now.status, now.captured_minor),
+        (Status::Voided, 0),
+        "the capture did not apply"
+    );
+    assert_eq!(
+        events_of(&pool, "payment.captured.v1").await,
+        Vec::<serde_json::Value>::new()
+    );
+    assert_eq!(events_of(&pool, "payment.authorized.v1").await.len(), 1);
+}
+
+async fn events_of_a_booking_payment_carry_the_booking_id_as_correlation_id(pool: Pool) {
+    let env = env(pool.clone()).await;
+    let payer = customer();
+    let booking_id = Uuid::now_v7();
+    let for_booking = AuthorizeRequest {
+        reference: Some(booking_id.to_string()),
+        ..request(5_000, "tok_visa")
+    };
+    let booked = env.service.authorize(&payer, for_booking, "pay-1").await.unwrap();
+    env.service.capture(&admin(), booked.id, None, "cap-1").await.unwrap();
+    let other = env
+        .service
+        .authorize(&payer, request(5_000, "tok_visa"), "pay-2")
+        .await
+        .unwrap();
+
+    let events = pool.unpublished_events(100).await.unwrap();
+    let correlation = |payment_id: Uuid| -> Vec<Option<String>> {
+        events
+            .iter()
+            .filter(|e| e.subject == payment_id.to_string())
+            .map(|e| e.correlation_id.clone())
+            .collect()
+    };
+    let expected = Some(booking_id.to_string());
+    assert_eq!(correlation(booked.id), [expected.clone(), expected]);
+    assert_eq!(
+        correlation(other.id),
+        [None],
+        "a free-text reference correlates nothing"
+    );
 }
