@@ -426,11 +426,7 @@ impl Store {
         if outcome.is_err() {
             return Ok(outcome);
         }
-        let t = std::time::Instant::now();
         tx.append_events(&writes.events).await?;
-        if std::env::var("PHX_TIMING").is_ok() {
-            eprintln!("outbox {} events {:?}", writes.events.len(), t.elapsed());
-        }
         Ok(Ok(()))
     }
 }
