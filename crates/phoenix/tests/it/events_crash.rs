@@ -1,6 +1,7 @@
 //! The outbox relay dies between publishing a batch and marking it published, 20 times while 10,000 changes are
 //! made, and the NATS server is killed and restarted 3 times. Downstream, every committed event arrives and is
-//! applied once, none from a rolled-back transaction does, and each subject's events are applied in outbox order.
+//! applied once, none from a rolled-back transaction does, and each subject's events are applied in outbox order;
+//! the audit log holds one entry per committed event, its hash chain intact.
 //!
 //! Real processes throughout: `phoenix events relay` aborting itself (fault injection) at the worst moment, and a
 //! NATS server of the test's own, killed with SIGKILL.
@@ -222,6 +223,17 @@ async fn relay_crashes_and_nats_restarts_lose_nothing(database_url: Option<Strin
         Arc::new(Ledger),
         ConsumerOptions::default(),
     ));
+    // The audit service, with its own database, hears the same events.
+    let audit_db = match &database_url {
+        Some(_) => phoenix_db::testing::TestDatabase::postgres(phoenix_audit::migrations()).await,
+        None => phoenix_db::testing::TestDatabase::sqlite(phoenix_audit::migrations()).await,
+    };
+    let audit = phoenix_audit::Service::new(audit_db.pool(), phoenix_audit::Options::default());
+    let _audit_subscriptions: Vec<_> = audit
+        .handlers()
+        .into_iter()
+        .map(|handler| bus.subscribe(Consumer::new(audit_db.pool(), handler, ConsumerOptions::default())))
+        .collect();
 
     let (mut committed, mut rolled_back) = (Vec::new(), Vec::new());
     let per_round = CHANGES / CRASHES;
@@ -301,6 +313,24 @@ async fn relay_crashes_and_nats_restarts_lose_nothing(database_url: Option<Strin
         assert!(previous.is_none_or(|p| p < *sequence), "{subject} applied out of order");
     }
     assert!(!rolled_back.is_empty() && committed.len() + rolled_back.len() == CHANGES);
+
+    // The audit log: one entry per distinct committed event, none for a rolled-back one, its chain intact.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let audited: Vec<Uuid> = loop {
+        let audited: Vec<Uuid> = phoenix_db::dispatch!(&audit_db.pool(), conn => {
+            sqlx::query_scalar("SELECT event_id FROM audit_entries").fetch_all(conn).await
+        })
+        .expect("audit entries");
+        if audited.len() >= committed.len() || tokio::time::Instant::now() > deadline {
+            break audited;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let audited_ids: HashSet<Uuid> = audited.iter().copied().collect();
+    assert_eq!(audited.len(), audited_ids.len(), "one audit entry per event");
+    assert_eq!(audited_ids, expected, "audit entries are exactly the committed events");
+    let verified = phoenix_audit::verify(&audit_db.pool()).await.expect("verify");
+    assert!(verified.is_intact(), "{verified}");
     producer.close().await;
 }
 
