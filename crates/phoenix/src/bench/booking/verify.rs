@@ -129,7 +129,8 @@ pub(super) async fn check_events(
             .fetch_all(conn)
             .await
     })?;
-    let mut lag = Histogram::<u64>::new(3).context("histogram")?;
+    // Bounded up front: an auto-sized histogram starts at a highest value of 2 and `saturating_record` clamps.
+    let mut lag = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).context("histogram")?;
     for (occurred, recorded) in &times {
         lag.saturating_record((recorded.unix_micros() - occurred.unix_micros()).max(0) as u64);
     }
