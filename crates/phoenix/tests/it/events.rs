@@ -264,3 +264,117 @@ async fn audit_verify_detects_an_edited_row() {
     assert!(!broken.status.success(), "tampering must fail verification: {printed}");
     assert!(printed.contains("broken at position 2"), "{printed}");
 }
+
+/// `phoenix events dead-letters list|replay`: an event the analytics consumer refuses becomes a dead letter; the
+/// CLI lists it, a replay that still fails exits non-zero and keeps it open, and once the event is corrected the
+/// replay applies it (the projection counts it) and marks it replayed. An unknown consumer is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
+    let data = tempfile::tempdir().expect("data dir");
+    let cli = |args: &[&str]| {
+        let output = crate::process::phoenix(data.path())
+            .args(["events", "dead-letters"])
+            .args(args)
+            .output()
+            .expect("run phoenix events dead-letters");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.success(), stdout, stderr)
+    };
+    let listed = |args: &[&str]| -> Vec<Value> {
+        let (ok, stdout, stderr) = cli(args);
+        assert!(ok, "{stdout} {stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    // The first call creates and migrates the audit service's database; nothing is dead yet.
+    assert!(listed(&["list", "--consumer", "analytics"]).is_empty());
+
+    let pool = phoenix_db::Pool::open_in_dir(data.path(), "audit", phoenix_db::PoolOptions::default())
+        .await
+        .expect("audit database");
+    let handler = phoenix_audit::Service::new(pool.clone(), phoenix_audit::Options::default())
+        .handlers()
+        .into_iter()
+        .find(|h| h.name() == "analytics")
+        .expect("analytics handler");
+    let consumer = phoenix_events::Consumer::new(
+        pool.clone(),
+        handler,
+        phoenix_events::ConsumerOptions {
+            max_attempts: 2,
+            retry_base_ms: 1,
+        },
+    );
+    let day = time::OffsetDateTime::now_utc();
+    let poison = phoenix_events::CloudEvent {
+        specversion: "1.0".into(),
+        id: uuid::Uuid::now_v7(),
+        source: "phoenix.booking".into(),
+        event_type: "booking.confirmed.v1".into(),
+        subject: uuid::Uuid::now_v7().to_string(),
+        time: day,
+        datacontenttype: "application/json".into(),
+        data: serde_json::json!({"currency": "EUR"}),
+        correlationid: None,
+        traceparent: None,
+        sequence: 1,
+    };
+    let applied = consumer.apply(std::slice::from_ref(&poison)).await.expect("apply");
+    assert_eq!(applied.dead_lettered, 1, "{applied:?}");
+
+    let open = listed(&["list", "--consumer", "analytics"]);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["event_id"], poison.id.to_string());
+    assert_eq!(open[0]["attempts"], 2);
+    assert!(
+        open[0]["error"].as_str().is_some_and(|e| e.contains("total_minor")),
+        "{open:?}"
+    );
+    assert!(
+        listed(&["list", "--consumer", "audit"]).is_empty(),
+        "dead letters are per consumer"
+    );
+
+    let (ok, stdout, _) = cli(&["replay", "--consumer", "analytics"]);
+    assert!(!ok, "a replay that still fails must exit non-zero: {stdout}");
+    assert!(stdout.contains("\"still_failing\": 1"), "{stdout}");
+    assert_eq!(listed(&["list", "--consumer", "analytics"]).len(), 1, "still open");
+
+    // The operator corrects the event; the replay applies it.
+    let mut fixed = poison.clone();
+    fixed.data = serde_json::json!({"currency": "EUR", "total_minor": 12_345});
+    phoenix_db::dispatch!(&pool, conn => {
+        sqlx::query("UPDATE dead_letters SET event = $1 WHERE event_id = $2")
+            .bind(sqlx::types::Json(serde_json::to_value(&fixed).expect("event json")))
+            .bind(poison.id)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })
+    .expect("correct the dead letter");
+    let (ok, stdout, stderr) = cli(&["replay", "--consumer", "analytics"]);
+    assert!(ok, "{stdout} {stderr}");
+    assert!(stdout.contains("\"replayed\": 1"), "{stdout}");
+    assert!(listed(&["list", "--consumer", "analytics"]).is_empty());
+    let all = listed(&["list", "--consumer", "analytics", "--all"]);
+    assert_eq!(all.len(), 1);
+    assert!(all[0]["replayed_at"].is_string(), "{all:?}");
+    let rows = phoenix_audit::Service::new(pool.clone(), phoenix_audit::Options::default())
+        .store()
+        .bookings(
+            phoenix_audit::analytics::Days {
+                from: day.date(),
+                to: day.date(),
+            },
+            None,
+        )
+        .await
+        .expect("bookings report");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((rows[0].n_confirmed, rows[0].total_minor), (1, 12_345), "{rows:?}");
+    pool.close().await;
+
+    let (ok, _, stderr) = cli(&["list", "--consumer", "nope"]);
+    assert!(!ok);
+    assert!(stderr.contains("no consumer called"), "{stderr}");
+}
