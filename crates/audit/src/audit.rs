@@ -91,8 +91,17 @@ impl Handler for AuditHandler {
     }
 
     async fn apply(&self, tx: &mut Tx, event: &CloudEvent) -> Result<(), HandlerError> {
-        let entry = NewEntry::from_event(event, Timestamp::now())?;
-        store::append(tx, &entry).await?;
+        self.apply_batch(tx, &[event]).await
+    }
+
+    /// The whole batch joins the chain at once: one move of the head, multi-row inserts.
+    async fn apply_batch(&self, tx: &mut Tx, events: &[&CloudEvent]) -> Result<(), HandlerError> {
+        let recorded_at = Timestamp::now();
+        let entries = events
+            .iter()
+            .map(|event| NewEntry::from_event(event, recorded_at))
+            .collect::<Result<Vec<_>, _>>()?;
+        store::append(tx, &entries).await?;
         Ok(())
     }
 }

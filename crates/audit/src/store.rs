@@ -47,57 +47,67 @@ impl From<EntryRow> for Entry {
     }
 }
 
-/// Appends `new` at the end of the chain. Moving the head first locks its row until the transaction ends (on
-/// PostgreSQL a row lock; SQLite's transactions hold the write lock from the start), so concurrent appends take
-/// positions one after the other, each linking to the hash its predecessor committed.
-pub(crate) async fn append(tx: &mut Tx, new: &NewEntry) -> Result<Entry, phoenix_db::Error> {
-    let (position, prev_hash): (i64, String) = dispatch!(&mut *tx, conn => {
-        sqlx::query_as("UPDATE audit_head SET position = position + 1 WHERE id = 1 RETURNING position, hash")
+/// Entries one insert statement writes: twelve parameters each, far below either engine's limit.
+const APPEND_CHUNK: usize = 400;
+
+/// Appends `entries`, in order, at the end of the chain, and returns them as stored. Moving the head first (by the
+/// whole batch) locks its row until the transaction ends (on PostgreSQL a row lock; SQLite's transactions hold the
+/// write lock from the start), so concurrent appends take positions one after the other, each linking to the hash
+/// its predecessor committed. The batch's hashes are chained in memory, then written with multi-row inserts and one
+/// update of the head's hash: a few statements per batch, whatever its size.
+pub(crate) async fn append(tx: &mut Tx, entries: &[NewEntry]) -> Result<Vec<Entry>, phoenix_db::Error> {
+    let count = i64::try_from(entries.len()).unwrap_or(i64::MAX);
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let (last, mut prev_hash): (i64, String) = dispatch!(&mut *tx, conn => {
+        sqlx::query_as("UPDATE audit_head SET position = position + $1 WHERE id = 1 RETURNING position, hash")
+            .bind(count)
             .fetch_one(conn)
             .await
     })?;
-    let mut entry = Entry {
-        position,
-        event_id: new.event_id,
-        actor: new.actor.clone(),
-        action: new.action.clone(),
-        subject: new.subject.clone(),
-        source: new.source.clone(),
-        occurred_at: new.occurred_at,
-        recorded_at: new.recorded_at,
-        correlation_id: new.correlation_id.clone(),
-        payload: new.payload.clone(),
-        prev_hash,
-        hash: String::new(),
-    };
-    entry.hash = entry.compute_hash();
+    let mut chained = Vec::with_capacity(entries.len());
+    for (position, new) in (last - count + 1..).zip(entries) {
+        let mut entry = Entry {
+            position,
+            event_id: new.event_id,
+            actor: new.actor.clone(),
+            action: new.action.clone(),
+            subject: new.subject.clone(),
+            source: new.source.clone(),
+            occurred_at: new.occurred_at,
+            recorded_at: new.recorded_at,
+            correlation_id: new.correlation_id.clone(),
+            payload: new.payload.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        prev_hash = entry.hash.clone();
+        chained.push(entry);
+    }
+    for chunk in chained.chunks(APPEND_CHUNK) {
+        dispatch!(&mut *tx, conn => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO audit_entries (position, event_id, actor, action, subject, source, occurred_at,
+                     recorded_at, correlation_id, payload, prev_hash, hash) ",
+            );
+            q.push_values(chunk, |mut row, e| {
+                row.push_bind(e.position).push_bind(e.event_id).push_bind(&e.actor).push_bind(&e.action)
+                    .push_bind(&e.subject).push_bind(&e.source).push_bind(e.occurred_at).push_bind(e.recorded_at)
+                    .push_bind(&e.correlation_id).push_bind(&e.payload).push_bind(&e.prev_hash).push_bind(&e.hash);
+            });
+            q.build().execute(conn).await.map(|_| ())
+        })?;
+    }
     dispatch!(&mut *tx, conn => {
-        sqlx::query(
-            "INSERT INTO audit_entries (position, event_id, actor, action, subject, source, occurred_at,
-                 recorded_at, correlation_id, payload, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(entry.position)
-        .bind(entry.event_id)
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(&entry.subject)
-        .bind(&entry.source)
-        .bind(entry.occurred_at)
-        .bind(entry.recorded_at)
-        .bind(&entry.correlation_id)
-        .bind(&entry.payload)
-        .bind(&entry.prev_hash)
-        .bind(&entry.hash)
-        .execute(&mut *conn)
-        .await?;
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(&entry.hash)
+            .bind(&prev_hash)
             .execute(conn)
             .await
             .map(|_| ())
     })?;
-    Ok(entry)
+    Ok(chained)
 }
 
 /// Adds one event's effect to the projections.

@@ -3,12 +3,15 @@
 //! Two shapes, one contract: [`Bus::publish`] returns once every event of the batch is durable on the bus (or
 //! applied, in-process), and every event reaches each consumer of its domain at least once, in order per subject.
 //!
-//! - In-process (the embedded default): publishing applies the batch to every consumer registered in this process,
-//!   in order. The outbox is the durable queue: the relay marks events published only after every consumer has
-//!   them, so a crash in between means a redelivery, which the consumers' inboxes absorb.
+//! - In-process (the embedded default): publishing hands the batch to every consumer registered in this process
+//!   and returns once each has applied it (see [`InProcess`]). The outbox is the durable queue: the relay marks
+//!   events published only after every consumer has them, so a crash in between means a redelivery, which the
+//!   consumers' inboxes absorb.
 //! - NATS JetStream: see [`crate::nats`].
 
 use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, oneshot};
 
 use crate::nats::Nats;
 use crate::{CloudEvent, Consumer, Error};
@@ -34,9 +37,9 @@ impl Bus {
         }
     }
 
-    /// Delivers this bus's events of the consumer's domains to it from now on. In-process, it is called by the
-    /// publisher; on NATS, a task per domain pulls from the consumer's durable JetStream consumer. The tasks stop
-    /// when the returned guard is dropped.
+    /// Delivers this bus's events of the consumer's domains to it from now on. In-process, a task of the
+    /// consumer's own applies what publishers hand it; on NATS, a task per domain pulls from the consumer's durable
+    /// JetStream consumer. The tasks stop when the returned guard is dropped.
     pub fn subscribe(&self, consumer: Consumer) -> Subscription {
         match self {
             Bus::InProcess(bus) => bus.subscribe(consumer),
@@ -77,42 +80,105 @@ impl Drop for Subscription {
     }
 }
 
-/// The in-process bus: consumers in this process, applied in the publisher's task.
+/// Events one in-process consumer applies in one go at most, when several relays deliver at once.
+const COALESCE_EVENTS: usize = 2_000;
+
+/// The in-process bus: each consumer in this process has one task that applies what the relays deliver.
+///
+/// A relay's publish hands its batch to the task of every consumer reading its domain and waits until each has
+/// applied it. A task takes every delivery waiting for it (up to [`COALESCE_EVENTS`] events) and applies them as one
+/// batch, in arrival order, in one transaction: relays of different services never queue on a consumer's locks
+/// (the audit chain's head), and one commit serves them all. Order per subject holds because a subject's events
+/// come from one outbox, whose relay waits for each batch before sending the next.
 #[derive(Clone, Default)]
 pub struct InProcess {
-    consumers: Arc<RwLock<Vec<(u64, Consumer)>>>,
+    consumers: Arc<RwLock<Vec<Worker>>>,
+}
+
+#[derive(Clone)]
+struct Worker {
+    key: u64,
+    consumer: Consumer,
+    deliveries: mpsc::Sender<Delivery>,
+}
+
+struct Delivery {
+    events: Vec<CloudEvent>,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 impl InProcess {
     async fn publish(&self, events: &[CloudEvent]) -> Result<(), Error> {
-        let consumers: Vec<Consumer> = match self.consumers.read() {
-            Ok(consumers) => consumers.iter().map(|(_, c)| c.clone()).collect(),
+        let workers: Vec<Worker> = match self.consumers.read() {
+            Ok(consumers) => consumers.clone(),
             Err(_) => return Err(Error::Bus("in-process bus registry poisoned".to_owned())),
         };
-        for consumer in consumers {
-            let mine: Vec<CloudEvent> = events.iter().filter(|e| consumer.reads(e)).cloned().collect();
-            if !mine.is_empty() {
-                consumer.apply(&mine).await?;
+        let mut waiting = Vec::with_capacity(workers.len());
+        for worker in workers {
+            let mine: Vec<CloudEvent> = events.iter().filter(|e| worker.consumer.reads(e)).cloned().collect();
+            if mine.is_empty() {
+                continue;
             }
+            let (done, applied) = oneshot::channel();
+            worker
+                .deliveries
+                .send(Delivery { events: mine, done })
+                .await
+                .map_err(|_| stopped(&worker.consumer))?;
+            waiting.push((worker.consumer, applied));
+        }
+        for (consumer, applied) in waiting {
+            applied
+                .await
+                .map_err(|_| stopped(&consumer))?
+                .map_err(|e| Error::Bus(format!("consumer {}: {e}", consumer.name())))?;
         }
         Ok(())
     }
 
     fn subscribe(&self, consumer: Consumer) -> Subscription {
         let key = uuid::Uuid::new_v4().as_u64_pair().0;
+        let (deliveries, inbox) = mpsc::channel(64);
+        let task = tokio::spawn(apply_deliveries(consumer.clone(), inbox));
         if let Ok(mut consumers) = self.consumers.write() {
-            consumers.push((key, consumer));
+            consumers.push(Worker {
+                key,
+                consumer,
+                deliveries,
+            });
         }
         let registry = Arc::downgrade(&self.consumers);
         Subscription {
-            tasks: Vec::new(),
+            tasks: vec![task],
             on_drop: Some(Box::new(move || {
                 if let Some(registry) = registry.upgrade()
                     && let Ok(mut consumers) = registry.write()
                 {
-                    consumers.retain(|(k, _)| *k != key);
+                    consumers.retain(|w| w.key != key);
                 }
             })),
+        }
+    }
+}
+
+fn stopped(consumer: &Consumer) -> Error {
+    Error::Bus(format!("consumer {} has stopped", consumer.name()))
+}
+
+/// One consumer's task: applies deliveries as they come, several at once when they queue up, and answers each.
+async fn apply_deliveries(consumer: Consumer, mut inbox: mpsc::Receiver<Delivery>) {
+    while let Some(first) = inbox.recv().await {
+        let mut events = first.events;
+        let mut answers = vec![first.done];
+        while events.len() < COALESCE_EVENTS {
+            let Ok(next) = inbox.try_recv() else { break };
+            events.extend(next.events);
+            answers.push(next.done);
+        }
+        let outcome = consumer.apply(&events).await.map(|_| ()).map_err(|e| e.to_string());
+        for answer in answers {
+            // A relay that stopped waiting publishes the batch again later; the inbox absorbs the repeat.
+            let _ = answer.send(outcome.clone());
         }
     }
 }

@@ -160,23 +160,33 @@ async fn deleting_the_last_entries_is_detected_by_the_head(pool: Pool) {
     assert!(!verification.is_intact());
 }
 
+/// Eight deliverers append at once, in batches of 1 to 7 entries (each batch joins the chain with one move of the
+/// head), and each then redelivers another's events while that one may still be appending them.
 async fn concurrent_appends_keep_one_gapless_chain(pool: Pool) {
     let world = world(pool);
+    let events: Vec<Vec<CloudEvent>> = (0..8)
+        .map(|task| (0..50).map(|n| confirmed(&format!("b-{task}-{n}"), 100)).collect())
+        .collect();
     let tasks: Vec<_> = (0..8)
         .map(|task| {
             let consumer = world.audit.clone();
+            let mine = events[task].clone();
+            let theirs = events[(task + 1) % 8].clone();
             tokio::spawn(async move {
-                for n in 0..50 {
-                    let event = confirmed(&format!("b-{task}-{n}"), 100);
-                    let applied = consumer.apply(&[event]).await.expect("apply");
-                    assert_eq!(applied.applied, 1);
+                let mut applied = 0;
+                for batch in mine.chunks(task % 7 + 1) {
+                    applied += consumer.apply(batch).await.expect("apply").applied;
                 }
+                applied += consumer.apply(&theirs).await.expect("redeliver").applied;
+                applied
             })
         })
         .collect();
+    let mut applied = 0;
     for task in tasks {
-        task.await.expect("task");
+        applied += task.await.expect("task");
     }
+    assert_eq!(applied, 400, "each event appended once");
     let positions: Vec<i64> = phoenix_db::dispatch!(&world.pool, conn => {
         sqlx::query_scalar("SELECT position FROM audit_entries ORDER BY position").fetch_all(conn).await
     })

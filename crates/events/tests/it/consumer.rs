@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use phoenix_db::{Pool, Tx};
-use phoenix_events::{Applied, CloudEvent, Consumer, ConsumerOptions, Handler, HandlerError};
+use phoenix_events::{Applied, Bus, CloudEvent, Consumer, ConsumerOptions, Handler, HandlerError};
 use uuid::Uuid;
 
 /// A handler that counts each event's effect in a table of its own, and refuses `poison` events until healed.
@@ -125,6 +125,71 @@ async fn an_event_delivered_twice_has_one_effect(pool: Pool) {
     let rows = tally(&pool).await;
     assert_eq!(rows.len(), 5, "one effect per event");
     assert_eq!(rows.iter().map(|r| r.2).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    // The same event twice within one batch: one effect.
+    let twice = event("booking.confirmed.v1", "b-2", 6);
+    let within = consumer
+        .apply(&[twice.clone(), twice.clone(), event("booking.confirmed.v1", "b-2", 7)])
+        .await
+        .expect("a batch holding one event twice");
+    assert_eq!(
+        within,
+        Applied {
+            applied: 2,
+            duplicates: 1,
+            ..Applied::default()
+        }
+    );
+    assert_eq!(tally(&pool).await.len(), 7);
+}
+
+/// Many relays publishing to the in-process bus at once (one per service in `phoenix serve`): each publish returns
+/// once its events are applied, every event has one effect, and order per subject holds although the consumer's
+/// task applies what queued up from different publishers together.
+async fn in_process_publishers_racing_reach_the_consumer_once_in_order(pool: Pool) {
+    create_tally(&pool).await;
+    let bus = Bus::in_process();
+    let _subscription = bus.subscribe(Consumer::new(pool.clone(), Tally::new(), options()));
+    let publishers: Vec<_> = (0..6)
+        .map(|publisher| {
+            let bus = bus.clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let subject = format!("p-{publisher}");
+                let mut sequence = 0;
+                let mut last = Vec::new();
+                for round in 0..25 {
+                    let batch: Vec<CloudEvent> = (0..=round % 5)
+                        .map(|_| {
+                            sequence += 1;
+                            event("booking.confirmed.v1", &subject, sequence)
+                        })
+                        .collect();
+                    bus.publish(&batch).await.expect("publish");
+                    let mine = tally(&pool).await.into_iter().filter(|r| r.1 == subject).count();
+                    assert_eq!(mine, usize::try_from(sequence).expect("count"), "applied when publish returns");
+                    last = batch;
+                }
+                // A relay that crashed before marking its last batch publishes it again.
+                bus.publish(&last).await.expect("publish again");
+                sequence
+            })
+        })
+        .collect();
+    let mut expected = 0;
+    for publisher in publishers {
+        expected += publisher.await.expect("publisher");
+    }
+    let rows = tally(&pool).await;
+    assert_eq!(rows.len(), usize::try_from(expected).expect("count"), "one effect per event");
+    for publisher in 0..6 {
+        let subject = format!("p-{publisher}");
+        let order: Vec<i64> = rows.iter().filter(|r| r.1 == subject).map(|r| r.2).collect();
+        assert_eq!(
+            order,
+            (1..=order.len() as i64).collect::<Vec<_>>(),
+            "{subject} in order"
+        );
+    }
 }
 
 async fn a_poison_event_is_dead_lettered_without_blocking_the_rest(pool: Pool) {
@@ -205,5 +270,6 @@ phoenix_db::contract_suite!(
         an_event_delivered_twice_has_one_effect,
         a_poison_event_is_dead_lettered_without_blocking_the_rest,
         racing_redeliveries_apply_once,
+        in_process_publishers_racing_reach_the_consumer_once_in_order,
     ]
 );
