@@ -307,8 +307,16 @@ impl Handler for AnalyticsHandler {
     }
 
     async fn apply(&self, tx: &mut Tx, event: &CloudEvent) -> Result<(), HandlerError> {
-        let effect = effect(event)?;
-        store::project(tx, &effect).await?;
+        self.apply_batch(tx, &[event]).await
+    }
+
+    /// Sums the batch's additions in memory and writes each touched row once.
+    async fn apply_batch(&self, tx: &mut Tx, events: &[&CloudEvent]) -> Result<(), HandlerError> {
+        let mut sums = store::Sums::default();
+        for event in events {
+            store::project(tx, &effect(event)?, &mut sums).await?;
+        }
+        sums.write(tx).await?;
         Ok(())
     }
 }

@@ -11,7 +11,11 @@ use crate::*;
 
 phoenix_db::contract_suite!(
     phoenix_audit::migrations(),
-    [the_scenario_adds_up_as_worked_out_by_hand]
+    [
+        the_scenario_adds_up_as_worked_out_by_hand,
+        one_at_a_time_adds_up_the_same,
+        three_at_a_time_add_up_the_same,
+    ]
 );
 
 const D: OffsetDateTime = datetime!(2026-12-01 10:00 UTC);
@@ -146,9 +150,25 @@ fn scenario() -> Vec<CloudEvent> {
 }
 
 async fn the_scenario_adds_up_as_worked_out_by_hand(pool: Pool) {
+    scenario_adds_up(pool, usize::MAX).await;
+}
+
+/// The consumer sums a batch's additions before writing them: delivered one event at a time, or three at a time,
+/// the numbers are the same.
+async fn one_at_a_time_adds_up_the_same(pool: Pool) {
+    scenario_adds_up(pool, 1).await;
+}
+
+async fn three_at_a_time_add_up_the_same(pool: Pool) {
+    scenario_adds_up(pool, 3).await;
+}
+
+async fn scenario_adds_up(pool: Pool, batch: usize) {
     let world = world(pool);
     let events = scenario();
-    world.deliver(&events).await;
+    for delivery in events.chunks(batch) {
+        world.deliver(delivery).await;
+    }
     // The bus redelivers part of it: nothing changes.
     world.deliver(&events[3..12]).await;
 

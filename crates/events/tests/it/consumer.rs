@@ -166,7 +166,11 @@ async fn in_process_publishers_racing_reach_the_consumer_once_in_order(pool: Poo
                         .collect();
                     bus.publish(&batch).await.expect("publish");
                     let mine = tally(&pool).await.into_iter().filter(|r| r.1 == subject).count();
-                    assert_eq!(mine, usize::try_from(sequence).expect("count"), "applied when publish returns");
+                    assert_eq!(
+                        mine,
+                        usize::try_from(sequence).expect("count"),
+                        "applied when publish returns"
+                    );
                     last = batch;
                 }
                 // A relay that crashed before marking its last batch publishes it again.
@@ -180,7 +184,11 @@ async fn in_process_publishers_racing_reach_the_consumer_once_in_order(pool: Poo
         expected += publisher.await.expect("publisher");
     }
     let rows = tally(&pool).await;
-    assert_eq!(rows.len(), usize::try_from(expected).expect("count"), "one effect per event");
+    assert_eq!(
+        rows.len(),
+        usize::try_from(expected).expect("count"),
+        "one effect per event"
+    );
     for publisher in 0..6 {
         let subject = format!("p-{publisher}");
         let order: Vec<i64> = rows.iter().filter(|r| r.1 == subject).map(|r| r.2).collect();
