@@ -245,11 +245,13 @@ fn created_items(data: &Value) -> Result<Vec<(Item, Option<i64>)>, HandlerError>
         }
     }
     if let Some(ids) = data.get("item_ids").and_then(Value::as_array) {
+        // A catalog change can create tens of thousands of buckets in one event: look them up, do not scan.
+        let with_capacity: std::collections::HashSet<String> = items.iter().map(|(i, _)| i.item_id.clone()).collect();
         for id in ids {
             let id = id
                 .as_str()
                 .ok_or_else(|| HandlerError::rejected("item_ids: expected strings"))?;
-            if !items.iter().any(|(item, _)| item.item_id == id) {
+            if !with_capacity.contains(id) {
                 items.extend(Item::parse(id).map(|item| (item, None)));
             }
         }

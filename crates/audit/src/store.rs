@@ -216,11 +216,7 @@ pub(crate) async fn project(tx: &mut Tx, effect: &Effect, sums: &mut Sums) -> Re
             .await
             .map(|_| ())
         })?,
-        Effect::Capacity { at, items } => {
-            for (item, capacity) in items {
-                set_capacity(tx, item, *capacity, *at).await?;
-            }
-        }
+        Effect::Capacity { at, items } => set_capacities(tx, items, *at).await?,
         Effect::Sold { lines } => {
             for (item, quantity) in lines {
                 let entry = sums
@@ -313,27 +309,35 @@ fn day_of(item: &Item) -> Option<String> {
     item.day.map(day_text)
 }
 
-/// Sets a bucket's capacity if `at` is not older than the capacity it has (`None`: only makes the bucket known).
-async fn set_capacity(tx: &mut Tx, item: &Item, capacity: Option<i64>, at: Timestamp) -> Result<(), phoenix_db::Error> {
-    let at = capacity.map(|_| at);
-    dispatch!(&mut *tx, conn => {
-        sqlx::query(
-            "INSERT INTO inventory_items (item_id, kind, unit, day, capacity, capacity_at, sold)
-             VALUES ($1, $2, $3, $4, $5, $6, 0)
-             ON CONFLICT (item_id) DO UPDATE SET capacity = excluded.capacity, capacity_at = excluded.capacity_at
-             WHERE excluded.capacity_at IS NOT NULL
-               AND (inventory_items.capacity_at IS NULL OR inventory_items.capacity_at <= excluded.capacity_at)",
-        )
-        .bind(&item.item_id)
-        .bind(item.kind.as_str())
-        .bind(&item.unit)
-        .bind(day_of(item))
-        .bind(capacity)
-        .bind(at)
-        .execute(conn)
-        .await
-        .map(|_| ())
-    })?;
+/// Sets buckets' capacities where `at` is not older than the capacity they have (`None`: only makes the bucket
+/// known). Multi-row statements kept under [`phoenix_db::MAX_MESSAGE_BYTES`]: a catalog change can name tens of
+/// thousands of buckets in one event.
+async fn set_capacities(tx: &mut Tx, items: &[(Item, Option<i64>)], at: Timestamp) -> Result<(), phoenix_db::Error> {
+    // One row per bucket in a statement (an upsert may not touch a row twice); the last mention wins, as it would
+    // one statement at a time.
+    let mut latest: BTreeMap<&str, &(Item, Option<i64>)> = BTreeMap::new();
+    for entry in items {
+        latest.insert(entry.0.item_id.as_str(), entry);
+    }
+    let rows: Vec<&(Item, Option<i64>)> = latest.into_values().collect();
+    let size = |(item, _): &&(Item, Option<i64>)| 64 + item.item_id.len() + item.unit.len();
+    for chunk in phoenix_db::chunks_under(&rows, phoenix_db::MAX_MESSAGE_BYTES, size) {
+        dispatch!(&mut *tx, conn => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO inventory_items (item_id, kind, unit, day, capacity, capacity_at, sold) ",
+            );
+            q.push_values(chunk, |mut row, (item, capacity)| {
+                row.push_bind(&item.item_id).push_bind(item.kind.as_str()).push_bind(&item.unit)
+                    .push_bind(day_of(item)).push_bind(*capacity).push_bind(capacity.map(|_| at)).push_bind(0_i64);
+            });
+            q.push(
+                " ON CONFLICT (item_id) DO UPDATE SET capacity = excluded.capacity, capacity_at = excluded.capacity_at
+                  WHERE excluded.capacity_at IS NOT NULL
+                    AND (inventory_items.capacity_at IS NULL OR inventory_items.capacity_at <= excluded.capacity_at)",
+            );
+            q.build().execute(conn).await.map(|_| ())
+        })?;
+    }
     Ok(())
 }
 

@@ -15,6 +15,7 @@ phoenix_db::contract_suite!(
         the_scenario_adds_up_as_worked_out_by_hand,
         one_at_a_time_adds_up_the_same,
         three_at_a_time_add_up_the_same,
+        a_catalog_change_naming_thousands_of_buckets_is_taken_whole,
     ]
 );
 
@@ -243,4 +244,44 @@ async fn scenario_adds_up(pool: Pool, batch: usize) {
         matches!(verification, phoenix_audit::Verification::Intact { entries, .. } if entries == events.len() as u64),
         "{verification}"
     );
+}
+
+/// Seeding a catalog creates tens of thousands of buckets in one `items_created` event: every one is followed, with
+/// its capacity where the event gives it (the statements are split, and nothing is dropped at the splits).
+async fn a_catalog_change_naming_thousands_of_buckets_is_taken_whole(pool: Pool) {
+    let world = world(pool);
+    let night = |n: i64| (date!(2026 - 12 - 01) + Duration::days(n % 100)).to_string();
+    let ids: Vec<String> = (0..3_000_i64)
+        .map(|n| {
+            format!(
+                "room:{}:{}",
+                Uuid::from_u128(0xC000 + (n / 100) as u128).simple(),
+                night(n)
+            )
+        })
+        .collect();
+    let with_capacity: Vec<Value> = ids[..2_500]
+        .iter()
+        .enumerate()
+        .map(|(n, id)| json!({"item_id": id, "capacity": n % 7 + 1}))
+        .collect();
+    let created = event_at(
+        "phoenix.inventory",
+        "inventory.items_created.v1",
+        &ids[0],
+        D,
+        json!({"items": with_capacity, "item_ids": ids}),
+    );
+    world.deliver(&[created]).await;
+    assert_eq!(world.count("inventory_items").await, 3_000);
+    let capacities: (i64, i64) = phoenix_db::dispatch!(&world.pool, conn => {
+        sqlx::query_as(
+            "SELECT COUNT(capacity), CAST(COALESCE(SUM(capacity), 0) AS BIGINT) FROM inventory_items",
+        )
+        .fetch_one(conn)
+        .await
+    })
+    .unwrap();
+    let expected: i64 = (0..2_500).map(|n| n % 7 + 1).sum();
+    assert_eq!(capacities, (2_500, expected));
 }
