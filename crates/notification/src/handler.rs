@@ -10,6 +10,9 @@
 //! | `payment.refunded.v1` | refund (booking found by the payment's `reference`) | subscribed endpoints |
 //! | other booking and payment events | none | subscribed endpoints |
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+
 use async_trait::async_trait;
 use phoenix_db::{Timestamp, Tx};
 use phoenix_events::{CloudEvent, Handler, HandlerError};
@@ -18,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Options;
-use crate::store::{BookingRecord, Channel, NewDelivery, Store, StoredPreferences};
+use crate::store::{BookingRecord, Channel, Endpoint, NewDelivery, Store, StoredPreferences};
 use crate::template::Notice;
 
 /// The event types the service reads: each can go to webhooks; four also notify the customer.
@@ -173,29 +176,80 @@ impl Handler for NotificationHandler {
     }
 
     async fn apply(&self, tx: &mut Tx, event: &CloudEvent) -> Result<(), HandlerError> {
+        self.apply_batch(tx, &[event]).await
+    }
+
+    /// Plans every event of the batch in order, reading each customer's preferences and each organization's
+    /// endpoints once, then writes the bookings and deliveries the batch made in a few multi-row statements.
+    async fn apply_batch(&self, tx: &mut Tx, events: &[&CloudEvent]) -> Result<(), HandlerError> {
+        let mut batch = Batch::default();
         let now = Timestamp::now();
-        let mut plan = Plan {
-            handler: self,
-            event,
-            now,
-            deliveries: Vec::new(),
-        };
-        let organization_id = if event.domain() == "booking" {
-            let booking: BookingSummary = serde_json::from_value(event.data.clone())?;
-            plan.booking_event(tx, &booking).await?;
-            booking.organization_id
-        } else {
-            let payment: PaymentSummary = serde_json::from_value(event.data.clone())?;
-            plan.payment_event(tx, &payment).await?;
-            payment.organization_id
-        };
-        if let Some(organization_id) = organization_id {
-            plan.webhooks(tx, organization_id).await?;
+        for event in events {
+            let mut plan = Plan {
+                handler: self,
+                event,
+                now,
+                batch: &mut batch,
+            };
+            let organization_id = if event.domain() == "booking" {
+                let booking: BookingSummary = serde_json::from_value(event.data.clone())?;
+                plan.booking_event(tx, &booking).await?;
+                booking.organization_id
+            } else {
+                let payment: PaymentSummary = serde_json::from_value(event.data.clone())?;
+                plan.payment_event(tx, &payment).await?;
+                payment.organization_id
+            };
+            if let Some(organization_id) = organization_id {
+                plan.webhooks(tx, organization_id).await?;
+            }
         }
-        for delivery in &plan.deliveries {
-            Store::insert_delivery(tx, delivery, now).await.map_err(storage)?;
+        batch.write(tx, now).await.map_err(storage)
+    }
+}
+
+/// What a batch of events makes, written once the whole batch is planned, and what it read, kept for the batch.
+#[derive(Default)]
+struct Batch {
+    /// The latest record of each booking the batch's events told of.
+    bookings: BTreeMap<Uuid, BookingRecord>,
+    deliveries: Vec<NewDelivery>,
+    preferences: HashMap<Uuid, Option<StoredPreferences>>,
+    endpoints: HashMap<Uuid, Vec<Endpoint>>,
+}
+
+impl Batch {
+    async fn preferences(&mut self, tx: &mut Tx, user_id: Uuid) -> Result<Option<StoredPreferences>, HandlerError> {
+        if let Some(known) = self.preferences.get(&user_id) {
+            return Ok(known.clone());
         }
-        Ok(())
+        let stored = Store::preferences_in(tx, user_id).await.map_err(storage)?;
+        self.preferences.insert(user_id, stored.clone());
+        Ok(stored)
+    }
+
+    /// A booking as known so far: told earlier in this batch, else stored.
+    async fn booking(&self, tx: &mut Tx, booking_id: Uuid) -> Result<Option<BookingRecord>, HandlerError> {
+        match self.bookings.get(&booking_id) {
+            Some(record) => Ok(Some(record.clone())),
+            None => Store::booking_in(tx, booking_id).await.map_err(storage),
+        }
+    }
+
+    /// Cancels the booking's pending reminders, those this batch planned included: the deliveries planned so far
+    /// are written first (cancellations are rare), so the log shows the same as one event at a time would.
+    async fn cancel_reminders(&mut self, tx: &mut Tx, booking_id: Uuid, now: Timestamp) -> Result<u64, HandlerError> {
+        Store::insert_deliveries(tx, &self.deliveries, now)
+            .await
+            .map_err(storage)?;
+        self.deliveries.clear();
+        Store::cancel_reminders(tx, booking_id, now).await.map_err(storage)
+    }
+
+    async fn write(self, tx: &mut Tx, now: Timestamp) -> Result<(), crate::Error> {
+        let bookings: Vec<&BookingRecord> = self.bookings.values().collect();
+        Store::upsert_bookings(tx, &bookings, now).await?;
+        Store::insert_deliveries(tx, &self.deliveries, now).await
     }
 }
 
@@ -208,7 +262,7 @@ struct Plan<'a> {
     handler: &'a NotificationHandler,
     event: &'a CloudEvent,
     now: Timestamp,
-    deliveries: Vec<NewDelivery>,
+    batch: &'a mut Batch,
 }
 
 /// Who a customer notice goes to.
@@ -231,14 +285,12 @@ impl Plan<'_> {
             contact_phone: booking.contact_phone.clone(),
             summary: sqlx::types::Json(self.event.data.clone()),
         };
-        Store::upsert_booking(tx, &record, self.now).await.map_err(storage)?;
+        self.batch.bookings.insert(record.booking_id, record);
         let Some(kind) = Kind::of_event(&self.event.event_type) else {
             return Ok(());
         };
         if matches!(kind, Kind::Cancelled | Kind::Failed) {
-            let n = Store::cancel_reminders(tx, booking.booking_id, self.now)
-                .await
-                .map_err(storage)?;
+            let n = self.batch.cancel_reminders(tx, booking.booking_id, self.now).await?;
             if n > 0 {
                 tracing::info!(booking_id = %booking.booking_id, cancelled = n, "reminders cancelled");
             }
@@ -251,7 +303,7 @@ impl Plan<'_> {
             phone: booking.contact_phone.clone(),
         };
         let notice = booking.notice();
-        let preferences = Store::preferences_in(tx, booking.customer_id).await.map_err(storage)?;
+        let preferences = self.batch.preferences(tx, booking.customer_id).await?;
         self.notify(&audience, preferences.as_ref(), kind, &notice, self.now);
         if kind == Kind::Confirmed {
             let due = Timestamp::from_datetime(booking.starts_at - self.handler.reminder_lead);
@@ -269,7 +321,7 @@ impl Plan<'_> {
         }
         let booking_id = payment.reference.as_deref().and_then(|r| r.parse::<Uuid>().ok());
         let booking = match booking_id {
-            Some(id) => Store::booking_in(tx, id).await.map_err(storage)?,
+            Some(id) => self.batch.booking(tx, id).await?,
             None => None,
         };
         let Some(booking) = booking else {
@@ -295,7 +347,7 @@ impl Plan<'_> {
             email: booking.contact_email,
             phone: booking.contact_phone,
         };
-        let preferences = Store::preferences_in(tx, audience.customer_id).await.map_err(storage)?;
+        let preferences = self.batch.preferences(tx, audience.customer_id).await?;
         self.notify(&audience, preferences.as_ref(), Kind::Refunded, &notice, self.now);
         Ok(())
     }
@@ -322,7 +374,7 @@ impl Plan<'_> {
             if !kind.is_transactional() && preferences.is_some_and(|p| p.opted_out(kind.as_str(), channel)) {
                 continue;
             }
-            self.deliveries.push(NewDelivery {
+            self.batch.deliveries.push(NewDelivery {
                 event_id: self.event.id,
                 event_type: self.event.event_type.clone(),
                 kind: kind.as_str().to_owned(),
@@ -342,9 +394,15 @@ impl Plan<'_> {
 
     /// One delivery per endpoint of the organization subscribed to the event's type: the CloudEvent itself.
     async fn webhooks(&mut self, tx: &mut Tx, organization_id: Uuid) -> Result<(), HandlerError> {
-        let endpoints = Store::endpoints_for(tx, organization_id, &self.event.event_type)
-            .await
-            .map_err(storage)?;
+        let known = match self.batch.endpoints.entry(organization_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(Store::endpoints_of(tx, organization_id).await.map_err(storage)?),
+        };
+        let endpoints: Vec<Endpoint> = known
+            .iter()
+            .filter(|e| e.wants(&self.event.event_type))
+            .cloned()
+            .collect();
         if endpoints.is_empty() {
             return Ok(());
         }
@@ -356,7 +414,7 @@ impl Plan<'_> {
         };
         let booking_id = booking_id.or_else(|| self.event.str("reference").and_then(|r| r.parse().ok()));
         for endpoint in endpoints {
-            self.deliveries.push(NewDelivery {
+            self.batch.deliveries.push(NewDelivery {
                 event_id: self.event.id,
                 event_type: self.event.event_type.clone(),
                 kind: WEBHOOK_KIND.to_owned(),

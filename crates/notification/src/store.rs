@@ -231,6 +231,13 @@ pub struct Endpoint {
     pub disabled_reason: Option<String>,
 }
 
+impl Endpoint {
+    /// Whether the endpoint subscribes to events of this type.
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.event_types.0.iter().any(|t| t == event_type)
+    }
+}
+
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
@@ -278,27 +285,30 @@ impl Store {
     // --- written by the event handler, in the event's transaction ---
 
     /// Records (or refreshes) what is known of a booking.
-    pub async fn upsert_booking(tx: &mut Tx, booking: &BookingRecord, now: Timestamp) -> Result<(), Error> {
-        dispatch!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO bookings (booking_id, locator, customer_id, organization_id, contact_email,
-                     contact_phone, summary, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (booking_id) DO UPDATE SET locator = $2, customer_id = $3, organization_id = $4,
-                     contact_email = $5, contact_phone = $6, summary = $7, updated_at = $8",
-            )
-            .bind(booking.booking_id)
-            .bind(&booking.locator)
-            .bind(booking.customer_id)
-            .bind(booking.organization_id)
-            .bind(&booking.contact_email)
-            .bind(&booking.contact_phone)
-            .bind(&booking.summary)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map(|_| ())
-        })?;
+    /// Keeps what booking events said of each booking (one row per booking in `bookings`; callers pass each once).
+    /// Multi-row statements under [`phoenix_db::MAX_MESSAGE_BYTES`].
+    pub async fn upsert_bookings(tx: &mut Tx, bookings: &[&BookingRecord], now: Timestamp) -> Result<(), Error> {
+        let size = |b: &&BookingRecord| 160 + b.contact_email.len() + b.summary.0.to_string().len();
+        for chunk in phoenix_db::chunks_under(bookings, phoenix_db::MAX_MESSAGE_BYTES, size) {
+            dispatch!(&mut *tx, conn => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO bookings (booking_id, locator, customer_id, organization_id, contact_email,
+                         contact_phone, summary, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, b| {
+                    row.push_bind(b.booking_id).push_bind(&b.locator).push_bind(b.customer_id)
+                        .push_bind(b.organization_id).push_bind(&b.contact_email).push_bind(&b.contact_phone)
+                        .push_bind(&b.summary).push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (booking_id) DO UPDATE SET locator = excluded.locator,
+                         customer_id = excluded.customer_id, organization_id = excluded.organization_id,
+                         contact_email = excluded.contact_email, contact_phone = excluded.contact_phone,
+                         summary = excluded.summary, updated_at = excluded.updated_at",
+                );
+                q.build().execute(conn).await.map(|_| ())
+            })?;
+        }
         Ok(())
     }
 
@@ -328,51 +338,43 @@ impl Store {
     }
 
     /// The enabled endpoints of an organization subscribed to `event_type`.
-    pub async fn endpoints_for(tx: &mut Tx, organization_id: Uuid, event_type: &str) -> Result<Vec<Endpoint>, Error> {
+    /// The organization's enabled endpoints (at most [`MAX_ENDPOINTS_PER_ORGANIZATION`]), whatever they subscribe
+    /// to: [`Endpoint::wants`] says which event types.
+    pub async fn endpoints_of(tx: &mut Tx, organization_id: Uuid) -> Result<Vec<Endpoint>, Error> {
         let sql = format!("{ENDPOINT_COLUMNS} WHERE organization_id = $1 AND disabled_at IS NULL ORDER BY id LIMIT $2");
-        let rows: Vec<Endpoint> = dispatch!(tx, conn => {
+        Ok(dispatch!(tx, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(organization_id)
                 .bind(MAX_ENDPOINTS_PER_ORGANIZATION)
                 .fetch_all(conn)
                 .await
-        })?;
-        Ok(rows
-            .into_iter()
-            .filter(|e| e.event_types.0.iter().any(|t| t == event_type))
-            .collect())
+        })?)
     }
 
-    /// Writes a pending delivery; one per event, kind, channel and recipient (a second is ignored).
-    pub async fn insert_delivery(tx: &mut Tx, delivery: &NewDelivery, now: Timestamp) -> Result<bool, Error> {
-        let n = dispatch!(tx, conn => {
-            sqlx::query(
-                "INSERT INTO deliveries (id, event_id, event_type, kind, channel, recipient, endpoint_id, booking_id,
-                     customer_id, organization_id, locale, payload, status, attempts, replays, give_up_at,
-                     next_attempt_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, 0, $13, $14, $15, $15)
-                 ON CONFLICT (event_id, kind, channel, recipient) DO NOTHING",
-            )
-            .bind(Uuid::now_v7())
-            .bind(delivery.event_id)
-            .bind(&delivery.event_type)
-            .bind(&delivery.kind)
-            .bind(delivery.channel.as_str())
-            .bind(&delivery.recipient)
-            .bind(delivery.endpoint_id)
-            .bind(delivery.booking_id)
-            .bind(delivery.customer_id)
-            .bind(delivery.organization_id)
-            .bind(&delivery.locale)
-            .bind(Json(&delivery.payload))
-            .bind(delivery.give_up_at)
-            .bind(delivery.due_at)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
-        Ok(n == 1)
+    /// Writes `deliveries` as pending, skipping any already written (same event, kind, channel and recipient: a
+    /// redelivered event). Multi-row statements under [`phoenix_db::MAX_MESSAGE_BYTES`].
+    pub async fn insert_deliveries(tx: &mut Tx, deliveries: &[NewDelivery], now: Timestamp) -> Result<(), Error> {
+        let size = |d: &NewDelivery| 200 + d.recipient.len() + d.payload.to_string().len();
+        for chunk in phoenix_db::chunks_under(deliveries, phoenix_db::MAX_MESSAGE_BYTES, size) {
+            dispatch!(&mut *tx, conn => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO deliveries (id, event_id, event_type, kind, channel, recipient, endpoint_id,
+                         booking_id, customer_id, organization_id, locale, payload, status, attempts, replays,
+                         give_up_at, next_attempt_at, created_at, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, d| {
+                    row.push_bind(Uuid::now_v7()).push_bind(d.event_id).push_bind(&d.event_type)
+                        .push_bind(&d.kind).push_bind(d.channel.as_str()).push_bind(&d.recipient)
+                        .push_bind(d.endpoint_id).push_bind(d.booking_id).push_bind(d.customer_id)
+                        .push_bind(d.organization_id).push_bind(&d.locale).push_bind(Json(&d.payload))
+                        .push_bind("pending").push_bind(0_i32).push_bind(0_i32).push_bind(d.give_up_at)
+                        .push_bind(d.due_at).push_bind(now).push_bind(now);
+                });
+                q.push(" ON CONFLICT (event_id, kind, channel, recipient) DO NOTHING");
+                q.build().execute(conn).await.map(|_| ())
+            })?;
+        }
+        Ok(())
     }
 
     /// Cancels the pending reminders of a booking; returns how many.

@@ -103,11 +103,23 @@ async fn a_cancelled_booking_cancels_its_pending_reminder(pool: Pool) {
         .apply(&[booking.event("booking.cancelled.v1", 23_450)])
         .await
         .unwrap();
-    let deliveries = service.deliveries_of_booking(booking.id).await.unwrap();
-    let by_kind = |kind: &str| deliveries.iter().find(|d| d.kind == kind).expect(kind).status;
-    assert_eq!(by_kind("reminder"), Status::Cancelled);
-    assert_eq!(by_kind("cancelled"), Status::Pending);
-    assert_eq!(by_kind("confirmed"), Status::Pending);
+    // Confirmed and cancelled in one delivered batch: the same log.
+    let together = Booking::new();
+    consumer
+        .apply(&[
+            together.event("booking.confirmed.v1", 0),
+            together.event("booking.cancelled.v1", 23_450),
+        ])
+        .await
+        .unwrap();
+    for booking in [&booking, &together] {
+        let deliveries = service.deliveries_of_booking(booking.id).await.unwrap();
+        assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+        let by_kind = |kind: &str| deliveries.iter().find(|d| d.kind == kind).expect(kind).status;
+        assert_eq!(by_kind("reminder"), Status::Cancelled);
+        assert_eq!(by_kind("cancelled"), Status::Pending);
+        assert_eq!(by_kind("confirmed"), Status::Pending);
+    }
 }
 
 async fn a_refund_notice_reaches_the_bookings_contact(pool: Pool) {
