@@ -55,9 +55,13 @@ pub struct Services {
 
 /// Opens (and migrates) a service's database.
 pub async fn open_database(config: &Config, role: Role, migrations: &phoenix_db::Migrations) -> anyhow::Result<Pool> {
+    let options = PoolOptions {
+        max_connections: config.database_pool_size,
+        ..PoolOptions::default()
+    };
     let pool = match config.database_for(role)? {
-        DatabaseTarget::Url(url) => Pool::connect(url.expose(), PoolOptions::default()).await,
-        DatabaseTarget::File(dir) => Pool::open_in_dir(&dir, role.name(), PoolOptions::default()).await,
+        DatabaseTarget::Url(url) => Pool::connect(url.expose(), options).await,
+        DatabaseTarget::File(dir) => Pool::open_in_dir(&dir, role.name(), options).await,
     }
     .with_context(|| format!("opening the {} database", role.name()))?;
     pool.migrate(migrations)

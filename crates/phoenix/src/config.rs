@@ -175,6 +175,10 @@ pub struct Config {
     /// server, named `<database>_<service>` (`phoenix_identity`), created if missing. Unset: SQLite files.
     pub database_url: Option<Secret>,
     pub databases: Databases,
+    /// Connections each service's database pool may open. The default keeps an all-in-one process on PostgreSQL
+    /// (eight service databases and the payment simulator's) under PostgreSQL's default `max_connections` of 100,
+    /// so a pool that must reconnect is not refused; raise it for a process running one role.
+    pub database_pool_size: u32,
     /// Redis for rate limits shared by every replica. Unset: counted in this process's memory.
     pub redis_url: Option<Secret>,
     /// Shared secret between the gateway and services in other processes. Required when any role runs apart.
@@ -211,6 +215,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             database_url: None,
             databases: Databases::default(),
+            database_pool_size: 10,
             redis_url: None,
             internal_token: None,
             shutdown_grace_secs: 20,
@@ -274,6 +279,9 @@ impl Config {
 
     /// Checks everything that deserialising cannot: ranges, URLs, and that each remote role has an address.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=1_000).contains(&self.database_pool_size) {
+            bail!("invalid configuration: database_pool_size must be 1 to 1000");
+        }
         self.gateway
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
@@ -453,6 +461,7 @@ mod tests {
         assert_eq!(config.gateway.rate_limit_per_ip_per_min, 10_000);
         assert_eq!(config.gateway.body_limit_bytes, 1024 * 1024);
         assert_eq!(config.local_roles(), Role::ALL.to_vec());
+        assert_eq!(config.database_pool_size, 10);
     }
 
     #[test]
@@ -503,6 +512,7 @@ mod tests {
             (env(&[("PHOENIX_INTERNAL_TOKEN", "short")]), "internal_token"),
             (env(&[("PHOENIX_SERVICES__IDENTITY", "ftp://x")]), "services.identity"),
             (env(&[("PHOENIX_NO_SUCH_SETTING", "1")]), "no_such_setting"),
+            (env(&[("PHOENIX_DATABASE_POOL_SIZE", "0")]), "database_pool_size"),
         ];
         for (env, setting) in cases {
             let error = Config::load_from(None, env).unwrap_err().to_string();
