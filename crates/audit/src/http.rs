@@ -25,16 +25,37 @@ const TAG: &str = "audit";
 /// The path prefixes the audit service answers, for the gateway's routing table when it runs elsewhere.
 pub const PATH_PREFIXES: &[&str] = &["/api/v1/audit", "/api/v1/analytics"];
 
-/// Support and admin only: the log names every actor, and the reports are the platform's numbers.
+/// Support and admin only: the log names every actor, and the reports are the platform's numbers. Dead letters
+/// hold whole events, personal data unmasked: admins only.
 pub fn api() -> OpenApiRouter<Service> {
-    OpenApiRouter::new()
+    let support = OpenApiRouter::new()
         .routes(routes!(list_entries))
         .routes(routes!(bookings))
         .routes(routes!(cancellations))
         .routes(routes!(conversion))
         .routes(routes!(load_factor))
         .routes(routes!(occupancy))
-        .route_layer(RequireRoles::any_of(&[Role::Support, Role::Admin]))
+        .route_layer(RequireRoles::any_of(&[Role::Support, Role::Admin]));
+    let admins = OpenApiRouter::new()
+        .routes(routes!(dead_letters))
+        .route_layer(RequireRoles::any_of(&[Role::Admin]));
+    support.merge(admins)
+}
+
+/// Events the `audit` or `analytics` consumer gave up on after its retries, oldest first. Replay them, once the
+/// cause is fixed, with `phoenix events dead-letters replay --consumer NAME`.
+#[utoipa::path(get, path = "/api/v1/audit/dead-letters", tag = TAG, security(("bearer" = [])),
+    params(phoenix_events::admin::DeadLetterQuery),
+    responses((status = 200, body = phoenix_events::admin::DeadLetterList), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+async fn dead_letters(
+    State(service): State<Service>,
+    Query(query): Query<phoenix_events::admin::DeadLetterQuery>,
+) -> Result<Json<phoenix_events::admin::DeadLetterList>> {
+    let consumers = [crate::audit::NAME, crate::analytics::NAME];
+    Ok(Json(
+        phoenix_events::admin::list(service.pool(), &consumers, query).await?,
+    ))
 }
 
 /// One audit entry.

@@ -299,20 +299,7 @@ impl Consumer {
 
     /// This consumer's dead letters, oldest first; replayed ones too when `include_replayed`.
     pub async fn dead_letters(&self, include_replayed: bool, limit: u32) -> Result<Vec<DeadLetter>, Error> {
-        let rows: Vec<DeadLetterRow> = phoenix_db::dispatch!(&self.pool, conn => {
-            sqlx::query_as(
-                "SELECT id, consumer, event_id, event_type, event, error, attempts, failed_at, replayed_at
-                 FROM dead_letters WHERE consumer = $1 AND ($2 OR replayed_at IS NULL)
-                 ORDER BY failed_at, id LIMIT $3",
-            )
-            .bind(self.name())
-            .bind(include_replayed)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-        })
-        .map_err(phoenix_db::Error::from)?;
-        Ok(rows.into_iter().map(DeadLetter::from).collect())
+        dead_letters(&self.pool, self.name(), include_replayed, limit).await
     }
 
     /// Applies every open dead letter again (once the cause is fixed): each one that succeeds is marked replayed in
@@ -381,6 +368,30 @@ impl Consumer {
         .map_err(phoenix_db::Error::from)?;
         Ok(removed)
     }
+}
+
+/// The dead letters of the consumer called `consumer` in the consuming service's database `pool`, oldest first;
+/// replayed ones too when `include_replayed`. For a service's admin API, which has the pool but not the consumer.
+pub async fn dead_letters(
+    pool: &Pool,
+    consumer: &str,
+    include_replayed: bool,
+    limit: u32,
+) -> Result<Vec<DeadLetter>, Error> {
+    let rows: Vec<DeadLetterRow> = phoenix_db::dispatch!(pool, conn => {
+        sqlx::query_as(
+            "SELECT id, consumer, event_id, event_type, event, error, attempts, failed_at, replayed_at
+             FROM dead_letters WHERE consumer = $1 AND ($2 OR replayed_at IS NULL)
+             ORDER BY failed_at, id LIMIT $3",
+        )
+        .bind(consumer)
+        .bind(include_replayed)
+        .bind(i64::from(limit))
+        .fetch_all(conn)
+        .await
+    })
+    .map_err(phoenix_db::Error::from)?;
+    Ok(rows.into_iter().map(DeadLetter::from).collect())
 }
 
 enum Single {

@@ -9,10 +9,12 @@
 //! - [`Bus`], in-process (the embedded default) or NATS JetStream (one stream per domain, durable consumers,
 //!   `Nats-Msg-Id` dedupe);
 //! - [`Consumer`], which applies a [`Handler`]'s effect and records the event id in the same transaction on the
-//!   consuming service's database (effectively once), and keeps dead letters after bounded retries.
+//!   consuming service's database (effectively once), and keeps dead letters after bounded retries, which
+//!   admins list over HTTP ([`admin`]) and replay from the command line.
 //!
 //! Delivery is at least once everywhere; an event is marked published only after the bus has it.
 
+pub mod admin;
 mod bus;
 mod consumer;
 mod envelope;
@@ -20,7 +22,7 @@ pub mod nats;
 mod relay;
 
 pub use bus::{Bus, InProcess, Subscription};
-pub use consumer::{Applied, Consumer, ConsumerOptions, DeadLetter, Handler, HandlerError, Replay};
+pub use consumer::{Applied, Consumer, ConsumerOptions, DeadLetter, Handler, HandlerError, Replay, dead_letters};
 pub use envelope::{CloudEvent, SPEC_VERSION, domain_of};
 pub use nats::{Nats, NatsOptions};
 pub use relay::{Relay, RelayOptions, RelayTask};

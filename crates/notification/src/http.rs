@@ -37,12 +37,29 @@ pub fn api() -> OpenApiRouter<Service> {
     let admins = OpenApiRouter::new()
         .routes(routes!(list_templates))
         .routes(routes!(put_template))
+        .routes(routes!(dead_letters))
         .route_layer(RequireRoles::any_of(&[Role::Admin]));
     let webhooks = OpenApiRouter::new()
         .routes(routes!(create_endpoint, list_endpoints))
         .routes(routes!(delete_endpoint))
         .route_layer(RequireRoles::any_of(WEBHOOK_ROLES));
     anyone.merge(support).merge(admins).merge(webhooks)
+}
+
+/// Events the notification consumer gave up on after its retries (an event it could not read, say), oldest
+/// first: not deliveries that failed, which are in the delivery log. Replay them, once the cause is fixed, with
+/// `phoenix events dead-letters replay --consumer notification`.
+#[utoipa::path(get, path = "/api/v1/notifications/dead-letters", tag = TAG, security(("bearer" = [])),
+    params(phoenix_events::admin::DeadLetterQuery),
+    responses((status = 200, body = phoenix_events::admin::DeadLetterList), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
+async fn dead_letters(
+    State(service): State<Service>,
+    Query(query): Query<phoenix_events::admin::DeadLetterQuery>,
+) -> Result<Json<phoenix_events::admin::DeadLetterList>> {
+    Ok(Json(
+        phoenix_events::admin::list(service.pool(), &["notification"], query).await?,
+    ))
 }
 
 /// One delivery in the log. Email addresses and phone numbers are masked.

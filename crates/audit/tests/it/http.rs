@@ -17,6 +17,7 @@ phoenix_db::contract_suite!(
         reports_answer_json_and_csv,
         only_support_and_admins_may_read,
         bad_filters_are_422_naming_the_field,
+        admins_see_dead_letters_per_consumer,
     ]
 );
 
@@ -252,5 +253,67 @@ async fn bad_filters_are_422_naming_the_field(pool: Pool) {
         if !field.is_empty() {
             assert_eq!(body["errors"][0]["field"], field, "{uri}: {body}");
         }
+    }
+}
+
+/// An event analytics refuses becomes a dead letter that admins (only) see, per consumer, open or all.
+async fn admins_see_dead_letters_per_consumer(pool: Pool) {
+    let world = world(pool);
+    let mut poison = confirmed("b-poison", "user-1", "2026-12-01");
+    poison.data = json!({"currency": "EUR"});
+    let applied = world.analytics.apply(std::slice::from_ref(&poison)).await.unwrap();
+    assert_eq!(applied.dead_lettered, 1);
+    let admin = principal(&[Role::Admin]);
+
+    let reply = get(
+        &world,
+        "/api/v1/audit/dead-letters?consumer=analytics",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    let body = reply.json();
+    assert_eq!(body["consumer"], "analytics");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["event_id"], poison.id.to_string());
+    assert_eq!(items[0]["event"]["type"], "booking.confirmed.v1");
+    assert_eq!(items[0]["attempts"], 2);
+    assert!(items[0]["error"].as_str().unwrap().contains("total_minor"));
+
+    let audit = get(
+        &world,
+        "/api/v1/audit/dead-letters?consumer=audit&all=true",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(audit.status, StatusCode::OK);
+    assert_eq!(audit.json()["items"], json!([]), "the audit consumer has none");
+
+    for roles in [&[Role::Support][..], &[Role::Customer]] {
+        let reply = get(
+            &world,
+            "/api/v1/audit/dead-letters?consumer=analytics",
+            Some(&principal(roles)),
+            None,
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{roles:?}: whole events carry personal data"
+        );
+    }
+    for (uri, field) in [
+        ("/api/v1/audit/dead-letters", "consumer"),
+        ("/api/v1/audit/dead-letters?consumer=notification", "consumer"),
+        ("/api/v1/audit/dead-letters?consumer=audit&limit=0", "limit"),
+        ("/api/v1/audit/dead-letters?consumer=audit&limit=501", "limit"),
+    ] {
+        let reply = get(&world, uri, Some(&admin), None).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}: {}", reply.text);
+        assert_eq!(reply.json()["errors"][0]["field"], field, "{uri}");
     }
 }

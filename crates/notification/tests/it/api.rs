@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
         the_delivery_log_shows_a_booking_to_its_people_only,
         transactional_messages_cannot_be_opted_out_of,
         admins_edit_templates_that_must_render,
+        admins_see_the_events_the_consumer_gave_up_on,
     ]
 );
 
@@ -126,4 +127,54 @@ async fn admins_edit_templates_that_must_render(pool: Pool) {
         .0,
         404
     );
+}
+
+/// A booking event the consumer cannot read becomes a dead letter; admins (only) list it.
+async fn admins_see_the_events_the_consumer_gave_up_on(pool: Pool) {
+    let service = service(pool, options());
+    let mut unreadable = Booking::new().event("booking.confirmed.v1", 0);
+    unreadable.data = json!({"locator": "ABC123"});
+    let applied = consumer(&service)
+        .apply(std::slice::from_ref(&unreadable))
+        .await
+        .unwrap();
+    assert_eq!(applied.dead_lettered, 1);
+
+    let admin = principal(&[Role::Admin], None);
+    let (status, body) = call(&service, &admin, "GET", "/api/v1/notifications/dead-letters", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["consumer"], "notification");
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["items"][0]["event_id"], unreadable.id.to_string());
+    assert_eq!(body["items"][0]["attempts"], 2);
+
+    let (status, body) = call(
+        &service,
+        &admin,
+        "GET",
+        "/api/v1/notifications/dead-letters?limit=0",
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["errors"][0]["field"]), (422, &json!("limit")), "{body}");
+    let (status, _) = call(
+        &service,
+        &admin,
+        "GET",
+        "/api/v1/notifications/dead-letters?consumer=audit",
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+    for roles in [Role::Support, Role::Customer] {
+        let (status, _) = call(
+            &service,
+            &principal(&[roles], None),
+            "GET",
+            "/api/v1/notifications/dead-letters",
+            None,
+        )
+        .await;
+        assert_eq!(status, 403, "{roles:?}");
+    }
 }

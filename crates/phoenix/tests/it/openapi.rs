@@ -41,6 +41,9 @@ async fn document_is_openapi_3_1_and_covers_the_api() {
         "/api/v1/offers/{offer_id}",
         "/api/v1/catalog/hotels",
         "/api/v1/catalog/schedules",
+        "/api/v1/audit",
+        "/api/v1/audit/dead-letters",
+        "/api/v1/notifications/dead-letters",
     ] {
         assert!(paths.contains_key(expected), "{expected} is not documented");
     }
