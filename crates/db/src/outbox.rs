@@ -170,6 +170,23 @@ impl Pool {
         Ok(())
     }
 
+    /// Deletes up to `limit` events published before `before`, oldest first, and returns how many. Unpublished
+    /// events are never deleted, however old.
+    pub async fn prune_published(&self, before: Timestamp, limit: u32) -> Result<u64, Error> {
+        let removed = crate::dispatch!(self, conn => {
+            sqlx::query(
+                "DELETE FROM outbox WHERE seq IN (
+                     SELECT seq FROM outbox WHERE published_at IS NOT NULL AND published_at < $1 ORDER BY seq LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(removed)
+    }
+
     /// How many events wait to be published, and when the oldest of them was written.
     pub async fn unpublished_backlog(&self) -> Result<(i64, Option<Timestamp>), Error> {
         let row: (i64, Option<Timestamp>) = crate::dispatch!(self, conn => {

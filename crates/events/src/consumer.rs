@@ -353,17 +353,22 @@ impl Consumer {
         Ok(())
     }
 
-    /// Forgets inbox rows older than `age` (redeliveries come within the bus's duplicate window and the stream's
-    /// retention; keeping ids for longer only costs space). Returns how many were removed.
-    pub async fn prune_inbox(&self, age: time::Duration) -> Result<u64, Error> {
+    /// Forgets up to `limit` inbox rows older than `age`, oldest first, and returns how many. Redeliveries come
+    /// within the bus's retention (a NATS stream's `max_age_hours`; in-process, only unpublished outbox rows are
+    /// delivered again), so ids older than that only cost space.
+    pub async fn prune_inbox(&self, age: time::Duration, limit: u32) -> Result<u64, Error> {
         let cutoff = Timestamp::from_datetime(time::OffsetDateTime::now_utc() - age);
         let removed = phoenix_db::dispatch!(&self.pool, conn => {
-            sqlx::query("DELETE FROM inbox WHERE consumer = $1 AND applied_at < $2")
-                .bind(self.name())
-                .bind(cutoff)
-                .execute(conn)
-                .await
-                .map(|done| done.rows_affected())
+            sqlx::query(
+                "DELETE FROM inbox WHERE consumer = $1 AND event_id IN (
+                     SELECT event_id FROM inbox WHERE consumer = $1 AND applied_at < $2 ORDER BY applied_at LIMIT $3)",
+            )
+            .bind(self.name())
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
         })
         .map_err(phoenix_db::Error::from)?;
         Ok(removed)

@@ -12,6 +12,8 @@
 //!   consuming service's database (effectively once), and keeps dead letters after bounded retries, which
 //!   admins list over HTTP ([`admin`]) and replay from the command line.
 //!
+//! [`Retention`] deletes published outbox rows and inbox rows once they are old enough to be of no further use.
+//!
 //! Delivery is at least once everywhere; an event is marked published only after the bus has it.
 
 pub mod admin;
@@ -20,12 +22,14 @@ mod consumer;
 mod envelope;
 pub mod nats;
 mod relay;
+mod retention;
 
 pub use bus::{Bus, InProcess, Subscription};
 pub use consumer::{Applied, Consumer, ConsumerOptions, DeadLetter, Handler, HandlerError, Replay, dead_letters};
 pub use envelope::{CloudEvent, SPEC_VERSION, domain_of};
 pub use nats::{Nats, NatsOptions};
 pub use relay::{Relay, RelayOptions, RelayTask};
+pub use retention::{Pruned, Retention, RetentionOptions, RetentionTask};
 
 /// What can go wrong moving events.
 #[derive(Debug, thiserror::Error)]

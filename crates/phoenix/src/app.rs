@@ -30,12 +30,13 @@ pub struct App {
     outboxes: Vec<(Role, Pool)>,
 }
 
-/// How events move in this process: the bus, the consumers subscribed to it, and one relay per service database
-/// with an outbox. Dropping it stops them.
+/// How events move in this process: the bus, the consumers subscribed to it, one relay per service database
+/// with an outbox, and the pruning of old event rows. Dropping it stops them.
 pub struct Events {
     pub bus: phoenix_events::Bus,
     subscriptions: Vec<phoenix_events::Subscription>,
     relays: Vec<phoenix_events::RelayTask>,
+    _retention: phoenix_events::RetentionTask,
 }
 
 /// The services running in this process (a role elsewhere is `None` here).
@@ -363,10 +364,14 @@ impl App {
             services.audit = Some(service);
         }
         // Consumers first, so the relays find them when they publish.
-        let subscriptions = consumers(&config, &services)
-            .into_iter()
-            .map(|consumer| bus.subscribe(consumer))
-            .collect();
+        let consumers = consumers(&config, &services);
+        let retention = phoenix_events::Retention::new(
+            outboxes.iter().map(|(_, pool)| pool.clone()).collect(),
+            consumers.clone(),
+            config.events.retention.clone(),
+        )
+        .start();
+        let subscriptions = consumers.into_iter().map(|consumer| bus.subscribe(consumer)).collect();
         let relays = relays(&config, &bus, outboxes.clone());
         let router = if config.runs(Role::Gateway) {
             gateway_router(&config, &services, limiter, readiness)?
@@ -382,6 +387,7 @@ impl App {
                 bus,
                 subscriptions,
                 relays,
+                _retention: retention,
             },
             outboxes,
         })

@@ -117,7 +117,7 @@ fn default_stripe_timeout_secs() -> u64 {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Bus {
-    /// In this process only: each outbox relay applies its events to the consumers running here. Roles in other
+    /// In this process only: each outbox relay hands its events to the consumers running here. Roles in other
     /// processes see none of them (their events stay in the outbox until a shared bus is configured).
     #[default]
     InProcess,
@@ -131,6 +131,8 @@ pub enum Bus {
 pub struct Events {
     pub relay: phoenix_events::RelayOptions,
     pub consumer: phoenix_events::ConsumerOptions,
+    /// How long published outbox rows and inbox rows are kept.
+    pub retention: phoenix_events::RetentionOptions,
 }
 
 /// Per-service database URLs, overriding `database_url`.
@@ -279,6 +281,14 @@ impl Config {
 
     /// Checks everything that deserialising cannot: ranges, URLs, and that each remote role has an address.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let bus_max_age = match &self.bus {
+            Bus::Nats(nats) => Some(nats.max_age_hours),
+            Bus::InProcess => None,
+        };
+        self.events
+            .retention
+            .validate(bus_max_age)
+            .map_err(|e| anyhow::anyhow!("invalid configuration: events.retention.{e}"))?;
         if !(1..=1_000).contains(&self.database_pool_size) {
             bail!("invalid configuration: database_pool_size must be 1 to 1000");
         }
@@ -513,6 +523,13 @@ mod tests {
             (env(&[("PHOENIX_SERVICES__IDENTITY", "ftp://x")]), "services.identity"),
             (env(&[("PHOENIX_NO_SUCH_SETTING", "1")]), "no_such_setting"),
             (env(&[("PHOENIX_DATABASE_POOL_SIZE", "0")]), "database_pool_size"),
+            (
+                env(&[
+                    ("PHOENIX_BUS__KIND", "nats"),
+                    ("PHOENIX_EVENTS__RETENTION__INBOX_HOURS", "24"),
+                ]),
+                "inbox_hours",
+            ),
         ];
         for (env, setting) in cases {
             let error = Config::load_from(None, env).unwrap_err().to_string();

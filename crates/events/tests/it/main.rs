@@ -3,6 +3,7 @@
 
 mod consumer;
 mod relay;
+mod retention;
 
 mod migrations {
     /// No tables of a service's own: the outbox, inbox and dead letters come with every database.
