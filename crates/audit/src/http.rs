@@ -631,7 +631,8 @@ async fn load_factor(
         .load_factor(query.departure_id.as_deref(), days, query.cursor.as_deref(), limit)
         .await?;
     let next_cursor = next_cursor(&rows, limit, |r| r.key.clone());
-    let rows: Vec<DepartureLoad> = rows
+    let lines = load_lines(&rows);
+    let rows = rows
         .into_iter()
         .map(|r| DepartureLoad {
             load_factor: r.ratio(),
@@ -642,19 +643,6 @@ async fn load_factor(
             buckets_without_capacity: r.n_unknown_capacity,
         })
         .collect();
-    let lines = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.departure_id.clone(),
-                r.departure_date.clone().unwrap_or_default(),
-                r.capacity.to_string(),
-                r.sold.to_string(),
-                ratio(r.load_factor),
-                r.buckets_without_capacity.to_string(),
-            ]
-        })
-        .collect();
     let header = [
         "departure_id",
         "departure_date",
@@ -663,17 +651,11 @@ async fn load_factor(
         "load_factor",
         "buckets_without_capacity",
     ];
-    let mut response = respond(
-        format,
-        LoadFactorReport {
-            rows,
-            next_cursor: next_cursor.clone(),
-        },
-        &header,
-        lines,
-    );
-    with_cursor_header(&mut response, next_cursor);
-    Ok(response)
+    let report = LoadFactorReport {
+        rows,
+        next_cursor: next_cursor.clone(),
+    };
+    Ok(page(format, report, &header, lines, next_cursor))
 }
 
 /// Rooms of one hotel on one night.
@@ -726,7 +708,8 @@ async fn occupancy(
     let next_cursor = next_cursor(&rows, limit, |r| {
         format!("{}/{}", r.key, r.day.as_deref().unwrap_or_default())
     });
-    let rows: Vec<NightOccupancy> = rows
+    let lines = load_lines(&rows);
+    let rows = rows
         .into_iter()
         .map(|r| NightOccupancy {
             occupancy: r.ratio(),
@@ -737,19 +720,6 @@ async fn occupancy(
             buckets_without_capacity: r.n_unknown_capacity,
         })
         .collect();
-    let lines = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.hotel_id.clone(),
-                r.night.clone(),
-                r.capacity.to_string(),
-                r.sold.to_string(),
-                ratio(r.occupancy),
-                r.buckets_without_capacity.to_string(),
-            ]
-        })
-        .collect();
     let header = [
         "hotel_id",
         "night",
@@ -758,17 +728,40 @@ async fn occupancy(
         "occupancy",
         "buckets_without_capacity",
     ];
-    let mut response = respond(
-        format,
-        OccupancyReport {
-            rows,
-            next_cursor: next_cursor.clone(),
-        },
-        &header,
-        lines,
-    );
+    let report = OccupancyReport {
+        rows,
+        next_cursor: next_cursor.clone(),
+    };
+    Ok(page(format, report, &header, lines, next_cursor))
+}
+
+/// The CSV lines of a load-factor or occupancy report: key, day, capacity, sold, ratio, buckets without capacity.
+fn load_lines(rows: &[LoadRow]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            vec![
+                r.key.clone(),
+                r.day.clone().unwrap_or_default(),
+                r.capacity.to_string(),
+                r.sold.to_string(),
+                ratio(r.ratio()),
+                r.n_unknown_capacity.to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// A page of a report in the asked format, with its cursor also in the `x-next-cursor` header.
+fn page<T: Serialize>(
+    format: Format,
+    report: T,
+    header: &[&str],
+    lines: Vec<Vec<String>>,
+    next_cursor: Option<String>,
+) -> Response {
+    let mut response = respond(format, report, header, lines);
     with_cursor_header(&mut response, next_cursor);
-    Ok(response)
+    response
 }
 
 fn next_cursor(rows: &[LoadRow], limit: u32, key: impl Fn(&LoadRow) -> String) -> Option<String> {
