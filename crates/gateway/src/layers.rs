@@ -32,6 +32,7 @@ pub const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("tra
 /// - counts and times the request ([`telemetry::observe`]).
 pub async fn envelope(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let _in_flight = telemetry::InFlight::start();
     let id = request
         .headers()
         .get(&REQUEST_ID)

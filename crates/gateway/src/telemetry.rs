@@ -26,6 +26,10 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics shows only what this one records");
         }
         metrics_process::Collector::default().describe();
+        metrics::describe_gauge!(
+            "http_requests_in_flight",
+            "HTTP requests being served now (their head read, their answer not yet sent)"
+        );
         metrics::describe_counter!(
             "http_requests_total",
             "HTTP requests answered, by method, route and status"
@@ -58,4 +62,20 @@ pub fn observe(method: &Method, route: Option<&MatchedPath>, status: StatusCode,
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
+}
+
+/// Counts a request as in flight (`http_requests_in_flight`) until dropped, whichever way the request ends.
+pub struct InFlight(());
+
+impl InFlight {
+    pub fn start() -> InFlight {
+        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+    }
 }

@@ -446,6 +446,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let grace = Duration::from_secs(self.config.shutdown_grace_secs);
+        // The metrics recorder is installed on first use: before the first request, or what it records is lost.
+        phoenix_gateway::telemetry::handle();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let upkeep = tokio::spawn(async {
             let mut tick = tokio::time::interval(Duration::from_secs(5));

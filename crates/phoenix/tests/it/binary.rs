@@ -35,6 +35,19 @@ fn in_flight_requests_finish_after_sigterm() {
     stream.write_all(head.as_bytes()).unwrap();
     stream.write_all(&body.as_bytes()[..10]).unwrap();
     stream.flush().unwrap();
+    // The signal must come once the server is serving the request (accepted, head read), not while the connection
+    // still waits in the listen backlog: /metrics counts it in flight, beside the /metrics request itself.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = in_flight(&server.address);
+        if now >= 2.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never started ({now} in flight)"
+        );
+    }
 
     Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
@@ -206,4 +219,19 @@ fn every_command_has_help() {
     ] {
         assert!(text.contains(flag), "serve --help lacks {flag}");
     }
+}
+
+/// `http_requests_in_flight` from the server's `/metrics` (this request included).
+fn in_flight(address: &str) -> f64 {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix("http_requests_in_flight "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
 }
