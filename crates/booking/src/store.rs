@@ -193,10 +193,12 @@ impl Store {
     /// The booking made under an idempotency key, with the hash of the request that made it.
     pub async fn by_idempotency_key(&self, scope: &str, key: &str) -> Result<Option<(Booking, Vec<u8>)>, Error> {
         let sql = format!(
-            "SELECT {FIELDS}, request_hash FROM bookings WHERE idempotency_scope = $1 AND idempotency_key = $2"
+            "SELECT {FIELDS}, request_hash FROM bookings
+             WHERE idempotency_scope = $1 AND idempotency_key = $2 AND created_at >= $3"
         );
+        let since = Timestamp::now() - phoenix_db::idempotency::RETENTION;
         let keyed: Option<Keyed> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(key).fetch_optional(conn).await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(key).bind(since).fetch_optional(conn).await
         })?;
         let Some(Keyed { row, request_hash }) = keyed else {
             return Ok(None);

@@ -88,6 +88,7 @@ impl Store {
     ) -> Result<Inserted, Error> {
         let documents = Documents::of(&new)?;
         let mut tx = self.pool.begin().await?;
+        release_expired_key(&mut tx, &new).await?;
         for _ in 0..LOCATOR_ATTEMPTS {
             match insert_row(&mut tx, &new, &documents).await {
                 Ok(true) => {}
@@ -196,6 +197,27 @@ impl Documents {
             actor: to_json(&new.actor)?,
         })
     }
+}
+
+/// An idempotency key answers for 24 hours (`phoenix_db::idempotency::RETENTION`), then may be used again: a booking
+/// older than that gives its key up (renamed `<key>:expired:<new booking id>`, so the old booking keeps a record of
+/// it) in the transaction that inserts the new booking under it.
+async fn release_expired_key(tx: &mut Tx, new: &NewBooking) -> Result<(), Error> {
+    let cutoff = Timestamp::now() - phoenix_db::idempotency::RETENTION;
+    dispatch!(tx, conn => {
+        sqlx::query(
+            "UPDATE bookings SET idempotency_key = idempotency_key || $4
+             WHERE idempotency_scope = $1 AND idempotency_key = $2 AND created_at < $3",
+        )
+        .bind(&new.idempotency_scope)
+        .bind(&new.idempotency_key)
+        .bind(cutoff)
+        .bind(format!(":expired:{}", new.booking.id))
+        .execute(conn)
+        .await
+        .map(|_| ())
+    })?;
+    Ok(())
 }
 
 /// Inserts the row; false when the locator is taken.
