@@ -20,6 +20,8 @@ pub mod sender;
 mod service;
 pub mod store;
 pub mod template;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod webhook;
 mod worker;
 

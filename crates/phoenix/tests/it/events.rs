@@ -2,62 +2,13 @@
 //! real SMTP server on loopback), through the outbox relays and the bus: in-process on SQLite and PostgreSQL, and
 //! NATS JetStream on PostgreSQL. Then `phoenix audit verify` passes, and fails once an audit row is edited.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use phoenix_notification::testing::SmtpServer;
 use serde_json::Value;
 
 use crate::bookings::{book, world};
 use crate::common::{Api, TestApp};
-
-/// An aiosmtpd process writing what it receives to a maildir; killed when dropped.
-pub struct SmtpServer {
-    pub port: u16,
-    maildir: tempfile::TempDir,
-    _child: tokio::process::Child,
-}
-
-impl SmtpServer {
-    pub async fn start() -> SmtpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let maildir = tempfile::tempdir().expect("maildir");
-        let child = tokio::process::Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(maildir.path().join("mail"))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start aiosmtpd (pip install aiosmtpd)");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "aiosmtpd did not start listening"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        SmtpServer {
-            port,
-            maildir,
-            _child: child,
-        }
-    }
-
-    pub fn messages(&self) -> Vec<String> {
-        let new: PathBuf = self.maildir.path().join("mail").join("new");
-        std::fs::read_dir(new)
-            .map(|dir| {
-                dir.flatten()
-                    .filter_map(|e| std::fs::read(e.path()).ok())
-                    .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
 
 /// The test configuration with notifications sent through `smtp`, and the delivery worker polling briskly.
 pub fn config_with_smtp(smtp: &SmtpServer) -> phoenix::Config {
