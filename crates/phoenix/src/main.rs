@@ -9,6 +9,11 @@ use phoenix::config::{Config, LogFormat, Role};
 use phoenix::{App, app, bench, events, seed, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: search and the request paths allocate many small, short-lived values
+/// across threads, where glibc's malloc spent about a sixth of the CPU of `phoenix bench search` (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
