@@ -7,17 +7,22 @@
 //! Token format:
 //!
 //! ```text
-//! ofr_<base64url(json(offer))>.<base64url(hmac_sha256(key, "ofr_" + base64url(json(offer))))>
+//! ofr_<base64url(postcard(offer))>.<base64url(hmac_sha256(key, "ofr_" + base64url(postcard(offer))))>
 //! ```
 //!
-//! Both parts use the URL-safe base64 alphabet without padding, so a token fits in URLs and headers unescaped. The
-//! MAC covers the prefix and the encoded payload exactly as transmitted, and is checked in constant time before the
-//! payload is decoded or parsed, so unauthenticated input never reaches the JSON parser. Offers are not secret:
-//! anyone holding a token can read it, but nobody without the key can change it or mint a new one.
+//! The offer is encoded with [postcard](https://docs.rs/postcard) (compact binary, serde's data model): a hotel
+//! offer with its price breakdown makes a token of about 300 characters where JSON made 880, and a search page
+//! carries one per option. Both parts use the URL-safe base64 alphabet without padding, so a token fits in URLs and
+//! headers unescaped. The MAC covers the prefix and the encoded payload exactly as transmitted, and is checked in
+//! constant time before the payload is decoded, so unauthenticated input never reaches the decoder. Offers are not
+//! secret: anyone holding a token can read it (`GET /api/v1/offers/{id}` shows it as JSON), but nobody without the
+//! key can change it or mint a new one. The details are typed by the caller, which reads a token back as the type it
+//! signed (postcard's encoding does not name its types).
 
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// What every offer token starts with.
@@ -37,7 +42,7 @@ pub struct Quote {
 
 /// A price quoted to a customer, bookable at that price until it expires.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Offer {
+pub struct Offer<D = serde_json::Value> {
     /// Identifies this offer, e.g. to refuse booking it twice.
     pub id: uuid::Uuid,
     /// Unix time (seconds) from which the offer can no longer be booked.
@@ -45,13 +50,13 @@ pub struct Offer {
     /// The total price shown to the customer.
     pub total: Quote,
     /// What was offered (product, dates, price breakdown), as the quoting code chose to describe it.
-    pub details: serde_json::Value,
+    pub details: D,
 }
 
 /// Why an offer token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum OfferError {
-    /// Not an offer token at all: wrong prefix or shape, too long, bad base64 or bad JSON.
+    /// Not an offer token at all: wrong prefix or shape, too long, bad base64, or a payload that is not an offer.
     #[error("is malformed")]
     Malformed,
     /// Shaped like a token, but not signed by this key, or altered since.
@@ -90,13 +95,13 @@ impl OfferSigner {
     ///
     /// # Panics
     ///
-    /// Never in practice: an [`Offer`] always serializes to JSON.
-    pub fn sign(&self, offer: &Offer) -> String {
-        // An `Offer` is plain data whose map keys are all strings, so serializing it cannot fail.
-        let json = serde_json::to_vec(offer).expect("an offer always serializes to JSON");
-        let mut token = String::with_capacity(PREFIX.len() + json.len() * 4 / 3 + 48);
+    /// If `D` cannot be encoded by postcard: a type that serializes with `skip_serializing_if`, flattening or
+    /// another self-describing-only feature (the offer types of this crate have none).
+    pub fn sign<D: Serialize>(&self, offer: &Offer<D>) -> String {
+        let payload = postcard::to_stdvec(offer).expect("offer details encode with postcard");
+        let mut token = String::with_capacity(PREFIX.len() + payload.len() * 4 / 3 + 48);
         token.push_str(PREFIX);
-        URL_SAFE_NO_PAD.encode_string(json, &mut token);
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let tag = hmac::sign(&self.key, token.as_bytes());
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut token);
@@ -113,7 +118,7 @@ impl OfferSigner {
     /// [`OfferError::Malformed`] if the token is not shaped like one (or is over 8 KiB), or its signed payload is not
     /// an offer; [`OfferError::BadSignature`] if this key did not sign it as it is; [`OfferError::Expired`] if
     /// `now_unix` is at or past the offer's expiry.
-    pub fn verify(&self, token: &str, now_unix: i64) -> Result<Offer, OfferError> {
+    pub fn verify<D: DeserializeOwned>(&self, token: &str, now_unix: i64) -> Result<Offer<D>, OfferError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(OfferError::Malformed);
         }
@@ -125,8 +130,11 @@ impl OfferSigner {
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| OfferError::Malformed)?;
         hmac::verify(&self.key, signed.as_bytes(), &tag).map_err(|_| OfferError::BadSignature)?;
 
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| OfferError::Malformed)?;
-        let offer: Offer = serde_json::from_slice(&json).map_err(|_| OfferError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| OfferError::Malformed)?;
+        let (offer, rest) = postcard::take_from_bytes::<Offer<D>>(&payload).map_err(|_| OfferError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(OfferError::Malformed);
+        }
         if now_unix >= offer.expires_at_unix {
             return Err(OfferError::Expired);
         }
@@ -146,7 +154,15 @@ mod tests {
 
     const NOW: i64 = 1_700_000_000;
 
-    fn offer() -> Offer {
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Stay {
+        hotel: String,
+        nights: u32,
+        note: String,
+        nightly_minor: Vec<i64>,
+    }
+
+    fn offer() -> Offer<Stay> {
         Offer {
             id: uuid::Uuid::new_v4(),
             expires_at_unix: NOW + 900,
@@ -154,8 +170,20 @@ mod tests {
                 amount_minor: 12_345,
                 currency: "EUR".to_owned(),
             },
-            details: serde_json::json!({ "hotel": "h-1", "nights": 2, "note": "café ☕" }),
+            details: Stay {
+                hotel: "h-1".to_owned(),
+                nights: 2,
+                note: "café ☕".to_owned(),
+                nightly_minor: vec![6_000, -1, i64::MAX],
+            },
         }
+    }
+
+    /// A token over `payload`, correctly signed by `signer`.
+    fn sealed(signer: &OfferSigner, payload: &[u8]) -> String {
+        let signed = format!("ofr_{}", URL_SAFE_NO_PAD.encode(payload));
+        let tag = URL_SAFE_NO_PAD.encode(hmac::sign(&signer.key, signed.as_bytes()));
+        format!("{signed}.{tag}")
     }
 
     /// Replaces the character at `index` of `token` with a different base64url character.
@@ -189,7 +217,7 @@ mod tests {
         let token = signer.sign(&offer());
         for index in [PREFIX.len(), PREFIX.len() + 10, token.find('.').unwrap() - 1] {
             assert_eq!(
-                signer.verify(&tamper(&token, index), NOW),
+                signer.verify::<Stay>(&tamper(&token, index), NOW),
                 Err(OfferError::BadSignature)
             );
         }
@@ -202,9 +230,9 @@ mod tests {
         let (_, tag) = token.split_once('.').unwrap();
         let mut cheaper = offer();
         cheaper.total.amount_minor = 1;
-        let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cheaper).unwrap());
+        let forged_payload = URL_SAFE_NO_PAD.encode(postcard::to_stdvec(&cheaper).unwrap());
         let forged = format!("ofr_{forged_payload}.{tag}");
-        assert_eq!(signer.verify(&forged, NOW), Err(OfferError::BadSignature));
+        assert_eq!(signer.verify::<Stay>(&forged, NOW), Err(OfferError::BadSignature));
     }
 
     #[test]
@@ -213,19 +241,19 @@ mod tests {
         let token = signer.sign(&offer());
         let index = token.find('.').unwrap() + 1;
         assert_eq!(
-            signer.verify(&tamper(&token, index), NOW),
+            signer.verify::<Stay>(&tamper(&token, index), NOW),
             Err(OfferError::BadSignature)
         );
         // 43 base64 characters of tag cut to 40: still valid base64 (30 bytes), but not the tag.
         let truncated = &token[..token.len() - 3];
-        assert_eq!(signer.verify(truncated, NOW), Err(OfferError::BadSignature));
+        assert_eq!(signer.verify::<Stay>(truncated, NOW), Err(OfferError::BadSignature));
     }
 
     #[test]
     fn other_key_is_rejected() {
         let token = OfferSigner::new(b"one key").sign(&offer());
         assert_eq!(
-            OfferSigner::new(b"another key").verify(&token, NOW),
+            OfferSigner::new(b"another key").verify::<Stay>(&token, NOW),
             Err(OfferError::BadSignature)
         );
     }
@@ -237,8 +265,8 @@ mod tests {
         let token = signer.sign(&offer);
         let expiry = offer.expires_at_unix;
         assert_eq!(signer.verify(&token, expiry - 1), Ok(offer));
-        assert_eq!(signer.verify(&token, expiry), Err(OfferError::Expired));
-        assert_eq!(signer.verify(&token, expiry + 3600), Err(OfferError::Expired));
+        assert_eq!(signer.verify::<Stay>(&token, expiry), Err(OfferError::Expired));
+        assert_eq!(signer.verify::<Stay>(&token, expiry + 3600), Err(OfferError::Expired));
     }
 
     #[test]
@@ -260,7 +288,11 @@ mod tests {
             &token[PREFIX.len()..],
             &over_long,
         ] {
-            assert_eq!(signer.verify(garbage, NOW), Err(OfferError::Malformed), "{garbage:?}");
+            assert_eq!(
+                signer.verify::<Stay>(garbage, NOW),
+                Err(OfferError::Malformed),
+                "{garbage:?}"
+            );
         }
     }
 
@@ -268,14 +300,37 @@ mod tests {
     fn signed_garbage_is_malformed() {
         // A correctly signed payload that is not an offer (or not base64) is still malformed, not trusted.
         let signer = OfferSigner::new(b"secret");
-        for payload in ["!!!", &URL_SAFE_NO_PAD.encode(b"{\"not\":\"an offer\"}")] {
-            let signed = format!("ofr_{payload}");
-            let tag = URL_SAFE_NO_PAD.encode(hmac::sign(&signer.key, signed.as_bytes()));
+        let offer = offer();
+        let bytes = postcard::to_stdvec(&offer).unwrap();
+        assert_eq!(signer.verify(&sealed(&signer, &bytes), NOW), Ok(offer));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        for payload in [
+            &b"{\"not\":\"an offer\"}"[..],
+            &bytes[..bytes.len() - 1],
+            &trailing,
+            &[],
+        ] {
             assert_eq!(
-                signer.verify(&format!("{signed}.{tag}"), NOW),
-                Err(OfferError::Malformed)
+                signer.verify::<Stay>(&sealed(&signer, payload), NOW),
+                Err(OfferError::Malformed),
+                "{payload:?}"
             );
         }
+        let not_base64 = format!(
+            "ofr_!!!.{}",
+            URL_SAFE_NO_PAD.encode(hmac::sign(&signer.key, b"ofr_!!!"))
+        );
+        assert_eq!(signer.verify::<Stay>(&not_base64, NOW), Err(OfferError::Malformed));
+    }
+
+    #[test]
+    fn tokens_are_compact() {
+        // The point of the binary encoding: an offer costs little on a page of search results.
+        let signer = OfferSigner::generate();
+        let offer = offer();
+        let json_token_len = 4 + serde_json::to_vec(&offer).unwrap().len().div_ceil(3) * 4 + 44;
+        assert!(signer.sign(&offer).len() < json_token_len * 2 / 3);
     }
 
     #[test]

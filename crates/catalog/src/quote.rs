@@ -7,15 +7,13 @@
 //! describe the item. A quotation also names the inventory buckets a booking must hold and the cancellation terms it
 //! must apply; it holds nothing itself.
 
-use std::collections::HashMap;
-
 use phoenix_api::{FieldError, Principal};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::availability::Counts;
+use crate::availability::Counted;
 use crate::flight::Cabin;
 use crate::model::{Check, Day};
 use crate::money::{Currency, Money, convert};
@@ -256,7 +254,7 @@ impl Choice<'_> {
     /// The item priced now (or at the offer's price); `Err` says why it cannot be sold now.
     fn price(
         &self,
-        counts: &HashMap<String, Counts>,
+        counts: &Counted,
         shown: Option<Shown>,
         options: &crate::Options,
     ) -> Result<Result<Draft, String>, Error> {
@@ -300,7 +298,7 @@ impl Catalog {
                 continue;
             };
             let field = format!("items[{idx}].offer_id");
-            let offer = match self.verify_offer(offer_id) {
+            let offer = match self.open_offer(offer_id) {
                 Ok(offer) => offer,
                 Err(Error::Offer(source)) => return Err(Error::ItemOffer { field, source }),
                 Err(other) => return Err(other),
@@ -308,9 +306,7 @@ impl Catalog {
             // The catalog signed it, so a currency it cannot read is its own bug, not the client's.
             let currency = Currency::parse(&offer.total.currency).map_err(|_| Error::Corrupt { what: "offer" })?;
             let total = Money::new(offer.total.amount_minor, currency);
-            let described = serde_json::from_value::<OfferDetails>(offer.details)
-                .ok()
-                .and_then(|details| choice.shown(total, details));
+            let described = choice.shown(total, offer.details);
             match described {
                 Some(s) => shown.push(Some(s)),
                 None => return Err(Error::OfferMismatch { field }),
@@ -357,7 +353,7 @@ fn choose<'s>(
 fn price_all(
     choices: &[Choice<'_>],
     shown: Vec<Option<Shown>>,
-    counts: &HashMap<String, Counts>,
+    counts: &Counted,
     options: &crate::Options,
 ) -> Result<Vec<Draft>, Error> {
     let mut drafts = Vec::with_capacity(choices.len());

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::availability::Counts;
+use crate::availability::{Counted, Counts};
 use crate::flight::{Cabin, FareClass};
 use crate::hotel::{self, MealPlan};
 use crate::model::{AirportView, Check, Day};
@@ -132,11 +132,13 @@ struct OfferDraft {
 }
 
 /// What an offer describes: the choice (which a quote compares with what is booked), its terms and its price as
-/// shown. `nightly_minor` and `price` are optional only so that a quote can still read an offer signed before they
-/// were added.
+/// shown (`nightly_minor` and `price` are always set by search; a quote without them prices the choice as it is now).
+///
+/// Sealed into the token with postcard, which needs every field written in order: no `skip_serializing_if` here.
+/// [`OfferDetails::to_json`] is how it reads as JSON, with the variant named in `kind`.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum OfferDetails {
+#[serde(rename_all = "snake_case")]
+pub enum OfferDetails {
     Hotel {
         hotel_id: Uuid,
         room_type_id: Uuid,
@@ -147,9 +149,7 @@ pub(crate) enum OfferDetails {
         guests: u32,
         refundable: bool,
         free_cancellation_hours: Option<u32>,
-        #[serde(default)]
         nightly_minor: Option<Vec<i64>>,
-        #[serde(default)]
         price: Option<PriceBreakdown>,
     },
     Flight {
@@ -158,9 +158,24 @@ pub(crate) enum OfferDetails {
         fare_codes: Vec<String>,
         passengers: Passengers,
         refundable: bool,
-        #[serde(default)]
         price: Option<PriceBreakdown>,
     },
+}
+
+impl OfferDetails {
+    /// The details as JSON: the variant's fields, with `kind` naming it (`hotel` or `flight`).
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(outer)) => match outer.into_iter().next() {
+                Some((kind, serde_json::Value::Object(mut fields))) => {
+                    fields.insert("kind".to_owned(), serde_json::Value::String(kind));
+                    serde_json::Value::Object(fields)
+                }
+                _ => serde_json::Value::Null,
+            },
+            _ => serde_json::Value::Null,
+        }
+    }
 }
 
 impl OfferDraft {
@@ -193,7 +208,7 @@ impl Catalog {
                 amount_minor: draft.total.amount_minor,
                 currency: draft.total.currency.code().to_owned(),
             },
-            details: serde_json::to_value(&draft.details).unwrap_or_default(),
+            details: draft.details,
         })
     }
 }

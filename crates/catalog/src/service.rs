@@ -37,6 +37,7 @@ use crate::model::{
 use crate::money::{Currency, Rate};
 use crate::offer::{Offer, OfferSigner};
 use crate::pricing::{DynamicPricing, FeeLine, TravellerPricing};
+use crate::search::OfferDetails;
 use crate::snapshot::{HotelEntry, Snapshot};
 use crate::store::{Airline, AirportRow, Store};
 
@@ -252,8 +253,19 @@ impl Catalog {
             .insert(key, (generation, std::time::Instant::now(), value));
     }
 
-    /// Checks an offer id a client presents: signed by this catalog and not expired.
+    /// Checks an offer id a client presents: signed by this catalog and not expired; the details as JSON.
     pub fn verify_offer(&self, offer_id: &str) -> Result<Offer, Error> {
+        let offer = self.open_offer(offer_id)?;
+        Ok(Offer {
+            id: offer.id,
+            expires_at_unix: offer.expires_at_unix,
+            total: offer.total,
+            details: offer.details.to_json(),
+        })
+    }
+
+    /// [`Catalog::verify_offer`], with the details as search sealed them.
+    pub(crate) fn open_offer(&self, offer_id: &str) -> Result<Offer<OfferDetails>, Error> {
         Ok(self
             .inner
             .signer

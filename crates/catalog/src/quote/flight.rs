@@ -194,7 +194,7 @@ impl Trip<'_> {
     /// The itinerary priced as search prices it now, or at the price `shown`; `Err` when a leg is short of seats.
     pub(super) fn price(
         &self,
-        counts: &HashMap<String, Counts>,
+        counts: &Counted,
         shown: Option<Shown>,
         options: &crate::Options,
     ) -> Result<Result<Draft, String>, Error> {
@@ -202,8 +202,8 @@ impl Trip<'_> {
         let mut fares = Vec::with_capacity(self.legs.len());
         for leg in &self.legs {
             let departure = &leg.entry.departure;
-            let cabin = counts.get(&departure.seat_item(self.cabin)).copied();
-            let fare = counts.get(&departure.fare_item(&leg.fare.code)).copied();
+            let cabin = counts.get(&departure.seat_item(self.cabin));
+            let fare = counts.get(&departure.fare_item(&leg.fare.code));
             match (cabin, fare) {
                 // As search counts it: a fare class has room for the seats it and its cabin both have left.
                 (Some(c), Some(f)) if c.available().min(f.available()) >= seats => {

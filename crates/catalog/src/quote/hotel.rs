@@ -120,7 +120,7 @@ impl Stay<'_> {
     /// The stay priced as search prices it now, or at the price `shown`; `Err` when a night is closed or short.
     pub(super) fn price(
         &self,
-        counts: &HashMap<String, Counts>,
+        counts: &Counted,
         shown: Option<Shown>,
         options: &crate::Options,
     ) -> Result<Result<Draft, String>, Error> {

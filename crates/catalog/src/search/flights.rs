@@ -436,13 +436,13 @@ fn segment(
     leg: &DepartureEntry,
     cabin: Cabin,
     seats: i64,
-    counts: &HashMap<String, Counts>,
+    counts: &Counted,
     options: &crate::Options,
 ) -> Result<Option<Segment>, Error> {
     let Some(plan) = leg.schedule.cabins.iter().find(|c| c.cabin == cabin) else {
         return Ok(None);
     };
-    let Some(cabin_counts) = counts.get(&leg.departure.seat_item(cabin)).copied() else {
+    let Some(cabin_counts) = counts.get(&leg.departure.seat_item(cabin)) else {
         return Ok(None);
     };
     if cabin_counts.available() < seats {

@@ -403,7 +403,7 @@ fn hotel_candidates(snapshot: &Snapshot, stay: &Stay, query: &HotelSearch) -> Ve
 fn stay_options(
     entry: &HotelEntry,
     stay: &Stay,
-    counts: &HashMap<String, Counts>,
+    counts: &Counted,
     refundable_only: bool,
     options: &crate::Options,
 ) -> Result<Vec<(StayOption, OfferDraft)>, Error> {

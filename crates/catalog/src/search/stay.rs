@@ -46,7 +46,7 @@ pub(crate) fn night_counts(
     room_type_id: Uuid,
     nights: &[time::Date],
     rooms: u32,
-    counts: &HashMap<String, Counts>,
+    counts: &Counted,
 ) -> Result<Vec<Counts>, time::Date> {
     let mut found = Vec::with_capacity(nights.len());
     let mut item = String::with_capacity(64);
@@ -54,7 +54,7 @@ pub(crate) fn night_counts(
         item.clear();
         hotel::write_room_item(&mut item, room_type_id, *night);
         match counts.get(&item) {
-            Some(c) if c.available() >= i64::from(rooms) => found.push(*c),
+            Some(c) if c.available() >= i64::from(rooms) => found.push(c),
             _ => return Err(*night),
         }
     }

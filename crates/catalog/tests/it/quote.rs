@@ -7,7 +7,7 @@ use phoenix_catalog::hotel::room_item;
 use phoenix_catalog::model::{CapacityInput, PricesInput, RatePlanInput};
 use phoenix_catalog::offer::{Offer, OfferSigner};
 use phoenix_catalog::quote::{HotelItem, ItemKind, Quotation, QuoteItem, QuoteRequest};
-use phoenix_catalog::search::HotelSearchResponse;
+use phoenix_catalog::search::{HotelSearchResponse, OfferDetails};
 use phoenix_db::Pool;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use time_tz::OffsetDateTimeExt;
@@ -175,9 +175,10 @@ pub async fn an_offer_sets_the_price_and_must_describe_the_item(pool: Pool) {
     let mid = forged.len() / 3;
     let flipped = if forged.as_bytes()[mid] == b'A' { "B" } else { "A" };
     forged.replace_range(mid..mid + 1, flipped);
-    let offer = world.catalog.verify_offer(&option.offer_id).unwrap();
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let offer: Offer<OfferDetails> = OfferSigner::new(TEST_KEY).verify(&option.offer_id, now).unwrap();
     let expired = OfferSigner::new(TEST_KEY).sign(&Offer {
-        expires_at_unix: OffsetDateTime::now_utc().unix_timestamp() - 1,
+        expires_at_unix: now - 1,
         ..offer
     });
     for (token, code) in [
