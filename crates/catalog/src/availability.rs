@@ -7,7 +7,9 @@
 //!
 //! A search looks up hundreds of buckets, so the cache and the answer are keyed by [`BucketKey`], a 128-bit hash
 //! of the item id, rather than by the id itself: a lookup then compares 16 bytes held in the table instead of
-//! following a pointer to a 30 to 45 byte string (`phoenix bench search` spent a sixth of its time there).
+//! following a pointer to a 30 to 45 byte string. The cache is split into [`SHARDS`] maps, each behind its own
+//! lock, and a search takes each lock it needs once for all its keys in that shard: taken once per key, the locks'
+//! cache lines bouncing between cores cost `phoenix bench search` a sixth of its time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -25,6 +27,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(30);
 const GAP_PATIENCE: Duration = Duration::from_secs(5);
 const MAX_GAPS: usize = 10_000;
 const CAPACITY: usize = 2_000_000;
+/// Maps the cache is split into (a power of two).
+const SHARDS: usize = 64;
+const _: () = assert!(SHARDS.is_power_of_two());
 /// Most buckets asked of inventory in one call.
 const CHUNK: usize = 500;
 
@@ -78,12 +83,80 @@ struct Entry {
 }
 
 pub struct Availability {
-    cache: quick_cache::sync::Cache<BucketKey, Entry>,
+    cache: Cache,
     inventory: Client,
     principal: Principal,
     feed: tokio::sync::Mutex<Feed>,
     /// Bumped whenever a cached bucket is forgotten, so results computed from it can tell they are stale.
     epoch: std::sync::atomic::AtomicU64,
+}
+
+/// Bucket counters by key, in [`SHARDS`] maps of at most `capacity / SHARDS` entries each.
+struct Cache {
+    shards: Box<[std::sync::RwLock<HashMap<BucketKey, Entry, quick_cache::DefaultHashBuilder>>]>,
+    per_shard: usize,
+}
+
+impl Cache {
+    fn new(capacity: usize) -> Cache {
+        Cache {
+            shards: (0..SHARDS).map(|_| Default::default()).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// Calls `found(position, entry)` for every key, each shard's lock taken once.
+    fn get_many(&self, keys: &[BucketKey], mut found: impl FnMut(usize, Option<Entry>)) {
+        let mut order: Vec<(usize, usize)> = keys
+            .iter()
+            .enumerate()
+            .map(|(position, key)| (shard_of(*key), position))
+            .collect();
+        order.sort_unstable();
+        for run in order.chunk_by(|a, b| a.0 == b.0) {
+            let shard = read(&self.shards[run[0].0]);
+            for (_, position) in run {
+                found(*position, shard.get(&keys[*position]).copied());
+            }
+        }
+    }
+
+    /// Keeps the entries, each shard's lock taken once; a full shard first drops what has outlived [`MAX_AGE`],
+    /// and if that frees nothing, everything.
+    fn insert_many(&self, mut entries: Vec<(BucketKey, Entry)>) {
+        entries.sort_unstable_by_key(|(key, _)| shard_of(*key));
+        for run in entries.chunk_by(|a, b| shard_of(a.0) == shard_of(b.0)) {
+            let mut shard = write(&self.shards[shard_of(run[0].0)]);
+            for (key, entry) in run {
+                if shard.len() >= self.per_shard && !shard.contains_key(key) {
+                    let now = Instant::now();
+                    shard.retain(|_, e| now.saturating_duration_since(e.at) < MAX_AGE);
+                    if shard.len() >= self.per_shard {
+                        shard.clear();
+                    }
+                }
+                shard.insert(*key, *entry);
+            }
+        }
+    }
+
+    fn remove(&self, key: BucketKey) {
+        write(&self.shards[shard_of(key)]).remove(&key);
+    }
+}
+
+/// The key is a hash already: its top bits pick the shard (the shard's map hashes it again for its own table).
+fn shard_of(key: BucketKey) -> usize {
+    (key.0 >> (128 - SHARDS.trailing_zeros())) as usize
+}
+
+/// A shard's lock; one poisoned by a panic elsewhere still holds a usable map (each change is one map operation).
+fn read<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where the feed has been read to (negative: not yet; start where it ends, the cache being empty), and the
@@ -96,7 +169,7 @@ struct Feed {
 impl Availability {
     pub fn new(inventory: Client, principal: Principal) -> Arc<Availability> {
         Arc::new(Availability {
-            cache: quick_cache::sync::Cache::new(CAPACITY),
+            cache: Cache::new(CAPACITY),
             inventory,
             principal,
             feed: tokio::sync::Mutex::new(Feed {
@@ -114,18 +187,17 @@ impl Availability {
     /// Counters of `items`; an item without a bucket is absent from the answer.
     pub async fn get(&self, items: &[String]) -> Result<Counted, Error> {
         let mut found = Counted(HashMap::with_capacity_and_hasher(items.len(), Default::default()));
+        let keys: Vec<BucketKey> = items.iter().map(|item| BucketKey::of(item)).collect();
         let mut missing = Vec::new();
-        for item in items {
-            let key = BucketKey::of(item);
-            match self.cache.get(&key) {
-                Some(entry) if entry.at.elapsed() < MAX_AGE => {
-                    if let Some(counts) = entry.counts {
-                        found.0.insert(key, counts);
-                    }
+        let now = Instant::now();
+        self.cache.get_many(&keys, |position, entry| match entry {
+            Some(entry) if now.saturating_duration_since(entry.at) < MAX_AGE => {
+                if let Some(counts) = entry.counts {
+                    found.0.insert(keys[position], counts);
                 }
-                _ => missing.push((item.as_str(), key)),
             }
-        }
+            _ => missing.push((items[position].as_str(), keys[position])),
+        });
         missing.sort_unstable_by_key(|(_, key)| *key);
         missing.dedup_by_key(|(_, key)| *key);
         metrics::counter!("catalog_availability_lookups_total", "cache" => "hit")
@@ -148,13 +220,24 @@ impl Availability {
                 };
                 present.insert(BucketKey::of(bucket.item_id.as_str()), counts);
             }
-            for (_, key) in chunk {
-                let counts = present.get(key).copied();
-                self.cache.insert(*key, Entry { counts, at });
-                if let Some(counts) = counts {
+            let fetched: Vec<(BucketKey, Entry)> = chunk
+                .iter()
+                .map(|(_, key)| {
+                    (
+                        *key,
+                        Entry {
+                            counts: present.get(key).copied(),
+                            at,
+                        },
+                    )
+                })
+                .collect();
+            for (key, entry) in &fetched {
+                if let Some(counts) = entry.counts {
                     found.0.insert(*key, counts);
                 }
             }
+            self.cache.insert_many(fetched);
         }
         Ok(found)
     }
@@ -164,7 +247,7 @@ impl Availability {
         // Any change counts, cached here or not: a search result may have been computed from an entry evicted since.
         let mut any = false;
         for item in items {
-            self.cache.remove(&BucketKey::of(item));
+            self.cache.remove(BucketKey::of(item));
             any = true;
         }
         if any {
@@ -233,5 +316,76 @@ impl Availability {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(limit: i64, at: Instant) -> Entry {
+        Entry {
+            counts: Some(Counts {
+                limit,
+                committed: 0,
+                capacity: limit,
+            }),
+            at,
+        }
+    }
+
+    fn lookup(cache: &Cache, keys: &[BucketKey]) -> Vec<Option<i64>> {
+        let mut found = vec![None; keys.len()];
+        cache.get_many(keys, |position, e| {
+            found[position] = e.and_then(|e| e.counts).map(|c| c.limit);
+        });
+        found
+    }
+
+    #[test]
+    fn answers_every_key_at_its_position() {
+        let cache = Cache::new(10_000);
+        let keys: Vec<BucketKey> = (0..500).map(|i| BucketKey::of(&format!("room:{i}"))).collect();
+        cache.insert_many(
+            keys.iter()
+                .enumerate()
+                .step_by(2)
+                .map(|(i, k)| (*k, entry(i as i64, Instant::now())))
+                .collect(),
+        );
+        let expected: Vec<Option<i64>> = (0..500).map(|i| (i % 2 == 0).then_some(i)).collect();
+        assert_eq!(lookup(&cache, &keys), expected);
+        cache.remove(keys[0]);
+        assert_eq!(lookup(&cache, &keys[..1]), vec![None]);
+    }
+
+    #[test]
+    fn a_full_shard_drops_stale_entries_first_and_stays_bounded() {
+        let cache = Cache::new(SHARDS * 4);
+        let now = Instant::now();
+        let stale = now.checked_sub(MAX_AGE * 2).unwrap_or(now);
+        let keys: Vec<BucketKey> = (0..SHARDS * 40).map(|i| BucketKey::of(&format!("fare:{i}"))).collect();
+        let (old, new) = keys.split_at(SHARDS * 20);
+        cache.insert_many(old.iter().map(|k| (*k, entry(1, stale))).collect());
+        cache.insert_many(new.iter().map(|k| (*k, entry(2, now))).collect());
+        for shard in cache.shards.iter() {
+            let shard = read(shard);
+            assert!(shard.len() <= 4, "a shard holds {}", shard.len());
+            assert!(shard.values().all(|e| e.at == now), "stale entries outlived fresh ones");
+        }
+        // The last key inserted is always kept.
+        assert_eq!(lookup(&cache, &keys[keys.len() - 1..]), vec![Some(2)]);
+    }
+
+    #[test]
+    fn keys_are_the_same_for_the_same_item_and_differ_otherwise() {
+        assert_eq!(
+            BucketKey::of("seat:PX1-2026-12-24:economy"),
+            BucketKey::of("seat:PX1-2026-12-24:economy")
+        );
+        assert_ne!(
+            BucketKey::of("seat:PX1-2026-12-24:economy"),
+            BucketKey::of("seat:PX1-2026-12-25:economy")
+        );
     }
 }

@@ -96,13 +96,17 @@ pub struct RatePlan {
 impl RatePlan {
     /// The nightly prices of a stay, or `None` if any night has no price (the plan is not sold then).
     pub fn nightly(&self, check_in: Date, nights: u32) -> Option<Vec<i64>> {
+        // One walk of the map from check-in, rather than a search from the root for every night.
         let mut prices = Vec::with_capacity(nights as usize);
         let mut night = check_in;
-        for _ in 0..nights {
-            prices.push(*self.prices.get(&night)?);
+        for (date, price) in self.prices.range(check_in..).take(nights as usize) {
+            if *date != night {
+                return None;
+            }
+            prices.push(*price);
             night = night.next_day()?;
         }
-        Some(prices)
+        (prices.len() == nights as usize).then_some(prices)
     }
 }
 
@@ -161,6 +165,10 @@ mod tests {
         };
         assert_eq!(plan.nightly(date!(2026 - 12 - 24), 2), Some(vec![100, 150]));
         assert_eq!(plan.nightly(date!(2026 - 12 - 25), 2), None, "the 26th has no price");
+        assert_eq!(plan.nightly(date!(2026 - 12 - 26), 1), None, "the 26th has no price");
+        assert_eq!(plan.nightly(date!(2026 - 12 - 27), 1), Some(vec![90]));
+        assert_eq!(plan.nightly(date!(2026 - 12 - 27), 2), None, "no price after the 27th");
+        assert_eq!(plan.nightly(date!(2026 - 12 - 20), 3), None, "no price before the 24th");
         assert_eq!(nights(date!(2026 - 12 - 30), date!(2027 - 01 - 02)).len(), 3);
         assert!(nights(date!(2026 - 12 - 30), date!(2026 - 12 - 30)).is_empty());
         assert_eq!(
