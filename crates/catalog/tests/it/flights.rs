@@ -258,6 +258,7 @@ pub async fn round_trips_return_both_ways_and_prices_follow_travellers(pool: Poo
     let offer = world.catalog.verify_offer(&out.offer_id).unwrap();
     assert_eq!(offer.total.amount_minor, out.price.total_minor);
     assert_eq!(offer.details["fare_codes"][0], "M");
+    assert_eq!(offer.details["kind"], "flight");
     // One passenger gets the cheapest class.
     let solo = search(&world, trip("CDG", "LHR", DAY)).await;
     assert_eq!(solo.outbound[0].fare_codes, ["Q"]);

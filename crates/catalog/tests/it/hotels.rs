@@ -415,6 +415,8 @@ pub async fn offers_prove_the_price_and_refuse_tampering(pool: Pool) {
     assert_eq!(offer.total.currency, "EUR");
     assert_eq!(offer.details["rate_plan_id"], h.rate_plan.to_string());
     assert_eq!(offer.details["check_in"], day(12).0.to_string());
+    assert_eq!(offer.details["kind"], "hotel");
+    assert_eq!(offer.details["price"]["total_minor"], option.price.total_minor);
     let mut forged = option.offer_id.clone();
     let mid = forged.len() / 3;
     let flipped = if forged.as_bytes()[mid] == b'A' { "B" } else { "A" };
