@@ -3,7 +3,8 @@
 //! Each service owns one database: a SQLite file in the embedded default, or a PostgreSQL database when its
 //! `database_url` says `postgres://`. This crate gives a service one handle for either ([`Pool`]), a transaction
 //! handle ([`Tx`]) whose [`Tx::append_event`] writes an event to the service's outbox in the same transaction as the
-//! change it describes, the migrations runner, and a [`Timestamp`] that sorts correctly on both engines.
+//! change it describes, the migrations runner, a [`Timestamp`] that sorts correctly on both engines, and
+//! [`GroupCommit`], which applies many callers' small writes in one transaction.
 //!
 //! Queries are written once: SQL uses `$1`-style parameters, which both engines accept, and [`dispatch!`] runs the
 //! same expression against whichever pool or transaction the handle holds. Only DDL differs per engine, so each
@@ -13,6 +14,7 @@
 //! requests ([`idempotency`]).
 
 mod error;
+mod group;
 pub mod idempotency;
 mod outbox;
 mod pool;
@@ -23,6 +25,7 @@ pub mod trace;
 pub mod testing;
 
 pub use error::Error;
+pub use group::{Closed, GroupCommit};
 pub use outbox::{Event, OutboxRecord, chunks_under};
 pub use pool::{Backend, Migrations, Pool, PoolOptions, Tx};
 pub use timestamp::Timestamp;
