@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use phoenix_booking::orchestration::SagaRequest;
-use phoenix_db::Timestamp;
+use phoenix_db::{GroupCommit, Timestamp};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::saga::{Failure, Saga, State, StepRecord};
 use crate::steps::{self, Action, StepError};
+use crate::store::{Save, Store};
 use crate::{Error, Orchestrator};
 
 /// What one pass of [`Orchestrator::drive`] ended with.
@@ -332,10 +333,13 @@ impl Orchestrator {
             error: error.map(str::to_owned),
             at: saga.updated_at,
         };
-        self.inner
-            .store
-            .save(&saga, self.inner.owner, lease_until, &record)
-            .await
+        let save = Save {
+            saga,
+            owner: self.inner.owner,
+            lease_until,
+            record,
+        };
+        self.inner.saver.submit(save).await.map_err(|_| Error::SaverStopped)?
     }
 
     /// Fault injection for crash tests: stop the process dead right after this action's result is durable.
@@ -405,6 +409,30 @@ fn count_step(saga: &Saga, action: Action, outcome: &'static str) {
     metrics::counter!("phoenix_saga_steps_total", "saga" => saga.kind.as_str(), "step" => action.step().name(),
         "direction" => action.direction(), "outcome" => outcome)
     .increment(1);
+}
+
+/// The group commit of saga saves: every save queued while a batch commits goes into the next one. If a batch
+/// fails as a whole (a deadlock, a dropped connection), each of its saves is tried on its own, so one bad save
+/// cannot fail the others.
+pub(crate) fn saver(store: Store, max_running: usize) -> GroupCommit<Save, Result<bool, Error>> {
+    GroupCommit::start(max_running, max_running * 4, move |saves: Vec<Save>| {
+        let store = store.clone();
+        async move {
+            match store.save_many(&saves).await {
+                Ok(saved) => saved.into_iter().map(Ok).collect(),
+                Err(error) if saves.len() > 1 => {
+                    tracing::warn!(saves = saves.len(), error = %phoenix_api::ErrorChain(&error),
+                        "saving a batch of sagas failed; saving them one by one");
+                    let mut results = Vec::with_capacity(saves.len());
+                    for save in &saves {
+                        results.push(store.save(&save.saga, save.owner, save.lease_until, &save.record).await);
+                    }
+                    results
+                }
+                Err(error) => vec![Err(error)],
+            }
+        }
+    })
 }
 
 /// How many sagas one process drives at once.

@@ -7,6 +7,8 @@ pub enum Error {
     NotFound,
     #[error("stored {what} is not valid")]
     Corrupt { what: &'static str },
+    #[error("the task saving sagas' progress has stopped")]
+    SaverStopped,
     #[error("calling another service failed: {0}")]
     Upstream(Problem),
     #[error(transparent)]
@@ -32,7 +34,7 @@ impl From<Error> for Problem {
             Error::NotFound => Problem::not_found("saga"),
             Error::Upstream(problem) => problem,
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => Problem::unavailable(&error, 1),
-            Error::Corrupt { .. } | Error::Db(_) => Problem::internal(&error),
+            Error::Corrupt { .. } | Error::SaverStopped | Error::Db(_) => Problem::internal(&error),
         }
     }
 }

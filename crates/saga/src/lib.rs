@@ -23,7 +23,7 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_db::{Migrations, Pool};
+use phoenix_db::{GroupCommit, Migrations, Pool};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
@@ -162,6 +162,8 @@ pub struct Orchestrator {
 
 struct Inner {
     store: store::Store,
+    /// Every save of a saga's progress goes through here: saves made at the same time share a transaction.
+    saver: GroupCommit<store::Save, Result<bool, Error>>,
     clients: Clients,
     options: Options,
     /// This instance, as a lease owner.
@@ -170,10 +172,12 @@ struct Inner {
 }
 
 impl Orchestrator {
-    /// An orchestrator on its database, calling the given services. `start` also runs its background loops.
+    /// An orchestrator on its database, calling the given services. `start` also runs its background loops. Call
+    /// it on a Tokio runtime: the task that saves the sagas' progress starts here.
     pub fn new(pool: Pool, clients: Clients, options: Options) -> Orchestrator {
         Orchestrator {
             inner: Arc::new(Inner {
+                saver: engine::saver(store::Store::new(pool.clone()), options.max_running),
                 store: store::Store::new(pool),
                 running: engine::running(options.max_running),
                 clients,

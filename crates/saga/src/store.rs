@@ -2,7 +2,7 @@
 //! instances for leases directly.
 
 use phoenix_booking::orchestration::SagaKind;
-use phoenix_db::{Pool, Timestamp, Tx, dispatch};
+use phoenix_db::{MAX_MESSAGE_BYTES, Pool, Timestamp, Tx, chunks_under, dispatch};
 use sqlx::types::Json;
 use uuid::Uuid;
 
@@ -88,31 +88,68 @@ impl Store {
     /// Creates the sagas that do not exist yet (one per booking and kind), leased to `owner`; returns the ids of
     /// those it created. Requests already turned into sagas are skipped: taking a request twice is harmless.
     pub async fn create(&self, sagas: &[Saga], owner: Uuid, lease_until: Timestamp) -> Result<Vec<Uuid>, Error> {
+        let documents = sagas
+            .iter()
+            .map(|s| serde_json::to_string(&s.data))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::Corrupt { what: "saga data" })?;
         let mut tx = self.pool.begin().await?;
         let mut created = Vec::new();
-        for saga in sagas {
-            let inserted = dispatch!(&mut tx, conn => {
-                sqlx::query(
-                    "INSERT INTO sagas (id, kind, booking_id, state, step, undo_step, attempts, data, deadline_at,
-                                        next_run_at, lease_owner, lease_until, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $8, $9, $7, $7)
-                     ON CONFLICT (booking_id, kind) DO NOTHING",
-                )
-                .bind(saga.id)
-                .bind(saga.kind.as_str())
-                .bind(saga.booking_id)
-                .bind(saga.state.as_str())
-                .bind(Json(&saga.data))
-                .bind(saga.deadline_at)
-                .bind(saga.created_at)
-                .bind(owner)
-                .bind(lease_until)
-                .execute(conn)
-                .await
-                .map(|done| done.rows_affected())
-            })?;
-            if inserted == 1 {
-                created.push(saga.id);
+        match &mut tx {
+            // One statement per message-sized chunk on PostgreSQL.
+            Tx::Postgres(conn) => {
+                let all: Vec<usize> = (0..sagas.len()).collect();
+                for chunk in chunks_under(&all, MAX_MESSAGE_BYTES, |&i| documents[i].len() + 128) {
+                    let these: Vec<&Saga> = chunk.iter().map(|&i| &sagas[i]).collect();
+                    let ids: Vec<Uuid> = sqlx::query_scalar(
+                        "INSERT INTO sagas (id, kind, booking_id, state, step, undo_step, attempts, data, deadline_at,
+                                            next_run_at, lease_owner, lease_until, created_at, updated_at)
+                         SELECT u.id, u.kind, u.booking_id, u.state, 0, 0, 0, u.data::json, u.deadline_at,
+                                u.created_at, $7, $8, u.created_at, u.created_at
+                         FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[],
+                                     $9::timestamptz[])
+                             AS u(id, kind, booking_id, state, data, deadline_at, created_at)
+                         ON CONFLICT (booking_id, kind) DO NOTHING
+                         RETURNING id",
+                    )
+                    .bind(these.iter().map(|s| s.id).collect::<Vec<_>>())
+                    .bind(these.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>())
+                    .bind(these.iter().map(|s| s.booking_id).collect::<Vec<_>>())
+                    .bind(these.iter().map(|s| s.state.as_str()).collect::<Vec<_>>())
+                    .bind(chunk.iter().map(|&i| documents[i].as_str()).collect::<Vec<_>>())
+                    .bind(these.iter().map(|s| s.deadline_at).collect::<Vec<_>>())
+                    .bind(owner)
+                    .bind(lease_until)
+                    .bind(these.iter().map(|s| s.created_at).collect::<Vec<_>>())
+                    .fetch_all(&mut **conn)
+                    .await?;
+                    created.extend(ids);
+                }
+            }
+            Tx::Sqlite(conn) => {
+                for (saga, document) in sagas.iter().zip(&documents) {
+                    let inserted = sqlx::query(
+                        "INSERT INTO sagas (id, kind, booking_id, state, step, undo_step, attempts, data, deadline_at,
+                                            next_run_at, lease_owner, lease_until, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6, $7, $8, $9, $7, $7)
+                         ON CONFLICT (booking_id, kind) DO NOTHING",
+                    )
+                    .bind(saga.id)
+                    .bind(saga.kind.as_str())
+                    .bind(saga.booking_id)
+                    .bind(saga.state.as_str())
+                    .bind(document)
+                    .bind(saga.deadline_at)
+                    .bind(saga.created_at)
+                    .bind(owner)
+                    .bind(lease_until)
+                    .execute(&mut **conn)
+                    .await?
+                    .rows_affected();
+                    if inserted == 1 {
+                        created.push(saga.id);
+                    }
+                }
             }
         }
         tx.commit().await?;
@@ -219,30 +256,47 @@ impl Store {
         lease_until: Timestamp,
         record: &StepRecord,
     ) -> Result<bool, Error> {
+        let save = Save {
+            saga: saga.clone(),
+            owner,
+            lease_until,
+            record: record.clone(),
+        };
+        let saved = self.save_many(std::slice::from_ref(&save)).await?;
+        Ok(saved.first().copied().unwrap_or(false))
+    }
+
+    /// [`save`](Self::save) for many sagas in one transaction (the orchestrator's group commit): one answer per
+    /// save, in order. A save whose lease was lost writes nothing and does not stop the others. On PostgreSQL each
+    /// table gets one statement per batch; a saga named twice is saved in order, in two rounds.
+    pub async fn save_many(&self, saves: &[Save]) -> Result<Vec<bool>, Error> {
+        let documents = saves
+            .iter()
+            .map(|s| serde_json::to_string(&s.saga.data))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Error::Corrupt { what: "saga data" })?;
+        let mut saved = vec![false; saves.len()];
         let mut tx = self.pool.begin().await?;
-        let n = update(&mut tx, saga, owner, lease_until).await?;
-        if n != 1 {
-            return Ok(false);
+        for round in rounds(saves) {
+            match &mut tx {
+                Tx::Postgres(conn) => {
+                    let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+                    let size = |&i: &usize| {
+                        documents[i].len() + text(&saves[i].saga.last_error) + text(&saves[i].record.error) + 256
+                    };
+                    for chunk in chunks_under(&round, MAX_MESSAGE_BYTES, size) {
+                        save_chunk_pg(conn, saves, &documents, chunk, &mut saved).await?;
+                    }
+                }
+                Tx::Sqlite(_) => {
+                    for &i in &round {
+                        saved[i] = save_one(&mut tx, &saves[i], &documents[i]).await?;
+                    }
+                }
+            }
         }
-        dispatch!(&mut tx, conn => {
-            sqlx::query(
-                "INSERT INTO saga_steps (saga_id, seq, step, direction, attempt, outcome, error, at)
-                 VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_steps WHERE saga_id = $1),
-                         $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(saga.id)
-            .bind(&record.step)
-            .bind(&record.direction)
-            .bind(record.attempt as i32)
-            .bind(&record.outcome)
-            .bind(&record.error)
-            .bind(record.at)
-            .execute(conn)
-            .await
-            .map(|_| ())
-        })?;
         tx.commit().await?;
-        Ok(true)
+        Ok(saved)
     }
 
     /// Gives up a lease so the durable timer (any instance's recovery loop) resumes the saga when it is due.
@@ -267,32 +321,151 @@ impl Store {
     }
 }
 
-async fn update(tx: &mut Tx, saga: &Saga, owner: Uuid, lease_until: Timestamp) -> Result<u64, Error> {
-    let finished = saga.state.is_final();
-    let n = dispatch!(tx, conn => {
-        sqlx::query(
-            "UPDATE sagas SET state = $3, step = $4, undo_step = $5, attempts = $6, data = $7, last_error = $8,
-                 deadline_at = $9, next_run_at = $10, updated_at = $11,
-                 lease_owner = CASE WHEN $12 THEN NULL ELSE lease_owner END,
-                 lease_until = CASE WHEN $12 THEN NULL ELSE $13 END
-             WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(saga.id)
-        .bind(owner)
-        .bind(saga.state.as_str())
-        .bind(saga.step as i32)
-        .bind(saga.undo_step as i32)
-        .bind(saga.attempts as i32)
-        .bind(Json(&saga.data))
-        .bind(&saga.last_error)
-        .bind(saga.deadline_at)
-        .bind(saga.next_run_at)
-        .bind(saga.updated_at)
-        .bind(finished)
-        .bind(lease_until)
-        .execute(conn)
-        .await
-        .map(|done| done.rows_affected())
+/// One saga's progress to save: its state, the lease it renews, and the attempt that made it.
+#[derive(Debug, Clone)]
+pub struct Save {
+    pub saga: Saga,
+    pub owner: Uuid,
+    pub lease_until: Timestamp,
+    pub record: StepRecord,
+}
+
+/// The saves split into rounds in which each saga appears once (a step's number is counted from those already
+/// written, so two steps of one saga must not be numbered by the same statement). Usually one round.
+fn rounds(saves: &[Save]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut round_of: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+    for (i, save) in saves.iter().enumerate() {
+        let round = round_of.entry(save.saga.id).and_modify(|r| *r += 1).or_insert(0);
+        if *round == rounds.len() {
+            rounds.push(Vec::new());
+        }
+        rounds[*round].push(i);
+    }
+    rounds
+}
+
+const UPDATE_ONE: &str = "UPDATE sagas SET state = $3, step = $4, undo_step = $5, attempts = $6, data = $7,
+        last_error = $8, deadline_at = $9, next_run_at = $10, updated_at = $11,
+        lease_owner = CASE WHEN $12 THEN NULL ELSE lease_owner END,
+        lease_until = CASE WHEN $12 THEN NULL ELSE $13 END
+    WHERE id = $1 AND lease_owner = $2";
+
+const INSERT_STEP: &str = "INSERT INTO saga_steps (saga_id, seq, step, direction, attempt, outcome, error, at)
+    VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_steps WHERE saga_id = $1), $2, $3, $4, $5, $6, $7)";
+
+/// One save, statement by statement (SQLite, where a statement costs microseconds and there are no arrays).
+async fn save_one(tx: &mut Tx, save: &Save, document: &str) -> Result<bool, Error> {
+    let Save {
+        saga,
+        owner,
+        lease_until,
+        record,
+    } = save;
+    let n = dispatch!(&mut *tx, conn => {
+        sqlx::query(UPDATE_ONE)
+            .bind(saga.id)
+            .bind(owner)
+            .bind(saga.state.as_str())
+            .bind(saga.step as i32)
+            .bind(saga.undo_step as i32)
+            .bind(saga.attempts as i32)
+            .bind(document)
+            .bind(&saga.last_error)
+            .bind(saga.deadline_at)
+            .bind(saga.next_run_at)
+            .bind(saga.updated_at)
+            .bind(saga.state.is_final())
+            .bind(lease_until)
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
     })?;
-    Ok(n)
+    if n != 1 {
+        return Ok(false);
+    }
+    dispatch!(&mut *tx, conn => {
+        sqlx::query(INSERT_STEP)
+            .bind(saga.id)
+            .bind(&record.step)
+            .bind(&record.direction)
+            .bind(record.attempt as i32)
+            .bind(&record.outcome)
+            .bind(&record.error)
+            .bind(record.at)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })?;
+    Ok(true)
+}
+
+/// Saves of distinct sagas in two statements: every saga row whose lease is still the saver's, then a step
+/// record for each saga that was saved.
+async fn save_chunk_pg(
+    conn: &mut sqlx::PgConnection,
+    saves: &[Save],
+    documents: &[String],
+    chunk: &[usize],
+    saved: &mut [bool],
+) -> Result<(), Error> {
+    let these: Vec<&Save> = chunk.iter().map(|&i| &saves[i]).collect();
+    let ids: Vec<Uuid> = these.iter().map(|s| s.saga.id).collect();
+    let updated: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE sagas s SET state = u.state, step = u.step, undo_step = u.undo_step, attempts = u.attempts,
+             data = u.data::json, last_error = u.last_error, deadline_at = u.deadline_at,
+             next_run_at = u.next_run_at, updated_at = u.updated_at,
+             lease_owner = CASE WHEN u.finished THEN NULL ELSE s.lease_owner END,
+             lease_until = CASE WHEN u.finished THEN NULL ELSE u.lease_until END
+         FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int4[], $5::int4[], $6::int4[], $7::text[], $8::text[],
+                     $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bool[], $13::timestamptz[])
+             AS u(id, owner, state, step, undo_step, attempts, data, last_error, deadline_at, next_run_at,
+                  updated_at, finished, lease_until)
+         WHERE s.id = u.id AND s.lease_owner = u.owner
+         RETURNING s.id",
+    )
+    .bind(&ids)
+    .bind(these.iter().map(|s| s.owner).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.state.as_str()).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.step as i32).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.undo_step as i32).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.attempts as i32).collect::<Vec<_>>())
+    .bind(chunk.iter().map(|&i| documents[i].as_str()).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.last_error.as_deref()).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.deadline_at).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.next_run_at).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.updated_at).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.saga.state.is_final()).collect::<Vec<_>>())
+    .bind(these.iter().map(|s| s.lease_until).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    let kept: Vec<usize> = chunk
+        .iter()
+        .copied()
+        .filter(|&i| updated.contains(&saves[i].saga.id))
+        .collect();
+    if kept.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<&StepRecord> = kept.iter().map(|&i| &saves[i].record).collect();
+    sqlx::query(
+        "INSERT INTO saga_steps (saga_id, seq, step, direction, attempt, outcome, error, at)
+         SELECT u.saga_id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM saga_steps WHERE saga_id = u.saga_id),
+                u.step, u.direction, u.attempt, u.outcome, u.error, u.at
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::int4[], $5::text[], $6::text[], $7::timestamptz[])
+             AS u(saga_id, step, direction, attempt, outcome, error, at)",
+    )
+    .bind(kept.iter().map(|&i| saves[i].saga.id).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.step.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.direction.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.attempt as i32).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.outcome.as_str()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>())
+    .bind(records.iter().map(|r| r.at).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    for &i in &kept {
+        saved[i] = true;
+    }
+    Ok(())
 }

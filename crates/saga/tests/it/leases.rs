@@ -4,7 +4,7 @@ use phoenix_api::{Credential, Principal, Role, Roles};
 use phoenix_booking::orchestration::{HoldLine, SagaKind, SagaRequest};
 use phoenix_db::{Pool, Timestamp};
 use phoenix_saga::saga::StepRecord;
-use phoenix_saga::store::Store;
+use phoenix_saga::store::{Save, Store};
 use phoenix_saga::{Saga, State};
 use time::Duration;
 use uuid::Uuid;
@@ -16,6 +16,7 @@ phoenix_db::contract_suite!(
         racing_instances_claim_each_due_saga_exactly_once,
         a_live_lease_is_kept_and_a_lapsed_one_taken_over,
         an_instance_that_lost_its_lease_cannot_save,
+        a_batch_of_saves_keeps_each_sagas_lease_and_order,
         a_finished_saga_is_never_claimed,
     ]
 );
@@ -201,6 +202,71 @@ pub async fn an_instance_that_lost_its_lease_cannot_save(pool: Pool) {
     );
     let steps = store.steps(saga.id).await.unwrap();
     assert_eq!(steps.len(), 1, "only the owner's attempt is recorded");
+}
+
+/// The orchestrator's group commit: many sagas' saves in one transaction, each judged on its own lease, a saga
+/// named twice saved in order, and sagas whose data is large enough to split the batch's statements.
+pub async fn a_batch_of_saves_keeps_each_sagas_lease_and_order(pool: Pool) {
+    let store = Store::new(pool);
+    let now = Timestamp::now();
+    let (owner, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let until = now + Duration::seconds(30);
+    let mut sagas: Vec<Saga> = (0..40)
+        .map(|_| Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now))
+        .collect();
+    let lost = Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now);
+    store.create(&sagas, owner, until).await.unwrap();
+    store.create(std::slice::from_ref(&lost), other, until).await.unwrap();
+    let save = |saga: &Saga, step: &str| Save {
+        saga: saga.clone(),
+        owner,
+        lease_until: until + Duration::seconds(1),
+        record: record(step),
+    };
+    let mut saves = Vec::new();
+    for (i, saga) in sagas.iter_mut().enumerate() {
+        saga.step = 1;
+        // A long error makes the batch larger than one PostgreSQL message.
+        saga.last_error = Some(format!("attempt {i}: {}", "x".repeat(2_000)));
+        saves.push(save(saga, "hold_inventory"));
+    }
+    // The first saga again, one step further, and a saga leased to another instance.
+    sagas[0].step = 2;
+    saves.push(save(&sagas[0], "authorize_payment"));
+    saves.push(save(&lost, "hold_inventory"));
+    let saved = store.save_many(&saves).await.unwrap();
+    let mut expected = vec![true; 41];
+    expected.push(false);
+    assert_eq!(saved, expected, "every save but the one whose lease is another's");
+    for (i, saga) in sagas.iter().enumerate() {
+        let stored = store.get(saga.id).await.unwrap().unwrap();
+        let steps: Vec<(u32, String)> = store
+            .steps(saga.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.seq, r.step))
+            .collect();
+        if i == 0 {
+            assert_eq!(stored.step, 2, "the later save of one saga wins");
+            assert_eq!(
+                steps,
+                vec![(1, "hold_inventory".to_owned()), (2, "authorize_payment".to_owned())]
+            );
+        } else {
+            assert_eq!(stored.step, 1);
+            assert_eq!(steps, vec![(1, "hold_inventory".to_owned())]);
+        }
+        assert_eq!(stored.last_error, saga.last_error);
+        assert_eq!(
+            stored.lease_until,
+            Some(until + Duration::seconds(1)),
+            "the lease is renewed"
+        );
+    }
+    let untouched = store.get(lost.id).await.unwrap().unwrap();
+    assert_eq!((untouched.step, untouched.lease_owner), (0, Some(other)));
+    assert!(store.steps(lost.id).await.unwrap().is_empty());
 }
 
 pub async fn a_finished_saga_is_never_claimed(pool: Pool) {
