@@ -15,7 +15,7 @@ use crate::booking::Booking;
 use crate::locator::Locator;
 use crate::policy::Status;
 use crate::store::{ListQuery, Scope, Store};
-use crate::waiters::Waiters;
+use crate::waiters::{Waiters, Watch};
 use crate::{Error, booking};
 
 mod cancel;
@@ -237,14 +237,29 @@ impl Service {
         if !booking.status.is_in_flight() {
             return Ok(booking);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.inner.options.confirm_wait_ms);
         let watch = self.inner.waiters.watch(booking.id);
+        self.wait(&watch, None).await
+    }
+
+    /// Waits under `watch` until the booking is no longer in flight or `confirm_wait_ms` has passed. `known` is
+    /// the booking as it stood after `watch` began (just written, say); without it, the first look reads it.
+    async fn wait(&self, watch: &Watch<'_>, mut known: Option<Booking>) -> Result<Booking, Error> {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.inner.options.confirm_wait_ms);
         loop {
-            // Registered before the read: an outcome recorded after the read still wakes this waiter.
-            let woken = watch.notify.notified();
+            // Registered before the look: an outcome recorded after it still wakes this waiter.
+            let woken = watch.notify().notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let current = self.inner.store.booking(booking.id).await?.ok_or(Error::NotFound)?;
+            // An outcome recorded since the watch began beats what the caller knew from before it.
+            let current = match watch.outcome().or_else(|| known.take()) {
+                Some(booking) => booking,
+                None => self
+                    .inner
+                    .store
+                    .booking(watch.booking_id())
+                    .await?
+                    .ok_or(Error::NotFound)?,
+            };
             let now = tokio::time::Instant::now();
             if !current.status.is_in_flight() || now >= deadline {
                 return Ok(current);

@@ -42,13 +42,12 @@ impl Service {
         }
         let scope = format!("booking.create:{}", actor.user_id);
         let hash = request_hash(&request)?;
-        if let Some(found) = self.replay(&scope, idempotency_key, &hash).await? {
-            return Ok(found);
-        }
+        // Claimed before the look: a first request still pricing and writing in this process makes this one 409;
+        // one that has written its booking has let go of the key, and the look finds what it made.
         let claim = self.claim(&scope, idempotency_key)?;
-        // The first request may have committed between the look above and the claim.
-        if let Some(found) = self.replay(&scope, idempotency_key, &hash).await? {
-            return Ok(found);
+        if let Some((booking, stored_hash)) = self.store().by_idempotency_key(&scope, idempotency_key).await? {
+            drop(claim);
+            return self.replayed(booking, &stored_hash, &hash).await;
         }
         let checked = request::check(&request, actor, &self.inner.options)?;
         let quotation = self
@@ -64,6 +63,8 @@ impl Service {
             .await
             .map_err(Error::Catalog)?;
         let booking = pending_booking(actor, &request.items, checked, &quotation)?;
+        // Watching before the write: the saga may finish before this request looks again.
+        let watch = self.inner.waiters.watch(booking.id);
         let new = NewBooking {
             actor: on_behalf(actor, booking.id),
             booking,
@@ -77,7 +78,7 @@ impl Service {
                 drop(claim);
                 tracing::info!(booking_id = %booking.id, locator = %booking.locator, "booking created");
                 self.inner.saga_wake.notify_one();
-                let booking = self.settle(*booking).await?;
+                let booking = self.wait(&watch, Some(*booking)).await?;
                 Ok(Created {
                     booking,
                     replayed: false,
@@ -97,14 +98,19 @@ impl Service {
         let Some((booking, stored_hash)) = self.store().by_idempotency_key(scope, key).await? else {
             return Ok(None);
         };
+        self.replayed(booking, &stored_hash, hash).await.map(Some)
+    }
+
+    /// The answer to a retry that found `booking`, made under the same key from a request hashed `stored_hash`.
+    async fn replayed(&self, booking: Booking, stored_hash: &[u8], hash: &[u8]) -> Result<Created, Error> {
         if stored_hash != hash {
             return Err(Error::IdempotencyKeyReused);
         }
         let booking = self.settle(booking).await?;
-        Ok(Some(Created {
+        Ok(Created {
             booking,
             replayed: true,
-        }))
+        })
     }
 
     /// Marks an idempotency key as in flight in this process until the guard drops.

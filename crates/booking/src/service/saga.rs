@@ -88,7 +88,7 @@ impl Service {
             };
             if self.store().transition(change).await? {
                 tracing::info!(booking_id = %booking_id, status = %next.status, "booking outcome recorded");
-                self.inner.waiters.wake(booking_id);
+                self.inner.waiters.wake(&next);
                 return Ok(*next);
             }
         }

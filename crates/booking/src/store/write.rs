@@ -160,20 +160,37 @@ impl Store {
     /// Marks saga requests as taken, forgetting the payment token of a taken booking request. Requests that were
     /// taken already are skipped.
     pub async fn acknowledge(&self, taken: &[(Uuid, SagaKind)]) -> Result<u64, Error> {
+        const ACKNOWLEDGE: &str =
+            "UPDATE bookings SET saga_request = NULL, saga_requested_at = NULL, payment_token = NULL
+            WHERE saga_request = $1 AND id";
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
-        for (id, kind) in taken {
-            n += dispatch!(&mut tx, conn => {
-                sqlx::query(
-                    "UPDATE bookings SET saga_request = NULL, saga_requested_at = NULL, payment_token = NULL
-                     WHERE id = $1 AND saga_request = $2",
-                )
-                .bind(*id)
-                .bind(kind.as_str())
-                .execute(conn)
-                .await
-                .map(|done| done.rows_affected())
-            })?;
+        for kind in [SagaKind::Booking, SagaKind::Cancellation] {
+            let ids: Vec<Uuid> = taken.iter().filter(|(_, k)| *k == kind).map(|(id, _)| *id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            n += match &mut tx {
+                // One statement per kind on PostgreSQL, where every statement is a round trip.
+                Tx::Postgres(conn) => sqlx::query(sqlx::AssertSqlSafe(format!("{ACKNOWLEDGE} = ANY($2)")))
+                    .bind(kind.as_str())
+                    .bind(&ids)
+                    .execute(&mut **conn)
+                    .await?
+                    .rows_affected(),
+                Tx::Sqlite(conn) => {
+                    let mut rows = 0;
+                    for id in ids {
+                        rows += sqlx::query(sqlx::AssertSqlSafe(format!("{ACKNOWLEDGE} = $2")))
+                            .bind(kind.as_str())
+                            .bind(id)
+                            .execute(&mut **conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    rows
+                }
+            };
         }
         tx.commit().await?;
         Ok(n)
