@@ -286,11 +286,10 @@ impl Service {
         decide: impl FnOnce(&Payment, InFlight) -> Result<i64, Error>,
     ) -> Result<Payment, Error> {
         let claim = self.claim(actor.user_id, key)?;
-        let operation = match self.start(actor.user_id, key, &fingerprint).await? {
+        let (payment, operation) = match self.start(actor.user_id, key, &fingerprint).await? {
             Start::Replay(answer) => return *answer,
-            Start::Resume(operation) => *operation,
+            Start::Resume(operation) => (None, *operation),
             Start::Fresh => {
-                self.payment(actor, payment_id).await?;
                 let now = Timestamp::now();
                 let new = |amount_minor| {
                     let mut operation = self.pending(kind, payment_id, actor.user_id, key, fingerprint.clone(), now);
@@ -302,18 +301,24 @@ impl Service {
                     .inner
                     .store
                     .begin_move(payment_id, now, |payment, in_flight| {
+                        if !may_see(actor, payment) {
+                            return Err(Error::NotFound);
+                        }
                         decide(payment, in_flight).map(new)
                     })
                     .await;
                 match begun {
-                    Ok((_, operation)) => operation,
+                    Ok((payment, operation)) => (Some(payment), operation),
                     Err(error) => return self.taken(error, actor.user_id, key, &fingerprint).await,
                 }
             }
         };
         let service = self.clone();
-        self.run(claim, async move { service.settle_at_provider(operation).await })
-            .await
+        self.run(
+            claim,
+            async move { service.settle_at_provider(payment, operation).await },
+        )
+        .await
     }
 
     /// A new operation, pending and claimed by this process (amount and reason are the caller's to fill in).
@@ -487,13 +492,18 @@ impl Service {
 
     /// Calls the provider for a pending capture, refund or void and writes down what it said. When the provider
     /// fails, the operation stays pending for a retry with the same key (which the provider deduplicates).
-    async fn settle_at_provider(&self, operation: Operation) -> Result<Payment, Error> {
-        let payment = self
-            .inner
-            .store
-            .payment(operation.payment_id)
-            .await?
-            .ok_or(Error::NotFound)?;
+    /// `payment` is the payment as the operation was decided on, if at hand (its provider reference never changes
+    /// once authorized); otherwise it is read.
+    async fn settle_at_provider(&self, payment: Option<Payment>, operation: Operation) -> Result<Payment, Error> {
+        let payment = match payment {
+            Some(payment) => payment,
+            None => self
+                .inner
+                .store
+                .payment(operation.payment_id)
+                .await?
+                .ok_or(Error::NotFound)?,
+        };
         let reference = payment
             .provider_reference
             .ok_or(Error::Corrupt("a payment was moved without being authorized"))?;

@@ -1,5 +1,5 @@
 //! Payment's SQL: one text for both engines, except the row locks PostgreSQL takes (`FOR UPDATE`) where SQLite's
-//! `BEGIN IMMEDIATE` already serialises writers.
+//! `BEGIN IMMEDIATE` already serialises writers, and a new authorization, which PostgreSQL writes in one statement.
 //!
 //! Every change to a payment is written with its event, in one transaction, and only from the state it was decided
 //! in (`WHERE status = ...`): a change that finds the payment moved on changes nothing.
@@ -11,6 +11,25 @@ use crate::Error;
 use crate::http::PaymentView;
 use crate::operation::{Answer, Kind, Operation, Outcome};
 use crate::payment::{Failure, Payment, Status};
+
+/// Binds a new operation's fields after its id and payment id: kind, amount, reason, actor, key, request hash,
+/// outcome, claim and creation time, in the order of [`OPERATION_INSERT_FIELDS`]. A macro: the query is either
+/// engine's.
+macro_rules! bind_operation_fields {
+    ($query:expr, $operation:expr) => {
+        $query
+            .bind($operation.kind.as_str())
+            .bind($operation.amount_minor)
+            .bind(&$operation.reason)
+            .bind($operation.actor_id)
+            .bind(&$operation.idempotency_key)
+            .bind(&$operation.request_hash)
+            .bind($operation.outcome.as_str())
+            .bind($operation.claimed_by)
+            .bind($operation.claimed_until)
+            .bind($operation.created_at)
+    };
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -142,9 +161,8 @@ impl OperationRow {
     }
 }
 
-const PAYMENT_COLUMNS: &str = "SELECT id, owner_id, organization_id, amount_minor, currency, status, captured_minor,
-    refunded_minor, provider, provider_reference, reference, failure_code, decline_code, created_at, updated_at
-    FROM payments";
+const PAYMENT_FIELDS: &str = "id, owner_id, organization_id, amount_minor, currency, status, captured_minor,
+    refunded_minor, provider, provider_reference, reference, failure_code, decline_code, created_at, updated_at";
 
 const OPERATION_COLUMNS: &str = "SELECT id, payment_id, kind, amount_minor, reason, actor_id, idempotency_key,
     request_hash, outcome, code, answer, claimed_by, claimed_until, created_at, completed_at FROM payment_operations";
@@ -169,7 +187,7 @@ impl Store {
     }
 
     pub async fn payment(&self, id: Uuid) -> Result<Option<Payment>, Error> {
-        let sql = format!("{PAYMENT_COLUMNS} WHERE id = $1");
+        let sql = format!("SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1");
         let row: Option<PaymentRow> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
         })?;
@@ -178,7 +196,7 @@ impl Store {
 
     /// Up to `limit` payments with ids after `after`, in id (creation) order: reconciliation's pages.
     pub async fn page(&self, after: Option<Uuid>, limit: i64) -> Result<Vec<Payment>, Error> {
-        let sql = format!("{PAYMENT_COLUMNS} WHERE id > $1 ORDER BY id LIMIT $2");
+        let sql = format!("SELECT {PAYMENT_FIELDS} FROM payments WHERE id > $1 ORDER BY id LIMIT $2");
         let rows: Vec<PaymentRow> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(after.unwrap_or(Uuid::nil()))
@@ -209,26 +227,40 @@ impl Store {
     /// Writes a new payment, `pending`, with the authorize operation that will call the provider: the trace a crash
     /// mid-call leaves. A unique violation means another request took the idempotency key first.
     pub async fn insert_authorization(&self, payment: &Payment, operation: &Operation) -> Result<(), Error> {
+        const INSERT_PAYMENT: &str = "INSERT INTO payments (id, owner_id, organization_id, amount_minor, currency,
+                status, captured_minor, refunded_minor, provider, provider_reference, reference, failure_code,
+                decline_code, created_at, updated_at)
+            VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, NULL, $8, NULL, NULL, $9, $9)";
+        macro_rules! bind_payment {
+            ($query:expr) => {
+                $query
+                    .bind(payment.id)
+                    .bind(payment.owner_id)
+                    .bind(payment.organization_id)
+                    .bind(payment.amount_minor)
+                    .bind(&payment.currency)
+                    .bind(payment.status.as_str())
+                    .bind(&payment.provider)
+                    .bind(&payment.reference)
+                    .bind(payment.created_at)
+            };
+        }
+        if let Pool::Postgres(pool) = &self.pool {
+            // One statement is one transaction: a round trip instead of four (begin, two inserts, commit).
+            let sql = format!(
+                "WITH payment AS ({INSERT_PAYMENT} RETURNING id)
+                 INSERT INTO payment_operations ({OPERATION_INSERT_FIELDS})
+                 SELECT $10::uuid, payment.id, $11::text, $12::bigint, $13::text, $14::uuid, $15::text, $16::bytea,
+                        $17::text, NULL, NULL, $18::uuid, $19::timestamptz, $20::timestamptz, NULL
+                 FROM payment"
+            );
+            let query = bind_payment!(sqlx::query(sqlx::AssertSqlSafe(sql))).bind(operation.id);
+            bind_operation_fields!(query, operation).execute(pool).await?;
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
         dispatch!(&mut tx, conn => {
-            sqlx::query(
-                "INSERT INTO payments (id, owner_id, organization_id, amount_minor, currency, status, captured_minor,
-                     refunded_minor, provider, provider_reference, reference, failure_code, decline_code, created_at,
-                     updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, NULL, $8, NULL, NULL, $9, $9)",
-            )
-            .bind(payment.id)
-            .bind(payment.owner_id)
-            .bind(payment.organization_id)
-            .bind(payment.amount_minor)
-            .bind(&payment.currency)
-            .bind(payment.status.as_str())
-            .bind(&payment.provider)
-            .bind(&payment.reference)
-            .bind(payment.created_at)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
+            bind_payment!(sqlx::query(INSERT_PAYMENT)).execute(conn).await.map(|done| done.rows_affected())
         })?;
         insert_operation(&mut tx, operation).await?;
         tx.commit().await?;
@@ -308,19 +340,34 @@ impl Store {
     }
 
     /// Finishes a pending operation: its outcome and stored answer, the payment's change and its event, in one
-    /// transaction; returns the stored answer. `None` when the operation was finished already (another process resumed it too); the caller
-    /// answers with that one's answer.
+    /// transaction; returns the stored answer. `None` when the operation was finished already (another process
+    /// resumed it too); the caller answers with that one's answer.
+    ///
+    /// The payment is changed first (its row locked, as every move of a payment locks it first), then the
+    /// operation is marked finished with its answer only if it is still pending; if it is not, the transaction rolls
+    /// back and the payment's change with it.
     pub async fn complete(&self, operation: &Operation, completion: &Completion) -> Result<Option<Answer>, Error> {
         let now = Timestamp::now();
         let mut tx = self.pool.begin().await?;
+        let (applied, payment) = match apply(&mut tx, operation.payment_id, &completion.change, now).await? {
+            Applied::Changed(payment) => (true, *payment),
+            other => {
+                let payment = locked_payment(&mut tx, operation.payment_id).await?;
+                (matches!(other, Applied::Nothing), payment.ok_or(Error::NotFound)?)
+            }
+        };
+        let answer = answer(&payment, completion);
+        let json = serde_json::to_string(&answer).map_err(|_| Error::Corrupt("an answer does not serialise"))?;
         let n = dispatch!(&mut tx, conn => {
             sqlx::query(
-                "UPDATE payment_operations SET outcome = $1, code = $2, completed_at = $3, claimed_until = NULL
-                 WHERE id = $4 AND outcome = 'pending'",
+                "UPDATE payment_operations SET outcome = $1, code = $2, completed_at = $3, claimed_until = NULL,
+                     answer = $4
+                 WHERE id = $5 AND outcome = 'pending'",
             )
             .bind(completion.outcome.as_str())
             .bind(&completion.code)
             .bind(now)
+            .bind(json)
             .bind(operation.id)
             .execute(conn)
             .await
@@ -329,24 +376,10 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
-        let applied = apply(&mut tx, operation.payment_id, &completion.change, now).await?;
         if !applied {
             tracing::warn!(payment_id = %operation.payment_id, operation = operation.kind.as_str(),
                 "the payment moved on before its operation finished; reconciliation will compare it");
         }
-        let payment = locked_payment(&mut tx, operation.payment_id)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let answer = answer(&payment, completion);
-        let json = serde_json::to_string(&answer).map_err(|_| Error::Corrupt("an answer does not serialise"))?;
-        dispatch!(&mut tx, conn => {
-            sqlx::query("UPDATE payment_operations SET answer = $1 WHERE id = $2")
-                .bind(json)
-                .bind(operation.id)
-                .execute(conn)
-                .await
-                .map(|done| done.rows_affected())
-        })?;
         // An event says the change happened: none when the payment had moved on and this one did not apply.
         if applied && let Some(event) = event(&completion.change, &payment, Some(operation))? {
             tx.append_event(&event).await?;
@@ -402,69 +435,57 @@ impl Store {
     }
 }
 
+const OPERATION_INSERT_FIELDS: &str = "id, payment_id, kind, amount_minor, reason, actor_id, idempotency_key,
+    request_hash, outcome, code, answer, claimed_by, claimed_until, created_at, completed_at";
+
 async fn insert_operation(tx: &mut Tx, operation: &Operation) -> Result<(), Error> {
+    let sql = format!(
+        "INSERT INTO payment_operations ({OPERATION_INSERT_FIELDS})
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10, $11, $12, NULL)"
+    );
     dispatch!(&mut *tx, conn => {
-        sqlx::query(
-            "INSERT INTO payment_operations (id, payment_id, kind, amount_minor, reason, actor_id, idempotency_key,
-                 request_hash, outcome, code, answer, claimed_by, claimed_until, created_at, completed_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL, $10, $11, $12, NULL)",
-        )
-        .bind(operation.id)
-        .bind(operation.payment_id)
-        .bind(operation.kind.as_str())
-        .bind(operation.amount_minor)
-        .bind(&operation.reason)
-        .bind(operation.actor_id)
-        .bind(&operation.idempotency_key)
-        .bind(&operation.request_hash)
-        .bind(operation.outcome.as_str())
-        .bind(operation.claimed_by)
-        .bind(operation.claimed_until)
-        .bind(operation.created_at)
-        .execute(conn)
-        .await
-        .map(|done| done.rows_affected())
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(operation.id).bind(operation.payment_id);
+        bind_operation_fields!(query, operation).execute(conn).await.map(|done| done.rows_affected())
     })?;
     Ok(())
 }
 
 async fn locked_payment(tx: &mut Tx, id: Uuid) -> Result<Option<Payment>, Error> {
-    let sql = format!("{PAYMENT_COLUMNS} WHERE id = $1{}", for_update(tx));
+    let sql = format!("SELECT {PAYMENT_FIELDS} FROM payments WHERE id = $1{}", for_update(tx));
     let row: Option<PaymentRow> = dispatch!(&mut *tx, conn => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
     })?;
     row.map(PaymentRow::into_payment).transpose()
 }
 
-/// Applies a finished operation to its payment, from the state the operation was decided in. False when the
-/// payment was no longer in it.
-async fn apply(tx: &mut Tx, payment_id: Uuid, change: &Change, now: Timestamp) -> Result<bool, Error> {
-    let n = match change {
-        Change::Unchanged => return Ok(true),
+/// Applies a finished operation to its payment, from the state the operation was decided in: the payment as the
+/// change left it, [`Applied::Stale`] when the payment was no longer in that state, [`Applied::Nothing`] for
+/// `Change::Unchanged`.
+async fn apply(tx: &mut Tx, payment_id: Uuid, change: &Change, now: Timestamp) -> Result<Applied, Error> {
+    let row: Option<PaymentRow> = match change {
+        Change::Unchanged => return Ok(Applied::Nothing),
         Change::Authorized { provider_reference } => dispatch!(&mut *tx, conn => {
-            sqlx::query(
+            sqlx::query_as(sqlx::AssertSqlSafe(returning(
                 "UPDATE payments SET status = 'authorized', provider_reference = $1, updated_at = $2
                  WHERE id = $3 AND status = 'pending'",
-            )
+            )))
             .bind(provider_reference)
             .bind(now)
             .bind(payment_id)
-            .execute(conn)
+            .fetch_optional(conn)
             .await
-            .map(|done| done.rows_affected())
         })?,
         Change::Failed(failure) => dispatch!(&mut *tx, conn => {
-            sqlx::query(
+            sqlx::query_as(sqlx::AssertSqlSafe(returning(
                 "UPDATE payments SET status = 'failed', failure_code = $1, decline_code = $2, updated_at = $3
                  WHERE id = $4 AND status = 'pending'",
-            )
+            )))
             .bind(failure.failure_code)
             .bind(&failure.decline_code)
             .bind(now)
             .bind(payment_id)
-            .execute(conn)
+            .fetch_optional(conn)
             .await
-            .map(|done| done.rows_affected())
         })?,
         Change::Captured { amount_minor } | Change::Refunded { amount_minor } => {
             let sql = if matches!(change, Change::Captured { .. }) {
@@ -479,25 +500,43 @@ async fn apply(tx: &mut Tx, payment_id: Uuid, change: &Change, now: Timestamp) -
                    AND refunded_minor + $1 <= captured_minor"
             };
             dispatch!(&mut *tx, conn => {
-                sqlx::query(sql)
+                sqlx::query_as(sqlx::AssertSqlSafe(returning(sql)))
                     .bind(amount_minor)
                     .bind(now)
                     .bind(payment_id)
-                    .execute(conn)
+                    .fetch_optional(conn)
                     .await
-                    .map(|done| done.rows_affected())
             })?
         }
         Change::Voided => dispatch!(&mut *tx, conn => {
-            sqlx::query("UPDATE payments SET status = 'voided', updated_at = $1 WHERE id = $2 AND status = 'authorized'")
+            sqlx::query_as(sqlx::AssertSqlSafe(returning(
+                "UPDATE payments SET status = 'voided', updated_at = $1 WHERE id = $2 AND status = 'authorized'",
+            )))
                 .bind(now)
                 .bind(payment_id)
-                .execute(conn)
+                .fetch_optional(conn)
                 .await
-                .map(|done| done.rows_affected())
         })?,
     };
-    Ok(n == 1)
+    match row {
+        Some(row) => Ok(Applied::Changed(Box::new(row.into_payment()?))),
+        None => Ok(Applied::Stale),
+    }
+}
+
+/// `sql`, an update of one payment, answering the payment as the update left it.
+fn returning(sql: &str) -> String {
+    format!("{sql} RETURNING {PAYMENT_FIELDS}")
+}
+
+/// What [`apply`] did.
+enum Applied {
+    /// The payment as the change left it.
+    Changed(Box<Payment>),
+    /// Nothing to change.
+    Nothing,
+    /// The payment had moved on from the state the operation was decided in: not applied.
+    Stale,
 }
 
 /// The answer an operation gives, from the payment as it finished.

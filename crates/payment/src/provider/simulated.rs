@@ -332,45 +332,30 @@ impl Simulator {
         if key.is_empty() || key.len() > 255 {
             return Err(rejected("an idempotency key of 1 to 255 characters is required"));
         }
-        let lock = for_update(tx);
-        let select = format!(
-            "SELECT operation, fingerprint, attempts, answer FROM simulator_requests WHERE idempotency_key = $1{lock}"
-        );
-        dispatch!(&mut *tx, conn => {
-            sqlx::query(
+        // One statement: record the request, or count another attempt of it (which locks its row until commit).
+        // Every request counts, replays included: tests read how often the provider was asked.
+        let found: (String, String, i64, Option<String>) = dispatch!(&mut *tx, conn => {
+            sqlx::query_as(
                 "INSERT INTO simulator_requests (idempotency_key, operation, fingerprint, attempts, created_at)
-                 VALUES ($1, $2, $3, 0, $4) ON CONFLICT (idempotency_key) DO NOTHING",
+                 VALUES ($1, $2, $3, 1, $4)
+                 ON CONFLICT (idempotency_key) DO UPDATE SET attempts = simulator_requests.attempts + 1
+                 RETURNING operation, fingerprint, attempts, answer",
             )
             .bind(key)
             .bind(operation)
             .bind(fingerprint)
             .bind(Timestamp::now())
-            .execute(conn)
+            .fetch_one(conn)
             .await
-            .map(|done| done.rows_affected())
-        })
-        .map_err(unavailable)?;
-        let found: (String, String, i64, Option<String>) = dispatch!(&mut *tx, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(select)).bind(key).fetch_one(conn).await
         })
         .map_err(unavailable)?;
         let (stored_operation, stored_fingerprint, attempts, answer) = found;
         if stored_operation != operation || stored_fingerprint != fingerprint {
+            // Not counted: the transaction rolls back.
             return Err(rejected(
                 "keys for idempotent requests can only be used with the same parameters they were first used with",
             ));
         }
-        // Every request counts, replays included: tests read how often the provider was asked.
-        let attempts = attempts + 1;
-        dispatch!(&mut *tx, conn => {
-            sqlx::query("UPDATE simulator_requests SET attempts = $1 WHERE idempotency_key = $2")
-                .bind(attempts)
-                .bind(key)
-                .execute(conn)
-                .await
-                .map(|done| done.rows_affected())
-        })
-        .map_err(unavailable)?;
         match answer {
             Some(answer) => {
                 let answer: Answer = serde_json::from_str(&answer).map_err(unavailable)?;
