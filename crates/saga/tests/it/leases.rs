@@ -95,6 +95,15 @@ pub async fn a_booking_gets_one_saga_of_each_kind(pool: Pool) {
         vec![first.id, cancellation.id]
     );
     assert_eq!(sagas[0].data.request.payment_token.as_deref(), Some("tok_visa"));
+    // One batch: a new booking's request twice, and the first booking's again: one saga created.
+    let other = Uuid::now_v7();
+    let batch = [
+        Saga::start(request(other, SagaKind::Booking), now),
+        Saga::start(request(other, SagaKind::Booking), now),
+        Saga::start(request(booking_id, SagaKind::Booking), now),
+    ];
+    assert_eq!(store.create(&batch, owner, until).await.unwrap(), vec![batch[0].id]);
+    assert_eq!(store.of_booking(other).await.unwrap().len(), 1);
 }
 
 pub async fn racing_instances_claim_each_due_saga_exactly_once(pool: Pool) {
