@@ -606,3 +606,120 @@ fn reconciled(mut event: Event) -> Event {
     }
     event
 }
+
+#[cfg(test)]
+mod tests {
+    use phoenix_db::testing::TestDatabase;
+
+    use super::*;
+
+    fn payment(now: Timestamp) -> Payment {
+        Payment {
+            id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            organization_id: None,
+            amount_minor: 10_000,
+            currency: "EUR".to_owned(),
+            status: Status::Pending,
+            captured_minor: 0,
+            refunded_minor: 0,
+            provider: "simulated".to_owned(),
+            provider_reference: None,
+            reference: None,
+            failure_code: None,
+            decline_code: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn operation(kind: Kind, payment: &Payment, key: &str, now: Timestamp) -> Operation {
+        Operation {
+            id: Uuid::now_v7(),
+            payment_id: payment.id,
+            kind,
+            amount_minor: payment.amount_minor,
+            reason: None,
+            actor_id: payment.owner_id,
+            idempotency_key: key.to_owned(),
+            request_hash: vec![1, 2, 3],
+            outcome: Outcome::Pending,
+            code: None,
+            answer: None,
+            claimed_by: Some(Uuid::now_v7()),
+            claimed_until: Some(now + time::Duration::minutes(1)),
+            created_at: now,
+            completed_at: None,
+        }
+    }
+
+    fn succeeded(change: Change) -> Completion {
+        Completion {
+            outcome: Outcome::Succeeded,
+            code: None,
+            message: None,
+            change,
+        }
+    }
+
+    async fn events(pool: &Pool, event_type: &str) -> i64 {
+        dispatch!(pool, conn => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE event_type = $1")
+                .bind(event_type)
+                .fetch_one(conn)
+                .await
+        })
+        .expect("count events")
+    }
+
+    /// Two processes finishing the same operation (the second resumed it): the payment moves once, one event is
+    /// written, and the second learns it came too late instead of applying the change again.
+    async fn an_operation_finished_twice_moves_the_payment_once(pool: Pool) {
+        let store = Store::new(pool.clone());
+        let now = Timestamp::now();
+        let payment = payment(now);
+        let authorize = operation(Kind::Authorize, &payment, "pay-1", now);
+        store.insert_authorization(&payment, &authorize).await.unwrap();
+        let authorized = succeeded(Change::Authorized {
+            provider_reference: "pi_1".to_owned(),
+        });
+        assert!(store.complete(&authorize, &authorized).await.unwrap().is_some());
+        assert!(store.complete(&authorize, &authorized).await.unwrap().is_none());
+
+        let capture = operation(Kind::Capture, &payment, "capture-1", now);
+        let (locked, _) = store
+            .begin_move(payment.id, now, |_, _| Ok(capture.clone()))
+            .await
+            .unwrap();
+        assert_eq!(locked.provider_reference.as_deref(), Some("pi_1"));
+        let captured = succeeded(Change::Captured {
+            amount_minor: capture.amount_minor,
+        });
+        let first = store.complete(&capture, &captured).await.unwrap();
+        assert!(matches!(first, Some(Answer::Payment { .. })), "{first:?}");
+        assert!(store.complete(&capture, &captured).await.unwrap().is_none());
+
+        let stored = store.payment(payment.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.captured_minor), (Status::Captured, 10_000));
+        assert_eq!(events(&pool, "payment.authorized.v1").await, 1);
+        assert_eq!(events(&pool, "payment.captured.v1").await, 1);
+        let operations = store.operations(payment.id).await.unwrap();
+        assert!(
+            operations
+                .iter()
+                .all(|o| o.outcome == Outcome::Succeeded && o.answer.is_some())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_operation_finished_twice_moves_the_payment_once_on_sqlite() {
+        let db = TestDatabase::sqlite(crate::migrations()).await;
+        an_operation_finished_twice_moves_the_payment_once(db.pool()).await;
+    }
+
+    #[tokio::test]
+    async fn an_operation_finished_twice_moves_the_payment_once_on_postgres() {
+        let db = TestDatabase::postgres(crate::migrations()).await;
+        an_operation_finished_twice_moves_the_payment_once(db.pool()).await;
+    }
+}

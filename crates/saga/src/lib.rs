@@ -175,10 +175,11 @@ impl Orchestrator {
     /// An orchestrator on its database, calling the given services. `start` also runs its background loops. Call
     /// it on a Tokio runtime: the task that saves the sagas' progress starts here.
     pub fn new(pool: Pool, clients: Clients, options: Options) -> Orchestrator {
+        let store = store::Store::new(pool);
         Orchestrator {
             inner: Arc::new(Inner {
-                saver: engine::saver(store::Store::new(pool.clone()), options.max_running),
-                store: store::Store::new(pool),
+                saver: engine::saver(store.clone(), options.max_running),
+                store,
                 running: engine::running(options.max_running),
                 clients,
                 options,

@@ -179,9 +179,10 @@ impl Store {
                     .await?
                     .rows_affected(),
                 Tx::Sqlite(conn) => {
+                    let one = format!("{ACKNOWLEDGE} = $2");
                     let mut rows = 0;
                     for id in ids {
-                        rows += sqlx::query(sqlx::AssertSqlSafe(format!("{ACKNOWLEDGE} = $2")))
+                        rows += sqlx::query(sqlx::AssertSqlSafe(one.as_str()))
                             .bind(kind.as_str())
                             .bind(id)
                             .execute(&mut **conn)
