@@ -153,11 +153,9 @@ impl Sums {
         for (day, more) in &self.conversion {
             conversion(tx, day, *more).await?;
         }
-        for (item, quantity) in self.sold.values() {
-            // Also when the batch's sales cancel out: the row makes the bucket known, as one event at a time would.
-            add_sold(tx, item, *quantity).await?;
-        }
-        Ok(())
+        // Also when the batch's sales cancel out: the row makes the bucket known, as one event at a time would.
+        let sold: Vec<&(Item, i64)> = self.sold.values().collect();
+        add_sold(tx, &sold).await
     }
 }
 
@@ -341,22 +339,24 @@ async fn set_capacities(tx: &mut Tx, items: &[(Item, Option<i64>)], at: Timestam
     Ok(())
 }
 
-async fn add_sold(tx: &mut Tx, item: &Item, quantity: i64) -> Result<(), phoenix_db::Error> {
-    dispatch!(&mut *tx, conn => {
-        sqlx::query(
-            "INSERT INTO inventory_items (item_id, kind, unit, day, capacity, capacity_at, sold)
-             VALUES ($1, $2, $3, $4, NULL, NULL, $5)
-             ON CONFLICT (item_id) DO UPDATE SET sold = inventory_items.sold + excluded.sold",
-        )
-        .bind(&item.item_id)
-        .bind(item.kind.as_str())
-        .bind(&item.unit)
-        .bind(day_of(item))
-        .bind(quantity)
-        .execute(conn)
-        .await
-        .map(|_| ())
-    })?;
+/// Adds units sold to buckets (one row per bucket, in key order), in multi-row statements kept under
+/// [`phoenix_db::MAX_MESSAGE_BYTES`].
+async fn add_sold(tx: &mut Tx, sold: &[&(Item, i64)]) -> Result<(), phoenix_db::Error> {
+    let size = |(item, _): &&(Item, i64)| 64 + item.item_id.len() + item.unit.len();
+    for chunk in phoenix_db::chunks_under(sold, phoenix_db::MAX_MESSAGE_BYTES, size) {
+        dispatch!(&mut *tx, conn => {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO inventory_items (item_id, kind, unit, day, capacity, capacity_at, sold) ",
+            );
+            q.push_values(chunk, |mut row, (item, quantity)| {
+                row.push_bind(&item.item_id).push_bind(item.kind.as_str()).push_bind(&item.unit)
+                    .push_bind(day_of(item)).push_bind(None::<i64>).push_bind(None::<Timestamp>)
+                    .push_bind(*quantity);
+            });
+            q.push(" ON CONFLICT (item_id) DO UPDATE SET sold = inventory_items.sold + excluded.sold");
+            q.build().execute(conn).await.map(|_| ())
+        })?;
+    }
     Ok(())
 }
 

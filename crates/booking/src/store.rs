@@ -51,6 +51,15 @@ struct Row {
     updated_at: Timestamp,
 }
 
+/// What an idempotency key names.
+pub enum KeyUse {
+    /// The booking made under it, and the hash of the request that made it.
+    Live(Box<Booking>, Vec<u8>),
+    /// A booking older than the key's retention, which gives the key up to the next booking made under it.
+    Expired,
+    Unused,
+}
+
 /// A row with the hash of the request that made it.
 #[derive(sqlx::FromRow)]
 struct Keyed {
@@ -191,22 +200,25 @@ impl Store {
     }
 
     /// The booking made under an idempotency key, with the hash of the request that made it.
-    pub async fn by_idempotency_key(&self, scope: &str, key: &str) -> Result<Option<(Booking, Vec<u8>)>, Error> {
+    /// The booking made under `key` in `scope`, if any: answering (`Live`) while younger than
+    /// `phoenix_db::idempotency::RETENTION`, `Expired` after that.
+    pub async fn by_idempotency_key(&self, scope: &str, key: &str) -> Result<KeyUse, Error> {
         let sql = format!(
-            "SELECT {FIELDS}, request_hash FROM bookings
-             WHERE idempotency_scope = $1 AND idempotency_key = $2 AND created_at >= $3"
+            "SELECT {FIELDS}, request_hash FROM bookings WHERE idempotency_scope = $1 AND idempotency_key = $2"
         );
-        let since = Timestamp::now() - phoenix_db::idempotency::RETENTION;
         let keyed: Option<Keyed> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(key).bind(since).fetch_optional(conn).await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(key).fetch_optional(conn).await
         })?;
         let Some(Keyed { row, request_hash }) = keyed else {
-            return Ok(None);
+            return Ok(KeyUse::Unused);
         };
-        Ok(self
-            .with_history(Some(row))
-            .await?
-            .map(|booking| (booking, request_hash)))
+        if row.created_at < Timestamp::now() - phoenix_db::idempotency::RETENTION {
+            return Ok(KeyUse::Expired);
+        }
+        Ok(match self.with_history(Some(row)).await? {
+            Some(booking) => KeyUse::Live(Box::new(booking), request_hash),
+            None => KeyUse::Unused,
+        })
     }
 
     async fn with_history(&self, row: Option<Row>) -> Result<Option<Booking>, Error> {

@@ -3,6 +3,11 @@
 //! A waiter is woken at once when this process records the booking's outcome, and handed the booking as that
 //! outcome left it, so it need not read it back. It re-reads the booking every `wait_poll_ms` anyway, so an
 //! outcome recorded by another replica is seen too.
+//!
+//! While someone waits, the slot also keeps the booking as this process last wrote it ([`Waiters::written`]), so
+//! recording the outcome can start from it instead of reading it ([`Waiters::last_written`]). That copy may be
+//! stale (another replica moved the booking on): whoever uses it must write under a guard that fails then, as
+//! `Store::transition` does with the status it expects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,11 +24,13 @@ pub struct Waiters {
     waiting: Mutex<HashMap<Uuid, Arc<Slot>>>,
 }
 
-/// What the waiters of one booking share: the wake-up, and the outcome recorded since they registered.
+/// What the waiters of one booking share: the wake-up, the outcome recorded since they registered, and the
+/// booking as this process last wrote it.
 #[derive(Default)]
 pub struct Slot {
     pub notify: Notify,
     outcome: Mutex<Option<Booking>>,
+    written: Mutex<Option<Booking>>,
 }
 
 /// A registration to be woken for one booking; unregisters on drop.
@@ -60,10 +67,30 @@ impl Waiters {
     }
 
     /// Hands `booking`, just written with a saga's outcome, to everyone waiting for it in this process.
+    /// Keeps `booking`, just written by this process, for [`last_written`](Self::last_written), if anyone waits
+    /// for it.
+    pub fn written(&self, booking: &Booking) {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Not over an outcome already recorded: the saga may finish before its booking's creator gets here.
+        if let Some(slot) = waiting.get(&booking.id)
+            && slot.outcome.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        {
+            *slot.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(booking.clone());
+        }
+    }
+
+    /// The booking as this process last wrote it while someone waited for it: possibly stale (see the module).
+    pub fn last_written(&self, booking_id: Uuid) -> Option<Booking> {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = waiting.get(&booking_id)?;
+        slot.written.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn wake(&self, booking: &Booking) {
         let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = waiting.get(&booking.id) {
             *slot.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(booking.clone());
+            *slot.written.lock().unwrap_or_else(|p| p.into_inner()) = Some(booking.clone());
             slot.notify.notify_waiters();
         }
     }
@@ -150,5 +177,26 @@ mod tests {
         assert_eq!(waiters.len(), 0);
         // A watch begun after an outcome does not see it: it reads the booking instead.
         assert!(waiters.watch(id).outcome().is_none());
+    }
+
+    #[test]
+    fn the_last_written_booking_is_kept_while_someone_waits_and_never_over_an_outcome() {
+        let waiters = Waiters::default();
+        let id = Uuid::now_v7();
+        waiters.written(&booking(id, Status::Pending));
+        assert!(waiters.last_written(id).is_none(), "nobody waits: nothing kept");
+        let watch = waiters.watch(id);
+        waiters.written(&booking(id, Status::Pending));
+        assert_eq!(waiters.last_written(id).map(|b| b.status), Some(Status::Pending));
+        waiters.wake(&booking(id, Status::Confirmed));
+        assert_eq!(waiters.last_written(id).map(|b| b.status), Some(Status::Confirmed));
+        waiters.written(&booking(id, Status::Pending));
+        assert_eq!(
+            waiters.last_written(id).map(|b| b.status),
+            Some(Status::Confirmed),
+            "a creator arriving after the outcome does not put its older copy back"
+        );
+        drop(watch);
+        assert!(waiters.last_written(id).is_none());
     }
 }

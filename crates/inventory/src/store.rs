@@ -467,17 +467,47 @@ fn items_created(buckets: &[&NewBucket]) -> Result<Event, Error> {
     Ok(Event::new(crate::SOURCE, "inventory.items_created.v1", subject, &data)?)
 }
 
+/// Holds and their lines in one statement (a round trip fewer for every hold confirmed or released).
 async fn load_holds_pg(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<(Vec<HoldRow>, Vec<LineRow>), Error> {
-    let sql = format!("{HOLD_COLUMNS} WHERE id = ANY($1)");
-    let rows: Vec<HoldRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?;
-    let lines: Vec<LineRow> = sqlx::query("SELECT hold_id, item_id, quantity FROM hold_lines WHERE hold_id = ANY($1)")
-        .bind(ids)
-        .map(|row: sqlx::postgres::PgRow| (row.get(0), row.get(1), row.get(2)))
-        .fetch_all(&mut *conn)
-        .await?;
+    #[derive(sqlx::FromRow)]
+    struct WithLines {
+        #[sqlx(flatten)]
+        hold: HoldRow,
+        line_items: Vec<String>,
+        line_quantities: Vec<i64>,
+    }
+    let found: Vec<WithLines> = sqlx::query_as(
+        "SELECT h.id, h.holder_id, h.organization_id, h.reference, h.status, h.created_at, h.expires_at,
+             h.closed_at, COALESCE(l.items, '{}') AS line_items, COALESCE(l.quantities, '{}') AS line_quantities
+         FROM holds h
+         LEFT JOIN LATERAL (
+             SELECT array_agg(item_id ORDER BY item_id) AS items, array_agg(quantity ORDER BY item_id) AS quantities
+             FROM hold_lines WHERE hold_id = h.id
+         ) l ON TRUE
+         WHERE h.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rows = Vec::with_capacity(found.len());
+    let mut lines = Vec::with_capacity(found.len());
+    for WithLines {
+        hold,
+        line_items,
+        line_quantities,
+    } in found
+    {
+        if line_items.len() != line_quantities.len() {
+            return Err(corrupt("hold_lines"));
+        }
+        lines.extend(
+            line_items
+                .into_iter()
+                .zip(line_quantities)
+                .map(|(item, quantity)| (hold.id, item, quantity)),
+        );
+        rows.push(hold);
+    }
     Ok((rows, lines))
 }
 

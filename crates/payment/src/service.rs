@@ -194,13 +194,17 @@ impl Service {
             new.reference
         ]));
         let claim = self.claim(payer.user_id, key)?;
-        let operation = match self.start(payer.user_id, key, &fingerprint).await? {
-            Start::Replay(answer) => return *answer,
-            Start::Resume(operation) => *operation,
-            Start::Fresh => match self.open(payer, &new, key, fingerprint.clone()).await {
-                Ok(operation) => operation,
-                Err(error) => return self.taken(error, payer.user_id, key, &fingerprint).await,
+        // Written first and looked up only when the key is taken: a new key, the rule, costs one statement.
+        let operation = match self.open(payer, &new, key, fingerprint.clone()).await {
+            Ok(operation) => operation,
+            Err(Error::Db(db)) if db.is_unique_violation() => match self.start(payer.user_id, key, &fingerprint).await?
+            {
+                Start::Replay(answer) => return *answer,
+                Start::Resume(operation) => *operation,
+                // Gone again between the two: the caller may retry.
+                Start::Fresh => return Err(Error::IdempotencyKeyInUse { retry_after_secs: 1 }),
             },
+            Err(error) => return Err(error),
         };
         let service = self.clone();
         self.run(

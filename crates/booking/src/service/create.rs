@@ -18,7 +18,7 @@ use crate::locator::Locator;
 use crate::orchestration::HoldLine;
 use crate::policy::{Status, Terms};
 use crate::request::{self, BOOKER_ROLES, BookingRequest, Checked};
-use crate::store::{Inserted, NewBooking};
+use crate::store::{Inserted, KeyUse, NewBooking};
 use crate::{Error, events};
 
 /// A booking made (or found again for a retry), as it stood when the wait ended.
@@ -45,10 +45,14 @@ impl Service {
         // Claimed before the look: a first request still pricing and writing in this process makes this one 409;
         // one that has written its booking has let go of the key, and the look finds what it made.
         let claim = self.claim(&scope, idempotency_key)?;
-        if let Some((booking, stored_hash)) = self.store().by_idempotency_key(&scope, idempotency_key).await? {
-            drop(claim);
-            return self.replayed(booking, &stored_hash, &hash).await;
-        }
+        let key_expired = match self.store().by_idempotency_key(&scope, idempotency_key).await? {
+            KeyUse::Live(booking, stored_hash) => {
+                drop(claim);
+                return self.replayed(*booking, &stored_hash, &hash).await;
+            }
+            KeyUse::Expired => true,
+            KeyUse::Unused => false,
+        };
         let checked = request::check(&request, actor, &self.inner.options)?;
         let quotation = self
             .inner
@@ -72,10 +76,12 @@ impl Service {
             idempotency_scope: scope.clone(),
             idempotency_key: idempotency_key.to_owned(),
             request_hash: hash.clone(),
+            key_expired,
         };
         match self.store().insert(new, events::created).await? {
             Inserted::Created(booking) => {
                 drop(claim);
+                self.inner.waiters.written(&booking);
                 tracing::info!(booking_id = %booking.id, locator = %booking.locator, "booking created");
                 self.inner.saga_wake.notify_one();
                 let booking = self.wait(&watch, Some(*booking)).await?;
@@ -95,10 +101,10 @@ impl Service {
 
     /// The booking an earlier request with this key made, waited for like the first; `None` when there is none.
     async fn replay(&self, scope: &str, key: &str, hash: &[u8]) -> Result<Option<Created>, Error> {
-        let Some((booking, stored_hash)) = self.store().by_idempotency_key(scope, key).await? else {
-            return Ok(None);
-        };
-        self.replayed(booking, &stored_hash, hash).await.map(Some)
+        match self.store().by_idempotency_key(scope, key).await? {
+            KeyUse::Live(booking, stored_hash) => self.replayed(*booking, &stored_hash, hash).await.map(Some),
+            KeyUse::Expired | KeyUse::Unused => Ok(None),
+        }
     }
 
     /// The answer to a retry that found `booking`, made under the same key from a request hashed `stored_hash`.

@@ -74,9 +74,19 @@ impl Service {
     /// follow from its status is 409 `invalid_transition`.
     pub async fn record_outcome(&self, booking_id: Uuid, outcome: &Outcome) -> Result<Booking, Error> {
         check_outcome(outcome)?;
+        // The booking as this process wrote it, if a request waits for it: a read saved when it is current. Only
+        // a change is decided on it (the transition's guard on the status fails if it is stale); anything else is
+        // decided on the booking as stored.
+        let mut written = self.inner.waiters.last_written(booking_id);
         for _ in 0..MAX_RACES {
-            let booking = self.store().booking(booking_id).await?.ok_or(Error::NotFound)?;
-            let (next, saga, event) = match decide(&booking, outcome)? {
+            let (booking, decision) = match written.take() {
+                Some(booking) => match decide(&booking, outcome) {
+                    Ok(decision @ Decision::Apply { .. }) => (booking, decision),
+                    _ => self.decide_stored(booking_id, outcome).await?,
+                },
+                None => self.decide_stored(booking_id, outcome).await?,
+            };
+            let (next, saga, event) = match decision {
                 Decision::Done => return Ok(booking),
                 Decision::Apply { next, saga, event } => (next, saga, event),
             };
@@ -95,6 +105,13 @@ impl Service {
         Err(Error::corrupt(
             "booking status (changed more often than its lifecycle allows)",
         ))
+    }
+
+    /// `outcome` decided on the booking as stored.
+    async fn decide_stored(&self, booking_id: Uuid, outcome: &Outcome) -> Result<(Booking, Decision), Error> {
+        let booking = self.store().booking(booking_id).await?.ok_or(Error::NotFound)?;
+        let decision = decide(&booking, outcome)?;
+        Ok((booking, decision))
     }
 
     /// Marks confirmed bookings whose items have all ended by `now` as completed (the sweeper calls this with the

@@ -25,6 +25,9 @@ pub struct NewBooking {
     pub idempotency_scope: String,
     pub idempotency_key: String,
     pub request_hash: Vec<u8>,
+    /// An expired booking holds the key (the look-up before found it): it gives the key up in the insert's
+    /// transaction.
+    pub key_expired: bool,
 }
 
 /// How an insert went.
@@ -88,7 +91,9 @@ impl Store {
     ) -> Result<Inserted, Error> {
         let documents = Documents::of(&new)?;
         let mut tx = self.pool.begin().await?;
-        release_expired_key(&mut tx, &new).await?;
+        if new.key_expired {
+            release_expired_key(&mut tx, &new).await?;
+        }
         for _ in 0..LOCATOR_ATTEMPTS {
             match insert_row(&mut tx, &new, &documents).await {
                 Ok(true) => {}
