@@ -26,7 +26,7 @@ pub mod testing;
 
 pub use error::Error;
 pub use group::{Closed, GroupCommit};
-pub use outbox::{Event, OutboxRecord, chunks_under};
+pub use outbox::{Event, OutboxRecord, PgQuery, bind_event_pg, chunks_under, event_part_pg};
 pub use pool::{Backend, Migrations, Pool, PoolOptions, Tx};
 pub use timestamp::Timestamp;
 

@@ -216,6 +216,36 @@ pub fn chunks_under<T>(items: &[T], limit: usize, size: impl Fn(&T) -> usize) ->
     chunks
 }
 
+/// A query on PostgreSQL, as [`bind_event_pg`] extends it.
+pub type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// PostgreSQL: the outbox insert of one event as a `WITH` part of the statement that makes its change, so the
+/// change and its event are one round trip and need no transaction around them. The part, named `event`, writes
+/// the event once for each row `source` (an earlier part that returns one row when the change was made, none when
+/// it was not) returns. Its values are parameters `$first` to `$first + 7`: bind them with [`bind_event_pg`]
+/// after the parameters before `$first`.
+pub fn event_part_pg(first: usize, source: &str) -> String {
+    let p: Vec<String> = (first..first + 8).map(|n| format!("${n}")).collect();
+    format!(
+        "event AS (INSERT INTO outbox (id, source, event_type, subject, data, correlation_id, traceparent, occurred_at)
+             SELECT {}, {}, {}, {}, {}::json, {}, {}, {} FROM {source})",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]
+    )
+}
+
+/// Binds `event`'s values in the order [`event_part_pg`] takes them.
+pub fn bind_event_pg<'q>(query: PgQuery<'q>, event: &'q Event) -> PgQuery<'q> {
+    query
+        .bind(event.id)
+        .bind(event.source)
+        .bind(event.event_type)
+        .bind(event.subject.as_str())
+        .bind(event.data.to_string())
+        .bind(event.correlation_id.as_deref())
+        .bind(event.traceparent.as_deref())
+        .bind(event.occurred_at)
+}
+
 async fn append_chunk_pg(tx: &mut sqlx::PgConnection, events: &[Event]) -> Result<(), Error> {
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let sources: Vec<&str> = events.iter().map(|e| e.source).collect();

@@ -1,8 +1,9 @@
 //! Booking's writes. Each one changes the row, appends its status to the history and writes its event to the outbox
-//! in one transaction.
+//! in one transaction; on PostgreSQL a new booking and a status change are each one statement (`WITH` parts), as
+//! every statement there is a round trip.
 
 use phoenix_api::Principal;
-use phoenix_db::{Event, Timestamp, Tx, dispatch};
+use phoenix_db::{Event, Pool, Timestamp, Tx, bind_event_pg, dispatch, event_part_pg};
 use uuid::Uuid;
 
 use super::Store;
@@ -90,6 +91,21 @@ impl Store {
         event: impl Fn(&Booking) -> Result<Event, Error>,
     ) -> Result<Inserted, Error> {
         let documents = Documents::of(&new)?;
+        if let Pool::Postgres(pool) = &self.pool
+            && !new.key_expired
+        {
+            for _ in 0..LOCATOR_ATTEMPTS {
+                match insert_pg(pool, &new, &documents, &event(&new.booking)?).await {
+                    Ok(true) => return Ok(Inserted::Created(Box::new(new.booking))),
+                    Ok(false) => new.booking.locator = Locator::generate(),
+                    Err(Error::Db(error)) if error.is_unique_violation() => return Ok(Inserted::KeyTaken),
+                    Err(error) => return Err(error),
+                }
+            }
+            return Err(Error::LocatorsExhausted {
+                attempts: LOCATOR_ATTEMPTS,
+            });
+        }
         let mut tx = self.pool.begin().await?;
         if new.key_expired {
             release_expired_key(&mut tx, &new).await?;
@@ -134,21 +150,49 @@ impl Store {
         };
         let cancellation = booking.cancellation.as_ref().map(to_json).transpose()?;
         let failure = booking.failure.as_ref();
+        macro_rules! bind_update {
+            ($query:expr) => {
+                $query
+                    .bind(booking.id)
+                    .bind(booking.status.as_str())
+                    .bind(booking.hold_id)
+                    .bind(booking.payment_id)
+                    .bind(failure.map(|f| f.code.as_str()))
+                    .bind(failure.map(|f| f.detail.as_str()))
+                    .bind(cancellation.as_deref())
+                    .bind(booking.refunded_minor)
+                    .bind(Timestamp::from(booking.updated_at))
+                    .bind(saga_action)
+                    .bind(saga_kind)
+                    .bind(change.from.as_str())
+            };
+        }
+        if let Pool::Postgres(pool) = &self.pool {
+            // The update ($1 to $12), then its history entry ($13 to $16) and event ($17 on) if it was made.
+            let sql = format!(
+                "WITH booking AS ({UPDATE} RETURNING id),
+                 history AS (INSERT INTO booking_status_history (booking_id, seq, status, actor_id, reason, at)
+                     SELECT id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM booking_status_history WHERE booking_id = $1),
+                         $13, $14, $15, $16
+                     FROM booking),
+                 {}
+                 SELECT count(*) FROM booking",
+                event_part_pg(17, "booking")
+            );
+            let query = bind_update!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                .bind(entry.status.as_str())
+                .bind(entry.actor_id)
+                .bind(entry.reason.as_deref())
+                .bind(Timestamp::from(entry.at));
+            let updated: i64 = bind_event_pg(query, &change.event)
+                .map(|row: sqlx::postgres::PgRow| sqlx::Row::get(&row, 0))
+                .fetch_one(pool)
+                .await?;
+            return Ok(updated == 1);
+        }
         let mut tx = self.pool.begin().await?;
         let updated = dispatch!(&mut tx, conn => {
-            sqlx::query(UPDATE)
-                .bind(booking.id)
-                .bind(booking.status.as_str())
-                .bind(booking.hold_id)
-                .bind(booking.payment_id)
-                .bind(failure.map(|f| f.code.as_str()))
-                .bind(failure.map(|f| f.detail.as_str()))
-                .bind(cancellation)
-                .bind(booking.refunded_minor)
-                .bind(Timestamp::from(booking.updated_at))
-                .bind(saga_action)
-                .bind(saga_kind)
-                .bind(change.from.as_str())
+            bind_update!(sqlx::query(UPDATE))
                 .execute(conn)
                 .await
                 .map(|done| done.rows_affected())
@@ -243,39 +287,75 @@ async fn release_expired_key(tx: &mut Tx, new: &NewBooking) -> Result<(), Error>
     Ok(())
 }
 
-/// Inserts the row; false when the locator is taken.
-async fn insert_row(tx: &mut Tx, new: &NewBooking, documents: &Documents) -> Result<bool, Error> {
-    let booking = &new.booking;
-    let lead_last_name = booking
-        .travellers
-        .first()
-        .map(|t| normalize_name(&t.last_name))
-        .unwrap_or_default();
-    let inserted = dispatch!(tx, conn => {
-        sqlx::query(INSERT)
+/// Binds a new booking's row in the order of [`INSERT`]'s parameters.
+macro_rules! bind_insert {
+    ($query:expr, $new:expr, $documents:expr) => {{
+        let (new, documents): (&NewBooking, &Documents) = ($new, $documents);
+        let booking = &new.booking;
+        let lead_last_name = booking
+            .travellers
+            .first()
+            .map(|t| normalize_name(&t.last_name))
+            .unwrap_or_default();
+        $query
             .bind(booking.id)
             .bind(booking.locator.as_str())
             .bind(booking.customer_id)
             .bind(booking.organization_id)
             .bind(booking.created_by)
-            .bind(&documents.actor)
+            .bind(documents.actor.as_str())
             .bind(booking.status.as_str())
-            .bind(&booking.currency)
+            .bind(booking.currency.as_str())
             .bind(booking.total_minor)
-            .bind(&documents.items)
-            .bind(&documents.travellers)
-            .bind(&documents.contact)
+            .bind(documents.items.as_str())
+            .bind(documents.travellers.as_str())
+            .bind(documents.contact.as_str())
             .bind(lead_last_name)
             .bind(Timestamp::from(booking.ends_at()))
             .bind(Timestamp::from(booking.created_at))
-            .bind(&new.payment_token)
-            .bind(&new.idempotency_scope)
-            .bind(&new.idempotency_key)
-            .bind(&new.request_hash)
+            .bind(new.payment_token.as_str())
+            .bind(new.idempotency_scope.as_str())
+            .bind(new.idempotency_key.as_str())
+            .bind(new.request_hash.as_slice())
+    }};
+}
+
+/// Inserts the row; false when the locator is taken.
+async fn insert_row(tx: &mut Tx, new: &NewBooking, documents: &Documents) -> Result<bool, Error> {
+    let inserted = dispatch!(tx, conn => {
+        bind_insert!(sqlx::query(INSERT), new, documents)
             .execute(conn)
             .await
             .map(|done| done.rows_affected())
     })?;
+    Ok(inserted == 1)
+}
+
+/// PostgreSQL: the row, its first history entry and its event in one statement; false when the locator is taken
+/// (then nothing is written). A key taken meanwhile is a unique violation, as in a transaction.
+async fn insert_pg(pool: &sqlx::PgPool, new: &NewBooking, documents: &Documents, event: &Event) -> Result<bool, Error> {
+    let [entry] = new.booking.history.as_slice() else {
+        return Err(Error::corrupt("a new booking without exactly one history entry"));
+    };
+    // The row ($1 to $19), then its history entry ($20 to $23) and event ($24 on) if it was inserted.
+    let sql = format!(
+        "WITH booking AS ({INSERT} RETURNING id),
+         history AS (INSERT INTO booking_status_history (booking_id, seq, status, actor_id, reason, at)
+             SELECT id, 1, $20, $21, $22, $23 FROM booking),
+         {}
+         SELECT count(*) FROM booking",
+        event_part_pg(24, "booking")
+    );
+    let query = bind_insert!(sqlx::query(sqlx::AssertSqlSafe(sql)), new, documents)
+        .bind(entry.status.as_str())
+        .bind(entry.actor_id)
+        .bind(entry.reason.as_deref())
+        .bind(Timestamp::from(entry.at));
+    let inserted: i64 = bind_event_pg(query, event)
+        .map(|row: sqlx::postgres::PgRow| sqlx::Row::get(&row, 0))
+        .fetch_one(pool)
+        .await
+        .map_err(phoenix_db::Error::from)?;
     Ok(inserted == 1)
 }
 
