@@ -358,21 +358,44 @@ impl Store {
         };
         let answer = answer(&payment, completion);
         let json = serde_json::to_string(&answer).map_err(|_| Error::Corrupt("an answer does not serialise"))?;
-        let n = dispatch!(&mut tx, conn => {
-            sqlx::query(
-                "UPDATE payment_operations SET outcome = $1, code = $2, completed_at = $3, claimed_until = NULL,
-                     answer = $4
-                 WHERE id = $5 AND outcome = 'pending'",
-            )
-            .bind(completion.outcome.as_str())
-            .bind(&completion.code)
-            .bind(now)
-            .bind(json)
-            .bind(operation.id)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
+        // An event says the change happened: none when the payment had moved on and this one did not apply.
+        let event = if applied {
+            event(&completion.change, &payment, Some(operation))?
+        } else {
+            None
+        };
+        const FINISH: &str = "UPDATE payment_operations SET outcome = $1, code = $2, completed_at = $3,
+                 claimed_until = NULL, answer = $4
+             WHERE id = $5 AND outcome = 'pending'";
+        macro_rules! bind_finish {
+            ($query:expr) => {
+                $query
+                    .bind(completion.outcome.as_str())
+                    .bind(completion.code.as_deref())
+                    .bind(now)
+                    .bind(json.as_str())
+                    .bind(operation.id)
+            };
+        }
+        let n = match (&mut tx, &event) {
+            // The operation's end and its event in one statement: the event only if the operation was still open.
+            (Tx::Postgres(conn), Some(event)) => {
+                let sql = format!(
+                    "WITH finished AS ({FINISH} RETURNING id), {} SELECT count(*) FROM finished",
+                    phoenix_db::event_part_pg(6, "finished")
+                );
+                let finished: i64 =
+                    phoenix_db::bind_event_pg(bind_finish!(sqlx::query(sqlx::AssertSqlSafe(sql))), event)
+                        .map(|row: sqlx::postgres::PgRow| sqlx::Row::get(&row, 0))
+                        .fetch_one(&mut **conn)
+                        .await
+                        .map_err(phoenix_db::Error::from)?;
+                finished as u64
+            }
+            _ => dispatch!(&mut tx, conn => {
+                bind_finish!(sqlx::query(FINISH)).execute(conn).await.map(|done| done.rows_affected())
+            })?,
+        };
         if n == 0 {
             return Ok(None);
         }
@@ -380,9 +403,8 @@ impl Store {
             tracing::warn!(payment_id = %operation.payment_id, operation = operation.kind.as_str(),
                 "the payment moved on before its operation finished; reconciliation will compare it");
         }
-        // An event says the change happened: none when the payment had moved on and this one did not apply.
-        if applied && let Some(event) = event(&completion.change, &payment, Some(operation))? {
-            tx.append_event(&event).await?;
+        if let (Tx::Sqlite(_), Some(event)) = (&tx, &event) {
+            tx.append_event(event).await?;
         }
         tx.commit().await?;
         Ok(Some(answer))
