@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,6 +116,23 @@ struct Inner {
     clock: Clock,
     /// Idempotency keys of requests queued or being written in this process.
     in_flight: Mutex<HashSet<(String, String)>>,
+    /// Holds created by this process and not yet confirmed or released here: what confirming or releasing one
+    /// needs before its writer (who may see it, which shard), known without reading it. These never change for a
+    /// hold, so the copy cannot be stale; the writer checks the hold's status as always.
+    placed: Mutex<HashMap<Uuid, Placed>>,
+}
+
+/// Most holds [`Inner::placed`] keeps; when it is full, lapsed holds go, and if none has lapsed a new hold is not
+/// kept (its confirmation reads it, as another process's would).
+const MAX_PLACED: usize = 100_000;
+
+/// A hold's owner and shard.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    holder_id: Uuid,
+    organization_id: Option<Uuid>,
+    shard: usize,
+    expires_at: phoenix_db::Timestamp,
 }
 
 /// Most buckets one [`Service::create_items`] call creates.
@@ -167,6 +184,7 @@ impl Service {
                 engine,
                 clock,
                 in_flight: Mutex::new(HashSet::new()),
+                placed: Mutex::new(HashMap::new()),
             }),
         };
         service.spawn_sweeper();
@@ -373,7 +391,43 @@ impl Service {
             }
         };
         let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
-        self.ask(shard, |reply| Command::Hold { hold, keyed, reply }).await
+        let created = self.ask(shard, |reply| Command::Hold { hold, keyed, reply }).await?;
+        let mut placed = self.inner.placed.lock().unwrap_or_else(|p| p.into_inner());
+        if placed.len() >= MAX_PLACED {
+            let now = self.now();
+            placed.retain(|_, p| p.expires_at > now);
+        }
+        if placed.len() < MAX_PLACED {
+            placed.insert(
+                created.id,
+                Placed {
+                    holder_id: created.holder_id,
+                    organization_id: created.organization_id,
+                    shard,
+                    expires_at: created.expires_at,
+                },
+            );
+        }
+        drop(placed);
+        Ok(created)
+    }
+
+    /// The shard of a hold `actor` may see, from [`Inner::placed`] (taking it out) or else read.
+    async fn shard_of_hold(&self, actor: &Principal, hold_id: Uuid) -> Result<usize, Error> {
+        let placed = self
+            .inner
+            .placed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&hold_id);
+        match placed {
+            Some(p) if may_see(actor, p.holder_id, p.organization_id) => Ok(p.shard),
+            Some(_) => Err(Error::HoldNotFound),
+            None => {
+                let hold = self.hold(actor, hold_id).await?;
+                Ok(self.inner.engine.shard_of(&hold.lines[0].item_id))
+            }
+        }
     }
 
     /// Marks an idempotency key as in flight in this process until the guard drops.
@@ -393,21 +447,19 @@ impl Service {
     /// support and admin. Anything else is "not found".
     pub async fn hold(&self, viewer: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
         let hold = self.inner.store.hold(hold_id).await?.ok_or(Error::HoldNotFound)?;
-        if !may_see(viewer, &hold) {
+        if !may_see(viewer, hold.holder_id, hold.organization_id) {
             return Err(Error::HoldNotFound);
         }
         Ok(present(hold, self.now()))
     }
 
     pub async fn confirm(&self, actor: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
-        let hold = self.hold(actor, hold_id).await?;
-        let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
+        let shard = self.shard_of_hold(actor, hold_id).await?;
         self.ask(shard, |reply| Command::Confirm { hold_id, reply }).await
     }
 
     pub async fn release(&self, actor: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
-        let hold = self.hold(actor, hold_id).await?;
-        let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
+        let shard = self.shard_of_hold(actor, hold_id).await?;
         self.ask(shard, |reply| Command::Release { hold_id, reply }).await
     }
 
@@ -474,11 +526,11 @@ fn present(mut hold: Hold, now: phoenix_db::Timestamp) -> Hold {
     hold
 }
 
-fn may_see(viewer: &Principal, hold: &Hold) -> bool {
-    viewer.user_id == hold.holder_id
+fn may_see(viewer: &Principal, holder_id: Uuid, organization_id: Option<Uuid>) -> bool {
+    viewer.user_id == holder_id
         || viewer.sees_everything()
-        || (hold.organization_id.is_some()
-            && hold.organization_id == viewer.organization_id
+        || (organization_id.is_some()
+            && organization_id == viewer.organization_id
             && viewer.has_any(&[Role::Agent, Role::Partner, Role::Operator]))
 }
 

@@ -227,6 +227,9 @@ async fn others_cannot_see_or_touch_a_hold(pool: Pool) {
     let colleague = crate::principal(&[phoenix_api::Role::Agent], holder.organization_id);
     assert_eq!(inventory.hold(&colleague, hold.id).await.unwrap().id, hold.id);
     assert_eq!(inventory.hold(&crate::admin(), hold.id).await.unwrap().id, hold.id);
+    // Refusing the stranger left the hold to those who may touch it.
+    let confirmed = inventory.confirm(&colleague, hold.id).await.unwrap();
+    assert_eq!(confirmed.status.as_str(), "confirmed");
 }
 
 async fn outbox(pool: &Pool, event_type: &str) -> Vec<OutboxRecord> {
