@@ -195,22 +195,22 @@ impl Service {
         ]));
         let claim = self.claim(payer.user_id, key)?;
         // Written first and looked up only when the key is taken: a new key, the rule, costs one statement.
-        let operation = match self.open(payer, &new, key, fingerprint.clone()).await {
-            Ok(operation) => operation,
-            Err(Error::Db(db)) if db.is_unique_violation() => match self.start(payer.user_id, key, &fingerprint).await?
-            {
-                Start::Replay(answer) => return *answer,
-                Start::Resume(operation) => *operation,
-                // Gone again between the two: the caller may retry.
-                Start::Fresh => return Err(Error::IdempotencyKeyInUse { retry_after_secs: 1 }),
-            },
+        let (payment, operation) = match self.open(payer, &new, key, fingerprint.clone()).await {
+            Ok((payment, operation)) => (Some(payment), operation),
+            Err(Error::Db(db)) if db.is_unique_violation() => {
+                match self.start(payer.user_id, key, &fingerprint).await? {
+                    Start::Replay(answer) => return *answer,
+                    Start::Resume(operation) => (None, *operation),
+                    // Gone again between the two: the caller may retry.
+                    Start::Fresh => return Err(Error::IdempotencyKeyInUse { retry_after_secs: 1 }),
+                }
+            }
             Err(error) => return Err(error),
         };
         let service = self.clone();
-        self.run(
-            claim,
-            async move { service.authorize_at_provider(operation, new).await },
-        )
+        self.run(claim, async move {
+            service.authorize_at_provider(payment, operation, new).await
+        })
         .await
     }
 
@@ -361,7 +361,7 @@ impl Service {
         new: &NewPayment,
         key: &str,
         fingerprint: Vec<u8>,
-    ) -> Result<Operation, Error> {
+    ) -> Result<(Payment, Operation), Error> {
         let now = Timestamp::now();
         let payment = Payment {
             id: Uuid::now_v7(),
@@ -383,7 +383,7 @@ impl Service {
         let mut operation = self.pending(Kind::Authorize, payment.id, payer.user_id, key, fingerprint, now);
         operation.amount_minor = new.amount_minor;
         self.inner.store.insert_authorization(&payment, &operation).await?;
-        Ok(operation)
+        Ok((payment, operation))
     }
 
     /// A new operation's write failed: when another process took the key first, answer as that one does.
@@ -448,8 +448,14 @@ impl Service {
         }
     }
 
-    /// Calls the provider for a pending authorization and writes down what it said.
-    async fn authorize_at_provider(&self, operation: Operation, new: NewPayment) -> Result<Payment, Error> {
+    /// Calls the provider for a pending authorization and writes down what it said. `payment` is the payment as
+    /// it was written pending, if at hand.
+    async fn authorize_at_provider(
+        &self,
+        payment: Option<Payment>,
+        operation: Operation,
+        new: NewPayment,
+    ) -> Result<Payment, Error> {
         let authorization = Authorization {
             amount_minor: operation.amount_minor,
             currency: new.currency,
@@ -458,7 +464,7 @@ impl Service {
             idempotency_key: operation.provider_key(),
         };
         let result = self.inner.provider.authorize(&authorization).await;
-        let answer = self.finish(&operation, &authorized(&result)).await;
+        let answer = self.finish(payment.as_ref(), &operation, &authorized(&result)).await;
         // Timed out or unavailable: the provider may have authorized it all the same. (An open circuit sent nothing.)
         if let Err(error) = &result
             && error.is_failure()
@@ -510,6 +516,7 @@ impl Service {
         };
         let reference = payment
             .provider_reference
+            .clone()
             .ok_or(Error::Corrupt("a payment was moved without being authorized"))?;
         let key = operation.provider_key();
         let provider = &self.inner.provider;
@@ -552,12 +559,24 @@ impl Service {
                 return Err(Error::unavailable(self.retry_after_secs()));
             }
         };
-        self.finish(&operation, &completion).await
+        self.finish(Some(&payment), &operation, &completion).await
     }
 
-    /// Writes an operation's end; if another process finished it first, answers as that one did.
-    async fn finish(&self, operation: &Operation, completion: &Completion) -> Result<Payment, Error> {
-        if let Some(answer) = self.inner.store.complete(operation, completion).await? {
+    /// Writes an operation's end (in one statement when the payment is still as `before`); if another process
+    /// finished it first, answers as that one did.
+    async fn finish(
+        &self,
+        before: Option<&Payment>,
+        operation: &Operation,
+        completion: &Completion,
+    ) -> Result<Payment, Error> {
+        let store = &self.inner.store;
+        if let Some(before) = before
+            && let Some(answer) = store.complete_from(before, operation, completion).await?
+        {
+            return answer.replay();
+        }
+        if let Some(answer) = store.complete(operation, completion).await? {
             return answer.replay();
         }
         let finished = self

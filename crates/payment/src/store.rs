@@ -410,6 +410,69 @@ impl Store {
         Ok(Some(answer))
     }
 
+    /// PostgreSQL's path for the common case of [`complete`](Self::complete): when the payment is still as `before`
+    /// (the caller decided the operation on it), the operation's end, the payment's change and its event are one
+    /// statement and no transaction. It locks the payment only if it is still as `before`, finishes the operation
+    /// only if it is still pending and the payment was locked, and changes the payment and writes the event only if
+    /// the operation was finished, so it does all or nothing. `None` when it did nothing (SQLite, a change it does
+    /// not predict, the payment or the operation moved on): then [`complete`](Self::complete) decides.
+    pub async fn complete_from(
+        &self,
+        before: &Payment,
+        operation: &Operation,
+        completion: &Completion,
+    ) -> Result<Option<Answer>, Error> {
+        let Pool::Postgres(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        let Some(after) = predict(before, &completion.change, now) else {
+            return Ok(None);
+        };
+        let Some(event) = event(&completion.change, &after, Some(operation))? else {
+            return Ok(None);
+        };
+        let answer = answer(&after, completion);
+        let json = serde_json::to_string(&answer).map_err(|_| Error::Corrupt("an answer does not serialise"))?;
+        let sql = format!(
+            "WITH locked AS (
+                 SELECT id FROM payments
+                 WHERE id = $1 AND status = $2 AND captured_minor = $3 AND refunded_minor = $4 FOR UPDATE),
+             finished AS (
+                 UPDATE payment_operations SET outcome = $5, code = $6, completed_at = $7, claimed_until = NULL,
+                     answer = $8
+                 WHERE id = $9 AND outcome = 'pending' AND EXISTS (SELECT 1 FROM locked)
+                 RETURNING id),
+             payment AS (
+                 UPDATE payments SET status = $10, captured_minor = $11, refunded_minor = $12,
+                     provider_reference = $13, updated_at = $7
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM finished)),
+             {}
+             SELECT count(*) FROM finished",
+            phoenix_db::event_part_pg(14, "finished")
+        );
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before.id)
+            .bind(before.status.as_str())
+            .bind(before.captured_minor)
+            .bind(before.refunded_minor)
+            .bind(completion.outcome.as_str())
+            .bind(completion.code.as_deref())
+            .bind(now)
+            .bind(json.as_str())
+            .bind(operation.id)
+            .bind(after.status.as_str())
+            .bind(after.captured_minor)
+            .bind(after.refunded_minor)
+            .bind(after.provider_reference.as_deref());
+        let finished: i64 = phoenix_db::bind_event_pg(query, &event)
+            .map(|row: sqlx::postgres::PgRow| sqlx::Row::get(&row, 0))
+            .fetch_one(pool)
+            .await
+            .map_err(phoenix_db::Error::from)?;
+        Ok((finished == 1).then_some(answer))
+    }
+
     /// Sets a payment's status and amounts to what the provider's books say, if it is still as `seen`, with the
     /// event of the change. False when it moved on meanwhile.
     pub async fn repair(&self, seen: &Payment, repair: &Repair, change: &Change) -> Result<bool, Error> {
@@ -549,6 +612,27 @@ async fn apply(tx: &mut Tx, payment_id: Uuid, change: &Change, now: Timestamp) -
 /// `sql`, an update of one payment, answering the payment as the update left it.
 fn returning(sql: &str) -> String {
     format!("{sql} RETURNING {PAYMENT_FIELDS}")
+}
+
+/// The payment as `change` leaves it at `now`, for the changes [`Store::complete_from`] writes (`apply`'s SQL is
+/// the rule it follows); `None` for the others, or when `change` does not follow from `before`.
+fn predict(before: &Payment, change: &Change, now: Timestamp) -> Option<Payment> {
+    let mut after = before.clone();
+    match change {
+        Change::Authorized { provider_reference } if before.status == Status::Pending => {
+            after.status = Status::Authorized;
+            after.provider_reference = Some(provider_reference.clone());
+        }
+        Change::Captured { amount_minor }
+            if before.status == Status::Authorized && before.captured_minor + amount_minor <= before.amount_minor =>
+        {
+            after.status = Status::Captured;
+            after.captured_minor += amount_minor;
+        }
+        _ => return None,
+    }
+    after.updated_at = now;
+    Some(after)
 }
 
 /// What [`apply`] did.
@@ -731,6 +815,100 @@ mod tests {
                 .iter()
                 .all(|o| o.outcome == Outcome::Succeeded && o.answer.is_some())
         );
+    }
+
+    /// The one-statement finish on PostgreSQL does everything or nothing: nothing when the payment is no longer as
+    /// the caller saw it, nothing when the operation is already finished. On SQLite it never applies.
+    async fn the_one_statement_finish_does_all_or_nothing(pool: Pool) {
+        let on_postgres = pool.backend() == Backend::Postgres;
+        let store = Store::new(pool.clone());
+        let now = Timestamp::now();
+        let payment = payment(now);
+        let authorize = operation(Kind::Authorize, &payment, "pay-1", now);
+        store.insert_authorization(&payment, &authorize).await.unwrap();
+        let authorized = succeeded(Change::Authorized {
+            provider_reference: "pi_1".to_owned(),
+        });
+        let first = store.complete_from(&payment, &authorize, &authorized).await.unwrap();
+        assert_eq!(first.is_some(), on_postgres, "{first:?}");
+        if !on_postgres {
+            assert!(store.complete(&authorize, &authorized).await.unwrap().is_some());
+        }
+        assert!(
+            store
+                .complete_from(&payment, &authorize, &authorized)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(store.complete(&authorize, &authorized).await.unwrap().is_none());
+
+        let capture = operation(Kind::Capture, &payment, "capture-1", now);
+        let (locked, _) = store
+            .begin_move(payment.id, now, |_, _| Ok(capture.clone()))
+            .await
+            .unwrap();
+        let captured = succeeded(Change::Captured {
+            amount_minor: capture.amount_minor,
+        });
+        // Seen with a refund that is not there: the payment moved on since, as far as the statement can tell.
+        let mut stale = locked.clone();
+        stale.refunded_minor = 5;
+        assert!(
+            store
+                .complete_from(&stale, &capture, &captured)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let untouched = store.payment(payment.id).await.unwrap().unwrap();
+        assert_eq!((untouched.status, untouched.captured_minor), (Status::Authorized, 0));
+        assert_eq!(events(&pool, "payment.captured.v1").await, 0);
+        assert!(
+            store
+                .operations(payment.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|o| o.kind == Kind::Capture && o.outcome == Outcome::Pending)
+        );
+
+        let answer = store.complete_from(&locked, &capture, &captured).await.unwrap();
+        assert_eq!(answer.is_some(), on_postgres);
+        if let Some(Answer::Payment { payment: view }) = &answer {
+            let stored = store.payment(payment.id).await.unwrap().unwrap();
+            assert_eq!(
+                **view,
+                PaymentView::from(&stored),
+                "the answer is the payment as stored"
+            );
+        }
+        if !on_postgres {
+            assert!(store.complete(&capture, &captured).await.unwrap().is_some());
+        }
+        assert!(
+            store
+                .complete_from(&locked, &capture, &captured)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let stored = store.payment(payment.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.captured_minor), (Status::Captured, 10_000));
+        assert_eq!(events(&pool, "payment.authorized.v1").await, 1);
+        assert_eq!(events(&pool, "payment.captured.v1").await, 1);
+    }
+
+    #[tokio::test]
+    async fn the_one_statement_finish_does_all_or_nothing_on_sqlite() {
+        let db = TestDatabase::sqlite(crate::migrations()).await;
+        the_one_statement_finish_does_all_or_nothing(db.pool()).await;
+    }
+
+    #[tokio::test]
+    async fn the_one_statement_finish_does_all_or_nothing_on_postgres() {
+        let db = TestDatabase::postgres(crate::migrations()).await;
+        the_one_statement_finish_does_all_or_nothing(db.pool()).await;
     }
 
     #[tokio::test]
