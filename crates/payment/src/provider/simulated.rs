@@ -434,6 +434,33 @@ impl Simulator {
     }
 }
 
+/// Binds what a request `booked` under `key`: the payment's columns first ($1 to $5), the entry's ($6 to $8), then
+/// what only a new payment has ($9 to $12). A macro: the query is either engine's.
+macro_rules! bind_booked {
+    ($query:expr, $booked:expr, $key:expr) => {{
+        let (booked, key): (&Booked, &str) = ($booked, $key);
+        let row = &booked.row;
+        let query = $query
+            .bind(&row.reference)
+            .bind(&row.status)
+            .bind(row.captured_minor)
+            .bind(row.refunded_minor)
+            .bind(booked.at)
+            .bind(booked.kind.as_str())
+            .bind(booked.amount_minor)
+            .bind(key);
+        if booked.new {
+            query
+                .bind(&row.our_reference)
+                .bind(&row.card)
+                .bind(&row.currency)
+                .bind(row.authorized_minor)
+        } else {
+            query
+        }
+    }};
+}
+
 /// A request's effect on the books: the payment's row as it is now (`new`: opened by this request) and the
 /// movement that made it so.
 struct Booked {
@@ -463,31 +490,7 @@ async fn write(tx: &mut Tx, key: &str, answer: Option<&str>, booked: Option<&Boo
         }
         return Ok(());
     };
-    let row = &booked.row;
     let payment = if booked.new { NEW_PAYMENT } else { CHANGED_PAYMENT };
-    // The payment's columns first ($1 to $5), the entry's ($6 to $8), then what only a new payment has ($9 to $12).
-    macro_rules! bind_booked {
-        ($query:expr) => {{
-            let query = $query
-                .bind(&row.reference)
-                .bind(&row.status)
-                .bind(row.captured_minor)
-                .bind(row.refunded_minor)
-                .bind(booked.at)
-                .bind(booked.kind.as_str())
-                .bind(booked.amount_minor)
-                .bind(key);
-            if booked.new {
-                query
-                    .bind(&row.our_reference)
-                    .bind(&row.card)
-                    .bind(&row.currency)
-                    .bind(row.authorized_minor)
-            } else {
-                query
-            }
-        }};
-    }
     match tx.backend() {
         Backend::Postgres => {
             // The answer is bound after the parameters the payment's statement takes.
@@ -497,7 +500,7 @@ async fn write(tx: &mut Tx, key: &str, answer: Option<&str>, booked: Option<&Boo
                  UPDATE simulator_requests SET answer = ${answer_at} WHERE idempotency_key = $8"
             );
             dispatch!(&mut *tx, conn => {
-                bind_booked!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())))
+                bind_booked!(sqlx::query(sqlx::AssertSqlSafe(sql.as_str())), booked, key)
                     .bind(answer)
                     .execute(conn)
                     .await
@@ -507,7 +510,7 @@ async fn write(tx: &mut Tx, key: &str, answer: Option<&str>, booked: Option<&Boo
         Backend::Sqlite => {
             for sql in [payment, ENTRY] {
                 dispatch!(&mut *tx, conn => {
-                    bind_booked!(sqlx::query(sql)).execute(conn).await.map(|done| done.rows_affected())
+                    bind_booked!(sqlx::query(sql), booked, key).execute(conn).await.map(|done| done.rows_affected())
                 })?;
             }
             if let Some(answer) = answer {
@@ -676,9 +679,8 @@ async fn authorize_at_once(
         payment: payment.clone(),
     })
     .map_err(unavailable)?;
-    let row = &booked.row;
-    // $1 to $12 as `write` binds a new payment, then the fingerprint and the answer.
-    let stored: Option<Option<String>> = sqlx::query_scalar(
+    // $1 to $12 as `bind_booked!` binds a new payment, then the fingerprint and the answer.
+    let query = sqlx::query_scalar::<_, Option<String>>(
         "WITH request AS (
              INSERT INTO simulator_requests (idempotency_key, operation, fingerprint, attempts, created_at, answer)
              VALUES ($8, 'authorize', $13, 1, $5, $14)
@@ -695,24 +697,13 @@ async fn authorize_at_once(
              INSERT INTO simulator_ledger (reference, kind, amount_minor, idempotency_key, at)
              SELECT $1, $6, $7, $8, $5 FROM request WHERE answer = $14)
          SELECT answer FROM request",
-    )
-    .bind(&row.reference)
-    .bind(&row.status)
-    .bind(row.captured_minor)
-    .bind(row.refunded_minor)
-    .bind(booked.at)
-    .bind(booked.kind.as_str())
-    .bind(booked.amount_minor)
-    .bind(key)
-    .bind(&row.our_reference)
-    .bind(&row.card)
-    .bind(&row.currency)
-    .bind(row.authorized_minor)
-    .bind(fingerprint)
-    .bind(&answer)
-    .fetch_optional(pool)
-    .await
-    .map_err(unavailable)?;
+    );
+    let stored: Option<Option<String>> = bind_booked!(query, &booked, key)
+        .bind(fingerprint)
+        .bind(&answer)
+        .fetch_optional(pool)
+        .await
+        .map_err(unavailable)?;
     Ok(match stored {
         Some(Some(stored)) if stored == answer => Some(Ok(payment)),
         Some(Some(stored)) => {
