@@ -424,6 +424,9 @@ async fn save_chunk_pg(
          WHERE s.id = u.id AND s.lease_owner = u.owner
          RETURNING s.id",
     )
+    // Planned for each batch: a cached generic plan chosen while `sagas` was still small scans the whole table
+    // (in a fresh database, until autovacuum's first analyze), and this statement runs for every step of every saga.
+    .persistent(false)
     .bind(&ids)
     .bind(these.iter().map(|s| s.owner).collect::<Vec<_>>())
     .bind(these.iter().map(|s| s.saga.state.as_str()).collect::<Vec<_>>())
