@@ -31,6 +31,9 @@ pub enum Error {
     /// What the catalog answered (a refusal passes through unchanged; an outage is 503).
     #[error("{0}")]
     Catalog(Problem),
+    /// Identity could not say who the customer is (503).
+    #[error("{0}")]
+    Identity(Problem),
     #[error("no free record locator after {attempts} attempts")]
     LocatorsExhausted { attempts: u32 },
     #[error("stored {what} is not valid")]
@@ -87,6 +90,8 @@ impl From<Error> for Problem {
             Error::NotCancellable { .. } => Problem::new(S::CONFLICT, "not_cancellable", detail),
             Error::InvalidTransition { .. } => Problem::new(S::CONFLICT, "invalid_transition", detail),
             Error::Catalog(problem) => problem,
+            // Identity answers booking only "who is this user"; anything but an answer is its outage.
+            Error::Identity(_) => Problem::unavailable(&error, 1),
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => Problem::unavailable(&error, 1),
             Error::LocatorsExhausted { .. } | Error::Corrupt { .. } | Error::Db(_) => Problem::internal(&error),
         }

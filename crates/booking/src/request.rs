@@ -24,7 +24,8 @@ pub struct BookingRequest {
     pub contact: Contact,
     /// The payment provider's token for the card (`tok_...`). Never a card number: that is refused.
     pub payment_token: String,
-    /// The customer booked for (agents, partners and admins); customers book for themselves.
+    /// The customer booked for (agents, partners and admins); customers book for themselves. Agents and partners
+    /// book for users of no organization or of their own; anyone else is refused like an unknown id (422).
     #[serde(default)]
     pub customer_id: Option<Uuid>,
     /// The currency to pay in (default: the items' own).

@@ -124,6 +124,8 @@ struct Inner {
     store: Store,
     options: Options,
     catalog: phoenix_catalog::Client,
+    /// Whom an agent, partner or admin books for must be a user they may book for.
+    identity: phoenix_identity::Client,
     /// (scope, idempotency key) of creates running in this process.
     in_flight: Mutex<HashSet<(String, String)>>,
     waiters: Waiters,
@@ -134,12 +136,18 @@ struct Inner {
 impl Service {
     /// Starts the service on `pool` (migrated with [`crate::migrations`]), pricing through `catalog`. Must be
     /// called inside a Tokio runtime: it starts the completion sweeper.
-    pub fn new(pool: Pool, options: Options, catalog: phoenix_catalog::Client) -> Service {
+    pub fn new(
+        pool: Pool,
+        options: Options,
+        catalog: phoenix_catalog::Client,
+        identity: phoenix_identity::Client,
+    ) -> Service {
         let service = Service {
             inner: Arc::new(Inner {
                 store: Store::new(pool),
                 options,
                 catalog,
+                identity,
                 in_flight: Mutex::new(HashSet::new()),
                 waiters: Waiters::default(),
                 saga_wake: Arc::new(Notify::new()),

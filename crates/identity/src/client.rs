@@ -27,6 +27,13 @@ struct OrganizationKindBody {
     kind: OrganizationKind,
 }
 
+/// What another service may learn about a user: that it exists, and the organization it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Membership {
+    pub user_id: uuid::Uuid,
+    pub organization_id: Option<uuid::Uuid>,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct JwksQuery {
     fresh: bool,
@@ -89,6 +96,27 @@ impl Client {
         }
     }
 
+    /// A user's organization, or `None` when there is no such user (booking checks whom an agent books for).
+    pub async fn membership(&self, user_id: uuid::Uuid) -> Result<Option<Membership>, Problem> {
+        let found = match self {
+            Client::Local(service) => service.membership(user_id).await.map_err(Problem::from),
+            Client::Remote(client) => client
+                .call::<(), Membership>(
+                    Method::GET,
+                    &format!("/internal/v1/identity/users/{user_id}/membership"),
+                    None,
+                    None,
+                )
+                .await
+                .map_err(Problem::from),
+        };
+        match found {
+            Ok(membership) => Ok(Some(membership)),
+            Err(problem) if problem.status == axum::http::StatusCode::NOT_FOUND => Ok(None),
+            Err(problem) => Err(problem),
+        }
+    }
+
     pub async fn ready(&self) -> bool {
         match self {
             Client::Local(service) => service.ready().await,
@@ -106,6 +134,7 @@ pub fn internal_router(service: Service) -> Router {
             post(internal_authenticate_key),
         )
         .route("/internal/v1/identity/organizations/{id}", get(internal_organization))
+        .route("/internal/v1/identity/users/{id}/membership", get(internal_membership))
         .with_state(service)
 }
 
@@ -116,6 +145,13 @@ async fn internal_organization(
     Ok(Json(OrganizationKindBody {
         kind: service.organization(id).await?.kind,
     }))
+}
+
+async fn internal_membership(
+    State(service): State<Service>,
+    phoenix_api::Path(id): phoenix_api::Path<uuid::Uuid>,
+) -> Result<Json<Membership>, Problem> {
+    Ok(Json(service.membership(id).await?))
 }
 
 async fn internal_jwks(State(service): State<Service>, Json(query): Json<JwksQuery>) -> Result<Json<JwkSet>, Problem> {

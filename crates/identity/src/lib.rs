@@ -25,7 +25,7 @@ mod user;
 use phoenix_db::Migrations;
 
 pub use api_key::looks_like_api_key;
-pub use client::{Client, internal_router};
+pub use client::{Client, Membership, internal_router};
 pub use email::Email;
 pub use error::Error;
 pub use http::{PATH_PREFIXES, api};

@@ -222,12 +222,25 @@ impl Service {
         self.store().user_by_id(id).await?.ok_or(Error::UserNotFound)
     }
 
+    /// A user's organization, for other services (served from the profile cache, like profiles).
+    pub async fn membership(&self, id: Uuid) -> Result<crate::client::Membership, Error> {
+        let user = self.cached_user(id).await?;
+        Ok(crate::client::Membership {
+            user_id: user.id,
+            organization_id: user.organization_id,
+        })
+    }
+
     /// A user as `viewer` may see it: themself, or anyone for support and admin. Others get "not found", so a
     /// probe cannot tell whether an id exists. Served from the profile cache.
     pub async fn profile_for(&self, viewer: &Principal, id: Uuid) -> Result<Arc<User>, Error> {
         if viewer.user_id != id && !viewer.sees_everything() {
             return Err(Error::UserNotFound);
         }
+        self.cached_user(id).await
+    }
+
+    async fn cached_user(&self, id: Uuid) -> Result<Arc<User>, Error> {
         let ttl = Duration::from_secs(self.inner.options.profile_cache_ttl_secs);
         if let Some((user, at)) = self.inner.profiles.get(&id)
             && at.elapsed() < ttl

@@ -185,10 +185,7 @@ pub async fn catalog_service(
         Some(service) => phoenix_inventory::Client::Local(service.clone()),
         None => phoenix_inventory::Client::Remote(remote_client(config, Role::Inventory, &config.services.inventory)?),
     };
-    let identity = match identity {
-        Some(service) => phoenix_identity::Client::Local(service.clone()),
-        None => phoenix_identity::Client::Remote(remote_client(config, Role::Identity, &config.services.identity)?),
-    };
+    let identity = identity_client(config, identity)?;
     let signer = match &config.offer_signing_key {
         Some(key) => phoenix_catalog::offer::OfferSigner::new(key.expose().as_bytes()),
         None => phoenix_catalog::offer::OfferSigner::generate(),
@@ -258,6 +255,17 @@ pub async fn simulator_database(config: &Config) -> anyhow::Result<Pool> {
         .await
         .context("migrating the payment simulator's ledger")?;
     Ok(pool)
+}
+
+/// Identity as another service in this process reaches it: directly when it runs here, else over its internal API.
+fn identity_client(
+    config: &Config,
+    identity: Option<&phoenix_identity::Service>,
+) -> anyhow::Result<phoenix_identity::Client> {
+    Ok(match identity {
+        Some(service) => phoenix_identity::Client::Local(service.clone()),
+        None => phoenix_identity::Client::Remote(remote_client(config, Role::Identity, &config.services.identity)?),
+    })
 }
 
 fn remote_client(config: &Config, role: Role, url: &Option<String>) -> anyhow::Result<phoenix_api::remote::Client> {
@@ -341,7 +349,12 @@ impl App {
                     phoenix_catalog::Client::Remote(remote_client(&config, Role::Catalog, &config.services.catalog)?)
                 }
             };
-            services.booking = Some(phoenix_booking::Service::new(pool, config.booking.clone(), catalog));
+            services.booking = Some(phoenix_booking::Service::new(
+                pool,
+                config.booking.clone(),
+                catalog,
+                identity_client(&config, services.identity.as_ref())?,
+            ));
         }
         if config.runs(Role::Saga) {
             let pool = open_database(&config, Role::Saga, phoenix_saga::migrations()).await?;

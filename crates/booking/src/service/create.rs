@@ -7,7 +7,7 @@
 //! for races between replicas).
 
 use aws_lc_rs::digest;
-use phoenix_api::{Credential, Principal};
+use phoenix_api::{Credential, Principal, Role};
 use phoenix_catalog::quote::{Quotation, QuoteItem, QuoteRequest, QuotedItem};
 use phoenix_db::Timestamp;
 use uuid::Uuid;
@@ -54,6 +54,9 @@ impl Service {
             KeyUse::Unused => false,
         };
         let checked = request::check(&request, actor, &self.inner.options)?;
+        if checked.customer_id != actor.user_id {
+            self.check_customer(actor, checked.customer_id).await?;
+        }
         let quotation = self
             .inner
             .catalog
@@ -96,6 +99,27 @@ impl Service {
                     .await?
                     .ok_or(Error::IdempotencyKeyInUse)
             }
+        }
+    }
+
+    /// Someone else `actor` books for must be a user, and, unless `actor` is an admin, one without an organization
+    /// (a member of the public) or of `actor`'s own: an agent cannot book for, and so show a booking to, a rival
+    /// agency's staff or a user that does not exist. A user they may not book for is answered like one that does not
+    /// exist.
+    async fn check_customer(&self, actor: &Principal, customer_id: Uuid) -> Result<(), Error> {
+        let membership = self
+            .inner
+            .identity
+            .membership(customer_id)
+            .await
+            .map_err(Error::Identity)?;
+        let allowed = membership.is_some_and(|m| {
+            actor.has_any(&[Role::Admin]) || m.organization_id.is_none() || m.organization_id == actor.organization_id
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(Error::invalid("customer_id", "no such customer"))
         }
     }
 

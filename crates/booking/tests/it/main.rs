@@ -31,6 +31,7 @@ pub struct World {
     pub pool: Pool,
     pub catalog: Catalog,
     pub inventory: phoenix_inventory::Service,
+    pub identity: phoenix_identity::Service,
     pub hotel: Hotel,
     _databases: Vec<TestDatabase>,
 }
@@ -100,13 +101,19 @@ pub async fn world_with(pool: Pool, options: Options) -> World {
     .unwrap();
     let hotel = hotel(&catalog, &identity).await;
     airline(&catalog, &identity).await;
-    let booking = Service::new(pool.clone(), options, phoenix_catalog::Client::Local(catalog.clone()));
+    let booking = Service::new(
+        pool.clone(),
+        options,
+        phoenix_catalog::Client::Local(catalog.clone()),
+        phoenix_identity::Client::Local(identity.clone()),
+    );
     World {
         client: Client::Local(booking.clone()),
         booking,
         pool,
         catalog,
         inventory,
+        identity,
         hotel,
         _databases: vec![inventory_db, identity_db, catalog_db],
     }
@@ -261,6 +268,31 @@ pub fn day(n: i64) -> Day {
 }
 
 impl World {
+    /// A user identity knows, with `roles` in `organization_id` (which must exist), signed in.
+    pub async fn user(&self, roles: &[Role], organization_id: Option<Uuid>) -> Principal {
+        let email = format!("user-{}@example.test", Uuid::now_v7().simple());
+        let user = self
+            .identity
+            .create_user(phoenix_identity::NewUser {
+                email: &email,
+                password: "a long enough test password",
+                name: "Test User",
+                roles,
+                organization_id,
+            })
+            .await
+            .unwrap();
+        Principal {
+            user_id: user.id,
+            ..principal(roles, organization_id)
+        }
+    }
+
+    /// An organization identity knows.
+    pub async fn organization(&self, kind: phoenix_identity::OrganizationKind) -> Uuid {
+        organization(&self.identity, kind).await
+    }
+
     /// A stay of `nights` from day `from` with `plan`, as a request item.
     pub fn stay(&self, plan: Uuid, from: i64, nights: i64, rooms: u32, guests: u32) -> Value {
         json!({

@@ -1,6 +1,7 @@
 use phoenix_api::{Problem, Role};
 use phoenix_booking::{BookingRequest, Error};
 use phoenix_db::Pool;
+use phoenix_identity::OrganizationKind;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -14,6 +15,7 @@ phoenix_db::contract_suite!(
         a_card_number_is_never_taken_as_a_payment_token,
         the_catalogs_refusals_pass_through_unchanged,
         only_agents_partners_and_admins_book_for_someone_else,
+        an_agent_books_only_for_the_public_and_their_own_organization,
     ]
 );
 
@@ -188,7 +190,7 @@ async fn the_catalogs_refusals_pass_through_unchanged(pool: Pool) {
 
 async fn only_agents_partners_and_admins_book_for_someone_else(pool: Pool) {
     let world = world(pool.clone()).await;
-    let someone = Uuid::now_v7();
+    let someone = world.user(&[Role::Customer], None).await.user_id;
     let mut body = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
     body.customer_id = Some(someone);
     let refused = world.booking.create(&customer(), body.clone(), &key()).await;
@@ -206,4 +208,50 @@ async fn only_agents_partners_and_admins_book_for_someone_else(pool: Pool) {
     let partner = principal(&[Role::Partner], Some(Uuid::now_v7()));
     let made = world.booking.create(&partner, body, &key()).await.unwrap().booking;
     assert_eq!(made.customer_id, someone);
+}
+
+async fn an_agent_books_only_for_the_public_and_their_own_organization(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let agency = world.organization(OrganizationKind::Agency).await;
+    let rival = world.organization(OrganizationKind::Agency).await;
+    let desk = world.user(&[Role::Agent], Some(agency)).await;
+    let colleague = world.user(&[Role::Agent], Some(agency)).await;
+    let rivals_staff = world.user(&[Role::Agent], Some(rival)).await;
+    let for_whom = |customer_id: Uuid| {
+        let mut body = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
+        body.customer_id = Some(customer_id);
+        body
+    };
+    // No such user, and a rival agency's staff: the same refusal (it does not tell them apart), nothing written.
+    for stranger in [Uuid::now_v7(), rivals_staff.user_id] {
+        let refused = world.booking.create(&desk, for_whom(stranger), &key()).await;
+        assert_eq!(fields(refused.map(|c| c.booking)), ["customer_id"]);
+    }
+    let partner = world.user(&[Role::Partner], Some(agency)).await;
+    let refused = world
+        .booking
+        .create(&partner, for_whom(rivals_staff.user_id), &key())
+        .await;
+    assert_eq!(fields(refused.map(|c| c.booking)), ["customer_id"]);
+    assert_eq!(n_bookings(&pool).await, 0);
+    // A colleague, and for an admin anyone who exists.
+    let made = world
+        .booking
+        .create(&desk, for_whom(colleague.user_id), &key())
+        .await
+        .unwrap()
+        .booking;
+    assert_eq!(
+        (made.customer_id, made.organization_id),
+        (colleague.user_id, Some(agency))
+    );
+    let made = world
+        .booking
+        .create(&admin(), for_whom(rivals_staff.user_id), &key())
+        .await
+        .unwrap()
+        .booking;
+    assert_eq!(made.customer_id, rivals_staff.user_id);
+    let refused = world.booking.create(&admin(), for_whom(Uuid::now_v7()), &key()).await;
+    assert_eq!(fields(refused.map(|c| c.booking)), ["customer_id"]);
 }

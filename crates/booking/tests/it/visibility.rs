@@ -56,7 +56,7 @@ async fn agents_see_their_organizations_bookings_and_support_sees_all(pool: Pool
     let world = world(pool).await;
     let (agency, rival) = (Uuid::now_v7(), Uuid::now_v7());
     let (desk, colleague, other_desk) = (agent(agency), agent(agency), agent(rival));
-    let ann = customer();
+    let ann = world.user(&[Role::Customer], None).await;
     let mut body = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
     body.customer_id = Some(ann.user_id);
     let for_ann = world.booking.create(&desk, body, &key()).await.unwrap().booking;

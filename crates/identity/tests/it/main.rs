@@ -3,6 +3,7 @@
 
 mod accounts;
 mod api_keys;
+mod client;
 mod mfa;
 mod sessions;
 mod signing_keys;
