@@ -33,6 +33,10 @@ pub struct Options {
     pub send_timeout_ms: u64,
     /// How long a claim lasts: another replica may take a delivery whose claim ran out (its worker died).
     pub claim_secs: u64,
+    /// Whether webhook endpoints may be on loopback, private, link-local or other non-public addresses. Off, an
+    /// endpoint naming such an address is refused and one whose name resolves only to such addresses is not
+    /// called, so a partner cannot make the platform call into its own network. On for a single host or a test.
+    pub webhook_private_targets: bool,
 }
 
 impl Default for Options {
@@ -51,6 +55,7 @@ impl Default for Options {
             max_concurrency: 8,
             send_timeout_ms: 10_000,
             claim_secs: 60,
+            webhook_private_targets: false,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! each send is bounded by `send_timeout_ms`. Errors are kept free of credentials and URLs (a URL may carry a
 //! token) before they reach the delivery log.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
@@ -56,7 +58,12 @@ impl Failure {
 pub(crate) struct Senders {
     email: Email,
     sms: Option<Sms>,
+    /// For the SMS provider, which the operator configures.
     http: reqwest::Client,
+    /// For webhooks, which partners register: unless private targets are allowed, it resolves names to public
+    /// addresses only (`PublicOnly`), and `webhook` refuses a URL that names a non-public address literally.
+    webhooks: reqwest::Client,
+    private_targets: bool,
 }
 
 enum Email {
@@ -78,20 +85,31 @@ impl Senders {
             Some(smtp) => smtp_transport(smtp, options.send_timeout())?,
             None => Email::Log,
         };
-        let http = reqwest::Client::builder()
-            .timeout(options.send_timeout())
-            .connect_timeout(options.send_timeout().min(Duration::from_secs(5)))
-            // A webhook answers where it was registered; following redirects would let it point us elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent("phoenix-notifications/1")
-            .build()
-            .map_err(|e| Error::Config {
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(options.send_timeout())
+                .connect_timeout(options.send_timeout().min(Duration::from_secs(5)))
+                // A webhook answers where it was registered; following redirects would let it point us elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent("phoenix-notifications/1")
+        };
+        let built = |result: reqwest::Result<reqwest::Client>| {
+            result.map_err(|e| Error::Config {
                 reason: format!("http client: {e}"),
-            })?;
+            })
+        };
+        let http = built(builder().build())?;
+        let webhooks = if options.webhook_private_targets {
+            http.clone()
+        } else {
+            built(builder().dns_resolver(Arc::new(PublicOnly)).build())?
+        };
         Ok(Senders {
             email,
             sms: options.sms.clone().map(|options| Sms { options }),
             http,
+            webhooks,
+            private_targets: options.webhook_private_targets,
         })
     }
 
@@ -171,8 +189,17 @@ impl Senders {
     ) -> Result<Sent, Failure> {
         let signature = webhook::sign(secret, message_id, timestamp, &body)
             .ok_or_else(|| Failure::permanent("the endpoint's secret is not valid"))?;
+        // Registered before private targets were refused, or stored by hand: the same rule as registration.
+        if !self.private_targets
+            && url::Url::parse(url)
+                .ok()
+                .and_then(|u| webhook::literal_ip(&u))
+                .is_some_and(|ip| !webhook::is_public(ip))
+        {
+            return Err(Failure::permanent(format!("endpoint {}", webhook::PRIVATE_TARGET)));
+        }
         let response = self
-            .http
+            .webhooks
             .post(url)
             .header("content-type", "application/json")
             .header("webhook-id", message_id)
@@ -181,8 +208,40 @@ impl Senders {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::retry(format!("endpoint: {}", e.without_url()), None))?;
+            .map_err(|e| Failure::retry(format!("endpoint: {}", causes(&e.without_url())), None))?;
         http_outcome(response.status(), "endpoint")
+    }
+}
+
+/// An error with its causes, `: `-separated (reqwest's own message leaves out why a connection failed).
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Resolves a webhook's host name to its public addresses only; a name with none is an error, so the call is never
+/// made (and retried later, in case the name changes).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|address| webhook::is_public(address.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
     }
 }
 

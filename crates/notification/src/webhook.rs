@@ -3,6 +3,8 @@
 //! seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed with the
 //! base64-decoded part of the endpoint's `whsec_...` secret.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
@@ -17,6 +19,9 @@ const SECRET_BYTES: usize = 32;
 
 /// The longest URL accepted.
 pub const MAX_URL_LEN: usize = 2_000;
+
+/// Why an endpoint on a non-public address is refused.
+pub const PRIVATE_TARGET: &str = "must be on a public address, not a loopback, private or link-local one";
 
 /// A new endpoint secret: `whsec_` + base64 of 32 random bytes.
 pub fn new_secret() -> Result<String, aws_lc_rs::error::Unspecified> {
@@ -43,8 +48,58 @@ pub fn sign(secret: &str, message_id: &str, timestamp: i64, body: &[u8]) -> Opti
     Some(format!("v1,{}", STANDARD.encode(context.sign().as_ref())))
 }
 
-/// Parses an endpoint URL: absolute http or https, with a host, no credentials, bounded length.
-pub fn parse_url(raw: &str) -> Result<url::Url, String> {
+/// Whether an address is on the public internet: not loopback, private (RFC 1918, unique local), link-local (which
+/// holds cloud metadata services), shared (carrier-grade NAT), unspecified, multicast, broadcast, documentation or
+/// benchmarking space, nor an IPv6 form of any of these. Webhooks go only to public addresses unless the operator
+/// allows otherwise, so a partner's endpoint cannot make the platform call into its own network.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_v4(v4);
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation 2001:db8::/32
+                || (first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 64:ff9b::/96 reaches IPv4 inside
+                || v6.segments()[..6] == [0; 6]) // IPv4-compatible ::a.b.c.d (deprecated)
+        }
+    }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, ..] = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_multicast()
+        || v4.is_broadcast()
+        || v4.is_documentation()
+        || a == 0 // "this network" 0.0.0.0/8
+        || (a == 100 && (64..128).contains(&b)) // shared 100.64.0.0/10
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
+        || a >= 240) // reserved 240.0.0.0/4
+}
+
+/// The address an endpoint URL names literally, if it names one (`[::1]` as well as `127.0.0.1`).
+pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Parses an endpoint URL: absolute http or https, with a host, no credentials, bounded length; an address named
+/// literally must be public unless `private_targets` allows otherwise (names are checked when called, by the
+/// webhook client's resolver).
+pub fn parse_url(raw: &str, private_targets: bool) -> Result<url::Url, String> {
     if raw.len() > MAX_URL_LEN {
         return Err(format!("must be at most {MAX_URL_LEN} characters"));
     }
@@ -60,6 +115,9 @@ pub fn parse_url(raw: &str) -> Result<url::Url, String> {
     }
     if url.fragment().is_some() {
         return Err("must not have a fragment".to_owned());
+    }
+    if !private_targets && literal_ip(&url).is_some_and(|ip| !is_public(ip)) {
+        return Err(PRIVATE_TARGET.to_owned());
     }
     Ok(url)
 }
@@ -94,8 +152,8 @@ mod tests {
 
     #[test]
     fn only_plain_http_urls_are_endpoints() {
-        for good in ["https://partner.example.com/hooks", "http://127.0.0.1:8080/x?y=1"] {
-            assert!(parse_url(good).is_ok(), "{good}");
+        for good in ["https://partner.example.com/hooks", "http://93.184.215.14:8080/x?y=1"] {
+            assert!(parse_url(good, false).is_ok(), "{good}");
         }
         for bad in [
             "ftp://example.com/",
@@ -104,7 +162,71 @@ mod tests {
             "mailto:a@b.c",
             "/relative",
         ] {
-            assert!(parse_url(bad).is_err(), "{bad}");
+            assert!(parse_url(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoints_on_private_addresses_are_refused_unless_allowed() {
+        for private in [
+            "http://127.0.0.1:8080/x",
+            "http://127.1/x",
+            "http://2130706433/x",
+            "http://0x7f.0.0.1/x",
+            "http://[::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.5/",
+            "https://192.168.1.1/",
+            "http://0.0.0.0/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+        ] {
+            assert_eq!(parse_url(private, false).unwrap_err(), PRIVATE_TARGET, "{private}");
+            assert!(parse_url(private, true).is_ok(), "{private}");
+        }
+    }
+
+    #[test]
+    fn public_means_routable_on_the_internet() {
+        let public = [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "100.63.255.255",
+        ];
+        let private = [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.1.2.3",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::",
+            "::1",
+            "::127.0.0.1",
+            "::ffff:10.0.0.1",
+            "fc00::1",
+            "fdff::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+        ];
+        for ip in public {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in private {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
     }
 }

@@ -30,6 +30,8 @@ pub fn options() -> Options {
         send_timeout_ms: 2_000,
         claim_secs: 10,
         max_attempts: 3,
+        // The tests' webhook receivers listen on loopback.
+        webhook_private_targets: true,
         ..Options::default()
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use phoenix_api::Role;
 use phoenix_db::Pool;
-use phoenix_notification::{Channel, Service, Status};
+use phoenix_notification::{Channel, Delivery, Options, Service, Status};
 use serde_json::json;
 
 use crate::{Booking, call, consumer, options, principal, service};
@@ -21,6 +21,7 @@ phoenix_db::contract_suite!(
         a_partner_receives_signed_events_it_can_verify,
         a_failing_endpoint_is_retried_then_dead_then_replayed,
         endpoints_are_validated_and_belong_to_their_organization,
+        endpoints_on_the_platforms_own_network_are_never_called,
     ]
 );
 
@@ -276,4 +277,76 @@ async fn endpoints_are_validated_and_belong_to_their_organization(pool: Pool) {
             .0,
         404
     );
+}
+
+/// The webhook delivery of `booking`.
+async fn webhook_delivery(service: &Service, booking: &Booking) -> Delivery {
+    service
+        .deliveries_of_booking(booking.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| d.channel == Channel::Webhook)
+        .unwrap()
+}
+
+async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
+    let (receiver, url) = start_receiver(204).await;
+    let guarded = Options {
+        webhook_private_targets: false,
+        ..options()
+    };
+    let service = service(pool.clone(), guarded.clone());
+    let booking = Booking::new();
+    let agent = principal(&[Role::Agent], booking.organization_id);
+    // An address named literally, in any of its spellings: refused at registration.
+    for private in [
+        url.clone(),
+        url.replace("127.0.0.1", "[::ffff:127.0.0.1]"),
+        url.replace("127.0.0.1", "2130706433"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+    ] {
+        let body = json!({ "url": private, "event_types": ["booking.cancelled.v1"] });
+        let (status, problem) = call(&service, &agent, "POST", "/api/v1/webhooks", Some(body)).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some("url")),
+            "{private}: {problem}"
+        );
+    }
+
+    // A name that resolves to loopback only: taken (names can change), but never called.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    register(&service, &booking, &receiver, &by_name, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[booking.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let hook = webhook_delivery(&service, &booking).await;
+    crate::deliver_until(&service, "a dead delivery", async || {
+        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
+    })
+    .await;
+    let dead = service.delivery(hook.id).await.unwrap().unwrap();
+    assert_eq!((dead.attempts, dead.response_code), (3, None));
+    let error = dead.last_error.unwrap_or_default();
+    assert!(error.contains("localhost has no public address"), "{error}");
+    assert!(receiver.received.lock().unwrap().calls.is_empty());
+
+    // An endpoint registered while private targets were allowed is not called once they are not.
+    let other = Booking::new();
+    let open = crate::service(pool, options());
+    register(&open, &other, &receiver, &url, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[other.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let hook = webhook_delivery(&service, &other).await;
+    crate::deliver_until(&service, "a refused delivery", async || {
+        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
+    })
+    .await;
+    let refused = service.delivery(hook.id).await.unwrap().unwrap();
+    assert_eq!(refused.attempts, 1, "refusing is permanent: no retries");
+    assert!(receiver.received.lock().unwrap().calls.is_empty());
 }
