@@ -1,5 +1,5 @@
 use phoenix_booking::orchestration::{Outcome, SagaKind};
-use phoenix_booking::{Error, Status};
+use phoenix_booking::{Error, Options, Service, Status};
 use phoenix_db::Pool;
 use uuid::Uuid;
 
@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
         a_confirmed_outcome_confirms_once_and_recording_it_again_is_fine,
         a_failed_outcome_fails_the_booking_with_its_code,
         outcomes_that_do_not_follow_the_status_are_refused,
+        an_outcome_another_replica_recorded_wins_over_this_ones_stale_copy,
     ]
 );
 
@@ -184,4 +185,65 @@ async fn outcomes_that_do_not_follow_the_status_are_refused(pool: Pool) {
         world.booking.record_outcome(Uuid::now_v7(), &cancelled).await,
         Err(Error::NotFound)
     ));
+}
+
+/// While a request waits, this process decides the saga's outcome on the booking it wrote (pending); another booking
+/// replica may have recorded an outcome since. The status guard makes the stale copy lose: what is stored decides.
+async fn an_outcome_another_replica_recorded_wins_over_this_ones_stale_copy(pool: Pool) {
+    let waiting = Options {
+        confirm_wait_ms: 30_000,
+        wait_poll_ms: 30_000,
+        ..Options::default()
+    };
+    let world = world_with(pool.clone(), waiting.clone()).await;
+    let replica = Service::new(
+        pool.clone(),
+        waiting,
+        phoenix_catalog::Client::Local(world.catalog.clone()),
+        phoenix_identity::Client::Local(world.identity.clone()),
+    );
+    let ann = customer();
+    let request = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
+    let creating = {
+        let (service, ann) = (world.booking.clone(), ann.clone());
+        tokio::spawn(async move { service.create(&ann, request, &key()).await })
+    };
+    // The booking is written (pending) and its request waits, holding that copy.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let booking_id = loop {
+        if let Some(request) = world.client.saga_requests(1).await.unwrap().first() {
+            break request.booking_id;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the booking was never written");
+        tokio::task::yield_now().await;
+    };
+    let declined = Outcome::Failed {
+        code: "payment_declined".into(),
+        detail: "the card was declined".into(),
+    };
+    let failed = replica.record_outcome(booking_id, &declined).await.unwrap();
+    assert_eq!(failed.status, Status::Failed);
+
+    // A confirmation decided on the stale pending copy is refused once the stored booking is read.
+    let confirmed = Outcome::Confirmed {
+        hold_id: Uuid::now_v7(),
+        payment_id: Uuid::now_v7(),
+        captured_minor: failed.total_minor,
+    };
+    let refused = world.booking.record_outcome(booking_id, &confirmed).await;
+    assert!(matches!(refused, Err(Error::InvalidTransition { .. })), "{refused:?}");
+    // The same failure again is already done: answered with the stored booking, nothing written twice.
+    let again = world.booking.record_outcome(booking_id, &declined).await.unwrap();
+    assert_eq!(again.status, Status::Failed);
+
+    let stored = world.booking.get(&ann, booking_id).await.unwrap();
+    let statuses: Vec<Status> = stored.history.iter().map(|h| h.status).collect();
+    assert_eq!(statuses, [Status::Pending, Status::Failed]);
+    assert_eq!(
+        stored.failure.as_ref().map(|f| f.code.as_str()),
+        Some("payment_declined")
+    );
+    assert_eq!(events_of(&pool, phoenix_booking::FAILED).await.len(), 1);
+    assert!(events_of(&pool, phoenix_booking::CONFIRMED).await.is_empty());
+    creating.abort();
 }
