@@ -7,13 +7,18 @@
 //! waits for a batch to fill: a lone write goes at once, and writes arriving while a batch commits form the next.
 //!
 //! The handler gets the batch in arrival order and must answer one result per item, in that order. If it cannot
-//! answer an item (it panicked, or answered too few), that caller gets [`Closed`] instead of a result.
+//! answer an item (it panicked, or answered too few), that caller gets [`Closed`] instead of a result, and the task
+//! goes on with the next batch: one bad batch does not stop every later writer.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt as _;
 
 use tokio::sync::{mpsc, oneshot};
 
-/// The task applying the writes is gone (its handler panicked, or the runtime is shutting down).
+/// No answer for this write: its batch's handler panicked or answered too few, or the task is gone (the runtime is
+/// shutting down).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the group commit task has stopped")]
 pub struct Closed;
@@ -47,7 +52,16 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
             let mut batch = Vec::with_capacity(max_batch);
             while jobs.recv_many(&mut batch, max_batch).await > 0 {
                 let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = batch.drain(..).unzip();
-                let results = apply(items).await;
+                let results = match AssertUnwindSafe(apply(items)).catch_unwind().await {
+                    Ok(results) => results,
+                    Err(_) => {
+                        tracing::error!(
+                            callers = replies.len(),
+                            "a group commit batch panicked; its callers get Closed"
+                        );
+                        Vec::new()
+                    }
+                };
                 // A caller that gave up waiting is not an error: its write was applied all the same.
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -111,5 +125,16 @@ mod tests {
             |items: Vec<u32>| async move { items.into_iter().skip(1).collect() },
         );
         assert_eq!(group.submit(1).await, Err(Closed));
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_panics_fails_its_callers_and_the_next_batch_is_applied() {
+        let group = GroupCommit::start(8, 8, |items: Vec<u32>| async move {
+            assert!(!items.contains(&13), "the handler panics on 13");
+            items
+        });
+        assert_eq!(group.submit(13).await, Err(Closed));
+        assert_eq!(group.submit(1).await, Ok(1));
+        assert_eq!(group.submit(2).await, Ok(2));
     }
 }
