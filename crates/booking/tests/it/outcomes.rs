@@ -205,7 +205,7 @@ async fn an_outcome_another_replica_recorded_wins_over_this_ones_stale_copy(pool
     let ann = customer();
     let request = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
     let creating = {
-        let (service, ann) = (world.booking.clone(), ann.clone());
+        let service = world.booking.clone();
         tokio::spawn(async move { service.create(&ann, request, &key()).await })
     };
     // The booking is written (pending) and its request waits, holding that copy.
