@@ -411,27 +411,12 @@ fn count_step(saga: &Saga, action: Action, outcome: &'static str) {
     .increment(1);
 }
 
-/// The group commit of saga saves: every save queued while a batch commits goes into the next one. If a batch
-/// fails as a whole (a deadlock, a dropped connection), each of its saves is tried on its own, so one bad save
-/// cannot fail the others.
+/// The group commit of saga saves: every save queued while a batch commits goes into the next one
+/// ([`Store::save_batch`]: if the batch fails as a whole, each save is tried on its own).
 pub(crate) fn saver(store: Store, max_running: usize) -> GroupCommit<Save, Result<bool, Error>> {
     GroupCommit::start(max_running, max_running * 4, move |saves: Vec<Save>| {
         let store = store.clone();
-        async move {
-            match store.save_many(&saves).await {
-                Ok(saved) => saved.into_iter().map(Ok).collect(),
-                Err(error) if saves.len() > 1 => {
-                    tracing::warn!(saves = saves.len(), error = %phoenix_api::ErrorChain(&error),
-                        "saving a batch of sagas failed; saving them one by one");
-                    let mut results = Vec::with_capacity(saves.len());
-                    for save in &saves {
-                        results.push(store.save(&save.saga, save.owner, save.lease_until, &save.record).await);
-                    }
-                    results
-                }
-                Err(error) => vec![Err(error)],
-            }
-        }
+        async move { store.save_batch(&saves).await }
     })
 }
 

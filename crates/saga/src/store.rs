@@ -266,6 +266,25 @@ impl Store {
         Ok(saved.first().copied().unwrap_or(false))
     }
 
+    /// `saves` in one transaction if it can, else one by one: if the batch fails as a whole (a deadlock, a dropped
+    /// connection, one save the database refuses), each save is tried on its own, so one bad save cannot fail the
+    /// others. One result per save, in order.
+    pub async fn save_batch(&self, saves: &[Save]) -> Vec<Result<bool, Error>> {
+        match self.save_many(saves).await {
+            Ok(saved) => saved.into_iter().map(Ok).collect(),
+            Err(error) if saves.len() > 1 => {
+                tracing::warn!(saves = saves.len(), error = %phoenix_api::ErrorChain(&error),
+                    "saving a batch of sagas failed; saving them one by one");
+                let mut results = Vec::with_capacity(saves.len());
+                for save in saves {
+                    results.push(self.save(&save.saga, save.owner, save.lease_until, &save.record).await);
+                }
+                results
+            }
+            Err(error) => vec![Err(error)],
+        }
+    }
+
     /// [`save`](Self::save) for many sagas in one transaction (the orchestrator's group commit): one answer per
     /// save, in order. A save whose lease was lost writes nothing and does not stop the others. On PostgreSQL each
     /// table gets one statement per batch; a saga named twice is saved in order, in two rounds.

@@ -17,6 +17,7 @@ phoenix_db::contract_suite!(
         a_live_lease_is_kept_and_a_lapsed_one_taken_over,
         an_instance_that_lost_its_lease_cannot_save,
         a_batch_of_saves_keeps_each_sagas_lease_and_order,
+        a_save_the_database_refuses_does_not_fail_its_batch,
         a_finished_saga_is_never_claimed,
     ]
 );
@@ -310,4 +311,60 @@ pub async fn a_finished_saga_is_never_claimed(pool: Pool) {
             .is_empty()
     );
     assert!(!store.lease(saga.id, Uuid::now_v7(), later, later).await.unwrap());
+}
+
+/// Makes the database refuse any save of a saga whose last error is `poison` (a stand-in for whatever one row can
+/// fail on: a constraint, a lock timeout).
+async fn refuse_poisoned_saves(pool: &Pool) {
+    let sql = match pool.backend() {
+        phoenix_db::Backend::Postgres => {
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'poisoned save'; END $$;
+             CREATE TRIGGER refuse_poison BEFORE UPDATE ON sagas FOR EACH ROW
+                 WHEN (NEW.last_error = 'poison') EXECUTE FUNCTION refuse_poison();"
+        }
+        phoenix_db::Backend::Sqlite => {
+            "CREATE TRIGGER refuse_poison BEFORE UPDATE ON sagas
+                 WHEN NEW.last_error = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned save'); END;"
+        }
+    };
+    phoenix_db::dispatch!(pool, conn => { sqlx::raw_sql(sql).execute(conn).await.map(|_| ()) }).unwrap();
+}
+
+pub async fn a_save_the_database_refuses_does_not_fail_its_batch(pool: Pool) {
+    refuse_poisoned_saves(&pool).await;
+    let store = Store::new(pool);
+    let now = Timestamp::now();
+    let owner = Uuid::now_v7();
+    let until = now + Duration::seconds(30);
+    let mut sagas: Vec<Saga> = (0..3)
+        .map(|_| Saga::start(request(Uuid::now_v7(), SagaKind::Booking), now))
+        .collect();
+    store.create(&sagas, owner, until).await.unwrap();
+    for saga in &mut sagas {
+        saga.step = 1;
+    }
+    sagas[1].last_error = Some("poison".to_owned());
+    let saves: Vec<Save> = sagas
+        .iter()
+        .map(|saga| Save {
+            saga: saga.clone(),
+            owner,
+            lease_until: until,
+            record: record("hold_inventory"),
+        })
+        .collect();
+    assert!(store.save_many(&saves).await.is_err(), "the batch as a whole fails");
+
+    let results = store.save_batch(&saves).await;
+    assert_eq!(results.len(), 3);
+    assert!(matches!(results[0], Ok(true)), "{:?}", results[0]);
+    assert!(results[1].is_err(), "{:?}", results[1]);
+    assert!(matches!(results[2], Ok(true)), "{:?}", results[2]);
+    for (i, saga) in sagas.iter().enumerate() {
+        let stored = store.get(saga.id).await.unwrap().unwrap();
+        let steps = store.steps(saga.id).await.unwrap().len();
+        let expected = if i == 1 { (0, 0) } else { (1, 1) };
+        assert_eq!((stored.step, steps), expected, "saga {i}");
+    }
 }
