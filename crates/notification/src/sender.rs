@@ -9,6 +9,7 @@ use std::time::Duration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use phoenix_api::ErrorChain;
 use serde_json::json;
 
 use crate::options::{Options, SmsOptions, SmtpOptions, SmtpTls};
@@ -208,21 +209,10 @@ impl Senders {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::retry(format!("endpoint: {}", causes(&e.without_url())), None))?;
+            // With its causes: reqwest's own message leaves out why a connection failed.
+            .map_err(|e| Failure::retry(format!("endpoint: {}", ErrorChain(&e.without_url())), None))?;
         http_outcome(response.status(), "endpoint")
     }
-}
-
-/// An error with its causes, `: `-separated (reqwest's own message leaves out why a connection failed).
-fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Resolves a webhook's host name to its public addresses only; a name with none is an error, so the call is never

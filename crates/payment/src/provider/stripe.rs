@@ -307,19 +307,7 @@ fn transport_error(error: reqwest::Error) -> ProviderError {
     if error.is_timeout() && !error.is_connect() {
         return ProviderError::Timeout;
     }
-    ProviderError::Unavailable(error_chain(&error))
-}
-
-/// The error and its causes on one line (reqwest's own message omits the cause, such as "connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    ProviderError::Unavailable(phoenix_api::ErrorChain(&error).to_string())
 }
 
 /// What a non-2xx answer means for the caller.
