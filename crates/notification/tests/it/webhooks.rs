@@ -140,11 +140,7 @@ async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
         .find(|d| d.channel == Channel::Webhook)
         .unwrap();
 
-    crate::deliver_until(&service, "a dead delivery", async || {
-        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
-    })
-    .await;
-    let dead = service.delivery(hook.id).await.unwrap().unwrap();
+    let dead = delivered_dead(&service, &hook).await;
     assert_eq!((dead.attempts, dead.response_code), (3, Some(500)));
     assert_eq!(dead.last_error.as_deref(), Some("endpoint answered 500"));
     assert_eq!(
@@ -279,6 +275,15 @@ async fn endpoints_are_validated_and_belong_to_their_organization(pool: Pool) {
     );
 }
 
+/// Runs the worker until `hook` is dead; it as it is then.
+async fn delivered_dead(service: &Service, hook: &Delivery) -> Delivery {
+    crate::deliver_until(service, "a dead delivery", async || {
+        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
+    })
+    .await;
+    service.delivery(hook.id).await.unwrap().unwrap()
+}
+
 /// The webhook delivery of `booking`.
 async fn webhook_delivery(service: &Service, booking: &Booking) -> Delivery {
     service
@@ -323,11 +328,7 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
         .await
         .unwrap();
     let hook = webhook_delivery(&service, &booking).await;
-    crate::deliver_until(&service, "a dead delivery", async || {
-        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
-    })
-    .await;
-    let dead = service.delivery(hook.id).await.unwrap().unwrap();
+    let dead = delivered_dead(&service, &hook).await;
     assert_eq!((dead.attempts, dead.response_code), (3, None));
     let error = dead.last_error.unwrap_or_default();
     assert!(error.contains("localhost has no public address"), "{error}");
@@ -342,11 +343,7 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
         .await
         .unwrap();
     let hook = webhook_delivery(&service, &other).await;
-    crate::deliver_until(&service, "a refused delivery", async || {
-        service.delivery(hook.id).await.unwrap().unwrap().status == Status::Dead
-    })
-    .await;
-    let refused = service.delivery(hook.id).await.unwrap().unwrap();
+    let refused = delivered_dead(&service, &hook).await;
     assert_eq!(refused.attempts, 1, "refusing is permanent: no retries");
     assert!(receiver.received.lock().unwrap().calls.is_empty());
 }
