@@ -276,7 +276,9 @@ impl Orchestrator {
         }
         saga.attempts = 0;
         saga.last_error = None;
-        saga.next_run_at = Timestamp::now();
+        // Due now (after a retry's wait it was later). A time already past is kept: the saga is due either way, and
+        // an unchanged `next_run_at` (indexed) lets PostgreSQL update the row in place (a HOT update).
+        saga.next_run_at = saga.next_run_at.min(Timestamp::now());
         if saga.next_action().is_none() {
             saga.state = match saga.state {
                 State::Compensating => State::Compensated,
