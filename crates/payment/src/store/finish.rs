@@ -353,7 +353,6 @@ fn reconciled(mut event: Event) -> Event {
 #[cfg(test)]
 mod tests {
     use phoenix_db::Backend;
-    use phoenix_db::testing::TestDatabase;
 
     use super::*;
     use crate::operation::Kind;
@@ -428,6 +427,19 @@ mod tests {
         (payment, authorize, authorized)
     }
 
+    /// A capture of all of `payment` (authorized) begun: the payment as locked, the operation, and its success.
+    async fn pending_capture(store: &Store, payment: &Payment, now: Timestamp) -> (Payment, Operation, Completion) {
+        let capture = operation(Kind::Capture, payment, "capture-1", now);
+        let (locked, _) = store
+            .begin_move(payment.id, now, |_, _| Ok(capture.clone()))
+            .await
+            .unwrap();
+        let captured = succeeded(Change::Captured {
+            amount_minor: capture.amount_minor,
+        });
+        (locked, capture, captured)
+    }
+
     /// Two processes finishing the same operation (the second resumed it): the payment moves once, one event is
     /// written, and the second learns it came too late instead of applying the change again.
     async fn an_operation_finished_twice_moves_the_payment_once(pool: Pool) {
@@ -437,15 +449,8 @@ mod tests {
         assert!(store.complete(&authorize, &authorized).await.unwrap().is_some());
         assert!(store.complete(&authorize, &authorized).await.unwrap().is_none());
 
-        let capture = operation(Kind::Capture, &payment, "capture-1", now);
-        let (locked, _) = store
-            .begin_move(payment.id, now, |_, _| Ok(capture.clone()))
-            .await
-            .unwrap();
+        let (locked, capture, captured) = pending_capture(&store, &payment, now).await;
         assert_eq!(locked.provider_reference.as_deref(), Some("pi_1"));
-        let captured = succeeded(Change::Captured {
-            amount_minor: capture.amount_minor,
-        });
         let first = store.complete(&capture, &captured).await.unwrap();
         assert!(matches!(first, Some(Answer::Payment { .. })), "{first:?}");
         assert!(store.complete(&capture, &captured).await.unwrap().is_none());
@@ -485,14 +490,7 @@ mod tests {
         assert!(!wrote(&payment, &authorize, &authorized).await);
         assert!(store.complete(&authorize, &authorized).await.unwrap().is_none());
 
-        let capture = operation(Kind::Capture, &payment, "capture-1", now);
-        let (locked, _) = store
-            .begin_move(payment.id, now, |_, _| Ok(capture.clone()))
-            .await
-            .unwrap();
-        let captured = succeeded(Change::Captured {
-            amount_minor: capture.amount_minor,
-        });
+        let (locked, capture, captured) = pending_capture(&store, &payment, now).await;
         // Seen with a refund that is not there: the payment moved on since, as far as the statement can tell.
         let mut stale = locked.clone();
         stale.refunded_minor = 5;
@@ -529,27 +527,11 @@ mod tests {
         assert_eq!(events(&pool, "payment.captured.v1").await, 1);
     }
 
-    #[tokio::test]
-    async fn the_one_statement_finish_does_all_or_nothing_on_sqlite() {
-        let db = TestDatabase::sqlite(crate::migrations()).await;
-        the_one_statement_finish_does_all_or_nothing(db.pool()).await;
-    }
-
-    #[tokio::test]
-    async fn the_one_statement_finish_does_all_or_nothing_on_postgres() {
-        let db = TestDatabase::postgres(crate::migrations()).await;
-        the_one_statement_finish_does_all_or_nothing(db.pool()).await;
-    }
-
-    #[tokio::test]
-    async fn an_operation_finished_twice_moves_the_payment_once_on_sqlite() {
-        let db = TestDatabase::sqlite(crate::migrations()).await;
-        an_operation_finished_twice_moves_the_payment_once(db.pool()).await;
-    }
-
-    #[tokio::test]
-    async fn an_operation_finished_twice_moves_the_payment_once_on_postgres() {
-        let db = TestDatabase::postgres(crate::migrations()).await;
-        an_operation_finished_twice_moves_the_payment_once(db.pool()).await;
-    }
+    phoenix_db::contract_suite!(
+        crate::migrations(),
+        [
+            an_operation_finished_twice_moves_the_payment_once,
+            the_one_statement_finish_does_all_or_nothing,
+        ]
+    );
 }
