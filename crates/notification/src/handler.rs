@@ -184,6 +184,14 @@ impl Handler for NotificationHandler {
     async fn apply_batch(&self, tx: &mut Tx, events: &[&CloudEvent]) -> Result<(), HandlerError> {
         let mut batch = Batch::default();
         let now = Timestamp::now();
+        // Every customer a booking event of the batch notifies, read at once (refunds find theirs as they go).
+        let customers: Vec<Uuid> = events
+            .iter()
+            .filter(|event| event.domain() == "booking" && Kind::of_event(&event.event_type).is_some())
+            .filter_map(|event| Customer::deserialize(&event.data).ok())
+            .map(|customer| customer.customer_id)
+            .collect();
+        batch.read_preferences(tx, customers).await?;
         for event in events {
             let mut plan = Plan {
                 handler: self,
@@ -218,7 +226,29 @@ struct Batch {
     endpoints: HashMap<Uuid, Vec<Endpoint>>,
 }
 
+/// The one field of a booking event the batch reads ahead.
+#[derive(Deserialize)]
+struct Customer {
+    customer_id: Uuid,
+}
+
 impl Batch {
+    /// Reads the preferences of the users not read yet, in one go.
+    async fn read_preferences(&mut self, tx: &mut Tx, mut user_ids: Vec<Uuid>) -> Result<(), HandlerError> {
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        user_ids.retain(|id| !self.preferences.contains_key(id));
+        if user_ids.is_empty() {
+            return Ok(());
+        }
+        let mut found = Store::preferences_of_in(tx, &user_ids).await.map_err(storage)?;
+        for user_id in user_ids {
+            let stored = found.remove(&user_id);
+            self.preferences.insert(user_id, stored);
+        }
+        Ok(())
+    }
+
     async fn preferences(&mut self, tx: &mut Tx, user_id: Uuid) -> Result<Option<StoredPreferences>, HandlerError> {
         if let Some(known) = self.preferences.get(&user_id) {
             return Ok(known.clone());

@@ -1,5 +1,7 @@
 //! The notification service's SQL, written once for both engines. Public for the contract suite.
 
+use std::collections::HashMap;
+
 use phoenix_db::{Pool, Timestamp, Tx, dispatch};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -123,9 +125,16 @@ pub struct NewDelivery {
     pub give_up_at: Timestamp,
 }
 
-const COLUMNS: &str = "SELECT id, event_id, event_type, kind, channel, recipient, endpoint_id, booking_id, customer_id,
-    organization_id, locale, payload, status, attempts, replays, last_error, response_code, give_up_at,
-    next_attempt_at, last_attempt_at, delivered_at, created_at FROM deliveries";
+/// A delivery's columns, as [`Row`] reads them.
+macro_rules! delivery_fields {
+    () => {
+        "id, event_id, event_type, kind, channel, recipient, endpoint_id, booking_id, customer_id, organization_id,
+        locale, payload, status, attempts, replays, last_error, response_code, give_up_at, next_attempt_at,
+        last_attempt_at, delivered_at, created_at"
+    };
+}
+
+const COLUMNS: &str = concat!("SELECT ", delivery_fields!(), " FROM deliveries");
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -324,6 +333,38 @@ impl Store {
         })?)
     }
 
+    /// The stored preferences of those of `user_ids` that have any: one statement on PostgreSQL, one per user on
+    /// SQLite (where a statement is a function call).
+    pub async fn preferences_of_in(tx: &mut Tx, user_ids: &[Uuid]) -> Result<HashMap<Uuid, StoredPreferences>, Error> {
+        let mut found = HashMap::with_capacity(user_ids.len());
+        match tx {
+            Tx::Postgres(conn) => {
+                let rows: Vec<(Uuid, String, Json<_>)> =
+                    sqlx::query_as("SELECT user_id, locale, opt_outs FROM preferences WHERE user_id = ANY($1)")
+                        .bind(user_ids)
+                        .fetch_all(&mut **conn)
+                        .await?;
+                for (user_id, locale, opt_outs) in rows {
+                    found.insert(
+                        user_id,
+                        StoredPreferences {
+                            locale,
+                            opt_outs: opt_outs.0,
+                        },
+                    );
+                }
+            }
+            Tx::Sqlite(_) => {
+                for &user_id in user_ids {
+                    if let Some(stored) = Store::preferences_in(tx, user_id).await? {
+                        found.insert(user_id, stored);
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub async fn preferences_in(tx: &mut Tx, user_id: Uuid) -> Result<Option<StoredPreferences>, Error> {
         let row: Option<PreferenceRow> = dispatch!(tx, conn => {
             sqlx::query_as("SELECT locale, opt_outs FROM preferences WHERE user_id = $1")
@@ -404,15 +445,18 @@ impl Store {
         until: Timestamp,
         limit: u32,
     ) -> Result<Vec<Delivery>, Error> {
-        let sql = "UPDATE deliveries SET claimed_by = $1, claimed_until = $3
+        let sql = concat!(
+            "UPDATE deliveries SET claimed_by = $1, claimed_until = $3
              WHERE id IN (SELECT id FROM deliveries
                           WHERE status = 'pending' AND next_attempt_at <= $2
                             AND (claimed_until IS NULL OR claimed_until < $2)
                           ORDER BY next_attempt_at LIMIT $4)
                AND status = 'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2)
-             RETURNING id";
-        let ids: Vec<Uuid> = dispatch!(&self.pool, conn => {
-            sqlx::query_scalar(sql)
+             RETURNING ",
+            delivery_fields!()
+        );
+        let rows: Vec<Row> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sql)
                 .bind(owner)
                 .bind(now)
                 .bind(until)
@@ -420,12 +464,12 @@ impl Store {
                 .fetch_all(conn)
                 .await
         })?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(delivery) = self.delivery(id).await? {
-                claimed.push(delivery);
-            }
-        }
+        let mut claimed = rows
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING keeps no order: the longest due first, as they were chosen.
+        claimed.sort_by_key(|delivery| (delivery.next_attempt_at, delivery.id));
         Ok(claimed)
     }
 

@@ -3,6 +3,7 @@
 //! `max_attempts` attempts or the delivery's retry window (`retry_window_hours` from when it fell due) runs out;
 //! then the delivery is `dead`, listed in the log and replayable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use phoenix_db::Timestamp;
 
 use crate::handler::Kind;
 use crate::sender::{Failure, Sent};
-use crate::store::{Channel, Delivery, Status};
-use crate::template::{self, Notice};
+use crate::store::{Channel, Delivery, Status, Store};
+use crate::template::{self, Notice, Template};
 use crate::{Error, Service, webhook};
 
 /// What one pass of [`Service::deliver_due`] did.
@@ -52,8 +53,9 @@ impl Service {
             claimed: claimed.len(),
             ..Pass::default()
         };
+        let templates = Templates::default();
         let outcomes: Vec<Result<Outcome, Error>> = futures::stream::iter(claimed)
-            .map(|delivery| self.deliver(delivery))
+            .map(|delivery| self.deliver(delivery, &templates))
             .buffer_unordered(options.max_concurrency)
             .collect()
             .await;
@@ -68,7 +70,7 @@ impl Service {
         Ok(pass)
     }
 
-    async fn deliver(&self, delivery: Delivery) -> Result<Outcome, Error> {
+    async fn deliver(&self, delivery: Delivery, templates: &Templates) -> Result<Outcome, Error> {
         let store = &self.inner.store;
         let now = Timestamp::now();
         if let Some(reason) = self.reason_to_skip(&delivery).await? {
@@ -77,7 +79,7 @@ impl Service {
             return Ok(Outcome::Skipped);
         }
         let limit = self.inner.options.send_timeout() + Duration::from_secs(1);
-        let result = match tokio::time::timeout(limit, self.send(&delivery)).await {
+        let result = match tokio::time::timeout(limit, self.send(&delivery, templates)).await {
             Ok(result) => result?,
             Err(_) => Err(Failure {
                 error: "timed out".to_owned(),
@@ -158,7 +160,7 @@ impl Service {
         }
     }
 
-    async fn send(&self, delivery: &Delivery) -> Result<Result<Sent, Failure>, Error> {
+    async fn send(&self, delivery: &Delivery, templates: &Templates) -> Result<Result<Sent, Failure>, Error> {
         let senders = &self.inner.senders;
         if delivery.channel == Channel::Webhook {
             let Some(endpoint) = (match delivery.endpoint_id {
@@ -174,7 +176,7 @@ impl Service {
                 .webhook(&delivery.recipient, &endpoint.secret, &id, timestamp, body)
                 .await);
         }
-        let rendered = match self.render(delivery).await? {
+        let rendered = match self.render(delivery, templates).await? {
             Ok(rendered) => rendered,
             Err(error) => return Ok(Err(permanent(&error))),
         };
@@ -185,7 +187,11 @@ impl Service {
     }
 
     /// Renders a customer notice with the admins' template for its kind, channel and locale, or the built-in one.
-    async fn render(&self, delivery: &Delivery) -> Result<Result<template::Rendered, String>, Error> {
+    async fn render(
+        &self,
+        delivery: &Delivery,
+        templates: &Templates,
+    ) -> Result<Result<template::Rendered, String>, Error> {
         let Some(kind) = Kind::parse(&delivery.kind) else {
             return Ok(Err(format!("unknown notification kind {}", delivery.kind)));
         };
@@ -193,15 +199,31 @@ impl Service {
             Ok(notice) => notice,
             Err(e) => return Ok(Err(format!("stored notice is not valid: {e}"))),
         };
-        let stored = self
-            .inner
-            .store
-            .template(kind.as_str(), delivery.channel, &delivery.locale)
+        let stored = templates
+            .get(&self.inner.store, kind, delivery.channel, &delivery.locale)
             .await?;
         let Some(template) = stored.or_else(|| template::builtin(kind, delivery.channel, &delivery.locale)) else {
             return Ok(Err("no template".to_owned()));
         };
         Ok(template.render(&notice, delivery.channel, &delivery.locale))
+    }
+}
+
+/// The admins' templates a pass has looked up: each kind, channel and locale is read once a pass, so an edited
+/// template applies from the next pass on.
+#[derive(Default)]
+struct Templates(tokio::sync::Mutex<HashMap<(Kind, Channel, String), Option<Template>>>);
+
+impl Templates {
+    async fn get(&self, store: &Store, kind: Kind, channel: Channel, locale: &str) -> Result<Option<Template>, Error> {
+        let mut known = self.0.lock().await;
+        let key = (kind, channel, locale.to_owned());
+        if let Some(template) = known.get(&key) {
+            return Ok(template.clone());
+        }
+        let stored = store.template(kind.as_str(), channel, locale).await?;
+        known.insert(key, stored.clone());
+        Ok(stored)
     }
 }
 
