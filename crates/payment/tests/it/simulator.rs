@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
         the_simulator_refuses_what_it_does_not_hold,
         the_simulator_answers_a_repeated_key_from_its_records,
         the_simulators_books_outlive_its_process,
+        racing_settlements_of_one_payment_move_money_once,
     ]
 );
 
@@ -105,8 +106,90 @@ async fn the_simulator_answers_a_repeated_key_from_its_records(pool: Pool) {
             .count(),
         2
     );
+    // Settlements answer a repeated key as the first time, and refuse its reuse for other parameters.
+    let captured = simulator.capture(&first.reference, 400, "c").await.unwrap();
+    assert_eq!(
+        (captured.status, captured.captured_minor),
+        (ProviderStatus::Captured, 400)
+    );
+    assert_eq!(simulator.capture(&first.reference, 400, "c").await.unwrap(), captured);
+    rejected(simulator.capture(&first.reference, 300, "c").await);
+    let refunded = simulator.refund(&first.reference, 100, "r").await.unwrap();
+    assert_eq!(refunded.refunded_minor, 100);
+    assert_eq!(simulator.refund(&first.reference, 100, "r").await.unwrap(), refunded);
+    let other = simulator.authorize(&authorization("b", "tok_visa")).await.unwrap();
+    let voided = simulator.void(&other.reference, "v").await.unwrap();
+    assert_eq!(voided.status, ProviderStatus::Voided);
+    assert_eq!(simulator.void(&other.reference, "v").await.unwrap(), voided);
+    let settlements: Vec<(EntryKind, i64)> = simulator
+        .ledger()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind != EntryKind::Authorization)
+        .map(|e| (e.kind, e.amount_minor))
+        .collect();
+    assert_eq!(
+        settlements,
+        [
+            (EntryKind::Capture, 400),
+            (EntryKind::Refund, 100),
+            (EntryKind::Void, 1_000)
+        ]
+    );
     // Each key counts its requests, replays included; refused reuses of a key count for nothing.
-    assert_eq!(simulator.requests_received().await.unwrap(), 2 + 2 + 3);
+    assert_eq!(simulator.requests_received().await.unwrap(), 2 + 2 + 3 + 2 + 2 + 1 + 2);
+}
+
+/// Many captures of one payment at once: with one key each, one wins and the others are refused; with one key
+/// shared, every request gets the one answer. Either way one capture is booked.
+async fn racing_settlements_of_one_payment_move_money_once(pool: Pool) {
+    const RACERS: usize = 16;
+    let simulator = Simulator::new(pool);
+    let payment = simulator.authorize(&authorization("a", "tok_visa")).await.unwrap();
+    let results = race(&simulator, &payment.reference, |n| format!("own-{n}")).await;
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    assert_eq!(won[0].captured_minor, 1_000);
+    for result in results.iter().filter(|r| r.is_err()) {
+        rejected(result.clone());
+    }
+
+    let shared = simulator.authorize(&authorization("b", "tok_visa")).await.unwrap();
+    let results = race(&simulator, &shared.reference, |_| "shared".to_owned()).await;
+    let first = results[0].clone().unwrap();
+    assert_eq!(first.status, ProviderStatus::Captured);
+    assert!(results.iter().all(|r| r.as_ref() == Ok(&first)), "{results:?}");
+
+    let captures: Vec<String> = simulator
+        .ledger()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Capture)
+        .map(|e| e.reference)
+        .collect();
+    assert_eq!(captures, [payment.reference, shared.reference]);
+    // Two authorizations, every racer of both rounds (refused ones included: their keys were new).
+    assert_eq!(simulator.requests_received().await.unwrap(), 2 + 2 * RACERS as i64);
+
+    async fn race(
+        simulator: &Simulator,
+        reference: &str,
+        key: impl Fn(usize) -> String,
+    ) -> Vec<Result<phoenix_payment::ProviderPayment, ProviderError>> {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|n| {
+                let (simulator, reference, key) = (simulator.clone(), reference.to_owned(), key(n));
+                tokio::spawn(async move { simulator.capture(&reference, 1_000, &key).await })
+            })
+            .collect();
+        let mut results = Vec::with_capacity(RACERS);
+        for racer in racers {
+            results.push(racer.await.unwrap());
+        }
+        results
+    }
 }
 
 async fn the_simulators_books_outlive_its_process(pool: Pool) {
