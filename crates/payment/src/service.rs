@@ -280,6 +280,9 @@ impl Service {
     }
 
     /// Capture, refund or void: check the move against the locked payment, write it pending, call the provider.
+    /// Written first and looked up only when that fails: a new key, the rule, costs no look-up; a key used before
+    /// either conflicts or is refused by the rules (a replay of a capture finds the payment captured) and is then
+    /// answered as its first request was.
     async fn settle(
         &self,
         actor: &Principal,
@@ -290,32 +293,36 @@ impl Service {
         decide: impl FnOnce(&Payment, InFlight) -> Result<i64, Error>,
     ) -> Result<Payment, Error> {
         let claim = self.claim(actor.user_id, key)?;
-        let (payment, operation) = match self.start(actor.user_id, key, &fingerprint).await? {
-            Start::Replay(answer) => return *answer,
-            Start::Resume(operation) => (None, *operation),
-            Start::Fresh => {
-                let now = Timestamp::now();
-                let new = |amount_minor| {
-                    let mut operation = self.pending(kind, payment_id, actor.user_id, key, fingerprint.clone(), now);
-                    operation.amount_minor = amount_minor;
-                    operation.reason = reason;
-                    operation
-                };
-                let begun = self
-                    .inner
-                    .store
-                    .begin_move(payment_id, now, |payment, in_flight| {
-                        if !may_see(actor, payment) {
-                            return Err(Error::NotFound);
-                        }
-                        decide(payment, in_flight).map(new)
-                    })
-                    .await;
-                match begun {
-                    Ok((payment, operation)) => (Some(payment), operation),
-                    Err(error) => return self.taken(error, actor.user_id, key, &fingerprint).await,
+        let now = Timestamp::now();
+        let new = |amount_minor| {
+            let mut operation = self.pending(kind, payment_id, actor.user_id, key, fingerprint.clone(), now);
+            operation.amount_minor = amount_minor;
+            operation.reason = reason;
+            operation
+        };
+        let begun = self
+            .inner
+            .store
+            .begin_move(payment_id, now, |payment, in_flight| {
+                if !may_see(actor, payment) {
+                    return Err(Error::NotFound);
                 }
-            }
+                decide(payment, in_flight).map(new)
+            })
+            .await;
+        let (payment, operation) = match begun {
+            Ok((payment, operation)) => (Some(payment), operation),
+            Err(error) => match self.start(actor.user_id, key, &fingerprint).await? {
+                Start::Replay(answer) => return *answer,
+                Start::Resume(operation) => (None, *operation),
+                // The key is new: the refusal stands. (A conflict on a key gone again: the caller may retry.)
+                Start::Fresh => match error {
+                    Error::Db(db) if db.is_unique_violation() => {
+                        return Err(Error::IdempotencyKeyInUse { retry_after_secs: 1 });
+                    }
+                    error => return Err(error),
+                },
+            },
         };
         let service = self.clone();
         self.run(
@@ -384,29 +391,6 @@ impl Service {
         operation.amount_minor = new.amount_minor;
         self.inner.store.insert_authorization(&payment, &operation).await?;
         Ok((payment, operation))
-    }
-
-    /// A new operation's write failed: when another process took the key first, answer as that one does.
-    async fn taken(&self, error: Error, actor_id: Uuid, key: &str, fingerprint: &[u8]) -> Result<Payment, Error> {
-        let Error::Db(db) = &error else {
-            return Err(error);
-        };
-        if !db.is_unique_violation() {
-            return Err(error);
-        }
-        match self.start(actor_id, key, fingerprint).await? {
-            Start::Replay(answer) => *answer,
-            // Just written by another process, which is working on it (had it died already, let the next retry
-            // take over rather than this request, which holds none of its state).
-            Start::Resume(operation) => {
-                let store = &self.inner.store;
-                store
-                    .release(operation.id, self.inner.instance, Timestamp::now())
-                    .await?;
-                Err(Error::IdempotencyKeyInUse { retry_after_secs: 1 })
-            }
-            Start::Fresh => Err(Error::IdempotencyKeyInUse { retry_after_secs: 1 }),
-        }
     }
 
     /// Looks the key up: a stored answer is replayed, an abandoned pending operation is taken over.
