@@ -68,17 +68,8 @@ async fn opting_out_suppresses_reminders_but_not_confirmations(pool: Pool) {
     let service = service(pool, options());
     let consumer = consumer(&service);
     let booking = Booking::new();
-    let customer = crate::principal_for(booking.customer_id, &[phoenix_api::Role::Customer], None);
     let body = serde_json::json!({ "locale": "de", "opt_out": [{ "kind": "reminder", "channel": "email" }] });
-    let (status, _) = crate::call(
-        &service,
-        &customer,
-        "PUT",
-        "/api/v1/notifications/preferences",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 200);
+    crate::set_preferences(&service, booking.customer_id, body).await;
     consumer
         .apply(&[booking.event("booking.confirmed.v1", 0)])
         .await

@@ -179,6 +179,20 @@ pub async fn call(
     (status, json)
 }
 
+/// Saves a customer's preferences (`{"locale", "opt_out"}`) as they would over the API.
+pub async fn set_preferences(service: &Service, user_id: Uuid, body: Value) {
+    let customer = principal_for(user_id, &[Role::Customer], None);
+    let (status, answer) = call(
+        service,
+        &customer,
+        "PUT",
+        "/api/v1/notifications/preferences",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
 /// Runs the worker's passes until `done` holds, for at most 10 seconds.
 pub async fn deliver_until(service: &Service, what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

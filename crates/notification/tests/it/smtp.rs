@@ -7,7 +7,7 @@ use phoenix_notification::{SmtpOptions, SmtpTls, Status};
 use phoenix_api::Role;
 use serde_json::json;
 
-use crate::{Booking, call, consumer, options, principal, principal_for, service};
+use crate::{Booking, call, consumer, options, principal, service};
 
 phoenix_db::contract_suite!(
     phoenix_notification::migrations(),
@@ -73,17 +73,7 @@ async fn the_next_email_uses_each_customers_locale_and_the_template_edited_since
     let smtp = SmtpServer::start().await;
     let service = service(pool, smtp_options(&smtp));
     let (english, german) = (Booking::new(), Booking::new());
-    let customer = principal_for(german.customer_id, &[Role::Customer], None);
-    let body = json!({ "locale": "de", "opt_out": [] });
-    let (status, _) = call(
-        &service,
-        &customer,
-        "PUT",
-        "/api/v1/notifications/preferences",
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 200);
+    crate::set_preferences(&service, german.customer_id, json!({ "locale": "de", "opt_out": [] })).await;
     consumer(&service)
         .apply(&[
             english.event("booking.confirmed.v1", 0),
