@@ -8,6 +8,7 @@
 //!   role check a service declares beside its routes.
 //! - [`internal`]: how the gateway hands the principal to a service running in another process, and
 //!   [`remote::Client`], the HTTP client one service uses to call another.
+//! - [`trace`]: the W3C trace context of the work at hand, continued from request to request and into events.
 //!
 //! This crate verifies no credentials: only the gateway does.
 
@@ -20,6 +21,7 @@ mod page;
 mod principal;
 mod problem;
 pub mod remote;
+pub mod trace;
 
 pub use extract::{Json, Path, Query};
 pub use fields::FieldErrors;

@@ -91,6 +91,11 @@ impl Client {
         {
             headers.insert(crate::IDEMPOTENCY_KEY, value);
         }
+        if let Some(traceparent) = crate::trace::current()
+            && let Ok(value) = axum::http::HeaderValue::from_str(&traceparent)
+        {
+            headers.insert(crate::trace::HEADER, value);
+        }
         let mut request = self.http.request(method, &url).headers(headers);
         if let Some(body) = body {
             request = request.json(body);

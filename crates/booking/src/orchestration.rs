@@ -58,6 +58,9 @@ pub struct SagaRequest {
     /// Cancellation sagas: the confirmed booking's hold and payment.
     pub hold_id: Option<Uuid>,
     pub payment_id: Option<Uuid>,
+    /// The W3C trace context of the request that asked for the saga: its steps run in that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl std::fmt::Debug for SagaRequest {
@@ -73,6 +76,7 @@ impl std::fmt::Debug for SagaRequest {
             .field("refund_minor", &self.refund_minor)
             .field("hold_id", &self.hold_id)
             .field("payment_id", &self.payment_id)
+            .field("traceparent", &self.traceparent)
             .finish()
     }
 }

@@ -76,6 +76,7 @@ struct Requested {
     saga_request: String,
     actor: String,
     payment_token: Option<String>,
+    saga_traceparent: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -115,6 +116,8 @@ pub struct PendingRequest {
     pub kind: SagaKind,
     pub actor: Principal,
     pub payment_token: Option<String>,
+    /// The trace context of the request that asked for the saga.
+    pub traceparent: Option<String>,
 }
 
 fn json<T: serde::de::DeserializeOwned>(text: &str, what: &'static str) -> Result<T, Error> {
@@ -294,7 +297,8 @@ impl Store {
     /// Saga requests not taken yet, oldest first, in one read.
     pub async fn saga_requests(&self, limit: u32) -> Result<Vec<PendingRequest>, Error> {
         let sql = format!(
-            "SELECT {FIELDS}, saga_request, actor, payment_token FROM bookings WHERE saga_request IS NOT NULL
+            "SELECT {FIELDS}, saga_request, actor, payment_token, saga_traceparent FROM bookings
+             WHERE saga_request IS NOT NULL
              ORDER BY saga_requested_at, id LIMIT $1"
         );
         let rows: Vec<Requested> = dispatch!(&self.pool, conn => {
@@ -312,6 +316,7 @@ impl Store {
                     kind,
                     actor: json(&requested.actor, "bookings.actor")?,
                     payment_token: requested.payment_token,
+                    traceparent: requested.saga_traceparent,
                 })
             })
             .collect()

@@ -19,7 +19,6 @@ pub mod idempotency;
 mod outbox;
 mod pool;
 mod timestamp;
-pub mod trace;
 
 #[cfg(feature = "testing")]
 pub mod testing;

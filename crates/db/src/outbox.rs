@@ -35,7 +35,7 @@ impl Event {
             subject: subject.into(),
             data: serde_json::to_value(data).map_err(Error::EncodeEvent)?,
             correlation_id: None,
-            traceparent: crate::trace::current(),
+            traceparent: phoenix_api::trace::current(),
             occurred_at: Timestamp::now(),
         })
     }
@@ -285,5 +285,18 @@ mod tests {
         let chunks = chunks_under(&sizes, 30, |n| *n);
         assert_eq!(chunks, vec![&[10, 10, 10][..], &[25, 5][..], &[40][..], &[1][..]]);
         assert!(chunks_under(&[] as &[usize], 30, |n| *n).is_empty());
+    }
+
+    #[tokio::test]
+    async fn events_written_in_a_trace_scope_carry_its_traceparent() {
+        use phoenix_api::trace;
+        let outside = crate::Event::new("phoenix.test", "test.happened.v1", "s", &1).expect("event");
+        assert_eq!(outside.traceparent, None);
+        let traceparent = trace::child_of(None);
+        let inside = trace::scope(traceparent.clone(), async {
+            crate::Event::new("phoenix.test", "test.happened.v1", "s", &1).expect("event")
+        })
+        .await;
+        assert_eq!(inside.traceparent, Some(traceparent));
     }
 }

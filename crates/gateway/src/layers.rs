@@ -20,7 +20,7 @@ use crate::telemetry;
 
 pub const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 /// The W3C trace context header.
-pub const TRACEPARENT: header::HeaderName = header::HeaderName::from_static("traceparent");
+pub const TRACEPARENT: header::HeaderName = header::HeaderName::from_static(phoenix_api::trace::HEADER);
 
 /// The first thing every request meets and the last thing every response leaves, in one middleware (each
 /// `from_fn` layer clones the stack beneath it per request, so fewer is faster):
@@ -48,10 +48,10 @@ pub async fn envelope(mut request: Request, next: Next) -> Response {
     // W3C trace context: continue the caller's trace (or start one); events written while serving carry it, and a
     // service in another process continues it from the forwarded header.
     let incoming = request.headers().get(&TRACEPARENT).and_then(|v| v.to_str().ok());
-    let traceparent = phoenix_db::trace::child_of(incoming);
+    let traceparent = phoenix_api::trace::child_of(incoming);
     let trace_value = HeaderValue::from_str(&traceparent).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
     request.headers_mut().insert(TRACEPARENT, trace_value.clone());
-    let response = phoenix_db::trace::scope(traceparent, next.run(request)).await;
+    let response = phoenix_api::trace::scope(traceparent, next.run(request)).await;
     let mut response = normalize(response, id);
     secure(response.headers_mut());
     response.headers_mut().insert(REQUEST_ID, value);

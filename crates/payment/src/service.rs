@@ -589,7 +589,7 @@ impl Service {
         claim: Claim,
         work: impl Future<Output = Result<Payment, Error>> + Send + 'static,
     ) -> Result<Payment, Error> {
-        let task = tokio::spawn(async move {
+        let task = phoenix_api::trace::spawn(async move {
             let _claim = claim;
             work.await
         });

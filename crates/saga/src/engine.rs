@@ -150,7 +150,11 @@ impl Orchestrator {
             return Err(StepError::injected());
         }
         let before = options.replay_steps.then(|| saga.clone());
-        steps::run(action, saga, &self.inner.clients, options).await?;
+        // In a span of the trace of the request that asked for the saga, so the calls it makes and the events they
+        // write belong to that trace.
+        let trace = saga.data.request.traceparent.as_deref();
+        let trace = trace.map(|incoming| phoenix_api::trace::child_of(Some(incoming)));
+        phoenix_api::trace::within(trace, steps::run(action, saga, &self.inner.clients, options)).await?;
         if let Some(mut replayed) = before {
             // As after a crash between the call and its save: the same step from the same saved state.
             steps::run(action, &mut replayed, &self.inner.clients, options).await?;

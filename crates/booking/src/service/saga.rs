@@ -45,6 +45,7 @@ impl Service {
             kind,
             actor,
             payment_token,
+            traceparent,
         } = pending;
         SagaRequest {
             booking_id: booking.id,
@@ -58,6 +59,7 @@ impl Service {
             hold_id: booking.hold_id,
             payment_id: booking.payment_id,
             currency: booking.currency,
+            traceparent,
         }
     }
 

@@ -60,9 +60,10 @@ pub struct Transition<'a> {
 
 const INSERT: &str = "INSERT INTO bookings (id, locator, customer_id, organization_id, created_by, actor, status,
         currency, total_minor, refunded_minor, items, travellers, contact, lead_last_name, ends_at, saga_request,
-        saga_requested_at, payment_token, idempotency_scope, idempotency_key, request_hash, created_at, updated_at)
+        saga_requested_at, payment_token, idempotency_scope, idempotency_key, request_hash, created_at, updated_at,
+        saga_traceparent)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12, $13, $14, 'booking', $15, $16, $17, $18, $19, $15,
-        $15)
+        $15, $20)
     ON CONFLICT (locator) DO NOTHING";
 
 const UPDATE: &str = "UPDATE bookings SET status = $2, hold_id = $3, payment_id = $4, failure_code = $5,
@@ -73,7 +74,10 @@ const UPDATE: &str = "UPDATE bookings SET status = $2, hold_id = $3, payment_id 
         saga_requested_at = CASE WHEN $10 = 'request' THEN $9
                                  WHEN $10 = 'done' AND saga_request = $11 THEN NULL
                                  ELSE saga_requested_at END,
-        payment_token = CASE WHEN $10 = 'done' AND $11 = 'booking' THEN NULL ELSE payment_token END
+        payment_token = CASE WHEN $10 = 'done' AND $11 = 'booking' THEN NULL ELSE payment_token END,
+        saga_traceparent = CASE WHEN $10 = 'request' THEN $13
+                                WHEN $10 = 'done' AND saga_request = $11 THEN NULL
+                                ELSE saga_traceparent END
     WHERE id = $1 AND status = $12";
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, Error> {
@@ -165,19 +169,20 @@ impl Store {
                     .bind(saga_action)
                     .bind(saga_kind)
                     .bind(change.from.as_str())
+                    .bind(phoenix_api::trace::current())
             };
         }
         if let Pool::Postgres(pool) = &self.pool {
-            // The update ($1 to $12), then its history entry ($13 to $16) and event ($17 on) if it was made.
+            // The update ($1 to $13), then its history entry ($14 to $17) and event ($18 on) if it was made.
             let sql = format!(
                 "WITH booking AS ({UPDATE} RETURNING id),
                  history AS (INSERT INTO booking_status_history (booking_id, seq, status, actor_id, reason, at)
                      SELECT id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM booking_status_history WHERE booking_id = $1),
-                         $13, $14, $15, $16
+                         $14, $15, $16, $17
                      FROM booking),
                  {}
                  SELECT count(*) FROM booking",
-                event_part_pg(17, "booking")
+                event_part_pg(18, "booking")
             );
             let query = bind_update!(sqlx::query(sqlx::AssertSqlSafe(sql)))
                 .bind(entry.status.as_str())
@@ -210,7 +215,8 @@ impl Store {
     /// taken already are skipped.
     pub async fn acknowledge(&self, taken: &[(Uuid, SagaKind)]) -> Result<u64, Error> {
         const ACKNOWLEDGE: &str =
-            "UPDATE bookings SET saga_request = NULL, saga_requested_at = NULL, payment_token = NULL
+            "UPDATE bookings SET saga_request = NULL, saga_requested_at = NULL, payment_token = NULL,
+                saga_traceparent = NULL
             WHERE saga_request = $1 AND id";
         let mut tx = self.pool.begin().await?;
         let mut n = 0;
@@ -317,6 +323,7 @@ macro_rules! bind_insert {
             .bind(new.idempotency_scope.as_str())
             .bind(new.idempotency_key.as_str())
             .bind(new.request_hash.as_slice())
+            .bind(phoenix_api::trace::current())
     }};
 }
 
@@ -337,14 +344,14 @@ async fn insert_pg(pool: &sqlx::PgPool, new: &NewBooking, documents: &Documents,
     let [entry] = new.booking.history.as_slice() else {
         return Err(Error::corrupt("a new booking without exactly one history entry"));
     };
-    // The row ($1 to $19), then its history entry ($20 to $23) and event ($24 on) if it was inserted.
+    // The row ($1 to $20), then its history entry ($21 to $24) and event ($25 on) if it was inserted.
     let sql = format!(
         "WITH booking AS ({INSERT} RETURNING id),
          history AS (INSERT INTO booking_status_history (booking_id, seq, status, actor_id, reason, at)
-             SELECT id, 1, $20, $21, $22, $23 FROM booking),
+             SELECT id, 1, $21, $22, $23, $24 FROM booking),
          {}
          SELECT count(*) FROM booking",
-        event_part_pg(24, "booking")
+        event_part_pg(25, "booking")
     );
     let query = bind_insert!(sqlx::query(sqlx::AssertSqlSafe(sql)), new, documents)
         .bind(entry.status.as_str())

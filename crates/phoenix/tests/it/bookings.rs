@@ -43,6 +43,7 @@ on_both_backends!(
     customers_and_organizations_never_see_each_others_bookings,
     bad_booking_input_is_a_problem_naming_the_cause,
     cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refunds_nothing,
+    a_bookings_events_carry_the_trace_of_the_request_that_made_it,
 );
 
 pub fn date(days: i64) -> String {
@@ -642,4 +643,61 @@ async fn bad_booking_input_is_a_problem_naming_the_cause(app: &TestApp) {
     assert_eq!(reply.status, 422, "{reply:?}");
     let mine = app.get("/api/v1/bookings", Some(&ann)).await;
     assert_eq!(mine.body["items"], json!([]), "nothing was written: {mine:?}");
+}
+
+/// The trace of the request that books continues through the saga, which runs outside that request: the events
+/// booking and payment write for the booking (created, confirmed, authorized, captured) all carry it.
+async fn a_bookings_events_carry_the_trace_of_the_request_that_made_it(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("traced@example.com").await;
+    let trace = uuid::Uuid::new_v4().simple().to_string();
+    let made = app
+        .http
+        .post(format!("{}/api/v1/bookings", app.base))
+        .bearer_auth(&ann)
+        .header("idempotency-key", key())
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&booking(
+            vec![world.stay(&world.flexible_plan, 10, 1, 1, 1)],
+            1,
+            "tok_visa",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let made = crate::common::read(made).await;
+    assert_eq!(made.body["status"], "confirmed", "{made:?}");
+    let answered = made.headers["traceparent"].to_str().unwrap();
+    assert_eq!(phoenix_api::trace::trace_id(answered), Some(trace.as_str()));
+    assert_events_traced(&[app], &made).await;
+}
+
+/// Asserts that the events booking and payment wrote for the booking `made` (created, confirmed, authorized,
+/// captured), in whichever of `apps` they were written, all carry the trace of the request that made it.
+pub async fn assert_events_traced(apps: &[&TestApp], made: &Reply) {
+    let answered = made.headers["traceparent"].to_str().unwrap();
+    let trace = phoenix_api::trace::trace_id(answered)
+        .expect("a traceparent")
+        .to_owned();
+    let subjects = [&made.body["id"], &made.body["payment_id"]].map(|id| id.as_str().unwrap().to_owned());
+    let mut traced = Vec::new();
+    for (_, pool) in apps.iter().flat_map(|app| &app.outboxes) {
+        for event in pool.events_after(0, 1_000).await.unwrap() {
+            if subjects.contains(&event.subject) {
+                let trace_id = event.traceparent.as_deref().and_then(phoenix_api::trace::trace_id);
+                traced.push((event.event_type, trace_id.map(str::to_owned)));
+            }
+        }
+    }
+    traced.sort();
+    let expected = [
+        "booking.confirmed.v1",
+        "booking.created.v1",
+        "payment.authorized.v1",
+        "payment.captured.v1",
+    ];
+    assert_eq!(
+        traced,
+        expected.map(|event_type| (event_type.to_owned(), Some(trace.clone()))),
+    );
 }

@@ -26,6 +26,8 @@ pub struct TestApp {
     pub identity: Option<phoenix_identity::Service>,
     pub catalog: Option<phoenix_catalog::Catalog>,
     pub simulator: Option<phoenix_payment::Simulator>,
+    /// The service databases whose outboxes this process relays, by role.
+    pub outboxes: Vec<(phoenix::config::Role, phoenix_db::Pool)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
@@ -62,6 +64,7 @@ pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> 
     let identity = app.identity().cloned();
     let catalog = app.catalog().cloned();
     let simulator = app.services().simulator.clone();
+    let outboxes = app.outboxes().to_vec();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async {
@@ -72,6 +75,7 @@ pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> 
         identity,
         catalog,
         simulator,
+        outboxes,
         stop: Some(stop),
         _data: data,
     }

@@ -164,7 +164,7 @@ async fn the_callers_trace_continues_into_the_response_and_the_events_of_the_req
     let fresh = app.get("/healthz", None).await;
     let started = fresh.headers["traceparent"].to_str().unwrap();
     assert_eq!(
-        phoenix_db::trace::trace_id(started).map(str::len),
+        phoenix_api::trace::trace_id(started).map(str::len),
         Some(32),
         "{started}"
     );

@@ -4,7 +4,7 @@
 use phoenix::config::{Role, Secret};
 use serde_json::json;
 
-use crate::bookings::{book, finished_sagas, night, world};
+use crate::bookings::{assert_events_traced, book, finished_sagas, night, world};
 use crate::common::{config, create_admin, read, spawn_on, spawn_with};
 
 const TOKEN: &str = "an-internal-token-of-at-least-32-characters";
@@ -305,6 +305,8 @@ async fn a_booking_completes_and_cancels_with_payment_and_the_saga_in_other_proc
     .await;
     assert_eq!(made.status, 201, "{made:?}");
     assert_eq!(made.body["status"], "confirmed");
+    // The trace of the booking request reaches the saga's process and, through it, payment's.
+    assert_events_traced(&[&gateway, &payment], &made).await;
     let id = made.body["id"].as_str().unwrap();
     assert_eq!(night(&gateway, &world, 10).await["sold"], 1);
     let paid = gateway

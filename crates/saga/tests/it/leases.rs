@@ -43,6 +43,7 @@ fn request(booking_id: Uuid, kind: SagaKind) -> SagaRequest {
         refund_minor: 0,
         hold_id: None,
         payment_id: None,
+        traceparent: None,
     }
 }
 

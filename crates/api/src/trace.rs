@@ -1,8 +1,11 @@
-//! W3C trace context for events: every event written while a request is being served carries that request's
-//! `traceparent` (see [`scope`]), so a trace can be followed from the HTTP request into every consumer.
+//! W3C trace context: every event written while a request is being served carries that request's `traceparent`
+//! (see [`scope`]), and every call to another service forwards it ([`crate::remote::Client`]), so a trace can be
+//! followed from the HTTP request through the services into every consumer.
 //!
-//! The gateway opens the scope around each request. Work that runs outside a request's task (the saga's steps,
-//! inventory's batch writer) has no trace context; its events carry the booking's correlation id instead.
+//! The gateway opens the scope around each request. Work that outlives the request's task carries the context
+//! over: a task it spawns is started with [`spawn`], and a saga keeps the `traceparent` of the request that
+//! started it and runs each step in a child of it. Inventory's batch writer, which writes many requests' holds in
+//! one transaction, has none; its events carry the booking's correlation id instead.
 
 use std::future::Future;
 
@@ -18,6 +21,26 @@ pub async fn scope<F: Future>(traceparent: String, future: F) -> F::Output {
 /// The current trace context, inside a request's task.
 pub fn current() -> Option<String> {
     TRACEPARENT.try_with(Clone::clone).ok()
+}
+
+/// The HTTP header that carries the trace context.
+pub const HEADER: &str = "traceparent";
+
+/// Runs `future` in the trace context `traceparent`, or outside any when there is none.
+pub async fn within<F: Future>(traceparent: Option<String>, future: F) -> F::Output {
+    match traceparent {
+        Some(traceparent) => scope(traceparent, future).await,
+        None => future.await,
+    }
+}
+
+/// `tokio::spawn`, keeping the current trace context in the spawned task.
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(within(current(), future))
 }
 
 /// The trace id of a valid `traceparent` value (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zeros).
@@ -77,14 +100,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_written_in_a_scope_carry_its_traceparent() {
-        let outside = crate::Event::new("phoenix.test", "test.happened.v1", "s", &1).expect("event");
-        assert_eq!(outside.traceparent, None);
+    async fn a_spawned_task_keeps_the_trace_context_and_none_is_outside_any() {
         let traceparent = child_of(None);
-        let inside = scope(traceparent.clone(), async {
-            crate::Event::new("phoenix.test", "test.happened.v1", "s", &1).expect("event")
+        let (seen, plain) = scope(traceparent.clone(), async {
+            let seen = spawn(async { current() }).await.expect("task");
+            let plain = tokio::spawn(async { current() }).await.expect("task");
+            (seen, plain)
         })
         .await;
-        assert_eq!(inside.traceparent, Some(traceparent));
+        assert_eq!((seen, plain), (Some(traceparent.clone()), None));
+        assert_eq!(within(None, async { current() }).await, None);
+        assert_eq!(
+            within(Some(traceparent.clone()), async { current() }).await,
+            Some(traceparent)
+        );
     }
 }
