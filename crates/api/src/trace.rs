@@ -3,9 +3,9 @@
 //! followed from the HTTP request through the services into every consumer.
 //!
 //! The gateway opens the scope around each request. Work that outlives the request's task carries the context
-//! over: a task it spawns is started with [`spawn`], and a saga keeps the `traceparent` of the request that
-//! started it and runs each step in a child of it. Inventory's batch writer, which writes many requests' holds in
-//! one transaction, has none; its events carry the booking's correlation id instead.
+//! over: a task it spawns is started with [`spawn`], a saga keeps the `traceparent` of the request that started it
+//! and runs each step in a child of it, and inventory's batch writer takes it with each command it queues. Sweepers
+//! run outside any trace.
 
 use std::future::Future;
 

@@ -51,14 +51,18 @@ pub enum Command {
     Hold {
         hold: NewHold,
         keyed: Option<Keyed>,
+        /// The caller's trace context: the events the command makes carry it, as if written in its request.
+        traceparent: Option<String>,
         reply: oneshot::Sender<Result<Hold, Error>>,
     },
     Confirm {
         hold_id: Uuid,
+        traceparent: Option<String>,
         reply: oneshot::Sender<Result<Hold, Error>>,
     },
     Release {
         hold_id: Uuid,
+        traceparent: Option<String>,
         reply: oneshot::Sender<Result<Hold, Error>>,
     },
     Resize {
@@ -66,11 +70,24 @@ pub enum Command {
         size: Size,
         organization_id: Option<Uuid>,
         authority: Authority,
+        traceparent: Option<String>,
         reply: oneshot::Sender<Result<(Bucket, bool), Error>>,
     },
     Sweep {
         reply: oneshot::Sender<Result<usize, Error>>,
     },
+}
+
+impl Command {
+    fn traceparent(&self) -> Option<&String> {
+        match self {
+            Command::Hold { traceparent, .. }
+            | Command::Confirm { traceparent, .. }
+            | Command::Release { traceparent, .. }
+            | Command::Resize { traceparent, .. } => traceparent.as_ref(),
+            Command::Sweep { .. } => None,
+        }
+    }
 }
 
 /// A command's answer, decided in memory and sent only after the commit.
@@ -259,6 +276,7 @@ impl Writer {
             max_open_holds: self.max_open_holds,
             response: self.response,
             keys_in_batch: HashSet::new(),
+            traceparent: None,
         };
         let mut swept = 0;
         for id in &lapsed {
@@ -271,6 +289,7 @@ impl Writer {
         }
         let mut outcomes = Vec::with_capacity(batch.len());
         for command in batch {
+            apply.traceparent = command.traceparent().cloned();
             let outcome = match command {
                 Command::Confirm { hold_id, .. } => Outcome::Hold(apply.confirm(holds.get_mut(hold_id))?),
                 Command::Release { hold_id, .. } => Outcome::Hold(apply.release(holds.get_mut(hold_id))?),
@@ -336,6 +355,8 @@ struct Apply {
     max_open_holds: i64,
     response: fn(&Hold) -> serde_json::Value,
     keys_in_batch: HashSet<(String, String)>,
+    /// The trace context of the command being applied (none for lapsed holds the batch expires).
+    traceparent: Option<String>,
 }
 
 impl Apply {
@@ -380,6 +401,7 @@ impl Apply {
     /// Events take the batch's time: the time of the transaction that writes them.
     fn push(&mut self, mut event: Event) {
         event.occurred_at = self.now;
+        event.traceparent = self.traceparent.clone();
         self.writes.events.push(event);
     }
 

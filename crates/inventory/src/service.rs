@@ -278,6 +278,7 @@ impl Service {
             size,
             organization_id: owner,
             authority,
+            traceparent: phoenix_api::trace::current(),
             reply,
         })
         .await
@@ -391,7 +392,14 @@ impl Service {
             }
         };
         let shard = self.inner.engine.shard_of(&hold.lines[0].item_id);
-        let created = self.ask(shard, |reply| Command::Hold { hold, keyed, reply }).await?;
+        let created = self
+            .ask(shard, |reply| Command::Hold {
+                hold,
+                keyed,
+                traceparent: phoenix_api::trace::current(),
+                reply,
+            })
+            .await?;
         let mut placed = self.inner.placed.lock().unwrap_or_else(|p| p.into_inner());
         if placed.len() >= MAX_PLACED {
             let now = self.now();
@@ -455,12 +463,22 @@ impl Service {
 
     pub async fn confirm(&self, actor: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
         let shard = self.shard_of_hold(actor, hold_id).await?;
-        self.ask(shard, |reply| Command::Confirm { hold_id, reply }).await
+        self.ask(shard, |reply| Command::Confirm {
+            hold_id,
+            traceparent: phoenix_api::trace::current(),
+            reply,
+        })
+        .await
     }
 
     pub async fn release(&self, actor: &Principal, hold_id: Uuid) -> Result<Hold, Error> {
         let shard = self.shard_of_hold(actor, hold_id).await?;
-        self.ask(shard, |reply| Command::Release { hold_id, reply }).await
+        self.ask(shard, |reply| Command::Release {
+            hold_id,
+            traceparent: phoenix_api::trace::current(),
+            reply,
+        })
+        .await
     }
 
     /// Expires lapsed holds now (the sweeper does this every `sweep_interval_ms`); returns how many.

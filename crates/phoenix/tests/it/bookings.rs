@@ -672,14 +672,16 @@ async fn a_bookings_events_carry_the_trace_of_the_request_that_made_it(app: &Tes
     assert_events_traced(&[app], &made).await;
 }
 
-/// Asserts that the events booking and payment wrote for the booking `made` (created, confirmed, authorized,
-/// captured), in whichever of `apps` they were written, all carry the trace of the request that made it.
+/// Asserts that the events booking, payment and inventory wrote for the booking `made` (created, confirmed;
+/// authorized, captured; hold placed, confirmed), in whichever of `apps` they were written, all carry the trace of
+/// the request that made it.
 pub async fn assert_events_traced(apps: &[&TestApp], made: &Reply) {
     let answered = made.headers["traceparent"].to_str().unwrap();
     let trace = phoenix_api::trace::trace_id(answered)
         .expect("a traceparent")
         .to_owned();
-    let subjects = [&made.body["id"], &made.body["payment_id"]].map(|id| id.as_str().unwrap().to_owned());
+    let subjects = [&made.body["id"], &made.body["payment_id"], &made.body["hold_id"]]
+        .map(|id| id.as_str().expect("booking, payment and hold ids").to_owned());
     let mut traced = Vec::new();
     for (_, pool) in apps.iter().flat_map(|app| &app.outboxes) {
         for event in pool.events_after(0, 1_000).await.unwrap() {
@@ -693,6 +695,8 @@ pub async fn assert_events_traced(apps: &[&TestApp], made: &Reply) {
     let expected = [
         "booking.confirmed.v1",
         "booking.created.v1",
+        "inventory.hold_confirmed.v1",
+        "inventory.hold_created.v1",
         "payment.authorized.v1",
         "payment.captured.v1",
     ];
