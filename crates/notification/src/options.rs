@@ -37,6 +37,9 @@ pub struct Options {
     /// endpoint naming such an address is refused and one whose name resolves only to such addresses is not
     /// called, so a partner cannot make the platform call into its own network. On for a single host or a test.
     pub webhook_private_targets: bool,
+    /// Non-public networks webhooks may call all the same (`["10.20.0.0/16"]`): a partner system inside the
+    /// operator's network, without opening every private address.
+    pub webhook_allowed_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             send_timeout_ms: 10_000,
             claim_secs: 60,
             webhook_private_targets: false,
+            webhook_allowed_networks: Vec::new(),
         }
     }
 }
@@ -107,6 +111,9 @@ impl Options {
         }
         if let Some(sms) = &self.sms {
             sms.validate()?;
+        }
+        if self.webhook_allowed_networks.len() > 100 {
+            return Err("webhook_allowed_networks may list at most 100 networks".to_owned());
         }
         Ok(())
     }

@@ -61,10 +61,10 @@ pub(crate) struct Senders {
     sms: Option<Sms>,
     /// For the SMS provider, which the operator configures.
     http: reqwest::Client,
-    /// For webhooks, which partners register: unless private targets are allowed, it resolves names to public
-    /// addresses only (`PublicOnly`), and `webhook` refuses a URL that names a non-public address literally.
+    /// For webhooks, which partners register: unless every private target is allowed, it resolves names to the
+    /// addresses `targets` allows only (`Allowed`), and `webhook` refuses a URL that names another literally.
     webhooks: reqwest::Client,
-    private_targets: bool,
+    targets: Arc<webhook::Targets>,
 }
 
 enum Email {
@@ -100,17 +100,18 @@ impl Senders {
             })
         };
         let http = built(builder().build())?;
-        let webhooks = if options.webhook_private_targets {
+        let targets = Arc::new(webhook::Targets::of(options));
+        let webhooks = if targets.any_private {
             http.clone()
         } else {
-            built(builder().dns_resolver(Arc::new(PublicOnly)).build())?
+            built(builder().dns_resolver(Arc::new(Allowed(targets.clone()))).build())?
         };
         Ok(Senders {
             email,
             sms: options.sms.clone().map(|options| Sms { options }),
             http,
             webhooks,
-            private_targets: options.webhook_private_targets,
+            targets,
         })
     }
 
@@ -191,11 +192,10 @@ impl Senders {
         let signature = webhook::sign(secret, message_id, timestamp, &body)
             .ok_or_else(|| Failure::permanent("the endpoint's secret is not valid"))?;
         // Registered before private targets were refused, or stored by hand: the same rule as registration.
-        if !self.private_targets
-            && url::Url::parse(url)
-                .ok()
-                .and_then(|u| webhook::literal_ip(&u))
-                .is_some_and(|ip| !webhook::is_public(ip))
+        if url::Url::parse(url)
+            .ok()
+            .and_then(|u| webhook::literal_ip(&u))
+            .is_some_and(|ip| !self.targets.allow(ip))
         {
             return Err(Failure::permanent(format!("endpoint {}", webhook::PRIVATE_TARGET)));
         }
@@ -217,20 +217,27 @@ impl Senders {
 
 /// Resolves a webhook's host name to its public addresses only; a name with none is an error, so the call is never
 /// made (and retried later, in case the name changes).
-struct PublicOnly;
+/// Resolves a webhook's host name to the addresses webhooks may call only.
+struct Allowed(Arc<webhook::Targets>);
 
-impl reqwest::dns::Resolve for PublicOnly {
+impl reqwest::dns::Resolve for Allowed {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_owned();
+        let targets = self.0.clone();
         Box::pin(async move {
-            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            let allowed: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|address| webhook::is_public(address.ip()))
+                .filter(|address| targets.allow(address.ip()))
                 .collect();
-            if public.is_empty() {
-                return Err(format!("{host} has no public address").into());
+            if allowed.is_empty() {
+                let which = if targets.networks.is_empty() {
+                    "public"
+                } else {
+                    "public or allowed"
+                };
+                return Err(format!("{host} has no {which} address").into());
             }
-            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }

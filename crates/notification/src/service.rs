@@ -158,7 +158,7 @@ impl Service {
         description: Option<String>,
     ) -> Result<Endpoint, Error> {
         let organization_id = principal.organization_id.ok_or(Error::NoOrganization)?;
-        let url = webhook::parse_url(url, self.inner.options.webhook_private_targets)
+        let url = webhook::parse_url(url, &webhook::Targets::of(&self.inner.options))
             .map_err(|message| Error::invalid("url", message))?;
         if event_types.is_empty() || event_types.len() > EVENT_TYPES.len() {
             return Err(Error::invalid("event_types", "name at least one event type"));

@@ -87,6 +87,32 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || a >= 240) // reserved 240.0.0.0/4
 }
 
+/// Where webhooks may go: public addresses, and the non-public ones the operator allows (all of them, or some
+/// networks).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub any_private: bool,
+    pub networks: Vec<ipnet::IpNet>,
+}
+
+impl Targets {
+    pub fn of(options: &crate::Options) -> Targets {
+        Targets {
+            any_private: options.webhook_private_targets,
+            networks: options.webhook_allowed_networks.clone(),
+        }
+    }
+
+    /// Whether a webhook may call `ip` (an IPv4 address written as IPv6, `::ffff:a.b.c.d`, is taken as IPv4).
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.any_private || is_public(ip) || self.networks.iter().any(|network| network.contains(&ip))
+    }
+}
+
 /// The address an endpoint URL names literally, if it names one (`[::1]` as well as `127.0.0.1`).
 pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
     match url.host()? {
@@ -97,9 +123,8 @@ pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
 }
 
 /// Parses an endpoint URL: absolute http or https, with a host, no credentials, bounded length; an address named
-/// literally must be public unless `private_targets` allows otherwise (names are checked when called, by the
-/// webhook client's resolver).
-pub fn parse_url(raw: &str, private_targets: bool) -> Result<url::Url, String> {
+/// literally must be one `targets` allows (names are checked when called, by the webhook client's resolver).
+pub fn parse_url(raw: &str, targets: &Targets) -> Result<url::Url, String> {
     if raw.len() > MAX_URL_LEN {
         return Err(format!("must be at most {MAX_URL_LEN} characters"));
     }
@@ -116,7 +141,7 @@ pub fn parse_url(raw: &str, private_targets: bool) -> Result<url::Url, String> {
     if url.fragment().is_some() {
         return Err("must not have a fragment".to_owned());
     }
-    if !private_targets && literal_ip(&url).is_some_and(|ip| !is_public(ip)) {
+    if literal_ip(&url).is_some_and(|ip| !targets.allow(ip)) {
         return Err(PRIVATE_TARGET.to_owned());
     }
     Ok(url)
@@ -150,10 +175,19 @@ mod tests {
         assert_eq!(STANDARD.decode(&a[SECRET_PREFIX.len()..]).unwrap().len(), SECRET_BYTES);
     }
 
+    const PUBLIC_ONLY: Targets = Targets {
+        any_private: false,
+        networks: Vec::new(),
+    };
+    const ANY: Targets = Targets {
+        any_private: true,
+        networks: Vec::new(),
+    };
+
     #[test]
     fn only_plain_http_urls_are_endpoints() {
         for good in ["https://partner.example.com/hooks", "http://93.184.215.14:8080/x?y=1"] {
-            assert!(parse_url(good, false).is_ok(), "{good}");
+            assert!(parse_url(good, &PUBLIC_ONLY).is_ok(), "{good}");
         }
         for bad in [
             "ftp://example.com/",
@@ -162,7 +196,7 @@ mod tests {
             "mailto:a@b.c",
             "/relative",
         ] {
-            assert!(parse_url(bad, true).is_err(), "{bad}");
+            assert!(parse_url(bad, &ANY).is_err(), "{bad}");
         }
     }
 
@@ -182,9 +216,47 @@ mod tests {
             "http://[fd00::1]/",
             "http://[fe80::1]/",
         ] {
-            assert_eq!(parse_url(private, false).unwrap_err(), PRIVATE_TARGET, "{private}");
-            assert!(parse_url(private, true).is_ok(), "{private}");
+            assert_eq!(
+                parse_url(private, &PUBLIC_ONLY).unwrap_err(),
+                PRIVATE_TARGET,
+                "{private}"
+            );
+            assert!(parse_url(private, &ANY).is_ok(), "{private}");
         }
+    }
+
+    #[test]
+    fn an_allowed_network_opens_its_addresses_and_no_others() {
+        let targets = Targets {
+            any_private: false,
+            networks: vec!["10.20.0.0/16".parse().unwrap(), "fd12:3456::/32".parse().unwrap()],
+        };
+        let allowed = [
+            "10.20.0.1",
+            "10.20.255.254",
+            "::ffff:10.20.3.4",
+            "fd12:3456::1",
+            "8.8.8.8",
+        ];
+        let refused = [
+            "10.21.0.1",
+            "10.19.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "fd12:3457::1",
+            "::1",
+        ];
+        for ip in allowed {
+            assert!(targets.allow(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in refused {
+            assert!(!targets.allow(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(parse_url("http://10.20.7.7:8080/hooks", &targets).is_ok());
+        assert_eq!(
+            parse_url("http://10.21.7.7/hooks", &targets).unwrap_err(),
+            PRIVATE_TARGET
+        );
     }
 
     #[test]

@@ -269,6 +269,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("roles")
                 .with_list_parse_key("gateway.cors_allowed_origins")
+                .with_list_parse_key("notification.webhook_allowed_networks")
                 .source(Some(env.into_iter().collect())),
         );
         let config: Config = builder
@@ -504,6 +505,26 @@ mod tests {
         let config = Config::load_from(Some(&path), env(&[("PHOENIX_LISTEN", "127.0.0.1:7001")])).unwrap();
         assert_eq!(config.listen.port(), 7001);
         assert_eq!(config.gateway.body_limit_bytes, 4096);
+    }
+
+    #[test]
+    fn webhook_networks_come_from_the_file_or_the_environment_and_must_be_networks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("phoenix.toml");
+        std::fs::write(&path, "[notification]\nwebhook_allowed_networks = [\"10.20.0.0/16\"]\n").unwrap();
+        let config = Config::load_from(Some(&path), HashMap::new()).unwrap();
+        let networks: Vec<String> = config
+            .notification
+            .webhook_allowed_networks
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(networks, ["10.20.0.0/16"]);
+        let key = "PHOENIX_NOTIFICATION__WEBHOOK_ALLOWED_NETWORKS";
+        let config = Config::load_from(None, env(&[(key, "10.20.0.0/16,fd12:3456::/32")])).unwrap();
+        assert_eq!(config.notification.webhook_allowed_networks.len(), 2);
+        let error = Config::load_from(None, env(&[(key, "10.20.0.0/33")])).unwrap_err();
+        assert!(error.to_string().contains("invalid configuration"), "{error}");
     }
 
     #[test]

@@ -22,6 +22,7 @@ phoenix_db::contract_suite!(
         a_failing_endpoint_is_retried_then_dead_then_replayed,
         endpoints_are_validated_and_belong_to_their_organization,
         endpoints_on_the_platforms_own_network_are_never_called,
+        an_allowed_private_network_is_called_and_no_other,
     ]
 );
 
@@ -346,4 +347,45 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
     let refused = delivered_dead(&service, &hook).await;
     assert_eq!(refused.attempts, 1, "refusing is permanent: no retries");
     assert!(receiver.received.lock().unwrap().calls.is_empty());
+}
+
+/// An operator may open one private network to webhooks (a partner system inside it) and no other address: the
+/// loopback network here, where the receiver listens.
+async fn an_allowed_private_network_is_called_and_no_other(pool: Pool) {
+    let (receiver, url) = start_receiver(204).await;
+    let options = Options {
+        webhook_private_targets: false,
+        webhook_allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+        ..options()
+    };
+    let service = service(pool, options);
+    let booking = Booking::new();
+    let agent = principal(&[Role::Agent], booking.organization_id);
+    for elsewhere in [
+        url.replace("127.0.0.1", "[::1]"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        "http://10.0.0.5/hooks".to_owned(),
+    ] {
+        let body = json!({ "url": elsewhere, "event_types": ["booking.cancelled.v1"] });
+        let (status, problem) = call(&service, &agent, "POST", "/api/v1/webhooks", Some(body)).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some("url")),
+            "{elsewhere}"
+        );
+    }
+    // Named literally or by a name that resolves into the network: both are called.
+    register(&service, &booking, &receiver, &url, &["booking.cancelled.v1"]).await;
+    let (named, other_url) = start_receiver(204).await;
+    let by_name = other_url.replace("127.0.0.1", "localhost");
+    register(&service, &booking, &named, &by_name, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[booking.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let verified = |receiver: &Receiver| receiver.received.lock().unwrap().calls.iter().any(|call| call.2);
+    crate::deliver_until(&service, "a signed call at each endpoint", async || {
+        verified(&receiver) && verified(&named)
+    })
+    .await;
 }
