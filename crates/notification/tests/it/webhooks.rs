@@ -304,22 +304,14 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
     };
     let service = service(pool.clone(), guarded.clone());
     let booking = Booking::new();
-    let agent = principal(&[Role::Agent], booking.organization_id);
     // An address named literally, in any of its spellings: refused at registration.
-    for private in [
+    let spellings = [
         url.clone(),
         url.replace("127.0.0.1", "[::ffff:127.0.0.1]"),
         url.replace("127.0.0.1", "2130706433"),
         "http://169.254.169.254/latest/meta-data/".to_owned(),
-    ] {
-        let body = json!({ "url": private, "event_types": ["booking.cancelled.v1"] });
-        let (status, problem) = call(&service, &agent, "POST", "/api/v1/webhooks", Some(body)).await;
-        assert_eq!(
-            (status, problem["errors"][0]["field"].as_str()),
-            (422, Some("url")),
-            "{private}: {problem}"
-        );
-    }
+    ];
+    assert_refused(&service, &booking, &spellings).await;
 
     // A name that resolves to loopback only: taken (names can change), but never called.
     let by_name = url.replace("127.0.0.1", "localhost");
@@ -360,20 +352,12 @@ async fn an_allowed_private_network_is_called_and_no_other(pool: Pool) {
     };
     let service = service(pool, options);
     let booking = Booking::new();
-    let agent = principal(&[Role::Agent], booking.organization_id);
-    for elsewhere in [
+    let elsewhere = [
         url.replace("127.0.0.1", "[::1]"),
         "http://169.254.169.254/latest/meta-data/".to_owned(),
         "http://10.0.0.5/hooks".to_owned(),
-    ] {
-        let body = json!({ "url": elsewhere, "event_types": ["booking.cancelled.v1"] });
-        let (status, problem) = call(&service, &agent, "POST", "/api/v1/webhooks", Some(body)).await;
-        assert_eq!(
-            (status, problem["errors"][0]["field"].as_str()),
-            (422, Some("url")),
-            "{elsewhere}"
-        );
-    }
+    ];
+    assert_refused(&service, &booking, &elsewhere).await;
     // Named literally or by a name that resolves into the network: both are called.
     register(&service, &booking, &receiver, &url, &["booking.cancelled.v1"]).await;
     let (named, other_url) = start_receiver(204).await;
@@ -388,4 +372,18 @@ async fn an_allowed_private_network_is_called_and_no_other(pool: Pool) {
         verified(&receiver) && verified(&named)
     })
     .await;
+}
+
+/// Registering each of `urls` for the booking's organization is refused: 422 naming `url`.
+async fn assert_refused(service: &Service, booking: &Booking, urls: &[String]) {
+    let agent = principal(&[Role::Agent], booking.organization_id);
+    for url in urls {
+        let body = json!({ "url": url, "event_types": ["booking.cancelled.v1"] });
+        let (status, problem) = call(service, &agent, "POST", "/api/v1/webhooks", Some(body)).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some("url")),
+            "{url}: {problem}"
+        );
+    }
 }
