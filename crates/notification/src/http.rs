@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::handler::Kind;
 use crate::service::WEBHOOK_ROLES;
-use crate::store::{Channel, Delivery, Endpoint, Status, StoredPreferences};
+use crate::store::{Attempt, Channel, Delivery, Endpoint, Status, StoredPreferences};
 use crate::template::Template;
 use crate::{Service, webhook};
 
@@ -87,10 +87,13 @@ pub struct DeliveryView {
     pub last_attempt_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub delivered_at: Option<OffsetDateTime>,
+    /// Every attempt, oldest first: when, what came of it, the response code and the error.
+    pub history: Vec<Attempt>,
 }
 
-impl From<&Delivery> for DeliveryView {
-    fn from(d: &Delivery) -> DeliveryView {
+impl DeliveryView {
+    /// The view of `d` with those of `attempts` that are its own.
+    fn new(d: &Delivery, attempts: &[Attempt]) -> DeliveryView {
         DeliveryView {
             id: d.id,
             event_type: d.event_type.clone(),
@@ -111,6 +114,7 @@ impl From<&Delivery> for DeliveryView {
             next_attempt_at: d.next_attempt_at.datetime(),
             last_attempt_at: d.last_attempt_at.map(|t| t.datetime()),
             delivered_at: d.delivered_at.map(|t| t.datetime()),
+            history: attempts.iter().filter(|a| a.delivery_id == d.id).cloned().collect(),
         }
     }
 }
@@ -157,9 +161,9 @@ async fn list_deliveries(
     principal: Principal,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<DeliveryList>> {
-    let deliveries = service.delivery_log(&principal, query.booking_id).await?;
+    let (deliveries, attempts) = service.delivery_log(&principal, query.booking_id).await?;
     Ok(Json(DeliveryList {
-        items: deliveries.iter().map(DeliveryView::from).collect(),
+        items: deliveries.iter().map(|d| DeliveryView::new(d, &attempts)).collect(),
     }))
 }
 
@@ -169,7 +173,8 @@ async fn list_deliveries(
     responses((status = 202, body = DeliveryView), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn replay(State(service): State<Service>, Path(id): Path<Uuid>) -> Result<impl IntoResponse> {
     let delivery = service.replay(id).await?;
-    Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&delivery))))
+    let attempts = service.attempts(delivery.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(DeliveryView::new(&delivery, &attempts))))
 }
 
 /// A message kind a user does not want on a channel. Only `reminder` may be opted out of.

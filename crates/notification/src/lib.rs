@@ -37,7 +37,7 @@ pub use http::{
     Preferences, TemplateBody, TemplateList, TemplateView, api,
 };
 pub use options::{Options, SmsOptions, SmtpOptions, SmtpTls};
-pub use store::{Channel, Delivery, Status};
+pub use store::{Attempt, Channel, Delivery, Status};
 pub use worker::Pass;
 
 static MIGRATIONS: Migrations = Migrations {

@@ -5,7 +5,7 @@ use phoenix_db::Timestamp;
 use uuid::Uuid;
 
 use crate::handler::{EVENT_TYPES, Kind};
-use crate::store::{Channel, Delivery, Endpoint, StoredPreferences, StoredTemplate};
+use crate::store::{Attempt, Channel, Delivery, Endpoint, StoredPreferences, StoredTemplate};
 use crate::template::{self, LOCALES, Template};
 use crate::{Error, Service, webhook};
 
@@ -18,7 +18,11 @@ const MAX_DESCRIPTION_LEN: usize = 500;
 impl Service {
     /// A booking's delivery log, if `principal` may see it: the booking's customer, members (agent, partner,
     /// operator) of its organization, support and admins. Anyone else gets `NotFound`, as for an unknown booking.
-    pub async fn delivery_log(&self, principal: &Principal, booking_id: Uuid) -> Result<Vec<Delivery>, Error> {
+    pub async fn delivery_log(
+        &self,
+        principal: &Principal,
+        booking_id: Uuid,
+    ) -> Result<(Vec<Delivery>, Vec<Attempt>), Error> {
         let not_found = Error::NotFound { what: "booking" };
         let Some(booking) = self.inner.store.booking(booking_id).await? else {
             return Err(not_found);
@@ -30,7 +34,14 @@ impl Service {
         if !(own || organization || principal.sees_everything()) {
             return Err(not_found);
         }
-        self.inner.store.deliveries_of_booking(booking_id).await
+        let deliveries = self.inner.store.deliveries_of_booking(booking_id).await?;
+        let attempts = self.inner.store.attempts_of_booking(booking_id).await?;
+        Ok((deliveries, attempts))
+    }
+
+    /// Every attempt of a delivery, in order (support, admin: the caller checks the role).
+    pub async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<Attempt>, Error> {
+        self.inner.store.attempts(delivery_id).await
     }
 
     /// Sends a delivery again (support, admin): a fresh round of attempts, the same webhook id.

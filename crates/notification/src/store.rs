@@ -107,6 +107,36 @@ pub struct Delivery {
     pub created_at: Timestamp,
 }
 
+/// One attempt to send a delivery, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attempt {
+    pub delivery_id: Uuid,
+    /// The replay round (0 before any replay) and the attempt within it, from 1.
+    pub replay: u32,
+    pub attempt: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    /// `delivered`, `logged` or `failed`.
+    pub outcome: String,
+    pub response_code: Option<u16>,
+    pub error: Option<String>,
+}
+
+type AttemptRow = (Uuid, i32, i32, Timestamp, String, Option<i32>, Option<String>);
+
+fn attempt_of(row: AttemptRow) -> Attempt {
+    let (delivery_id, replay, attempt, at, outcome, response_code, error) = row;
+    Attempt {
+        delivery_id,
+        replay: u32::try_from(replay).unwrap_or_default(),
+        attempt: u32::try_from(attempt).unwrap_or_default(),
+        at: at.datetime(),
+        outcome,
+        response_code: response_code.and_then(|code| u16::try_from(code).ok()),
+        error,
+    }
+}
+
 /// A delivery to write (status `pending`).
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -487,27 +517,62 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, Error> {
         let done = matches!(status, Status::Delivered | Status::Logged);
-        let n = dispatch!(&self.pool, conn => {
-            sqlx::query(
-                "UPDATE deliveries SET status = $3, attempts = attempts + 1, last_error = $4, response_code = $5,
-                     last_attempt_at = $6, updated_at = $6, next_attempt_at = COALESCE($7, next_attempt_at),
-                     delivered_at = CASE WHEN $8 THEN $6 ELSE delivered_at END,
-                     claimed_by = NULL, claimed_until = NULL
-                 WHERE id = $1 AND claimed_by = $2 AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(owner)
-            .bind(status.as_str())
-            .bind(error)
-            .bind(response_code.map(i32::from))
-            .bind(now)
-            .bind(next_attempt_at)
-            .bind(done)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
-        Ok(n == 1)
+        let outcome = if done { status.as_str() } else { "failed" };
+        const UPDATE: &str = "UPDATE deliveries SET status = $3, attempts = attempts + 1, last_error = $4,
+                 response_code = $5, last_attempt_at = $6, updated_at = $6,
+                 next_attempt_at = COALESCE($7, next_attempt_at),
+                 delivered_at = CASE WHEN $8 THEN $6 ELSE delivered_at END,
+                 claimed_by = NULL, claimed_until = NULL
+             WHERE id = $1 AND claimed_by = $2 AND status = 'pending'
+             RETURNING id, replays, attempts";
+        const INSERT: &str = "INSERT INTO delivery_attempts (delivery_id, replay, attempt, at, outcome, response_code,
+             error)";
+        macro_rules! bind_update {
+            ($query:expr) => {
+                $query
+                    .bind(id)
+                    .bind(owner)
+                    .bind(status.as_str())
+                    .bind(error)
+                    .bind(response_code.map(i32::from))
+                    .bind(now)
+                    .bind(next_attempt_at)
+                    .bind(done)
+            };
+        }
+        // The delivery and its attempt's record together: one statement on PostgreSQL, a transaction on SQLite.
+        let recorded = match &self.pool {
+            Pool::Postgres(pool) => {
+                let sql = format!("WITH d AS ({UPDATE}) {INSERT} SELECT id, replays, attempts, $6, $9, $5, $4 FROM d");
+                bind_update!(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                    .bind(outcome)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let updated: Option<(Uuid, i32, i32)> =
+                    bind_update!(sqlx::query_as(UPDATE)).fetch_optional(&mut *tx).await?;
+                let Some((id, replay, attempt)) = updated else {
+                    return Ok(false);
+                };
+                let sql = format!("{INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7)");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .bind(replay)
+                    .bind(attempt)
+                    .bind(now)
+                    .bind(outcome)
+                    .bind(response_code.map(i32::from))
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                1
+            }
+        };
+        Ok(recorded == 1)
     }
 
     /// Marks a claimed delivery skipped (not an attempt: nothing was sent).
@@ -554,6 +619,35 @@ impl Store {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
         })?;
         row.map(Delivery::try_from).transpose()
+    }
+
+    /// The attempts of a booking's deliveries, in order per delivery (at most 5,000).
+    pub async fn attempts_of_booking(&self, booking_id: Uuid) -> Result<Vec<Attempt>, Error> {
+        let rows: Vec<AttemptRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT a.delivery_id, a.replay, a.attempt, a.at, a.outcome, a.response_code, a.error
+                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+                 WHERE d.booking_id = $1 ORDER BY a.delivery_id, a.replay, a.attempt LIMIT 5000",
+            )
+            .bind(booking_id)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows.into_iter().map(attempt_of).collect())
+    }
+
+    /// The attempts of one delivery, in order (at most 5,000).
+    pub async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<Attempt>, Error> {
+        let rows: Vec<AttemptRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT delivery_id, replay, attempt, at, outcome, response_code, error FROM delivery_attempts
+                 WHERE delivery_id = $1 ORDER BY replay, attempt LIMIT 5000",
+            )
+            .bind(delivery_id)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows.into_iter().map(attempt_of).collect())
     }
 
     /// A booking's deliveries, oldest first (at most 500: a booking makes a handful).

@@ -216,6 +216,38 @@ async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
         (delivered.replays, delivered.attempts, delivered.response_code),
         (1, 1, Some(200))
     );
+    // Every attempt is in the log, those before the replay included.
+    let (_, log) = call(
+        &service,
+        &support,
+        "GET",
+        &format!("/api/v1/notifications?booking_id={}", booking.id),
+        None,
+    )
+    .await;
+    let logged = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == json!(hook.id));
+    let history: Vec<(i64, i64, &str, i64, &str)> = logged.unwrap()["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let (replay, attempt) = (a["replay"].as_i64().unwrap(), a["attempt"].as_i64().unwrap());
+            let code = a["response_code"].as_i64().unwrap();
+            (
+                replay,
+                attempt,
+                a["outcome"].as_str().unwrap(),
+                code,
+                a["error"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let failed = |attempt| (0, attempt, "failed", 500, "endpoint answered 500");
+    assert_eq!(history, [failed(1), failed(2), failed(3), (1, 1, "delivered", 200, "")]);
 }
 
 async fn endpoints_are_validated_and_belong_to_their_organization(pool: Pool) {
