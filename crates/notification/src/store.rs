@@ -623,29 +623,25 @@ impl Store {
 
     /// The attempts of a booking's deliveries, in order per delivery (at most 5,000).
     pub async fn attempts_of_booking(&self, booking_id: Uuid) -> Result<Vec<Attempt>, Error> {
-        let rows: Vec<AttemptRow> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(
-                "SELECT a.delivery_id, a.replay, a.attempt, a.at, a.outcome, a.response_code, a.error
-                 FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-                 WHERE d.booking_id = $1 ORDER BY a.delivery_id, a.replay, a.attempt LIMIT 5000",
-            )
-            .bind(booking_id)
-            .fetch_all(conn)
-            .await
-        })?;
-        Ok(rows.into_iter().map(attempt_of).collect())
+        self.attempts_where(
+            "delivery_id IN (SELECT id FROM deliveries WHERE booking_id = $1)",
+            booking_id,
+        )
+        .await
     }
 
     /// The attempts of one delivery, in order (at most 5,000).
     pub async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<Attempt>, Error> {
+        self.attempts_where("delivery_id = $1", delivery_id).await
+    }
+
+    async fn attempts_where(&self, filter: &str, id: Uuid) -> Result<Vec<Attempt>, Error> {
+        let sql = format!(
+            "SELECT delivery_id, replay, attempt, at, outcome, response_code, error FROM delivery_attempts
+             WHERE {filter} ORDER BY delivery_id, replay, attempt LIMIT 5000"
+        );
         let rows: Vec<AttemptRow> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(
-                "SELECT delivery_id, replay, attempt, at, outcome, response_code, error FROM delivery_attempts
-                 WHERE delivery_id = $1 ORDER BY replay, attempt LIMIT 5000",
-            )
-            .bind(delivery_id)
-            .fetch_all(conn)
-            .await
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(id).fetch_all(conn).await
         })?;
         Ok(rows.into_iter().map(attempt_of).collect())
     }

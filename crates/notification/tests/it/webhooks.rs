@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use phoenix_api::Role;
+use phoenix_api::{Principal, Role};
 use phoenix_db::Pool;
 use phoenix_notification::{Channel, Delivery, Options, Service, Status};
 use serde_json::json;
@@ -155,22 +155,8 @@ async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
     }
     // The log shows it to support; a customer of another booking cannot replay.
     let support = principal(&[Role::Support], None);
-    let (status, log) = call(
-        &service,
-        &support,
-        "GET",
-        &format!("/api/v1/notifications?booking_id={}", booking.id),
-        None,
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert!(
-        log["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|d| d["status"] == "dead" && d["attempts"] == 3)
-    );
+    let shown = logged(&service, &support, &booking, &hook).await;
+    assert_eq!((&shown["status"], &shown["attempts"]), (&json!("dead"), &json!(3)));
     let customer = principal(&[Role::Customer], None);
     let (status, _) = call(
         &service,
@@ -217,20 +203,8 @@ async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
         (1, 1, Some(200))
     );
     // Every attempt is in the log, those before the replay included.
-    let (_, log) = call(
-        &service,
-        &support,
-        "GET",
-        &format!("/api/v1/notifications?booking_id={}", booking.id),
-        None,
-    )
-    .await;
-    let logged = log["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["id"] == json!(hook.id));
-    let history: Vec<(i64, i64, &str, i64, &str)> = logged.unwrap()["history"]
+    let shown = logged(&service, &support, &booking, &hook).await;
+    let history: Vec<(i64, i64, &str, i64, &str)> = shown["history"]
         .as_array()
         .unwrap()
         .iter()
@@ -248,6 +222,19 @@ async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
         .collect();
     let failed = |attempt| (0, attempt, "failed", 500, "endpoint answered 500");
     assert_eq!(history, [failed(1), failed(2), failed(3), (1, 1, "delivered", 200, "")]);
+}
+
+/// The delivery as the booking's delivery log shows it to `viewer`.
+async fn logged(service: &Service, viewer: &Principal, booking: &Booking, delivery: &Delivery) -> serde_json::Value {
+    let uri = format!("/api/v1/notifications?booking_id={}", booking.id);
+    let (status, log) = call(service, viewer, "GET", &uri, None).await;
+    assert_eq!(status, 200, "{log}");
+    let found = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == json!(delivery.id));
+    found.expect("the delivery in the log").clone()
 }
 
 async fn endpoints_are_validated_and_belong_to_their_organization(pool: Pool) {
