@@ -551,7 +551,8 @@ impl Store {
                     .rows_affected()
             }
             Pool::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                // Writes first, but as every write transaction here: holding the write lock from the start.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let updated: Option<(Uuid, i32, i32)> =
                     bind_update!(sqlx::query_as(UPDATE)).fetch_optional(&mut *tx).await?;
                 let Some((id, replay, attempt)) = updated else {

@@ -210,7 +210,8 @@ impl Service {
 }
 
 /// The admins' templates a pass has looked up: each kind, channel and locale is read once a pass, so an edited
-/// template applies from the next pass on.
+/// template applies from the next pass on. The lock is held over a read, so the pass's first look-ups of different
+/// templates take turns (a pass needs a handful).
 #[derive(Default)]
 struct Templates(tokio::sync::Mutex<HashMap<(Kind, Channel, String), Option<Template>>>);
 
