@@ -11,13 +11,14 @@
 //! service keeps `migrations/sqlite` and `migrations/postgres`.
 //!
 //! This crate never knows what a service stores; it owns only the outbox and the stored responses of idempotent
-//! requests ([`idempotency`]).
+//! requests ([`idempotency`]), and the [`Sealer`] that encrypts the secrets a service must read back ([`seal`]).
 
 mod error;
 mod group;
 pub mod idempotency;
 mod outbox;
 mod pool;
+pub mod seal;
 mod timestamp;
 
 #[cfg(feature = "testing")]
@@ -27,6 +28,7 @@ pub use error::Error;
 pub use group::{Closed, GroupCommit};
 pub use outbox::{Event, OutboxRecord, PgQuery, bind_event_pg, chunks_under, event_part_pg};
 pub use pool::{Backend, Migrations, Pool, PoolOptions, Tx};
+pub use seal::{Opened, SealError, Sealer};
 pub use timestamp::Timestamp;
 
 /// The largest statement a batch sends to PostgreSQL in one message. sqlx 0.9.0 leaves Nagle's algorithm on

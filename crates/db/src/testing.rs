@@ -8,7 +8,13 @@ use std::str::FromStr;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::{Migrations, Pool, PoolOptions};
+use crate::{Migrations, Pool, PoolOptions, Sealer};
+
+/// The sealer services under test use: always the same key, so a test may restart a service on its database, as
+/// a deployment restarts with its configured key.
+pub fn sealer() -> Sealer {
+    Sealer::new(&[0x5e; crate::seal::KEY_LEN], &[]).expect("a 32-byte key is valid")
+}
 
 /// Where PostgreSQL tests create their databases.
 pub fn postgres_admin_url() -> String {
