@@ -55,6 +55,9 @@ pub enum Error {
     Hash(#[from] crate::password::HashError),
     #[error(transparent)]
     Db(#[from] phoenix_db::Error),
+    /// A stored secret did not open: sealed with a key not configured here, or altered.
+    #[error("stored secret: {0}")]
+    Sealed(#[from] phoenix_db::SealError),
     #[error("login throttle store failed")]
     Limiter(#[from] phoenix_ratelimit::Error),
 }
@@ -113,6 +116,7 @@ impl From<Error> for Problem {
             Error::Limiter(_) => return Problem::unavailable(&error, 1),
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => return Problem::unavailable(&error, 1),
             Error::Corrupt { .. }
+            | Error::Sealed(_)
             | Error::NoSigningKey
             | Error::KeyGeneration
             | Error::Sign(_)

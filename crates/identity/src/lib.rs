@@ -2,7 +2,8 @@
 //!
 //! Owns users and their argon2id password hashes, sessions (EdDSA access tokens and rotating refresh tokens with
 //! reuse detection), TOTP two-factor authentication with recovery codes, API keys, organizations and role
-//! assignments, and the signing keys published as JWKS.
+//! assignments, and the signing keys published as JWKS. The secrets it must read back (signing keys' private
+//! halves, TOTP secrets) are stored sealed under the configured secrets key ([`phoenix_db::seal`]).
 //!
 //! Identity issues credentials; it never checks them on incoming requests: the gateway does, using the keys and
 //! the API-key lookup identity offers through [`Client`]. Identity knows nothing about bookings.

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
 use phoenix_api::{Principal, Role};
-use phoenix_db::{Event, Pool, Timestamp};
+use phoenix_db::{Event, Pool, Sealer, Timestamp};
 use phoenix_ratelimit::{Limiter, Quota};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -131,9 +131,15 @@ pub struct NewUser<'a> {
 }
 
 impl Service {
-    /// Starts identity on a migrated database: loads (or creates) the signing keys.
-    pub async fn new(pool: Pool, options: Options, limiter: Limiter) -> Result<Service, Error> {
-        let store = Store::new(pool);
+    /// Starts identity on a migrated database: seals under `sealer`'s current key any stored secret that is not
+    /// (see [`phoenix_db::seal`]), then loads (or creates) the signing keys. Fails if a stored secret was sealed
+    /// with a key `sealer` does not have.
+    pub async fn new(pool: Pool, options: Options, limiter: Limiter, sealer: Sealer) -> Result<Service, Error> {
+        let store = Store::new(pool, sealer);
+        let sealed = store.seal_stored_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(sealed, "identity: sealed stored secrets under the current secrets key");
+        }
         let settings = TokenSettings {
             issuer: options.issuer.clone(),
             audience: options.audience.clone(),

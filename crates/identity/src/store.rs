@@ -1,7 +1,10 @@
 //! Identity's SQL. One query per operation, the same text on SQLite and PostgreSQL.
+//!
+//! The secrets identity must read back (signing keys' private halves, TOTP secrets) are sealed here on the way in
+//! and opened on the way out ([`phoenix_db::seal`]); the rest of the crate sees them in clear.
 
 use phoenix_api::Role;
-use phoenix_db::{Event, Pool, Timestamp, Tx, dispatch};
+use phoenix_db::{Event, Pool, Sealer, Timestamp, Tx, dispatch};
 use uuid::Uuid;
 
 use crate::Error;
@@ -11,6 +14,7 @@ use crate::user::User;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    sealer: Sealer,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -27,10 +31,13 @@ struct UserRow {
     created_at: Timestamp,
 }
 
-impl TryFrom<UserRow> for User {
-    type Error = Error;
-
-    fn try_from(row: UserRow) -> Result<User, Error> {
+impl UserRow {
+    fn into_user(self, sealer: &Sealer) -> Result<User, Error> {
+        let row = self;
+        let totp_secret = match &row.totp_secret {
+            Some(stored) => Some(sealer.open_text(&totp_context(row.id), stored)?.value),
+            None => None,
+        };
         Ok(User {
             id: row.id,
             email: row.email,
@@ -38,12 +45,22 @@ impl TryFrom<UserRow> for User {
             password_hash: row.password_hash,
             roles: decode_roles(&row.roles)?,
             organization_id: row.organization_id,
-            totp_secret: row.totp_secret,
+            totp_secret,
             totp_enabled: row.totp_enabled,
             totp_last_step: row.totp_last_step,
             created_at: row.created_at,
         })
     }
+}
+
+/// What a user's TOTP secret is sealed for.
+fn totp_context(user_id: Uuid) -> String {
+    format!("identity.users.totp_secret:{user_id}")
+}
+
+/// What a signing key's private half is sealed for.
+fn signing_key_context(kid: &str) -> String {
+    format!("identity.signing_keys.private_pkcs8:{kid}")
 }
 
 const USER_COLUMNS: &str = "id, email, name, password_hash, roles, organization_id, totp_secret, totp_enabled, \
@@ -116,8 +133,8 @@ impl TryFrom<OrganizationRow> for Organization {
 }
 
 impl Store {
-    pub fn new(pool: Pool) -> Store {
-        Store { pool }
+    pub fn new(pool: Pool, sealer: Sealer) -> Store {
+        Store { pool, sealer }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -164,7 +181,7 @@ impl Store {
         let row: Option<UserRow> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(email).fetch_optional(conn).await
         })?;
-        row.map(User::try_from).transpose()
+        row.map(|row| row.into_user(&self.sealer)).transpose()
     }
 
     pub async fn user_by_id(&self, id: Uuid) -> Result<Option<User>, Error> {
@@ -172,7 +189,7 @@ impl Store {
         let row: Option<UserRow> = dispatch!(&self.pool, conn => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
         })?;
-        row.map(User::try_from).transpose()
+        row.map(|row| row.into_user(&self.sealer)).transpose()
     }
 
     /// Users in id (creation) order after `after`, optionally only those whose email contains `email`.
@@ -191,7 +208,7 @@ impl Store {
                 .fetch_all(conn)
                 .await
         })?;
-        rows.into_iter().map(User::try_from).collect()
+        rows.into_iter().map(|row| row.into_user(&self.sealer)).collect()
     }
 
     pub async fn set_roles(
@@ -229,7 +246,7 @@ impl Store {
                 "UPDATE users SET totp_secret = $1, totp_last_step = NULL, updated_at = $2
                  WHERE id = $3 AND totp_enabled = $4",
             )
-            .bind(secret)
+            .bind(self.sealer.seal_text(&totp_context(user_id), secret))
             .bind(Timestamp::now())
             .bind(user_id)
             .bind(false)
@@ -523,11 +540,12 @@ impl Store {
             .fetch_optional(conn)
             .await
         })?;
-        Ok(row)
+        row.map(|row| self.open_signing_key(row)).transpose()
     }
 
     /// Adds `key` as the signing key, retiring the one before it, in one transaction.
     pub async fn insert_signing_key(&self, key: &SigningKeyRow) -> Result<(), Error> {
+        let sealed = self.sealer.seal(&signing_key_context(&key.kid), &key.private_pkcs8);
         let mut tx = self.begin().await?;
         dispatch!(&mut tx, conn => {
             sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
@@ -538,7 +556,7 @@ impl Store {
                 "INSERT INTO signing_keys (kid, private_pkcs8, public_key, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(&key.kid)
-            .bind(&key.private_pkcs8)
+            .bind(&sealed)
             .bind(&key.public_key)
             .bind(key.created_at)
             .execute(&mut *conn)
@@ -560,7 +578,68 @@ impl Store {
             .fetch_all(conn)
             .await
         })?;
-        Ok(rows)
+        rows.into_iter().map(|row| self.open_signing_key(row)).collect()
+    }
+
+    fn open_signing_key(&self, mut row: SigningKeyRow) -> Result<SigningKeyRow, Error> {
+        row.private_pkcs8 = self
+            .sealer
+            .open(&signing_key_context(&row.kid), &row.private_pkcs8)?
+            .value;
+        Ok(row)
+    }
+
+    // Sealing
+
+    /// Seals under the current key every stored secret that is not: kept in clear before sealing existed, or
+    /// sealed with a previous key. Returns how many it sealed. Fails, naming the key, if a secret was sealed with a
+    /// key this process does not have, so a replica started with the wrong key stops at once instead of failing
+    /// sign-ins. Each row is rewritten only if unchanged since it was read, so a concurrent change wins.
+    pub async fn seal_stored_secrets(&self) -> Result<u64, Error> {
+        let mut sealed = 0;
+        let keys: Vec<(String, Vec<u8>)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as("SELECT kid, private_pkcs8 FROM signing_keys").fetch_all(conn).await
+        })?;
+        for (kid, stored) in keys {
+            let opened = self.sealer.open(&signing_key_context(&kid), &stored)?;
+            if opened.current {
+                continue;
+            }
+            let resealed = self.sealer.seal(&signing_key_context(&kid), &opened.value);
+            sealed += dispatch!(&self.pool, conn => {
+                sqlx::query("UPDATE signing_keys SET private_pkcs8 = $1 WHERE kid = $2 AND private_pkcs8 = $3")
+                    .bind(&resealed)
+                    .bind(&kid)
+                    .bind(&stored)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+        }
+        let prefix = self.sealer.current_text_prefix();
+        let users: Vec<(Uuid, String)> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL AND substr(totp_secret, 1, $1) <> $2",
+            )
+            .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
+            .bind(&prefix)
+            .fetch_all(conn)
+            .await
+        })?;
+        for (id, stored) in users {
+            let opened = self.sealer.open_text(&totp_context(id), &stored)?;
+            let resealed = self.sealer.seal_text(&totp_context(id), &opened.value);
+            sealed += dispatch!(&self.pool, conn => {
+                sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+                    .bind(&resealed)
+                    .bind(id)
+                    .bind(&stored)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+            })?;
+        }
+        Ok(sealed)
     }
 }
 

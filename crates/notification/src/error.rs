@@ -22,6 +22,9 @@ pub enum Error {
     Corrupt { what: &'static str },
     #[error(transparent)]
     Db(#[from] phoenix_db::Error),
+    /// A stored webhook secret did not open: sealed with a key not configured here, or altered.
+    #[error("stored secret: {0}")]
+    Sealed(#[from] phoenix_db::SealError),
 }
 
 impl Error {
@@ -53,7 +56,7 @@ impl From<Error> for Problem {
             Error::NotReplayable { .. } => Problem::conflict("not_replayable", error.to_string()),
             Error::NoOrganization => Problem::unprocessable("organization_required", error.to_string()),
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => Problem::unavailable(&error, 1),
-            Error::Config { .. } | Error::Corrupt { .. } | Error::Db(_) => Problem::internal(&error),
+            Error::Config { .. } | Error::Corrupt { .. } | Error::Db(_) | Error::Sealed(_) => Problem::internal(&error),
         }
     }
 }

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::Options;
-use crate::store::{BookingRecord, Channel, Endpoint, NewDelivery, Store, StoredPreferences};
+use crate::store::{BookingRecord, Channel, NewDelivery, Store, StoredPreferences, Subscription};
 use crate::template::Notice;
 
 /// The event types the service reads: each can go to webhooks; four also notify the customer.
@@ -223,7 +223,7 @@ struct Batch {
     bookings: BTreeMap<Uuid, BookingRecord>,
     deliveries: Vec<NewDelivery>,
     preferences: HashMap<Uuid, Option<StoredPreferences>>,
-    endpoints: HashMap<Uuid, Vec<Endpoint>>,
+    endpoints: HashMap<Uuid, Vec<Subscription>>,
 }
 
 /// The one field of a booking event the batch reads ahead.
@@ -426,9 +426,9 @@ impl Plan<'_> {
     async fn webhooks(&mut self, tx: &mut Tx, organization_id: Uuid) -> Result<(), HandlerError> {
         let known = match self.batch.endpoints.entry(organization_id) {
             Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => slot.insert(Store::endpoints_of(tx, organization_id).await.map_err(storage)?),
+            Entry::Vacant(slot) => slot.insert(Store::subscriptions_of(tx, organization_id).await.map_err(storage)?),
         };
-        let endpoints: Vec<Endpoint> = known
+        let endpoints: Vec<Subscription> = known
             .iter()
             .filter(|e| e.wants(&self.event.event_type))
             .cloned()

@@ -11,6 +11,7 @@
 //! `retry_window_hours`, after which a delivery is `dead` (listed, replayable).
 //!
 //! It never calls booking or payment, and it never logs an SMTP password, an SMS API key or a webhook secret.
+//! Webhook secrets, which signing needs back, are stored sealed ([`phoenix_db::seal`]).
 
 mod error;
 pub mod handler;
@@ -27,7 +28,7 @@ mod worker;
 
 use std::sync::Arc;
 
-use phoenix_db::{Migrations, Pool};
+use phoenix_db::{Migrations, Pool, Sealer};
 use uuid::Uuid;
 
 pub use error::Error;
@@ -67,13 +68,23 @@ struct Inner {
 impl Service {
     /// The service on its (migrated) database, with its transports built from `options`: SMTP when
     /// `options.smtp` is set (else emails are only written to the delivery log), the SMS provider when
-    /// `options.sms` is set (else no SMS is sent), and one HTTP client for webhooks.
-    pub fn new(pool: Pool, options: Options) -> Result<Service, Error> {
+    /// `options.sms` is set (else no SMS is sent), and one HTTP client for webhooks. Webhook secrets are sealed
+    /// with `sealer`; any stored otherwise (in clear, or under a previous key) is sealed again under its current
+    /// key first, and one sealed with a key `sealer` does not have fails the start.
+    pub async fn new(pool: Pool, options: Options, sealer: Sealer) -> Result<Service, Error> {
         options.validate().map_err(|reason| Error::Config { reason })?;
         let senders = sender::Senders::new(&options)?;
+        let store = store::Store::new(pool, sealer);
+        let sealed = store.seal_stored_secrets().await?;
+        if sealed > 0 {
+            tracing::info!(
+                sealed,
+                "notification: sealed stored webhook secrets under the current secrets key"
+            );
+        }
         Ok(Service {
             inner: Arc::new(Inner {
-                store: store::Store::new(pool),
+                store,
                 options,
                 senders,
                 owner: Uuid::now_v7(),

@@ -111,7 +111,7 @@ pub async fn limiter(config: &Config) -> anyhow::Result<Limiter> {
 /// Identity on this process's database, for the CLI commands that manage it directly.
 pub async fn identity_service(config: &Config) -> anyhow::Result<phoenix_identity::Service> {
     let pool = open_database(config, Role::Identity, phoenix_identity::migrations()).await?;
-    phoenix_identity::Service::new(pool, config.identity.clone(), limiter(config).await?)
+    phoenix_identity::Service::new(pool, config.identity.clone(), limiter(config).await?, config.sealer()?)
         .await
         .context("starting identity")
 }
@@ -162,7 +162,9 @@ pub async fn audit_service(config: &Config) -> anyhow::Result<phoenix_audit::Ser
 /// The notification service on this process's database, without its delivery worker (for the CLI).
 pub async fn notification_service(config: &Config) -> anyhow::Result<phoenix_notification::Service> {
     let pool = open_database(config, Role::Notification, phoenix_notification::migrations()).await?;
-    phoenix_notification::Service::new(pool, config.notification.clone()).context("starting notifications")
+    phoenix_notification::Service::new(pool, config.notification.clone(), config.sealer()?)
+        .await
+        .context("starting notifications")
 }
 
 /// Inventory on this process's database (for benchmarks and tools).
@@ -304,9 +306,10 @@ impl App {
             pools.push(pool.clone());
             readiness.push(pool_check("identity_db", pool.clone()));
             outboxes.push((Role::Identity, pool.clone()));
-            let service = phoenix_identity::Service::new(pool, config.identity.clone(), limiter.clone())
-                .await
-                .context("starting identity")?;
+            let service =
+                phoenix_identity::Service::new(pool, config.identity.clone(), limiter.clone(), config.sealer()?)
+                    .await
+                    .context("starting identity")?;
             services.identity = Some(service);
         }
         if config.runs(Role::Inventory) {

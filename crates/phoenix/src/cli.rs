@@ -196,6 +196,9 @@ pub struct UserCreate {
 pub enum KeysCommand {
     /// Start signing with a new key. The previous key keeps verifying tokens until they expire.
     Rotate,
+    /// Print a new random key for `secrets_key` (PHOENIX_SECRETS_KEY), which seals stored secrets. To rotate, set
+    /// it as `secrets_key` and move the old key to `previous_secrets_keys`: services seal again at start.
+    NewSecretsKey,
 }
 
 #[derive(Debug, Subcommand)]

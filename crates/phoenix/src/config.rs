@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use phoenix_db::Sealer;
 use serde::{Deserialize, Serialize};
 
 /// A role the `phoenix` binary can play. `phoenix serve` with no `--role` plays them all.
@@ -206,6 +207,14 @@ pub struct Config {
     /// Key that signs the catalog's price offers (at least 32 characters), the same on every catalog replica.
     /// Unset: a random key per process, so offers do not survive a restart.
     pub offer_signing_key: Option<Secret>,
+    /// Key that seals the secrets services keep and must read back (identity's token-signing keys and TOTP
+    /// secrets, notification's webhook secrets): base64 of 32 bytes (`phoenix keys new-secrets-key`), the same on
+    /// every replica of identity and notification. Unset: the key in `<data_dir>/secrets.key`, created on first
+    /// start, which suits one process beside its data.
+    pub secrets_key: Option<Secret>,
+    /// Keys that sealed before `secrets_key` (after a rotation): they open what they sealed, and identity and
+    /// notification seal it again under `secrets_key` when they start.
+    pub previous_secrets_keys: Vec<Secret>,
 }
 
 impl Default for Config {
@@ -235,6 +244,8 @@ impl Default for Config {
             bus: Bus::default(),
             events: Events::default(),
             offer_signing_key: None,
+            secrets_key: None,
+            previous_secrets_keys: Vec::new(),
         }
     }
 }
@@ -270,6 +281,7 @@ impl Config {
                 .with_list_parse_key("roles")
                 .with_list_parse_key("gateway.cors_allowed_origins")
                 .with_list_parse_key("notification.webhook_allowed_networks")
+                .with_list_parse_key("previous_secrets_keys")
                 .source(Some(env.into_iter().collect())),
         );
         let config: Config = builder
@@ -349,6 +361,10 @@ impl Config {
         {
             bail!("invalid configuration: offer_signing_key must be at least 32 characters");
         }
+        for key in self.secrets_key.iter().chain(&self.previous_secrets_keys) {
+            Sealer::from_base64(key.expose(), &[])
+                .map_err(|e| anyhow::anyhow!("invalid configuration: secrets_key / previous_secrets_keys: {e}"))?;
+        }
         if let Some(url) = &self.database_url
             && !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://"))
         {
@@ -419,6 +435,28 @@ impl Config {
         self.roles.is_empty() || self.roles.contains(&role)
     }
 
+    /// What seals the secrets identity and notification store: `secrets_key` (with `previous_secrets_keys`), else
+    /// the key file in `data_dir`, created with a new random key if missing.
+    pub fn sealer(&self) -> anyhow::Result<Sealer> {
+        let current = match &self.secrets_key {
+            Some(key) => key.expose().to_owned(),
+            None => {
+                let path = self.data_dir.join(SECRETS_KEY_FILE);
+                let shared = [Role::Identity, Role::Notification]
+                    .into_iter()
+                    .any(|role| self.runs(role) && matches!(self.database_for(role), Ok(DatabaseTarget::Url(_))));
+                if shared {
+                    tracing::warn!(path = %path.display(),
+                        "secrets_key is not set: sealing stored secrets with the key in this file; every replica \
+                         of identity and notification must use the same key, so set secrets_key (PHOENIX_SECRETS_KEY)");
+                }
+                key_file(&path)?
+            }
+        };
+        let previous: Vec<&str> = self.previous_secrets_keys.iter().map(Secret::expose).collect();
+        Sealer::from_base64(&current, &previous).map_err(|e| anyhow::anyhow!("invalid configuration: secrets_key: {e}"))
+    }
+
     /// Where `service` keeps its data: its own URL, else its database on the `database_url` server, else a SQLite
     /// file under `data_dir`.
     pub fn database_for(&self, service: Role) -> anyhow::Result<DatabaseTarget> {
@@ -445,6 +483,46 @@ impl Config {
             return Ok(DatabaseTarget::Url(Secret::new(url.to_string())));
         }
         Ok(DatabaseTarget::File(self.data_dir.clone()))
+    }
+}
+
+/// The file under `data_dir` that holds the secrets key when `secrets_key` is not set.
+pub const SECRETS_KEY_FILE: &str = "secrets.key";
+
+/// Reads the key in `path`, or writes a new random one there (readable by its owner only) if there is none. The
+/// new file appears whole or not at all, so processes starting together on one data directory agree on the key.
+fn key_file(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(key) => return Ok(key.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading the secrets key {}", path.display())),
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = Sealer::generate_key()?;
+    let temp = dir.join(format!(".{SECRETS_KEY_FILE}.{}", uuid::Uuid::new_v4()));
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .with_context(|| format!("creating {}", temp.display()))?;
+        file.write_all(format!("{key}\n").as_bytes())?;
+        file.sync_all()?;
+    }
+    // A hard link fails if the name exists: whoever links first wins, and everyone else reads the winner's key.
+    let linked = std::fs::hard_link(&temp, path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "created a secrets key; keep it with the data, or set secrets_key");
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read_to_string(path)?.trim().to_owned()),
+        Err(e) => Err(e).with_context(|| format!("writing the secrets key {}", path.display())),
     }
 }
 
@@ -544,6 +622,12 @@ mod tests {
             (env(&[("PHOENIX_SERVICES__IDENTITY", "ftp://x")]), "services.identity"),
             (env(&[("PHOENIX_NO_SUCH_SETTING", "1")]), "no_such_setting"),
             (env(&[("PHOENIX_DATABASE_POOL_SIZE", "0")]), "database_pool_size"),
+            (env(&[("PHOENIX_SECRETS_KEY", "c2hvcnQ=")]), "secrets_key"),
+            (env(&[("PHOENIX_SECRETS_KEY", "not base64!")]), "secrets_key"),
+            (
+                env(&[("PHOENIX_PREVIOUS_SECRETS_KEYS", "c2hvcnQ=")]),
+                "previous_secrets_keys",
+            ),
             (
                 env(&[
                     ("PHOENIX_BUS__KIND", "nats"),
@@ -571,6 +655,43 @@ mod tests {
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2"));
         assert!(!printed.contains("-secret"));
+    }
+
+    #[test]
+    fn the_secrets_key_comes_from_configuration_or_a_key_file_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let in_dir = env(&[("PHOENIX_DATA_DIR", data_dir.to_str().unwrap())]);
+        let config = Config::load_from(None, in_dir.clone()).unwrap();
+        let made = config.sealer().unwrap();
+        let file = data_dir.join(SECRETS_KEY_FILE);
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        // The next start reads the same key, and so does a process configured with it.
+        assert_eq!(
+            Config::load_from(None, in_dir).unwrap().sealer().unwrap().key_id(),
+            made.key_id()
+        );
+        let key = std::fs::read_to_string(&file).unwrap();
+        let configured = Config::load_from(None, env(&[("PHOENIX_SECRETS_KEY", key.trim())])).unwrap();
+        assert_eq!(configured.sealer().unwrap().key_id(), made.key_id());
+
+        // A rotation: the new key seals, the previous ones (a list) open.
+        let (new, old) = (Sealer::generate_key().unwrap(), Sealer::generate_key().unwrap());
+        let rotated = Config::load_from(
+            None,
+            env(&[
+                ("PHOENIX_SECRETS_KEY", &new),
+                ("PHOENIX_PREVIOUS_SECRETS_KEYS", &format!("{old},{}", key.trim())),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(rotated.previous_secrets_keys.len(), 2);
+        let sealer = rotated.sealer().unwrap();
+        let sealed = made.seal_text("context", "secret");
+        assert_eq!(sealer.open_text("context", &sealed).unwrap().value, "secret");
+        assert_eq!(sealer.key_id(), Sealer::from_base64(&new, &[]).unwrap().key_id());
+        assert!(!format!("{rotated:?}").contains(&new));
     }
 
     #[test]

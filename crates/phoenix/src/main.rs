@@ -105,6 +105,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("new signing key {kid}; the previous key verifies until its tokens expire");
             Ok(())
         }
+        Command::Keys(KeysCommand::NewSecretsKey) => {
+            println!("{}", phoenix_db::Sealer::generate_key()?);
+            Ok(())
+        }
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&app::openapi())?);
             Ok(())

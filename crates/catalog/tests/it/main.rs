@@ -51,6 +51,7 @@ pub async fn world_with(pool: Pool, options: Options) -> World {
         identity_db.pool(),
         phoenix_identity::Options::default(),
         phoenix_ratelimit::Limiter::memory(),
+        phoenix_db::testing::sealer(),
     )
     .await
     .unwrap();

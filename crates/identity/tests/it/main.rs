@@ -5,6 +5,7 @@ mod accounts;
 mod api_keys;
 mod client;
 mod mfa;
+mod sealing;
 mod sessions;
 mod signing_keys;
 
@@ -19,7 +20,9 @@ pub async fn service(pool: Pool) -> Service {
 }
 
 pub async fn service_with(pool: Pool, options: Options) -> Service {
-    Service::new(pool, options, Limiter::memory()).await.unwrap()
+    Service::new(pool, options, Limiter::memory(), phoenix_db::testing::sealer())
+        .await
+        .unwrap()
 }
 
 pub async fn login(service: &Service, email: &str) -> Session {

@@ -17,7 +17,7 @@ phoenix_db::contract_suite!(
 );
 
 async fn the_delivery_log_shows_a_booking_to_its_people_only(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let booking = Booking::new();
     consumer(&service)
         .apply(&[booking.event("booking.confirmed.v1", 0)])
@@ -50,7 +50,7 @@ async fn the_delivery_log_shows_a_booking_to_its_people_only(pool: Pool) {
 }
 
 async fn transactional_messages_cannot_be_opted_out_of(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let user = principal(&[Role::Customer], None);
     let (status, preferences) = call(&service, &user, "GET", "/api/v1/notifications/preferences", None).await;
     assert_eq!((status, preferences), (200, json!({ "locale": "en", "opt_out": [] })));
@@ -77,7 +77,7 @@ async fn transactional_messages_cannot_be_opted_out_of(pool: Pool) {
 }
 
 async fn admins_edit_templates_that_must_render(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let admin = principal(&[Role::Admin], None);
     let (status, list) = call(&service, &admin, "GET", "/api/v1/notifications/templates", None).await;
     assert_eq!(status, 200);
@@ -131,7 +131,7 @@ async fn admins_edit_templates_that_must_render(pool: Pool) {
 
 /// A booking event the consumer cannot read becomes a dead letter; admins (only) list it.
 async fn admins_see_the_events_the_consumer_gave_up_on(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let mut unreadable = Booking::new().event("booking.confirmed.v1", 0);
     unreadable.data = json!({"locator": "ABC123"});
     let applied = consumer(&service)

@@ -18,7 +18,7 @@ phoenix_db::contract_suite!(
 );
 
 async fn the_same_event_twice_makes_one_set_of_deliveries(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let consumer = consumer(&service);
     let booking = Booking::new();
     let confirmed = booking.event("booking.confirmed.v1", 0);
@@ -31,7 +31,7 @@ async fn the_same_event_twice_makes_one_set_of_deliveries(pool: Pool) {
 }
 
 async fn a_confirmation_schedules_a_reminder_before_the_start(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let consumer = consumer(&service);
     let booking = Booking::new();
     consumer
@@ -65,7 +65,7 @@ async fn a_confirmation_schedules_a_reminder_before_the_start(pool: Pool) {
 }
 
 async fn opting_out_suppresses_reminders_but_not_confirmations(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let consumer = consumer(&service);
     let booking = Booking::new();
     let body = serde_json::json!({ "locale": "de", "opt_out": [{ "kind": "reminder", "channel": "email" }] });
@@ -83,7 +83,7 @@ async fn opting_out_suppresses_reminders_but_not_confirmations(pool: Pool) {
 }
 
 async fn a_cancelled_booking_cancels_its_pending_reminder(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let consumer = consumer(&service);
     let booking = Booking::new();
     consumer
@@ -114,7 +114,7 @@ async fn a_cancelled_booking_cancels_its_pending_reminder(pool: Pool) {
 }
 
 async fn a_refund_notice_reaches_the_bookings_contact(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let consumer = consumer(&service);
     let booking = Booking::new();
     consumer

@@ -206,6 +206,8 @@ pub async fn deliver_until(service: &Service, what: &str, mut done: impl AsyncFn
     }
 }
 
-pub fn service(pool: Pool, options: Options) -> Service {
-    Service::new(pool, options).expect("service")
+pub async fn service(pool: Pool, options: Options) -> Service {
+    Service::new(pool, options, phoenix_db::testing::sealer())
+        .await
+        .expect("service")
 }

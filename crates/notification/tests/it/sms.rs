@@ -38,7 +38,7 @@ async fn an_sms_is_posted_to_the_provider_with_the_bearer_key(pool: Pool) {
         }),
         ..options()
     };
-    let service = service(pool, options);
+    let service = service(pool, options).await;
     consumer(&service)
         .apply(&[booking.event("booking.confirmed.v1", 0)])
         .await

@@ -33,7 +33,7 @@ fn smtp_options(smtp: &SmtpServer) -> phoenix_notification::Options {
 
 async fn the_confirmation_email_reaches_a_real_smtp_server_with_both_parts(pool: Pool) {
     let smtp = SmtpServer::start().await;
-    let service = service(pool, smtp_options(&smtp));
+    let service = service(pool, smtp_options(&smtp)).await;
     let booking = Booking::new();
     consumer(&service)
         .apply(&[booking.event("booking.confirmed.v1", 0)])
@@ -71,7 +71,7 @@ async fn the_confirmation_email_reaches_a_real_smtp_server_with_both_parts(pool:
 /// locale; a template an admin edits applies to the emails sent after the edit.
 async fn the_next_email_uses_each_customers_locale_and_the_template_edited_since(pool: Pool) {
     let smtp = SmtpServer::start().await;
-    let service = service(pool, smtp_options(&smtp));
+    let service = service(pool, smtp_options(&smtp)).await;
     let (english, german) = (Booking::new(), Booking::new());
     crate::set_preferences(&service, german.customer_id, json!({ "locale": "de", "opt_out": [] })).await;
     consumer(&service)

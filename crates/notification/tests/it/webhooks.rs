@@ -13,7 +13,7 @@ use phoenix_db::Pool;
 use phoenix_notification::{Channel, Delivery, Options, Service, Status};
 use serde_json::json;
 
-use crate::{Booking, call, consumer, options, principal, service};
+use crate::{Booking, call, consumer, deliver_until, options, principal, service};
 
 phoenix_db::contract_suite!(
     phoenix_notification::migrations(),
@@ -23,6 +23,7 @@ phoenix_db::contract_suite!(
         endpoints_are_validated_and_belong_to_their_organization,
         endpoints_on_the_platforms_own_network_are_never_called,
         an_allowed_private_network_is_called_and_no_other,
+        secrets_are_stored_sealed_and_one_kept_in_clear_is_sealed_at_start,
     ]
 );
 
@@ -83,7 +84,7 @@ async fn register(service: &Service, booking: &Booking, receiver: &Receiver, url
 
 async fn a_partner_receives_signed_events_it_can_verify(pool: Pool) {
     let (receiver, url) = start_receiver(204).await;
-    let service = service(pool, options()).start();
+    let service = service(pool, options()).await.start();
     let booking = Booking::new();
     register(&service, &booking, &receiver, &url, &["booking.confirmed.v1"]).await;
     let confirmed = booking.event("booking.confirmed.v1", 0);
@@ -126,7 +127,7 @@ async fn a_partner_receives_signed_events_it_can_verify(pool: Pool) {
 
 async fn a_failing_endpoint_is_retried_then_dead_then_replayed(pool: Pool) {
     let (receiver, url) = start_receiver(500).await;
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let booking = Booking::new();
     register(&service, &booking, &receiver, &url, &["booking.cancelled.v1"]).await;
     consumer(&service)
@@ -238,7 +239,7 @@ async fn logged(service: &Service, viewer: &Principal, booking: &Booking, delive
 }
 
 async fn endpoints_are_validated_and_belong_to_their_organization(pool: Pool) {
-    let service = service(pool, options());
+    let service = service(pool, options()).await;
     let organization = Some(uuid::Uuid::now_v7());
     let partner = principal(&[Role::Partner], organization);
     for (body, field) in [
@@ -321,7 +322,7 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
         webhook_private_targets: false,
         ..options()
     };
-    let service = service(pool.clone(), guarded.clone());
+    let service = service(pool.clone(), guarded.clone()).await;
     let booking = Booking::new();
     // An address named literally, in any of its spellings: refused at registration.
     let spellings = [
@@ -348,7 +349,7 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
 
     // An endpoint registered while private targets were allowed is not called once they are not.
     let other = Booking::new();
-    let open = crate::service(pool, options());
+    let open = crate::service(pool, options()).await;
     register(&open, &other, &receiver, &url, &["booking.cancelled.v1"]).await;
     consumer(&service)
         .apply(&[other.event("booking.cancelled.v1", 0)])
@@ -369,7 +370,7 @@ async fn an_allowed_private_network_is_called_and_no_other(pool: Pool) {
         webhook_allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
         ..options()
     };
-    let service = service(pool, options);
+    let service = service(pool, options).await;
     let booking = Booking::new();
     let elsewhere = [
         url.replace("127.0.0.1", "[::1]"),
@@ -405,4 +406,58 @@ async fn assert_refused(service: &Service, booking: &Booking, urls: &[String]) {
             "{url}: {problem}"
         );
     }
+}
+
+async fn stored_secrets(pool: &Pool) -> Vec<(uuid::Uuid, String)> {
+    phoenix_db::dispatch!(pool, conn => {
+        sqlx::query_as("SELECT id, secret FROM webhook_endpoints").fetch_all(conn).await
+    })
+    .unwrap()
+}
+
+async fn secrets_are_stored_sealed_and_one_kept_in_clear_is_sealed_at_start(pool: Pool) {
+    let (receiver, url) = start_receiver(204).await;
+    let booking = Booking::new();
+    let service = service(pool.clone(), options()).await;
+    let secret = register(&service, &booking, &receiver, &url, &["booking.confirmed.v1"]).await;
+    let sealer = phoenix_db::testing::sealer();
+    let [(id, stored)] = <[_; 1]>::try_from(stored_secrets(&pool).await).unwrap();
+    assert!(stored.starts_with(&sealer.current_text_prefix()), "{stored}");
+    assert!(!stored.contains(secret.trim_start_matches("whsec_")));
+    drop(service);
+
+    // As an older release left it: the secret in clear. The next start seals it.
+    phoenix_db::dispatch!(&pool, conn => {
+        sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2")
+            .bind(&secret)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })
+    .unwrap();
+    let restarted = crate::service(pool.clone(), options()).await;
+    let [(_, resealed)] = <[_; 1]>::try_from(stored_secrets(&pool).await).unwrap();
+    assert!(resealed.starts_with(&sealer.current_text_prefix()), "{resealed}");
+
+    // Deliveries are signed with the secret the partner holds.
+    consumer(&restarted)
+        .apply(&[booking.event("booking.confirmed.v1", 0)])
+        .await
+        .unwrap();
+    deliver_until(&restarted, "the webhook call", async || {
+        !receiver.received.lock().unwrap().calls.is_empty()
+    })
+    .await;
+    let verified = receiver.received.lock().unwrap().calls[0].2;
+    assert!(verified, "signed with the endpoint's secret");
+
+    // A process without the key that sealed it refuses to start.
+    let wrong = phoenix_db::Sealer::new(&[9; 32], &[]).unwrap();
+    let refused = Service::new(pool.clone(), options(), wrong).await.err().unwrap();
+    assert!(
+        matches!(&refused, phoenix_notification::Error::Sealed(phoenix_db::SealError::UnknownKey(key))
+            if *key == sealer.key_id()),
+        "{refused:?}"
+    );
 }

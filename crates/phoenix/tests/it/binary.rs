@@ -133,6 +133,44 @@ fn user_create_bootstraps_an_admin_and_keys_rotate_keeps_both_keys_published() {
 }
 
 #[test]
+fn stored_secrets_open_only_with_their_key_and_move_to_a_new_one() {
+    let data = tempfile::tempdir().unwrap();
+    // The first start makes the key file and seals identity's signing key with it.
+    let first = phoenix(data.path()).args(["keys", "rotate"]).output().unwrap();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let file_key = std::fs::read_to_string(data.path().join("secrets.key")).unwrap();
+    let file_key = file_key.trim();
+
+    let made = phoenix(data.path()).args(["keys", "new-secrets-key"]).output().unwrap();
+    assert!(made.status.success());
+    let new_key = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    assert_eq!(new_key.len(), 44, "base64 of 32 bytes: {new_key}");
+    assert_ne!(new_key, file_key);
+
+    // Another key alone cannot open them: the process stops, naming what is missing, and stores nothing.
+    let refused = phoenix(data.path())
+        .args(["keys", "rotate"])
+        .env("PHOENIX_SECRETS_KEY", &new_key)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("not configured") && !error.contains(&new_key), "{error}");
+
+    // With the old key as a previous one, it starts and seals everything again under the new key, which is then
+    // enough on its own.
+    for previous in [Some(file_key), None] {
+        let mut command = phoenix(data.path());
+        command.args(["keys", "rotate"]).env("PHOENIX_SECRETS_KEY", &new_key);
+        if let Some(previous) = previous {
+            command.env("PHOENIX_PREVIOUS_SECRETS_KEYS", previous);
+        }
+        let rotated = command.output().unwrap();
+        assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
+    }
+}
+
+#[test]
 fn bad_configuration_names_the_setting_and_exits_nonzero() {
     let data = tempfile::tempdir().unwrap();
     let output = phoenix(data.path())

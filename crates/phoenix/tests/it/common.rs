@@ -28,6 +28,8 @@ pub struct TestApp {
     pub simulator: Option<phoenix_payment::Simulator>,
     /// The service databases whose outboxes this process relays, by role.
     pub outboxes: Vec<(phoenix::config::Role, phoenix_db::Pool)>,
+    /// What seals the app's stored secrets (its key file, or the configured key).
+    pub sealer: phoenix_db::Sealer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _data: tempfile::TempDir,
 }
@@ -65,6 +67,7 @@ pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> 
     let catalog = app.catalog().cloned();
     let simulator = app.services().simulator.clone();
     let outboxes = app.outboxes().to_vec();
+    let sealer = config.sealer().expect("the key the app started with");
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.serve(listener, async {
@@ -76,6 +79,7 @@ pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> 
         catalog,
         simulator,
         outboxes,
+        sealer,
         stop: Some(stop),
         _data: data,
     }

@@ -173,7 +173,9 @@ async fn acknowledged_holds_survive_kill_9_on_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_postgres_database_never_oversell() {
     let database = PostgresDatabases::new();
-    let env = env_with(&[("PHOENIX_DATABASE_URL", &database.url)]);
+    // Every process of one deployment has the same secrets key, as identity's stored signing key needs.
+    let key = phoenix_db::Sealer::generate_key().unwrap();
+    let env = env_with(&[("PHOENIX_DATABASE_URL", &database.url), ("PHOENIX_SECRETS_KEY", &key)]);
     let (first_data, second_data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     bootstrap_admin(first_data.path(), &env);
     let first = Server::start_with(first_data.path(), &env);

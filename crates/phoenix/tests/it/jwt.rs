@@ -30,9 +30,15 @@ async fn forge(app: &TestApp) -> Forge {
         .await
     })
     .unwrap();
+    // Stored sealed: open it as identity does.
+    let pkcs8 = app
+        .sealer
+        .open(&format!("identity.signing_keys.private_pkcs8:{kid}"), &pkcs8)
+        .unwrap();
+    assert!(pkcs8.current, "sealed under the app's key");
     Forge {
         kid,
-        key: EncodingKey::from_ed_der(&pkcs8),
+        key: EncodingKey::from_ed_der(&pkcs8.value),
         public_key,
         user_id,
         token,

@@ -127,6 +127,8 @@ impl Platform {
             .postgres
             .as_ref()
             .map(|p| crate::config::Secret::new(p.url.clone()));
+        // A key of the run's own, as a deployment on PostgreSQL sets one.
+        config.secrets_key = Some(crate::config::Secret::new(phoenix_db::Sealer::generate_key()?));
         // Out of the way: the gateway's limits per user and per address, and inventory's bound on open holds.
         config.gateway.rate_limit_per_user_per_min = u32::MAX / 2;
         config.gateway.rate_limit_per_ip_per_min = u32::MAX / 2;
