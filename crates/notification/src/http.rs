@@ -33,6 +33,7 @@ pub fn api() -> OpenApiRouter<Service> {
         .route_layer(RequireRoles::authenticated());
     let support = OpenApiRouter::new()
         .routes(routes!(replay))
+        .routes(routes!(dead_deliveries))
         .route_layer(RequireRoles::any_of(&[Role::Support, Role::Admin]));
     let admins = OpenApiRouter::new()
         .routes(routes!(list_templates))
@@ -164,6 +165,47 @@ async fn list_deliveries(
     let (deliveries, attempts) = service.delivery_log(&principal, query.booking_id).await?;
     Ok(Json(DeliveryList {
         items: deliveries.iter().map(|d| DeliveryView::new(d, &attempts)).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DeadQuery {
+    /// Only this channel's.
+    channel: Option<Channel>,
+    /// Deliveries per page, 1 to 200 (default 50).
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<Uuid>,
+}
+
+/// A page of dead deliveries, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadPage {
+    pub items: Vec<DeliveryView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<Uuid>,
+}
+
+/// Deliveries that gave up (every booking's and organization's), newest first, each with its attempts: the queue
+/// support works through, replaying those that can go again.
+#[utoipa::path(get, path = "/api/v1/notifications/dead-deliveries", tag = TAG, security(("bearer" = [])),
+    params(DeadQuery),
+    responses((status = 200, body = DeadPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn dead_deliveries(State(service): State<Service>, Query(query): Query<DeadQuery>) -> Result<Json<DeadPage>> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(crate::Error::invalid("limit", "must be 1 to 200").into());
+    }
+    let (deliveries, attempts) = service.dead_deliveries(query.channel, query.cursor, limit).await?;
+    let next_cursor = (deliveries.len() == limit as usize)
+        .then(|| deliveries.last().map(|d| d.id))
+        .flatten();
+    Ok(Json(DeadPage {
+        items: deliveries.iter().map(|d| DeliveryView::new(d, &attempts)).collect(),
+        next_cursor,
     }))
 }
 

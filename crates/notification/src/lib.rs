@@ -34,8 +34,8 @@ use uuid::Uuid;
 pub use error::Error;
 pub use handler::Kind;
 pub use http::{
-    DeliveryList, DeliveryView, EndpointCreated, EndpointList, EndpointView, NewEndpoint, OptOut, PATH_PREFIXES,
-    Preferences, TemplateBody, TemplateList, TemplateView, api,
+    DeadPage, DeliveryList, DeliveryView, EndpointCreated, EndpointList, EndpointView, NewEndpoint, OptOut,
+    PATH_PREFIXES, Preferences, TemplateBody, TemplateList, TemplateView, api,
 };
 pub use options::{Options, SmsOptions, SmtpOptions, SmtpTls};
 pub use store::{Attempt, Channel, Delivery, Status};

@@ -39,6 +39,17 @@ impl Service {
         Ok((deliveries, attempts))
     }
 
+    /// Dead deliveries across bookings, newest first, with their attempts (support, admin: the caller checks the
+    /// role): the queue support works through, replaying what can go again.
+    pub async fn dead_deliveries(
+        &self,
+        channel: Option<Channel>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<Delivery>, Vec<Attempt>), Error> {
+        self.inner.store.dead_deliveries(channel, before, limit).await
+    }
+
     /// Every attempt of a delivery, in order (support, admin: the caller checks the role).
     pub async fn attempts(&self, delivery_id: Uuid) -> Result<Vec<Attempt>, Error> {
         self.inner.store.attempts(delivery_id).await

@@ -700,6 +700,50 @@ impl Store {
         Ok(rows.into_iter().map(attempt_of).collect())
     }
 
+    /// Dead deliveries, newest first: of `channel` if given, after the delivery `before` in that order (the last of
+    /// the previous page), at most `limit`; with their attempts.
+    pub async fn dead_deliveries(
+        &self,
+        channel: Option<Channel>,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<(Vec<Delivery>, Vec<Attempt>), Error> {
+        let sql = format!(
+            "{COLUMNS} WHERE status = 'dead' AND ($1 IS NULL OR channel = $1) AND ($2 IS NULL OR id < $2)
+             ORDER BY id DESC LIMIT $3"
+        );
+        let rows: Vec<Row> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(channel.map(Channel::as_str))
+                .bind(before)
+                .bind(i64::from(limit))
+                .fetch_all(conn)
+                .await
+        })?;
+        let deliveries = rows
+            .into_iter()
+            .map(Delivery::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let (Some(newest), Some(oldest)) = (deliveries.first(), deliveries.last()) else {
+            return Ok((deliveries, Vec::new()));
+        };
+        // The page's attempts: those of dead deliveries in its range of ids (a delivery that died meanwhile in that
+        // range only adds attempts no item of the page shows).
+        let rows: Vec<AttemptRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(
+                "SELECT delivery_id, replay, attempt, at, outcome, response_code, error FROM delivery_attempts
+                 WHERE delivery_id >= $1 AND delivery_id <= $2
+                   AND delivery_id IN (SELECT id FROM deliveries WHERE status = 'dead' AND id >= $1 AND id <= $2)
+                 ORDER BY delivery_id, replay, attempt LIMIT 20000",
+            )
+            .bind(oldest.id)
+            .bind(newest.id)
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok((deliveries, rows.into_iter().map(attempt_of).collect()))
+    }
+
     /// A booking's deliveries, oldest first (at most 500: a booking makes a handful).
     pub async fn deliveries_of_booking(&self, booking_id: Uuid) -> Result<Vec<Delivery>, Error> {
         let sql = format!("{COLUMNS} WHERE booking_id = $1 ORDER BY created_at, id LIMIT 500");

@@ -24,6 +24,7 @@ phoenix_db::contract_suite!(
         endpoints_on_the_platforms_own_network_are_never_called,
         an_allowed_private_network_is_called_and_no_other,
         secrets_are_stored_sealed_and_one_kept_in_clear_is_sealed_at_start,
+        support_pages_through_dead_deliveries_newest_first,
     ]
 );
 
@@ -460,4 +461,90 @@ async fn secrets_are_stored_sealed_and_one_kept_in_clear_is_sealed_at_start(pool
             if *key == sealer.key_id()),
         "{refused:?}"
     );
+}
+
+async fn support_pages_through_dead_deliveries_newest_first(pool: Pool) {
+    let (failing, failing_url) = start_receiver(500).await;
+    let (working, working_url) = start_receiver(204).await;
+    let service = service(pool, options()).await;
+    // Three bookings whose partners' endpoints keep failing, and one whose endpoint works.
+    let mut dead = Vec::new();
+    for _ in 0..3 {
+        let booking = Booking::new();
+        register(&service, &booking, &failing, &failing_url, &["booking.cancelled.v1"]).await;
+        consumer(&service)
+            .apply(&[booking.event("booking.cancelled.v1", 0)])
+            .await
+            .unwrap();
+        dead.push(
+            delivered_dead(&service, &webhook_delivery(&service, &booking).await)
+                .await
+                .id,
+        );
+    }
+    let fine = Booking::new();
+    register(&service, &fine, &working, &working_url, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[fine.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let fine_hook = webhook_delivery(&service, &fine).await;
+    crate::deliver_until(&service, "the working endpoint", async || {
+        service.delivery(fine_hook.id).await.unwrap().unwrap().status == Status::Delivered
+    })
+    .await;
+
+    let support = principal(&[Role::Support], None);
+    let page = |query: &str| {
+        let (service, support) = (service.clone(), support);
+        let uri = format!("/api/v1/notifications/dead-deliveries{query}");
+        async move { call(&service, &support, "GET", &uri, None).await }
+    };
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let newest_first: Vec<String> = dead.iter().rev().map(|id| id.to_string()).collect();
+
+    let (status, first) = page("?limit=2").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids(&first), newest_first[..2]);
+    let item = &first["items"][0];
+    assert_eq!((&item["status"], &item["channel"]), (&json!("dead"), &json!("webhook")));
+    assert_eq!(item["history"].as_array().unwrap().len(), 3, "every attempt: {item}");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = page(&format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&second), newest_first[2..]);
+    assert!(second.get("next_cursor").is_none(), "{second}");
+    assert_eq!(second["items"][0]["history"].as_array().unwrap().len(), 3);
+    let (_, emails) = page("?channel=email").await;
+    assert_eq!(ids(&emails), Vec::<String>::new());
+
+    // A replayed delivery leaves the queue: it is pending again.
+    let (status, _) = call(
+        &service,
+        &support,
+        "POST",
+        &format!("/api/v1/notifications/{}/replay", dead[2]),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    let (_, after) = page("").await;
+    assert_eq!(ids(&after), newest_first[1..], "pending again, so no longer dead");
+
+    // Support and admins only; bad pages are refused.
+    for role in [Role::Customer, Role::Agent] {
+        let viewer = principal(&[role], Some(uuid::Uuid::now_v7()));
+        let (status, _) = call(&service, &viewer, "GET", "/api/v1/notifications/dead-deliveries", None).await;
+        assert_eq!(status, 403, "{role:?}");
+    }
+    for bad in ["?limit=0", "?limit=201", "?cursor=nope", "?channel=fax", "?status=dead"] {
+        let (status, problem) = page(bad).await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+    }
 }
