@@ -190,6 +190,18 @@ impl Sealer {
         })
     }
 
+    /// What to store instead of `stored` (bytes) for `context`: `None` when the current key sealed it already.
+    pub fn reseal(&self, context: &str, stored: &[u8]) -> Result<Option<Vec<u8>>, SealError> {
+        let opened = self.open(context, stored)?;
+        Ok((!opened.current).then(|| self.seal(context, &opened.value)))
+    }
+
+    /// What to store instead of `stored` (text) for `context`: `None` when the current key sealed it already.
+    pub fn reseal_text(&self, context: &str, stored: &str) -> Result<Option<String>, SealError> {
+        let opened = self.open_text(context, stored)?;
+        Ok((!opened.current).then(|| self.seal_text(context, &opened.value)))
+    }
+
     fn seal_raw(&self, context: &str, plaintext: &[u8]) -> ([u8; NONCE_LEN], Vec<u8>) {
         let mut in_out = plaintext.to_vec();
         let nonce = self
@@ -328,9 +340,22 @@ mod tests {
                 current: false
             }
         );
-        let resealed = rotated.seal_text("c", &opened.value);
+        let resealed = rotated.reseal_text("c", &sealed).unwrap().expect("sealed again");
         assert!(resealed.starts_with(&rotated.current_text_prefix()));
         assert!(rotated.open_text("c", &resealed).unwrap().current);
+        assert_eq!(rotated.reseal_text("c", &resealed), Ok(None));
+        let bytes = rotated
+            .reseal("c", &old.seal("c", b"x"))
+            .unwrap()
+            .expect("sealed again");
+        assert_eq!(
+            rotated.open("c", &bytes).unwrap(),
+            Opened {
+                value: b"x".to_vec(),
+                current: true
+            }
+        );
+        assert_eq!(rotated.reseal("c", &bytes), Ok(None));
 
         assert_eq!(
             sealer(3).open_text("c", &sealed),

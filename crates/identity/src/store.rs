@@ -601,11 +601,9 @@ impl Store {
             sqlx::query_as("SELECT kid, private_pkcs8 FROM signing_keys").fetch_all(conn).await
         })?;
         for (kid, stored) in keys {
-            let opened = self.sealer.open(&signing_key_context(&kid), &stored)?;
-            if opened.current {
+            let Some(resealed) = self.sealer.reseal(&signing_key_context(&kid), &stored)? else {
                 continue;
-            }
-            let resealed = self.sealer.seal(&signing_key_context(&kid), &opened.value);
+            };
             sealed += dispatch!(&self.pool, conn => {
                 sqlx::query("UPDATE signing_keys SET private_pkcs8 = $1 WHERE kid = $2 AND private_pkcs8 = $3")
                     .bind(&resealed)
@@ -627,8 +625,9 @@ impl Store {
             .await
         })?;
         for (id, stored) in users {
-            let opened = self.sealer.open_text(&totp_context(id), &stored)?;
-            let resealed = self.sealer.seal_text(&totp_context(id), &opened.value);
+            let Some(resealed) = self.sealer.reseal_text(&totp_context(id), &stored)? else {
+                continue;
+            };
             sealed += dispatch!(&self.pool, conn => {
                 sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
                     .bind(&resealed)

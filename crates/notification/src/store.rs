@@ -913,8 +913,9 @@ impl Store {
         })?;
         let mut sealed = 0;
         for (id, secret) in stored {
-            let opened = self.sealer.open_text(&secret_context(id), &secret)?;
-            let resealed = self.sealer.seal_text(&secret_context(id), &opened.value);
+            let Some(resealed) = self.sealer.reseal_text(&secret_context(id), &secret)? else {
+                continue;
+            };
             sealed += dispatch!(&self.pool, conn => {
                 sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
                     .bind(&resealed)

@@ -12,6 +12,7 @@ mod signing_keys;
 use phoenix_db::Pool;
 use phoenix_identity::{Login, Options, Service, Session};
 use phoenix_ratelimit::Limiter;
+use totp_rs::{Algorithm, Builder, Secret};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -35,4 +36,19 @@ pub async fn login(service: &Service, email: &str) -> Session {
         })
         .await
         .unwrap()
+}
+
+/// The TOTP code an authenticator app shows for `secret` at `unix_secs`.
+pub fn code_at(secret: &str, unix_secs: u64) -> String {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_secret(Secret::try_from_base32(secret).unwrap())
+        .build()
+        .unwrap()
+        .generate(unix_secs)
+        .to_string()
+}
+
+pub fn now() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp() as u64
 }

@@ -1,9 +1,8 @@
 use phoenix_db::Pool;
 use phoenix_identity::{Error, Login, Service};
-use totp_rs::{Algorithm, Builder, Secret};
 use uuid::Uuid;
 
-use crate::{PASSWORD, service};
+use crate::{PASSWORD, code_at, now, service};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -14,20 +13,6 @@ phoenix_db::contract_suite!(
         disabling_needs_a_code,
     ]
 );
-
-fn code_at(secret: &str, unix_secs: u64) -> String {
-    Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_secret(Secret::try_from_base32(secret).unwrap())
-        .build()
-        .unwrap()
-        .generate(unix_secs)
-        .to_string()
-}
-
-fn now() -> u64 {
-    time::OffsetDateTime::now_utc().unix_timestamp() as u64
-}
 
 async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>) {
     let setup = identity.setup_totp(user_id).await.unwrap();

@@ -1,10 +1,9 @@
 use phoenix_db::{Pool, SealError, Sealer, dispatch};
 use phoenix_identity::{Error, Login, Options, Service};
 use phoenix_ratelimit::Limiter;
-use totp_rs::{Algorithm, Builder, Secret};
 use uuid::Uuid;
 
-use crate::{PASSWORD, login, service};
+use crate::{PASSWORD, code_at, login, now, service};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -14,20 +13,6 @@ phoenix_db::contract_suite!(
         a_new_key_seals_again_and_an_unknown_key_stops_the_start,
     ]
 );
-
-fn code_at(secret: &str, unix_secs: u64) -> String {
-    Builder::new()
-        .with_algorithm(Algorithm::SHA1)
-        .with_secret(Secret::try_from_base32(secret).unwrap())
-        .build()
-        .unwrap()
-        .generate(unix_secs)
-        .to_string()
-}
-
-fn now() -> u64 {
-    time::OffsetDateTime::now_utc().unix_timestamp() as u64
-}
 
 fn key(byte: u8) -> [u8; 32] {
     [byte; 32]
