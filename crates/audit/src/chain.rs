@@ -113,13 +113,55 @@ pub enum Break {
     Truncated { head_position: i64, last_position: i64 },
     /// The last entry is where the head says, but its hash is not the head's.
     HeadHashMismatch,
+    /// The entry hashes as recorded but not as an anchor taken earlier says: the log was rewritten from here on,
+    /// every hash recomputed.
+    AnchorMismatch { anchored_hash: String },
+    /// An anchor taken earlier is beyond the head: entries were deleted at the end and the head moved back.
+    AnchorBeyondHead { head_position: i64 },
+}
+
+/// A position and the hash its entry had, recorded outside the database (`<position>:<hash>`, as `verify` prints
+/// it). A later walk checks the entry there still has that hash, which no rewrite inside the database can fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub position: i64,
+    pub hash: String,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.position, self.hash)
+    }
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Anchor, String> {
+        let bad = || format!("{s:?} is not an anchor: expected <position>:<64 hex digits>, as verify prints it");
+        let (position, hash) = s.trim().split_once(':').ok_or_else(bad)?;
+        let position: i64 = position.parse().map_err(|_| bad())?;
+        let hex = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if position < 1 || !hex {
+            return Err(bad());
+        }
+        Ok(Anchor {
+            position,
+            hash: hash.to_owned(),
+        })
+    }
 }
 
 impl fmt::Display for Verification {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verification::Intact { entries, head_hash } => {
-                write!(f, "audit log intact: {entries} entries checked, head hash {head_hash}")
+                write!(f, "audit log intact: {entries} entries checked, head hash {head_hash}")?;
+                if *entries > 0 {
+                    // What to keep elsewhere and pass back with --anchor.
+                    write!(f, "\nanchor: {entries}:{head_hash}")?;
+                }
+                Ok(())
             }
             Verification::Broken { position, reason } => {
                 write!(f, "audit log broken at position {position}: {reason}")
@@ -142,6 +184,14 @@ impl fmt::Display for Break {
                 "the head is at {head_position} but the last entry is at {last_position} (entries deleted at the end)"
             ),
             Break::HeadHashMismatch => f.write_str("the last entry's hash is not the head's hash"),
+            Break::AnchorMismatch { anchored_hash } => write!(
+                f,
+                "the entry hashes to its record but was anchored as {anchored_hash} (rewritten from here on)"
+            ),
+            Break::AnchorBeyondHead { head_position } => write!(
+                f,
+                "an anchor was taken here but the head is at {head_position} (entries deleted at the end, head moved back)"
+            ),
         }
     }
 }
@@ -152,18 +202,27 @@ impl fmt::Display for Break {
 pub struct Walk {
     expected: i64,
     prev_hash: String,
+    /// Anchors not reached yet, the nearest last.
+    anchors: Vec<Anchor>,
 }
 
 impl Default for Walk {
     fn default() -> Self {
-        Walk {
-            expected: 1,
-            prev_hash: GENESIS.to_owned(),
-        }
+        Walk::anchored(Vec::new())
     }
 }
 
 impl Walk {
+    /// A walk that also checks each entry at an anchor's position against the anchor's hash.
+    pub fn anchored(mut anchors: Vec<Anchor>) -> Walk {
+        anchors.sort_by_key(|anchor| std::cmp::Reverse(anchor.position));
+        Walk {
+            expected: 1,
+            prev_hash: GENESIS.to_owned(),
+            anchors,
+        }
+    }
+
     /// The position of the last entry checked (0 before any).
     pub fn last_position(&self) -> i64 {
         self.expected - 1
@@ -182,6 +241,19 @@ impl Walk {
         }
         if entry.compute_hash() != entry.hash {
             return Err(broken(Break::HashMismatch));
+        }
+        while self
+            .anchors
+            .last()
+            .is_some_and(|anchor| anchor.position == entry.position)
+        {
+            if let Some(anchor) = self.anchors.pop()
+                && anchor.hash != entry.hash
+            {
+                return Err(broken(Break::AnchorMismatch {
+                    anchored_hash: anchor.hash,
+                }));
+            }
         }
         self.expected += 1;
         self.prev_hash.clone_from(&entry.hash);
@@ -203,6 +275,13 @@ impl Walk {
             return Verification::Broken {
                 position: last_position,
                 reason: Break::HeadHashMismatch,
+            };
+        }
+        // Anchors left were beyond every entry the walk reached: the head.
+        if let Some(anchor) = self.anchors.last() {
+            return Verification::Broken {
+                position: anchor.position,
+                reason: Break::AnchorBeyondHead { head_position },
             };
         }
         Verification::Intact {
@@ -322,6 +401,107 @@ mod tests {
             Verification::Broken {
                 position: 4,
                 reason: Break::HeadHashMismatch
+            }
+        );
+    }
+
+    /// Walks `entries` against anchors, the head being the last entry.
+    fn anchored_walk(entries: &[Entry], anchors: Vec<Anchor>) -> Verification {
+        let mut walk = Walk::anchored(anchors);
+        for entry in entries {
+            if let Err(broken) = walk.check(entry) {
+                return broken;
+            }
+        }
+        let head = entries.last().map_or(GENESIS.to_owned(), |e| e.hash.clone());
+        walk.finish(entries.len() as i64, &head)
+    }
+
+    #[test]
+    fn anchors_parse_as_verify_prints_them_and_nothing_else() {
+        let hash = "ab".repeat(32);
+        let anchor: Anchor = format!("12:{hash}").parse().unwrap();
+        assert_eq!(
+            anchor,
+            Anchor {
+                position: 12,
+                hash: hash.clone()
+            }
+        );
+        assert_eq!(anchor.to_string(), format!("12:{hash}"));
+        for bad in [
+            format!("0:{hash}"),
+            format!("-1:{hash}"),
+            format!("x:{hash}"),
+            format!("12:{}", &hash[..62]),
+            format!("12:{}", hash.to_uppercase()),
+            hash.clone(),
+            String::new(),
+        ] {
+            assert!(bad.parse::<Anchor>().is_err(), "{bad:?}");
+        }
+        let printed = Verification::Intact {
+            entries: 12,
+            head_hash: hash.clone(),
+        }
+        .to_string();
+        let line = printed.lines().find_map(|l| l.strip_prefix("anchor: ")).unwrap();
+        assert_eq!(line.parse::<Anchor>().unwrap(), anchor);
+    }
+
+    #[test]
+    fn an_anchor_catches_a_rewrite_with_every_hash_recomputed() {
+        let original = chain(5);
+        let anchors = vec![Anchor {
+            position: 5,
+            hash: original[4].hash.clone(),
+        }];
+        assert!(anchored_walk(&original, anchors.clone()).is_intact());
+
+        // Entry 3 changed and every hash from it on recomputed: consistent inside, unlike the anchor.
+        let mut rewritten = original[..2].to_vec();
+        for position in 3..=5 {
+            let mut e = entry(position, &rewritten.last().unwrap().hash);
+            if position == 3 {
+                e.payload = "{\"total_minor\":1}".into();
+                e.hash = e.compute_hash();
+            }
+            rewritten.push(e);
+        }
+        assert!(
+            anchored_walk(&rewritten, Vec::new()).is_intact(),
+            "no check inside the log can see it"
+        );
+        assert_eq!(
+            anchored_walk(&rewritten, anchors),
+            Verification::Broken {
+                position: 5,
+                reason: Break::AnchorMismatch {
+                    anchored_hash: original[4].hash.clone()
+                }
+            }
+        );
+    }
+
+    #[test]
+    fn an_anchor_beyond_the_head_means_the_end_was_cut_off() {
+        let original = chain(5);
+        let anchors = vec![
+            Anchor {
+                position: 2,
+                hash: original[1].hash.clone(),
+            },
+            Anchor {
+                position: 5,
+                hash: original[4].hash.clone(),
+            },
+        ];
+        assert!(anchored_walk(&original[..3], Vec::new()).is_intact());
+        assert_eq!(
+            anchored_walk(&original[..3], anchors),
+            Verification::Broken {
+                position: 5,
+                reason: Break::AnchorBeyondHead { head_position: 3 }
             }
         );
     }

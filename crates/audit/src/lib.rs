@@ -27,7 +27,7 @@ use std::sync::Arc;
 use phoenix_db::{Migrations, Pool};
 use serde::{Deserialize, Serialize};
 
-pub use chain::{Break, Entry, Verification};
+pub use chain::{Anchor, Break, Entry, Verification};
 pub use error::Error;
 pub use http::{PATH_PREFIXES, api};
 
@@ -151,14 +151,21 @@ pub const VERIFY_PAGE: u32 = 1_000;
 /// entries at the end (the head is further on). Entries appended during the walk are not looked at: the walk
 /// stops at the head it read first.
 pub async fn verify(pool: &Pool) -> Result<Verification, Error> {
-    verify_in_pages(pool, VERIFY_PAGE).await
+    verify_in_pages(pool, &[], VERIFY_PAGE).await
 }
 
-/// [`verify`], reading `page_size` entries at a time (at least one).
-pub async fn verify_in_pages(pool: &Pool, page_size: u32) -> Result<Verification, Error> {
+/// [`verify`], and also that the entry at each anchor's position still has the anchor's hash: an anchor recorded
+/// outside the database catches what no check inside it can, the log rewritten from some entry on with every hash
+/// recomputed, or its last entries deleted and the head moved back.
+pub async fn verify_anchored(pool: &Pool, anchors: &[chain::Anchor]) -> Result<Verification, Error> {
+    verify_in_pages(pool, anchors, VERIFY_PAGE).await
+}
+
+/// [`verify_anchored`], reading `page_size` entries at a time (at least one).
+pub async fn verify_in_pages(pool: &Pool, anchors: &[chain::Anchor], page_size: u32) -> Result<Verification, Error> {
     let store = store::Store::new(pool.clone());
     let (head_position, head_hash) = store.head().await?;
-    let mut walk = chain::Walk::default();
+    let mut walk = chain::Walk::anchored(anchors.to_vec());
     loop {
         let page = store
             .page(walk.last_position(), head_position, page_size.max(1))

@@ -68,8 +68,13 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the audit log's hash chain from the first entry to the head. Exits non-zero, naming the first
-    /// broken entry, when any entry was edited or deleted.
-    Verify,
+    /// broken entry, when any entry was edited or deleted. Prints an anchor (`<position>:<hash>`) to keep outside
+    /// the database: passed back with --anchor, it also catches a rewrite of the whole log from some entry on.
+    Verify {
+        /// An anchor an earlier verify printed; repeat for several.
+        #[arg(long = "anchor", value_name = "POSITION:HASH")]
+        anchors: Vec<phoenix_audit::Anchor>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

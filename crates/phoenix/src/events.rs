@@ -90,9 +90,9 @@ pub async fn dead_letters(config: &Config, command: DeadLettersCommand) -> anyho
 }
 
 /// `phoenix audit verify`.
-pub async fn verify_audit(config: &Config) -> anyhow::Result<()> {
+pub async fn verify_audit(config: &Config, anchors: &[phoenix_audit::Anchor]) -> anyhow::Result<()> {
     let pool = app::open_database(config, Role::Audit, phoenix_audit::migrations()).await?;
-    let verification = phoenix_audit::verify(&pool).await?;
+    let verification = phoenix_audit::verify_anchored(&pool, anchors).await?;
     pool.close().await;
     println!("{verification}");
     if !verification.is_intact() {

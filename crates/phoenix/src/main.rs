@@ -133,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Events(EventsCommand::Relay(options)) => events::relay(&config, options).await,
         Command::Events(EventsCommand::DeadLetters(command)) => events::dead_letters(&config, command).await,
-        Command::Audit(AuditCommand::Verify) => events::verify_audit(&config).await,
+        Command::Audit(AuditCommand::Verify { anchors }) => events::verify_audit(&config, &anchors).await,
         Command::Seed(SeedCommand::Demo(options)) => {
             let seeded = seed::demo(&config, options.scale, options.days, false).await?;
             println!(

@@ -2,7 +2,7 @@
 //! verifies until someone edits, deletes or truncates it.
 
 use phoenix_audit::audit::Filter;
-use phoenix_audit::{Break, Verification};
+use phoenix_audit::{Anchor, Break, Verification};
 use phoenix_db::Pool;
 use serde_json::json;
 
@@ -17,6 +17,7 @@ phoenix_db::contract_suite!(
         a_deleted_entry_is_found_missing,
         deleting_the_last_entries_is_detected_by_the_head,
         concurrent_appends_keep_one_gapless_chain,
+        only_an_anchor_catches_a_log_rewritten_inside_the_database,
     ]
 );
 
@@ -193,9 +194,83 @@ async fn concurrent_appends_keep_one_gapless_chain(pool: Pool) {
     .unwrap();
     assert_eq!(positions, (1..=400).collect::<Vec<i64>>(), "gapless");
     // Small pages, so the walk crosses many page boundaries.
-    let verification = phoenix_audit::verify_in_pages(&world.pool, 7).await.unwrap();
+    let verification = phoenix_audit::verify_in_pages(&world.pool, &[], 7).await.unwrap();
     assert!(
         matches!(verification, Verification::Intact { entries: 400, .. }),
         "{verification}"
+    );
+}
+
+/// What an attacker who can write the database does: rewrites entries from some position on with every hash
+/// recomputed and the head moved to match, or cuts off the last entries and moves the head back. `verify` alone
+/// cannot tell; an anchor kept outside the database can.
+async fn only_an_anchor_catches_a_log_rewritten_inside_the_database(pool: Pool) {
+    let world = world(pool);
+    let head = deliver_five(&world).await;
+    let anchor = Anchor {
+        position: 5,
+        hash: head.clone(),
+    };
+    assert!(
+        phoenix_audit::verify_anchored(&world.pool, std::slice::from_ref(&anchor))
+            .await
+            .unwrap()
+            .is_intact()
+    );
+
+    // Entry 3 edited, then 3 to 5 re-hashed in order and the head set to the new last hash.
+    let mut entries = world.service.entries(&all()).await.unwrap();
+    entries.sort_by_key(|e| e.position);
+    let mut prev = entries[1].hash.clone();
+    for entry in &mut entries[2..] {
+        if entry.position == 3 {
+            entry.payload = "{\"total_minor\":1}".to_owned();
+        }
+        entry.prev_hash = prev;
+        entry.hash = entry.compute_hash();
+        prev = entry.hash.clone();
+        let statement = format!(
+            "UPDATE audit_entries SET payload = '{}', prev_hash = '{}', hash = '{}' WHERE position = {}",
+            entry.payload, entry.prev_hash, entry.hash, entry.position
+        );
+        assert_eq!(world.sql(&statement).await, 1);
+    }
+    world
+        .sql(&format!("UPDATE audit_head SET hash = '{prev}' WHERE id = 1"))
+        .await;
+    assert!(
+        phoenix_audit::verify(&world.pool).await.unwrap().is_intact(),
+        "consistent inside"
+    );
+    assert_eq!(
+        phoenix_audit::verify_anchored(&world.pool, std::slice::from_ref(&anchor))
+            .await
+            .unwrap(),
+        Verification::Broken {
+            position: 5,
+            reason: Break::AnchorMismatch {
+                anchored_hash: head.clone()
+            }
+        }
+    );
+
+    // The last entry cut off and the head moved back onto the one before.
+    world.sql("DELETE FROM audit_entries WHERE position = 5").await;
+    world
+        .sql(&format!(
+            "UPDATE audit_head SET position = 4, hash = '{}' WHERE id = 1",
+            entries[3].hash
+        ))
+        .await;
+    assert!(
+        phoenix_audit::verify(&world.pool).await.unwrap().is_intact(),
+        "consistent inside"
+    );
+    assert_eq!(
+        phoenix_audit::verify_anchored(&world.pool, &[anchor]).await.unwrap(),
+        Verification::Broken {
+            position: 5,
+            reason: Break::AnchorBeyondHead { head_position: 4 }
+        }
     );
 }

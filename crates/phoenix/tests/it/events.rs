@@ -198,6 +198,27 @@ async fn audit_verify_detects_an_edited_row() {
         String::from_utf8_lossy(&intact.stderr)
     );
     assert!(printed.contains("audit log intact"), "{printed}");
+    // The anchor it prints, passed back, holds; one that is not an anchor is refused, naming the option.
+    let anchor = printed
+        .lines()
+        .find_map(|line| line.strip_prefix("anchor: "))
+        .expect("an anchor to keep")
+        .to_owned();
+    let anchored = crate::process::phoenix(data.path())
+        .args(["audit", "verify", "--anchor", &anchor])
+        .output()
+        .expect("run phoenix audit verify --anchor");
+    assert!(
+        anchored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&anchored.stderr)
+    );
+    let refused = crate::process::phoenix(data.path())
+        .args(["audit", "verify", "--anchor", "3:nothex"])
+        .output()
+        .expect("run phoenix audit verify --anchor");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--anchor"));
 
     let pool = phoenix_db::Pool::open_in_dir(data.path(), "audit", phoenix_db::PoolOptions::default())
         .await
