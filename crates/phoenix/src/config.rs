@@ -438,8 +438,8 @@ impl Config {
     /// What seals the secrets identity and notification store: `secrets_key` (with `previous_secrets_keys`), else
     /// the key file in `data_dir`, created with a new random key if missing.
     pub fn sealer(&self) -> anyhow::Result<Sealer> {
-        let current = match &self.secrets_key {
-            Some(key) => key.expose().to_owned(),
+        let (current, source) = match &self.secrets_key {
+            Some(key) => (key.expose().to_owned(), "secrets_key".to_owned()),
             None => {
                 let path = self.data_dir.join(SECRETS_KEY_FILE);
                 let shared = [Role::Identity, Role::Notification]
@@ -450,11 +450,11 @@ impl Config {
                         "secrets_key is not set: sealing stored secrets with the key in this file; every replica \
                          of identity and notification must use the same key, so set secrets_key (PHOENIX_SECRETS_KEY)");
                 }
-                key_file(&path)?
+                (key_file(&path)?, format!("the key file {}", path.display()))
             }
         };
         let previous: Vec<&str> = self.previous_secrets_keys.iter().map(Secret::expose).collect();
-        Sealer::from_base64(&current, &previous).map_err(|e| anyhow::anyhow!("invalid configuration: secrets_key: {e}"))
+        Sealer::from_base64(&current, &previous).map_err(|e| anyhow::anyhow!("invalid configuration: {source}: {e}"))
     }
 
     /// Where `service` keeps its data: its own URL, else its database on the `database_url` server, else a SQLite
@@ -675,6 +675,17 @@ mod tests {
         let key = std::fs::read_to_string(&file).unwrap();
         let configured = Config::load_from(None, env(&[("PHOENIX_SECRETS_KEY", key.trim())])).unwrap();
         assert_eq!(configured.sealer().unwrap().key_id(), made.key_id());
+
+        // A damaged key file stops the start, named.
+        let damaged = dir.path().join("damaged");
+        std::fs::create_dir_all(&damaged).unwrap();
+        std::fs::write(damaged.join(SECRETS_KEY_FILE), "not a key\n").unwrap();
+        let config = Config::load_from(None, env(&[("PHOENIX_DATA_DIR", damaged.to_str().unwrap())])).unwrap();
+        let error = config.sealer().unwrap_err().to_string();
+        assert!(
+            error.contains("the key file") && error.contains(SECRETS_KEY_FILE),
+            "{error}"
+        );
 
         // A rotation: the new key seals, the previous ones (a list) open.
         let (new, old) = (Sealer::generate_key().unwrap(), Sealer::generate_key().unwrap());
