@@ -167,7 +167,12 @@ impl Service {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let service = Service { inner };
-                if let Err(error) = service.complete_ended(Timestamp::now()).await {
+                // Each pass is a trace of its own: the status changes it writes carry it.
+                let pass = phoenix_api::trace::scope(
+                    phoenix_api::trace::child_of(None),
+                    service.complete_ended(Timestamp::now()),
+                );
+                if let Err(error) = pass.await {
                     tracing::warn!(error = %phoenix_api::ErrorChain(&error), "booking completion sweep failed");
                 }
             }

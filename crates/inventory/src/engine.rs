@@ -74,6 +74,8 @@ pub enum Command {
         reply: oneshot::Sender<Result<(Bucket, bool), Error>>,
     },
     Sweep {
+        /// The sweep pass's trace context: the expiries it writes carry it.
+        traceparent: Option<String>,
         reply: oneshot::Sender<Result<usize, Error>>,
     },
 }
@@ -84,8 +86,8 @@ impl Command {
             Command::Hold { traceparent, .. }
             | Command::Confirm { traceparent, .. }
             | Command::Release { traceparent, .. }
-            | Command::Resize { traceparent, .. } => traceparent.as_ref(),
-            Command::Sweep { .. } => None,
+            | Command::Resize { traceparent, .. }
+            | Command::Sweep { traceparent, .. } => traceparent.as_ref(),
         }
     }
 }
@@ -276,7 +278,13 @@ impl Writer {
             max_open_holds: self.max_open_holds,
             response: self.response,
             keys_in_batch: HashSet::new(),
-            traceparent: None,
+            // Lapsed holds expire under a sweep's trace when the batch has one; met in an ordinary batch's shortage,
+            // they belong to no caller's request.
+            traceparent: batch
+                .iter()
+                .find(|c| matches!(c, Command::Sweep { .. }))
+                .and_then(Command::traceparent)
+                .cloned(),
         };
         let mut swept = 0;
         for id in &lapsed {
@@ -546,7 +554,7 @@ fn reply(batch: &mut Vec<Command>, outcomes: Vec<Outcome>) {
             (Command::Resize { reply, .. }, Outcome::Bucket(result)) => {
                 let _ = reply.send(result);
             }
-            (Command::Sweep { reply }, Outcome::Swept(n)) => {
+            (Command::Sweep { reply, .. }, Outcome::Swept(n)) => {
                 let _ = reply.send(Ok(n));
             }
             _ => tracing::error!("inventory batch outcome does not match its command"),
@@ -569,7 +577,7 @@ fn fail(batch: &mut Vec<Command>, error: &Error) {
             Command::Resize { reply, .. } => {
                 let _ = reply.send(Err(failure()));
             }
-            Command::Sweep { reply } => {
+            Command::Sweep { reply, .. } => {
                 let _ = reply.send(Err(failure()));
             }
         }

@@ -202,7 +202,9 @@ impl Service {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 let service = Service { inner };
-                if let Err(error) = service.sweep().await {
+                // Each pass is a trace of its own: the expiries it writes, and what they set off, carry it.
+                let pass = phoenix_api::trace::scope(phoenix_api::trace::child_of(None), service.sweep());
+                if let Err(error) = pass.await {
                     tracing::warn!(error = %phoenix_api::ErrorChain(&error), "inventory sweep failed");
                 }
                 n += 1;
@@ -483,7 +485,8 @@ impl Service {
 
     /// Expires lapsed holds now (the sweeper does this every `sweep_interval_ms`); returns how many.
     pub async fn sweep(&self) -> Result<usize, Error> {
-        self.ask(0, |reply| Command::Sweep { reply }).await
+        let traceparent = phoenix_api::trace::current();
+        self.ask(0, |reply| Command::Sweep { traceparent, reply }).await
     }
 
     /// Items whose buckets changed after position `after` of inventory's change feed (its outbox), at most

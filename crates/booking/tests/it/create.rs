@@ -149,7 +149,10 @@ async fn completed_once_every_item_has_ended(pool: Pool) {
     let before_end = phoenix_db::Timestamp::from(confirmed.items[0].ends_at - time::Duration::minutes(1));
     assert_eq!(world.booking.complete_ended(before_end).await.unwrap(), 0);
     let after_end = phoenix_db::Timestamp::from(confirmed.items[0].ends_at + time::Duration::days(2));
-    assert_eq!(world.booking.complete_ended(after_end).await.unwrap(), 1);
+    // The sweeper runs each pass in a trace of its own; the completions carry it.
+    let pass = phoenix_api::trace::child_of(None);
+    let completed = phoenix_api::trace::scope(pass.clone(), world.booking.complete_ended(after_end)).await;
+    assert_eq!(completed.unwrap(), 1);
     let done = world.booking.get(&ann, confirmed.id).await.unwrap();
     assert_eq!(done.status, Status::Completed);
     assert_eq!(done.history.last().unwrap().status, Status::Completed);
@@ -157,4 +160,13 @@ async fn completed_once_every_item_has_ended(pool: Pool) {
     assert_eq!(still.status, Status::Pending, "only confirmed bookings complete");
     assert_eq!(world.booking.complete_ended(after_end).await.unwrap(), 0);
     assert_eq!(events_of(&pool, phoenix_booking::COMPLETED).await.len(), 1);
+    let traces: Vec<Option<String>> = pool
+        .unpublished_events(10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == phoenix_booking::COMPLETED)
+        .map(|e| e.traceparent)
+        .collect();
+    assert_eq!(traces, [Some(pass)]);
 }

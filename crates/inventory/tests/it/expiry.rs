@@ -86,9 +86,21 @@ async fn sweep_expires_lapsed_holds_and_writes_events(pool: Pool) {
     inventory.clock().advance(time::Duration::seconds(600));
     assert_eq!(inventory.sweep().await.unwrap(), 0, "nothing due yet");
     inventory.clock().advance(time::Duration::seconds(300));
-    assert_eq!(inventory.sweep().await.unwrap(), 20);
+    // The sweeper runs each pass in a trace of its own; the expiries carry it.
+    let pass = phoenix_api::trace::child_of(None);
+    let swept = phoenix_api::trace::scope(pass.clone(), inventory.sweep()).await;
+    assert_eq!(swept.unwrap(), 20);
     assert_eq!(stored_counters(&pool, "a").await, (50, 0, 0));
     assert_eq!(events_of(&pool, "inventory.hold_expired.v1").await, 20);
+    let expiries: Vec<Option<String>> = pool
+        .events_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "inventory.hold_expired.v1")
+        .map(|e| e.traceparent)
+        .collect();
+    assert_eq!(expiries, vec![Some(pass); 20]);
     for hold in holds {
         assert_eq!(
             inventory.hold(&crate::admin(), hold.id).await.unwrap().status,
