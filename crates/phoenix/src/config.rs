@@ -209,8 +209,8 @@ pub struct Config {
     pub offer_signing_key: Option<Secret>,
     /// Key that seals the secrets services keep and must read back (identity's token-signing keys and TOTP
     /// secrets, notification's webhook secrets): base64 of 32 bytes (`phoenix keys new-secrets-key`), the same on
-    /// every replica of identity and notification. Unset: the key in `<data_dir>/secrets.key`, created on first
-    /// start, which suits one process beside its data.
+    /// every replica of identity and notification; required when either keeps its data on PostgreSQL. Unset with
+    /// SQLite: the key in `<data_dir>/secrets.key`, created on first start.
     pub secrets_key: Option<Secret>,
     /// Keys that sealed before `secrets_key` (after a rotation): they open what they sealed, and identity and
     /// notification seal it again under `secrets_key` when they start.
@@ -436,19 +436,25 @@ impl Config {
     }
 
     /// What seals the secrets identity and notification store: `secrets_key` (with `previous_secrets_keys`), else
-    /// the key file in `data_dir`, created with a new random key if missing.
+    /// the key file in `data_dir`, created with a new random key if missing. Without `secrets_key`, a process whose
+    /// identity or notification keep their data on a database server is refused.
     pub fn sealer(&self) -> anyhow::Result<Sealer> {
         let (current, source) = match &self.secrets_key {
             Some(key) => (key.expose().to_owned(), "secrets_key".to_owned()),
             None => {
                 let path = self.data_dir.join(SECRETS_KEY_FILE);
+                // A database server is shared by replicas, which must share the key too: a key file each would
+                // seal what the others cannot open.
                 let shared = [Role::Identity, Role::Notification]
                     .into_iter()
-                    .any(|role| self.runs(role) && matches!(self.database_for(role), Ok(DatabaseTarget::Url(_))));
-                if shared {
-                    tracing::warn!(path = %path.display(),
-                        "secrets_key is not set: sealing stored secrets with the key in this file; every replica \
-                         of identity and notification must use the same key, so set secrets_key (PHOENIX_SECRETS_KEY)");
+                    .find(|&role| self.runs(role) && matches!(self.database_for(role), Ok(DatabaseTarget::Url(_))));
+                if let Some(role) = shared {
+                    bail!(
+                        "invalid configuration: secrets_key (PHOENIX_SECRETS_KEY) is required when {} keeps its data \
+                         in a database server: every replica must seal with the same key (`phoenix keys \
+                         new-secrets-key` makes one)",
+                        role.name()
+                    );
                 }
                 (key_file(&path)?, format!("the key file {}", path.display()))
             }
@@ -675,6 +681,25 @@ mod tests {
         let key = std::fs::read_to_string(&file).unwrap();
         let configured = Config::load_from(None, env(&[("PHOENIX_SECRETS_KEY", key.trim())])).unwrap();
         assert_eq!(configured.sealer().unwrap().key_id(), made.key_id());
+
+        // On a database server, replicas must share one key: none configured is refused, naming the setting.
+        let server = env(&[
+            ("PHOENIX_DATA_DIR", data_dir.to_str().unwrap()),
+            ("PHOENIX_DATABASE_URL", "postgres://localhost/phoenix"),
+        ]);
+        let error = Config::load_from(None, server.clone())
+            .unwrap()
+            .sealer()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("secrets_key") && error.contains("identity"), "{error}");
+        let mut booking_only = Config::load_from(None, server).unwrap();
+        booking_only.roles = vec![Role::Booking];
+        assert_eq!(
+            booking_only.sealer().unwrap().key_id(),
+            made.key_id(),
+            "no stored secrets there"
+        );
 
         // A damaged key file stops the start, named.
         let damaged = dir.path().join("damaged");

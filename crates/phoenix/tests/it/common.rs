@@ -59,6 +59,10 @@ pub async fn spawn_on(mut config: Config, listener: tokio::net::TcpListener) -> 
     if config.data_dir == Config::default().data_dir {
         config.data_dir = data.path().to_owned();
     }
+    // On PostgreSQL a deployment must name its secrets key, as every replica shares it.
+    if config.database_url.is_some() && config.secrets_key.is_none() {
+        config.secrets_key = Some(phoenix::config::Secret::new(crate::process::SECRETS_KEY));
+    }
     config
         .validate()
         .expect("tests run with a configuration phoenix would accept");

@@ -167,7 +167,11 @@ async fn acknowledged_holds_survive_kill_9_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_holds_survive_kill_9_on_postgres() {
     let database = PostgresDatabases::new();
-    crash_during_a_stream_of_holds(&[("PHOENIX_DATABASE_URL", &database.url)]).await;
+    crash_during_a_stream_of_holds(&[
+        ("PHOENIX_DATABASE_URL", &database.url),
+        ("PHOENIX_SECRETS_KEY", crate::process::SECRETS_KEY),
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

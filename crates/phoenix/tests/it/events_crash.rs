@@ -198,6 +198,7 @@ async fn relay_crashes_and_nats_restarts_lose_nothing(database_url: Option<Strin
     ];
     if let Some(url) = &database_url {
         env.push(("PHOENIX_DATABASE_URL".to_owned(), url.clone()));
+        env.push(("PHOENIX_SECRETS_KEY".to_owned(), crate::process::SECRETS_KEY.to_owned()));
     }
     let mut config = phoenix::Config::default();
     config.data_dir = data.path().to_owned();

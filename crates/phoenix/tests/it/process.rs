@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub const PHOENIX: &str = env!("CARGO_BIN_EXE_phoenix");
 pub const PASSWORD: &str = "correct horse battery staple";
+/// The secrets key of test deployments on PostgreSQL (base64 of 32 bytes), which require one.
+pub const SECRETS_KEY: &str = "cGhvZW5peCB0ZXN0IHNlY3JldHMga2V5LCAzMiBieXQ=";
 
 pub fn phoenix(data: &std::path::Path) -> Command {
     let mut command = Command::new(PHOENIX);

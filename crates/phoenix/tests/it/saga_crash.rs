@@ -70,6 +70,7 @@ async fn crash_after(step: &str, payment_token: &str, database_url: Option<&str>
     let mut env: Vec<(&str, &str)> = ENV.to_vec();
     if let Some(url) = database_url {
         env.push(("PHOENIX_DATABASE_URL", url));
+        env.push(("PHOENIX_SECRETS_KEY", crate::process::SECRETS_KEY));
     }
     let data = tempfile::tempdir().unwrap();
     bootstrap_admin(data.path(), &env);
