@@ -10,6 +10,10 @@ use uuid::Uuid;
 use crate::Error;
 use crate::template::Template;
 
+mod endpoints;
+
+pub use endpoints::{Endpoint, MAX_ENDPOINTS_PER_ORGANIZATION, Subscription};
+
 /// How a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -256,94 +260,6 @@ impl StoredPreferences {
 /// `(locale, opt_outs)` as stored.
 type PreferenceRow = (String, Json<Vec<(String, Channel)>>);
 
-/// A webhook endpoint with its secret in clear (never put this in a log). Stored with the secret sealed
-/// ([`phoenix_db::seal`]); only [`Store`]'s reads open it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub id: Uuid,
-    pub organization_id: Uuid,
-    pub url: String,
-    pub event_types: Json<Vec<String>>,
-    pub description: Option<String>,
-    pub secret: String,
-    pub created_at: Timestamp,
-    pub disabled_at: Option<Timestamp>,
-    pub disabled_reason: Option<String>,
-}
-
-impl Endpoint {
-    /// Whether the endpoint subscribes to events of this type.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.event_types.0.iter().any(|t| t == event_type)
-    }
-}
-
-impl std::fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("id", &self.id)
-            .field("organization_id", &self.organization_id)
-            .field("url", &self.url)
-            .field("event_types", &self.event_types.0)
-            .field("secret", &"<redacted>")
-            .field("disabled_at", &self.disabled_at)
-            .finish()
-    }
-}
-
-/// An endpoint as stored: the secret sealed.
-#[derive(sqlx::FromRow)]
-struct EndpointRow {
-    id: Uuid,
-    organization_id: Uuid,
-    url: String,
-    event_types: Json<Vec<String>>,
-    description: Option<String>,
-    secret: String,
-    created_at: Timestamp,
-    disabled_at: Option<Timestamp>,
-    disabled_reason: Option<String>,
-}
-
-impl EndpointRow {
-    fn open(self, sealer: &Sealer) -> Result<Endpoint, Error> {
-        Ok(Endpoint {
-            secret: sealer.open_text(&secret_context(self.id), &self.secret)?.value,
-            id: self.id,
-            organization_id: self.organization_id,
-            url: self.url,
-            event_types: self.event_types,
-            description: self.description,
-            created_at: self.created_at,
-            disabled_at: self.disabled_at,
-            disabled_reason: self.disabled_reason,
-        })
-    }
-}
-
-/// What an endpoint's secret is sealed for.
-fn secret_context(endpoint_id: Uuid) -> String {
-    format!("notification.webhook_endpoints.secret:{endpoint_id}")
-}
-
-/// Where an enabled endpoint takes which events: what the event handler needs, without the secret.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct Subscription {
-    pub id: Uuid,
-    pub url: String,
-    pub event_types: Json<Vec<String>>,
-}
-
-impl Subscription {
-    /// Whether the endpoint subscribes to events of this type.
-    pub fn wants(&self, event_type: &str) -> bool {
-        self.event_types.0.iter().any(|t| t == event_type)
-    }
-}
-
-const ENDPOINT_COLUMNS: &str = "SELECT id, organization_id, url, event_types, description, secret, created_at,
-    disabled_at, disabled_reason FROM webhook_endpoints";
-
 /// An admin's replacement of a built-in template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTemplate {
@@ -354,9 +270,6 @@ pub struct StoredTemplate {
     pub updated_by: Uuid,
     pub updated_at: Timestamp,
 }
-
-/// Endpoints per organization: bounded, like everything else.
-pub const MAX_ENDPOINTS_PER_ORGANIZATION: i64 = 20;
 
 #[derive(Clone)]
 pub struct Store {
@@ -458,21 +371,6 @@ impl Store {
             locale,
             opt_outs: opt_outs.0,
         }))
-    }
-
-    /// The organization's enabled endpoints (at most [`MAX_ENDPOINTS_PER_ORGANIZATION`]), whatever they subscribe
-    /// to: [`Subscription::wants`] says which event types.
-    pub async fn subscriptions_of(tx: &mut Tx, organization_id: Uuid) -> Result<Vec<Subscription>, Error> {
-        Ok(dispatch!(tx, conn => {
-            sqlx::query_as(
-                "SELECT id, url, event_types FROM webhook_endpoints
-                 WHERE organization_id = $1 AND disabled_at IS NULL ORDER BY id LIMIT $2",
-            )
-            .bind(organization_id)
-            .bind(MAX_ENDPOINTS_PER_ORGANIZATION)
-            .fetch_all(conn)
-            .await
-        })?)
     }
 
     /// Writes `deliveries` as pending, skipping any already written (same event, kind, channel and recipient: a
@@ -839,111 +737,6 @@ impl Store {
             .map(|_| ())
         })?;
         Ok(())
-    }
-
-    // --- webhook endpoints ---
-
-    /// Adds an endpoint unless the organization has [`MAX_ENDPOINTS_PER_ORGANIZATION`] already (false then).
-    pub async fn create_endpoint(&self, endpoint: &Endpoint, created_by: Uuid) -> Result<bool, Error> {
-        let mut tx = self.pool.begin().await?;
-        let count: i64 = dispatch!(&mut tx, conn => {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM webhook_endpoints WHERE organization_id = $1 AND disabled_at IS NULL",
-            )
-            .bind(endpoint.organization_id)
-            .fetch_one(conn)
-            .await
-        })?;
-        if count >= MAX_ENDPOINTS_PER_ORGANIZATION {
-            return Ok(false);
-        }
-        dispatch!(&mut tx, conn => {
-            sqlx::query(
-                "INSERT INTO webhook_endpoints (id, organization_id, url, event_types, description, secret,
-                     created_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(endpoint.id)
-            .bind(endpoint.organization_id)
-            .bind(&endpoint.url)
-            .bind(&endpoint.event_types)
-            .bind(&endpoint.description)
-            .bind(self.sealer.seal_text(&secret_context(endpoint.id), &endpoint.secret))
-            .bind(created_by)
-            .bind(endpoint.created_at)
-            .execute(conn)
-            .await
-            .map(|_| ())
-        })?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// The live endpoints of one organization, or of all (`None`), oldest first.
-    pub async fn endpoints(&self, organization_id: Option<Uuid>) -> Result<Vec<Endpoint>, Error> {
-        let sql = format!(
-            "{ENDPOINT_COLUMNS} WHERE disabled_at IS NULL AND ($1 IS NULL OR organization_id = $1)
-             ORDER BY created_at, id LIMIT 1000"
-        );
-        let rows: Vec<EndpointRow> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(organization_id).fetch_all(conn).await
-        })?;
-        rows.into_iter().map(|row| row.open(&self.sealer)).collect()
-    }
-
-    pub async fn endpoint(&self, id: Uuid) -> Result<Option<Endpoint>, Error> {
-        let sql = format!("{ENDPOINT_COLUMNS} WHERE id = $1");
-        let row: Option<EndpointRow> = dispatch!(&self.pool, conn => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await
-        })?;
-        row.map(|row| row.open(&self.sealer)).transpose()
-    }
-
-    /// Seals under the current key every endpoint secret that is not (kept in clear before sealing existed, or
-    /// sealed with a previous key), disabled endpoints' too; returns how many. Fails, naming the key, if a secret
-    /// was sealed with a key this process does not have. A row is rewritten only if unchanged since it was read.
-    pub async fn seal_stored_secrets(&self) -> Result<u64, Error> {
-        let prefix = self.sealer.current_text_prefix();
-        let stored: Vec<(Uuid, String)> = dispatch!(&self.pool, conn => {
-            sqlx::query_as("SELECT id, secret FROM webhook_endpoints WHERE substr(secret, 1, $1) <> $2")
-                .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
-                .bind(&prefix)
-                .fetch_all(conn)
-                .await
-        })?;
-        let mut sealed = 0;
-        for (id, secret) in stored {
-            let Some(resealed) = self.sealer.reseal_text(&secret_context(id), &secret)? else {
-                continue;
-            };
-            sealed += dispatch!(&self.pool, conn => {
-                sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
-                    .bind(&resealed)
-                    .bind(id)
-                    .bind(&secret)
-                    .execute(conn)
-                    .await
-                    .map(|done| done.rows_affected())
-            })?;
-        }
-        Ok(sealed)
-    }
-
-    /// Disables an endpoint (deleted by its organization, or gone at the receiver); false when it already was.
-    pub async fn disable_endpoint(&self, id: Uuid, reason: &str) -> Result<bool, Error> {
-        let n = dispatch!(&self.pool, conn => {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3
-                 WHERE id = $1 AND disabled_at IS NULL",
-            )
-            .bind(id)
-            .bind(Timestamp::now())
-            .bind(reason)
-            .execute(conn)
-            .await
-            .map(|done| done.rows_affected())
-        })?;
-        Ok(n == 1)
     }
 }
 
