@@ -236,8 +236,9 @@ async fn create_database_if_missing(connect: &PgConnectOptions) -> Result<(), Er
         let create = format!("CREATE DATABASE \"{name}\"");
         match sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await {
             Ok(_) => {}
-            // Another process created it between our check and our CREATE: that is what we wanted.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            // Another process created it between our check and our CREATE: that is what we wanted. Replicas
+            // starting together can also meet on pg_database's unique index before the name check sees the other.
+            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
             Err(source) => return Err(Error::CreateDatabase { name, source }),
         }
     }

@@ -270,6 +270,30 @@ async fn postgres_database_is_created_when_missing() {
     .unwrap();
 }
 
+/// Replicas starting together on a new server: every one of them opens the database and migrates it, whichever
+/// created it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_all_open_a_missing_postgres_database() {
+    let name = format!("phoenix_test_{}", Uuid::new_v4().simple());
+    let url = phoenix_db::testing::TestDatabase::postgres_url_for(&name);
+    let starts: Vec<_> = (0..16)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let pool = Pool::connect(&url, phoenix_db::PoolOptions::default()).await?;
+                pool.migrate(&MIGRATIONS).await?;
+                Ok::<_, phoenix_db::Error>(pool)
+            })
+        })
+        .collect();
+    for start in starts {
+        let pool = start.await.unwrap().expect("every replica starts");
+        assert_eq!(count_widgets(&pool).await, 0);
+        pool.close().await;
+    }
+    phoenix_db::testing::drop_postgres_database(&name);
+}
+
 #[tokio::test]
 async fn unknown_database_scheme_is_refused() {
     let err = Pool::connect("mysql://localhost/x", Default::default())
