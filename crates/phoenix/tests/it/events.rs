@@ -8,7 +8,7 @@ use phoenix_notification::testing::SmtpServer;
 use serde_json::Value;
 
 use crate::bookings::{book, world};
-use crate::common::{Api, TestApp};
+use crate::common::Api;
 
 /// The test configuration with notifications sent through `smtp`, and the delivery worker polling briskly.
 pub fn config_with_smtp(smtp: &SmtpServer) -> phoenix::Config {
@@ -43,8 +43,8 @@ async fn until(api: &Api, path: &str, token: &str, what: &str, done: impl Fn(&Va
     }
 }
 
-async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &TestApp, smtp: &SmtpServer) {
-    let admin = app.admin().await;
+/// `admin` is an administrator's access token on `app`.
+pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api, admin: String, smtp: &SmtpServer) {
     let world = world(app, admin.clone()).await;
     let (_, ann) = app.customer("ann@example.com").await;
     let made = book(
@@ -138,7 +138,7 @@ mod sqlite {
     async fn in_process() {
         let smtp = super::SmtpServer::start().await;
         let app = crate::common::spawn_with(super::config_with_smtp(&smtp)).await;
-        super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, &smtp).await;
+        super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, app.admin().await, &smtp).await;
     }
 }
 
@@ -152,7 +152,7 @@ mod postgres {
         let mut config = super::config_with_smtp(&smtp);
         config.database_url = Some(phoenix::config::Secret::new(databases.url.clone()));
         let app = crate::common::spawn_with(config).await;
-        super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, &smtp).await;
+        super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, app.admin().await, &smtp).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +170,7 @@ mod postgres {
             ..phoenix_events::NatsOptions::default()
         });
         let app = crate::common::spawn_with(config).await;
-        super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, &smtp).await;
+        super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, app.admin().await, &smtp).await;
     }
 }
 
@@ -182,7 +182,7 @@ async fn audit_verify_detects_an_edited_row() {
     let mut config = config_with_smtp(&smtp);
     config.data_dir = data.path().to_owned();
     let app = crate::common::spawn_with(config).await;
-    a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, &smtp).await;
+    a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, app.admin().await, &smtp).await;
 
     let verify = || {
         crate::process::phoenix(data.path())

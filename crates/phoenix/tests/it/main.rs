@@ -12,6 +12,7 @@ mod events;
 mod events_crash;
 mod inventory;
 mod jwt;
+mod kubernetes;
 mod limits;
 mod mfa;
 mod openapi;
