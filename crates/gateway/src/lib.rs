@@ -107,6 +107,10 @@ impl Options {
 pub struct Check {
     pub name: &'static str,
     pub probe: Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>,
+    /// Whether the process can serve without it. A process without its database cannot (not ready); one whose
+    /// event bus or a remote service is down still serves the rest (ready, but degraded): taking it out of
+    /// rotation would turn one role's outage, or the broker's, into everyone's.
+    pub required: bool,
 }
 
 /// Everything the gateway routes to and checks with.

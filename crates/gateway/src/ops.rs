@@ -90,34 +90,45 @@ async fn healthz() -> impl IntoResponse {
 
 #[derive(Serialize, ToSchema)]
 struct Readiness {
+    /// `ready`, or `degraded` when a dependency the process can serve without does not answer.
     status: &'static str,
     /// Each dependency and whether it answered.
     checks: std::collections::BTreeMap<&'static str, bool>,
 }
 
-/// Readiness: every dependency (databases, remote services) answers.
+/// Readiness: 503 when a dependency the process cannot serve without (its databases) does not answer; otherwise
+/// 200, `ready`, or `degraded` when the event bus or a remote service does not (the rest is still served).
 #[utoipa::path(get, path = "/readyz", tag = TAG,
     responses((status = 200, body = Readiness), (status = 503, body = Problem)))]
 async fn readyz(State(state): State<OpsState>) -> Response {
     let results = join_all(state.readiness.iter().map(|check| (check.probe)())).await;
-    let checks: std::collections::BTreeMap<&'static str, bool> =
-        state.readiness.iter().map(|c| c.name).zip(results).collect();
-    if checks.values().all(|ok| *ok) {
-        axum::Json(Readiness {
-            status: "ready",
-            checks,
-        })
-        .into_response()
-    } else {
-        let down: Vec<&str> = checks.iter().filter(|(_, ok)| !**ok).map(|(name, _)| *name).collect();
-        Problem::new(
+    let checks: std::collections::BTreeMap<&'static str, bool> = state
+        .readiness
+        .iter()
+        .map(|c| c.name)
+        .zip(results.iter().copied())
+        .collect();
+    let down = |required: bool| -> Vec<&'static str> {
+        state
+            .readiness
+            .iter()
+            .zip(&results)
+            .filter(|(check, ok)| check.required == required && !**ok)
+            .map(|(check, _)| check.name)
+            .collect()
+    };
+    let missing = down(true);
+    if !missing.is_empty() {
+        return Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",
-            format!("not reachable: {}", down.join(", ")),
+            format!("not reachable: {}", missing.join(", ")),
         )
         .with_retry_after(5)
-        .into_response()
+        .into_response();
     }
+    let status = if down(false).is_empty() { "ready" } else { "degraded" };
+    axum::Json(Readiness { status, checks }).into_response()
 }
 
 /// Prometheus metrics in the text exposition format.

@@ -734,6 +734,8 @@ fn bus_check(nats: phoenix_events::Nats) -> Check {
             let connected = nats.connected();
             async move { connected }.boxed()
         }),
+        // Events wait in the outboxes while the bus is away.
+        required: false,
     }
 }
 
@@ -744,6 +746,7 @@ fn pool_check(name: &'static str, pool: Pool) -> Check {
             let pool = pool.clone();
             async move { pool.ping().await }.boxed()
         }),
+        required: true,
     }
 }
 
@@ -754,5 +757,7 @@ fn remote_check(name: &'static str, client: phoenix_api::remote::Client) -> Chec
             let client = client.clone();
             async move { client.healthy().await }.boxed()
         }),
+        // Requests for the other roles are still served; this role's answer 503 until it is back.
+        required: false,
     }
 }

@@ -133,6 +133,41 @@ async fn a_remote_role_without_an_address_is_a_startup_error() {
     assert!(error.contains("services.identity"), "{error}");
 }
 
+/// A remote role that is down makes the gateway degraded, not unready: it keeps serving the other roles, and
+/// answers 503 for the missing one's routes.
+#[tokio::test]
+async fn a_remote_role_down_degrades_the_gateway_without_taking_it_out_of_rotation() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = closed.local_addr().unwrap();
+    drop(closed);
+    let mut gateway_config = apart(&[
+        Role::Gateway,
+        Role::Identity,
+        Role::Inventory,
+        Role::Catalog,
+        Role::Booking,
+        Role::Payment,
+        Role::Saga,
+        Role::Notification,
+    ]);
+    gateway_config.services.audit = Some(format!("http://{address}"));
+    let gateway = spawn_with(gateway_config).await;
+
+    let ready = gateway.get("/readyz", None).await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert_eq!(ready.body["status"], "degraded");
+    assert_eq!(ready.body["checks"]["audit"], false);
+    assert_eq!(ready.body["checks"]["identity_db"], true);
+    // The roles that are up still serve; the one that is down is a problem, not a hang.
+    gateway.register("ann@example.com").await;
+    let (token, _) = gateway.login("ann@example.com").await;
+    assert_eq!(gateway.get("/api/v1/auth/me", Some(&token)).await.status, 200);
+    let admin = gateway.admin().await;
+    let audit = gateway.get("/api/v1/audit", Some(&admin)).await;
+    assert_eq!(audit.status, 503, "{audit:?}");
+    assert_eq!(audit.headers["content-type"], "application/problem+json");
+}
+
 #[tokio::test]
 async fn a_service_that_never_answers_times_out_as_a_problem() {
     // A "service" that accepts connections and never answers.
