@@ -133,6 +133,73 @@ pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api
     assert!(analytics.to_string().contains("EUR"), "{analytics}");
 }
 
+/// NATS goes away under a running process: `/readyz` stays 200 and says `degraded` (the process is not taken out
+/// of rotation), bookings go on with their events kept in the outboxes, and once NATS is back the process is
+/// ready again and the booking's events reach the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bus_outage_degrades_readiness_while_bookings_go_on() {
+    let mut nats = crate::common::NatsServer::start();
+    let mut config = crate::common::config();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    config.bus = phoenix::config::Bus::Nats(phoenix_events::NatsOptions {
+        url: nats.url(),
+        subject_prefix: format!("t{tag}"),
+        stream_prefix: format!("T{}", tag.to_uppercase()),
+        max_age_hours: 1,
+        ..phoenix_events::NatsOptions::default()
+    });
+    let app = crate::common::spawn_with(config).await;
+    let readiness = |expected: &'static str| {
+        let app = &app;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let ready = app.get("/readyz", None).await;
+                assert_eq!(ready.status, 200, "{ready:?}");
+                if ready.body["status"] == expected {
+                    return ready.body;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "never {expected}: {ready:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    readiness("ready").await;
+    let admin = app.admin().await;
+    let world = world(&app, admin.clone()).await;
+
+    nats.kill();
+    let degraded = readiness("degraded").await;
+    assert_eq!(degraded["checks"]["event_bus"], false, "{degraded}");
+    let (_, ann) = app.customer("ann@example.com").await;
+    let made = book(
+        &app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    assert_eq!(made.body["status"], "confirmed");
+
+    nats.run();
+    readiness("ready").await;
+    let booking_id = made.body["id"].as_str().expect("id");
+    until(
+        &app,
+        &format!("/api/v1/audit?subject={booking_id}"),
+        &admin,
+        "the booking's events reach the audit log once the bus is back",
+        |body| {
+            body["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().any(|e| e["action"] == "booking.confirmed.v1"))
+        },
+    )
+    .await;
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_process() {

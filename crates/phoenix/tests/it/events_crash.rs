@@ -18,69 +18,12 @@ use phoenix_events::{Bus, CloudEvent, Consumer, ConsumerOptions, Handler, Handle
 use tokio::io::AsyncBufReadExt;
 use uuid::Uuid;
 
-use crate::common::PostgresDatabases;
+use crate::common::{NatsServer, PostgresDatabases};
 use crate::process::PHOENIX;
 
 const CHANGES: usize = 10_000;
 const CRASHES: usize = 20;
 const NATS_RESTARTS_AT: [usize; 3] = [4, 10, 16];
-
-/// A NATS server with JetStream on its own port and store, for this test alone.
-struct NatsServer {
-    child: Option<std::process::Child>,
-    port: u16,
-    store: tempfile::TempDir,
-}
-
-impl NatsServer {
-    fn start() -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let mut server = NatsServer {
-            child: None,
-            port,
-            store: tempfile::tempdir().expect("store"),
-        };
-        server.run();
-        server
-    }
-
-    fn run(&mut self) {
-        let binary = std::env::var("PHOENIX_TEST_NATS_SERVER").unwrap_or_else(|_| "/usr/sbin/nats-server".to_owned());
-        let child = std::process::Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.store.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// The consumer's database has only what every database has (its inbox), and the ledger below.
 static NO_TABLES: phoenix_db::Migrations = phoenix_db::Migrations {
