@@ -176,6 +176,21 @@ pub async fn book(app: &Api, customer: &str, items: Vec<Value>, n_travellers: us
     .await
 }
 
+/// Books one room for one night, ten days from now, with a good card, and checks it was confirmed at once.
+pub async fn book_a_confirmed_night(app: &Api, customer: &str, world: &World) -> Reply {
+    let made = book(
+        app,
+        customer,
+        vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
+    assert_eq!(made.status, 201, "{made:?}");
+    assert_eq!(made.body["status"], "confirmed");
+    made
+}
+
 pub fn key() -> String {
     uuid::Uuid::new_v4().to_string()
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use phoenix_notification::testing::SmtpServer;
 use serde_json::Value;
 
-use crate::bookings::{book, world};
+use crate::bookings::{book, book_a_confirmed_night, world};
 use crate::common::Api;
 
 /// The test configuration with notifications sent through `smtp`, and the delivery worker polling briskly.
@@ -172,16 +172,7 @@ async fn a_bus_outage_degrades_readiness_while_bookings_go_on() {
     let degraded = readiness("degraded").await;
     assert_eq!(degraded["checks"]["event_bus"], false, "{degraded}");
     let (_, ann) = app.customer("ann@example.com").await;
-    let made = book(
-        &app,
-        &ann,
-        vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)],
-        1,
-        "tok_visa",
-    )
-    .await;
-    assert_eq!(made.status, 201, "{made:?}");
-    assert_eq!(made.body["status"], "confirmed");
+    let made = book_a_confirmed_night(&app, &ann, &world).await;
 
     nats.run();
     readiness("ready").await;

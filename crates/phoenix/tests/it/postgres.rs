@@ -3,14 +3,20 @@
 use phoenix::config::Secret;
 use serde_json::json;
 
-use crate::common::{PostgresDatabases, config, spawn_with};
+use crate::common::{PostgresDatabases, TestApp, config, spawn_with};
 
-#[tokio::test]
-async fn the_whole_account_flow_runs_on_postgres() {
+/// Every role in one app, each on its own fresh PostgreSQL database (dropped with the first value).
+async fn on_postgres() -> (PostgresDatabases, TestApp) {
     let databases = PostgresDatabases::new();
     let mut config = config();
     config.database_url = Some(Secret::new(databases.url.clone()));
     let app = spawn_with(config).await;
+    (databases, app)
+}
+
+#[tokio::test]
+async fn the_whole_account_flow_runs_on_postgres() {
+    let (_databases, app) = on_postgres().await;
     assert_eq!(
         app.identity.as_ref().unwrap().pool().backend(),
         phoenix_db::Backend::Postgres
@@ -34,10 +40,7 @@ async fn the_whole_account_flow_runs_on_postgres() {
 /// answers 503 naming it, so an orchestrator takes the process out of rotation.
 #[tokio::test]
 async fn readiness_fails_when_a_database_is_lost() {
-    let databases = PostgresDatabases::new();
-    let mut config = config();
-    config.database_url = Some(Secret::new(databases.url.clone()));
-    let app = spawn_with(config).await;
+    let (databases, app) = on_postgres().await;
     let ready = app.get("/readyz", None).await;
     assert_eq!(
         (ready.status.as_u16(), &ready.body["status"]),

@@ -4,10 +4,15 @@
 use phoenix::config::{Role, Secret};
 use serde_json::json;
 
-use crate::bookings::{assert_events_traced, book, finished_sagas, night, world};
+use crate::bookings::{assert_events_traced, book_a_confirmed_night, finished_sagas, night, world};
 use crate::common::{config, create_admin, read, spawn_on, spawn_with};
 
 const TOKEN: &str = "an-internal-token-of-at-least-32-characters";
+
+/// Every role but `missing`, which runs elsewhere.
+fn all_but(missing: Role) -> Vec<Role> {
+    Role::ALL.into_iter().filter(|role| *role != missing).collect()
+}
 
 /// A process running only `roles`, sharing the internal token with the others.
 fn apart(roles: &[Role]) -> phoenix::Config {
@@ -22,16 +27,7 @@ async fn gateway_reaches_a_remote_identity() {
     let identity_config = apart(&[Role::Identity]);
     let identity = spawn_with(identity_config).await;
 
-    let mut gateway_config = apart(&[
-        Role::Gateway,
-        Role::Inventory,
-        Role::Catalog,
-        Role::Booking,
-        Role::Payment,
-        Role::Saga,
-        Role::Notification,
-        Role::Audit,
-    ]);
+    let mut gateway_config = apart(&all_but(Role::Identity));
     gateway_config.services.identity = Some(identity.base.clone());
     let gateway = spawn_with(gateway_config).await;
     assert!(
@@ -117,16 +113,7 @@ async fn a_service_refuses_requests_that_bypass_the_gateway() {
 
 #[tokio::test]
 async fn a_remote_role_without_an_address_is_a_startup_error() {
-    let mut gateway_config = apart(&[
-        Role::Gateway,
-        Role::Inventory,
-        Role::Catalog,
-        Role::Booking,
-        Role::Payment,
-        Role::Saga,
-        Role::Notification,
-        Role::Audit,
-    ]);
+    let mut gateway_config = apart(&all_but(Role::Identity));
     let data = tempfile::tempdir().unwrap();
     gateway_config.data_dir = data.path().to_owned();
     let error = phoenix::App::build(gateway_config).await.err().unwrap().to_string();
@@ -140,16 +127,7 @@ async fn a_remote_role_down_degrades_the_gateway_without_taking_it_out_of_rotati
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = closed.local_addr().unwrap();
     drop(closed);
-    let mut gateway_config = apart(&[
-        Role::Gateway,
-        Role::Identity,
-        Role::Inventory,
-        Role::Catalog,
-        Role::Booking,
-        Role::Payment,
-        Role::Saga,
-        Role::Notification,
-    ]);
+    let mut gateway_config = apart(&all_but(Role::Audit));
     gateway_config.services.audit = Some(format!("http://{address}"));
     let gateway = spawn_with(gateway_config).await;
 
@@ -179,16 +157,7 @@ async fn a_service_that_never_answers_times_out_as_a_problem() {
             held.push(socket);
         }
     });
-    let mut gateway_config = apart(&[
-        Role::Gateway,
-        Role::Inventory,
-        Role::Catalog,
-        Role::Booking,
-        Role::Payment,
-        Role::Saga,
-        Role::Notification,
-        Role::Audit,
-    ]);
+    let mut gateway_config = apart(&all_but(Role::Identity));
     gateway_config.services.identity = Some(format!("http://{address}"));
     gateway_config.gateway.request_timeout_secs = 1;
     let gateway = spawn_with(gateway_config).await;
@@ -209,16 +178,7 @@ async fn catalog_works_with_a_remote_inventory() {
     let inventory_config = apart(&[Role::Inventory]);
     let inventory = spawn_with(inventory_config).await;
 
-    let mut gateway_config = apart(&[
-        Role::Gateway,
-        Role::Identity,
-        Role::Catalog,
-        Role::Booking,
-        Role::Payment,
-        Role::Saga,
-        Role::Notification,
-        Role::Audit,
-    ]);
+    let mut gateway_config = apart(&all_but(Role::Inventory));
     gateway_config.services.inventory = Some(inventory.base.clone());
     let gateway = spawn_with(gateway_config).await;
     let catalog = gateway.catalog.clone().expect("the catalog runs with the gateway");
@@ -330,16 +290,7 @@ async fn a_booking_completes_and_cancels_with_payment_and_the_saga_in_other_proc
 
     let world = world(&gateway, gateway.admin().await).await;
     let (_, ann) = gateway.customer("ann@example.com").await;
-    let made = book(
-        &gateway,
-        &ann,
-        vec![world.stay(&world.flexible_plan, 10, 2, 1, 1)],
-        1,
-        "tok_visa",
-    )
-    .await;
-    assert_eq!(made.status, 201, "{made:?}");
-    assert_eq!(made.body["status"], "confirmed");
+    let made = book_a_confirmed_night(&gateway, &ann, &world).await;
     // The trace of the booking request reaches the saga's process and, through it, payment's.
     assert_events_traced(&[&gateway, &payment], &made).await;
     let id = made.body["id"].as_str().unwrap();
