@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
-use phoenix_api::Problem;
+use phoenix_api::{FieldError, Problem};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
@@ -26,7 +26,7 @@ struct OpsState {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(components(schemas(Problem)))]
+#[openapi(components(schemas(Problem, FieldError)))]
 struct Components;
 
 fn own_routes() -> OpenApiRouter<OpsState> {

@@ -129,6 +129,8 @@ pub struct Recommendations {
     pub longitude: Option<f64>,
     /// 0.1 to 100 km (default 25).
     pub radius_km: Option<f64>,
+    /// Result order (default: the first listed).
+    #[param(inline)]
     pub sort: Option<RecommendationSort>,
     /// 1 to 50 (default 10).
     pub limit: Option<u32>,

@@ -31,6 +31,8 @@ pub struct FlightSearch {
     pub cabin: Option<Cabin>,
     /// 0 for direct flights only; 1 (the default) adds one-stop connections.
     pub max_stops: Option<u8>,
+    /// Result order (default: the first listed).
+    #[param(inline)]
     pub sort: Option<FlightSort>,
     pub currency: Option<String>,
     /// Itineraries per direction, 1 to 50 (default 20).

@@ -38,6 +38,8 @@ pub struct HotelSearch {
     pub amenities: Option<String>,
     /// Only refundable rate plans.
     pub refundable: Option<bool>,
+    /// Result order (default: the first listed).
+    #[param(inline)]
     pub sort: Option<HotelSort>,
     /// Display currency (ISO 4217); charges stay in the hotel's currency.
     pub currency: Option<String>,
