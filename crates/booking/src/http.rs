@@ -82,7 +82,7 @@ fn answer(booking: Booking, done: StatusCode) -> Response {
 /// the payment is still being taken, or a problem with the failure's code (`payment_declined` 402,
 /// `insufficient_inventory` 409, ...) and the `booking_id`.
 #[utoipa::path(post, path = "/api/v1/bookings", tag = TAG, security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "retries with the same key get the same booking")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same booking")),
     request_body = BookingRequest,
     responses((status = 201, body = Booking), (status = 202, body = Booking), (status = 402, body = Problem),
         (status = 403, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem),

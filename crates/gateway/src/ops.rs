@@ -7,10 +7,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
-use phoenix_api::{FieldError, Problem};
+use phoenix_api::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder};
+use utoipa::openapi::{Content, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{OpenApi as _, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -64,6 +64,7 @@ pub fn openapi(services: Vec<OpenApi>) -> OpenApi {
     for service in services {
         doc.merge(service);
     }
+    problems_as_problem_json(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
@@ -75,6 +76,50 @@ pub fn openapi(services: Vec<OpenApi>) -> OpenApi {
         ),
     );
     doc
+}
+
+/// Every error is an RFC 9457 problem, sent as `application/problem+json`: the error responses the services
+/// document with a [`Problem`] body say so, and every operation gets a `default` response for the errors any route
+/// may answer without listing them (400 for a malformed header, 401, 413, 415, 429, 503, ...).
+fn problems_as_problem_json(doc: &mut OpenApi) {
+    const PROBLEM: &str = "#/components/schemas/Problem";
+    let problem = || Content::new(Some(Ref::from_schema_name("Problem")));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for response in operation.responses.responses.values_mut() {
+                let RefOr::T(response) = response else { continue };
+                let is_problem = matches!(
+                    response.content.get("application/json"),
+                    Some(RefOr::T(Content { schema: Some(RefOr::Ref(schema)), .. })) if schema.ref_location == PROBLEM
+                );
+                if is_problem {
+                    response.content.shift_remove("application/json");
+                    response
+                        .content
+                        .insert(PROBLEM_CONTENT_TYPE.to_owned(), RefOr::T(problem()));
+                }
+            }
+            operation
+                .responses
+                .responses
+                .entry("default".to_owned())
+                .or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("Any other error, as an RFC 9457 problem with a stable `code`")
+                            .content(PROBLEM_CONTENT_TYPE, problem())
+                            .build(),
+                    )
+                });
+        }
+    }
 }
 
 #[derive(Serialize, ToSchema)]

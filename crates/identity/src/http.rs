@@ -71,6 +71,7 @@ pub struct RegisterRequest {
     #[schema(example = "ann@example.com")]
     pub email: String,
     /// At least 12 characters, not a common password, not built from the email or name.
+    #[schema(min_length = 12)]
     pub password: String,
     #[schema(example = "Ann Lee")]
     pub name: String,

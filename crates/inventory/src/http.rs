@@ -248,7 +248,7 @@ async fn availability(
 
 /// Hold units of one or more items until `ttl_secs` pass: all lines or none. Requires `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/inventory/holds", tag = TAG, security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "retries with the same key get the same answer")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = CreateHoldRequest,
     responses((status = 201, body = HoldResponse), (status = 409, body = Problem), (status = 422, body = Problem),
         (status = 503, body = Problem)))]

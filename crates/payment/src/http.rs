@@ -138,7 +138,7 @@ pub struct RefundRequest {
 /// `Idempotency-Key`: a retry gets the first answer. A declined card is 402 `payment_declined` with the provider's
 /// `decline_code`.
 #[utoipa::path(post, path = "/api/v1/payments", tag = TAG, security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "retries with the same key get the same answer")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = AuthorizeRequest,
     responses((status = 201, body = PaymentView), (status = 402, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 503, body = Problem)))]
@@ -167,7 +167,7 @@ pub(crate) async fn get_payment(
 /// Capture an authorized payment, all of it or `amount_minor`. Requires `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/capture", tag = TAG, security(("bearer" = [])),
     params(("payment_id" = Uuid, Path),
-        ("Idempotency-Key" = String, Header, description = "retries with the same key get the same answer")),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = CaptureRequest,
     responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 503, body = Problem)))]
@@ -186,7 +186,7 @@ pub(crate) async fn capture(
 /// Requires `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/refund", tag = TAG, security(("bearer" = [])),
     params(("payment_id" = Uuid, Path),
-        ("Idempotency-Key" = String, Header, description = "retries with the same key get the same answer")),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = RefundRequest,
     responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 503, body = Problem)))]
@@ -206,7 +206,7 @@ pub(crate) async fn refund(
 /// Void an authorization that was never captured. Requires `Idempotency-Key`; takes no body.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/void", tag = TAG, security(("bearer" = [])),
     params(("payment_id" = Uuid, Path),
-        ("Idempotency-Key" = String, Header, description = "retries with the same key get the same answer")),
+        ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 503, body = Problem)))]
 pub(crate) async fn void(

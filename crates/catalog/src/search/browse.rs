@@ -128,11 +128,13 @@ pub struct Recommendations {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     /// 0.1 to 100 km (default 25).
+    #[param(minimum = 0.1, maximum = 100)]
     pub radius_km: Option<f64>,
     /// Result order (default: the first listed).
     #[param(inline)]
     pub sort: Option<RecommendationSort>,
     /// 1 to 50 (default 10).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
 }
 
@@ -149,8 +151,10 @@ pub struct Recommendation {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AirportQuery {
-    /// Code, city or name (prefix or part).
+    /// Code, city or name (prefix or part), 1 to 50 characters.
+    #[param(min_length = 1, max_length = 50)]
     pub q: Option<String>,
     /// 1 to 20 (default 10).
+    #[param(minimum = 1, maximum = 20)]
     pub limit: Option<u32>,
 }

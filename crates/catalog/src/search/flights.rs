@@ -14,8 +14,10 @@ pub enum FlightSort {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FlightSearch {
-    /// IATA airport codes.
+    /// IATA airport codes (required).
+    #[param(pattern = "^[A-Za-z]{3}$")]
     pub origin: Option<String>,
+    #[param(pattern = "^[A-Za-z]{3}$")]
     pub destination: Option<String>,
     /// Local departure date at the origin.
     #[param(value_type = String, format = Date)]
@@ -30,12 +32,14 @@ pub struct FlightSearch {
     /// Default economy.
     pub cabin: Option<Cabin>,
     /// 0 for direct flights only; 1 (the default) adds one-stop connections.
+    #[param(minimum = 0, maximum = 1)]
     pub max_stops: Option<u8>,
     /// Result order (default: the first listed).
     #[param(inline)]
     pub sort: Option<FlightSort>,
     pub currency: Option<String>,
     /// Itineraries per direction, 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
 }
 

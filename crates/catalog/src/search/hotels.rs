@@ -20,14 +20,17 @@ pub struct HotelSearch {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     /// 0.1 to 100 km around the point (default 10).
+    #[param(minimum = 0.1, maximum = 100)]
     pub radius_km: Option<f64>,
     #[param(value_type = String, format = Date)]
     pub check_in: Option<Day>,
     #[param(value_type = String, format = Date)]
     pub check_out: Option<Day>,
-    /// Guests in all (default 2).
+    /// Guests in all, 1 to 36 and at least one a room (default 2).
+    #[param(minimum = 1, maximum = 36)]
     pub guests: Option<u32>,
     /// Rooms, 1 to 9 (default 1).
+    #[param(minimum = 1, maximum = 9)]
     pub rooms: Option<u32>,
     /// Stay total bounds, minor units of the display currency (or of the hotel's when none is asked).
     pub min_price: Option<i64>,
@@ -44,8 +47,10 @@ pub struct HotelSearch {
     /// Display currency (ISO 4217); charges stay in the hotel's currency.
     pub currency: Option<String>,
     /// Results per page, 1 to 50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     pub cursor: Option<String>,
 }
 

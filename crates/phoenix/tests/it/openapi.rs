@@ -84,6 +84,41 @@ async fn every_reference_resolves() {
     assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
 }
 
+/// Errors are documented as they are sent: every error response as `application/problem+json`, and every
+/// operation with a `default` problem for the errors it does not list.
+#[tokio::test]
+async fn every_operation_documents_its_errors_as_problem_json() {
+    let app = spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.body;
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            operations += 1;
+            assert!(
+                responses["default"]["content"]["application/problem+json"]["schema"]["$ref"]
+                    == "#/components/schemas/Problem",
+                "{method} {path}: no default problem"
+            );
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let content = response["content"]
+                        .as_object()
+                        .unwrap_or_else(|| panic!("{method} {path} {status}"));
+                    assert!(
+                        content.keys().all(|kind| kind == "application/problem+json"),
+                        "{method} {path} {status}: {:?}",
+                        content.keys()
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations > 80, "{operations} operations");
+}
+
 /// Every documented operation is routed: none answers 405, and none falls through to the router's 404.
 #[tokio::test]
 async fn every_documented_operation_is_served() {
