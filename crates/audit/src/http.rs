@@ -116,7 +116,8 @@ struct AuditQuery {
     from: Option<String>,
     /// Occurred before (RFC 3339).
     to: Option<String>,
-    /// Entries per page, 1 to 500 (default 50).
+    /// Entries per page, 1 to `audit.max_page` (500 unless configured; default 50).
+    #[param(minimum = 1)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
@@ -201,6 +202,7 @@ struct ReportQuery {
     /// Only this currency (ISO 4217), where the report has currencies.
     currency: Option<String>,
     /// `json` (default) or `csv`; `Accept: text/csv` also asks for CSV.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 
@@ -564,6 +566,7 @@ struct LoadQuery {
     /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
 }
 

@@ -23,6 +23,7 @@ pub struct DeadLetterQuery {
     /// Include dead letters already replayed (default: open ones only).
     pub all: Option<bool>,
     /// At most this many, 1 to 500 (default 100), oldest first.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -175,6 +175,7 @@ struct DeadQuery {
     /// Only this channel's.
     channel: Option<Channel>,
     /// Deliveries per page, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     cursor: Option<Uuid>,

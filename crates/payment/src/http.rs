@@ -121,6 +121,7 @@ impl From<PaymentView> for Payment {
 pub struct CaptureRequest {
     /// Default: the whole authorization. One capture per payment; the rest is released.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub amount_minor: Option<i64>,
 }
 
@@ -129,6 +130,7 @@ pub struct CaptureRequest {
 pub struct RefundRequest {
     /// Default: all that is captured and not yet refunded.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub amount_minor: Option<i64>,
     /// Why, for the payment's history (at most 500 characters; never a card number).
     pub reason: String,

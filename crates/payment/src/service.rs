@@ -52,11 +52,14 @@ impl Options {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
-    /// Positive, in minor units of `currency`.
+    /// Positive, in minor units of `currency`, at most `payment.max_amount_minor`.
+    #[schema(minimum = 1)]
     pub amount_minor: i64,
     /// ISO 4217, upper case.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// The token the provider's card form returned. Never a card number: one is refused.
+    #[schema(min_length = 1, max_length = 255)]
     pub payment_token: String,
     /// Free text to find the payment by, such as a booking id.
     #[serde(default)]
