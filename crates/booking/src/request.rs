@@ -18,11 +18,14 @@ use crate::{Error, Options};
 #[serde(deny_unknown_fields)]
 pub struct BookingRequest {
     /// What to book, priced by the catalog as it would quote it (an `offer_id` from search keeps the price shown).
+    #[schema(min_items = 1, max_items = 6)]
     pub items: Vec<QuoteItem>,
     /// As many travellers as the largest party among the items; a flight's passenger types must match.
+    #[schema(min_items = 1, max_items = 9)]
     pub travellers: Vec<Traveller>,
     pub contact: Contact,
     /// The payment provider's token for the card (`tok_...`). Never a card number: that is refused.
+    #[schema(min_length = 1, max_length = 255)]
     pub payment_token: String,
     /// The customer booked for (agents, partners and admins); customers book for themselves. Agents and partners
     /// book for users of no organization or of their own; anyone else is refused like an unknown id (422).

@@ -107,10 +107,14 @@ pub struct HotelInput {
     pub address: String,
     pub city: String,
     /// ISO 3166-1 alpha-2, `FR`.
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: f64,
     /// 1 to 5.
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: u8,
     #[serde(default)]
     pub amenities: Vec<String>,
@@ -153,6 +157,7 @@ impl HotelInput {
 pub struct RoomTypeInput {
     pub name: String,
     /// Guests one room sleeps, 1 to 12.
+    #[schema(minimum = 1, maximum = 12)]
     pub max_occupancy: u8,
     #[serde(default)]
     pub beds: String,
@@ -178,8 +183,10 @@ pub struct RatePlanInput {
     pub refundable: bool,
     /// Refundable plans: free cancellation until this many hours before check-in (0 to 720).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 720)]
     pub free_cancellation_hours: Option<u32>,
     /// ISO 4217; the currency every price of the plan is charged in.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
 }
 
@@ -304,6 +311,7 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct AirlineInput {
     /// Two letters or digits.
+    #[schema(pattern = "^[A-Z0-9]{2}$")]
     pub code: String,
     pub name: String,
     /// The airline organization whose operators manage its schedules.

@@ -37,6 +37,7 @@ pub const MAX_LEGS: usize = 2;
 #[serde(deny_unknown_fields)]
 pub struct QuoteRequest {
     /// 1 to 6 items, priced together.
+    #[schema(min_items = 1, max_items = 6)]
     pub items: Vec<QuoteItem>,
     /// ISO 4217 currency of the quotation; by default the first item's. Items in other currencies are converted
     /// with the catalog's exchange rates.
