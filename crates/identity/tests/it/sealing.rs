@@ -11,6 +11,7 @@ phoenix_db::contract_suite!(
         signing_keys_and_totp_secrets_are_stored_sealed,
         secrets_kept_in_clear_are_sealed_at_start_and_keep_working,
         a_new_key_seals_again_and_an_unknown_key_stops_the_start,
+        a_rotation_reseals_every_totp_secret_across_pages,
     ]
 );
 
@@ -181,4 +182,58 @@ async fn with_password_only(identity: &Service) {
 /// The `kid` that signs an access token now.
 async fn signing_kid(identity: &Service) -> String {
     kid_of(&login(identity, "bob@example.com").await.access_token)
+}
+
+/// More users with MFA than a start re-seals per statement: after a rotation, every one of their secrets is under
+/// the new key, none skipped at a page's edge.
+async fn a_rotation_reseals_every_totp_secret_across_pages(pool: Pool) {
+    const USERS: usize = 1_201;
+    let first = Sealer::new(&key(1), &[]).unwrap();
+    start(pool.clone(), first.clone()).await.unwrap();
+    let now = phoenix_db::Timestamp::now();
+    let users: Vec<(Uuid, String)> = (0..USERS)
+        .map(|_| {
+            let id = Uuid::now_v7();
+            let sealed = first.seal_text(&format!("identity.users.totp_secret:{id}"), "JBSWY3DPEHPK3PXP");
+            (id, sealed)
+        })
+        .collect();
+    for chunk in users.chunks(400) {
+        dispatch!(&pool, conn => {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO users (id, email, name, password_hash, roles, totp_secret, totp_enabled, created_at, updated_at) ",
+            );
+            insert.push_values(chunk, |mut row, (id, sealed)| {
+                row.push_bind(*id)
+                    .push_bind(format!("{id}@example.com"))
+                    .push_bind("Ann")
+                    .push_bind("not-a-hash")
+                    .push_bind("customer")
+                    .push_bind(sealed)
+                    .push_bind(true)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            insert.build().execute(conn).await.map(|_| ())
+        })
+        .unwrap();
+    }
+
+    let second = Sealer::new(&key(2), &[&key(1)]).unwrap();
+    start(pool.clone(), second.clone()).await.unwrap();
+    let stored: Vec<(Uuid, String)> = dispatch!(&pool, conn => {
+        sqlx::query_as("SELECT id, totp_secret FROM users WHERE totp_secret IS NOT NULL").fetch_all(conn).await
+    })
+    .unwrap();
+    assert_eq!(stored.len(), USERS);
+    for (id, secret) in stored {
+        assert!(
+            secret.starts_with(&second.current_text_prefix()),
+            "{id} kept its old seal"
+        );
+        let opened = second
+            .open_text(&format!("identity.users.totp_secret:{id}"), &secret)
+            .unwrap();
+        assert_eq!(opened.value, "JBSWY3DPEHPK3PXP");
+    }
 }
