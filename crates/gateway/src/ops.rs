@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use phoenix_api::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
 use serde::Serialize;
+use utoipa::openapi::schema::{AdditionalProperties, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{OpenApi as _, ToSchema};
@@ -65,6 +66,7 @@ pub fn openapi(services: Vec<OpenApi>) -> OpenApi {
         doc.merge(service);
     }
     problems_as_problem_json(&mut doc);
+    tags_allowed_in_closed_variants(&mut doc);
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
@@ -118,6 +120,48 @@ fn problems_as_problem_json(doc: &mut OpenApi) {
                             .build(),
                     )
                 });
+        }
+    }
+}
+
+/// An internally tagged enum (`#[serde(tag = "kind")]`) is documented as `oneOf` branches, each `allOf` the
+/// variant's schema and an object holding the tag. A variant that refuses unknown fields has
+/// `additionalProperties: false`, which refuses the tag as well, so no value could match the branch (serde takes
+/// the tag off before the variant sees the rest). The variant's schema lists the tag among its properties here.
+fn tags_allowed_in_closed_variants(doc: &mut OpenApi) {
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    let mut tags: Vec<(String, String, RefOr<Schema>)> = Vec::new();
+    for schema in components.schemas.values() {
+        let RefOr::T(Schema::OneOf(one_of)) = schema else {
+            continue;
+        };
+        for branch in &one_of.items {
+            let RefOr::T(Schema::AllOf(all_of)) = branch else {
+                continue;
+            };
+            let [RefOr::Ref(variant), RefOr::T(Schema::Object(tag))] = all_of.items.as_slice() else {
+                continue;
+            };
+            let Some(name) = variant.ref_location.strip_prefix("#/components/schemas/") else {
+                continue;
+            };
+            for (property, property_schema) in &tag.properties {
+                tags.push((name.to_owned(), property.clone(), property_schema.clone()));
+            }
+        }
+    }
+    for (name, property, property_schema) in tags {
+        let Some(RefOr::T(Schema::Object(variant))) = components.schemas.get_mut(&name) else {
+            continue;
+        };
+        let closed = matches!(
+            variant.additional_properties.as_deref(),
+            Some(AdditionalProperties::FreeForm(false))
+        );
+        if closed {
+            variant.properties.entry(property).or_insert(property_schema);
         }
     }
 }

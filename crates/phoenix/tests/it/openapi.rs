@@ -119,6 +119,41 @@ async fn every_operation_documents_its_errors_as_problem_json() {
     assert!(operations > 80, "{operations} operations");
 }
 
+/// A tagged variant that refuses unknown fields still admits its tag, so a value can match its `oneOf` branch
+/// (a booking's or a quote's items are such variants).
+#[tokio::test]
+async fn tagged_variants_admit_their_tag() {
+    let app = spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.body;
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    let mut checked = 0;
+    for schema in schemas.values() {
+        for branch in schema["oneOf"].as_array().into_iter().flatten() {
+            let Some([variant, tag]) = branch["allOf"].as_array().map(Vec::as_slice) else {
+                continue;
+            };
+            let Some(name) = variant["$ref"]
+                .as_str()
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            else {
+                continue;
+            };
+            let variant = &schemas[name];
+            if variant["additionalProperties"] != false {
+                continue;
+            }
+            for property in tag["properties"].as_object().unwrap().keys() {
+                assert!(
+                    variant["properties"].get(property).is_some(),
+                    "{name} refuses its tag {property}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 2, "the booking items' variants are checked: {checked}");
+}
+
 /// Every documented operation is routed: none answers 405, and none falls through to the router's 404.
 #[tokio::test]
 async fn every_documented_operation_is_served() {
