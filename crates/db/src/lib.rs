@@ -28,7 +28,7 @@ pub use error::Error;
 pub use group::{Closed, GroupCommit};
 pub use outbox::{Event, OutboxRecord, PgQuery, bind_event_pg, chunks_under, event_part_pg};
 pub use pool::{Backend, Migrations, Pool, PoolOptions, Tx};
-pub use seal::{Opened, SealError, Sealer};
+pub use seal::{Opened, ResealError, SealError, SealedColumn, Sealer, reseal_column};
 pub use timestamp::Timestamp;
 
 /// The largest statement a batch sends to PostgreSQL in one message. sqlx 0.9.0 leaves Nagle's algorithm on

@@ -252,6 +252,79 @@ fn decode_key(text: &str) -> Result<Vec<u8>, SealError> {
         .map_err(|_| SealError::InvalidKey("not base64".to_owned()))
 }
 
+/// A text column of sealed values, one per row of `table`, whose rows are keyed by a UUID `id` column. Names come
+/// from code, never from a request.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedColumn {
+    pub table: &'static str,
+    pub column: &'static str,
+}
+
+/// Why re-sealing a column stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ResealError {
+    #[error(transparent)]
+    Db(#[from] crate::Error),
+    #[error(transparent)]
+    Sealed(#[from] SealError),
+}
+
+/// Rows a re-seal reads per statement.
+const RESEAL_PAGE: i64 = 500;
+
+/// Seals again under the current key every value of `sealed` that is not (kept in clear before sealing existed,
+/// or sealed with a previous key), a page at a time in id order, so a rotation over many rows never holds them all;
+/// `context(id)` is the row's context (as it was sealed with). A row is rewritten only if unchanged since it was
+/// read. Returns how many were rewritten; fails, naming the key, on a value sealed with a key `sealer` lacks.
+pub async fn reseal_column(
+    pool: &crate::Pool,
+    sealer: &Sealer,
+    sealed: SealedColumn,
+    context: impl Fn(uuid::Uuid) -> String,
+) -> Result<u64, ResealError> {
+    let SealedColumn { table, column } = sealed;
+    let select = format!(
+        "SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL AND substr({column}, 1, $1) <> $2 AND id > $3
+         ORDER BY id LIMIT $4"
+    );
+    let update = format!("UPDATE {table} SET {column} = $1 WHERE id = $2 AND {column} = $3");
+    let prefix = sealer.current_text_prefix();
+    let mut rewritten = 0;
+    let mut after = uuid::Uuid::nil();
+    loop {
+        let rows: Vec<(uuid::Uuid, String)> = crate::dispatch!(pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(select.as_str()))
+                .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
+                .bind(&prefix)
+                .bind(after)
+                .bind(RESEAL_PAGE)
+                .fetch_all(conn)
+                .await
+        })
+        .map_err(crate::Error::from)?;
+        let full = rows.len() == usize::try_from(RESEAL_PAGE).unwrap_or(usize::MAX);
+        for (id, stored) in rows {
+            after = id;
+            let Some(resealed) = sealer.reseal_text(&context(id), &stored)? else {
+                continue;
+            };
+            rewritten += crate::dispatch!(pool, conn => {
+                sqlx::query(sqlx::AssertSqlSafe(update.as_str()))
+                    .bind(&resealed)
+                    .bind(id)
+                    .bind(&stored)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+            })
+            .map_err(crate::Error::from)?;
+        }
+        if !full {
+            return Ok(rewritten);
+        }
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -54,8 +54,11 @@ impl UserRow {
 }
 
 /// What a user's TOTP secret is sealed for.
-/// TOTP secrets read per statement when a start re-seals them.
-const RESEAL_PAGE: i64 = 500;
+/// Where TOTP secrets are kept, sealed.
+const TOTP_SECRETS: phoenix_db::SealedColumn = phoenix_db::SealedColumn {
+    table: "users",
+    column: "totp_secret",
+};
 
 fn totp_context(user_id: Uuid) -> String {
     format!("identity.users.totp_secret:{user_id}")
@@ -617,43 +620,12 @@ impl Store {
                     .map(|done| done.rows_affected())
             })?;
         }
-        // TOTP secrets a page at a time, in id order: a rotation over many users with MFA never holds them all.
-        let prefix = self.sealer.current_text_prefix();
-        let mut after = Uuid::nil();
-        loop {
-            let users: Vec<(Uuid, String)> = dispatch!(&self.pool, conn => {
-                sqlx::query_as(
-                    "SELECT id, totp_secret FROM users
-                     WHERE totp_secret IS NOT NULL AND substr(totp_secret, 1, $1) <> $2 AND id > $3
-                     ORDER BY id LIMIT $4",
-                )
-                .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
-                .bind(&prefix)
-                .bind(after)
-                .bind(RESEAL_PAGE)
-                .fetch_all(conn)
-                .await
+        sealed += phoenix_db::reseal_column(&self.pool, &self.sealer, TOTP_SECRETS, totp_context)
+            .await
+            .map_err(|e| match e {
+                phoenix_db::ResealError::Db(e) => Error::Db(e),
+                phoenix_db::ResealError::Sealed(e) => Error::Sealed(e),
             })?;
-            let full = users.len() == usize::try_from(RESEAL_PAGE).unwrap_or(usize::MAX);
-            for (id, stored) in users {
-                after = id;
-                let Some(resealed) = self.sealer.reseal_text(&totp_context(id), &stored)? else {
-                    continue;
-                };
-                sealed += dispatch!(&self.pool, conn => {
-                    sqlx::query("UPDATE users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
-                        .bind(&resealed)
-                        .bind(id)
-                        .bind(&stored)
-                        .execute(conn)
-                        .await
-                        .map(|done| done.rows_affected())
-                })?;
-            }
-            if !full {
-                break;
-            }
-        }
         Ok(sealed)
     }
 }

@@ -175,30 +175,16 @@ impl Store {
     /// sealed with a previous key), disabled endpoints' too; returns how many. Fails, naming the key, if a secret
     /// was sealed with a key this process does not have. A row is rewritten only if unchanged since it was read.
     pub async fn seal_stored_secrets(&self) -> Result<u64, Error> {
-        let prefix = self.sealer.current_text_prefix();
-        let stored: Vec<(Uuid, String)> = dispatch!(&self.pool, conn => {
-            sqlx::query_as("SELECT id, secret FROM webhook_endpoints WHERE substr(secret, 1, $1) <> $2")
-                .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
-                .bind(&prefix)
-                .fetch_all(conn)
-                .await
-        })?;
-        let mut sealed = 0;
-        for (id, secret) in stored {
-            let Some(resealed) = self.sealer.reseal_text(&secret_context(id), &secret)? else {
-                continue;
-            };
-            sealed += dispatch!(&self.pool, conn => {
-                sqlx::query("UPDATE webhook_endpoints SET secret = $1 WHERE id = $2 AND secret = $3")
-                    .bind(&resealed)
-                    .bind(id)
-                    .bind(&secret)
-                    .execute(conn)
-                    .await
-                    .map(|done| done.rows_affected())
-            })?;
-        }
-        Ok(sealed)
+        const SECRETS: phoenix_db::SealedColumn = phoenix_db::SealedColumn {
+            table: "webhook_endpoints",
+            column: "secret",
+        };
+        phoenix_db::reseal_column(&self.pool, &self.sealer, SECRETS, secret_context)
+            .await
+            .map_err(|e| match e {
+                phoenix_db::ResealError::Db(e) => Error::Db(e),
+                phoenix_db::ResealError::Sealed(e) => Error::Sealed(e),
+            })
     }
 
     /// Disables an endpoint (deleted by its organization, or gone at the receiver); false when it already was.
