@@ -1,12 +1,15 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::FieldError;
+
 /// Paging parameters for list endpoints: at most [`PageParams::MAX_LIMIT`] items a page, continued by the opaque
 /// `cursor` of the previous page.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Items per page (default 50); a value outside 1 to 100 is taken as the nearest of the two.
+    /// Items per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[param(min_length = 1)]
@@ -17,9 +20,22 @@ impl PageParams {
     pub const DEFAULT_LIMIT: u32 = 50;
     pub const MAX_LIMIT: u32 = 100;
 
-    /// The page size, clamped into range: a client cannot ask for an unbounded page.
-    pub fn limit(&self) -> u32 {
-        self.limit.unwrap_or(Self::DEFAULT_LIMIT).clamp(1, Self::MAX_LIMIT)
+    /// The page size: [`PageParams::DEFAULT_LIMIT`] when absent; outside 1 to [`PageParams::MAX_LIMIT`] refused.
+    pub fn limit(&self) -> Result<u32, FieldError> {
+        self.limit_within(Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
+    }
+
+    /// The page size: `default` when absent; a value outside 1 to `max` is refused rather than bent into range, so
+    /// a client asking for more than a page holds learns it instead of silently getting fewer.
+    pub fn limit_within(&self, default: u32, max: u32) -> Result<u32, FieldError> {
+        match self.limit {
+            None => Ok(default),
+            Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+            Some(_) => Err(FieldError {
+                field: "limit".to_owned(),
+                message: format!("must be 1 to {max}"),
+            }),
+        }
     }
 }
 

@@ -55,6 +55,13 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl From<FieldError> for Problem {
+    /// A single field's error is a 422 `invalid_fields` naming it.
+    fn from(error: FieldError) -> Problem {
+        Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![error])
+    }
+}
+
 impl Problem {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, detail: impl Into<String>) -> Problem {
         let code = code.into();

@@ -196,8 +196,10 @@ fn audit_filter(query: &AuditQuery, options: &crate::Options) -> std::result::Re
 #[serde(deny_unknown_fields)]
 struct ReportQuery {
     /// First day (`2026-12-01`, UTC), default 29 days before `to`.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day, included (default today, UTC). At most 366 days after `from`.
+    #[param(format = Date)]
     to: Option<String>,
     /// Only this currency (ISO 4217), where the report has currencies.
     currency: Option<String>,

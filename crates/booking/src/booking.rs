@@ -128,7 +128,10 @@ pub struct BookedItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Traveller {
+    /// 1 to 60 characters.
+    #[schema(min_length = 1, max_length = 60)]
     pub first_name: String,
+    #[schema(min_length = 1, max_length = 60)]
     pub last_name: String,
     #[serde(rename = "type")]
     pub traveller_type: TravellerType,
@@ -142,6 +145,8 @@ pub struct Traveller {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    /// An address: one `@` between a local part and a dotted domain, at most 254 characters.
+    #[schema(max_length = 254)]
     pub email: String,
     #[serde(default)]
     pub phone: Option<String>,

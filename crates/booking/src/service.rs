@@ -227,10 +227,10 @@ impl Service {
             .as_deref()
             .map(|c| Uuid::try_parse(c).map_err(|_| Error::invalid("cursor", "is not a cursor this list gave")))
             .transpose()?;
+        let options = &self.inner.options;
         let limit = page
-            .limit
-            .unwrap_or(self.inner.options.default_page_size)
-            .clamp(1, self.inner.options.max_page_size);
+            .limit_within(options.default_page_size, options.max_page_size)
+            .map_err(|e| Error::Invalid(vec![e]))?;
         let query = ListQuery {
             status: filter.status,
             customer_id: filter.customer_id,

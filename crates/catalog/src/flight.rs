@@ -37,21 +37,29 @@ impl Cabin {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FareClass {
     /// One letter, unique across the schedule's cabins (`Y`, `M`, `J`).
+    #[schema(pattern = "^[A-Z]$")]
     pub code: String,
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub price_minor: i64,
     pub refundable: bool,
+    #[schema(minimum = 0, maximum = 1_000_000_000)]
     pub change_fee_minor: i64,
     /// Checked bags included.
     pub baggage_pieces: u8,
-    /// Seats that may be sold in this class per departure.
+    /// Seats that may be sold in this class per departure: at most the cabin's seats plus its overbooking limit.
+    #[schema(minimum = 0)]
     pub booking_limit: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CabinPlan {
     pub cabin: Cabin,
+    #[schema(minimum = 1, maximum = 1_000)]
     pub seats: i64,
+    #[schema(minimum = 0, maximum = 100)]
     pub overbooking_limit: i64,
+    /// 1 to 26.
+    #[schema(min_items = 1, max_items = 26)]
     pub fares: Vec<FareClass>,
 }
 

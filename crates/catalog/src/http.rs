@@ -398,7 +398,7 @@ async fn deactivate_schedule(
 
 /// Create or change an airport.
 #[utoipa::path(put, path = "/api/v1/catalog/airports/{code}", tag = TAG, security(("bearer" = [])),
-    params(("code" = String, Path)), request_body = AirportInput,
+    params(("code" = String, Path, pattern = "^[A-Z]{3}$", description = "IATA code, `CDG`")), request_body = AirportInput,
     responses((status = 204), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]
 async fn put_airport(
@@ -428,7 +428,8 @@ async fn create_airline(
 
 /// Set a display exchange rate: units of `quote` per unit of `base`.
 #[utoipa::path(put, path = "/api/v1/catalog/fx-rates/{base}/{quote}", tag = TAG, security(("bearer" = [])),
-    params(("base" = String, Path), ("quote" = String, Path)), request_body = FxRateInput,
+    params(("base" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217"),
+        ("quote" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217")), request_body = FxRateInput,
     responses((status = 200, body = FxRateView), (status = 422, body = Problem)))]
 async fn set_fx_rate(
     State(catalog): State<Catalog>,

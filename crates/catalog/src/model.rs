@@ -101,10 +101,14 @@ pub struct HotelInput {
     /// The owning hotel-chain organization: admins must name it; operators' hotels belong to their own.
     #[serde(default)]
     pub organization_id: Option<Uuid>,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
+    #[schema(min_length = 1, max_length = 500)]
     pub address: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
     /// ISO 3166-1 alpha-2, `FR`.
     #[schema(pattern = "^[A-Z]{2}$")]
@@ -116,7 +120,9 @@ pub struct HotelInput {
     /// 1 to 5.
     #[schema(minimum = 1, maximum = 5)]
     pub stars: u8,
+    /// At most 50, each 1 to 40 of `a-z`, `0-9` and `_` (`free_wifi`).
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub amenities: Vec<String>,
     /// IANA time zone, `Europe/Paris`.
     pub time_zone: String,
@@ -155,13 +161,16 @@ impl HotelInput {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoomTypeInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Guests one room sleeps, 1 to 12.
     #[schema(minimum = 1, maximum = 12)]
     pub max_occupancy: u8,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub beds: String,
     /// Rooms of this type, 0 to 10 000: each night's inventory bucket starts with this many.
+    #[schema(minimum = 0, maximum = 10_000)]
     pub rooms: i64,
 }
 
@@ -178,6 +187,7 @@ impl RoomTypeInput {
 #[serde(deny_unknown_fields)]
 pub struct RatePlanInput {
     pub room_type_id: Uuid,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub meal_plan: MealPlan,
     pub refundable: bool,
@@ -254,6 +264,7 @@ pub struct PricesInput {
     pub from: Day,
     pub to: Day,
     /// Price of one room for one night, in minor units of the plan's currency.
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub amount_minor: i64,
 }
 
@@ -263,6 +274,7 @@ pub struct PricesInput {
 pub struct CapacityInput {
     pub from: Day,
     pub to: Day,
+    #[schema(minimum = 0, maximum = 10_000)]
     pub rooms: i64,
 }
 
@@ -293,11 +305,18 @@ pub struct CalendarChange {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AirportInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub city: String,
+    /// ISO 3166-1 alpha-2, `FR`.
+    #[schema(pattern = "^[A-Z]{2}$")]
     pub country: String,
+    /// IANA time zone, `Europe/Paris`.
     pub time_zone: String,
+    #[schema(minimum = -90, maximum = 90)]
     pub latitude: f64,
+    #[schema(minimum = -180, maximum = 180)]
     pub longitude: f64,
     #[serde(default = "yes")]
     pub active: bool,
@@ -313,6 +332,7 @@ pub struct AirlineInput {
     /// Two letters or digits.
     #[schema(pattern = "^[A-Z0-9]{2}$")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The airline organization whose operators manage its schedules.
     pub organization_id: Uuid,
@@ -332,22 +352,33 @@ impl From<&Airline> for AirlineInput {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
     /// The airline's code; the flight number must start with it.
+    #[schema(pattern = "^[A-Z0-9]{2}$")]
     pub airline: String,
-    /// `PX123`.
+    /// The airline's code and 1 to 4 digits, `PX123`.
+    #[schema(pattern = "^[A-Z0-9]{2}[0-9]{1,4}$")]
     pub flight_number: String,
-    /// IATA codes.
+    /// IATA codes of known airports, different from each other.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub origin: String,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub destination: String,
     /// Local time at the origin, `HH:MM`.
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub departure_time: String,
+    /// 20 to 1440.
+    #[schema(minimum = 20, maximum = 1440)]
     pub duration_minutes: i64,
     /// ISO weekdays the flight operates: 1 is Monday, 7 Sunday.
+    #[schema(min_items = 1, max_items = 7)]
     pub days: Vec<u8>,
-    /// First and last local departure date.
+    /// First and last local departure date, at most 400 days apart.
     pub effective_from: Day,
     pub effective_to: Day,
     /// ISO 4217 currency of every fare.
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
+    /// One to four, each cabin once.
+    #[schema(min_items = 1, max_items = 4)]
     pub cabins: Vec<CabinPlan>,
 }
 

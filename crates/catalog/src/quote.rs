@@ -71,8 +71,11 @@ pub struct HotelItem {
     pub rate_plan_id: Uuid,
     pub check_in: Day,
     pub check_out: Day,
+    /// 1 to 9.
+    #[schema(minimum = 1, maximum = 9)]
     pub rooms: u32,
-    /// Guests in all rooms together.
+    /// Guests in all rooms together, 1 to 36, no more than the rooms sleep.
+    #[schema(minimum = 1, maximum = 36)]
     pub guests: u32,
     /// The offer search returned for this choice: the quote then charges the price it showed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -429,7 +429,7 @@ async fn list_users(
     Query(params): Query<PageParams>,
     Query(filter): Query<UserFilter>,
 ) -> Result<Json<Page<UserResponse>>> {
-    let limit = params.limit();
+    let limit = params.limit()?;
     let users = service
         .list_users(filter.email.as_deref(), cursor(&params)?, limit)
         .await?;
@@ -472,7 +472,7 @@ async fn list_organizations(
     State(service): State<Service>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Page<OrganizationResponse>>> {
-    let limit = params.limit();
+    let limit = params.limit()?;
     let orgs = service.list_organizations(cursor(&params)?, limit).await?;
     Ok(Json(page(orgs, limit, |o: &OrganizationResponse| o.id)))
 }

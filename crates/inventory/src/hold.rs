@@ -186,7 +186,7 @@ impl NewHold {
             );
         }
         if let Some(reference) = &reference
-            && (reference.is_empty() || reference.len() > 128 || reference.chars().any(char::is_control))
+            && (reference.is_empty() || reference.chars().count() > 128 || reference.chars().any(char::is_control))
         {
             invalid("reference".into(), "1 to 128 printable characters".into());
         }

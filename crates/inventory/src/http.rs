@@ -98,19 +98,25 @@ pub struct AvailabilityResponse {
 #[serde(deny_unknown_fields)]
 pub struct LineBody {
     pub item_id: String,
+    /// At least 1 (at most `inventory.holds.max_quantity`, 1,000 unless configured).
+    #[schema(minimum = 1)]
     pub quantity: i64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateHoldRequest {
-    /// Every line is held, or none.
+    /// Every line is held, or none; each item once (at most `inventory.holds.max_lines`, 20 unless configured).
+    #[schema(min_items = 1)]
     pub lines: Vec<LineBody>,
-    /// Seconds until the hold expires and its units return (default 900, 10 to 3600).
+    /// Seconds until the hold expires and its units return (`inventory.holds`: default 900, 10 to 3600 unless
+    /// configured).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl_secs: Option<u64>,
-    /// Free text to find the hold by later, such as a booking id.
+    /// Free text to find the hold by later, such as a booking id: 1 to 128 characters, no control characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 128)]
     pub reference: Option<String>,
 }
 

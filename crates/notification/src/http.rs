@@ -232,6 +232,7 @@ pub struct OptOut {
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
     /// `en` or `de`.
+    #[schema(pattern = "^(en|de)$")]
     pub locale: String,
     #[serde(default)]
     pub opt_out: Vec<OptOut>,

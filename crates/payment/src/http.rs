@@ -132,7 +132,8 @@ pub struct RefundRequest {
     #[serde(default)]
     #[schema(minimum = 1)]
     pub amount_minor: Option<i64>,
-    /// Why, for the payment's history (at most 500 characters; never a card number).
+    /// Why, for the payment's history (1 to 500 characters; never a card number).
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

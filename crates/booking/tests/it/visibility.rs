@@ -121,12 +121,23 @@ async fn lists_are_newest_first_in_bounded_pages(pool: Pool) {
         }
     }
     assert_eq!(seen, made);
-    let huge = world
+    let whole = world
         .booking
-        .list(&ann, ListFilter::default(), &page(100_000, None))
+        .list(&ann, ListFilter::default(), &page(100, None))
         .await
         .unwrap();
-    assert_eq!(huge.items.len(), 5, "clamped, and all there is");
+    assert_eq!(whole.items.len(), 5, "the largest page holds all there is");
+    assert_eq!(whole.next_cursor, None);
+    for refused in [0, 101, 100_000] {
+        let answer = world
+            .booking
+            .list(&ann, ListFilter::default(), &page(refused, None))
+            .await;
+        assert!(
+            matches!(&answer, Err(Error::Invalid(errors)) if errors[0].field == "limit"),
+            "a page of {refused} is refused, not bent into range: {answer:?}"
+        );
+    }
     let bad = world
         .booking
         .list(&ann, ListFilter::default(), &page(2, Some("nonsense".into())))

@@ -301,3 +301,21 @@ async fn api_keys_work_as_bearer_credentials_until_revoked() {
         .await
         .assert_problem(401, "invalid_api_key");
 }
+
+#[tokio::test]
+async fn a_page_size_out_of_range_is_refused_not_bent() {
+    let app = spawn().await;
+    let admin = app.admin().await;
+    for list in ["/api/v1/admin/users", "/api/v1/admin/organizations", "/api/v1/bookings"] {
+        for limit in ["0", "101", "4294967295"] {
+            let answer = app.get(&format!("{list}?limit={limit}"), Some(&admin)).await;
+            answer.assert_problem(422, "invalid_fields");
+            assert_eq!(
+                answer.body["errors"][0]["field"], "limit",
+                "{list}?limit={limit}: {answer:?}"
+            );
+        }
+        let largest = app.get(&format!("{list}?limit=100"), Some(&admin)).await;
+        assert_eq!(largest.status, 200, "{list}: {largest:?}");
+    }
+}
