@@ -11,6 +11,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 use phoenix_api::{ClientIp, PROBLEM_CONTENT_TYPE, Principal, Problem, RequestId, internal};
 use phoenix_ratelimit::{Decision, Limiter, Quota};
 use uuid::Uuid;
@@ -100,21 +101,40 @@ pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Respons
     Problem::from_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
 }
 
-/// The client's address: the TCP peer, or, behind a trusted proxy, the last `X-Forwarded-For` entry (the one that
-/// proxy appended).
-fn client_ip(request: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let forwarded = trust_forwarded_for
-        .then(|| {
-            request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok())
-        })
-        .flatten();
-    forwarded.or(peer)
+/// The client's address. A request from a trusted proxy is followed back through `X-Forwarded-For`, right to
+/// left, past every trusted proxy: the first address that is not one is the client (each proxy appends the
+/// address it received from, so entries left of it are whatever the client sent and prove nothing). An entry that
+/// is not an address ends the walk at the proxy that forwarded it. A request from anywhere else is its TCP peer.
+fn client_ip(request: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
+    // Canonical, so an IPv4 peer on a dual-stack socket (`::ffff:10.0.0.7`) matches IPv4 ranges.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())?;
+    let trusted = |ip: &IpAddr| trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    // Every X-Forwarded-For header in order, as proxies may append a header rather than extend the last one.
+    let entries: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            break;
+        };
+        let ip = ip.to_canonical();
+        client = ip;
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Some(client)
 }
 
 /// What the API's guard needs.
@@ -123,7 +143,7 @@ pub struct Guard {
     pub limiter: Limiter,
     pub per_principal: Quota,
     pub per_ip: Quota,
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Guards every API request: removes client-sent internal headers (before anything could read them), records the
@@ -132,7 +152,7 @@ pub struct Guard {
 /// unauthenticated; routes that need a principal refuse them.
 pub async fn guard(State(guard): State<Arc<Guard>>, mut request: Request, next: Next) -> Response {
     internal::strip_headers(request.headers_mut());
-    let ip = client_ip(&request, guard.trust_forwarded_for);
+    let ip = client_ip(&request, &guard.trusted_proxies);
     request.extensions_mut().insert(ClientIp(ip));
     if let Some(ip) = ip
         && let Err(response) = limit(&guard.limiter, &format!("ip:{ip}"), guard.per_ip).await
@@ -187,5 +207,81 @@ fn secure(headers: &mut HeaderMap) {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(peer: &str, forwarded: &[&str]) -> Request {
+        let mut request = Request::new(Body::empty());
+        let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        for value in forwarded {
+            request
+                .headers_mut()
+                .append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        }
+        request
+    }
+
+    fn client(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+        let trusted: Vec<IpNet> = trusted.iter().map(|n| n.parse().unwrap()).collect();
+        client_ip(&from(peer, forwarded), &trusted).unwrap().to_string()
+    }
+
+    #[test]
+    fn without_trusted_proxies_the_header_is_ignored() {
+        assert_eq!(client("203.0.113.9", &["198.51.100.1"], &[]), "203.0.113.9");
+    }
+
+    #[test]
+    fn a_client_that_is_not_a_trusted_proxy_cannot_choose_its_address() {
+        assert_eq!(client("203.0.113.9", &["198.51.100.1"], &["10.0.0.0/8"]), "203.0.113.9");
+    }
+
+    #[test]
+    fn behind_a_trusted_proxy_the_client_is_the_address_it_appended() {
+        // The client sent "1.2.3.4" itself; the proxy appended the address it saw.
+        assert_eq!(
+            client("10.1.2.3", &["1.2.3.4, 198.51.100.7"], &["10.0.0.0/8"]),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn a_chain_of_trusted_proxies_is_walked_to_the_first_untrusted_address() {
+        assert_eq!(
+            client("10.1.2.3", &["1.2.3.4, 198.51.100.7, 10.9.9.9"], &["10.0.0.0/8"]),
+            "198.51.100.7"
+        );
+        // Appended as separate headers, in order.
+        assert_eq!(
+            client("10.1.2.3", &["1.2.3.4", "198.51.100.7", "10.9.9.9"], &["10.0.0.0/8"]),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn garbage_ends_the_walk_at_the_proxy_that_forwarded_it() {
+        assert_eq!(client("10.1.2.3", &["unknown"], &["10.0.0.0/8"]), "10.1.2.3");
+        assert_eq!(
+            client("10.1.2.3", &["not-an-ip, 10.4.4.4"], &["10.0.0.0/8"]),
+            "10.4.4.4"
+        );
+        assert_eq!(client("10.1.2.3", &[], &["10.0.0.0/8"]), "10.1.2.3");
+    }
+
+    #[test]
+    fn ipv4_peers_on_a_dual_stack_socket_match_ipv4_ranges() {
+        assert_eq!(
+            client("[::ffff:10.1.2.3]", &["198.51.100.7"], &["10.0.0.0/8"]),
+            "198.51.100.7"
+        );
+        assert_eq!(
+            client("[2001:db8::1]", &["198.51.100.7"], &["2001:db8::/32"]),
+            "198.51.100.7"
+        );
     }
 }

@@ -51,8 +51,11 @@ pub struct Options {
     pub request_timeout_secs: u64,
     /// Origins allowed to call the API from a browser (CORS). Empty: same origin only.
     pub cors_allowed_origins: Vec<String>,
-    /// Take the client address from the last `X-Forwarded-For` entry (only behind a proxy you run).
-    pub trust_forwarded_for: bool,
+    /// The proxies in front of the gateway (addresses or CIDR ranges, such as the ingress controller's pods). Only
+    /// a request arriving from one of them has its `X-Forwarded-For` read: the client is the right-most entry that
+    /// is not itself one of them. Empty (the default): the TCP peer is the client and the header is ignored, so no
+    /// client can pick the address its rate limits and login throttles are counted under.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Verified access tokens remembered until they expire.
     pub token_cache_capacity: usize,
 }
@@ -65,7 +68,7 @@ impl Default for Options {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             cors_allowed_origins: Vec::new(),
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             token_cache_capacity: 100_000,
         }
     }
@@ -153,7 +156,7 @@ impl Gateway {
             limiter: self.limiter,
             per_principal: Quota::per_minute(options.rate_limit_per_user_per_min),
             per_ip: Quota::per_minute(options.rate_limit_per_ip_per_min),
-            trust_forwarded_for: options.trust_forwarded_for,
+            trusted_proxies: options.trusted_proxies.clone(),
         });
 
         let mut api = Router::new();

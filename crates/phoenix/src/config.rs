@@ -280,6 +280,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("roles")
                 .with_list_parse_key("gateway.cors_allowed_origins")
+                .with_list_parse_key("gateway.trusted_proxies")
                 .with_list_parse_key("notification.webhook_allowed_networks")
                 .with_list_parse_key("previous_secrets_keys")
                 .source(Some(env.into_iter().collect())),

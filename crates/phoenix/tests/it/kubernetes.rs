@@ -260,6 +260,45 @@ fn every_role_has_a_deployment_a_service_and_probes_phoenix_serves() {
     assert_eq!(backend["name"], service_name(Role::Gateway));
 }
 
+/// The gateway reads `X-Forwarded-For` only from the proxies it is given, and its network policy admits only the
+/// ingress controller's namespace (and Prometheus's): no pod can reach it directly and pick the address its rate
+/// limits count. Every other role's policy admits only Phoenix's pods and Prometheus.
+#[test]
+fn the_gateway_is_reached_only_through_the_ingress_whose_forwarding_it_trusts() {
+    let manifests = Manifests::load();
+    let env = manifests.environment(Role::Gateway, &secrets("postgres://db/phoenix", "redis://redis"));
+    let config = phoenix::Config::load_from(None, env).expect("the gateway's environment");
+    assert!(
+        !config.gateway.trusted_proxies.is_empty(),
+        "the ingress controller appends the client's address; the gateway must know it may read it"
+    );
+    let namespaces = |policy: &Value| -> BTreeSet<String> {
+        let rules = policy["spec"]["ingress"].as_array().expect("ingress rules");
+        rules
+            .iter()
+            .flat_map(|rule| {
+                rule["from"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("a rule without `from` admits every pod: {rule}"))
+                    .iter()
+                    .filter_map(|peer| peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"].as_str())
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let gateway = manifests.find("NetworkPolicy", "phoenix-gateway");
+    assert_eq!(
+        gateway["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "gateway"
+    );
+    assert_eq!(
+        namespaces(gateway),
+        BTreeSet::from(["ingress-nginx".to_owned(), "monitoring".to_owned()])
+    );
+    let internal = manifests.find("NetworkPolicy", "phoenix-internal");
+    assert_eq!(namespaces(internal), BTreeSet::from(["monitoring".to_owned()]));
+}
+
 /// Each role started from its Deployment's environment, as its own app on its own port, on one PostgreSQL server
 /// and one NATS server. The test changes only what differs between a cluster and this machine: the addresses of
 /// PostgreSQL, NATS, Redis, the SMTP server and the other roles, the Secret's values, NATS stream replicas (one

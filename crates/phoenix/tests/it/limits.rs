@@ -54,6 +54,46 @@ async fn per_ip_limit_counts_unauthenticated_requests() {
     assert_eq!(app.get("/healthz", None).await.status, 200);
 }
 
+/// Requests from 127.0.0.1 claiming, by `X-Forwarded-For`, to come from `clients` in turn, `rounds` times over:
+/// the statuses of the last round.
+async fn forwarded_for(app: &crate::common::TestApp, clients: &[&str], rounds: usize) -> Vec<u16> {
+    let mut last = Vec::new();
+    for _ in 0..rounds {
+        last.clear();
+        for client in clients {
+            let reply = app
+                .http
+                .get(format!("{}/api/v1/nothing", app.base))
+                .header("x-forwarded-for", format!("192.0.2.200, {client}"))
+                .send()
+                .await
+                .unwrap();
+            last.push(reply.status().as_u16());
+        }
+    }
+    last
+}
+
+#[tokio::test]
+async fn per_ip_limits_follow_forwarded_addresses_only_from_trusted_proxies() {
+    let clients = ["198.51.100.1", "198.51.100.2", "198.51.100.3"];
+    // Behind a trusted proxy (this test, on loopback), each client the proxy names has its own count: three each.
+    let mut trusting = config();
+    trusting.gateway.rate_limit_per_ip_per_min = 3;
+    trusting.gateway.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    let behind_proxy = spawn_with(trusting).await;
+    assert_eq!(forwarded_for(&behind_proxy, &clients, 3).await, [404, 404, 404]);
+    assert_eq!(forwarded_for(&behind_proxy, &clients, 1).await, [429, 429, 429]);
+
+    // From a peer that is not a trusted proxy the header is ignored: all nine requests count against 127.0.0.1.
+    let mut other_proxies = config();
+    other_proxies.gateway.rate_limit_per_ip_per_min = 3;
+    other_proxies.gateway.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let direct = spawn_with(other_proxies).await;
+    assert_eq!(forwarded_for(&direct, &clients, 1).await, [404, 404, 404]);
+    assert_eq!(forwarded_for(&direct, &clients, 1).await, [429, 429, 429]);
+}
+
 #[tokio::test]
 async fn repeated_login_failures_are_throttled() {
     let mut config = config();
