@@ -34,7 +34,7 @@ pub use http::{CaptureRequest, PATH_PREFIXES, PaymentView, RefundRequest, SETTLE
 pub use payment::{Payment, Status};
 pub use provider::resilient::{Circuit, Resilient};
 pub use provider::simulated::{Simulator, simulator_migrations};
-pub use provider::{Authorization, Provider, ProviderError, ProviderPayment, ProviderStatus};
+pub use provider::{Authorization, ListPage, Listed, Provider, ProviderError, ProviderPayment, ProviderStatus};
 pub use reconcile::{Report, reconcile};
 pub use service::{AuthorizeRequest, Options, Service};
 

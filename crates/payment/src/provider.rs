@@ -54,6 +54,22 @@ pub struct ProviderPayment {
     pub refunded_minor: i64,
 }
 
+/// A payment the provider holds for one of our authorizations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// The reference we sent with the authorization ([`Authorization::reference`]: our payment id).
+    pub our_reference: String,
+    pub payment: ProviderPayment,
+}
+
+/// One page of [`Provider::list`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPage {
+    pub payments: Vec<Listed>,
+    /// Pass as `after` for the next page; `None` on the last.
+    pub next: Option<String>,
+}
+
 /// Why a provider call did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
@@ -118,4 +134,10 @@ pub trait Provider: Send + Sync + 'static {
     /// The payment the provider holds for OUR `reference` (the one sent in [`Authorization::reference`]), if any:
     /// how reconciliation learns whether an authorization whose answer was lost (a timeout, a crash) happened.
     async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError>;
+
+    /// The payments the provider holds money for (or held: voided ones too) that carry one of our references, a page
+    /// at a time, `after` the previous page's [`ListPage::next`]: how reconciliation finds a payment the provider
+    /// has and we have no record of (a database restored from a backup older than the payment, say). Attempts that
+    /// were declined hold nothing and are left out.
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError>;
 }

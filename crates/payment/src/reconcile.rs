@@ -6,6 +6,12 @@
 //! the truth (captured and refunded amounts, a void; an authorization whose answer was lost), an authorization the
 //! provider holds for a payment we hold as failed or voided is voided, and a pending authorization that never reached
 //! the provider is failed. Nothing is ever captured or refunded by reconciliation.
+//!
+//! Then the provider's books are read the other way, page by page ([`Provider::list`]): a payment there that carries
+//! one of our references, still holds money (authorized, or captured and not all refunded) and has no row here (a
+//! database restored from a backup older than it, say) is reported, and with `repair` voided if it is an
+//! uncaptured authorization. A payment row is always written before its
+//! authorization is sent, so a payment being authorized while this runs is never one of these.
 
 use phoenix_db::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -13,7 +19,7 @@ use uuid::Uuid;
 
 use crate::operation::{Kind, Outcome};
 use crate::payment::{Failure, Payment, Status, failure};
-use crate::provider::{Provider, ProviderError, ProviderPayment, ProviderStatus};
+use crate::provider::{Listed, Provider, ProviderError, ProviderPayment, ProviderStatus};
 use crate::store::{Change, Completion, Repair};
 use crate::{Error, Service};
 
@@ -38,15 +44,21 @@ pub struct Report {
     /// The first [`MAX_DIFFERENCES`] of them.
     pub differences: Vec<Difference>,
     pub repaired: u64,
-    /// The run stopped at [`MAX_PAYMENTS`] before the end of the book.
+    /// The run stopped at [`MAX_PAYMENTS`] before the end of the book (ours, or the provider's).
     pub truncated: bool,
+    /// Payments carrying our references the provider listed.
+    pub listed: u64,
+    /// The provider's books could not be read to the end (it did not answer, or its circuit was open): payments
+    /// it holds that we have no record of may have gone unfound.
+    pub listing_incomplete: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
     pub payment_id: Uuid,
     pub kind: DifferenceKind,
-    pub ours: Snapshot,
+    /// Our record; absent when we have none ([`DifferenceKind::Unrecorded`]).
+    pub ours: Option<Snapshot>,
     /// The provider's view, when it has the payment.
     pub theirs: Option<ProviderPayment>,
     /// Whether this run brought the two in line.
@@ -64,6 +76,8 @@ pub enum DifferenceKind {
     MissingAtProvider,
     /// A pending authorization nobody is working on, which never reached the provider.
     Stuck,
+    /// The provider holds a payment carrying our reference that we have no record of.
+    Unrecorded,
 }
 
 /// Our side of a difference.
@@ -124,7 +138,7 @@ pub async fn reconcile(service: &Service, repair: bool) -> Result<Report, Error>
                         report.differences.push(Difference {
                             payment_id: payment.id,
                             kind,
-                            ours: Snapshot::from(payment),
+                            ours: Some(Snapshot::from(payment)),
                             theirs,
                             repaired,
                         });
@@ -136,7 +150,81 @@ pub async fn reconcile(service: &Service, repair: bool) -> Result<Report, Error>
             break;
         }
     }
+    find_unrecorded(service, repair, &mut report).await?;
     Ok(report)
+}
+
+/// The second pass: the provider's payments that carry one of our references and have no row here.
+async fn find_unrecorded(service: &Service, repair: bool, report: &mut Report) -> Result<(), Error> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = match service.provider().list(after.as_deref()).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "reconciliation could not list the provider's payments");
+                report.listing_incomplete = true;
+                return Ok(());
+            }
+        };
+        for listed in &page.payments {
+            if report.listed >= MAX_PAYMENTS {
+                report.truncated = true;
+                return Ok(());
+            }
+            report.listed += 1;
+            // Another system's reference on a shared provider account is not ours to judge, and a payment that holds
+            // no money any more (voided, or refunded in full) asks nothing of anyone.
+            let Ok(payment_id) = Uuid::try_parse(&listed.our_reference) else {
+                continue;
+            };
+            let theirs = &listed.payment;
+            let holds_money = match theirs.status {
+                ProviderStatus::Authorized => true,
+                ProviderStatus::Captured => theirs.refunded_minor < theirs.captured_minor,
+                ProviderStatus::Voided => false,
+            };
+            if !holds_money {
+                continue;
+            }
+            if service.store().payment(payment_id).await?.is_some() {
+                continue;
+            }
+            report.differences_found += 1;
+            let repaired = repair && void_unrecorded(service, payment_id, listed).await;
+            report.repaired += u64::from(repaired);
+            if report.differences.len() < MAX_DIFFERENCES {
+                report.differences.push(Difference {
+                    payment_id,
+                    kind: DifferenceKind::Unrecorded,
+                    ours: None,
+                    theirs: Some(listed.payment.clone()),
+                    repaired,
+                });
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Voids an unrecorded payment's uncaptured authorization; true if the money is released. Money already captured is
+/// left for a person: reconciliation never refunds.
+async fn void_unrecorded(service: &Service, payment_id: Uuid, listed: &Listed) -> bool {
+    match listed.payment.status {
+        ProviderStatus::Voided | ProviderStatus::Captured => false,
+        ProviderStatus::Authorized => {
+            let key = format!("phoenix-reconcile-{payment_id}-void");
+            match service.provider().void(&listed.payment.reference, &key).await {
+                Ok(_) => true,
+                Err(error) => {
+                    tracing::warn!(%payment_id, %error, "reconciliation could not void an unrecorded authorization");
+                    false
+                }
+            }
+        }
+    }
 }
 
 async fn compare(service: &Service, payment: &Payment) -> Result<Found, Error> {

@@ -123,10 +123,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = phoenix_payment::reconcile(&payment, options.repair).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             let outstanding = report.differences_found - report.repaired;
-            if outstanding > 0 || report.unchecked > 0 {
+            if outstanding > 0 || report.unchecked > 0 || report.listing_incomplete {
                 bail!(
-                    "{outstanding} difference(s) remain, {} payment(s) could not be checked",
-                    report.unchecked
+                    "{outstanding} difference(s) remain, {} payment(s) could not be checked{}",
+                    report.unchecked,
+                    if report.listing_incomplete {
+                        ", the provider's books could not be read to the end"
+                    } else {
+                        ""
+                    }
                 );
             }
             Ok(())

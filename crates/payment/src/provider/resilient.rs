@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 pub use breaker::{Admission, Breaker, BreakerOptions, Circuit, Refused, Transition};
 
-use super::{Authorization, Provider, ProviderError, ProviderPayment};
+use super::{Authorization, ListPage, Provider, ProviderError, ProviderPayment};
 
 /// How hard to try a provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +95,7 @@ enum Operation {
     Void,
     Fetch,
     Find,
+    List,
 }
 
 impl Operation {
@@ -106,6 +107,7 @@ impl Operation {
             Operation::Void => "void",
             Operation::Fetch => "fetch",
             Operation::Find => "find",
+            Operation::List => "list",
         }
     }
 }
@@ -340,6 +342,11 @@ impl Provider for Resilient {
         self.call(Operation::Find, None, |p| async move { p.find(reference).await })
             .await
     }
+
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        self.call(Operation::List, None, |p| async move { p.list(after).await })
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -348,7 +355,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::provider::ProviderStatus;
+    use crate::provider::{Listed, ProviderStatus};
 
     /// What the scripted provider does on one call.
     #[derive(Clone)]
@@ -446,6 +453,16 @@ mod tests {
         }
         async fn find(&self, _: &str) -> Result<Option<ProviderPayment>, ProviderError> {
             self.play().await.map(Some)
+        }
+        async fn list(&self, _: Option<&str>) -> Result<ListPage, ProviderError> {
+            let payment = self.play().await?;
+            Ok(ListPage {
+                payments: vec![Listed {
+                    our_reference: "ours".to_owned(),
+                    payment,
+                }],
+                next: None,
+            })
         }
     }
 

@@ -23,7 +23,7 @@ use phoenix_db::{Backend, Migrations, Pool, Timestamp, Tx, dispatch};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Authorization, Provider, ProviderError, ProviderPayment, ProviderStatus};
+use super::{Authorization, ListPage, Listed, Provider, ProviderError, ProviderPayment, ProviderStatus};
 
 static SIMULATOR_MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("migrations/simulator_sqlite"),
@@ -692,7 +692,36 @@ impl Provider for Simulator {
         .map_err(unavailable)?;
         row.map(|row| row.payment()).transpose()
     }
+
+    /// The books in the order of the provider's references, [`LIST_PAGE`] a page.
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        let sql = format!("{PAYMENT_COLUMNS} WHERE reference > $1 ORDER BY reference LIMIT $2");
+        let rows: Vec<PaymentRow> = dispatch!(&self.pool, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(after.unwrap_or(""))
+                .bind(LIST_PAGE)
+                .fetch_all(conn)
+                .await
+        })
+        .map_err(unavailable)?;
+        let next = (rows.len() as i64 == LIST_PAGE)
+            .then(|| rows.last().map(|row| row.reference.clone()))
+            .flatten();
+        let payments = rows
+            .into_iter()
+            .map(|row| {
+                Ok(Listed {
+                    payment: row.payment()?,
+                    our_reference: row.our_reference,
+                })
+            })
+            .collect::<Result<_, ProviderError>>()?;
+        Ok(ListPage { payments, next })
+    }
 }
+
+/// Payments a page of [`Simulator::list`](Provider::list) holds.
+pub const LIST_PAGE: i64 = 100;
 
 /// PostgreSQL, a card that answers at once: the request with its answer, the payment and its ledger entry in one
 /// statement, no transaction (four round trips fewer than [`Simulator::authorize`]'s general path). A repeat of

@@ -16,7 +16,8 @@
 //! - Amounts are in the currency's smallest unit, which is its ISO 4217 minor unit for all but a few currencies
 //!   (Stripe's exceptions, such as ISK and HUF, are not handled here). Currencies are sent lower case.
 //! - `find` searches `metadata['reference']`, which `authorize` sets. Stripe's search lags writes by up to a minute
-//!   (and is not offered to accounts in India).
+//!   (and is not offered to accounts in India). `list` pages through `GET /v1/payment_intents` (newest first,
+//!   `starting_after` the last id of a page, `has_more` until the end), keeping intents that carry our reference.
 //! - The API version is pinned ([`API_VERSION`]), so an account's default version cannot change what fields mean.
 //!
 //! The secret key and the payment token are never logged; `Debug` hides the key.
@@ -31,7 +32,7 @@ use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{Authorization, Provider, ProviderError, ProviderPayment, ProviderStatus};
+use super::{Authorization, ListPage, Listed, Provider, ProviderError, ProviderPayment, ProviderStatus};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.stripe.com";
 
@@ -238,7 +239,36 @@ impl Provider for Stripe {
         // A declined attempt is an intent too, but holds no money: the first one that does is the answer.
         Ok(found.data.into_iter().find_map(|expanded| expanded.into_payment().ok()))
     }
+
+    /// Lists PaymentIntents, newest first, [`LIST_PAGE`] a page (`starting_after` the last one of the previous
+    /// page). Intents without our `metadata[reference]` (made outside Phoenix on the same account) and declined
+    /// attempts (they hold no money) are left out.
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        let limit = LIST_PAGE.to_string();
+        let mut query = vec![("limit", limit.as_str()), ("expand[]", "data.latest_charge")];
+        if let Some(after) = after {
+            query.push(("starting_after", check_id(after)?));
+        }
+        let listed: IntentList = self.get("/v1/payment_intents", &query).await?;
+        let next = listed
+            .has_more
+            .then(|| listed.data.last().map(|expanded| expanded.intent.id.clone()))
+            .flatten();
+        let payments = listed
+            .data
+            .into_iter()
+            .filter_map(|mut expanded| {
+                let our_reference = expanded.intent.metadata.remove("reference")?;
+                let payment = expanded.into_payment().ok()?;
+                Some(Listed { our_reference, payment })
+            })
+            .collect();
+        Ok(ListPage { payments, next })
+    }
 }
+
+/// PaymentIntents a page of [`Stripe::list`](Provider::list) asks for (Stripe's largest page).
+pub const LIST_PAGE: u32 = 100;
 
 impl Stripe {
     async fn post<T: DeserializeOwned>(
@@ -373,6 +403,9 @@ struct PaymentIntent {
     amount: i64,
     amount_received: i64,
     currency: String,
+    /// Ours: `reference`, set when authorizing.
+    #[serde(default)]
+    metadata: std::collections::HashMap<String, String>,
 }
 
 /// A PaymentIntent read with `expand[]=latest_charge`: the charge is an object, or null before any confirmation.
@@ -386,6 +419,12 @@ struct ExpandedIntent {
 #[derive(Deserialize)]
 struct SearchResult {
     data: Vec<ExpandedIntent>,
+}
+
+#[derive(Deserialize)]
+struct IntentList {
+    data: Vec<ExpandedIntent>,
+    has_more: bool,
 }
 
 #[derive(Deserialize)]

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use phoenix_api::Problem;
 use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
-use phoenix_payment::{Authorization, Error, Provider, ProviderError, ProviderPayment, Simulator, Status};
+use phoenix_payment::{Authorization, Error, ListPage, Provider, ProviderError, ProviderPayment, Simulator, Status};
 
 use crate::{admin, customer, env, env_with, events_of, options, request};
 
@@ -220,6 +220,9 @@ impl Provider for CrashAfterAuthorizing {
     }
     async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
         self.inner.find(reference).await
+    }
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        self.inner.list(after).await
     }
 }
 

@@ -5,7 +5,7 @@ use phoenix_api::{Problem, Role};
 use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
 use phoenix_payment::{
-    Authorization, AuthorizeRequest, Error, Provider, ProviderError, ProviderPayment, Simulator, Status,
+    Authorization, AuthorizeRequest, Error, ListPage, Provider, ProviderError, ProviderPayment, Simulator, Status,
 };
 use uuid::Uuid;
 
@@ -489,6 +489,9 @@ impl Provider for MovesOnDuringCapture {
     }
     async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
         self.inner.find(reference).await
+    }
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        self.inner.list(after).await
     }
 }
 

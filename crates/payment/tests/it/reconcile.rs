@@ -6,7 +6,8 @@ use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
 use phoenix_payment::reconcile::DifferenceKind;
 use phoenix_payment::{
-    Authorization, Error, Provider, ProviderError, ProviderPayment, ProviderStatus, Simulator, Status, reconcile,
+    Authorization, Error, ListPage, Provider, ProviderError, ProviderPayment, ProviderStatus, Simulator, Status,
+    reconcile,
 };
 
 use crate::idempotency::{crash_after_authorizing, stored_statuses};
@@ -16,6 +17,7 @@ phoenix_db::contract_suite!(
     phoenix_payment::migrations(),
     [
         matching_books_report_no_difference,
+        payments_the_provider_holds_and_we_have_no_record_of_are_found,
         a_refund_made_behind_our_back_is_found_and_taken_into_our_books,
         an_authorization_whose_answer_was_lost_is_found_and_voided,
         an_abandoned_pending_authorization_is_finished_as_the_provider_says,
@@ -49,6 +51,117 @@ async fn matching_books_report_no_difference(pool: Pool) {
     assert_eq!(report.checked, 4);
     assert_eq!((report.differences_found, report.repaired, report.unchecked), (0, 0, 0));
     assert!(!report.truncated);
+    assert_eq!(
+        report.listed, 3,
+        "the provider's books, read back: the declined card holds nothing"
+    );
+    assert!(!report.listing_incomplete);
+}
+
+/// Our books lost payments the provider still has (a database restored from an older backup): the provider's listing
+/// finds them, over more than one of its pages. Reconciliation voids what is only authorized and leaves captured
+/// money to a person; a payment another system made on the same account is not ours to judge.
+async fn payments_the_provider_holds_and_we_have_no_record_of_are_found(pool: Pool) {
+    let env = env(pool).await;
+    let ours = env
+        .service
+        .authorize(&customer(), request(1_000, "tok_visa"), "kept")
+        .await
+        .unwrap();
+    let authorize = |reference: String, n: usize| Authorization {
+        amount_minor: 2_000,
+        currency: "EUR".to_owned(),
+        token: "tok_visa".to_owned(),
+        reference,
+        idempotency_key: format!("lost-{n}"),
+    };
+    // Enough that the listing takes more than one page.
+    let pages = usize::try_from(phoenix_payment::provider::simulated::LIST_PAGE).unwrap();
+    let mut lost = Vec::new();
+    for n in 0..pages {
+        let id = uuid::Uuid::now_v7();
+        env.simulator.authorize(&authorize(id.to_string(), n)).await.unwrap();
+        lost.push(id);
+    }
+    let captured = uuid::Uuid::now_v7();
+    let taken = env
+        .simulator
+        .authorize(&authorize(captured.to_string(), pages))
+        .await
+        .unwrap();
+    env.simulator
+        .capture(&taken.reference, 2_000, "lost-capture")
+        .await
+        .unwrap();
+    env.simulator
+        .authorize(&authorize("order-77 of another system".to_owned(), pages + 1))
+        .await
+        .unwrap();
+
+    let report = reconcile(&env.service, false).await.unwrap();
+    assert_eq!(report.listed, pages as u64 + 3, "every page of the provider's books");
+    assert_eq!((report.differences_found, report.repaired), (pages as u64 + 1, 0));
+    assert!(
+        report
+            .differences
+            .iter()
+            .all(|d| d.kind == DifferenceKind::Unrecorded && d.ours.is_none())
+    );
+    let mut found: Vec<uuid::Uuid> = report.differences.iter().map(|d| d.payment_id).collect();
+    found.sort();
+    let mut expected = lost.clone();
+    expected.push(captured);
+    expected.sort();
+    assert_eq!(
+        found, expected,
+        "exactly the unrecorded ones: not ours, nor the other system's"
+    );
+    assert!(
+        env.ledger(EntryKind::Void).await.is_empty(),
+        "without repair no money moves"
+    );
+
+    let report = reconcile(&env.service, true).await.unwrap();
+    assert_eq!(
+        (report.differences_found, report.repaired),
+        (pages as u64 + 1, pages as u64)
+    );
+    let captured_difference = report.differences.iter().find(|d| d.payment_id == captured).unwrap();
+    assert!(
+        !captured_difference.repaired,
+        "captured money is for a person to refund"
+    );
+    let voided: Vec<String> = env
+        .ledger(EntryKind::Void)
+        .await
+        .into_iter()
+        .map(|e| e.reference)
+        .collect();
+    assert_eq!(voided.len(), pages);
+    let books = env.simulator.payments().await.unwrap();
+    for payment in &books {
+        let expected = if lost.iter().any(|id| id.to_string() == payment.our_reference) {
+            ProviderStatus::Voided
+        } else if payment.our_reference == captured.to_string() {
+            ProviderStatus::Captured
+        } else {
+            ProviderStatus::Authorized
+        };
+        assert_eq!(payment.payment.status, expected, "{}", payment.our_reference);
+    }
+    assert!(books.iter().any(|p| p.our_reference == ours.id.to_string()));
+    // A voided authorization holds nothing: a third run finds only the captured money, and voids nothing twice.
+    let again = reconcile(&env.service, true).await.unwrap();
+    assert_eq!((again.differences_found, again.repaired), (1, 0));
+    assert_eq!(again.differences[0].payment_id, captured);
+    assert_eq!(env.ledger(EntryKind::Void).await.len(), pages);
+    // Once a person refunds it in full, it asks nothing more.
+    env.simulator
+        .refund(&taken.reference, 2_000, "dashboard-refund")
+        .await
+        .unwrap();
+    let settled = reconcile(&env.service, true).await.unwrap();
+    assert_eq!(settled.differences_found, 0, "{settled:?}");
 }
 
 async fn a_refund_made_behind_our_back_is_found_and_taken_into_our_books(pool: Pool) {
@@ -71,7 +184,7 @@ async fn a_refund_made_behind_our_back_is_found_and_taken_into_our_books(pool: P
         (difference.payment_id, difference.kind),
         (payment.id, DifferenceKind::Mismatch)
     );
-    assert_eq!(difference.ours.refunded_minor, 0);
+    assert_eq!(difference.ours.as_ref().unwrap().refunded_minor, 0);
     assert_eq!(difference.theirs.as_ref().unwrap().refunded_minor, 3_000);
     assert!(!difference.repaired);
     let unchanged = env.service.payment(&staff, payment.id).await.unwrap();
@@ -134,6 +247,9 @@ impl Provider for LostAnswers {
     async fn find(&self, _reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
         Err(ProviderError::Unavailable("search is down".to_owned()))
     }
+    async fn list(&self, _after: Option<&str>) -> Result<ListPage, ProviderError> {
+        Err(ProviderError::Unavailable("listing is down".to_owned()))
+    }
 }
 
 async fn an_authorization_whose_answer_was_lost_is_found_and_voided(pool: Pool) {
@@ -162,13 +278,18 @@ async fn an_authorization_whose_answer_was_lost_is_found_and_voided(pool: Pool) 
     assert_eq!(held[0].our_reference, payment_id.to_string());
     assert_eq!(held[0].payment.status, ProviderStatus::Authorized);
 
+    // This process's provider can neither search nor list: the run says what it could not check.
+    let blind = reconcile(&env.service, false).await.unwrap();
+    assert_eq!((blind.unchecked, blind.differences_found), (1, 0));
+    assert!(blind.listing_incomplete);
+
     // A run in another process, whose provider answers normally, finds it and voids it.
     let checker = env.restart(options, Arc::new(env.simulator.clone()));
     let report = reconcile(&checker, true).await.unwrap();
     assert_eq!((report.differences_found, report.repaired), (1, 1));
     let difference = &report.differences[0];
     assert_eq!(difference.kind, DifferenceKind::UnknownAuthorization);
-    assert_eq!(difference.ours.status, Status::Failed);
+    assert_eq!(difference.ours.as_ref().unwrap().status, Status::Failed);
     let voids = env.ledger(EntryKind::Void).await;
     assert_eq!(voids.len(), 1);
     assert_eq!(

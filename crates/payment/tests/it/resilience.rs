@@ -7,7 +7,9 @@ use phoenix_api::Problem;
 use phoenix_db::Pool;
 use phoenix_payment::provider::resilient::BreakerOptions;
 use phoenix_payment::provider::simulated::EntryKind;
-use phoenix_payment::{Authorization, Circuit, Error, Provider, ProviderError, ProviderPayment, Simulator, Status};
+use phoenix_payment::{
+    Authorization, Circuit, Error, ListPage, Provider, ProviderError, ProviderPayment, Simulator, Status,
+};
 
 use crate::{admin, customer, env, env_with, options, request, wait_until};
 
@@ -148,6 +150,10 @@ impl Provider for Outage {
     async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
         self.check()?;
         self.inner.find(reference).await
+    }
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        self.check()?;
+        self.inner.list(after).await
     }
 }
 

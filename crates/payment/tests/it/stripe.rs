@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use phoenix_payment::provider::stripe::{API_VERSION, Stripe, StripeOptions};
-use phoenix_payment::provider::{Authorization, Provider, ProviderError, ProviderPayment, ProviderStatus};
+use phoenix_payment::provider::{Authorization, Listed, Provider, ProviderError, ProviderPayment, ProviderStatus};
 use serde_json::{Value, json};
 
 const SECRET_KEY: &str = "sk_test_phoenix_0123456789";
@@ -492,6 +492,90 @@ async fn find_searches_our_reference_and_skips_declined_attempts() {
             ("query".to_owned(), "metadata['reference']:'pay_0001'".to_owned()),
         ]
     );
+}
+
+#[tokio::test]
+async fn list_pages_through_payment_intents_keeping_those_with_our_reference() {
+    // Page one: ours, captured; a declined attempt of ours; one made outside Phoenix. Page two: ours, authorized.
+    let stripe = fake_stripe(|seen| {
+        let after = seen.query.iter().find(|(name, _)| name == "starting_after");
+        match after.map(|(_, value)| value.as_str()) {
+            None => {
+                let mut declined = intent("requires_payment_method", 1500, 0, Value::Null);
+                declined["id"] = json!("pi_3PhoenixDeclined");
+                let mut foreign = intent("requires_capture", 900, 0, Value::Null);
+                foreign["id"] = json!("pi_3SomeoneElses");
+                foreign["metadata"] = json!({ "order": "77" });
+                ok(json!({
+                    "object": "list",
+                    "url": "/v1/payment_intents",
+                    "has_more": true,
+                    "data": [intent("succeeded", 1500, 1500, charge(300)), declined, foreign],
+                }))
+            }
+            Some("pi_3SomeoneElses") => {
+                let mut older = intent("requires_capture", 1500, 0, Value::Null);
+                older["id"] = json!("pi_3PhoenixOlder");
+                older["metadata"] = json!({ "reference": "pay_0000" });
+                ok(json!({ "object": "list", "url": "/v1/payment_intents", "has_more": false, "data": [older] }))
+            }
+            Some(other) => reply(
+                StatusCode::BAD_REQUEST,
+                invalid_request("resource_missing", "starting_after", other),
+            ),
+        }
+    })
+    .await;
+    let provider = stripe.stripe();
+
+    let first = provider.list(None).await.unwrap();
+    assert_eq!(
+        first.payments,
+        [Listed {
+            our_reference: "pay_0001".to_owned(),
+            payment: payment(ProviderStatus::Captured, 1500, 300),
+        }]
+    );
+    assert_eq!(
+        first.next.as_deref(),
+        Some("pi_3SomeoneElses"),
+        "the page's last intent, kept or not"
+    );
+    let second = provider.list(first.next.as_deref()).await.unwrap();
+    assert_eq!(second.next, None);
+    assert_eq!(second.payments.len(), 1);
+    assert_eq!(second.payments[0].our_reference, "pay_0000");
+    assert_eq!(
+        (
+            second.payments[0].payment.reference.as_str(),
+            second.payments[0].payment.status
+        ),
+        ("pi_3PhoenixOlder", ProviderStatus::Authorized)
+    );
+
+    let seen = stripe.seen();
+    assert_eq!(seen.len(), 2);
+    for (request, after) in seen.iter().zip([None, Some("pi_3SomeoneElses")]) {
+        assert_eq!(
+            (request.method.clone(), request.path.as_str()),
+            (Method::GET, "/v1/payment_intents")
+        );
+        request.assert_authenticated();
+        let mut query = request.query.clone();
+        query.sort();
+        let mut expected = vec![
+            ("expand[]".to_owned(), "data.latest_charge".to_owned()),
+            ("limit".to_owned(), "100".to_owned()),
+        ];
+        expected.extend(after.map(|id| ("starting_after".to_owned(), id.to_owned())));
+        assert_eq!(query, expected);
+    }
+    // A cursor that could leave the path or rewrite the query is refused unsent.
+    assert!(matches!(
+        provider.list(Some("pi_1&limit=1")).await,
+        Err(ProviderError::Rejected(_))
+    ));
+    assert_eq!(stripe.seen().len(), 2);
 }
 
 #[tokio::test]

@@ -147,6 +147,11 @@ async fn reconcile_finds_and_repairs_what_the_provider_did_alone(database_url: O
         (report["checked"].as_u64(), report["differences_found"].as_u64()),
         (Some(1), Some(0))
     );
+    assert_eq!(
+        (report["listed"].as_u64(), report["listing_incomplete"].as_bool()),
+        (Some(1), Some(false)),
+        "the provider's books were read back too"
+    );
 
     let app = spawn_with(config).await;
     let admin = app.admin().await;
