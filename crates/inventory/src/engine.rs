@@ -279,12 +279,14 @@ impl Writer {
             response: self.response,
             keys_in_batch: HashSet::new(),
             // Lapsed holds expire under a sweep's trace when the batch has one; met in an ordinary batch's shortage,
-            // they belong to no caller's request.
+            // they belong to no caller's request, so they start a trace of their own, as a sweep pass does: what
+            // their expiry sets off (a saga's compensation) can still be followed.
             traceparent: batch
                 .iter()
                 .find(|c| matches!(c, Command::Sweep { .. }))
                 .and_then(Command::traceparent)
-                .cloned(),
+                .cloned()
+                .or_else(|| (!lapsed.is_empty()).then(|| phoenix_api::trace::child_of(None))),
         };
         let mut swept = 0;
         for id in &lapsed {

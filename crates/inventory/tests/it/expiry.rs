@@ -9,6 +9,7 @@ phoenix_db::contract_suite!(
         a_lapsed_hold_stops_counting_at_its_expiry,
         expired_holds_cannot_be_confirmed,
         sweep_expires_lapsed_holds_and_writes_events,
+        the_sweeper_runs_on_its_own_timer_each_pass_in_a_trace_of_its_own,
         confirm_racing_expiry_has_exactly_one_winner,
     ]
 );
@@ -39,12 +40,33 @@ async fn a_lapsed_hold_stops_counting_at_its_expiry(pool: Pool) {
         Status::Expired
     );
     // A new hold expires it in the same batch and takes the unit.
-    inventory
-        .create_hold(&agent(), request(&[("a", 1)]), None)
-        .await
-        .unwrap();
+    let request_trace = phoenix_api::trace::child_of(None);
+    phoenix_api::trace::scope(
+        request_trace.clone(),
+        inventory.create_hold(&agent(), request(&[("a", 1)]), None),
+    )
+    .await
+    .unwrap();
     assert_eq!(stored_counters(&pool, "a").await, (1, 1, 0));
     assert_eq!(events_of(&pool, "inventory.hold_expired.v1").await, 1);
+    // The expiry is no part of the request that met it: it starts a trace of its own, as a sweep pass does.
+    let traces: Vec<(String, Option<String>)> = pool
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event_type, e.traceparent))
+        .collect();
+    let trace_of = |event_type: &str| {
+        let traceparent = traces.iter().rev().find(|(t, _)| t == event_type).unwrap().1.clone();
+        traceparent.unwrap_or_else(|| panic!("{event_type} carries a trace"))
+    };
+    let trace_id = |traceparent: &str| phoenix_api::trace::trace_id(traceparent).unwrap().to_owned();
+    assert_eq!(trace_of("inventory.hold_created.v1"), request_trace);
+    assert_ne!(
+        trace_id(&trace_of("inventory.hold_expired.v1")),
+        trace_id(&request_trace)
+    );
 }
 
 async fn expired_holds_cannot_be_confirmed(pool: Pool) {
@@ -183,4 +205,69 @@ async fn confirm_racing_expiry_has_exactly_one_winner(pool: Pool) {
 /// A holder per hold, so the open-holds bound does not interfere.
 fn holder_for(_: &phoenix_api::Principal) -> phoenix_api::Principal {
     agent()
+}
+
+/// The expiries' trace ids, oldest first.
+async fn expiry_traces(pool: &Pool) -> Vec<String> {
+    pool.events_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "inventory.hold_expired.v1")
+        .map(|e| {
+            let traceparent = e.traceparent.expect("an expiry carries its pass's trace");
+            phoenix_api::trace::trace_id(&traceparent).unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// Waits (at most 30 s, which only a broken timer takes) until `count` holds have expired.
+async fn until_expired(pool: &Pool, count: usize) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while events_of(pool, "inventory.hold_expired.v1").await < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweeper did not expire {count} holds on its own"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Nothing here calls `sweep()`: the service's own timer finds lapsed holds, returns their units and writes their
+/// events, each pass under a trace of its own.
+async fn the_sweeper_runs_on_its_own_timer_each_pass_in_a_trace_of_its_own(pool: Pool) {
+    let options = phoenix_inventory::Options {
+        sweep_interval_ms: 10,
+        ..phoenix_inventory::Options::default()
+    };
+    let clock = phoenix_inventory::Clock::manual(phoenix_db::Timestamp::now());
+    let inventory = crate::service_with(pool.clone(), options, clock).await;
+    bucket(&inventory, "a", 10).await;
+    for _ in 0..3 {
+        inventory
+            .create_hold(&agent(), request(&[("a", 2)]), None)
+            .await
+            .unwrap();
+    }
+    inventory.clock().advance(time::Duration::seconds(900));
+    until_expired(&pool, 3).await;
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 0), "their units are back");
+
+    for _ in 0..2 {
+        inventory
+            .create_hold(&agent(), request(&[("a", 1)]), None)
+            .await
+            .unwrap();
+    }
+    inventory.clock().advance(time::Duration::seconds(900));
+    until_expired(&pool, 5).await;
+    assert_eq!(stored_counters(&pool, "a").await, (10, 0, 0));
+    let traces = expiry_traces(&pool).await;
+    assert_eq!(traces.len(), 5);
+    assert!(
+        traces[..3].iter().all(|t| *t == traces[0]),
+        "one pass, one trace: {traces:?}"
+    );
+    assert!(traces[3..].iter().all(|t| *t == traces[3]), "{traces:?}");
+    assert_ne!(traces[0], traces[3], "each pass a trace of its own");
 }
