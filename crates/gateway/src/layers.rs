@@ -116,22 +116,21 @@ fn client_ip(request: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
         return Some(peer);
     }
     let mut client = peer;
-    // Every X-Forwarded-For header in order, as proxies may append a header rather than extend the last one.
-    let entries: Vec<&str> = request
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect();
-    for entry in entries.iter().rev() {
-        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+    // Every X-Forwarded-For header, last first, as a proxy may add a header rather than extend the last one; a
+    // header that is not text ends the walk like an entry that is not an address, so nothing left of it is read.
+    let headers: Vec<&HeaderValue> = request.headers().get_all("x-forwarded-for").iter().collect();
+    'walk: for value in headers.into_iter().rev() {
+        let Ok(value) = value.to_str() else {
             break;
         };
-        let ip = ip.to_canonical();
-        client = ip;
-        if !trusted(&ip) {
-            break;
+        for entry in value.rsplit(',') {
+            let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+                break 'walk;
+            };
+            client = ip.to_canonical();
+            if !trusted(&client) {
+                break 'walk;
+            }
         }
     }
     Some(client)
@@ -214,21 +213,26 @@ fn secure(headers: &mut HeaderMap) {
 mod tests {
     use super::*;
 
-    fn from(peer: &str, forwarded: &[&str]) -> Request {
+    fn from(peer: &str, forwarded: &[&[u8]]) -> Request {
         let mut request = Request::new(Body::empty());
         let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
         request.extensions_mut().insert(ConnectInfo(peer));
         for value in forwarded {
             request
                 .headers_mut()
-                .append("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+                .append("x-forwarded-for", HeaderValue::from_bytes(value).unwrap());
         }
         request
     }
 
-    fn client(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+    fn client_of(peer: &str, forwarded: &[&[u8]], trusted: &[&str]) -> String {
         let trusted: Vec<IpNet> = trusted.iter().map(|n| n.parse().unwrap()).collect();
         client_ip(&from(peer, forwarded), &trusted).unwrap().to_string()
+    }
+
+    fn client(peer: &str, forwarded: &[&str], trusted: &[&str]) -> String {
+        let forwarded: Vec<&[u8]> = forwarded.iter().map(|v| v.as_bytes()).collect();
+        client_of(peer, &forwarded, trusted)
     }
 
     #[test]
@@ -271,6 +275,15 @@ mod tests {
             "10.4.4.4"
         );
         assert_eq!(client("10.1.2.3", &[], &["10.0.0.0/8"]), "10.1.2.3");
+        // A header that is not text hides what is left of it: the walk stops there too.
+        assert_eq!(
+            client_of("10.1.2.3", &[b"198.51.100.7", b"\xff, 10.4.4.4"], &["10.0.0.0/8"]),
+            "10.1.2.3"
+        );
+        assert_eq!(
+            client_of("10.1.2.3", &[b"198.51.100.7", b"\xff", b"10.4.4.4"], &["10.0.0.0/8"]),
+            "10.4.4.4"
+        );
     }
 
     #[test]
