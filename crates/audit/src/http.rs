@@ -328,7 +328,8 @@ pub struct BookingsReport {
 
 /// Confirmed bookings and their value per day (UTC, of the confirmation) and currency.
 #[utoipa::path(get, path = "/api/v1/analytics/bookings", tag = TAG, security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, body = BookingsReport, description = "JSON, or text/csv when asked"),
+    responses((status = 200, description = "JSON, or CSV (a header row, then a row per item) when asked",
+        content((BookingsReport = "application/json"), (String = "text/csv"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn bookings(
     State(service): State<Service>,
@@ -401,7 +402,8 @@ pub struct CancellationsReport {
 /// Cancelled bookings and refunds per day (UTC) and currency.
 #[utoipa::path(get, path = "/api/v1/analytics/cancellations", tag = TAG, security(("bearer" = [])),
     params(ReportQuery),
-    responses((status = 200, body = CancellationsReport, description = "JSON, or text/csv when asked"),
+    responses((status = 200, description = "JSON, or CSV (a header row, then a row per item) when asked",
+        content((CancellationsReport = "application/json"), (String = "text/csv"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn cancellations(
     State(service): State<Service>,
@@ -485,7 +487,8 @@ pub struct ConversionReport {
 /// Search-to-booking conversion per day (UTC).
 #[utoipa::path(get, path = "/api/v1/analytics/conversion", tag = TAG, security(("bearer" = [])),
     params(ReportQuery),
-    responses((status = 200, body = ConversionReport, description = "JSON, or text/csv when asked"),
+    responses((status = 200, description = "JSON, or CSV (a header row, then a row per item) when asked",
+        content((ConversionReport = "application/json"), (String = "text/csv"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn conversion(
     State(service): State<Service>,
@@ -610,7 +613,8 @@ pub struct LoadFactorReport {
 /// Load factor per departure: seats sold over seats on sale.
 #[utoipa::path(get, path = "/api/v1/analytics/load-factor", tag = TAG, security(("bearer" = [])),
     params(LoadQuery),
-    responses((status = 200, body = LoadFactorReport, description = "JSON, or text/csv when asked"),
+    responses((status = 200, description = "JSON, or CSV (a header row, then a row per item) when asked",
+        content((LoadFactorReport = "application/json"), (String = "text/csv"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn load_factor(
     State(service): State<Service>,
@@ -687,7 +691,8 @@ pub struct OccupancyReport {
 /// Occupancy per hotel and night: room-nights sold over room-nights on sale.
 #[utoipa::path(get, path = "/api/v1/analytics/occupancy", tag = TAG, security(("bearer" = [])),
     params(LoadQuery),
-    responses((status = 200, body = OccupancyReport, description = "JSON, or text/csv when asked"),
+    responses((status = 200, description = "JSON, or CSV (a header row, then a row per item) when asked",
+        content((OccupancyReport = "application/json"), (String = "text/csv"))),
         (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn occupancy(
     State(service): State<Service>,
