@@ -243,7 +243,8 @@ async fn create_room_type(
     ))
 }
 
-/// Change a room type; a new number of rooms resizes every priced night from today.
+/// Change a room type; a new number of rooms resizes every priced night from today that had the old number on
+/// sale (nights with their own allotment, or closed out, keep it).
 #[utoipa::path(put, path = "/api/v1/catalog/hotels/{hotel_id}/room-types/{room_type_id}", tag = TAG,
     security(("bearer" = [])), params(("hotel_id" = Uuid, Path), ("room_type_id" = Uuid, Path)),
     request_body = RoomTypeInput,

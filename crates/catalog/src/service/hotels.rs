@@ -140,8 +140,9 @@ impl Catalog {
             .await
     }
 
-    /// Changes a room type. A new number of rooms resizes every night from today that has a price (per-night
-    /// allotments set before are replaced); inventory refuses to go below what is already held and sold.
+    /// Changes a room type. A new number of rooms resizes every night from today that has a price and still has
+    /// the old number on sale; a night given its own allotment, or closed out, keeps it. Inventory refuses to go
+    /// below what is already held and sold.
     pub async fn update_room_type(
         &self,
         actor: &Principal,
@@ -164,9 +165,16 @@ impl Catalog {
         };
         if room.rooms != old.rooms {
             let today = OffsetDateTime::now_utc().date();
-            let nights = priced_nights(&entry, id).into_iter().filter(|n| *n >= today);
-            self.resize_nights(actor, entry.hotel.organization_id, id, nights, room.rooms)
-                .await?;
+            let nights: Vec<Date> = priced_nights(&entry, id).into_iter().filter(|n| *n >= today).collect();
+            let following = self.nights_on(id, &nights, old.rooms).await?;
+            self.resize_nights(
+                actor,
+                entry.hotel.organization_id,
+                id,
+                following.into_iter(),
+                room.rooms,
+            )
+            .await?;
         }
         self.save_room_type(actor, &entry, room, "catalog.room_type_updated.v1")
             .await
@@ -244,6 +252,24 @@ impl Catalog {
         .await?;
         self.inner.epoch.fetch_add(1, Ordering::Relaxed);
         Ok(CalendarChange { nights: n })
+    }
+
+    /// The nights among `nights` whose bucket has `rooms` on sale (or no bucket yet), read afresh from inventory:
+    /// those follow the room type's number. An allotment equal to the old number cannot be told from it.
+    async fn nights_on(&self, room_type_id: Uuid, nights: &[Date], rooms: i64) -> Result<Vec<Date>, Error> {
+        let items: Vec<String> = nights
+            .iter()
+            .map(|night| hotel::room_item(room_type_id, *night))
+            .collect();
+        let availability = &self.inner.availability;
+        availability.invalidate(items.iter().map(String::as_str));
+        let counted = availability.get(&items).await?;
+        Ok(nights
+            .iter()
+            .zip(&items)
+            .filter(|(_, item)| counted.get(item).is_none_or(|counts| counts.capacity == rooms))
+            .map(|(night, _)| *night)
+            .collect())
     }
 
     async fn resize_nights(

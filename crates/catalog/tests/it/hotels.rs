@@ -1,5 +1,5 @@
 use phoenix_catalog::hotel::room_item;
-use phoenix_catalog::model::CapacityInput;
+use phoenix_catalog::model::{CapacityInput, RoomTypeInput};
 use phoenix_catalog::pricing::{Applies, DynamicPricing, FeeKind, FeeLine, Step};
 use phoenix_catalog::search::{HotelSearch, HotelSearchResponse, HotelSort};
 use phoenix_catalog::{Error, Options};
@@ -13,6 +13,7 @@ phoenix_db::contract_suite!(
     [
         a_sold_out_night_hides_the_hotel_only_for_stays_covering_it,
         a_close_out_hides_the_hotel_and_reopening_shows_it,
+        a_new_number_of_rooms_keeps_allotments_and_close_outs,
         stay_total_is_the_sum_of_nightly_prices_with_fees,
         dynamic_pricing_steps_apply_at_their_load_factors,
         display_currency_converts_and_rounds,
@@ -121,6 +122,56 @@ pub async fn a_close_out_hides_the_hotel_and_reopening_shows_it(pool: Pool) {
     );
     // Nights without a price are not on sale, whatever the capacity.
     assert!(search(&world, stay("Lyon", 28, 31)).await.results.is_empty());
+}
+
+pub async fn a_new_number_of_rooms_keeps_allotments_and_close_outs(pool: Pool) {
+    let world = world(pool).await;
+    let org = chain(&world).await;
+    let h = hotel(&world, org, "Nice", 5, |_| 9_000).await;
+    let actor = operator(org);
+    let set = |from, to, rooms| CapacityInput {
+        from: day(from),
+        to: day(to),
+        rooms,
+    };
+    // Nights 16 and 17 get an allotment of 2, night 18 is closed out; a search caches the counters meanwhile.
+    world
+        .catalog
+        .set_capacity(&actor, h.hotel, h.room_type, set(16, 17, 2))
+        .await
+        .unwrap();
+    world
+        .catalog
+        .set_capacity(&actor, h.hotel, h.room_type, set(18, 18, 0))
+        .await
+        .unwrap();
+    assert_eq!(search(&world, stay("Nice", 14, 16)).await.results.len(), 1);
+
+    let more = RoomTypeInput {
+        name: "Double".into(),
+        max_occupancy: 2,
+        beds: "1 queen".into(),
+        rooms: 8,
+    };
+    world
+        .catalog
+        .update_room_type(&actor, h.hotel, h.room_type, more)
+        .await
+        .unwrap();
+
+    for (night, rooms) in [(10, 8), (15, 8), (16, 2), (17, 2), (18, 0), (19, 8), (29, 8)] {
+        let bucket = world
+            .inventory
+            .item(&room_item(h.room_type, day(night).0))
+            .await
+            .unwrap();
+        assert_eq!(bucket.capacity, rooms, "night {night}");
+    }
+    let found = search(&world, stay("Nice", 14, 16)).await;
+    assert_eq!(
+        found.results[0].options[0].rooms_left, 8,
+        "search sees the new number at once"
+    );
 }
 
 pub async fn stay_total_is_the_sum_of_nightly_prices_with_fees(pool: Pool) {
