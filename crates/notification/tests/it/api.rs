@@ -178,3 +178,15 @@ async fn admins_see_the_events_the_consumer_gave_up_on(pool: Pool) {
         assert_eq!(status, 403, "{roles:?}");
     }
 }
+
+/// The document's pattern for a locale admits exactly the locales templates exist for.
+#[test]
+fn the_documented_locales_are_the_templates_locales() {
+    let openapi = phoenix_notification::api().split_for_parts().1;
+    let document = serde_json::to_value(&openapi).unwrap();
+    let pattern = document["components"]["schemas"]["Preferences"]["properties"]["locale"]["pattern"]
+        .as_str()
+        .expect("Preferences.locale has a pattern");
+    let expected = format!("^({})$", phoenix_notification::template::LOCALES.join("|"));
+    assert_eq!(pattern, expected);
+}
