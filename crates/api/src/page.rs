@@ -8,7 +8,7 @@ use crate::FieldError;
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    /// Items per page, 1 to 100 (default 50).
+    /// Items per page, 1 to 100 (default 50, unless the list says otherwise).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.

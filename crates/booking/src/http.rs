@@ -97,7 +97,8 @@ async fn create(
     Ok(answer(created.booking, StatusCode::CREATED))
 }
 
-/// Your bookings, your organization's (agents, partners), or all (support, admin); newest first.
+/// Your bookings, your organization's (agents, partners), or all (support, admin); newest first. Pages hold 20
+/// unless `limit` says (`booking.default_page_size`; at most `booking.max_page_size`, 100).
 #[utoipa::path(get, path = "/api/v1/bookings", tag = TAG, security(("bearer" = [])),
     params(PageParams, ListParams),
     responses((status = 200, body = Page<Booking>), (status = 422, body = Problem)))]
