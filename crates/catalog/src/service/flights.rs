@@ -16,7 +16,7 @@ impl Catalog {
             }
         }
         if !input.flight_number.starts_with(&input.airline)
-            || !(3..=7).contains(&input.flight_number.len())
+            || !(3..=6).contains(&input.flight_number.len())
             || !input.flight_number[input.airline.len().min(input.flight_number.len())..]
                 .bytes()
                 .all(|b| b.is_ascii_digit())

@@ -16,6 +16,7 @@ phoenix_db::contract_suite!(
         round_trips_return_both_ways_and_prices_follow_travellers,
         a_full_fare_class_is_skipped_and_a_full_cabin_hides_the_flight,
         bad_flight_searches_name_the_field,
+        bad_schedules_name_the_field,
     ]
 );
 
@@ -341,5 +342,39 @@ pub async fn bad_flight_searches_name_the_field(pool: Pool) {
     let fields = invalid_fields(refused);
     for field in ["departure_time", "days[0]", "days[1]", "destination"] {
         assert!(fields.contains(&field.to_owned()), "{field} in {fields:?}");
+    }
+}
+
+pub async fn bad_schedules_name_the_field(pool: Pool) {
+    let world = world(pool).await;
+    let org = airline(&world, "PX").await;
+    let bad = |input: ScheduleInput| {
+        let catalog = world.catalog.clone();
+        async move { invalid_fields(catalog.create_schedule(&operator(org), input).await) }
+    };
+    // The airline's code and one to four digits, as the document's pattern says.
+    for number in ["PX12345", "PX", "QX123", "PXA12"] {
+        let mut input = schedule("PX123", "CDG", "LHR", "08:00", 80);
+        input.flight_number = number.into();
+        assert_eq!(bad(input).await, ["flight_number"], "{number}");
+    }
+    for time in ["24:00", "8:00", "08:60"] {
+        assert_eq!(
+            bad(schedule("PX123", "CDG", "LHR", time, 80)).await,
+            ["departure_time"],
+            "{time}"
+        );
+    }
+    assert_eq!(bad(schedule("PX123", "CDG", "XXX", "08:00", 80)).await, ["destination"]);
+    assert_eq!(
+        bad(schedule("PX123", "CDG", "LHR", "08:00", 19)).await,
+        ["duration_minutes"]
+    );
+    for number in ["PX1", "PX1234"] {
+        world
+            .catalog
+            .create_schedule(&operator(org), schedule(number, "CDG", "LHR", "08:00", 80))
+            .await
+            .unwrap_or_else(|e| panic!("{number}: {e:?}"));
     }
 }
