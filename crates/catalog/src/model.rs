@@ -368,7 +368,7 @@ pub struct ScheduleInput {
     /// 20 to 1440.
     #[schema(minimum = 20, maximum = 1440)]
     pub duration_minutes: i64,
-    /// ISO weekdays the flight operates: 1 is Monday, 7 Sunday.
+    /// ISO weekdays the flight operates, each once: 1 is Monday, 7 Sunday.
     #[schema(min_items = 1, max_items = 7)]
     pub days: Vec<u8>,
     /// First and last local departure date, at most 400 days apart.

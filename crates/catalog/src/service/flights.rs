@@ -11,6 +11,7 @@ impl Catalog {
         let mut days = [false; 7];
         for (i, day) in input.days.iter().enumerate() {
             match usize::from(*day).checked_sub(1).filter(|d| *d < 7) {
+                Some(d) if days[d] => check.fail(&format!("days[{i}]"), "each weekday once"),
                 Some(d) => days[d] = true,
                 None => check.fail(&format!("days[{i}]"), "ISO weekdays are 1 (Monday) to 7 (Sunday)"),
             }

@@ -365,6 +365,9 @@ pub async fn bad_schedules_name_the_field(pool: Pool) {
             "{time}"
         );
     }
+    let mut twice = schedule("PX123", "CDG", "LHR", "08:00", 80);
+    twice.days = vec![1, 3, 1];
+    assert_eq!(bad(twice).await, ["days[2]"]);
     assert_eq!(bad(schedule("PX123", "CDG", "XXX", "08:00", 80)).await, ["destination"]);
     assert_eq!(
         bad(schedule("PX123", "CDG", "LHR", "08:00", 19)).await,
