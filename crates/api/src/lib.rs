@@ -26,6 +26,6 @@ pub mod trace;
 pub use extract::{Json, Path, Query};
 pub use fields::FieldErrors;
 pub use idempotency::{IDEMPOTENCY_KEY, IdempotencyKey};
-pub use page::{Page, PageParams};
+pub use page::{Page, PageParams, page_limit};
 pub use principal::{ClientIp, Credential, Principal, RequestId, RequireRoles, Role, Roles};
 pub use problem::{ErrorChain, FieldError, PROBLEM_CONTENT_TYPE, Problem, ProblemDetails};

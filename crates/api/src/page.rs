@@ -25,17 +25,23 @@ impl PageParams {
         self.limit_within(Self::DEFAULT_LIMIT, Self::MAX_LIMIT)
     }
 
-    /// The page size: `default` when absent; a value outside 1 to `max` is refused rather than bent into range, so
-    /// a client asking for more than a page holds learns it instead of silently getting fewer.
+    /// The page size: `default` when absent, refused outside 1 to `max` ([`page_limit`]).
     pub fn limit_within(&self, default: u32, max: u32) -> Result<u32, FieldError> {
-        match self.limit {
-            None => Ok(default),
-            Some(limit) if (1..=max).contains(&limit) => Ok(limit),
-            Some(_) => Err(FieldError {
-                field: "limit".to_owned(),
-                message: format!("must be 1 to {max}"),
-            }),
-        }
+        page_limit(self.limit, default, max)
+    }
+}
+
+/// Every list's page size: `default` when the client asks none; a value outside 1 to `max` is refused (on the
+/// field `limit`) rather than bent into range, so a client asking for more than a page holds learns it instead of
+/// silently getting fewer.
+pub fn page_limit(asked: Option<u32>, default: u32, max: u32) -> Result<u32, FieldError> {
+    match asked {
+        None => Ok(default),
+        Some(limit) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(FieldError {
+            field: "limit".to_owned(),
+            message: format!("must be 1 to {max}"),
+        }),
     }
 }
 

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use phoenix_api::{Json, Problem, Query, RequireRoles, Role};
+use phoenix_api::{Json, Problem, Query, RequireRoles, Role, page_limit};
 use phoenix_db::Timestamp;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -159,10 +159,8 @@ fn audit_filter(query: &AuditQuery, options: &crate::Options) -> std::result::Re
             })
             .transpose()
     };
-    let limit = query.limit.unwrap_or(options.default_page);
-    if limit == 0 || limit > options.max_page {
-        return Err(Error::invalid("limit", format!("must be 1 to {}", options.max_page)));
-    }
+    let limit = page_limit(query.limit, options.default_page, options.max_page)
+        .map_err(|e| Error::invalid("limit", e.message))?;
     let before = query
         .cursor
         .as_deref()
@@ -577,14 +575,8 @@ struct LoadQuery {
 
 impl LoadQuery {
     fn limit(&self, options: &crate::Options) -> std::result::Result<u32, Error> {
-        let limit = self.limit.unwrap_or(options.max_report_rows.min(1_000));
-        if limit == 0 || limit > options.max_report_rows {
-            return Err(Error::invalid(
-                "limit",
-                format!("must be 1 to {}", options.max_report_rows),
-            ));
-        }
-        Ok(limit)
+        let default = options.max_report_rows.min(1_000);
+        page_limit(self.limit, default, options.max_report_rows).map_err(|e| Error::invalid("limit", e.message))
     }
 }
 

@@ -43,10 +43,8 @@ pub async fn list(pool: &Pool, consumers: &[&str], query: DeadLetterQuery) -> Re
         (Some(name), _) if consumers.contains(&name.as_str()) => name,
         _ => return Err(invalid("consumer", format!("must be one of: {}", consumers.join(", ")))),
     };
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(invalid("limit", format!("must be 1 to {MAX_PAGE}")));
-    }
+    let limit =
+        phoenix_api::page_limit(query.limit, DEFAULT_PAGE, MAX_PAGE).map_err(|e| invalid(&e.field, e.message))?;
     let items = dead_letters(pool, &consumer, query.all.unwrap_or(false), limit)
         .await
         .map_err(|e| match &e {

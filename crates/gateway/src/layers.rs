@@ -118,8 +118,7 @@ fn client_ip(request: &Request, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
     let mut client = peer;
     // Every X-Forwarded-For header, last first, as a proxy may add a header rather than extend the last one; a
     // header that is not text ends the walk like an entry that is not an address, so nothing left of it is read.
-    let headers: Vec<&HeaderValue> = request.headers().get_all("x-forwarded-for").iter().collect();
-    'walk: for value in headers.into_iter().rev() {
+    'walk: for value in request.headers().get_all("x-forwarded-for").iter().rev() {
         let Ok(value) = value.to_str() else {
             break;
         };

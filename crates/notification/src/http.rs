@@ -5,7 +5,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use phoenix_api::{Json, Path, Principal, Problem, Query, RequireRoles, Role};
+use phoenix_api::{Json, Path, Principal, Problem, Query, RequireRoles, Role, page_limit};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -196,10 +196,7 @@ pub struct DeadPage {
     params(DeadQuery),
     responses((status = 200, body = DeadPage), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn dead_deliveries(State(service): State<Service>, Query(query): Query<DeadQuery>) -> Result<Json<DeadPage>> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(crate::Error::invalid("limit", "must be 1 to 200").into());
-    }
+    let limit = page_limit(query.limit, 50, 200).map_err(|e| crate::Error::invalid(&e.field, e.message))?;
     let (deliveries, attempts) = service.dead_deliveries(query.channel, query.cursor, limit).await?;
     let next_cursor = (deliveries.len() == limit as usize)
         .then(|| deliveries.last().map(|d| d.id))
