@@ -154,7 +154,8 @@ pub async fn reconcile(service: &Service, repair: bool) -> Result<Report, Error>
     Ok(report)
 }
 
-/// The second pass: the provider's payments that carry one of our references and have no row here.
+/// The second pass: the provider's payments that carry one of our references and have no row here, looked up a
+/// provider page at a time (one read per page, not one per payment).
 async fn find_unrecorded(service: &Service, repair: bool, report: &mut Report) -> Result<(), Error> {
     let mut after: Option<String> = None;
     loop {
@@ -166,27 +167,18 @@ async fn find_unrecorded(service: &Service, repair: bool, report: &mut Report) -
                 return Ok(());
             }
         };
-        for listed in &page.payments {
-            if report.listed >= MAX_PAYMENTS {
-                report.truncated = true;
-                return Ok(());
-            }
-            report.listed += 1;
-            // Another system's reference on a shared provider account is not ours to judge, and a payment that holds
-            // no money any more (voided, or refunded in full) asks nothing of anyone.
-            let Ok(payment_id) = Uuid::try_parse(&listed.our_reference) else {
-                continue;
-            };
-            let theirs = &listed.payment;
-            let holds_money = match theirs.status {
-                ProviderStatus::Authorized => true,
-                ProviderStatus::Captured => theirs.refunded_minor < theirs.captured_minor,
-                ProviderStatus::Voided => false,
-            };
-            if !holds_money {
-                continue;
-            }
-            if service.store().payment(payment_id).await?.is_some() {
+        // Up to the run's bound; the rest of a page that crosses it is left, as the pages after it are.
+        let budget = usize::try_from(MAX_PAYMENTS - report.listed).unwrap_or(usize::MAX);
+        let taken = &page.payments[..page.payments.len().min(budget)];
+        report.listed += taken.len() as u64;
+        let candidates: Vec<(Uuid, &Listed)> = taken
+            .iter()
+            .filter_map(|listed| holding_money_for_us(listed).map(|id| (id, listed)))
+            .collect();
+        let ids: Vec<Uuid> = candidates.iter().map(|(id, _)| *id).collect();
+        let recorded = service.store().existing(&ids).await?;
+        for (payment_id, listed) in candidates {
+            if recorded.contains(&payment_id) {
                 continue;
             }
             report.differences_found += 1;
@@ -202,11 +194,29 @@ async fn find_unrecorded(service: &Service, repair: bool, report: &mut Report) -
                 });
             }
         }
+        if taken.len() < page.payments.len() {
+            report.truncated = true;
+            return Ok(());
+        }
         match page.next {
             Some(next) => after = Some(next),
             None => return Ok(()),
         }
     }
+}
+
+/// Our payment id, when a listed payment carries one of our references and still holds money. Another system's
+/// reference on a shared provider account is not ours to judge, and a payment that holds no money any more (voided,
+/// or refunded in full) asks nothing of anyone.
+fn holding_money_for_us(listed: &Listed) -> Option<Uuid> {
+    let payment_id = Uuid::try_parse(&listed.our_reference).ok()?;
+    let theirs = &listed.payment;
+    let holds_money = match theirs.status {
+        ProviderStatus::Authorized => true,
+        ProviderStatus::Captured => theirs.refunded_minor < theirs.captured_minor,
+        ProviderStatus::Voided => false,
+    };
+    holds_money.then_some(payment_id)
 }
 
 /// Voids an unrecorded payment's uncaptured authorization; true if the money is released. Money already captured is

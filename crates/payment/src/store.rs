@@ -5,6 +5,8 @@
 //! statement), and only from the state it was decided in (`WHERE status = ...`): a change that finds the payment
 //! moved on changes nothing. Finishing operations and repairs are in `finish.rs`.
 
+use std::collections::HashSet;
+
 use phoenix_db::{Backend, Pool, Timestamp, Tx, dispatch};
 use uuid::Uuid;
 
@@ -169,6 +171,9 @@ const PAYMENT_FIELDS: &str = "id, owner_id, organization_id, amount_minor, curre
 const OPERATION_COLUMNS: &str = "SELECT id, payment_id, kind, amount_minor, reason, actor_id, idempotency_key,
     request_hash, outcome, code, answer, claimed_by, claimed_until, created_at, completed_at FROM payment_operations";
 
+/// Most ids one read of [`Store::existing`] binds: far below either engine's parameter limit.
+pub const EXISTING_CHUNK: usize = 500;
+
 /// Most history rows [`Store::operations`] returns for one payment.
 pub const MAX_OPERATIONS: i64 = 1_000;
 
@@ -207,6 +212,25 @@ impl Store {
                 .await
         })?;
         rows.into_iter().map(PaymentRow::into_payment).collect()
+    }
+
+    /// Which of `ids` have a payment here: reconciliation's look-up of a provider page, in reads of at most
+    /// [`EXISTING_CHUNK`] ids.
+    pub async fn existing(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, Error> {
+        let mut found = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(EXISTING_CHUNK) {
+            let rows: Vec<Uuid> = dispatch!(&self.pool, conn => {
+                let mut query = sqlx::QueryBuilder::new("SELECT id FROM payments WHERE id IN (");
+                let mut list = query.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                query.build_query_scalar().fetch_all(conn).await
+            })?;
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     pub async fn operation_by_key(&self, actor_id: Uuid, key: &str) -> Result<Option<Operation>, Error> {
