@@ -370,6 +370,8 @@ async fn manage_schedule(
     Ok(Json(catalog.schedule_for_manager(&principal, id)?))
 }
 
+/// Replace a schedule. Departures still to fly that it no longer has (or cabins it drops) are closed in inventory;
+/// refused (409 `departure_booked`) while travellers hold seats on any of them.
 #[utoipa::path(put, path = "/api/v1/catalog/schedules/{schedule_id}", tag = TAG, security(("bearer" = [])),
     params(("schedule_id" = Uuid, Path)), request_body = ScheduleInput,
     responses((status = 200, body = ScheduleView), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -383,10 +385,12 @@ async fn update_schedule(
     Ok(Json(catalog.update_schedule(&principal, id, body).await?))
 }
 
-/// Stop selling a schedule's departures.
+/// Stop selling a schedule's departures. Its departures still to fly are closed in inventory; refused (409
+/// `departure_booked`) while travellers hold seats on any of them.
 #[utoipa::path(delete, path = "/api/v1/catalog/schedules/{schedule_id}", tag = TAG, security(("bearer" = [])),
     params(("schedule_id" = Uuid, Path)),
-    responses((status = 200, body = ScheduleView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ScheduleView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
 async fn deactivate_schedule(
     State(catalog): State<Catalog>,
     principal: Principal,

@@ -1,6 +1,7 @@
 //! Managing flights: schedules, the departures materialized from them and their buckets.
 
 use super::*;
+use std::collections::HashSet;
 
 impl Catalog {
     fn schedule_from(&self, id: Uuid, input: &ScheduleInput, check: &mut Check) -> Option<Schedule> {
@@ -96,7 +97,9 @@ impl Catalog {
     }
 
     /// Replaces a schedule: departures are materialized again, new ones get buckets, existing ones are resized to
-    /// the new cabins (inventory refuses to go below what is sold).
+    /// the new cabins (inventory refuses to go below what is sold). Departures still to fly that the new schedule no
+    /// longer has (or a cabin it drops) are closed in inventory, and the change is refused while travellers hold
+    /// seats on them.
     pub async fn update_schedule(
         &self,
         actor: &Principal,
@@ -125,6 +128,8 @@ impl Catalog {
             .await
     }
 
+    /// Takes a schedule off sale: its departures still to fly are closed in inventory, and it is refused while
+    /// travellers hold seats on them.
     pub async fn deactivate_schedule(&self, actor: &Principal, id: Uuid) -> Result<ScheduleView, Error> {
         let _writing = self.inner.writing.lock().await;
         let old = self
@@ -133,7 +138,9 @@ impl Catalog {
             .get(&id)
             .cloned()
             .ok_or(Error::NotFound("schedule"))?;
-        self.airline_for_write(actor, &old.airline)?;
+        let airline = self.airline_for_write(actor, &old.airline)?;
+        let closing = self.seats_going(&old, None);
+        self.close_seats(actor, airline.organization_id, &closing).await?;
         let event = self.event(
             actor,
             "catalog.schedule_deactivated.v1",
@@ -178,6 +185,12 @@ impl Catalog {
             .filter(|d| d.schedule.id == schedule.id)
             .map(|d| d.departure.id.clone())
             .collect();
+        let staying: HashSet<String> = departure_items(&schedule, departures.iter(), None)
+            .into_iter()
+            .map(|item| item.item_id)
+            .collect();
+        let closing = self.seats_going(&schedule, Some(&staying));
+        self.close_seats(actor, airline.organization_id, &closing).await?;
         let event = self.event(
             actor,
             event_type,
@@ -186,23 +199,104 @@ impl Catalog {
                                 "departures": departures.len() }),
         )?;
         self.inner.store.save_schedule(&schedule, &departures, &event).await?;
-        // New departures get fresh buckets; those that existed are resized to the (possibly new) cabins.
+        // New departures get fresh buckets; those that existed are resized to the (possibly new) cabins, and so are
+        // the buckets a departure left behind when an earlier change took it off (closed, at no seats).
         let org = Some(airline.organization_id);
         let (kept, fresh): (Vec<&Departure>, Vec<&Departure>) =
             departures.iter().partition(|d| existing.contains(&d.id));
-        self.create_items(actor, departure_items(&schedule, fresh.iter().copied(), org))
-            .await?;
-        let inventory = self.inner.availability.inventory();
-        for item in departure_items(&schedule, kept.iter().copied(), org) {
+        let fresh = departure_items(&schedule, fresh.iter().copied(), org);
+        let ids: Vec<String> = fresh.iter().map(|item| item.item_id.clone()).collect();
+        let availability = &self.inner.availability;
+        availability.invalidate(ids.iter().map(String::as_str));
+        let counted = availability.get(&ids).await?;
+        let (returning, new): (Vec<NewItem>, Vec<NewItem>) =
+            fresh.into_iter().partition(|item| counted.get(&item.item_id).is_some());
+        self.create_items(actor, new).await?;
+        let inventory = availability.inventory();
+        for item in departure_items(&schedule, kept.iter().copied(), org)
+            .into_iter()
+            .chain(returning)
+        {
             inventory
                 .put_item(actor, &item.item_id, item.capacity, item.overbooking_limit, org)
                 .await
                 .map_err(Error::Upstream)?;
-            self.inner.availability.invalidate([item.item_id.as_str()]);
+            availability.invalidate([item.item_id.as_str()]);
         }
         let view = ScheduleView::new(&schedule, departures.len());
         self.replace(|s| s.put_schedule(schedule, departures));
         Ok(view)
+    }
+
+    /// The seat buckets of `schedule`'s departures still to fly (as the catalog has them now) that a change
+    /// leaves without a flight: all of them, or those not among `staying` (the changed schedule's buckets).
+    /// Departures already flown keep their buckets as they are.
+    fn seats_going(&self, schedule: &Schedule, staying: Option<&HashSet<String>>) -> Vec<String> {
+        let now = OffsetDateTime::now_utc();
+        let mut seats: Vec<String> = self
+            .snapshot()
+            .departures
+            .values()
+            .filter(|d| d.schedule.id == schedule.id && d.departure.departs_at > now)
+            .flat_map(|d| d.schedule.cabins.iter().map(|cabin| d.departure.seat_item(cabin.cabin)))
+            .filter(|item| staying.is_none_or(|staying| !staying.contains(item)))
+            .collect();
+        seats.sort_unstable();
+        seats
+    }
+
+    /// Takes `seats` off sale in inventory (no seats, no overbooking) before a schedule change removes their
+    /// departures or cabins, and refuses the change (409 `departure_booked`) while any of them is held or sold:
+    /// travellers would be left booked on a flight that no longer exists. Inventory itself refuses to shrink a bucket
+    /// below what is held and sold, so a hold taken between the check and the close refuses the change too, and the
+    /// buckets closed so far are put back as they were.
+    async fn close_seats(&self, actor: &Principal, organization_id: Uuid, seats: &[String]) -> Result<(), Error> {
+        if seats.is_empty() {
+            return Ok(());
+        }
+        let availability = &self.inner.availability;
+        availability.invalidate(seats.iter().map(String::as_str));
+        let counted = availability.get(seats).await?;
+        let taken: Vec<&str> = seats
+            .iter()
+            .filter(|item| counted.get(item).is_some_and(|counts| counts.committed > 0))
+            .map(String::as_str)
+            .collect();
+        if !taken.is_empty() {
+            return Err(booked(&taken));
+        }
+        let inventory = availability.inventory();
+        let org = Some(organization_id);
+        let mut closed = Vec::new();
+        let mut refused = None;
+        for item in seats {
+            let Some(before) = counted.get(item) else {
+                continue;
+            };
+            match inventory.put_item(actor, item, 0, 0, org).await {
+                Ok(_) => closed.push((item, before)),
+                Err(problem) if problem.code == "capacity_below_committed" => {
+                    refused = Some(booked(&[item.as_str()]));
+                    break;
+                }
+                Err(problem) => {
+                    refused = Some(Error::Upstream(problem));
+                    break;
+                }
+            }
+        }
+        if let Some(refused) = refused {
+            for (item, before) in closed {
+                let overbooking = before.limit - before.capacity;
+                if let Err(problem) = inventory.put_item(actor, item, before.capacity, overbooking, org).await {
+                    tracing::error!(item, %problem, "a seat bucket closed for a refused schedule change stays closed");
+                }
+            }
+            availability.invalidate(seats.iter().map(String::as_str));
+            return Err(refused);
+        }
+        availability.invalidate(seats.iter().map(String::as_str));
+        Ok(())
     }
 
     /// Creates the buckets of many schedules' departures at once and stores them, for seeding: one transaction
@@ -257,6 +351,21 @@ fn schedule_field(message: &str) -> &'static str {
     } else {
         "cabins"
     }
+}
+
+/// The refusal of a schedule change that would drop the departures of `seats` (seat bucket ids) with travellers on
+/// them.
+fn booked(seats: &[&str]) -> Error {
+    let mut departures: Vec<&str> = seats.iter().filter_map(|item| item.split(':').nth(1)).collect();
+    departures.dedup();
+    Error::Conflict(
+        "departure_booked",
+        format!(
+            "travellers hold seats on {}: cancel or move their bookings before the schedule drops these departures \
+             or cabins",
+            departures.join(", ")
+        ),
+    )
 }
 
 /// The buckets of departures: one per cabin (seats plus overbooking) and one per fare class (its booking limit).

@@ -17,6 +17,7 @@ phoenix_db::contract_suite!(
         a_full_fare_class_is_skipped_and_a_full_cabin_hides_the_flight,
         bad_flight_searches_name_the_field,
         bad_schedules_name_the_field,
+        a_schedule_change_never_strands_travellers_holding_seats,
     ]
 );
 
@@ -379,5 +380,110 @@ pub async fn bad_schedules_name_the_field(pool: Pool) {
             .create_schedule(&operator(org), schedule(number, "CDG", "LHR", "08:00", 80))
             .await
             .unwrap_or_else(|e| panic!("{number}: {e:?}"));
+    }
+}
+
+/// Departures (or cabins) a schedule change drops are closed in inventory, so nothing more can be sold on a flight
+/// that no longer operates, and the change is refused while anyone holds seats on one: their booking would point at
+/// nothing. A departure an earlier change dropped comes back with its seats when a later one brings it back.
+pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool) {
+    let world = world(pool).await;
+    let org = airline(&world, "PX").await;
+    let input = schedule("PX20", "CDG", "LHR", "09:00", 80);
+    let made = world
+        .catalog
+        .create_schedule(&operator(org), input.clone())
+        .await
+        .unwrap();
+    let departure = |n: i64| format!("PX20-{}", day(n).0);
+    let seats = |n: i64| seat_item(&departure(n), Cabin::Economy);
+    let travel_agent = agent();
+    let booked = world
+        .inventory
+        .create_hold(
+            &travel_agent,
+            phoenix_inventory::HoldRequest {
+                lines: vec![(seats(DAY), 2)],
+                ttl_secs: None,
+                reference: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+
+    // Ending the schedule before a departure with seats held is refused, and nothing changes.
+    let mut shorter = input.clone();
+    shorter.effective_to = day(DAY - 1);
+    let refused = world.catalog.update_schedule(&operator(org), made.id, shorter).await;
+    match &refused {
+        Err(Error::Conflict("departure_booked", detail)) => {
+            assert!(detail.contains(&departure(DAY)), "{detail}")
+        }
+        other => panic!("expected 409 departure_booked, got {other:?}"),
+    }
+    for n in [DAY, DAY + 1, DAY + 10] {
+        let bucket = world.inventory.item(&seats(n)).await.unwrap();
+        assert_eq!((bucket.capacity, bucket.overbooking_limit), (10, 0), "{}", departure(n));
+        world.catalog.departure_details(&departure(n)).await.unwrap();
+    }
+    assert_eq!(world.inventory.item(&seats(DAY)).await.unwrap().held, 2);
+
+    // Dropping only departures nobody holds seats on goes through: those are closed, the booked one is kept.
+    let mut until_booked = input.clone();
+    until_booked.effective_to = day(DAY);
+    world
+        .catalog
+        .update_schedule(&operator(org), made.id, until_booked)
+        .await
+        .unwrap();
+    for n in [DAY + 1, DAY + 10] {
+        let bucket = world.inventory.item(&seats(n)).await.unwrap();
+        assert_eq!(
+            (bucket.capacity, bucket.overbooking_limit),
+            (0, 0),
+            "{} is closed",
+            departure(n)
+        );
+        assert!(matches!(
+            world.catalog.departure_details(&departure(n)).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+    let kept = world.inventory.item(&seats(DAY)).await.unwrap();
+    assert_eq!((kept.capacity, kept.held), (10, 2));
+
+    // Bringing the dates back reopens the closed departures with the schedule's seats.
+    world
+        .catalog
+        .update_schedule(&operator(org), made.id, input.clone())
+        .await
+        .unwrap();
+    for n in [DAY + 1, DAY + 10] {
+        assert_eq!(world.inventory.item(&seats(n)).await.unwrap().capacity, 10);
+        let details = world.catalog.departure_details(&departure(n)).await.unwrap();
+        assert_eq!(details.cabins[0].seats_left, 10);
+    }
+
+    // Taking the whole schedule off sale is refused while the seats are held, and closes everything once released.
+    let refused = world.catalog.deactivate_schedule(&operator(org), made.id).await;
+    assert!(
+        matches!(refused, Err(Error::Conflict("departure_booked", _))),
+        "{refused:?}"
+    );
+    world.catalog.departure_details(&departure(DAY)).await.unwrap();
+    world.inventory.release(&travel_agent, booked.id).await.unwrap();
+    world
+        .catalog
+        .deactivate_schedule(&operator(org), made.id)
+        .await
+        .unwrap();
+    for n in [DAY - 2, DAY, DAY + 10] {
+        assert_eq!(
+            world.inventory.item(&seats(n)).await.unwrap().capacity,
+            0,
+            "{}",
+            departure(n)
+        );
     }
 }
