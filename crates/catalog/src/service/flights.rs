@@ -1,7 +1,9 @@
 //! Managing flights: schedules, the departures materialized from them and their buckets.
 
-use super::*;
 use std::collections::HashSet;
+
+use super::*;
+use crate::availability::Counts;
 
 impl Catalog {
     fn schedule_from(&self, id: Uuid, input: &ScheduleInput, check: &mut Check) -> Option<Schedule> {
@@ -139,15 +141,21 @@ impl Catalog {
             .cloned()
             .ok_or(Error::NotFound("schedule"))?;
         let airline = self.airline_for_write(actor, &old.airline)?;
-        let closing = self.seats_going(&old, None);
-        self.close_seats(actor, airline.organization_id, &closing).await?;
-        let event = self.event(
+        let org = airline.organization_id;
+        let closed = self.close_seats(actor, org, &self.seats_going(&old, None)).await?;
+        let deactivated = match self.event(
             actor,
             "catalog.schedule_deactivated.v1",
             id.to_string(),
             serde_json::json!({ "schedule_id": id }),
-        )?;
-        self.inner.store.deactivate_schedule(id, &event).await?;
+        ) {
+            Ok(event) => self.inner.store.deactivate_schedule(id, &event).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = deactivated {
+            self.reopen_seats(actor, org, closed).await;
+            return Err(error);
+        }
         self.replace(|s| s.remove_schedule(id));
         Ok(ScheduleView::new(&old, 0))
     }
@@ -190,15 +198,21 @@ impl Catalog {
             .map(|item| item.item_id)
             .collect();
         let closing = self.seats_going(&schedule, Some(&staying));
-        self.close_seats(actor, airline.organization_id, &closing).await?;
-        let event = self.event(
+        let closed = self.close_seats(actor, airline.organization_id, &closing).await?;
+        let saved = match self.event(
             actor,
             event_type,
             schedule.id.to_string(),
             serde_json::json!({ "schedule_id": schedule.id, "flight_number": schedule.flight_number,
                                 "departures": departures.len() }),
-        )?;
-        self.inner.store.save_schedule(&schedule, &departures, &event).await?;
+        ) {
+            Ok(event) => self.inner.store.save_schedule(&schedule, &departures, &event).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = saved {
+            self.reopen_seats(actor, airline.organization_id, closed).await;
+            return Err(error);
+        }
         // New departures get fresh buckets; those that existed are resized to the (possibly new) cabins, and so are
         // the buckets a departure left behind when an earlier change took it off (closed, at no seats).
         let org = Some(airline.organization_id);
@@ -249,10 +263,16 @@ impl Catalog {
     /// departures or cabins, and refuses the change (409 `departure_booked`) while any of them is held or sold:
     /// travellers would be left booked on a flight that no longer exists. Inventory itself refuses to shrink a bucket
     /// below what is held and sold, so a hold taken between the check and the close refuses the change too, and the
-    /// buckets closed so far are put back as they were.
-    async fn close_seats(&self, actor: &Principal, organization_id: Uuid, seats: &[String]) -> Result<(), Error> {
+    /// buckets closed so far are put back as they were. Returns the buckets closed with their counters before, for
+    /// [`Catalog::reopen_seats`] should the change fail after all.
+    async fn close_seats(
+        &self,
+        actor: &Principal,
+        organization_id: Uuid,
+        seats: &[String],
+    ) -> Result<Vec<(String, Counts)>, Error> {
         if seats.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let availability = &self.inner.availability;
         availability.invalidate(seats.iter().map(String::as_str));
@@ -266,37 +286,44 @@ impl Catalog {
             return Err(booked(&taken));
         }
         let inventory = availability.inventory();
-        let org = Some(organization_id);
         let mut closed = Vec::new();
-        let mut refused = None;
         for item in seats {
             let Some(before) = counted.get(item) else {
                 continue;
             };
-            match inventory.put_item(actor, item, 0, 0, org).await {
-                Ok(_) => closed.push((item, before)),
-                Err(problem) if problem.code == "capacity_below_committed" => {
-                    refused = Some(booked(&[item.as_str()]));
-                    break;
+            let refused = match inventory.put_item(actor, item, 0, 0, Some(organization_id)).await {
+                Ok(_) => {
+                    closed.push((item.clone(), before));
+                    continue;
                 }
-                Err(problem) => {
-                    refused = Some(Error::Upstream(problem));
-                    break;
-                }
-            }
-        }
-        if let Some(refused) = refused {
-            for (item, before) in closed {
-                let overbooking = before.limit - before.capacity;
-                if let Err(problem) = inventory.put_item(actor, item, before.capacity, overbooking, org).await {
-                    tracing::error!(item, %problem, "a seat bucket closed for a refused schedule change stays closed");
-                }
-            }
-            availability.invalidate(seats.iter().map(String::as_str));
+                Err(problem) if problem.code == "capacity_below_committed" => booked(&[item.as_str()]),
+                Err(problem) => Error::Upstream(problem),
+            };
+            self.reopen_seats(actor, organization_id, closed).await;
+            availability.invalidate([item.as_str()]);
             return Err(refused);
         }
         availability.invalidate(seats.iter().map(String::as_str));
-        Ok(())
+        Ok(closed)
+    }
+
+    /// Puts buckets [`Catalog::close_seats`] closed back as they were, for a change that did not happen. A bucket
+    /// that cannot be put back (inventory unreachable) is logged: it stays closed, on sale nowhere, until the change
+    /// is made again or the bucket resized.
+    async fn reopen_seats(&self, actor: &Principal, organization_id: Uuid, closed: Vec<(String, Counts)>) {
+        let inventory = self.inner.availability.inventory();
+        for (item, before) in &closed {
+            let overbooking = before.limit - before.capacity;
+            if let Err(problem) = inventory
+                .put_item(actor, item, before.capacity, overbooking, Some(organization_id))
+                .await
+            {
+                tracing::error!(item, %problem, "a seat bucket closed for a schedule change that failed stays closed");
+            }
+        }
+        self.inner
+            .availability
+            .invalidate(closed.iter().map(|(item, _)| item.as_str()));
     }
 
     /// Creates the buckets of many schedules' departures at once and stores them, for seeding: one transaction
@@ -356,14 +383,19 @@ fn schedule_field(message: &str) -> &'static str {
 /// The refusal of a schedule change that would drop the departures of `seats` (seat bucket ids) with travellers on
 /// them.
 fn booked(seats: &[&str]) -> Error {
+    /// Departures a refusal names; the rest are counted.
+    const NAMED: usize = 10;
     let mut departures: Vec<&str> = seats.iter().filter_map(|item| item.split(':').nth(1)).collect();
     departures.dedup();
+    let mut named = departures[..departures.len().min(NAMED)].join(", ");
+    if departures.len() > NAMED {
+        named.push_str(&format!(" and {} more", departures.len() - NAMED));
+    }
     Error::Conflict(
         "departure_booked",
         format!(
-            "travellers hold seats on {}: cancel or move their bookings before the schedule drops these departures \
-             or cabins",
-            departures.join(", ")
+            "travellers hold seats on {named}: cancel or move their bookings before the schedule drops these \
+             departures or cabins"
         ),
     )
 }
@@ -394,4 +426,32 @@ fn departure_items<'a>(
         }
     }
     items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_ten_booked_departures_once_each_and_counts_the_rest() {
+        let seats: Vec<String> = (1..=12)
+            .flat_map(|day| {
+                let id = format!("PX1-2026-12-{day:02}");
+                [
+                    flight::seat_item(&id, flight::Cabin::Business),
+                    flight::seat_item(&id, flight::Cabin::Economy),
+                ]
+            })
+            .collect();
+        let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
+        let Error::Conflict("departure_booked", detail) = booked(&seats) else {
+            panic!("a 409 departure_booked");
+        };
+        assert!(
+            detail.starts_with("travellers hold seats on PX1-2026-12-01, PX1-2026-12-02,"),
+            "{detail}"
+        );
+        assert!(detail.contains("PX1-2026-12-10 and 2 more:"), "{detail}");
+        assert!(!detail.contains("PX1-2026-12-11"), "{detail}");
+    }
 }
