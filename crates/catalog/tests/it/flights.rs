@@ -18,6 +18,7 @@ phoenix_db::contract_suite!(
         bad_flight_searches_name_the_field,
         bad_schedules_name_the_field,
         a_schedule_change_never_strands_travellers_holding_seats,
+        deactivating_a_schedule_while_holds_race_it_strands_no_one,
     ]
 );
 
@@ -485,5 +486,102 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
             "{}",
             departure(n)
         );
+    }
+}
+
+/// Agents hold seats on a schedule's last departure while it is being deactivated: whichever wins, the result is
+/// whole. Either the schedule is gone, every one of its buckets closed with nothing held (a hold that came after the
+/// close found no seats), or it is refused and every bucket is back as it was with the holds that won on it (a hold
+/// that came after the check but before the close refused the close).
+pub async fn deactivating_a_schedule_while_holds_race_it_strands_no_one(pool: Pool) {
+    let world = world(pool).await;
+    let org = airline(&world, "PX").await;
+    let made = world
+        .catalog
+        .create_schedule(&operator(org), schedule("PX30", "CDG", "LHR", "10:00", 80))
+        .await
+        .unwrap();
+    let departures: Vec<String> = (DAY - 2..=DAY + 10).map(|n| format!("PX30-{}", day(n).0)).collect();
+    let seats: Vec<String> = departures
+        .iter()
+        .map(|departure| seat_item(departure, Cabin::Economy))
+        .collect();
+    // The last departure's bucket is the last the close reaches: the widest window for a hold to land in.
+    let last = seats[seats.len() - 1].clone();
+    let deactivation = {
+        let catalog = world.catalog.clone();
+        tokio::spawn(async move { catalog.deactivate_schedule(&operator(org), made.id).await })
+    };
+    let holders: Vec<_> = (0..8usize)
+        .map(|n| {
+            let (inventory, item) = (world.inventory.clone(), last.clone());
+            tokio::spawn(async move {
+                // Spread over the deactivation: some before its check, some during its close, some after.
+                for _ in 0..n * 40 {
+                    tokio::task::yield_now().await;
+                }
+                let agent = agent();
+                let request = phoenix_inventory::HoldRequest {
+                    lines: vec![(item, 1)],
+                    ttl_secs: None,
+                    reference: None,
+                };
+                inventory
+                    .create_hold(&agent, request, None)
+                    .await
+                    .ok()
+                    .map(|hold| (agent, hold))
+            })
+        })
+        .collect();
+    let outcome = deactivation.await.unwrap();
+    let mut holds = Vec::new();
+    for holder in holders {
+        holds.extend(holder.await.unwrap());
+    }
+    let held = holds.len() as i64;
+    let bucket = |item: String| {
+        let inventory = world.inventory.clone();
+        async move { inventory.item(&item).await.unwrap() }
+    };
+    match outcome {
+        Ok(_) => assert_eq!(held, 0, "no hold got in once the schedule was closed"),
+        Err(Error::Conflict("departure_booked", _)) => {
+            assert!(held > 0, "refused only for seats someone holds");
+            for seat in &seats {
+                let found = bucket(seat.clone()).await;
+                let expected = if *seat == last { held } else { 0 };
+                assert_eq!(
+                    (found.capacity, found.overbooking_limit, found.held),
+                    (10, 0, expected),
+                    "{seat}: a refused change leaves the seats as they were"
+                );
+            }
+            world.catalog.departure_details(&departures[0]).await.unwrap();
+            for (agent, hold) in holds {
+                world.inventory.release(&agent, hold.id).await.unwrap();
+            }
+            // Nobody holds seats now: the second attempt goes through.
+            world
+                .catalog
+                .deactivate_schedule(&operator(org), made.id)
+                .await
+                .unwrap();
+        }
+        Err(other) => panic!("expected the schedule deactivated or 409 departure_booked, got {other:?}"),
+    }
+    for seat in &seats {
+        let found = bucket(seat.clone()).await;
+        assert_eq!(
+            (found.capacity, found.overbooking_limit, found.held, found.sold),
+            (0, 0, 0, 0),
+            "{seat}: closed, nothing on it"
+        );
+    }
+    for departure in &departures {
+        assert!(matches!(
+            world.catalog.departure_details(departure).await,
+            Err(Error::NotFound(_))
+        ));
     }
 }
