@@ -107,6 +107,8 @@ struct Outcome {
     elapsed: Duration,
     verification: Verification,
     step_ms: Vec<(String, f64)>,
+    /// CPU used while the clients ran (Linux only).
+    cpu: Option<super::cpu::Used>,
 }
 
 pub async fn run(options: BenchBooking) -> anyhow::Result<()> {
@@ -156,9 +158,13 @@ async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<O
         let steps_before = step_times();
         let measured_from = phoenix_db::Timestamp::now();
         let started = Instant::now();
+        let cpu_before = super::cpu::Sample::now();
         let duration = Duration::from_secs(options.duration_secs);
         let tally = drive(&platform.base, &world, tokens, duration).await?;
         let elapsed = started.elapsed();
+        let cpu = cpu_before
+            .zip(super::cpu::Sample::now())
+            .map(|(before, after)| after.since(before));
         settle(&platform).await?;
         let step_ms = step_means(&steps_before, &step_times());
         let verification = verify(&platform, &world, &tally, measured_from).await?;
@@ -168,6 +174,7 @@ async fn measure(options: &BenchBooking, scenario: Scenario) -> anyhow::Result<O
             elapsed,
             verification,
             step_ms,
+            cpu,
         })
     }
     .await;
@@ -284,6 +291,18 @@ fn print_details(options: &BenchBooking, outcome: &Outcome) {
             .map(|(step, ms)| format!("{step} {ms:.1}"))
             .collect();
         println!("  saga steps, mean ms: {}", steps.join(", "));
+    }
+    if let Some(cpu) = &outcome.cpu {
+        // Spread: each confirmed booking's cost. Flash: the rejections after the sell-out share the same time.
+        let unit = match outcome.scenario {
+            Scenario::Spread => "confirmed booking",
+            Scenario::Flash => "request",
+        };
+        let units = match outcome.scenario {
+            Scenario::Spread => tally.confirmed.len(),
+            Scenario::Flash => requests,
+        };
+        println!("  {}", cpu.describe(outcome.elapsed, units, unit));
     }
     for line in &outcome.verification.lines {
         println!("  {line}");

@@ -2,6 +2,7 @@
 //! drives it over loopback, and prints a table with the machine and the date.
 
 pub mod booking;
+pub mod cpu;
 pub mod events;
 pub mod gateway;
 pub mod inventory;
