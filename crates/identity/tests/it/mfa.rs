@@ -14,7 +14,9 @@ phoenix_db::contract_suite!(
     ]
 );
 
-async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>) {
+/// Enables TOTP for `user_id` with the code of the current step; returns the secret, the recovery codes and the time
+/// whose code enabled it (its step is spent).
+async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>, u64) {
     let setup = identity.setup_totp(user_id).await.unwrap();
     assert!(
         setup.otpauth_url.starts_with("otpauth://totp/"),
@@ -22,11 +24,12 @@ async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>) {
         setup.otpauth_url
     );
     assert!(setup.otpauth_url.contains("issuer=Phoenix"));
+    let enabled_at = now();
     let codes = identity
-        .enable_totp(user_id, &code_at(&setup.secret, now()))
+        .enable_totp(user_id, &code_at(&setup.secret, enabled_at))
         .await
         .unwrap();
-    (setup.secret, codes)
+    (setup.secret, codes, enabled_at)
 }
 
 fn with_code<'a>(email: &'a str, code: Option<&'a str>) -> Login<'a> {
@@ -41,22 +44,26 @@ fn with_code<'a>(email: &'a str, code: Option<&'a str>) -> Login<'a> {
 async fn totp_login_needs_a_fresh_code(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    let (secret, codes) = enable(&identity, user.id).await;
+    let (secret, codes, enabled_at) = enable(&identity, user.id).await;
     assert_eq!(codes.len(), 10);
     assert!(identity.user(user.id).await.unwrap().totp_enabled);
 
     let missing = identity.login(with_code("ann@example.com", None)).await.unwrap_err();
     assert!(matches!(missing, Error::MfaRequired), "{missing:?}");
     let wrong = identity.login(with_code("ann@example.com", Some("000000"))).await;
+    // The enabling code's step is spent, even if the clock has moved on to the next step since (the code is still
+    // within the one-step skew window then). Taken from the enabling time, not the clock: a step boundary passing
+    // during the sign-ins above would otherwise make this a fresh code.
     let same_step = identity
-        .login(with_code("ann@example.com", Some(&code_at(&secret, now()))))
+        .login(with_code("ann@example.com", Some(&code_at(&secret, enabled_at))))
         .await;
-    // The enabling code's step is spent; a wrong code never works (unless it happens to be right: vanishingly rare).
     assert!(matches!(same_step, Err(Error::InvalidMfaCode)), "{same_step:?}");
+    // A wrong code never works (unless it happens to be right: vanishingly rare).
     assert!(wrong.is_err());
 
-    // The next step's code (within the one-step skew window) is fresh: accepted once, then not again.
-    let next = code_at(&secret, now() + 30);
+    // The step after the enabling one (current, or one ahead within the skew window) is fresh: accepted once, then
+    // not again.
+    let next = code_at(&secret, enabled_at + 30);
     identity.login(with_code("ann@example.com", Some(&next))).await.unwrap();
     let replay = identity
         .login(with_code("ann@example.com", Some(&next)))
@@ -68,7 +75,7 @@ async fn totp_login_needs_a_fresh_code(pool: Pool) {
 async fn recovery_codes_work_once(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    let (_, codes) = enable(&identity, user.id).await;
+    let (_, codes, _) = enable(&identity, user.id).await;
     let typed = codes[3].to_uppercase().replace('-', " ");
     identity
         .login(with_code("ann@example.com", Some(&typed)))
@@ -115,7 +122,7 @@ async fn disabling_needs_a_code(pool: Pool) {
         identity.disable_totp(user.id, "123456").await.unwrap_err(),
         Error::MfaNotEnabled
     ));
-    let (_, codes) = enable(&identity, user.id).await;
+    let (_, codes, _) = enable(&identity, user.id).await;
     assert!(matches!(
         identity.disable_totp(user.id, "nonsense").await.unwrap_err(),
         Error::CodeRejected
