@@ -143,15 +143,16 @@ impl Catalog {
         let airline = self.airline_for_write(actor, &old.airline)?;
         let org = airline.organization_id;
         let closed = self.close_seats(actor, org, &self.seats_going(&old, None)).await?;
-        let deactivated = match self.event(
-            actor,
-            "catalog.schedule_deactivated.v1",
-            id.to_string(),
-            serde_json::json!({ "schedule_id": id }),
-        ) {
-            Ok(event) => self.inner.store.deactivate_schedule(id, &event).await,
-            Err(error) => Err(error),
-        };
+        let deactivated = async {
+            let event = self.event(
+                actor,
+                "catalog.schedule_deactivated.v1",
+                id.to_string(),
+                serde_json::json!({ "schedule_id": id }),
+            )?;
+            self.inner.store.deactivate_schedule(id, &event).await
+        }
+        .await;
         if let Err(error) = deactivated {
             self.reopen_seats(actor, org, closed).await;
             return Err(error);
@@ -199,16 +200,17 @@ impl Catalog {
             .collect();
         let closing = self.seats_going(&schedule, Some(&staying));
         let closed = self.close_seats(actor, airline.organization_id, &closing).await?;
-        let saved = match self.event(
-            actor,
-            event_type,
-            schedule.id.to_string(),
-            serde_json::json!({ "schedule_id": schedule.id, "flight_number": schedule.flight_number,
-                                "departures": departures.len() }),
-        ) {
-            Ok(event) => self.inner.store.save_schedule(&schedule, &departures, &event).await,
-            Err(error) => Err(error),
-        };
+        let saved = async {
+            let event = self.event(
+                actor,
+                event_type,
+                schedule.id.to_string(),
+                serde_json::json!({ "schedule_id": schedule.id, "flight_number": schedule.flight_number,
+                                    "departures": departures.len() }),
+            )?;
+            self.inner.store.save_schedule(&schedule, &departures, &event).await
+        }
+        .await;
         if let Err(error) = saved {
             self.reopen_seats(actor, airline.organization_id, closed).await;
             return Err(error);

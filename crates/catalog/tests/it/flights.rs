@@ -399,19 +399,7 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
     let departure = |n: i64| format!("PX20-{}", day(n).0);
     let seats = |n: i64| seat_item(&departure(n), Cabin::Economy);
     let travel_agent = agent();
-    let booked = world
-        .inventory
-        .create_hold(
-            &travel_agent,
-            phoenix_inventory::HoldRequest {
-                lines: vec![(seats(DAY), 2)],
-                ttl_secs: None,
-                reference: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let booked = hold_as(&world.inventory, &travel_agent, &seats(DAY), 2).await.unwrap();
 
     // Ending the schedule before a departure with seats held is refused, and nothing changes.
     let mut shorter = input.clone();
@@ -521,13 +509,7 @@ pub async fn deactivating_a_schedule_while_holds_race_it_strands_no_one(pool: Po
                     tokio::task::yield_now().await;
                 }
                 let agent = agent();
-                let request = phoenix_inventory::HoldRequest {
-                    lines: vec![(item, 1)],
-                    ttl_secs: None,
-                    reference: None,
-                };
-                inventory
-                    .create_hold(&agent, request, None)
+                hold_as(&inventory, &agent, &item, 1)
                     .await
                     .ok()
                     .map(|hold| (agent, hold))

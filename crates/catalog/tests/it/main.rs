@@ -213,19 +213,22 @@ pub async fn hotel(world: &World, org: Uuid, city: &str, rooms: i64, price: impl
 
 /// Holds `quantity` of `item` as an agent would.
 pub async fn hold(world: &World, item: &str, quantity: i64) {
-    world
-        .inventory
-        .create_hold(
-            &agent(),
-            HoldRequest {
-                lines: vec![(item.to_owned(), quantity)],
-                ttl_secs: None,
-                reference: None,
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    hold_as(&world.inventory, &agent(), item, quantity).await.unwrap();
+}
+
+/// Holds `quantity` of `item` for `holder`, who may release it.
+pub async fn hold_as(
+    inventory: &phoenix_inventory::Service,
+    holder: &Principal,
+    item: &str,
+    quantity: i64,
+) -> Result<phoenix_inventory::Hold, phoenix_inventory::Error> {
+    let request = HoldRequest {
+        lines: vec![(item.to_owned(), quantity)],
+        ttl_secs: None,
+        reference: None,
+    };
+    inventory.create_hold(holder, request, None).await
 }
 
 /// The fields a 422 names.
