@@ -371,7 +371,7 @@ async fn manage_schedule(
 }
 
 /// Replace a schedule. Departures still to fly that it no longer has (or cabins it drops) are closed in inventory;
-/// refused (409 `departure_booked`) while travellers hold seats on any of them.
+/// refused (409 `departure_booked`) while travellers hold seats on any of them or on a departure whose time it moves.
 #[utoipa::path(put, path = "/api/v1/catalog/schedules/{schedule_id}", tag = TAG, security(("bearer" = [])),
     params(("schedule_id" = Uuid, Path)), request_body = ScheduleInput,
     responses((status = 200, body = ScheduleView), (status = 403, body = Problem), (status = 404, body = Problem),

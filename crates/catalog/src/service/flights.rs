@@ -1,6 +1,6 @@
 //! Managing flights: schedules, the departures materialized from them and their buckets.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::*;
 use crate::availability::Counts;
@@ -101,7 +101,7 @@ impl Catalog {
     /// Replaces a schedule: departures are materialized again, new ones get buckets, existing ones are resized to
     /// the new cabins (inventory refuses to go below what is sold). Departures still to fly that the new schedule no
     /// longer has (or a cabin it drops) are closed in inventory, and the change is refused while travellers hold
-    /// seats on them.
+    /// seats on them; so is a change that moves a held or sold departure's time (its travellers booked the old one).
     pub async fn update_schedule(
         &self,
         actor: &Principal,
@@ -194,10 +194,15 @@ impl Catalog {
             .filter(|d| d.schedule.id == schedule.id)
             .map(|d| d.departure.id.clone())
             .collect();
-        let staying: HashSet<String> = departure_items(&schedule, departures.iter(), None)
+        let mut staying: HashSet<String> = departure_items(&schedule, departures.iter(), None)
             .into_iter()
             .map(|item| item.item_id)
             .collect();
+        // A departure that keeps its date but moves its time counts as going: its travellers would hold seats on a
+        // flight at a time they never booked, so it is closed (and reopened at the new time below) like a dropped one.
+        for item in self.seats_retimed(&schedule, &departures) {
+            staying.remove(&item);
+        }
         let closing = self.seats_going(&schedule, Some(&staying));
         let closed = self.close_seats(actor, airline.organization_id, &closing).await?;
         let saved = async {
@@ -259,6 +264,24 @@ impl Catalog {
             .collect();
         seats.sort_unstable();
         seats
+    }
+
+    /// The seat buckets of `schedule`'s departures still to fly (as the catalog has them now) that `departures` (the
+    /// changed schedule's) keep on the same date at another departure or arrival time.
+    fn seats_retimed(&self, schedule: &Schedule, departures: &[Departure]) -> Vec<String> {
+        let now = OffsetDateTime::now_utc();
+        let changed: HashMap<&str, &Departure> = departures.iter().map(|d| (d.id.as_str(), d)).collect();
+        self.snapshot()
+            .departures
+            .values()
+            .filter(|d| d.schedule.id == schedule.id && d.departure.departs_at > now)
+            .filter(|d| {
+                changed.get(d.departure.id.as_str()).is_some_and(|new| {
+                    (new.departs_at, new.arrives_at) != (d.departure.departs_at, d.departure.arrives_at)
+                })
+            })
+            .flat_map(|d| d.schedule.cabins.iter().map(|cabin| d.departure.seat_item(cabin.cabin)))
+            .collect()
     }
 
     /// Takes `seats` off sale in inventory (no seats, no overbooking) before a schedule change removes their
@@ -397,7 +420,7 @@ fn booked(seats: &[&str]) -> Error {
         "departure_booked",
         format!(
             "travellers hold seats on {named}: cancel or move their bookings before the schedule drops these \
-             departures or cabins"
+             departures or cabins or changes their times"
         ),
     )
 }

@@ -18,6 +18,7 @@ phoenix_db::contract_suite!(
         bad_flight_searches_name_the_field,
         bad_schedules_name_the_field,
         a_schedule_change_never_strands_travellers_holding_seats,
+        a_schedule_change_never_moves_a_booked_departure,
         deactivating_a_schedule_while_holds_race_it_strands_no_one,
     ]
 );
@@ -474,6 +475,67 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
             "{}",
             departure(n)
         );
+    }
+}
+
+/// A change that keeps a departure's date but moves its time (or its arrival) is refused while travellers hold seats
+/// on it: they booked the old time and nobody would tell them. Unbooked departures move, and stay on sale.
+pub async fn a_schedule_change_never_moves_a_booked_departure(pool: Pool) {
+    let world = world(pool).await;
+    let org = airline(&world, "PX").await;
+    let input = schedule("PX30", "CDG", "LHR", "09:00", 80);
+    let made = world
+        .catalog
+        .create_schedule(&operator(org), input.clone())
+        .await
+        .unwrap();
+    let departure = |n: i64| format!("PX30-{}", day(n).0);
+    let seats = |n: i64| seat_item(&departure(n), Cabin::Economy);
+    let departs_local = |response: FlightSearchResponse| {
+        let itinerary = &response.outbound[0];
+        (itinerary.segments[0].departs_local.time(), itinerary.duration_minutes)
+    };
+    let travel_agent = agent();
+    let booked = hold_as(&world.inventory, &travel_agent, &seats(DAY), 1).await.unwrap();
+
+    let mut later = input.clone();
+    later.departure_time = "11:30".into();
+    let mut longer = input.clone();
+    longer.duration_minutes = 95;
+    for moved in [later.clone(), longer] {
+        let refused = world.catalog.update_schedule(&operator(org), made.id, moved).await;
+        match &refused {
+            Err(Error::Conflict("departure_booked", detail)) => {
+                assert!(detail.contains(&departure(DAY)), "{detail}");
+                assert!(!detail.contains(&departure(DAY + 1)), "{detail}");
+            }
+            other => panic!("expected 409 departure_booked, got {other:?}"),
+        }
+        // Nothing moved and nothing was closed.
+        let (departs, minutes) = departs_local(search(&world, trip("CDG", "LHR", DAY)).await);
+        assert_eq!((departs.hour(), departs.minute(), minutes), (9, 0, 80));
+        for n in [DAY, DAY + 1] {
+            assert_eq!(
+                world.inventory.item(&seats(n)).await.unwrap().capacity,
+                10,
+                "{}",
+                departure(n)
+            );
+        }
+    }
+
+    // Once the seats are released the departures move, and stay on sale at the new time.
+    world.inventory.release(&travel_agent, booked.id).await.unwrap();
+    world
+        .catalog
+        .update_schedule(&operator(org), made.id, later)
+        .await
+        .unwrap();
+    for n in [DAY, DAY + 1] {
+        let (departs, _) = departs_local(search(&world, trip("CDG", "LHR", n)).await);
+        assert_eq!((departs.hour(), departs.minute()), (11, 30), "{}", departure(n));
+        let bucket = world.inventory.item(&seats(n)).await.unwrap();
+        assert_eq!((bucket.capacity, bucket.held), (10, 0), "{} reopened", departure(n));
     }
 }
 
