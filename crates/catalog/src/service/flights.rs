@@ -2,6 +2,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use futures::StreamExt;
+use phoenix_api::Problem;
+use phoenix_inventory::Bucket;
+
 use super::*;
 use crate::availability::Counts;
 
@@ -233,16 +237,15 @@ impl Catalog {
         let (returning, new): (Vec<NewItem>, Vec<NewItem>) =
             fresh.into_iter().partition(|item| counted.get(&item.item_id).is_some());
         self.create_items(actor, new).await?;
-        let inventory = availability.inventory();
-        for item in departure_items(&schedule, kept.iter().copied(), org)
+        let resizing = departure_items(&schedule, kept.iter().copied(), org)
             .into_iter()
             .chain(returning)
-        {
-            inventory
-                .put_item(actor, &item.item_id, item.capacity, item.overbooking_limit, org)
-                .await
-                .map_err(Error::Upstream)?;
-            availability.invalidate([item.item_id.as_str()]);
+            .map(|item| (item.item_id, item.capacity, item.overbooking_limit))
+            .collect();
+        let resized = self.resize_items(actor, airline.organization_id, resizing).await;
+        availability.invalidate(resized.iter().map(|(item, _)| item.as_str()));
+        if let Some((_, Err(problem))) = resized.into_iter().find(|(_, result)| result.is_err()) {
+            return Err(Error::Upstream(problem));
         }
         let view = ScheduleView::new(&schedule, departures.len());
         self.replace(|s| s.put_schedule(schedule, departures));
@@ -310,45 +313,77 @@ impl Catalog {
         if !taken.is_empty() {
             return Err(booked(&taken));
         }
-        let inventory = availability.inventory();
+        let closing = seats
+            .iter()
+            .filter(|item| counted.get(item).is_some())
+            .map(|item| (item.clone(), 0, 0))
+            .collect();
         let mut closed = Vec::new();
-        for item in seats {
-            let Some(before) = counted.get(item) else {
-                continue;
-            };
-            let refused = match inventory.put_item(actor, item, 0, 0, Some(organization_id)).await {
+        let mut refused = Vec::new();
+        let mut failed = None;
+        for (item, result) in self.resize_items(actor, organization_id, closing).await {
+            match result {
                 Ok(_) => {
-                    closed.push((item.clone(), before));
-                    continue;
+                    if let Some(before) = counted.get(&item) {
+                        closed.push((item, before));
+                    }
                 }
-                Err(problem) if problem.code == "capacity_below_committed" => booked(&[item.as_str()]),
-                Err(problem) => Error::Upstream(problem),
-            };
-            self.reopen_seats(actor, organization_id, closed).await;
-            availability.invalidate([item.as_str()]);
-            return Err(refused);
+                Err(problem) if problem.code == "capacity_below_committed" => refused.push(item),
+                Err(problem) => failed = Some(problem),
+            }
         }
         availability.invalidate(seats.iter().map(String::as_str));
-        Ok(closed)
+        if refused.is_empty() && failed.is_none() {
+            return Ok(closed);
+        }
+        self.reopen_seats(actor, organization_id, closed).await;
+        refused.sort_unstable();
+        Err(match failed {
+            Some(problem) if refused.is_empty() => Error::Upstream(problem),
+            _ => booked(&refused.iter().map(String::as_str).collect::<Vec<_>>()),
+        })
     }
 
     /// Puts buckets [`Catalog::close_seats`] closed back as they were, for a change that did not happen. A bucket
     /// that cannot be put back (inventory unreachable) is logged: it stays closed, on sale nowhere, until the change
     /// is made again or the bucket resized.
     async fn reopen_seats(&self, actor: &Principal, organization_id: Uuid, closed: Vec<(String, Counts)>) {
-        let inventory = self.inner.availability.inventory();
-        for (item, before) in &closed {
-            let overbooking = before.limit - before.capacity;
-            if let Err(problem) = inventory
-                .put_item(actor, item, before.capacity, overbooking, Some(organization_id))
-                .await
-            {
+        let reopening = closed
+            .into_iter()
+            .map(|(item, before)| (item, before.capacity, before.limit - before.capacity))
+            .collect();
+        let reopened = self.resize_items(actor, organization_id, reopening).await;
+        for (item, result) in &reopened {
+            if let Err(problem) = result {
                 tracing::error!(item, %problem, "a seat bucket closed for a schedule change that failed stays closed");
             }
         }
         self.inner
             .availability
-            .invalidate(closed.iter().map(|(item, _)| item.as_str()));
+            .invalidate(reopened.iter().map(|(item, _)| item.as_str()));
+    }
+
+    /// Resizes buckets of `organization_id` in inventory (item, seats, overbooking), [`RESIZING`] calls at a time:
+    /// inventory's writer commits the resizes of a shard that arrive together in one transaction, so a year of
+    /// departures takes a few transactions instead of one per bucket. Every resize is tried; the answers come in
+    /// the order they finish.
+    async fn resize_items(
+        &self,
+        actor: &Principal,
+        organization_id: Uuid,
+        items: Vec<(String, i64, i64)>,
+    ) -> Vec<(String, Result<Bucket, Problem>)> {
+        let inventory = self.inner.availability.inventory();
+        futures::stream::iter(items)
+            .map(|(item, seats, overbooking)| async move {
+                let result = inventory
+                    .put_item(actor, &item, seats, overbooking, Some(organization_id))
+                    .await;
+                (item, result)
+            })
+            .buffer_unordered(RESIZING)
+            .collect()
+            .await
     }
 
     /// Creates the buckets of many schedules' departures at once and stores them, for seeding: one transaction
@@ -407,6 +442,9 @@ fn schedule_field(message: &str) -> &'static str {
 
 /// The refusal of a schedule change that would drop the departures of `seats` (seat bucket ids) with travellers on
 /// them.
+/// Resizes [`Catalog::resize_items`] keeps in flight at once.
+const RESIZING: usize = 64;
+
 fn booked(seats: &[&str]) -> Error {
     /// Departures a refusal names; the rest are counted.
     const NAMED: usize = 10;
