@@ -1,6 +1,6 @@
 //! Reconciliation: our books against the provider's.
 //!
-//! Every payment is compared, page by page, with what the provider says: by its provider reference when it has one,
+//! Every payment is compared, page by page (several payments of a page at once), with what the provider says: by its provider reference when it has one,
 //! else (a pending or failed authorization, whose answer may have been lost) by our own reference through
 //! [`Provider::find`]. Differences are reported. With `repair`, ours is brought in line where the provider's books are
 //! the truth (captured and refunded amounts, a void; an authorization whose answer was lost), an authorization the
@@ -13,6 +13,7 @@
 //! uncaptured authorization. A payment row is always written before its
 //! authorization is sent, so a payment being authorized while this runs is never one of these.
 
+use futures::StreamExt;
 use phoenix_db::Timestamp;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -120,12 +121,17 @@ pub async fn reconcile(service: &Service, repair: bool) -> Result<Report, Error>
         let page = service.store().page(after, PAGE_SIZE).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
-        for payment in &page {
-            if report.checked + report.unchecked + report.in_progress >= MAX_PAYMENTS {
-                report.truncated = true;
-                return Ok(report);
-            }
-            match compare(service, payment).await? {
+        // Up to the run's bound; a page that crosses it ends the run, before the second pass.
+        let compared = report.checked + report.unchecked + report.in_progress;
+        let budget = usize::try_from(MAX_PAYMENTS - compared).unwrap_or(usize::MAX);
+        let taken = &page[..page.len().min(budget)];
+        let found: Vec<Result<Found, Error>> = futures::stream::iter(taken)
+            .map(|payment| compare(service, payment))
+            .buffered(comparing(service))
+            .collect()
+            .await;
+        for (payment, found) in taken.iter().zip(found) {
+            match found? {
                 Found::Same => report.checked += 1,
                 Found::InProgress => report.in_progress += 1,
                 Found::Unreachable => report.unchecked += 1,
@@ -146,12 +152,22 @@ pub async fn reconcile(service: &Service, repair: bool) -> Result<Report, Error>
                 }
             }
         }
+        if taken.len() < page.len() {
+            report.truncated = true;
+            return Ok(report);
+        }
         if (page.len() as i64) < PAGE_SIZE {
             break;
         }
     }
     find_unrecorded(service, repair, &mut report).await?;
     Ok(report)
+}
+
+/// Payments the first pass compares at once: half the provider's call slots (at least one), so the bookings and
+/// payments being made meanwhile keep the other half.
+fn comparing(service: &Service) -> usize {
+    (service.provider().options().max_concurrent / 2).max(1)
 }
 
 /// The second pass: the provider's payments that carry one of our references and have no row here, looked up a

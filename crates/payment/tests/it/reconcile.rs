@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ phoenix_db::contract_suite!(
         a_refund_made_behind_our_back_is_found_and_taken_into_our_books,
         an_authorization_whose_answer_was_lost_is_found_and_voided,
         an_abandoned_pending_authorization_is_finished_as_the_provider_says,
+        the_first_pass_compares_several_payments_at_once_within_half_the_slots,
     ]
 );
 
@@ -335,4 +337,74 @@ async fn an_abandoned_pending_authorization_is_finished_as_the_provider_says(poo
         .unwrap();
     assert_eq!(payment.status, Status::Authorized);
     assert_eq!(env.ledger(EntryKind::Authorization).await.len(), 1);
+}
+
+/// The simulator, counting the lookups in flight at once and the most ever.
+struct Watching {
+    inner: Simulator,
+    in_flight: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Provider for Watching {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
+        self.inner.authorize(authorization).await
+    }
+    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.capture(reference, amount_minor, key).await
+    }
+    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.refund(reference, amount_minor, key).await
+    }
+    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
+        self.inner.void(reference, key).await
+    }
+    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        let answer = self.inner.fetch(reference).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        answer
+    }
+    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
+        self.inner.find(reference).await
+    }
+    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
+        self.inner.list(after).await
+    }
+}
+
+/// A large book is compared several payments at a time, but with no more than half the provider's call slots: the
+/// bookings being paid for meanwhile keep the rest.
+async fn the_first_pass_compares_several_payments_at_once_within_half_the_slots(pool: Pool) {
+    let options = options();
+    let half = options.resilience.max_concurrent / 2;
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let watching = {
+        let (in_flight, most) = (in_flight.clone(), most.clone());
+        move |simulator| -> Arc<dyn Provider> {
+            Arc::new(Watching {
+                inner: simulator,
+                in_flight,
+                most,
+            })
+        }
+    };
+    let env = env_with(pool, options, watching).await;
+    let payer = customer();
+    let n = 3 * half + 1;
+    for i in 0..n {
+        env.service
+            .authorize(&payer, request(1_000, "tok_visa"), &format!("pay-{i}"))
+            .await
+            .unwrap();
+    }
+    let report = reconcile(&env.service, false).await.unwrap();
+    assert_eq!((report.checked, report.differences_found), (n as u64, 0));
+    assert_eq!(most.load(Ordering::SeqCst), half, "{half} of {n} compared at once");
+    assert_eq!(in_flight.load(Ordering::SeqCst), 0);
 }
