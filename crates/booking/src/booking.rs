@@ -170,6 +170,9 @@ pub struct Cancellation {
     pub refund_minor: i64,
     /// What is kept.
     pub fee_minor: i64,
+    /// Support or an admin waived the terms: everything paid is refunded.
+    #[serde(default)]
+    pub fees_waived: bool,
 }
 
 /// One status the booking had.

@@ -63,6 +63,10 @@ pub struct CancelRequest {
     /// Why, in the customer's words (at most 500 characters).
     #[serde(default)]
     pub reason: Option<String>,
+    /// Refund everything paid, whatever the items' terms: for support and admin only (403 `forbidden` for anyone
+    /// else), with a reason (the supplier cancelled or moved the trip, say).
+    #[serde(default)]
+    pub waive_fees: bool,
 }
 
 /// The answer to a create or cancel: done, still with the saga (202 and where to look), or failed (the failure as
@@ -134,18 +138,21 @@ async fn get_booking(
     Ok(Json(service.get(&principal, id).await?))
 }
 
-/// Cancel a confirmed booking. The refund follows each item's terms at the moment of asking. Answers 200 once
-/// refunded, 202 while the refund is under way; asking again is harmless.
+/// Cancel a confirmed booking. The refund follows each item's terms at the moment of asking, unless support or an
+/// admin waives the fees (`waive_fees`, with a reason): then everything paid is refunded. Answers 200 once refunded,
+/// 202 while the refund is under way; asking again is harmless.
 #[utoipa::path(put, path = "/api/v1/bookings/{id}/cancel", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = CancelRequest,
-    responses((status = 200, body = Booking), (status = 202, body = Booking), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Booking), (status = 202, body = Booking), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn cancel(
     State(service): State<Service>,
     principal: Principal,
     Path(id): Path<Uuid>,
     Json(body): Json<CancelRequest>,
 ) -> Result<Response> {
-    let booking = service.request_cancellation(&principal, id, body.reason).await?;
+    let booking = service
+        .request_cancellation(&principal, id, body.reason, body.waive_fees)
+        .await?;
     Ok(answer(booking, StatusCode::OK))
 }

@@ -1,7 +1,7 @@
-//! Cancelling a confirmed booking: the refund is decided by policy when the customer asks, stored with the request,
-//! and the cancellation saga refunds exactly that.
+//! Cancelling a confirmed booking: the refund is decided by policy when the customer asks (or waived to everything
+//! paid by support or an admin), stored with the request, and the cancellation saga refunds exactly that.
 
-use phoenix_api::Principal;
+use phoenix_api::{Principal, Role};
 use phoenix_db::Timestamp;
 use serde_json::json;
 use uuid::Uuid;
@@ -13,6 +13,9 @@ use crate::policy::{self, Status};
 use crate::store::{SagaUpdate, Transition};
 use crate::{Error, events};
 
+/// Who may waive a cancellation's fees.
+const WAIVER_ROLES: &[Role] = &[Role::Support, Role::Admin];
+
 /// Longest reason a cancellation may give.
 pub const MAX_REASON_CHARS: usize = 500;
 
@@ -23,12 +26,19 @@ pub(super) const MAX_RACES: usize = 6;
 impl Service {
     /// Asks for `id` to be cancelled, as `actor` (who must see it), then waits up to `confirm_wait_ms` for the
     /// refund. Asking again for a booking being cancelled or cancelled returns it as it is.
+    ///
+    /// With `waive_fees` (support and admin only, and only with a reason) everything paid is refunded whatever the
+    /// items' terms: for when the supplier, not the traveller, is why the trip is off.
     pub async fn request_cancellation(
         &self,
         actor: &Principal,
         id: Uuid,
         reason: Option<String>,
+        waive_fees: bool,
     ) -> Result<Booking, Error> {
+        if waive_fees && !actor.has_any(WAIVER_ROLES) {
+            return Err(Error::Forbidden("only support and admins may waive cancellation fees"));
+        }
         let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
         if let Some(reason) = &reason
             && (reason.chars().count() > MAX_REASON_CHARS || reason.chars().any(char::is_control))
@@ -38,6 +48,9 @@ impl Service {
                 format!("must have at most {MAX_REASON_CHARS} characters and no control characters"),
             ));
         }
+        if waive_fees && reason.is_none() {
+            return Err(Error::invalid("reason", "waiving the fees needs a reason"));
+        }
         for _ in 0..MAX_RACES {
             let booking = self.get(actor, id).await?;
             match booking.status {
@@ -46,7 +59,7 @@ impl Service {
                 Status::Cancelling | Status::Cancelled => return self.settle(booking).await,
                 Status::Confirmed => {}
             }
-            let cancelling = cancelling(booking, actor, reason.clone());
+            let cancelling = cancelling(booking, actor, reason.clone(), waive_fees);
             let event = events::event(
                 events::CANCELLATION_REQUESTED,
                 &cancelling,
@@ -55,6 +68,7 @@ impl Service {
                     "reason": reason,
                     "refund_minor": cancelling.cancellation.as_ref().map(|c| c.refund_minor),
                     "fee_minor": cancelling.cancellation.as_ref().map(|c| c.fee_minor),
+                    "fees_waived": waive_fees,
                 }),
             )?;
             let change = Transition {
@@ -75,10 +89,18 @@ impl Service {
     }
 }
 
-/// `booking` with its cancellation requested now and the refund the policy gives now.
-fn cancelling(mut booking: Booking, actor: &Principal, reason: Option<String>) -> Booking {
+/// `booking` with its cancellation requested now and the refund the policy gives now (everything paid when the
+/// fees are waived).
+fn cancelling(mut booking: Booking, actor: &Principal, reason: Option<String>, waive_fees: bool) -> Booking {
     let now = Timestamp::now();
-    let refund = policy::refund(&booking.priced_items(), booking.total_minor, now.datetime());
+    let refund = if waive_fees {
+        policy::Refund {
+            refund_minor: booking.total_minor.max(0),
+            fee_minor: 0,
+        }
+    } else {
+        policy::refund(&booking.priced_items(), booking.total_minor, now.datetime())
+    };
     booking.status = Status::Cancelling;
     booking.cancellation = Some(Cancellation {
         requested_at: now.datetime(),
@@ -86,6 +108,7 @@ fn cancelling(mut booking: Booking, actor: &Principal, reason: Option<String>) -
         reason: reason.clone(),
         refund_minor: refund.refund_minor,
         fee_minor: refund.fee_minor,
+        fees_waived: waive_fees,
     });
     booking.updated_at = now.datetime();
     booking

@@ -10,6 +10,7 @@ phoenix_db::contract_suite!(
         cancelling_before_the_deadline_refunds_in_full,
         cancelling_non_refundable_refunds_nothing_but_still_releases,
         cancelling_after_the_deadline_keeps_the_fee,
+        support_may_waive_the_fees_with_a_reason,
         only_confirmed_bookings_can_be_cancelled,
         the_cancellation_request_names_who_asked,
         every_event_of_a_booking_carries_its_id_as_correlation_id,
@@ -18,11 +19,25 @@ phoenix_db::contract_suite!(
 
 /// Requests the cancellation, plays the cancellation saga with the refund it asks for, and returns the refund.
 async fn cancel_and_refund(world: &World, actor: &phoenix_api::Principal, booking: &phoenix_booking::Booking) -> i64 {
+    cancel_and_refund_waiving(world, actor, booking, false).await
+}
+
+/// [`cancel_and_refund`], with the fees waived or not.
+async fn cancel_and_refund_waiving(
+    world: &World,
+    actor: &phoenix_api::Principal,
+    booking: &phoenix_booking::Booking,
+    waive_fees: bool,
+) -> i64 {
     let cancelling = world
         .booking
-        .request_cancellation(actor, booking.id, Some("plans changed".into()))
+        .request_cancellation(actor, booking.id, Some("plans changed".into()), waive_fees)
         .await
         .unwrap();
+    assert_eq!(
+        cancelling.cancellation.as_ref().map(|c| c.fees_waived),
+        Some(waive_fees)
+    );
     assert_eq!(cancelling.status, Status::Cancelling);
     let requests = world.client.saga_requests(10).await.unwrap();
     assert_eq!(requests.len(), 1);
@@ -65,7 +80,7 @@ async fn cancel_and_refund(world: &World, actor: &phoenix_api::Principal, bookin
     // Asking again changes nothing.
     let again = world
         .booking
-        .request_cancellation(actor, booking.id, None)
+        .request_cancellation(actor, booking.id, None, false)
         .await
         .unwrap();
     assert_eq!(again.status, Status::Cancelled);
@@ -110,20 +125,73 @@ async fn cancelling_after_the_deadline_keeps_the_fee(pool: Pool) {
     );
 }
 
+/// When the supplier is why a trip is off, support refunds everything paid whatever the terms; nobody else may, and
+/// not without saying why.
+async fn support_may_waive_the_fees_with_a_reason(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let ann = customer();
+    let saver = world
+        .confirmed(&ann, vec![world.stay(world.hotel.saver, 10, 1, 1, 1)])
+        .await;
+    let late = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 2, 2, 1, 1)])
+        .await;
+    let refused = world
+        .booking
+        .request_cancellation(&ann, saver.id, Some("the hotel closed".into()), true)
+        .await;
+    assert!(matches!(refused, Err(Error::Forbidden(_))), "{refused:?}");
+    let problem = phoenix_api::Problem::from(refused.unwrap_err());
+    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (403, "forbidden"));
+    for reason in [None, Some("  ".to_owned())] {
+        let refused = world
+            .booking
+            .request_cancellation(&support(), saver.id, reason, true)
+            .await;
+        match refused {
+            Err(Error::Invalid(fields)) => assert_eq!(fields[0].field, "reason"),
+            other => panic!("expected a reason asked for, got {other:?}"),
+        }
+    }
+    // Nothing was asked of the saga by the refusals.
+    assert!(world.client.saga_requests(10).await.unwrap().is_empty());
+    assert_eq!(
+        world.booking.get(&ann, saver.id).await.unwrap().status,
+        Status::Confirmed
+    );
+
+    let staff = support();
+    for booking in [&saver, &late] {
+        assert_eq!(
+            cancel_and_refund_waiving(&world, &staff, booking, true).await,
+            booking.total_minor
+        );
+    }
+    let requested = events_of(&pool, phoenix_booking::CANCELLATION_REQUESTED).await;
+    assert_eq!(requested.len(), 2);
+    for event in &requested {
+        assert_eq!(
+            (event["fee_minor"].as_i64(), event["fees_waived"].as_bool()),
+            (Some(0), Some(true))
+        );
+        assert_eq!(event["requested_by"], staff.user_id.to_string());
+    }
+}
+
 async fn only_confirmed_bookings_can_be_cancelled(pool: Pool) {
     let world = world(pool).await;
     let ann = customer();
     let pending = world
         .book(&ann, vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], 1)
         .await;
-    let refused = world.booking.request_cancellation(&ann, pending.id, None).await;
+    let refused = world.booking.request_cancellation(&ann, pending.id, None, false).await;
     assert!(matches!(refused, Err(Error::BookingPending)), "{refused:?}");
     let failed = Outcome::Failed {
         code: "insufficient_inventory".into(),
         detail: "sold out".into(),
     };
     world.client.record_outcome(pending.id, &failed).await.unwrap();
-    let refused = world.booking.request_cancellation(&ann, pending.id, None).await;
+    let refused = world.booking.request_cancellation(&ann, pending.id, None, false).await;
     assert!(
         matches!(refused, Err(Error::NotCancellable { status: Status::Failed })),
         "{refused:?}"
@@ -145,12 +213,15 @@ async fn only_confirmed_bookings_can_be_cancelled(pool: Pool) {
         .confirmed(&ann, vec![world.stay(world.hotel.flexible, 11, 1, 1, 1)])
         .await;
     let long = "x".repeat(501);
-    let refused = world.booking.request_cancellation(&ann, confirmed.id, Some(long)).await;
+    let refused = world
+        .booking
+        .request_cancellation(&ann, confirmed.id, Some(long), false)
+        .await;
     assert!(matches!(refused, Err(Error::Invalid(_))));
     // Support may cancel any booking.
     let cancelling = world
         .booking
-        .request_cancellation(&support(), confirmed.id, None)
+        .request_cancellation(&support(), confirmed.id, None, false)
         .await
         .unwrap();
     assert_eq!(cancelling.status, Status::Cancelling);
@@ -165,7 +236,7 @@ async fn the_cancellation_request_names_who_asked(pool: Pool) {
     let staff = support();
     world
         .booking
-        .request_cancellation(&staff, booking.id, Some("duplicate".into()))
+        .request_cancellation(&staff, booking.id, Some("duplicate".into()), false)
         .await
         .unwrap();
     let requested = events_of(&pool, phoenix_booking::CANCELLATION_REQUESTED).await;

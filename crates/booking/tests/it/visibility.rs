@@ -38,7 +38,7 @@ async fn customers_see_and_cancel_only_their_own_bookings(pool: Pool) {
         .await;
     assert!(matches!(world.booking.get(&bob, anns.id).await, Err(Error::NotFound)));
     assert!(matches!(world.booking.get(&ann, bobs.id).await, Err(Error::NotFound)));
-    let cancel = world.booking.request_cancellation(&bob, anns.id, None).await;
+    let cancel = world.booking.request_cancellation(&bob, anns.id, None, false).await;
     assert!(matches!(cancel, Err(Error::NotFound)), "{cancel:?}");
     assert_eq!(ids(&world, &ann, ListFilter::default()).await, [anns.id]);
     assert_eq!(ids(&world, &bob, ListFilter::default()).await, [bobs.id]);

@@ -43,6 +43,7 @@ on_both_backends!(
     customers_and_organizations_never_see_each_others_bookings,
     bad_booking_input_is_a_problem_naming_the_cause,
     cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refunds_nothing,
+    support_refunds_in_full_when_the_supplier_calls_the_trip_off,
     a_bookings_events_carry_the_trace_of_the_request_that_made_it,
 );
 
@@ -347,6 +348,75 @@ async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refund
         0,
         "the room returns to stock all the same"
     );
+}
+
+/// A non-refundable stay the hotel cannot honour: the traveller may not waive the terms, support may (with a reason),
+/// and then everything paid comes back, by the provider's own books.
+async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let strict = book(
+        app,
+        &ann,
+        vec![world.stay(&world.strict_plan, 20, 1, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
+    assert_eq!(strict.status, 201, "{strict:?}");
+    let total = strict.body["total_minor"].as_i64().unwrap();
+    let id = strict.body["id"].as_str().unwrap();
+    let payment_id = strict.body["payment_id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/bookings/{id}/cancel");
+    let waive = |reason: Option<&str>| json!({"reason": reason, "waive_fees": true});
+
+    let refused = app
+        .call(Method::PUT, &path, Some(&ann), Some(waive(Some("the hotel closed"))))
+        .await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.body["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let desk = app.support(&world.admin, "desk@example.com").await;
+    let refused = app.call(Method::PUT, &path, Some(&desk), Some(waive(None))).await;
+    assert_eq!(refused.status, 422, "{refused:?}");
+    assert_eq!(refused.body["errors"][0]["field"], "reason");
+    let booking = app.get(&format!("/api/v1/bookings/{id}"), Some(&ann)).await;
+    assert_eq!(booking.body["status"], "confirmed", "the refusals changed nothing");
+
+    let cancelled = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&desk),
+            Some(waive(Some("the hotel closed for works"))),
+        )
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
+    assert_eq!(cancelled.body["refunded_minor"], total);
+    let cancellation = &cancelled.body["cancellation"];
+    assert_eq!(
+        (
+            cancellation["fees_waived"].as_bool(),
+            cancellation["fee_minor"].as_i64()
+        ),
+        (Some(true), Some(0))
+    );
+    let payment = app
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
+        .await;
+    assert_eq!(payment.body["refunded_minor"], total);
+    let refunds: Vec<i64> = app
+        .simulator()
+        .ledger()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.kind == phoenix_payment::provider::simulated::EntryKind::Refund)
+        .map(|entry| entry.amount_minor)
+        .collect();
+    assert_eq!(refunds, [total], "the provider paid it all back, once");
+    assert_eq!(night(app, &world, 20).await["sold"], 0);
 }
 
 /// An airline flying Paris to Nice every day at 09:00 with 3 economy seats (fares Y refundable, Q not);

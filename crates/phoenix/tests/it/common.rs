@@ -184,6 +184,17 @@ impl Api {
         (user["id"].as_str().unwrap().to_owned(), token)
     }
 
+    /// A signed-in member of support staff, given the role by `admin`: their token.
+    pub async fn support(&self, admin: &str, email: &str) -> String {
+        let user = self.register(email).await;
+        let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
+        let set = self
+            .call(Method::PUT, &path, Some(admin), Some(json!({"roles": ["support"]})))
+            .await;
+        assert_eq!(set.status, 200, "{set:?}");
+        self.login(email).await.0
+    }
+
     /// An operator of a new organization of `kind` (`airline`, `hotel_chain`): (organization id, token).
     pub async fn operator(&self, admin: &str, email: &str, kind: &str) -> (String, String) {
         let org = self
