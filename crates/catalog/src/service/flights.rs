@@ -146,7 +146,7 @@ impl Catalog {
             .ok_or(Error::NotFound("schedule"))?;
         let airline = self.airline_for_write(actor, &old.airline)?;
         let org = airline.organization_id;
-        let closed = self.close_seats(actor, org, &self.seats_going(&old, None)).await?;
+        let closed = self.close_buckets(actor, org, &self.buckets_going(&old, None)).await?;
         let deactivated = async {
             let event = self.event(
                 actor,
@@ -158,7 +158,7 @@ impl Catalog {
         }
         .await;
         if let Err(error) = deactivated {
-            self.reopen_seats(actor, org, closed).await;
+            self.reopen_buckets(actor, org, closed).await;
             return Err(error);
         }
         self.replace(|s| s.remove_schedule(id));
@@ -207,8 +207,8 @@ impl Catalog {
         for item in self.seats_retimed(&schedule, &departures) {
             staying.remove(&item);
         }
-        let closing = self.seats_going(&schedule, Some(&staying));
-        let closed = self.close_seats(actor, airline.organization_id, &closing).await?;
+        let closing = self.buckets_going(&schedule, Some(&staying));
+        let closed = self.close_buckets(actor, airline.organization_id, &closing).await?;
         let saved = async {
             let event = self.event(
                 actor,
@@ -221,7 +221,7 @@ impl Catalog {
         }
         .await;
         if let Err(error) = saved {
-            self.reopen_seats(actor, airline.organization_id, closed).await;
+            self.reopen_buckets(actor, airline.organization_id, closed).await;
             return Err(error);
         }
         // New departures get fresh buckets; those that existed are resized to the (possibly new) cabins, and so are
@@ -252,21 +252,29 @@ impl Catalog {
         Ok(view)
     }
 
-    /// The seat buckets of `schedule`'s departures still to fly (as the catalog has them now) that a change
-    /// leaves without a flight: all of them, or those not among `staying` (the changed schedule's buckets).
+    /// The buckets of the cabins of `schedule`'s departures still to fly (as the catalog has them now) that a change
+    /// leaves without a flight: all of them, or those whose seat bucket is not among `staying` (the changed
+    /// schedule's buckets). Each cabin going gives its seat bucket and its fare classes' buckets; a fare class
+    /// dropped from a cabin that stays is only taken off sale by the catalog (its travellers keep their seats).
     /// Departures already flown keep their buckets as they are.
-    fn seats_going(&self, schedule: &Schedule, staying: Option<&HashSet<String>>) -> Vec<String> {
+    fn buckets_going(&self, schedule: &Schedule, staying: Option<&HashSet<String>>) -> Vec<String> {
         let now = OffsetDateTime::now_utc();
-        let mut seats: Vec<String> = self
+        let mut buckets: Vec<String> = self
             .snapshot()
             .departures
             .values()
             .filter(|d| d.schedule.id == schedule.id && d.departure.departs_at > now)
-            .flat_map(|d| d.schedule.cabins.iter().map(|cabin| d.departure.seat_item(cabin.cabin)))
-            .filter(|item| staying.is_none_or(|staying| !staying.contains(item)))
+            .flat_map(|d| d.schedule.cabins.iter().map(move |cabin| (&d.departure, cabin)))
+            .filter(|(departure, cabin)| {
+                staying.is_none_or(|staying| !staying.contains(&departure.seat_item(cabin.cabin)))
+            })
+            .flat_map(|(departure, cabin)| {
+                let fares = cabin.fares.iter().map(|fare| departure.fare_item(&fare.code));
+                std::iter::once(departure.seat_item(cabin.cabin)).chain(fares)
+            })
             .collect();
-        seats.sort_unstable();
-        seats
+        buckets.sort_unstable();
+        buckets
     }
 
     /// The seat buckets of `schedule`'s departures still to fly (as the catalog has them now) that `departures` (the
@@ -287,25 +295,25 @@ impl Catalog {
             .collect()
     }
 
-    /// Takes `seats` off sale in inventory (no seats, no overbooking) before a schedule change removes their
+    /// Takes `buckets` off sale in inventory (no seats, no overbooking) before a schedule change removes their
     /// departures or cabins, and refuses the change (409 `departure_booked`) while any of them is held or sold:
     /// travellers would be left booked on a flight that no longer exists. Inventory itself refuses to shrink a bucket
     /// below what is held and sold, so a hold taken between the check and the close refuses the change too, and the
     /// buckets closed so far are put back as they were. Returns the buckets closed with their counters before, for
-    /// [`Catalog::reopen_seats`] should the change fail after all.
-    async fn close_seats(
+    /// [`Catalog::reopen_buckets`] should the change fail after all.
+    async fn close_buckets(
         &self,
         actor: &Principal,
         organization_id: Uuid,
-        seats: &[String],
+        buckets: &[String],
     ) -> Result<Vec<(String, Counts)>, Error> {
-        if seats.is_empty() {
+        if buckets.is_empty() {
             return Ok(Vec::new());
         }
         let availability = &self.inner.availability;
-        availability.invalidate(seats.iter().map(String::as_str));
-        let counted = availability.get(seats).await?;
-        let taken: Vec<&str> = seats
+        availability.invalidate(buckets.iter().map(String::as_str));
+        let counted = availability.get(buckets).await?;
+        let taken: Vec<&str> = buckets
             .iter()
             .filter(|item| counted.get(item).is_some_and(|counts| counts.committed > 0))
             .map(String::as_str)
@@ -313,7 +321,7 @@ impl Catalog {
         if !taken.is_empty() {
             return Err(booked(&taken));
         }
-        let closing = seats
+        let closing = buckets
             .iter()
             .filter(|item| counted.get(item).is_some())
             .map(|item| (item.clone(), 0, 0))
@@ -332,11 +340,11 @@ impl Catalog {
                 Err(problem) => failed = Some(problem),
             }
         }
-        availability.invalidate(seats.iter().map(String::as_str));
+        availability.invalidate(buckets.iter().map(String::as_str));
         if refused.is_empty() && failed.is_none() {
             return Ok(closed);
         }
-        self.reopen_seats(actor, organization_id, closed).await;
+        self.reopen_buckets(actor, organization_id, closed).await;
         refused.sort_unstable();
         Err(match failed {
             Some(problem) if refused.is_empty() => Error::Upstream(problem),
@@ -344,10 +352,10 @@ impl Catalog {
         })
     }
 
-    /// Puts buckets [`Catalog::close_seats`] closed back as they were, for a change that did not happen. A bucket
+    /// Puts buckets [`Catalog::close_buckets`] closed back as they were, for a change that did not happen. A bucket
     /// that cannot be put back (inventory unreachable) is logged: it stays closed, on sale nowhere, until the change
     /// is made again or the bucket resized.
-    async fn reopen_seats(&self, actor: &Principal, organization_id: Uuid, closed: Vec<(String, Counts)>) {
+    async fn reopen_buckets(&self, actor: &Principal, organization_id: Uuid, closed: Vec<(String, Counts)>) {
         let reopening = closed
             .into_iter()
             .map(|(item, before)| (item, before.capacity, before.limit - before.capacity))
@@ -355,7 +363,7 @@ impl Catalog {
         let reopened = self.resize_items(actor, organization_id, reopening).await;
         for (item, result) in &reopened {
             if let Err(problem) = result {
-                tracing::error!(item, %problem, "a seat bucket closed for a schedule change that failed stays closed");
+                tracing::error!(item, %problem, "a bucket closed for a schedule change that failed stays closed");
             }
         }
         self.inner
@@ -440,15 +448,16 @@ fn schedule_field(message: &str) -> &'static str {
     }
 }
 
-/// The refusal of a schedule change that would drop the departures of `seats` (seat bucket ids) with travellers on
-/// them.
 /// Resizes [`Catalog::resize_items`] keeps in flight at once.
 const RESIZING: usize = 64;
 
-fn booked(seats: &[&str]) -> Error {
+/// The refusal of a schedule change that would drop (or retime) the departures of `buckets` (seat or fare bucket
+/// ids) with travellers on them.
+fn booked(buckets: &[&str]) -> Error {
     /// Departures a refusal names; the rest are counted.
     const NAMED: usize = 10;
-    let mut departures: Vec<&str> = seats.iter().filter_map(|item| item.split(':').nth(1)).collect();
+    let mut departures: Vec<&str> = buckets.iter().filter_map(|item| item.split(':').nth(1)).collect();
+    departures.sort_unstable();
     departures.dedup();
     let mut named = departures[..departures.len().min(NAMED)].join(", ");
     if departures.len() > NAMED {

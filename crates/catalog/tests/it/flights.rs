@@ -399,6 +399,7 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
         .unwrap();
     let departure = |n: i64| format!("PX20-{}", day(n).0);
     let seats = |n: i64| seat_item(&departure(n), Cabin::Economy);
+    let fare = |n: i64| fare_item(&departure(n), "Q");
     let travel_agent = agent();
     let booked = hold_as(&world.inventory, &travel_agent, &seats(DAY), 2).await.unwrap();
 
@@ -439,9 +440,17 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
             world.catalog.departure_details(&departure(n)).await,
             Err(Error::NotFound(_))
         ));
+        let fare = world.inventory.item(&fare(n)).await.unwrap();
+        assert_eq!(
+            (fare.capacity, fare.overbooking_limit),
+            (0, 0),
+            "{} fares closed too",
+            departure(n)
+        );
     }
     let kept = world.inventory.item(&seats(DAY)).await.unwrap();
     assert_eq!((kept.capacity, kept.held), (10, 2));
+    assert_eq!(world.inventory.item(&fare(DAY)).await.unwrap().capacity, 2);
 
     // Bringing the dates back reopens the closed departures with the schedule's seats.
     world
@@ -451,6 +460,11 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
         .unwrap();
     for n in [DAY + 1, DAY + 10] {
         assert_eq!(world.inventory.item(&seats(n)).await.unwrap().capacity, 10);
+        assert_eq!(
+            world.inventory.item(&fare(n)).await.unwrap().capacity,
+            2,
+            "the Q fare's limit"
+        );
         let details = world.catalog.departure_details(&departure(n)).await.unwrap();
         assert_eq!(details.cabins[0].seats_left, 10);
     }
@@ -471,6 +485,12 @@ pub async fn a_schedule_change_never_strands_travellers_holding_seats(pool: Pool
     for n in [DAY - 2, DAY, DAY + 10] {
         assert_eq!(
             world.inventory.item(&seats(n)).await.unwrap().capacity,
+            0,
+            "{}",
+            departure(n)
+        );
+        assert_eq!(
+            world.inventory.item(&fare(n)).await.unwrap().capacity,
             0,
             "{}",
             departure(n)
