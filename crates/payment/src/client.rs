@@ -59,16 +59,22 @@ impl Client {
         }
     }
 
-    /// Refunds `amount_minor` (default: all that is left) of a captured payment, as `actor`.
+    /// Refunds `amount_minor` (default: all that is left) of a captured payment, as `actor`; with `at_most`, what
+    /// is left when that is less, and nothing when nothing is ([`Service::refund_at_most`]).
     pub async fn refund(
         &self,
         actor: &Principal,
         payment_id: Uuid,
-        amount_minor: Option<i64>,
+        (amount_minor, at_most): (Option<i64>, bool),
         reason: &str,
         idempotency_key: &str,
     ) -> Result<PaymentView, Problem> {
         match self {
+            Client::Local(service) if at_most => view(
+                service
+                    .refund_at_most(actor, payment_id, amount_minor, reason, idempotency_key)
+                    .await,
+            ),
             Client::Local(service) => view(
                 service
                     .refund(actor, payment_id, amount_minor, reason, idempotency_key)
@@ -80,6 +86,7 @@ impl Client {
                 let body = RefundRequest {
                     amount_minor,
                     reason: reason.to_owned(),
+                    at_most,
                 };
                 Ok(client
                     .call_keyed(Method::POST, &path, Some(&body), Some(actor), Some(idempotency_key))

@@ -135,6 +135,11 @@ pub struct RefundRequest {
     /// Why, for the payment's history (1 to 500 characters; never a card number).
     #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
+    /// `amount_minor` is the most to refund: what is left is refunded when it is less, and nothing (200, the payment
+    /// as it is) when nothing is. For refunds decided elsewhere (a booking's cancellation) while the payment may have
+    /// been refunded directly since.
+    #[serde(default)]
+    pub at_most: bool,
 }
 
 /// Authorize a payment: the amount is reserved on the card behind `payment_token`, for the caller. Requires
@@ -185,8 +190,8 @@ pub(crate) async fn capture(
     Ok(Json(PaymentView::from(&payment)))
 }
 
-/// Refund captured money, all that is left or `amount_minor`; several partial refunds may follow each other.
-/// Requires `Idempotency-Key`.
+/// Refund captured money, all that is left or `amount_minor` (or at most that, with `at_most`); several partial
+/// refunds may follow each other. Requires `Idempotency-Key`.
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/refund", tag = TAG, security(("bearer" = [])),
     params(("payment_id" = Uuid, Path),
         ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
@@ -200,9 +205,15 @@ pub(crate) async fn refund(
     IdempotencyKey(key): IdempotencyKey,
     Json(body): Json<RefundRequest>,
 ) -> Result<Json<PaymentView>> {
-    let payment = service
-        .refund(&principal, payment_id, body.amount_minor, &body.reason, &key)
-        .await?;
+    let payment = if body.at_most {
+        service
+            .refund_at_most(&principal, payment_id, body.amount_minor, &body.reason, &key)
+            .await?
+    } else {
+        service
+            .refund(&principal, payment_id, body.amount_minor, &body.reason, &key)
+            .await?
+    };
     Ok(Json(PaymentView::from(&payment)))
 }
 

@@ -163,6 +163,17 @@ impl Payment {
         Ok(amount)
     }
 
+    /// The amount a refund of at most `most` returns: `most`, or what is left when that is less (0, refused, when
+    /// nothing is). While another refund is in flight and `most` would not fit beside it, the answer waits for that
+    /// one (409 `operation_in_progress`): it may yet fail and leave room.
+    pub fn refund_at_most(&self, most: i64, in_flight_minor: i64) -> Result<i64, Error> {
+        let available = (self.refundable_minor() - in_flight_minor).max(0);
+        if most > available && in_flight_minor > 0 {
+            return Err(Error::OperationInProgress);
+        }
+        self.refund_amount(Some(most.min(available)), in_flight_minor)
+    }
+
     /// A void releases the whole authorization; only an uncaptured one can be voided.
     pub fn void_amount(&self) -> Result<i64, Error> {
         if self.status != Status::Authorized {

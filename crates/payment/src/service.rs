@@ -247,14 +247,58 @@ impl Service {
         reason: &str,
         idempotency_key: &str,
     ) -> Result<Payment, Error> {
+        self.refund_as(actor, payment_id, (amount_minor, false), reason, idempotency_key)
+            .await
+    }
+
+    /// Returns at most `amount_minor` (default: all that is left) of captured money to the card: what is left when
+    /// that is less, and nothing when nothing is (the payment as it is, no error). For a refund decided elsewhere,
+    /// such as a booking's cancellation, while someone may have refunded the payment directly since.
+    pub async fn refund_at_most(
+        &self,
+        actor: &Principal,
+        payment_id: Uuid,
+        amount_minor: Option<i64>,
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<Payment, Error> {
+        let refunded = self
+            .refund_as(actor, payment_id, (amount_minor, true), reason, idempotency_key)
+            .await;
+        match refunded {
+            Err(
+                Error::AmountAboveCaptured { available_minor: 0 }
+                | Error::NotRefundable {
+                    status: Status::Refunded,
+                },
+            ) => self.payment(actor, payment_id).await,
+            refunded => refunded,
+        }
+    }
+
+    async fn refund_as(
+        &self,
+        actor: &Principal,
+        payment_id: Uuid,
+        (amount_minor, at_most): (Option<i64>, bool),
+        reason: &str,
+        idempotency_key: &str,
+    ) -> Result<Payment, Error> {
         self.check_amount(amount_minor)?;
         payment::refuse_card_numbers(&[("reason", reason)])?;
         let reason =
             payment::parse_reason(reason).map_err(|message| Error::Invalid(vec![field_error("reason", message)]))?;
         let key = parse_key(idempotency_key)?;
-        let fingerprint = payment::fingerprint(&serde_json::json!(["refund", payment_id, amount_minor, reason]));
-        let decide = move |payment: &Payment, in_flight: InFlight| {
-            payment.refund_amount(amount_minor, in_flight.refunding_minor)
+        let fingerprint = payment::fingerprint(&serde_json::json!([
+            "refund",
+            payment_id,
+            amount_minor,
+            reason,
+            at_most
+        ]));
+        let decide = move |payment: &Payment, in_flight: InFlight| match amount_minor {
+            Some(most) if at_most => payment.refund_at_most(most, in_flight.refunding_minor),
+            _ => payment.refund_amount(amount_minor, in_flight.refunding_minor),
         };
         let reason = Some(reason.to_owned());
         self.settle(actor, payment_id, key, Kind::Refund, (fingerprint, reason), decide)

@@ -313,14 +313,24 @@ async fn refund_payment(saga: &mut Saga, clients: &Clients) -> Result<(), StepEr
     let (Some(payment_id), amount) = (saga.data.payment_id, request.refund_minor) else {
         return Ok(());
     };
-    if amount > 0 {
-        let key = key(saga, Step::RefundPayment);
-        clients
-            .payment
-            .refund(&request.actor, payment_id, Some(amount), "booking cancelled", &key)
-            .await?;
+    if amount == 0 {
+        saga.data.refunded_minor = 0;
+        return Ok(());
     }
-    saga.data.refunded_minor = amount;
+    // At most: the payment may have been refunded directly since the refund was decided (support's goodwill, say),
+    // and a cancellation never returns more than was paid. What the booking records is all the card got back.
+    let key = key(saga, Step::RefundPayment);
+    let payment = clients
+        .payment
+        .refund(
+            &request.actor,
+            payment_id,
+            (Some(amount), true),
+            "booking cancelled",
+            &key,
+        )
+        .await?;
+    saga.data.refunded_minor = payment.refunded_minor;
     Ok(())
 }
 

@@ -91,13 +91,19 @@ async fn the_remote_client_moves_money_once_per_key(pool: Pool) {
         captured
     );
     let refunded = remote
-        .refund(&payer, first.id, Some(2_000), "late", "ref-1")
+        .refund(&payer, first.id, (Some(2_000), false), "late", "ref-1")
         .await
         .unwrap();
     assert_eq!(
         (refunded.status, refunded.refunded_minor),
         (Status::PartiallyRefunded, 2_000)
     );
+    // At most an amount, as a booking's cancellation refunds: what is left, over the wire too.
+    let rest = remote
+        .refund(&payer, first.id, (Some(9_000), true), "cancelled", "ref-2")
+        .await
+        .unwrap();
+    assert_eq!((rest.status, rest.refunded_minor), (Status::Refunded, 7_000));
     let stranger = remote.capture(&customer(), first.id, None, "cap-x").await.unwrap_err();
     assert_eq!(stranger.status.as_u16(), 404);
 
@@ -112,7 +118,7 @@ async fn the_remote_client_moves_money_once_per_key(pool: Pool) {
 
     assert_eq!(env.ledger(EntryKind::Authorization).await.len(), 2);
     assert_eq!(env.ledger(EntryKind::Capture).await.len(), 1);
-    assert_eq!(env.ledger(EntryKind::Refund).await.len(), 1);
+    assert_eq!(env.ledger(EntryKind::Refund).await.len(), 2);
     assert_eq!(env.ledger(EntryKind::Void).await.len(), 1);
 }
 
@@ -216,6 +222,7 @@ async fn the_public_api_checks_roles_keys_and_bodies(pool: Pool) {
     let refund = serde_json::to_value(RefundRequest {
         amount_minor: None,
         reason: "cancelled".to_owned(),
+        at_most: false,
     })
     .unwrap();
     let refunded = call(&api, Method::POST, &path("refund"), Some(refund), &admin(), Some("r-1"))

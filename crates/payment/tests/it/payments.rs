@@ -17,6 +17,7 @@ phoenix_db::contract_suite!(
         authorize_capture_and_refund_move_money_once_each_with_their_events,
         a_partial_capture_releases_the_rest_and_refunds_stay_within_what_was_captured,
         amounts_above_what_is_left_are_refused_with_stable_codes,
+        a_refund_of_at_most_an_amount_returns_what_is_left_and_never_fails_for_want_of_it,
         void_releases_an_uncaptured_authorization_only,
         declines_fail_the_payment_with_the_providers_code,
         client_mistakes_are_refused_before_anything_is_written,
@@ -26,6 +27,81 @@ phoenix_db::contract_suite!(
         events_of_a_booking_payment_carry_the_booking_id_as_correlation_id,
     ]
 );
+
+/// A refund decided elsewhere (a booking's cancellation) meets a payment partly refunded directly since: it returns
+/// what is left, once, and a second one finds nothing left and is no error.
+async fn a_refund_of_at_most_an_amount_returns_what_is_left_and_never_fails_for_want_of_it(pool: Pool) {
+    let env = env(pool).await;
+    let staff = admin();
+    let payer = customer();
+    let payment = env
+        .service
+        .authorize(&payer, request(10_000, "tok_visa"), "pay-1")
+        .await
+        .unwrap();
+    env.service.capture(&staff, payment.id, None, "cap-1").await.unwrap();
+    env.service
+        .refund(&staff, payment.id, Some(3_000), "goodwill", "ref-1")
+        .await
+        .unwrap();
+
+    // A plain refund of 9,000 is refused; at most 9,000 returns the 7,000 left, and a retry returns the same.
+    let plain = env
+        .service
+        .refund(&staff, payment.id, Some(9_000), "cancelled", "ref-2")
+        .await;
+    assert!(
+        matches!(plain, Err(Error::AmountAboveCaptured { available_minor: 7_000 })),
+        "{plain:?}"
+    );
+    for _ in 0..2 {
+        let rest = env
+            .service
+            .refund_at_most(&staff, payment.id, Some(9_000), "cancelled", "ref-3")
+            .await
+            .unwrap();
+        assert_eq!((rest.status, rest.refunded_minor), (Status::Refunded, 10_000));
+    }
+    // The same key with a plain refund is another request.
+    let reused = env
+        .service
+        .refund(&staff, payment.id, Some(9_000), "cancelled", "ref-3")
+        .await;
+    assert!(matches!(reused, Err(Error::IdempotencyKeyReused)), "{reused:?}");
+    // Nothing left: the payment as it is, and no money moves.
+    let nothing = env
+        .service
+        .refund_at_most(&staff, payment.id, Some(500), "cancelled", "ref-4")
+        .await
+        .unwrap();
+    assert_eq!((nothing.status, nothing.refunded_minor), (Status::Refunded, 10_000));
+    let refunds: Vec<i64> = env
+        .ledger(EntryKind::Refund)
+        .await
+        .into_iter()
+        .map(|entry| entry.amount_minor)
+        .collect();
+    assert_eq!(refunds, [3_000, 7_000]);
+    // It still refunds nothing from a payment never captured, and says so.
+    let uncaptured = env
+        .service
+        .authorize(&payer, request(1_000, "tok_visa"), "pay-2")
+        .await
+        .unwrap();
+    let refused = env
+        .service
+        .refund_at_most(&staff, uncaptured.id, Some(500), "cancelled", "ref-5")
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::NotRefundable {
+                status: Status::Authorized
+            })
+        ),
+        "{refused:?}"
+    );
+}
 
 async fn authorize_capture_and_refund_move_money_once_each_with_their_events(pool: Pool) {
     let env = env(pool.clone()).await;

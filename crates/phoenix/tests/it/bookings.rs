@@ -44,6 +44,7 @@ on_both_backends!(
     bad_booking_input_is_a_problem_naming_the_cause,
     cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refunds_nothing,
     support_refunds_in_full_when_the_supplier_calls_the_trip_off,
+    a_cancellation_after_a_direct_refund_returns_only_what_is_left,
     a_bookings_events_carry_the_trace_of_the_request_that_made_it,
 );
 
@@ -416,6 +417,68 @@ async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &Test
         .map(|entry| entry.amount_minor)
         .collect();
     assert_eq!(refunds, [total], "the provider paid it all back, once");
+    assert_eq!(night(app, &world, 20).await["sold"], 0);
+}
+
+/// Support refunded part of a booking's payment directly (goodwill), then the traveller cancels inside the free
+/// period: the cancellation returns what is left, never more than was paid, and the booking ends cancelled.
+async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let booked = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 20, 2, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
+    assert_eq!(booked.status, 201, "{booked:?}");
+    let total = booked.body["total_minor"].as_i64().unwrap();
+    let id = booked.body["id"].as_str().unwrap();
+    let payment_id = booked.body["payment_id"].as_str().unwrap().to_owned();
+    let goodwill = app
+        .post_keyed(
+            &format!("/api/v1/payments/{payment_id}/refund"),
+            Some(&world.admin),
+            "goodwill-1",
+            json!({"amount_minor": 3_000, "reason": "noisy room"}),
+        )
+        .await;
+    assert_eq!(goodwill.status, 200, "{goodwill:?}");
+
+    let cancelled = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Some(&ann),
+            Some(json!({"reason": "plans changed"})),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
+    assert_eq!(cancelled.body["status"], "cancelled");
+    assert_eq!(
+        cancelled.body["cancellation"]["refund_minor"], total,
+        "the policy's refund"
+    );
+    assert_eq!(cancelled.body["refunded_minor"], total, "all the card got back");
+    let payment = app
+        .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
+        .await;
+    assert_eq!(
+        (payment.body["status"].as_str(), payment.body["refunded_minor"].as_i64()),
+        (Some("refunded"), Some(total))
+    );
+    let refunds: Vec<i64> = app
+        .simulator()
+        .ledger()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|entry| entry.kind == phoenix_payment::provider::simulated::EntryKind::Refund)
+        .map(|entry| entry.amount_minor)
+        .collect();
+    assert_eq!(refunds, [3_000, total - 3_000]);
     assert_eq!(night(app, &world, 20).await["sold"], 0);
 }
 
