@@ -32,8 +32,8 @@ pub async fn hold(pool: &Pool, request: &NewHold, now: Timestamp) -> Result<Opti
     }
     dispatch!(&mut tx, conn => {
         sqlx::query(
-            "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, 'held', $5, $6)",
+            "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at, managed)
+             VALUES ($1, $2, $3, $4, 'held', $5, $6, $7)",
         )
         .bind(id)
         .bind(request.holder_id)
@@ -41,6 +41,7 @@ pub async fn hold(pool: &Pool, request: &NewHold, now: Timestamp) -> Result<Opti
         .bind(&request.reference)
         .bind(now)
         .bind(expires_at)
+        .bind(request.managed)
         .execute(&mut *conn)
         .await?;
         for line in &request.lines {
@@ -73,6 +74,7 @@ pub async fn hold(pool: &Pool, request: &NewHold, now: Timestamp) -> Result<Opti
         created_at: now,
         expires_at,
         closed_at: None,
+        managed: request.managed,
     };
     let mut event = hold.created_event()?;
     event.occurred_at = now;

@@ -129,8 +129,9 @@ impl Client {
         }
     }
 
-    /// Holds every line or none for `holder` (who will own the hold and may confirm or release it). The
-    /// idempotency key makes a retry after a lost answer return the first hold instead of holding twice.
+    /// Holds every line or none for `holder` (who will own the hold), [managed](crate::Hold::managed) by the calling
+    /// service: only it confirms or releases the hold. The idempotency key makes a retry after a lost answer return
+    /// the first hold instead of holding twice.
     pub async fn create_hold(
         &self,
         holder: &Principal,
@@ -139,7 +140,7 @@ impl Client {
     ) -> Result<Hold, Problem> {
         match self {
             Client::Local(service) => Ok(service
-                .create_hold(holder, request.clone(), Some(idempotency_key))
+                .create_managed_hold(holder, request.clone(), idempotency_key)
                 .await?),
             Client::Remote(client) => {
                 let body = HoldBody {
@@ -264,7 +265,7 @@ async fn internal_create_hold(
         ttl_secs: body.ttl_secs,
         reference: body.reference,
     };
-    let hold = service.create_hold(&principal, request, Some(&key)).await?;
+    let hold = service.create_managed_hold(&principal, request, &key).await?;
     Ok((StatusCode::CREATED, Json(HoldResponse::from(&hold))))
 }
 

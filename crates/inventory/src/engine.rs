@@ -516,6 +516,7 @@ impl Apply {
             created_at: self.now,
             expires_at: self.now + time::Duration::seconds(request.ttl_secs as i64),
             closed_at: None,
+            managed: request.managed,
         };
         *self.open.entry(hold.holder_id).or_default() += 1;
         *self.writes.holders.entry(hold.holder_id).or_default() += 1;

@@ -22,6 +22,8 @@ pub enum Error {
     HoldExpired,
     #[error("the hold was released")]
     HoldReleased,
+    #[error("this hold belongs to a booking: cancel the booking instead")]
+    HoldManaged,
     #[error("capacity plus overbooking limit would be below the {committed} units held and sold")]
     BelowCommitted { item_id: ItemId, committed: i64 },
     #[error("this bucket belongs to another organization")]
@@ -81,6 +83,7 @@ impl From<Error> for Problem {
             Error::ItemNotFound | Error::HoldNotFound => Problem::new(S::NOT_FOUND, "not_found", detail),
             Error::HoldExpired => Problem::new(S::CONFLICT, "hold_expired", detail),
             Error::HoldReleased => Problem::new(S::CONFLICT, "hold_released", detail),
+            Error::HoldManaged => Problem::new(S::CONFLICT, "hold_managed", detail),
             Error::BelowCommitted { committed, .. } => Problem::new(S::CONFLICT, "capacity_below_committed", detail)
                 .with_extension("committed", committed.into()),
             Error::NotOwner => Problem::new(S::FORBIDDEN, "forbidden", detail),

@@ -57,6 +57,9 @@ pub struct Hold {
     pub expires_at: Timestamp,
     /// When it was confirmed, released or expired (the last of these).
     pub closed_at: Option<Timestamp>,
+    /// Made by a service on a client's behalf (the booking saga): confirmed and released only through that service,
+    /// never over the public API, so a booking's units cannot go back on sale while the booking stands.
+    pub managed: bool,
 }
 
 impl Hold {
@@ -122,6 +125,8 @@ pub struct NewHold {
     pub reference: Option<String>,
     pub holder_id: Uuid,
     pub organization_id: Option<Uuid>,
+    /// See [`Hold::managed`].
+    pub managed: bool,
 }
 
 /// A field of a hold request that is not acceptable.
@@ -199,6 +204,7 @@ impl NewHold {
             reference,
             holder_id,
             organization_id,
+            managed: false,
         })
     }
 

@@ -135,6 +135,9 @@ pub struct HoldResponse {
     /// When it was confirmed, released or expired.
     #[serde(with = "time::serde::rfc3339::option")]
     pub closed_at: Option<OffsetDateTime>,
+    /// Made by a booking: confirmed and released only through the booking (409 `hold_managed` here).
+    #[serde(default)]
+    pub managed: bool,
 }
 
 impl PartialEq for LineBody {
@@ -164,6 +167,7 @@ impl From<&Hold> for HoldResponse {
             created_at: hold.created_at.datetime(),
             expires_at: hold.expires_at.datetime(),
             closed_at: hold.closed_at.map(Timestamp::datetime),
+            managed: hold.managed,
         }
     }
 }
@@ -202,6 +206,7 @@ pub fn hold_from_json(body: serde_json::Value) -> std::result::Result<Hold, Erro
         created_at: response.created_at.into(),
         expires_at: response.expires_at.into(),
         closed_at: response.closed_at.map(Timestamp::from),
+        managed: response.managed,
     })
 }
 
@@ -285,7 +290,8 @@ async fn get_hold(
     Ok(Json(HoldResponse::from(&service.hold(&principal, hold_id).await?)))
 }
 
-/// Confirm a hold: its units become sold. Confirming twice is fine; after expiry or release it is refused.
+/// Confirm a hold: its units become sold. Confirming twice is fine; after expiry or release it is refused, and so
+/// is a hold a booking made (409 `hold_managed`: the booking confirms it).
 #[utoipa::path(post, path = "/api/v1/inventory/holds/{hold_id}/confirm", tag = TAG, security(("bearer" = [])),
     params(("hold_id" = Uuid, Path)),
     responses((status = 200, body = HoldResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -294,18 +300,21 @@ async fn confirm_hold(
     principal: Principal,
     Path(hold_id): Path<Uuid>,
 ) -> Result<Json<HoldResponse>> {
+    service.refuse_managed(&principal, hold_id).await?;
     Ok(Json(HoldResponse::from(&service.confirm(&principal, hold_id).await?)))
 }
 
 /// Release a hold: held units return at once; a confirmed hold's sold units return too (a cancellation).
-/// Releasing twice, or an expired hold, is fine.
+/// Releasing twice, or an expired hold, is fine. A hold a booking made is refused (409 `hold_managed`): cancelling
+/// the booking releases it, with the refund.
 #[utoipa::path(post, path = "/api/v1/inventory/holds/{hold_id}/release", tag = TAG, security(("bearer" = [])),
     params(("hold_id" = Uuid, Path)),
-    responses((status = 200, body = HoldResponse), (status = 404, body = Problem)))]
+    responses((status = 200, body = HoldResponse), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn release_hold(
     State(service): State<Service>,
     principal: Principal,
     Path(hold_id): Path<Uuid>,
 ) -> Result<Json<HoldResponse>> {
+    service.refuse_managed(&principal, hold_id).await?;
     Ok(Json(HoldResponse::from(&service.release(&principal, hold_id).await?)))
 }

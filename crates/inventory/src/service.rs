@@ -365,7 +365,37 @@ impl Service {
         request: HoldRequest,
         idempotency_key: Option<&str>,
     ) -> Result<Hold, Error> {
-        let hold = NewHold::parse(
+        self.create_hold_as(holder, request, idempotency_key, false).await
+    }
+
+    /// [`Service::create_hold`] for a service acting for `holder` (the booking saga): the hold is
+    /// [managed](Hold::managed), confirmed and released only through that service.
+    pub async fn create_managed_hold(
+        &self,
+        holder: &Principal,
+        request: HoldRequest,
+        idempotency_key: &str,
+    ) -> Result<Hold, Error> {
+        self.create_hold_as(holder, request, Some(idempotency_key), true).await
+    }
+
+    /// Refuses (409 `hold_managed`) to let `actor` confirm or release a [managed](Hold::managed) hold over the
+    /// public API: it belongs to a booking, which confirms or releases it.
+    pub async fn refuse_managed(&self, actor: &Principal, hold_id: Uuid) -> Result<(), Error> {
+        if self.hold(actor, hold_id).await?.managed {
+            return Err(Error::HoldManaged);
+        }
+        Ok(())
+    }
+
+    async fn create_hold_as(
+        &self,
+        holder: &Principal,
+        request: HoldRequest,
+        idempotency_key: Option<&str>,
+        managed: bool,
+    ) -> Result<Hold, Error> {
+        let mut hold = NewHold::parse(
             &request.lines,
             request.ttl_secs,
             request.reference,
@@ -374,6 +404,7 @@ impl Service {
             &self.inner.options.holds,
         )
         .map_err(|errors| Error::Invalid(errors.into_iter().map(|e| invalid(&e.field, e.message)).collect()))?;
+        hold.managed = managed;
         let keyed = idempotency_key.map(|key| Keyed {
             scope: format!("inventory.hold:{}", holder.user_id),
             key: key.to_owned(),

@@ -99,8 +99,9 @@ const EFFECTIVE_BUCKET: &str = "SELECT b.item_id, b.organization_id, b.capacity,
         b.sold
     FROM buckets b";
 
-const HOLD_COLUMNS: &str = "SELECT id, holder_id, organization_id, reference, status, created_at, expires_at, closed_at
-    FROM holds";
+const HOLD_COLUMNS: &str =
+    "SELECT id, holder_id, organization_id, reference, status, created_at, expires_at, closed_at,
+    managed FROM holds";
 
 impl Store {
     pub fn new(pool: Pool) -> Store {
@@ -248,6 +249,7 @@ impl Store {
                     created_at: row.created_at,
                     expires_at: row.expires_at,
                     closed_at: row.closed_at,
+                    managed: row.managed,
                 })
             })
             .collect()
@@ -446,6 +448,7 @@ struct HoldRow {
     created_at: Timestamp,
     expires_at: Timestamp,
     closed_at: Option<Timestamp>,
+    managed: bool,
 }
 
 type LineRow = (Uuid, String, i64);
@@ -478,7 +481,7 @@ async fn load_holds_pg(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<(V
     }
     let found: Vec<WithLines> = sqlx::query_as(
         "SELECT h.id, h.holder_id, h.organization_id, h.reference, h.status, h.created_at, h.expires_at,
-             h.closed_at, COALESCE(l.items, '{}') AS line_items, COALESCE(l.quantities, '{}') AS line_quantities
+             h.closed_at, h.managed, COALESCE(l.items, '{}') AS line_items, COALESCE(l.quantities, '{}') AS line_quantities
          FROM holds h
          LEFT JOIN LATERAL (
              SELECT array_agg(item_id ORDER BY item_id) AS items, array_agg(quantity ORDER BY item_id) AS quantities
@@ -641,9 +644,9 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         100 + h.reference.as_ref().map_or(0, String::len)
     }) {
         sqlx::query(
-            "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at)
+            "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at, managed)
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[],
-                                  $7::timestamptz[])",
+                                  $7::timestamptz[], $8::bool[])",
         )
         .bind(h.iter().map(|h| h.id).collect::<Vec<_>>())
         .bind(h.iter().map(|h| h.holder_id).collect::<Vec<_>>())
@@ -652,6 +655,7 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         .bind(h.iter().map(|h| h.status.as_str()).collect::<Vec<_>>())
         .bind(h.iter().map(|h| h.created_at).collect::<Vec<_>>())
         .bind(h.iter().map(|h| h.expires_at).collect::<Vec<_>>())
+        .bind(h.iter().map(|h| h.managed).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
     }
@@ -799,8 +803,8 @@ async fn write_sqlite(
     }
     for hold in &w.new_holds {
         sqlx::query(
-            "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO holds (id, holder_id, organization_id, reference, status, created_at, expires_at, managed)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(hold.id)
         .bind(hold.holder_id)
@@ -809,6 +813,7 @@ async fn write_sqlite(
         .bind(hold.status.as_str())
         .bind(hold.created_at)
         .bind(hold.expires_at)
+        .bind(hold.managed)
         .execute(&mut *tx)
         .await?;
         for line in &hold.lines {

@@ -279,6 +279,7 @@ async fn the_baseline_writes_the_engines_hold_created_shape(pool: Pool) {
         reference: Some("booking-2".to_owned()),
         holder_id: holder.user_id,
         organization_id: holder.organization_id,
+        managed: false,
     };
     let now = Timestamp::now();
     let id = baseline::hold(&pool, &baseline_request, now).await.unwrap().unwrap();

@@ -45,6 +45,7 @@ on_both_backends!(
     cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refunds_nothing,
     support_refunds_in_full_when_the_supplier_calls_the_trip_off,
     a_cancellation_after_a_direct_refund_returns_only_what_is_left,
+    a_bookings_units_go_back_only_with_the_booking,
     a_bookings_events_carry_the_trace_of_the_request_that_made_it,
 );
 
@@ -479,6 +480,53 @@ async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &Te
         .map(|entry| entry.amount_minor)
         .collect();
     assert_eq!(refunds, [3_000, total - 3_000]);
+    assert_eq!(night(app, &world, 20).await["sold"], 0);
+}
+
+/// The hold a booking made is the booking's: releasing (or confirming) it through inventory's own API is refused
+/// even to those who may hold inventory there, so the units cannot go back on sale while the booking stands;
+/// cancelling the booking returns them.
+async fn a_bookings_units_go_back_only_with_the_booking(app: &TestApp) {
+    let world = world(app, app.admin().await).await;
+    let (_, ann) = app.customer("ann@example.com").await;
+    let booked = book(
+        app,
+        &ann,
+        vec![world.stay(&world.flexible_plan, 20, 1, 1, 1)],
+        1,
+        "tok_visa",
+    )
+    .await;
+    assert_eq!(booked.status, 201, "{booked:?}");
+    let id = booked.body["id"].as_str().unwrap();
+    let hold_id = booked.body["hold_id"].as_str().unwrap();
+    let hold = app
+        .get(&format!("/api/v1/inventory/holds/{hold_id}"), Some(&world.admin))
+        .await;
+    assert_eq!(
+        (hold.body["status"].as_str(), hold.body["managed"].as_bool()),
+        (Some("confirmed"), Some(true))
+    );
+    for action in ["release", "confirm"] {
+        app.post(
+            &format!("/api/v1/inventory/holds/{hold_id}/{action}"),
+            Some(&world.admin),
+            json!({}),
+        )
+        .await
+        .assert_problem(409, "hold_managed");
+    }
+    assert_eq!(night(app, &world, 20).await["sold"], 1, "still sold to the booking");
+
+    let cancelled = app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/bookings/{id}/cancel"),
+            Some(&ann),
+            Some(json!({"reason": "plans changed"})),
+        )
+        .await;
+    assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(night(app, &world, 20).await["sold"], 0);
 }
 

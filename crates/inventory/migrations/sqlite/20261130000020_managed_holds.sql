@@ -1,0 +1,4 @@
+-- A hold a service made on a client's behalf (the booking saga, through the internal routes) is confirmed and
+-- released only through that service: over the public API it is refused, so a booking's units cannot go back on
+-- sale while the booking stands.
+ALTER TABLE holds ADD COLUMN managed INTEGER NOT NULL DEFAULT 0 CHECK (managed IN (0, 1));
