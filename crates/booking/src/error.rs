@@ -26,6 +26,8 @@ pub enum Error {
     BookingPending,
     #[error("a {status} booking cannot be cancelled")]
     NotCancellable { status: Status },
+    #[error("the booking is already {status} under its terms, fees not waived: refund the rest through its payment")]
+    AlreadyCancelled { status: Status },
     #[error("a {from} booking cannot become {to}")]
     InvalidTransition { from: Status, to: Status },
     /// What the catalog answered (a refusal passes through unchanged; an outage is 503).
@@ -88,6 +90,7 @@ impl From<Error> for Problem {
             }
             Error::BookingPending => Problem::new(S::CONFLICT, "booking_pending", detail).with_retry_after(1),
             Error::NotCancellable { .. } => Problem::new(S::CONFLICT, "not_cancellable", detail),
+            Error::AlreadyCancelled { .. } => Problem::new(S::CONFLICT, "already_cancelled", detail),
             Error::InvalidTransition { .. } => Problem::new(S::CONFLICT, "invalid_transition", detail),
             Error::Catalog(problem) => problem,
             // Identity answers booking only "who is this user"; anything but an answer is its outage.

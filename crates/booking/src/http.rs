@@ -140,7 +140,8 @@ async fn get_booking(
 
 /// Cancel a confirmed booking. The refund follows each item's terms at the moment of asking, unless support or an
 /// admin waives the fees (`waive_fees`, with a reason): then everything paid is refunded. Answers 200 once refunded,
-/// 202 while the refund is under way; asking again is harmless.
+/// 202 while the refund is under way; asking again is harmless, but waiving the fees of a booking already cancelled
+/// under its terms is refused (409 `already_cancelled`: refund the rest through its payment).
 #[utoipa::path(put, path = "/api/v1/bookings/{id}/cancel", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = CancelRequest,
     responses((status = 200, body = Booking), (status = 202, body = Booking), (status = 403, body = Problem),

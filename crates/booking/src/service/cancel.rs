@@ -56,6 +56,13 @@ impl Service {
             match booking.status {
                 Status::Pending => return Err(Error::BookingPending),
                 Status::Failed | Status::Completed => return Err(Error::NotCancellable { status: booking.status }),
+                // Asking again is harmless; asking again to waive fees the first request kept is another request,
+                // and it says so rather than answer as if it had been done.
+                Status::Cancelling | Status::Cancelled
+                    if waive_fees && !booking.cancellation.as_ref().is_some_and(|c| c.fees_waived) =>
+                {
+                    return Err(Error::AlreadyCancelled { status: booking.status });
+                }
                 Status::Cancelling | Status::Cancelled => return self.settle(booking).await,
                 Status::Confirmed => {}
             }

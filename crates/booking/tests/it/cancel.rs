@@ -167,13 +167,41 @@ async fn support_may_waive_the_fees_with_a_reason(pool: Pool) {
             booking.total_minor
         );
     }
+    // Waiving again is harmless; waiving the fees of a booking cancelled under its terms is refused, not ignored.
+    let again = world
+        .booking
+        .request_cancellation(&staff, saver.id, Some("the hotel closed".into()), true)
+        .await
+        .unwrap();
+    assert_eq!(again.status, Status::Cancelled);
+    let kept = world
+        .confirmed(&ann, vec![world.stay(world.hotel.saver, 12, 1, 1, 1)])
+        .await;
+    assert_eq!(cancel_and_refund(&world, &ann, &kept).await, 0);
+    let refused = world
+        .booking
+        .request_cancellation(&staff, kept.id, Some("the hotel closed".into()), true)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::AlreadyCancelled {
+                status: Status::Cancelled
+            })
+        ),
+        "{refused:?}"
+    );
+    let problem = phoenix_api::Problem::from(refused.unwrap_err());
+    assert_eq!(
+        (problem.status.as_u16(), problem.code.as_ref()),
+        (409, "already_cancelled")
+    );
     let requested = events_of(&pool, phoenix_booking::CANCELLATION_REQUESTED).await;
-    assert_eq!(requested.len(), 2);
-    for event in &requested {
-        assert_eq!(
-            (event["fee_minor"].as_i64(), event["fees_waived"].as_bool()),
-            (Some(0), Some(true))
-        );
+    assert_eq!(requested.len(), 3);
+    let waived: Vec<_> = requested.iter().filter(|e| e["fees_waived"] == true).collect();
+    assert_eq!(waived.len(), 2, "the two waivers, not the customer's own cancellation");
+    for event in waived {
+        assert_eq!(event["fee_minor"].as_i64(), Some(0));
         assert_eq!(event["requested_by"], staff.user_id.to_string());
     }
 }
