@@ -45,6 +45,10 @@ pub struct Options {
     pub max_saga_requests: u32,
     /// How often confirmed bookings whose items have all ended are marked completed.
     pub completion_sweep_interval_secs: u64,
+    /// The largest total a booking may have, in minor units: what payment takes in one authorization
+    /// (`payment.max_amount_minor`, which the binary copies here; not a setting of its own).
+    #[serde(skip)]
+    pub max_total_minor: i64,
 }
 
 impl Default for Options {
@@ -59,6 +63,7 @@ impl Default for Options {
             max_page_size: 100,
             max_saga_requests: 100,
             completion_sweep_interval_secs: 60,
+            max_total_minor: 100_000_000,
         }
     }
 }

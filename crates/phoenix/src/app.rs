@@ -352,9 +352,13 @@ impl App {
                     phoenix_catalog::Client::Remote(remote_client(&config, Role::Catalog, &config.services.catalog)?)
                 }
             };
+            let options = phoenix_booking::Options {
+                max_total_minor: config.payment.max_amount_minor,
+                ..config.booking.clone()
+            };
             services.booking = Some(phoenix_booking::Service::new(
                 pool,
-                config.booking.clone(),
+                options,
                 catalog,
                 identity_client(&config, services.identity.as_ref())?,
             ));

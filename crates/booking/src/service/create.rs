@@ -70,6 +70,7 @@ impl Service {
             .await
             .map_err(Error::Catalog)?;
         let booking = pending_booking(actor, &request.items, checked, &quotation)?;
+        payable(&booking, self.inner.options.max_total_minor)?;
         // Watching before the write: the saga may finish before this request looks again.
         let watch = self.inner.waiters.watch(booking.id);
         let new = NewBooking {
@@ -169,6 +170,27 @@ fn on_behalf(actor: &Principal, booking_id: Uuid) -> Principal {
         credential: Credential::OnBehalf { of: booking_id },
         ..*actor
     }
+}
+
+/// Refuses, before anything is written, a total the payment could not take: nothing (a price that rounds to zero
+/// in the charge currency) or more than one authorization may be.
+fn payable(booking: &Booking, max_total_minor: i64) -> Result<(), Error> {
+    let total = booking.total_minor;
+    if (1..=max_total_minor).contains(&total) {
+        return Ok(());
+    }
+    let currency = &booking.currency;
+    Err(Error::invalid(
+        "items",
+        if total < 1 {
+            format!("the total comes to nothing in {currency}: book in another currency")
+        } else {
+            format!(
+                "the total, {total} minor units of {currency}, is above the {max_total_minor} one payment may be: \
+                 book fewer items, nights or travellers at once"
+            )
+        },
+    ))
 }
 
 /// The pending booking for a checked request and its quotation.

@@ -11,6 +11,7 @@ phoenix_db::contract_suite!(
     phoenix_booking::migrations(),
     [
         bad_requests_are_refused_before_anything_is_written,
+        a_total_one_payment_cannot_take_is_refused_before_anything_is_written,
         travellers_must_match_the_party_of_every_item,
         a_card_number_is_never_taken_as_a_payment_token,
         the_catalogs_refusals_pass_through_unchanged,
@@ -105,6 +106,44 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
         (422, "invalid_fields")
     );
     assert_eq!(n_bookings(&pool).await, 0);
+}
+
+/// A basket dearer than one authorization may be is refused up front, naming the items, instead of becoming a
+/// booking that fails at the payment with nothing said about why.
+async fn a_total_one_payment_cannot_take_is_refused_before_anything_is_written(pool: Pool) {
+    let stay = |world: &World| request(vec![world.stay(world.hotel.flexible, 10, 3, 1, 1)], adults(1));
+    let world = world(pool.clone()).await;
+    let quoted = attempt(&world, stay(&world)).await.unwrap().total_minor;
+    let tight = world_with(
+        pool.clone(),
+        phoenix_booking::Options {
+            max_total_minor: quoted - 1,
+            ..quick()
+        },
+    )
+    .await;
+    let refused = attempt(&tight, stay(&tight)).await;
+    match &refused {
+        Err(Error::Invalid(errors)) => {
+            assert_eq!(errors[0].field, "items");
+            assert!(
+                errors[0].message.contains(&(quoted - 1).to_string()),
+                "{}",
+                errors[0].message
+            );
+        }
+        other => panic!("expected the items refused, got {other:?}"),
+    }
+    assert_eq!(n_bookings(&pool).await, 1, "only the first, affordable one");
+    let just = world_with(
+        pool.clone(),
+        phoenix_booking::Options {
+            max_total_minor: quoted,
+            ..quick()
+        },
+    )
+    .await;
+    attempt(&just, stay(&just)).await.unwrap();
 }
 
 async fn travellers_must_match_the_party_of_every_item(pool: Pool) {
