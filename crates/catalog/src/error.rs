@@ -13,7 +13,8 @@ pub enum Error {
     NotFound(&'static str),
     #[error("only the owning organization's operators and admins may change this")]
     Forbidden,
-    #[error("{0}")]
+    /// A stable code and what to tell the client.
+    #[error("{1}")]
     Conflict(&'static str, String),
     #[error("offer {0}")]
     Offer(#[from] OfferError),

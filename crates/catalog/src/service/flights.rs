@@ -515,10 +515,25 @@ mod tests {
                 ]
             })
             .collect();
+        // Fare buckets of the same departures name them no more often.
+        let seats: Vec<String> = seats
+            .into_iter()
+            .flat_map(|seat| {
+                let fare = seat.replace("seat:", "fare:").replace(":economy", ":Y");
+                [seat, fare]
+            })
+            .collect();
         let seats: Vec<&str> = seats.iter().map(String::as_str).collect();
-        let Error::Conflict("departure_booked", detail) = booked(&seats) else {
+        let refusal = booked(&seats);
+        let problem = phoenix_api::Problem::from(booked(&seats));
+        let Error::Conflict("departure_booked", detail) = refusal else {
             panic!("a 409 departure_booked");
         };
+        assert_eq!(
+            problem.detail.as_deref(),
+            Some(detail.as_str()),
+            "the client is told why"
+        );
         assert!(
             detail.starts_with("travellers hold seats on PX1-2026-12-01, PX1-2026-12-02,"),
             "{detail}"
