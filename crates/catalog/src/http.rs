@@ -270,12 +270,13 @@ async fn deactivate_room_type(
     Ok(Json(catalog.deactivate_room_type(&principal, hotel_id, id).await?))
 }
 
-/// Rooms on sale for a range of nights: an allotment, or 0 to close out. Refused (409) below what is sold.
+/// Rooms on sale for a range of nights: an allotment, or 0 to close out. A night never goes below the rooms held and
+/// sold on it: it keeps those, sells no more, and is listed in `kept`.
 #[utoipa::path(put, path = "/api/v1/catalog/hotels/{hotel_id}/room-types/{room_type_id}/capacity", tag = TAG,
     security(("bearer" = [])), params(("hotel_id" = Uuid, Path), ("room_type_id" = Uuid, Path)),
     request_body = CapacityInput,
     responses((status = 200, body = CalendarChange), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+        (status = 422, body = Problem)))]
 async fn set_capacity(
     State(catalog): State<Catalog>,
     principal: Principal,

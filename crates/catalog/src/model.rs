@@ -298,6 +298,16 @@ pub struct HotelDetails {
 pub struct CalendarChange {
     /// Nights changed.
     pub nights: usize,
+    /// Nights left with more rooms than asked, because that many are already held or sold (they sell no more).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptNight>,
+}
+
+/// A night a capacity change left above what was asked: its rooms are what is held and sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct KeptNight {
+    pub night: Day,
+    pub rooms: i64,
 }
 
 // Flights

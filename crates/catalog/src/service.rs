@@ -6,13 +6,14 @@
 //! for new nights and departures), then into this process's snapshot. Writes are serialized per process; the
 //! database is the truth, and the snapshot is rebuilt from it at start.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use phoenix_api::{Credential, Principal, Role};
+use futures::StreamExt;
+use phoenix_api::{Credential, Principal, Problem, Role};
 use phoenix_db::{Event, Pool};
-use phoenix_inventory::NewItem;
+use phoenix_inventory::{Bucket, NewItem};
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime, Time};
 use uuid::Uuid;
@@ -31,8 +32,9 @@ use crate::availability::Availability;
 use crate::flight::{self, Departure, Schedule};
 use crate::hotel::{self, Hotel, RatePlan, RoomType};
 use crate::model::{
-    AirlineInput, AirportInput, CalendarChange, CapacityInput, Check, FxRateView, HotelDetails, HotelInput, HotelView,
-    PricesInput, RatePlanInput, RatePlanView, RoomTypeInput, RoomTypeView, ScheduleInput, ScheduleView, check_span,
+    AirlineInput, AirportInput, CalendarChange, CapacityInput, Check, Day, FxRateView, HotelDetails, HotelInput,
+    HotelView, KeptNight, PricesInput, RatePlanInput, RatePlanView, RoomTypeInput, RoomTypeView, ScheduleInput,
+    ScheduleView, check_span,
 };
 use crate::money::{Currency, Rate};
 use crate::offer::{Offer, OfferSigner};
@@ -42,6 +44,9 @@ use crate::snapshot::{HotelEntry, Snapshot};
 use crate::store::{Airline, AirportRow, Store};
 
 pub const SOURCE: &str = "phoenix.catalog";
+
+/// Resizes [`Catalog::resize_items`] keeps in flight at once.
+const RESIZING: usize = 64;
 /// How often a catalog reads its own outbox for other processes' changes.
 pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a catalog reloads everything regardless.
@@ -423,6 +428,36 @@ impl Catalog {
             Err(poisoned) => poisoned.into_inner().insert(event.id),
         };
         Ok(event)
+    }
+
+    /// Resizes buckets of `organization_id` in inventory (item, capacity, overbooking), [`RESIZING`] calls at a
+    /// time: inventory's writer commits the resizes of a shard that arrive together in one transaction, so a year
+    /// of departures or nights takes a few transactions instead of one per bucket. With `keep_committed` none goes
+    /// below what is held and sold (it stays at that). Every resize is tried; the answers come in the order they
+    /// finish.
+    async fn resize_items(
+        &self,
+        actor: &Principal,
+        organization_id: Uuid,
+        items: Vec<(String, i64, i64)>,
+        keep_committed: bool,
+    ) -> Vec<(String, Result<Bucket, Problem>)> {
+        let inventory = self.inner.availability.inventory();
+        futures::stream::iter(items)
+            .map(|(item, capacity, overbooking)| async move {
+                let org = Some(organization_id);
+                let result = if keep_committed {
+                    inventory
+                        .put_item_keeping_committed(actor, &item, capacity, overbooking, org)
+                        .await
+                } else {
+                    inventory.put_item(actor, &item, capacity, overbooking, org).await
+                };
+                (item, result)
+            })
+            .buffer_unordered(RESIZING)
+            .collect()
+            .await
     }
 
     /// Creates the buckets among `items` that do not exist yet, in inventory, and forgets any cached absence.

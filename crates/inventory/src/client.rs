@@ -62,13 +62,14 @@ struct PutItemBody {
     capacity: i64,
     overbooking_limit: i64,
     organization_id: Option<uuid::Uuid>,
+    keep_committed: bool,
 }
 
 /// Most feed entries one call returns.
 pub const MAX_CHANGES: u32 = 5_000;
 
 impl Client {
-    /// Creates or resizes a bucket, as `actor`.
+    /// Creates or resizes a bucket, as `actor`; below what is held and sold is refused.
     pub async fn put_item(
         &self,
         actor: &Principal,
@@ -77,7 +78,36 @@ impl Client {
         overbooking_limit: i64,
         organization_id: Option<uuid::Uuid>,
     ) -> Result<Bucket, Problem> {
+        let size = (capacity, overbooking_limit, false);
+        self.resize_item(actor, item_id, size, organization_id).await
+    }
+
+    /// [`Client::put_item`], never below what is held and sold: the capacity becomes that instead
+    /// ([`Service::put_item_keeping_committed`]).
+    pub async fn put_item_keeping_committed(
+        &self,
+        actor: &Principal,
+        item_id: &str,
+        capacity: i64,
+        overbooking_limit: i64,
+        organization_id: Option<uuid::Uuid>,
+    ) -> Result<Bucket, Problem> {
+        let size = (capacity, overbooking_limit, true);
+        self.resize_item(actor, item_id, size, organization_id).await
+    }
+
+    async fn resize_item(
+        &self,
+        actor: &Principal,
+        item_id: &str,
+        (capacity, overbooking_limit, keep_committed): (i64, i64, bool),
+        organization_id: Option<uuid::Uuid>,
+    ) -> Result<Bucket, Problem> {
         match self {
+            Client::Local(service) if keep_committed => Ok(service
+                .put_item_keeping_committed(actor, item_id, capacity, overbooking_limit, organization_id)
+                .await?
+                .0),
             Client::Local(service) => Ok(service
                 .put_item(actor, item_id, capacity, overbooking_limit, organization_id)
                 .await?
@@ -87,6 +117,7 @@ impl Client {
                     capacity,
                     overbooking_limit,
                     organization_id,
+                    keep_committed,
                 };
                 let path = format!("/api/v1/inventory/items/{item_id}");
                 let item: ItemResponse = client.call(Method::PUT, &path, Some(&body), Some(actor)).await?;

@@ -68,6 +68,8 @@ pub enum Command {
     Resize {
         item_id: ItemId,
         size: Size,
+        /// Never below what is held and sold: the capacity becomes that instead of refusing.
+        keep_committed: bool,
         organization_id: Option<Uuid>,
         authority: Authority,
         traceparent: Option<String>,
@@ -306,10 +308,11 @@ impl Writer {
                 Command::Resize {
                     item_id,
                     size,
+                    keep_committed,
                     organization_id,
                     authority,
                     ..
-                } => Outcome::Bucket(apply.resize(item_id, *size, *organization_id, *authority)),
+                } => Outcome::Bucket(apply.resize(item_id, (*size, *keep_committed), *organization_id, *authority)),
                 Command::Sweep { .. } => Outcome::Swept(swept),
                 Command::Hold { hold, keyed, .. } => {
                     let replay = match keyed {
@@ -455,7 +458,7 @@ impl Apply {
     fn resize(
         &mut self,
         item_id: &ItemId,
-        size: Size,
+        (mut size, keep_committed): (Size, bool),
         organization_id: Option<Uuid>,
         authority: Authority,
     ) -> Result<(Bucket, bool), Error> {
@@ -464,6 +467,9 @@ impl Apply {
             && bucket.organization_id != Some(org)
         {
             return Err(Error::NotOwner);
+        }
+        if let (Some(bucket), true) = (&existing, keep_committed) {
+            size.capacity = size.capacity.max(bucket.held + bucket.sold - size.overbooking_limit);
         }
         self.ledger
             .resize(item_id, size, organization_id)

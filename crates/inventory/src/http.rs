@@ -54,6 +54,10 @@ pub struct PutItemRequest {
     /// For admins creating a bucket on behalf of an organization; operators' buckets belong to their own.
     #[serde(default)]
     pub organization_id: Option<Uuid>,
+    /// Never below what is held and sold: the capacity becomes that instead of a 409 (closing out a night or a
+    /// flight that already sold some). The answer says what it became.
+    #[serde(default)]
+    pub keep_committed: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -211,7 +215,7 @@ pub fn hold_from_json(body: serde_json::Value) -> std::result::Result<Hold, Erro
 }
 
 /// Create or resize a bucket (operators of the owning organization, admins). Lowering capacity below what is held
-/// and sold is refused.
+/// and sold is refused (409), unless `keep_committed` asks for that instead.
 #[utoipa::path(put, path = "/api/v1/inventory/items/{item_id}", tag = TAG, security(("bearer" = [])),
     params(("item_id" = String, Path)), request_body = PutItemRequest,
     responses((status = 200, body = ItemResponse), (status = 201, body = ItemResponse),
@@ -222,15 +226,27 @@ async fn put_item(
     Path(item_id): Path<String>,
     Json(body): Json<PutItemRequest>,
 ) -> Result<impl IntoResponse> {
-    let (bucket, created) = service
-        .put_item(
-            &principal,
-            &item_id,
-            body.capacity,
-            body.overbooking_limit,
-            body.organization_id,
-        )
-        .await?;
+    let (bucket, created) = if body.keep_committed {
+        service
+            .put_item_keeping_committed(
+                &principal,
+                &item_id,
+                body.capacity,
+                body.overbooking_limit,
+                body.organization_id,
+            )
+            .await?
+    } else {
+        service
+            .put_item(
+                &principal,
+                &item_id,
+                body.capacity,
+                body.overbooking_limit,
+                body.organization_id,
+            )
+            .await?
+    };
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(ItemResponse::from(bucket))))
 }

@@ -244,13 +244,38 @@ impl Service {
     }
 
     /// Creates or resizes a bucket. Operators manage their organization's buckets; admins any (and may give a new
-    /// bucket to an organization).
+    /// bucket to an organization). Below what is held and sold is refused.
     pub async fn put_item(
         &self,
         actor: &Principal,
         item_id: &str,
         capacity: i64,
         overbooking_limit: i64,
+        organization_id: Option<Uuid>,
+    ) -> Result<(Bucket, bool), Error> {
+        let size = (capacity, overbooking_limit, false);
+        self.resize_item(actor, item_id, size, organization_id).await
+    }
+
+    /// [`Service::put_item`], but never below what is held and sold: the capacity becomes that instead (a hotel
+    /// closing out a night it already sold rooms of). The answer says what the capacity became.
+    pub async fn put_item_keeping_committed(
+        &self,
+        actor: &Principal,
+        item_id: &str,
+        capacity: i64,
+        overbooking_limit: i64,
+        organization_id: Option<Uuid>,
+    ) -> Result<(Bucket, bool), Error> {
+        let size = (capacity, overbooking_limit, true);
+        self.resize_item(actor, item_id, size, organization_id).await
+    }
+
+    async fn resize_item(
+        &self,
+        actor: &Principal,
+        item_id: &str,
+        (capacity, overbooking_limit, keep_committed): (i64, i64, bool),
         organization_id: Option<Uuid>,
     ) -> Result<(Bucket, bool), Error> {
         let mut errors = Vec::new();
@@ -278,6 +303,7 @@ impl Service {
         self.ask(shard, |reply| Command::Resize {
             item_id: item,
             size,
+            keep_committed,
             organization_id: owner,
             authority,
             traceparent: phoenix_api::trace::current(),

@@ -2,10 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures::StreamExt;
-use phoenix_api::Problem;
-use phoenix_inventory::Bucket;
-
 use super::*;
 use crate::availability::Counts;
 
@@ -242,7 +238,7 @@ impl Catalog {
             .chain(returning)
             .map(|item| (item.item_id, item.capacity, item.overbooking_limit))
             .collect();
-        let resized = self.resize_items(actor, airline.organization_id, resizing).await;
+        let resized = self.resize_items(actor, airline.organization_id, resizing, false).await;
         availability.invalidate(resized.iter().map(|(item, _)| item.as_str()));
         if let Some((_, Err(problem))) = resized.into_iter().find(|(_, result)| result.is_err()) {
             return Err(Error::Upstream(problem));
@@ -329,7 +325,7 @@ impl Catalog {
         let mut closed = Vec::new();
         let mut refused = Vec::new();
         let mut failed = None;
-        for (item, result) in self.resize_items(actor, organization_id, closing).await {
+        for (item, result) in self.resize_items(actor, organization_id, closing, false).await {
             match result {
                 Ok(_) => {
                     if let Some(before) = counted.get(&item) {
@@ -360,7 +356,7 @@ impl Catalog {
             .into_iter()
             .map(|(item, before)| (item, before.capacity, before.limit - before.capacity))
             .collect();
-        let reopened = self.resize_items(actor, organization_id, reopening).await;
+        let reopened = self.resize_items(actor, organization_id, reopening, false).await;
         for (item, result) in &reopened {
             if let Err(problem) = result {
                 tracing::error!(item, %problem, "a bucket closed for a schedule change that failed stays closed");
@@ -369,29 +365,6 @@ impl Catalog {
         self.inner
             .availability
             .invalidate(reopened.iter().map(|(item, _)| item.as_str()));
-    }
-
-    /// Resizes buckets of `organization_id` in inventory (item, seats, overbooking), [`RESIZING`] calls at a time:
-    /// inventory's writer commits the resizes of a shard that arrive together in one transaction, so a year of
-    /// departures takes a few transactions instead of one per bucket. Every resize is tried; the answers come in
-    /// the order they finish.
-    async fn resize_items(
-        &self,
-        actor: &Principal,
-        organization_id: Uuid,
-        items: Vec<(String, i64, i64)>,
-    ) -> Vec<(String, Result<Bucket, Problem>)> {
-        let inventory = self.inner.availability.inventory();
-        futures::stream::iter(items)
-            .map(|(item, seats, overbooking)| async move {
-                let result = inventory
-                    .put_item(actor, &item, seats, overbooking, Some(organization_id))
-                    .await;
-                (item, result)
-            })
-            .buffer_unordered(RESIZING)
-            .collect()
-            .await
     }
 
     /// Creates the buckets of many schedules' departures at once and stores them, for seeding: one transaction
@@ -447,9 +420,6 @@ fn schedule_field(message: &str) -> &'static str {
         "cabins"
     }
 }
-
-/// Resizes [`Catalog::resize_items`] keeps in flight at once.
-const RESIZING: usize = 64;
 
 /// The refusal of a schedule change that would drop (or retime) the departures of `buckets` (seat or fare bucket
 /// ids) with travellers on them.

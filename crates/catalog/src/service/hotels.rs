@@ -225,7 +225,8 @@ impl Catalog {
         Ok(view)
     }
 
-    /// Sets the rooms on sale for a range of nights (an allotment, or 0 to close out).
+    /// Sets the rooms on sale for a range of nights (an allotment, or 0 to close out). A night never goes below the
+    /// rooms held and sold on it: it keeps those and sells no more, and the answer lists it.
     pub async fn set_capacity(
         &self,
         actor: &Principal,
@@ -242,16 +243,33 @@ impl Catalog {
         entry.room_type(room_type_id)?;
         let nights = hotel::nights(input.from.0, input.to.0 + Duration::days(1));
         let n = nights.len();
-        self.resize_nights(
-            actor,
-            entry.hotel.organization_id,
-            room_type_id,
-            nights.into_iter(),
-            input.rooms,
-        )
-        .await?;
+        // Never below what is held and sold: a night that already sold more than asked keeps those rooms (and
+        // sells no more), so a close-out after sales works and the range is all or nothing.
+        let items: Vec<(String, i64, i64)> = nights
+            .iter()
+            .map(|night| (hotel::room_item(room_type_id, *night), input.rooms, 0))
+            .collect();
+        let resized = self.resize_items(actor, entry.hotel.organization_id, items, true).await;
+        self.inner
+            .availability
+            .invalidate(resized.iter().map(|(item, _)| item.as_str()));
         self.inner.epoch.fetch_add(1, Ordering::Relaxed);
-        Ok(CalendarChange { nights: n })
+        let night_of: HashMap<String, Date> = nights
+            .into_iter()
+            .map(|night| (hotel::room_item(room_type_id, night), night))
+            .collect();
+        let mut kept = Vec::new();
+        for (item, result) in resized {
+            let bucket = result.map_err(Error::Upstream)?;
+            if let (true, Some(night)) = (bucket.capacity > input.rooms, night_of.get(&item)) {
+                kept.push(KeptNight {
+                    night: Day(*night),
+                    rooms: bucket.capacity,
+                });
+            }
+        }
+        kept.sort_by_key(|k| k.night);
+        Ok(CalendarChange { nights: n, kept })
     }
 
     /// The nights among `nights` whose bucket has `rooms` on sale (or no bucket yet), read afresh from inventory:
@@ -432,7 +450,10 @@ impl Catalog {
             *existing = plan;
         }
         self.replace(|s| s.put_hotel(updated));
-        Ok(CalendarChange { nights: nights.len() })
+        Ok(CalendarChange {
+            nights: nights.len(),
+            kept: Vec::new(),
+        })
     }
 
     async fn save_rate_plan(

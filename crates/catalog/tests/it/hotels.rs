@@ -1,5 +1,5 @@
 use phoenix_catalog::hotel::room_item;
-use phoenix_catalog::model::{CapacityInput, RoomTypeInput};
+use phoenix_catalog::model::{CapacityInput, Day, KeptNight, RoomTypeInput};
 use phoenix_catalog::pricing::{Applies, DynamicPricing, FeeKind, FeeLine, Step};
 use phoenix_catalog::search::{HotelSearch, HotelSearchResponse, HotelSort};
 use phoenix_catalog::{Error, Options};
@@ -13,6 +13,7 @@ phoenix_db::contract_suite!(
     [
         a_sold_out_night_hides_the_hotel_only_for_stays_covering_it,
         a_close_out_hides_the_hotel_and_reopening_shows_it,
+        a_close_out_after_sales_keeps_the_rooms_sold_and_sells_no_more,
         a_new_number_of_rooms_keeps_allotments_and_close_outs,
         stay_total_is_the_sum_of_nightly_prices_with_fees,
         dynamic_pricing_steps_apply_at_their_load_factors,
@@ -122,6 +123,53 @@ pub async fn a_close_out_hides_the_hotel_and_reopening_shows_it(pool: Pool) {
     );
     // Nights without a price are not on sale, whatever the capacity.
     assert!(search(&world, stay("Lyon", 28, 31)).await.results.is_empty());
+}
+
+/// A hotel stops selling nights it already sold rooms on: those nights keep what is held and sold (the travellers
+/// keep their rooms), sell no more, and the answer names them; the rest close, all in one request.
+pub async fn a_close_out_after_sales_keeps_the_rooms_sold_and_sells_no_more(pool: Pool) {
+    let world = world(pool).await;
+    let org = chain(&world).await;
+    let h = hotel(&world, org, "Lyon", 5, |_| 9_000).await;
+    let night = |n: i64| room_item(h.room_type, day(n).0);
+    let travel_agent = agent();
+    hold_as(&world.inventory, &travel_agent, &night(17), 2).await.unwrap();
+    let close = |rooms| CapacityInput {
+        from: day(16),
+        to: day(18),
+        rooms,
+    };
+    for rooms in [0, 1] {
+        let changed = world
+            .catalog
+            .set_capacity(&operator(org), h.hotel, h.room_type, close(rooms))
+            .await
+            .unwrap();
+        assert_eq!(changed.nights, 3);
+        assert_eq!(
+            changed.kept,
+            [KeptNight {
+                night: Day(day(17).0),
+                rooms: 2
+            }],
+            "closing to {rooms}"
+        );
+        for (n, capacity) in [(16, rooms), (17, 2), (18, rooms)] {
+            let bucket = world.inventory.item(&night(n)).await.unwrap();
+            assert_eq!(bucket.capacity, capacity, "night {n} closing to {rooms}");
+        }
+    }
+    let more = hold_as(&world.inventory, &travel_agent, &night(17), 1).await;
+    assert!(
+        matches!(more, Err(phoenix_inventory::Error::Insufficient(_))),
+        "{more:?}"
+    );
+    let night_16 = search(&world, stay("Lyon", 16, 17)).await;
+    assert_eq!(night_16.results[0].options[0].rooms_left, 1, "the allotment asked for");
+    assert!(
+        search(&world, stay("Lyon", 17, 18)).await.results.is_empty(),
+        "sold, and no more"
+    );
 }
 
 pub async fn a_new_number_of_rooms_keeps_allotments_and_close_outs(pool: Pool) {

@@ -70,6 +70,17 @@ async fn capacity_cannot_drop_below_what_is_committed(pool: Pool) {
         matches!(refused, Error::BelowCommitted { committed: 7, .. }),
         "{refused:?}"
     );
+    // Asked to keep what is committed, a close-out stops at the 7 held and sold (less the overbooking it keeps).
+    let (kept, _) = inventory
+        .put_item_keeping_committed(&admin(), "room:1:2026-12-01", 0, 1, None)
+        .await
+        .unwrap();
+    assert_eq!((kept.capacity, kept.overbooking_limit, kept.available()), (6, 1, 0));
+    let (above, _) = inventory
+        .put_item_keeping_committed(&admin(), "room:1:2026-12-01", 9, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(above.capacity, 9, "nothing to keep above what is asked");
     inventory
         .put_item(&admin(), "room:1:2026-12-01", 6, 1, None)
         .await

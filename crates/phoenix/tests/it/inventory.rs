@@ -132,6 +132,18 @@ async fn holds_over_http_with_idempotency_and_every_refusal_a_problem() {
     sold_out.assert_problem(409, "insufficient_inventory");
     assert_eq!(sold_out.body["short_items"][0]["item_id"], "room:9:2026-12-25");
     assert_eq!(sold_out.body["short_items"][0]["available"], 0);
+    // Closing a night with a room held: refused as asked, kept at what is held when asked to keep it.
+    put_item(&app, &admin, "room:9:2026-12-25", json!({"capacity": 0}))
+        .await
+        .assert_problem(409, "capacity_below_committed");
+    let kept = put_item(
+        &app,
+        &admin,
+        "room:9:2026-12-25",
+        json!({"capacity": 0, "keep_committed": true}),
+    )
+    .await;
+    assert_eq!((kept.status.as_u16(), kept.body["capacity"].as_i64()), (200, Some(1)));
 
     let bad_inputs = [
         (
