@@ -8,10 +8,12 @@
 //!   role check a service declares beside its routes.
 //! - [`internal`]: how the gateway hands the principal to a service running in another process, and
 //!   [`remote::Client`], the HTTP client one service uses to call another.
+//! - [`currency`]: the currencies the platform accepts, with their minor units.
 //! - [`trace`]: the W3C trace context of the work at hand, continued from request to request and into events.
 //!
 //! This crate verifies no credentials: only the gateway does.
 
+pub mod currency;
 mod extract;
 mod fields;
 pub mod gate;

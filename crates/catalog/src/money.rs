@@ -11,54 +11,6 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Currencies Phoenix accepts, with their ISO 4217 minor-unit exponents (`2` means 100 minor units per unit).
-///
-/// Deliberately a short list of common currencies: adding one is a reviewed change, not client input.
-const CURRENCIES: &[(&str, u8)] = &[
-    ("AED", 2),
-    ("ARS", 2),
-    ("AUD", 2),
-    ("BHD", 3),
-    ("BRL", 2),
-    ("CAD", 2),
-    ("CHF", 2),
-    ("CLP", 0),
-    ("CNY", 2),
-    ("COP", 2),
-    ("CZK", 2),
-    ("DKK", 2),
-    ("EGP", 2),
-    ("EUR", 2),
-    ("GBP", 2),
-    ("HKD", 2),
-    ("HUF", 2),
-    ("IDR", 2),
-    ("INR", 2),
-    ("ISK", 0),
-    ("JOD", 3),
-    ("JPY", 0),
-    ("KES", 2),
-    ("KRW", 0),
-    ("KWD", 3),
-    ("MXN", 2),
-    ("MYR", 2),
-    ("NGN", 2),
-    ("NOK", 2),
-    ("NZD", 2),
-    ("OMR", 3),
-    ("PHP", 2),
-    ("PLN", 2),
-    ("QAR", 2),
-    ("SAR", 2),
-    ("SEK", 2),
-    ("SGD", 2),
-    ("THB", 2),
-    ("TND", 3),
-    ("TRY", 2),
-    ("USD", 2),
-    ("ZAR", 2),
-];
-
 /// Longest code echoed back in an [`Error::UnknownCurrency`], so a hostile input cannot bloat errors and logs.
 const MAX_ECHOED_CODE_CHARS: usize = 8;
 
@@ -87,7 +39,7 @@ pub struct Currency {
 impl Currency {
     /// Parses an exact, uppercase ISO 4217 code (`"EUR"`, not `"eur"` or `" EUR"`) listed in the table.
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {
-        CURRENCIES
+        phoenix_api::currency::CURRENCIES
             .iter()
             .find(|(known, _)| *known == code)
             .map(|(known, exponent)| {
@@ -364,21 +316,6 @@ mod tests {
             let currency = cur(code);
             assert_eq!(currency.code(), code);
             assert_eq!(currency.exponent(), exponent, "{code}");
-        }
-    }
-
-    #[test]
-    fn currency_table_is_well_formed() {
-        for (idx, (code, exponent)) in CURRENCIES.iter().enumerate() {
-            assert!(
-                code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase()),
-                "{code}"
-            );
-            assert!(*exponent <= 3, "{code}");
-            assert!(
-                CURRENCIES[..idx].iter().all(|(other, _)| other != code),
-                "duplicate {code}"
-            );
         }
     }
 

@@ -204,13 +204,10 @@ fn describe(part: &str, error: &minijinja::Error) -> String {
         + &error.detail().map(|d| format!(" ({d})")).unwrap_or_default()
 }
 
-/// Minor units per major unit of an ISO 4217 currency (the few that are not 2).
+/// Decimal digits of the minor unit of an ISO 4217 currency.
 fn exponent(currency: &str) -> u32 {
-    match currency {
-        "JPY" | "KRW" | "ISK" | "CLP" | "VND" | "XAF" | "XOF" | "UGX" | "PYG" => 0,
-        "BHD" | "KWD" | "JOD" | "OMR" | "TND" | "IQD" | "LYD" => 3,
-        _ => 2,
-    }
+    // Events only carry currencies the platform accepts; two decimals is the safe reading of anything else.
+    phoenix_api::currency::exponent(currency).unwrap_or(2)
 }
 
 /// An amount as money in `locale`: `EUR 1,234.50` (en), `1.234,50 EUR` (de).

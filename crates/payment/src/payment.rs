@@ -183,12 +183,11 @@ impl Payment {
     }
 }
 
-/// An ISO 4217 code: three upper-case letters.
+/// An ISO 4217 code the platform accepts (`phoenix_api::currency`).
 pub fn parse_currency(raw: &str) -> Result<String, &'static str> {
-    if raw.len() == 3 && raw.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(raw.to_owned())
-    } else {
-        Err("must be an ISO 4217 code of three upper-case letters, such as EUR")
+    match phoenix_api::currency::exponent(raw) {
+        Some(_) => Ok(raw.to_owned()),
+        None => Err("must be an ISO 4217 code the platform accepts, in upper case, such as EUR"),
     }
 }
 

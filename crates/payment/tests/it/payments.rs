@@ -364,6 +364,9 @@ async fn client_mistakes_are_refused_before_anything_is_written(pool: Pool) {
         (bad(max + 1, "EUR", "tok_visa", None), "amount_minor"),
         (bad(100, "eur", "tok_visa", None), "currency"),
         (bad(100, "EURO", "tok_visa", None), "currency"),
+        // Three upper-case letters, but no currency the platform takes.
+        (bad(100, "ZZZ", "tok_visa", None), "currency"),
+        (bad(100, "XXX", "tok_visa", None), "currency"),
         (bad(100, "EUR", "", None), "payment_token"),
         (bad(100, "EUR", "tok visa", None), "payment_token"),
         (bad(100, "EUR", "tok_visa", Some("x".repeat(256))), "reference"),
