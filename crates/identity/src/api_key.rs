@@ -45,7 +45,9 @@ impl Service {
         {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
-        let id = Uuid::now_v7();
+        // Random, not time-ordered: the listed prefix is the id's first characters, and keys made in the same
+        // minute must not share it.
+        let id = Uuid::new_v4();
         let secret = random_token();
         let key = format!("{PREFIX}{}_{secret}", id.simple());
         let row = ApiKeyRow {

@@ -457,7 +457,7 @@ impl Store {
         let rows = dispatch!(&self.pool, conn => {
             sqlx::query_as::<_, ApiKeyRow>(
                 "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
-                 FROM api_keys WHERE user_id = $1 ORDER BY id LIMIT $2",
+                 FROM api_keys WHERE user_id = $1 ORDER BY created_at, id LIMIT $2",
             )
             .bind(user_id)
             .bind(i64::from(limit))

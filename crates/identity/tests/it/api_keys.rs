@@ -55,6 +55,25 @@ async fn key_authenticates_as_its_owner_until_revoked(pool: Pool) {
 
     let listed = identity.api_keys(&owner).await.unwrap();
     assert_eq!(listed.len(), 1);
+    // Keys made one after another tell themselves apart by their listed prefix, and list oldest first.
+    let mut made = vec![key.id];
+    for n in 0..5 {
+        made.push(
+            identity
+                .create_api_key(&owner, &format!("engine {n}"), None)
+                .await
+                .unwrap()
+                .0
+                .id,
+        );
+    }
+    let listed = identity.api_keys(&owner).await.unwrap();
+    assert_eq!(listed.iter().map(|k| k.id).collect::<Vec<_>>(), made);
+    let prefixes: std::collections::HashSet<&str> = listed.iter().map(|k| k.prefix.as_str()).collect();
+    assert_eq!(prefixes.len(), listed.len(), "{prefixes:?}");
+    for extra in &listed[1..] {
+        identity.revoke_api_key(&owner, extra.id).await.unwrap();
+    }
     identity.revoke_api_key(&owner, key.id).await.unwrap();
     assert!(matches!(
         identity.authenticate_api_key(&secret).await.unwrap_err(),
