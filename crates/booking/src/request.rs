@@ -275,11 +275,21 @@ fn fits(items: &[QuoteItem], travellers: &[Traveller]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The oldest traveller a date of birth may make: older is a typing mistake (1800 for 1980).
+const MAX_AGE_YEARS: i32 = 120;
+
 /// Every traveller's date of birth fits their type on the day travel starts.
 pub fn check_ages(travellers: &[Traveller], travel_date: Date) -> Result<(), Error> {
     let mut errors = FieldErrors::default();
     for (i, t) in travellers.iter().enumerate() {
         let Some(born) = t.date_of_birth else { continue };
+        if travel_date.year() - born.0.year() > MAX_AGE_YEARS {
+            errors.add(
+                format!("travellers[{i}].date_of_birth"),
+                format!("is more than {MAX_AGE_YEARS} years before the day of travel"),
+            );
+            continue;
+        }
         match traveller_type_on(born.0, travel_date) {
             None => errors.add(format!("travellers[{i}].date_of_birth"), "is after the day of travel"),
             Some(actual) if actual != t.traveller_type => errors.add(

@@ -143,6 +143,10 @@ impl Template {
             Channel::Webhook => return Err("webhooks send the event itself and have no template".to_owned()),
             _ => {}
         }
+        let parts = [("subject", self.subject.as_deref()), ("text", Some(self.text.as_str()))];
+        if let Some((part, _)) = parts.iter().find(|(_, p)| p.is_some_and(|p| p.trim().is_empty())) {
+            return Err(format!("{part} must not be empty"));
+        }
         let limits = [
             ("subject", self.subject.as_deref(), 500),
             ("text", Some(self.text.as_str()), 20_000),
@@ -403,6 +407,8 @@ mod tests {
     #[test]
     fn broken_templates_are_refused_with_the_reason() {
         let bad = [
+            ("", "empty"),
+            (" \n ", "empty"),
             ("{{ locator ", "syntax"),
             ("{{ no_such_variable }}", "undefined"),
             (
@@ -419,5 +425,12 @@ mod tests {
             let error = template.validate(Channel::Sms, "en").expect_err(why);
             assert!(error.starts_with("text"), "{why}: {error}");
         }
+        let no_subject = Template {
+            subject: Some(" ".to_owned()),
+            text: "Booking {{ locator }}".to_owned(),
+            html: Some("<p>{{ locator }}</p>".to_owned()),
+        };
+        let error = no_subject.validate(Channel::Email, "en").expect_err("empty subject");
+        assert_eq!(error, "subject must not be empty");
     }
 }

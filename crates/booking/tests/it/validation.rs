@@ -86,6 +86,13 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
             with(good.clone(), |r| r["travellers"][0]["date_of_birth"] = json!(day(40))),
             &["travellers[0].date_of_birth"],
         ),
+        // 1800 for 1980: nobody travels at 226.
+        (
+            with(good.clone(), |r| {
+                r["travellers"][0]["date_of_birth"] = json!("1800-01-01")
+            }),
+            &["travellers[0].date_of_birth"],
+        ),
     ];
     for (request, expected) in cases {
         assert_eq!(fields(attempt(&world, request).await), expected);

@@ -185,6 +185,11 @@ impl HotelSearch {
         if self.sort == Some(HotelSort::Distance) && point.is_none() {
             check.fail("sort", "sorting by distance needs latitude and longitude");
         }
+        for (field, price) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if price.is_some_and(|p| p < 0) {
+                check.fail(field, "must not be negative");
+            }
+        }
         if let (Some(min), Some(max)) = (self.min_price, self.max_price)
             && min > max
         {

@@ -553,6 +553,9 @@ pub async fn bad_hotel_searches_name_the_field(pool: Pool) {
     (many.latitude, many.longitude, many.currency, many.stars) =
         (Some(100.0), Some(0.0), Some("XXQ".into()), Some("6".into()));
     assert_eq!(bad(many).await, ["latitude", "stars", "currency"]);
+    let mut negative = stay("Paris", 12, 13);
+    (negative.min_price, negative.max_price) = (Some(-5), Some(-1));
+    assert_eq!(bad(negative).await, ["min_price", "max_price"]);
     // A 30-night stay is fine.
     assert!(world.catalog.search_hotels(&stay("Paris", 12, 42)).await.is_ok());
 }
