@@ -30,6 +30,17 @@ impl OrganizationKind {
     }
 }
 
+/// Whether a member of an organization of `kind` may hold `role`: operators manage a supplier's inventory (an
+/// airline or a hotel chain), agents and partners sell for an agency; the other roles belong to no kind.
+pub fn may_hold(kind: OrganizationKind, role: phoenix_api::Role) -> bool {
+    use phoenix_api::Role;
+    match role {
+        Role::Operator => matches!(kind, OrganizationKind::Airline | OrganizationKind::HotelChain),
+        Role::Agent | Role::Partner => kind == OrganizationKind::Agency,
+        Role::Customer | Role::Support | Role::Admin => true,
+    }
+}
+
 impl std::str::FromStr for OrganizationKind {
     type Err = ();
 

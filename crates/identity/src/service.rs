@@ -197,11 +197,7 @@ impl Service {
         let (Some(email), Some(name), Some(password), Some(roles)) = (email, name, password, roles) else {
             return Err(Error::Invalid(errors.into_errors()));
         };
-        if let Some(org) = new.organization_id
-            && self.store().organization(org).await?.is_none()
-        {
-            return Err(Error::invalid("organization_id", "no such organization"));
-        }
+        self.check_membership(&roles, new.organization_id).await?;
         let user = User {
             id: Uuid::now_v7(),
             email: email.as_str().to_owned(),
@@ -267,6 +263,27 @@ impl Service {
         self.store().list_users(email, after, limit).await
     }
 
+    /// The organization exists, and each role belongs to its kind ([`crate::org::may_hold`]).
+    async fn check_membership(&self, roles: &[Role], organization_id: Option<Uuid>) -> Result<(), Error> {
+        let Some(org) = organization_id else {
+            return Ok(());
+        };
+        let Some(org) = self.store().organization(org).await? else {
+            return Err(Error::invalid("organization_id", "no such organization"));
+        };
+        match roles.iter().find(|role| !crate::org::may_hold(org.kind, **role)) {
+            Some(role) => Err(Error::invalid(
+                "roles",
+                format!(
+                    "{} is not a role in an organization of kind {}",
+                    role.as_str(),
+                    org.kind.as_str()
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Replaces a user's roles and organization. They apply to the next access token the user gets (at most one
     /// access-token lifetime later, or at once on refresh).
     pub async fn set_roles(
@@ -280,11 +297,7 @@ impl Service {
         if actor.user_id == user_id && actor.has(Role::Admin) && !roles.contains(&Role::Admin) {
             return Err(Error::CannotRemoveOwnAdmin);
         }
-        if let Some(org) = organization_id
-            && self.store().organization(org).await?.is_none()
-        {
-            return Err(Error::invalid("organization_id", "no such organization"));
-        }
+        self.check_membership(&roles, organization_id).await?;
         let event = Event::new(
             SOURCE,
             "identity.user_roles_changed.v1",

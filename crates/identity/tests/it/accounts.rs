@@ -128,6 +128,29 @@ async fn role_assignment_needs_existing_organization(pool: Pool) {
         .create_organization("Sunny Travel", OrganizationKind::Agency)
         .await
         .unwrap();
+    let airline = identity
+        .create_organization("Phoenix Air", OrganizationKind::Airline)
+        .await
+        .unwrap();
+    // A role belongs to its kind of organization: operators to suppliers, agents and partners to agencies.
+    for (roles, org) in [
+        (&[Role::Operator][..], agency.id),
+        (&[Role::Agent][..], airline.id),
+        (&[Role::Customer, Role::Partner][..], airline.id),
+    ] {
+        let refused = identity
+            .set_roles(&actor, agent.id, roles, Some(org))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, Error::Invalid(ref e) if e[0].field == "roles"),
+            "{roles:?}: {refused:?}"
+        );
+    }
+    identity
+        .set_roles(&actor, agent.id, &[Role::Operator], Some(airline.id))
+        .await
+        .unwrap();
     let updated = identity
         .set_roles(&actor, agent.id, &[Role::Agent], Some(agency.id))
         .await
