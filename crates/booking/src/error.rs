@@ -114,6 +114,13 @@ pub fn failed_problem(booking: &Booking) -> Problem {
         "provider_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::UNPROCESSABLE_ENTITY,
     };
+    // Payment's own words speak to payment's clients ("authorize again"); a booking's client books.
+    let detail = match code.as_str() {
+        "provider_unavailable" => "the card provider did not answer, so nothing was charged and nothing is held: \
+                                   book again, with a new Idempotency-Key"
+            .to_owned(),
+        _ => detail,
+    };
     Problem::new(status, code, detail)
         .with_extension("booking_id", serde_json::Value::String(booking.id.to_string()))
         .with_extension("locator", serde_json::Value::String(booking.locator.to_string()))

@@ -166,11 +166,15 @@ async fn a_failed_booking_answers_with_its_failure_and_names_the_booking(pool: P
             code: code.into(),
             detail: String::new(),
         });
-        assert_eq!(
-            phoenix_booking::failed_problem(&booking).status.as_u16(),
-            status,
-            "{code}"
-        );
+        let problem = phoenix_booking::failed_problem(&booking);
+        assert_eq!(problem.status.as_u16(), status, "{code}");
+        if code == "provider_unavailable" {
+            let detail = problem.detail.clone().unwrap_or_default();
+            assert!(
+                detail.contains("book again") && !detail.contains("authorize"),
+                "{detail}"
+            );
+        }
     }
     let declined = Outcome::Failed {
         code: "payment_declined".into(),
