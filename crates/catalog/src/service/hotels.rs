@@ -141,8 +141,8 @@ impl Catalog {
     }
 
     /// Changes a room type. A new number of rooms resizes every night from today that has a price and still has
-    /// the old number on sale; a night given its own allotment, or closed out, keeps it. Inventory refuses to go
-    /// below what is already held and sold.
+    /// the old number on sale; a night given its own allotment, or closed out, keeps it. A night never goes below
+    /// what is already held and sold: it keeps those rooms and sells no more.
     pub async fn update_room_type(
         &self,
         actor: &Principal,
@@ -167,14 +167,8 @@ impl Catalog {
             let today = OffsetDateTime::now_utc().date();
             let nights: Vec<Date> = priced_nights(&entry, id).into_iter().filter(|n| *n >= today).collect();
             let following = self.nights_on(id, &nights, old.rooms).await?;
-            self.resize_nights(
-                actor,
-                entry.hotel.organization_id,
-                id,
-                following.into_iter(),
-                room.rooms,
-            )
-            .await?;
+            self.resize_nights(actor, entry.hotel.organization_id, id, following, room.rooms)
+                .await?;
         }
         self.save_room_type(actor, &entry, room, "catalog.room_type_updated.v1")
             .await
@@ -245,30 +239,10 @@ impl Catalog {
         let n = nights.len();
         // Never below what is held and sold: a night that already sold more than asked keeps those rooms (and
         // sells no more), so a close-out after sales works and the range is all or nothing.
-        let items: Vec<(String, i64, i64)> = nights
-            .iter()
-            .map(|night| (hotel::room_item(room_type_id, *night), input.rooms, 0))
-            .collect();
-        let resized = self.resize_items(actor, entry.hotel.organization_id, items, true).await;
-        self.inner
-            .availability
-            .invalidate(resized.iter().map(|(item, _)| item.as_str()));
+        let kept = self
+            .resize_nights(actor, entry.hotel.organization_id, room_type_id, nights, input.rooms)
+            .await?;
         self.inner.epoch.fetch_add(1, Ordering::Relaxed);
-        let night_of: HashMap<String, Date> = nights
-            .into_iter()
-            .map(|night| (hotel::room_item(room_type_id, night), night))
-            .collect();
-        let mut kept = Vec::new();
-        for (item, result) in resized {
-            let bucket = result.map_err(Error::Upstream)?;
-            if let (true, Some(night)) = (bucket.capacity > input.rooms, night_of.get(&item)) {
-                kept.push(KeptNight {
-                    night: Day(*night),
-                    rooms: bucket.capacity,
-                });
-            }
-        }
-        kept.sort_by_key(|k| k.night);
         Ok(CalendarChange { nights: n, kept })
     }
 
@@ -290,26 +264,37 @@ impl Catalog {
             .collect())
     }
 
+    /// Puts `rooms` on sale on each of `nights` ([`RESIZING`] at a time), never below what is held and sold: a
+    /// night that sold more keeps those rooms and sells no more. Returns the nights kept above `rooms`.
     async fn resize_nights(
         &self,
         actor: &Principal,
         organization_id: Uuid,
         room_type_id: Uuid,
-        nights: impl Iterator<Item = Date>,
+        nights: Vec<Date>,
         rooms: i64,
-    ) -> Result<(), Error> {
-        let inventory = self.inner.availability.inventory();
-        let mut items = Vec::new();
-        for night in nights {
-            let item = hotel::room_item(room_type_id, night);
-            inventory
-                .put_item(actor, &item, rooms, 0, Some(organization_id))
-                .await
-                .map_err(Error::Upstream)?;
-            items.push(item);
+    ) -> Result<Vec<KeptNight>, Error> {
+        let night_of: HashMap<String, Date> = nights
+            .into_iter()
+            .map(|night| (hotel::room_item(room_type_id, night), night))
+            .collect();
+        let items = night_of.keys().map(|item| (item.clone(), rooms, 0)).collect();
+        let resized = self.resize_items(actor, organization_id, items, true).await;
+        self.inner
+            .availability
+            .invalidate(resized.iter().map(|(item, _)| item.as_str()));
+        let mut kept = Vec::new();
+        for (item, result) in resized {
+            let bucket = result.map_err(Error::Upstream)?;
+            if let (true, Some(night)) = (bucket.capacity > rooms, night_of.get(&item)) {
+                kept.push(KeptNight {
+                    night: Day(*night),
+                    rooms: bucket.capacity,
+                });
+            }
         }
-        self.inner.availability.invalidate(items.iter().map(String::as_str));
-        Ok(())
+        kept.sort_by_key(|k| k.night);
+        Ok(kept)
     }
 
     async fn create_buckets(

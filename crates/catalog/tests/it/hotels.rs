@@ -220,6 +220,30 @@ pub async fn a_new_number_of_rooms_keeps_allotments_and_close_outs(pool: Pool) {
         found.results[0].options[0].rooms_left, 8,
         "search sees the new number at once"
     );
+
+    // Fewer rooms than a night already sold: that night keeps what it sold and sells no more; the others follow.
+    hold_as(&world.inventory, &agent(), &room_item(h.room_type, day(20).0), 7)
+        .await
+        .unwrap();
+    let fewer = RoomTypeInput {
+        name: "Double".into(),
+        max_occupancy: 2,
+        beds: "1 queen".into(),
+        rooms: 3,
+    };
+    world
+        .catalog
+        .update_room_type(&actor, h.hotel, h.room_type, fewer)
+        .await
+        .unwrap();
+    for (night, rooms) in [(19, 3), (20, 7), (21, 3), (16, 2), (18, 0)] {
+        let bucket = world
+            .inventory
+            .item(&room_item(h.room_type, day(night).0))
+            .await
+            .unwrap();
+        assert_eq!(bucket.capacity, rooms, "night {night}");
+    }
 }
 
 pub async fn stay_total_is_the_sum_of_nightly_prices_with_fees(pool: Pool) {
