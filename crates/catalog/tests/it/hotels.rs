@@ -195,15 +195,15 @@ pub async fn a_new_number_of_rooms_keeps_allotments_and_close_outs(pool: Pool) {
         .unwrap();
     assert_eq!(search(&world, stay("Nice", 14, 16)).await.results.len(), 1);
 
-    let more = RoomTypeInput {
+    let double = |rooms| RoomTypeInput {
         name: "Double".into(),
         max_occupancy: 2,
         beds: "1 queen".into(),
-        rooms: 8,
+        rooms,
     };
     world
         .catalog
-        .update_room_type(&actor, h.hotel, h.room_type, more)
+        .update_room_type(&actor, h.hotel, h.room_type, double(8))
         .await
         .unwrap();
 
@@ -225,15 +225,10 @@ pub async fn a_new_number_of_rooms_keeps_allotments_and_close_outs(pool: Pool) {
     hold_as(&world.inventory, &agent(), &room_item(h.room_type, day(20).0), 7)
         .await
         .unwrap();
-    let fewer = RoomTypeInput {
-        name: "Double".into(),
-        max_occupancy: 2,
-        beds: "1 queen".into(),
-        rooms: 3,
-    };
+
     world
         .catalog
-        .update_room_type(&actor, h.hotel, h.room_type, fewer)
+        .update_room_type(&actor, h.hotel, h.room_type, double(3))
         .await
         .unwrap();
     for (night, rooms) in [(19, 3), (20, 7), (21, 3), (16, 2), (18, 0)] {

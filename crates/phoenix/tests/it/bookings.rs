@@ -408,15 +408,7 @@ async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &Test
         .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
         .await;
     assert_eq!(payment.body["refunded_minor"], total);
-    let refunds: Vec<i64> = app
-        .simulator()
-        .ledger()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|entry| entry.kind == phoenix_payment::provider::simulated::EntryKind::Refund)
-        .map(|entry| entry.amount_minor)
-        .collect();
+    let refunds = refunds_in_ledger(app).await;
     assert_eq!(refunds, [total], "the provider paid it all back, once");
     assert_eq!(night(app, &world, 20).await["sold"], 0);
 }
@@ -470,15 +462,7 @@ async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &Te
         (payment.body["status"].as_str(), payment.body["refunded_minor"].as_i64()),
         (Some("refunded"), Some(total))
     );
-    let refunds: Vec<i64> = app
-        .simulator()
-        .ledger()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|entry| entry.kind == phoenix_payment::provider::simulated::EntryKind::Refund)
-        .map(|entry| entry.amount_minor)
-        .collect();
+    let refunds = refunds_in_ledger(app).await;
     assert_eq!(refunds, [3_000, total - 3_000]);
     assert_eq!(night(app, &world, 20).await["sold"], 0);
 }
@@ -528,6 +512,16 @@ async fn a_bookings_units_go_back_only_with_the_booking(app: &TestApp) {
         .await;
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(night(app, &world, 20).await["sold"], 0);
+}
+
+/// The refunds the simulated provider's own ledger holds, oldest first.
+async fn refunds_in_ledger(app: &TestApp) -> Vec<i64> {
+    let ledger = app.simulator().ledger().await.unwrap();
+    ledger
+        .into_iter()
+        .filter(|entry| entry.kind == phoenix_payment::provider::simulated::EntryKind::Refund)
+        .map(|entry| entry.amount_minor)
+        .collect()
 }
 
 /// An airline flying Paris to Nice every day at 09:00 with 3 economy seats (fares Y refundable, Q not);
