@@ -289,13 +289,11 @@ impl Service {
         let reason =
             payment::parse_reason(reason).map_err(|message| Error::Invalid(vec![field_error("reason", message)]))?;
         let key = parse_key(idempotency_key)?;
-        let fingerprint = payment::fingerprint(&serde_json::json!([
-            "refund",
-            payment_id,
-            amount_minor,
-            reason,
-            at_most
-        ]));
+        // A plain refund keeps the fingerprint it always had: keys stored before `at_most` existed still replay.
+        let fingerprint = match at_most {
+            false => payment::fingerprint(&serde_json::json!(["refund", payment_id, amount_minor, reason])),
+            true => payment::fingerprint(&serde_json::json!(["refund_at_most", payment_id, amount_minor, reason])),
+        };
         let decide = move |payment: &Payment, in_flight: InFlight| match amount_minor {
             Some(most) if at_most => payment.refund_at_most(most, in_flight.refunding_minor),
             _ => payment.refund_amount(amount_minor, in_flight.refunding_minor),
