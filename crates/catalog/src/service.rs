@@ -47,6 +47,7 @@ pub const SOURCE: &str = "phoenix.catalog";
 
 /// Resizes [`Catalog::resize_items`] keeps in flight at once.
 const RESIZING: usize = 64;
+
 /// How often a catalog reads its own outbox for other processes' changes.
 pub const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often a catalog reloads everything regardless.

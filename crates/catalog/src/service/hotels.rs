@@ -238,7 +238,7 @@ impl Catalog {
         let nights = hotel::nights(input.from.0, input.to.0 + Duration::days(1));
         let n = nights.len();
         // Never below what is held and sold: a night that already sold more than asked keeps those rooms (and
-        // sells no more), so a close-out after sales works and the range is all or nothing.
+        // sells no more), so a close-out after sales works and no night refuses half way through the range.
         let kept = self
             .resize_nights(actor, entry.hotel.organization_id, room_type_id, nights, input.rooms)
             .await?;
