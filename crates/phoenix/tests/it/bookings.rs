@@ -320,17 +320,8 @@ async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refund
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(cancelled.body["refunded_minor"], total - fee);
 
-    let strict = book(
-        app,
-        &ann,
-        vec![world.stay(&world.strict_plan, 20, 1, 1, 1)],
-        1,
-        "tok_visa",
-    )
-    .await;
-    assert_eq!(strict.status, 201, "{strict:?}");
-    let id = strict.body["id"].as_str().unwrap();
-    let payment_id = strict.body["payment_id"].as_str().unwrap().to_owned();
+    let strict = confirmed_stay(app, &ann, world.stay(&world.strict_plan, 20, 1, 1, 1)).await;
+    let (id, payment_id) = (&strict.id, &strict.payment_id);
     let cancelled = app
         .call(
             Method::PUT,
@@ -357,18 +348,8 @@ async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refund
 async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &TestApp) {
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
-    let strict = book(
-        app,
-        &ann,
-        vec![world.stay(&world.strict_plan, 20, 1, 1, 1)],
-        1,
-        "tok_visa",
-    )
-    .await;
-    assert_eq!(strict.status, 201, "{strict:?}");
-    let total = strict.body["total_minor"].as_i64().unwrap();
-    let id = strict.body["id"].as_str().unwrap();
-    let payment_id = strict.body["payment_id"].as_str().unwrap().to_owned();
+    let strict = confirmed_stay(app, &ann, world.stay(&world.strict_plan, 20, 1, 1, 1)).await;
+    let (id, total, payment_id) = (&strict.id, strict.total, &strict.payment_id);
     let path = format!("/api/v1/bookings/{id}/cancel");
     let waive = |reason: Option<&str>| json!({"reason": reason, "waive_fees": true});
 
@@ -418,18 +399,8 @@ async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &Test
 async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &TestApp) {
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
-    let booked = book(
-        app,
-        &ann,
-        vec![world.stay(&world.flexible_plan, 20, 2, 1, 1)],
-        1,
-        "tok_visa",
-    )
-    .await;
-    assert_eq!(booked.status, 201, "{booked:?}");
-    let total = booked.body["total_minor"].as_i64().unwrap();
-    let id = booked.body["id"].as_str().unwrap();
-    let payment_id = booked.body["payment_id"].as_str().unwrap().to_owned();
+    let booked = confirmed_stay(app, &ann, world.stay(&world.flexible_plan, 20, 2, 1, 1)).await;
+    let (id, total, payment_id) = (&booked.id, booked.total, &booked.payment_id);
     let goodwill = app
         .post_keyed(
             &format!("/api/v1/payments/{payment_id}/refund"),
@@ -473,17 +444,8 @@ async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &Te
 async fn a_bookings_units_go_back_only_with_the_booking(app: &TestApp) {
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
-    let booked = book(
-        app,
-        &ann,
-        vec![world.stay(&world.flexible_plan, 20, 1, 1, 1)],
-        1,
-        "tok_visa",
-    )
-    .await;
-    assert_eq!(booked.status, 201, "{booked:?}");
-    let id = booked.body["id"].as_str().unwrap();
-    let hold_id = booked.body["hold_id"].as_str().unwrap();
+    let booked = confirmed_stay(app, &ann, world.stay(&world.flexible_plan, 20, 1, 1, 1)).await;
+    let (id, hold_id) = (&booked.id, &booked.hold_id);
     let hold = app
         .get(&format!("/api/v1/inventory/holds/{hold_id}"), Some(&world.admin))
         .await;
@@ -512,6 +474,27 @@ async fn a_bookings_units_go_back_only_with_the_booking(app: &TestApp) {
         .await;
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(night(app, &world, 20).await["sold"], 0);
+}
+
+/// A booking confirmed at once (201).
+struct Confirmed {
+    id: String,
+    total: i64,
+    payment_id: String,
+    hold_id: String,
+}
+
+/// Books one stay for one adult as `token`, with a good card, and expects it confirmed.
+async fn confirmed_stay(app: &TestApp, token: &str, stay: Value) -> Confirmed {
+    let made = book(app, token, vec![stay], 1, "tok_visa").await;
+    assert_eq!(made.status, 201, "{made:?}");
+    let text = |name: &str| made.body[name].as_str().unwrap().to_owned();
+    Confirmed {
+        id: text("id"),
+        total: made.body["total_minor"].as_i64().unwrap(),
+        payment_id: text("payment_id"),
+        hold_id: text("hold_id"),
+    }
 }
 
 /// The refunds the simulated provider's own ledger holds, oldest first.
