@@ -272,14 +272,7 @@ async fn hotel_booking_confirms_and_cancelling_before_the_deadline_refunds_in_fu
     .await
     .assert_problem(404, "not_found");
 
-    let cancelled = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/bookings/{id}/cancel"),
-            Some(&ann),
-            Some(json!({"reason": "plans changed"})),
-        )
-        .await;
+    let cancelled = cancel(app, &ann, id, json!({"reason": "plans changed"})).await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");
     assert_eq!(cancelled.body["status"], "cancelled");
     assert_eq!(cancelled.body["refunded_minor"], total);
@@ -309,27 +302,13 @@ async fn cancelling_after_the_deadline_charges_the_fee_and_non_refundable_refund
     let fee = late.body["items"][0]["cancellation"]["fee_minor"].as_i64().unwrap();
     assert!(fee > 0 && fee < total, "{late:?}");
     let id = late.body["id"].as_str().unwrap();
-    let cancelled = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/bookings/{id}/cancel"),
-            Some(&ann),
-            Some(json!({"reason": "ill"})),
-        )
-        .await;
+    let cancelled = cancel(app, &ann, id, json!({"reason": "ill"})).await;
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(cancelled.body["refunded_minor"], total - fee);
 
     let strict = confirmed_stay(app, &ann, world.stay(&world.strict_plan, 20, 1, 1, 1)).await;
     let (id, payment_id) = (&strict.id, &strict.payment_id);
-    let cancelled = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/bookings/{id}/cancel"),
-            Some(&ann),
-            Some(json!({"reason": "ill"})),
-        )
-        .await;
+    let cancelled = cancel(app, &ann, id, json!({"reason": "ill"})).await;
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(cancelled.body["refunded_minor"], 0);
     let payment = app
@@ -350,31 +329,21 @@ async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &Test
     let (_, ann) = app.customer("ann@example.com").await;
     let strict = confirmed_stay(app, &ann, world.stay(&world.strict_plan, 20, 1, 1, 1)).await;
     let (id, total, payment_id) = (&strict.id, strict.total, &strict.payment_id);
-    let path = format!("/api/v1/bookings/{id}/cancel");
     let waive = |reason: Option<&str>| json!({"reason": reason, "waive_fees": true});
 
-    let refused = app
-        .call(Method::PUT, &path, Some(&ann), Some(waive(Some("the hotel closed"))))
-        .await;
+    let refused = cancel(app, &ann, id, waive(Some("the hotel closed"))).await;
     assert_eq!(
         (refused.status.as_u16(), refused.body["code"].as_str()),
         (403, Some("forbidden"))
     );
     let desk = app.support(&world.admin, "desk@example.com").await;
-    let refused = app.call(Method::PUT, &path, Some(&desk), Some(waive(None))).await;
+    let refused = cancel(app, &desk, id, waive(None)).await;
     assert_eq!(refused.status, 422, "{refused:?}");
     assert_eq!(refused.body["errors"][0]["field"], "reason");
     let booking = app.get(&format!("/api/v1/bookings/{id}"), Some(&ann)).await;
     assert_eq!(booking.body["status"], "confirmed", "the refusals changed nothing");
 
-    let cancelled = app
-        .call(
-            Method::PUT,
-            &path,
-            Some(&desk),
-            Some(waive(Some("the hotel closed for works"))),
-        )
-        .await;
+    let cancelled = cancel(app, &desk, id, waive(Some("the hotel closed for works"))).await;
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(cancelled.body["refunded_minor"], total);
     let cancellation = &cancelled.body["cancellation"];
@@ -411,14 +380,7 @@ async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &Te
         .await;
     assert_eq!(goodwill.status, 200, "{goodwill:?}");
 
-    let cancelled = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/bookings/{id}/cancel"),
-            Some(&ann),
-            Some(json!({"reason": "plans changed"})),
-        )
-        .await;
+    let cancelled = cancel(app, &ann, id, json!({"reason": "plans changed"})).await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");
     assert_eq!(cancelled.body["status"], "cancelled");
     assert_eq!(
@@ -464,16 +426,15 @@ async fn a_bookings_units_go_back_only_with_the_booking(app: &TestApp) {
     }
     assert_eq!(night(app, &world, 20).await["sold"], 1, "still sold to the booking");
 
-    let cancelled = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/bookings/{id}/cancel"),
-            Some(&ann),
-            Some(json!({"reason": "plans changed"})),
-        )
-        .await;
+    let cancelled = cancel(app, &ann, id, json!({"reason": "plans changed"})).await;
     assert_eq!(cancelled.body["status"], "cancelled", "{cancelled:?}");
     assert_eq!(night(app, &world, 20).await["sold"], 0);
+}
+
+/// Asks for booking `id` to be cancelled, as `token`, with `body` (`reason`, `waive_fees`).
+async fn cancel(app: &TestApp, token: &str, id: &str, body: Value) -> Reply {
+    let path = format!("/api/v1/bookings/{id}/cancel");
+    app.call(Method::PUT, &path, Some(token), Some(body)).await
 }
 
 /// A booking confirmed at once (201).
@@ -755,14 +716,9 @@ async fn customers_and_organizations_never_see_each_others_bookings(app: &TestAp
     app.get(&format!("/api/v1/bookings/{id}"), Some(&bob))
         .await
         .assert_problem(404, "not_found");
-    app.call(
-        Method::PUT,
-        &format!("/api/v1/bookings/{id}/cancel"),
-        Some(&bob),
-        Some(json!({"reason": "x"})),
-    )
-    .await
-    .assert_problem(404, "not_found");
+    cancel(app, &bob, id, json!({"reason": "x"}))
+        .await
+        .assert_problem(404, "not_found");
     let bobs = app.get("/api/v1/bookings", Some(&bob)).await;
     assert_eq!(bobs.body["items"], json!([]), "{bobs:?}");
     let support = app.get(&format!("/api/v1/bookings/{id}"), Some(&world.admin)).await;
