@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
     [
         bad_requests_are_refused_before_anything_is_written,
         a_total_one_payment_cannot_take_is_refused_before_anything_is_written,
+        a_total_of_nothing_is_refused_before_anything_is_written,
         travellers_must_match_the_party_of_every_item,
         a_card_number_is_never_taken_as_a_payment_token,
         the_catalogs_refusals_pass_through_unchanged,
@@ -151,6 +152,31 @@ async fn a_total_one_payment_cannot_take_is_refused_before_anything_is_written(p
     )
     .await;
     attempt(&just, stay(&just)).await.unwrap();
+}
+
+/// A basket that comes to less than half a minor unit in the currency asked for would be a booking with nothing to
+/// pay, which no card payment can authorize: refused up front, naming the items.
+async fn a_total_of_nothing_is_refused_before_anything_is_written(pool: Pool) {
+    let world = world(pool.clone()).await;
+    world
+        .catalog
+        .set_fx_rate(&admin(), "EUR", "KWD", "0.0000001")
+        .await
+        .unwrap();
+    let night = || request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
+    let in_dinars = BookingRequest {
+        currency: Some("KWD".into()),
+        ..night()
+    };
+    match attempt(&world, in_dinars).await {
+        Err(Error::Invalid(errors)) => {
+            assert_eq!(errors[0].field, "items");
+            assert!(errors[0].message.contains("nothing in KWD"), "{}", errors[0].message);
+        }
+        other => panic!("expected the items refused, got {other:?}"),
+    }
+    assert_eq!(n_bookings(&pool).await, 0);
+    attempt(&world, night()).await.unwrap();
 }
 
 async fn travellers_must_match_the_party_of_every_item(pool: Pool) {

@@ -2,12 +2,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use phoenix_api::Problem;
 use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
-use phoenix_payment::{Authorization, Error, ListPage, Provider, ProviderError, ProviderPayment, Simulator, Status};
+use phoenix_payment::{Error, Provider, ProviderError, ProviderPayment, Simulator, Status};
 
+use crate::tapped::{Call, Tap, Tapped};
 use crate::{admin, customer, env, env_with, events_of, options, request};
 
 phoenix_db::contract_suite!(
@@ -187,49 +187,31 @@ async fn captures_and_refunds_repeated_with_their_key_move_money_once(pool: Pool
     assert_eq!((now.captured_minor, now.refunded_minor), (5_000, 1_000));
 }
 
-/// The simulator, except that the process "dies" (the request's task panics) right after the first authorization
-/// the provider made, before Phoenix could write its answer down.
+/// The process "dies" (the request's task panics) right after the first authorization the provider made, before
+/// Phoenix could write its answer down.
 struct CrashAfterAuthorizing {
-    inner: Simulator,
     crashed: AtomicBool,
 }
 
-#[async_trait]
-impl Provider for CrashAfterAuthorizing {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
-        let answer = self.inner.authorize(authorization).await;
-        if answer.is_ok() && !self.crashed.swap(true, Ordering::SeqCst) {
+impl Tap for CrashAfterAuthorizing {
+    fn after(
+        &self,
+        call: Call,
+        answer: Result<ProviderPayment, ProviderError>,
+    ) -> Result<ProviderPayment, ProviderError> {
+        if call == Call::Authorize && answer.is_ok() && !self.crashed.swap(true, Ordering::SeqCst) {
             panic!("simulated crash: the provider answered, Phoenix never wrote it down");
         }
         answer
     }
-    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.capture(reference, amount_minor, key).await
-    }
-    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.refund(reference, amount_minor, key).await
-    }
-    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.void(reference, key).await
-    }
-    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.fetch(reference).await
-    }
-    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
-        self.inner.find(reference).await
-    }
-    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
-        self.inner.list(after).await
-    }
 }
 
 pub fn crash_after_authorizing(inner: Simulator) -> Arc<dyn Provider> {
-    Arc::new(CrashAfterAuthorizing {
+    Arc::new(Tapped {
         inner,
-        crashed: AtomicBool::new(false),
+        tap: CrashAfterAuthorizing {
+            crashed: AtomicBool::new(false),
+        },
     })
 }
 

@@ -8,6 +8,7 @@ mod reconcile;
 mod resilience;
 mod simulator;
 mod stripe;
+mod tapped;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,11 +4,10 @@ use async_trait::async_trait;
 use phoenix_api::{Problem, Role};
 use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
-use phoenix_payment::{
-    Authorization, AuthorizeRequest, Error, ListPage, Provider, ProviderError, ProviderPayment, Simulator, Status,
-};
+use phoenix_payment::{AuthorizeRequest, Error, ProviderError, Status};
 use uuid::Uuid;
 
+use crate::tapped::{Call, Tap, Tapped};
 use crate::{admin, agent_of, count_rows, customer, env, env_with, events_of, options, principal, request};
 
 phoenix_db::contract_suite!(
@@ -535,49 +534,32 @@ async fn payments_are_visible_to_their_owner_organization_and_staff_only(pool: P
     assert!(matches!(env.service.payment(&desk, own.id).await, Err(Error::NotFound)));
 }
 
-/// The simulator, except that while a capture is at the provider the payment moves on in our books (as another
-/// process or reconciliation could move it): the capture then finishes against a payment it no longer applies to.
+/// While a capture is at the provider the payment moves on in our books (as another process or reconciliation could
+/// move it): the capture then finishes against a payment it no longer applies to.
 struct MovesOnDuringCapture {
-    inner: Simulator,
     pool: Pool,
 }
 
 #[async_trait]
-impl Provider for MovesOnDuringCapture {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
-        self.inner.authorize(authorization).await
-    }
-    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        phoenix_db::dispatch!(&self.pool, conn => {
-            sqlx::query("UPDATE payments SET status = 'voided'").execute(conn).await.map(|done| done.rows_affected())
-        })
-        .unwrap();
-        self.inner.capture(reference, amount_minor, key).await
-    }
-    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.refund(reference, amount_minor, key).await
-    }
-    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.void(reference, key).await
-    }
-    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.fetch(reference).await
-    }
-    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
-        self.inner.find(reference).await
-    }
-    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
-        self.inner.list(after).await
+impl Tap for MovesOnDuringCapture {
+    async fn before(&self, call: Call) -> Result<(), ProviderError> {
+        if call == Call::Capture {
+            phoenix_db::dispatch!(&self.pool, conn => {
+                sqlx::query("UPDATE payments SET status = 'voided'").execute(conn).await.map(|done| done.rows_affected())
+            })
+            .unwrap();
+        }
+        Ok(())
     }
 }
 
 async fn an_operation_that_finds_the_payment_moved_on_writes_no_event(pool: Pool) {
     let moving = pool.clone();
     let env = env_with(pool.clone(), options(), move |inner| {
-        Arc::new(MovesOnDuringCapture { inner, pool: moving })
+        Arc::new(Tapped {
+            inner,
+            tap: MovesOnDuringCapture { pool: moving },
+        })
     })
     .await;
     let payer = customer();

@@ -7,11 +7,11 @@ use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
 use phoenix_payment::reconcile::DifferenceKind;
 use phoenix_payment::{
-    Authorization, Error, ListPage, Provider, ProviderError, ProviderPayment, ProviderStatus, Simulator, Status,
-    reconcile,
+    Authorization, Error, Provider, ProviderError, ProviderPayment, ProviderStatus, Status, reconcile,
 };
 
 use crate::idempotency::{crash_after_authorizing, stored_statuses};
+use crate::tapped::{Call, Tap, Tapped};
 use crate::{admin, customer, env, env_with, events_of, options, request, wait_until};
 
 phoenix_db::contract_suite!(
@@ -219,38 +219,29 @@ async fn a_refund_made_behind_our_back_is_found_and_taken_into_our_books(pool: P
     assert_eq!((rest.status, rest.refunded_minor), (Status::Refunded, 10_000));
 }
 
-/// The simulator, but every authorization's answer is lost on the way back (it happens, then times out), and the
-/// provider cannot be searched meanwhile, so the service's own best-effort void cannot find it.
-struct LostAnswers {
-    inner: Simulator,
-}
+/// Every authorization's answer is lost on the way back (it happens, then times out), and the provider cannot be
+/// searched meanwhile, so the service's own best-effort void cannot find it.
+struct LostAnswers;
 
 #[async_trait]
-impl Provider for LostAnswers {
-    fn name(&self) -> &'static str {
-        self.inner.name()
+impl Tap for LostAnswers {
+    async fn before(&self, call: Call) -> Result<(), ProviderError> {
+        match call {
+            Call::Find => Err(ProviderError::Unavailable("search is down".to_owned())),
+            Call::List => Err(ProviderError::Unavailable("listing is down".to_owned())),
+            _ => Ok(()),
+        }
     }
-    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
-        self.inner.authorize(authorization).await?;
-        Err(ProviderError::Timeout)
-    }
-    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.capture(reference, amount_minor, key).await
-    }
-    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.refund(reference, amount_minor, key).await
-    }
-    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.void(reference, key).await
-    }
-    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.fetch(reference).await
-    }
-    async fn find(&self, _reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
-        Err(ProviderError::Unavailable("search is down".to_owned()))
-    }
-    async fn list(&self, _after: Option<&str>) -> Result<ListPage, ProviderError> {
-        Err(ProviderError::Unavailable("listing is down".to_owned()))
+
+    fn after(
+        &self,
+        call: Call,
+        answer: Result<ProviderPayment, ProviderError>,
+    ) -> Result<ProviderPayment, ProviderError> {
+        match (call, answer) {
+            (Call::Authorize, Ok(_)) => Err(ProviderError::Timeout),
+            (_, answer) => answer,
+        }
     }
 }
 
@@ -258,7 +249,10 @@ async fn an_authorization_whose_answer_was_lost_is_found_and_voided(pool: Pool) 
     let mut options = options();
     options.resilience.max_retries = 1;
     let env = env_with(pool, options.clone(), |simulator| {
-        Arc::new(LostAnswers { inner: simulator })
+        Arc::new(Tapped {
+            inner: simulator,
+            tap: LostAnswers,
+        })
     })
     .await;
     let payer = customer();
@@ -339,42 +333,31 @@ async fn an_abandoned_pending_authorization_is_finished_as_the_provider_says(poo
     assert_eq!(env.ledger(EntryKind::Authorization).await.len(), 1);
 }
 
-/// The simulator, counting the lookups in flight at once and the most ever.
+/// Counts the lookups in flight at once and the most ever.
 struct Watching {
-    inner: Simulator,
     in_flight: Arc<AtomicUsize>,
     most: Arc<AtomicUsize>,
 }
 
 #[async_trait]
-impl Provider for Watching {
-    fn name(&self) -> &'static str {
-        self.inner.name()
+impl Tap for Watching {
+    async fn before(&self, call: Call) -> Result<(), ProviderError> {
+        if call == Call::Fetch {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+        }
+        Ok(())
     }
-    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
-        self.inner.authorize(authorization).await
-    }
-    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.capture(reference, amount_minor, key).await
-    }
-    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.refund(reference, amount_minor, key).await
-    }
-    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.inner.void(reference, key).await
-    }
-    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.most.fetch_max(now, Ordering::SeqCst);
-        let answer = self.inner.fetch(reference).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+
+    fn after(
+        &self,
+        call: Call,
+        answer: Result<ProviderPayment, ProviderError>,
+    ) -> Result<ProviderPayment, ProviderError> {
+        if call == Call::Fetch {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
         answer
-    }
-    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
-        self.inner.find(reference).await
-    }
-    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
-        self.inner.list(after).await
     }
 }
 
@@ -387,10 +370,9 @@ async fn the_first_pass_compares_several_payments_at_once_within_half_the_slots(
     let watching = {
         let (in_flight, most) = (in_flight.clone(), most.clone());
         move |simulator| -> Arc<dyn Provider> {
-            Arc::new(Watching {
+            Arc::new(Tapped {
                 inner: simulator,
-                in_flight,
-                most,
+                tap: Watching { in_flight, most },
             })
         }
     };

@@ -7,10 +7,9 @@ use phoenix_api::Problem;
 use phoenix_db::Pool;
 use phoenix_payment::provider::resilient::BreakerOptions;
 use phoenix_payment::provider::simulated::EntryKind;
-use phoenix_payment::{
-    Authorization, Circuit, Error, ListPage, Provider, ProviderError, ProviderPayment, Simulator, Status,
-};
+use phoenix_payment::{Circuit, Error, ProviderError, Status};
 
+use crate::tapped::{Call, Tap, Tapped};
 use crate::{admin, customer, env, env_with, options, request, wait_until};
 
 phoenix_db::contract_suite!(
@@ -106,14 +105,14 @@ async fn a_flaky_provider_succeeds_through_retries_and_charges_once(pool: Pool) 
     assert_eq!(env.ledger(EntryKind::Capture).await.len(), 1);
 }
 
-/// The simulator behind a switch: while `down`, every call fails as an outage would.
+/// A switch: while `down`, every call fails as an outage would.
 struct Outage {
-    inner: Simulator,
-    down: AtomicBool,
+    down: Arc<AtomicBool>,
 }
 
-impl Outage {
-    fn check(&self) -> Result<(), ProviderError> {
+#[async_trait]
+impl Tap for Outage {
+    async fn before(&self, _call: Call) -> Result<(), ProviderError> {
         if self.down.load(Ordering::SeqCst) {
             Err(ProviderError::Unavailable("scheduled outage".to_owned()))
         } else {
@@ -122,54 +121,16 @@ impl Outage {
     }
 }
 
-#[async_trait]
-impl Provider for Outage {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn authorize(&self, authorization: &Authorization) -> Result<ProviderPayment, ProviderError> {
-        self.check()?;
-        self.inner.authorize(authorization).await
-    }
-    async fn capture(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.check()?;
-        self.inner.capture(reference, amount_minor, key).await
-    }
-    async fn refund(&self, reference: &str, amount_minor: i64, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.check()?;
-        self.inner.refund(reference, amount_minor, key).await
-    }
-    async fn void(&self, reference: &str, key: &str) -> Result<ProviderPayment, ProviderError> {
-        self.check()?;
-        self.inner.void(reference, key).await
-    }
-    async fn fetch(&self, reference: &str) -> Result<ProviderPayment, ProviderError> {
-        self.check()?;
-        self.inner.fetch(reference).await
-    }
-    async fn find(&self, reference: &str) -> Result<Option<ProviderPayment>, ProviderError> {
-        self.check()?;
-        self.inner.find(reference).await
-    }
-    async fn list(&self, after: Option<&str>) -> Result<ListPage, ProviderError> {
-        self.check()?;
-        self.inner.list(after).await
-    }
-}
-
 async fn a_capture_during_an_outage_stays_pending_and_its_retry_completes_it(pool: Pool) {
-    let outage = Arc::new(std::sync::Mutex::new(None::<Arc<Outage>>));
-    let slot = outage.clone();
-    let env = env_with(pool, options(), move |simulator| {
-        let provider = Arc::new(Outage {
-            inner: simulator,
-            down: AtomicBool::new(false),
-        });
-        *slot.lock().unwrap() = Some(provider.clone());
-        provider
+    let down = Arc::new(AtomicBool::new(false));
+    let switch = down.clone();
+    let env = env_with(pool, options(), move |inner| {
+        Arc::new(Tapped {
+            inner,
+            tap: Outage { down: switch },
+        })
     })
     .await;
-    let outage = outage.lock().unwrap().clone().unwrap();
     let staff = admin();
     let payment = env
         .service
@@ -177,7 +138,7 @@ async fn a_capture_during_an_outage_stays_pending_and_its_retry_completes_it(poo
         .await
         .unwrap();
 
-    outage.down.store(true, Ordering::SeqCst);
+    down.store(true, Ordering::SeqCst);
     let failed = env
         .service
         .capture(&staff, payment.id, Some(3_000), "cap-1")
@@ -194,7 +155,7 @@ async fn a_capture_during_an_outage_stays_pending_and_its_retry_completes_it(poo
     let history = env.service.operations(&staff, payment.id).await.unwrap();
     assert_eq!(history.last().unwrap().outcome.as_str(), "pending");
 
-    outage.down.store(false, Ordering::SeqCst);
+    down.store(false, Ordering::SeqCst);
     let captured = env
         .service
         .capture(&staff, payment.id, Some(3_000), "cap-1")
