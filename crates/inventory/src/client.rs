@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::Method;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use phoenix_api::{IdempotencyKey, Json, Path, Principal, Problem, Query, remote};
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,7 @@ impl Client {
                     organization_id,
                     keep_committed,
                 };
-                let path = format!("/api/v1/inventory/items/{item_id}");
+                let path = format!("/internal/v1/inventory/items/{item_id}");
                 let item: ItemResponse = client.call(Method::PUT, &path, Some(&body), Some(actor)).await?;
                 Ok(bucket(item)?)
             }
@@ -277,6 +277,7 @@ pub fn internal_router(service: Service) -> Router {
     Router::new()
         .route("/internal/v1/inventory/changes", get(internal_changes))
         .route("/internal/v1/inventory/items", post(internal_create_items))
+        .route("/internal/v1/inventory/items/{item_id}", put(internal_put_item))
         .route("/internal/v1/inventory/holds", post(internal_create_hold))
         .route("/internal/v1/inventory/holds/{hold_id}", get(internal_hold))
         .route("/internal/v1/inventory/holds/{hold_id}/confirm", post(internal_confirm))
@@ -329,6 +330,18 @@ async fn internal_changes(
     Query(query): Query<ChangesQuery>,
 ) -> Result<Json<Changes>, Problem> {
     Ok(Json(service.changes(query.after, MAX_CHANGES).await?))
+}
+
+/// Sizing, for the catalog following a hotel's rooms and a flight's schedule: the catalog's own buckets, which the
+/// public route refuses to operators ([`Service::refuse_catalogs`]). The principal is the operator or admin it acts
+/// for, checked as on the public API.
+async fn internal_put_item(
+    State(service): State<Service>,
+    principal: Principal,
+    Path(item_id): Path<String>,
+    Json(body): Json<crate::http::PutItemRequest>,
+) -> Result<impl axum::response::IntoResponse, Problem> {
+    crate::http::resize(&service, &principal, &item_id, body).await
 }
 
 /// Bulk creation, for the catalog loading its buckets. Internal because a principal still has to be named: the

@@ -28,6 +28,8 @@ pub enum Error {
     BelowCommitted { item_id: ItemId, committed: i64 },
     #[error("this bucket belongs to another organization")]
     NotOwner,
+    #[error("the catalog sizes this bucket: change the hotel's rooms or the flight's schedule instead")]
+    CatalogItem,
     #[error("at most {limit} open holds per holder")]
     TooManyHolds { limit: i64 },
     #[error("this idempotency key was used for a different request")]
@@ -87,6 +89,7 @@ impl From<Error> for Problem {
             Error::BelowCommitted { committed, .. } => Problem::new(S::CONFLICT, "capacity_below_committed", detail)
                 .with_extension("committed", committed.into()),
             Error::NotOwner => Problem::new(S::FORBIDDEN, "forbidden", detail),
+            Error::CatalogItem => Problem::new(S::FORBIDDEN, "catalog_item", detail),
             Error::TooManyHolds { .. } => Problem::new(S::CONFLICT, "too_many_holds", detail),
             Error::IdempotencyKeyReused => Problem::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", detail),
             Error::IdempotencyKeyInUse => {

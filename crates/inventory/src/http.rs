@@ -215,7 +215,9 @@ pub fn hold_from_json(body: serde_json::Value) -> std::result::Result<Hold, Erro
 }
 
 /// Create or resize a bucket (operators of the owning organization, admins). Lowering capacity below what is held
-/// and sold is refused (409), unless `keep_committed` asks for that instead.
+/// and sold is refused (409), unless `keep_committed` asks for that instead. The catalog's buckets (`room:`,
+/// `seat:` and `fare:` ids) follow the hotel's rooms and the flight's schedule: only admins size them here (403
+/// `catalog_item`).
 #[utoipa::path(put, path = "/api/v1/inventory/items/{item_id}", tag = TAG, security(("bearer" = [])),
     params(("item_id" = String, Path)), request_body = PutItemRequest,
     responses((status = 200, body = ItemResponse), (status = 201, body = ItemResponse),
@@ -226,26 +228,25 @@ async fn put_item(
     Path(item_id): Path<String>,
     Json(body): Json<PutItemRequest>,
 ) -> Result<impl IntoResponse> {
+    service.refuse_catalogs(&principal, &item_id)?;
+    resize(&service, &principal, &item_id, body).await
+}
+
+/// Creates or resizes a bucket as `principal`: the public route, and the internal one the catalog sizes its own
+/// buckets through.
+pub(crate) async fn resize(
+    service: &Service,
+    principal: &Principal,
+    item_id: &str,
+    body: PutItemRequest,
+) -> Result<(StatusCode, Json<ItemResponse>)> {
+    let size = (body.capacity, body.overbooking_limit, body.organization_id);
     let (bucket, created) = if body.keep_committed {
         service
-            .put_item_keeping_committed(
-                &principal,
-                &item_id,
-                body.capacity,
-                body.overbooking_limit,
-                body.organization_id,
-            )
+            .put_item_keeping_committed(principal, item_id, size.0, size.1, size.2)
             .await?
     } else {
-        service
-            .put_item(
-                &principal,
-                &item_id,
-                body.capacity,
-                body.overbooking_limit,
-                body.organization_id,
-            )
-            .await?
+        service.put_item(principal, item_id, size.0, size.1, size.2).await?
     };
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(ItemResponse::from(bucket))))

@@ -32,7 +32,19 @@ impl ItemId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the catalog names this bucket (a room type's night, a departure's cabin or fare): see
+    /// [`CATALOG_PREFIXES`].
+    pub fn is_catalogs(&self) -> bool {
+        CATALOG_PREFIXES.iter().any(|prefix| self.0.starts_with(prefix))
+    }
 }
+
+/// The prefixes of the ids the catalog gives its buckets (`room:<room type>:<night>`, `seat:<departure>:<cabin>`,
+/// `fare:<departure>:<fare>`). Only the catalog creates and resizes those, for the organization that sells the room
+/// type or the flight: an operator could otherwise create another supplier's future nights first, and decide their
+/// capacity before the supplier prices them.
+pub const CATALOG_PREFIXES: &[&str] = &["room:", "seat:", "fare:"];
 
 impl std::fmt::Display for ItemId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -100,6 +112,20 @@ mod tests {
         }
         for bad in ["", ":a", "a b", "a/b", "ä", &"a".repeat(129)] {
             assert!(ItemId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_catalogs_ids_are_told_by_their_prefix() {
+        for catalogs in [
+            "room:0193:2026-12-01",
+            "seat:PX1-2026-12-01:economy",
+            "fare:PX1-2026-12-01:M",
+        ] {
+            assert!(ItemId::parse(catalogs).unwrap().is_catalogs(), "{catalogs}");
+        }
+        for others in ["rooms:1", "tour:louvre:2026-12-01", "seat", "Room:1"] {
+            assert!(!ItemId::parse(others).unwrap().is_catalogs(), "{others}");
         }
     }
 

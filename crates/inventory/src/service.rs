@@ -405,6 +405,16 @@ impl Service {
         self.create_hold_as(holder, request, Some(idempotency_key), true).await
     }
 
+    /// Refuses (403 `catalog_item`) to let anyone but an admin create or resize a bucket the catalog names over the
+    /// public API: the catalog does, through the hotel's rooms or the flight's schedule
+    /// ([`crate::item::CATALOG_PREFIXES`]).
+    pub fn refuse_catalogs(&self, actor: &Principal, item_id: &str) -> Result<(), Error> {
+        match ItemId::parse(item_id) {
+            Ok(item) if item.is_catalogs() && !actor.has(Role::Admin) => Err(Error::CatalogItem),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses (409 `hold_managed`) to let `actor` confirm or release a [managed](Hold::managed) hold over the
     /// public API: it belongs to a booking, which confirms or releases it.
     pub async fn refuse_managed(&self, actor: &Principal, hold_id: Uuid) -> Result<(), Error> {

@@ -54,27 +54,28 @@ async fn hold(app: &TestApp, token: &str, key: Option<&str>, body: Value) -> Rep
 }
 
 #[tokio::test]
-async fn operators_manage_their_airlines_buckets() {
+async fn operators_manage_their_organizations_buckets() {
     let app = spawn().await;
     let admin = app.admin().await;
     let (org_id, operator_token) = operator(&app, &admin, "ops@skyways.example").await;
+    let lounge = "lounge:SW:2026-12-01";
     let created = put_item(
         &app,
         &operator_token,
-        "seat:SW1:2026-12-01:Y",
+        lounge,
         json!({"capacity": 180, "overbooking_limit": 4}),
     )
     .await;
     assert_eq!(created.status, 201, "{created:?}");
     assert_eq!(created.body["organization_id"], org_id);
     assert_eq!(created.body["available"], 184);
-    let updated = put_item(&app, &operator_token, "seat:SW1:2026-12-01:Y", json!({"capacity": 170})).await;
+    let updated = put_item(&app, &operator_token, lounge, json!({"capacity": 170})).await;
     assert_eq!(updated.status, 200);
     assert_eq!(updated.body["capacity"], 170);
     assert_eq!(updated.body["overbooking_limit"], 0);
 
     let (_, rival) = operator(&app, &admin, "ops@rival.example").await;
-    put_item(&app, &rival, "seat:SW1:2026-12-01:Y", json!({"capacity": 1}))
+    put_item(&app, &rival, lounge, json!({"capacity": 1}))
         .await
         .assert_problem(403, "forbidden");
     let (_, customer) = app.customer("ann@example.com").await;
@@ -83,7 +84,7 @@ async fn operators_manage_their_airlines_buckets() {
         .assert_problem(403, "forbidden");
 
     let read = app
-        .get("/api/v1/inventory/items/seat:SW1:2026-12-01:Y", Some(&customer))
+        .get(&format!("/api/v1/inventory/items/{lounge}"), Some(&customer))
         .await;
     assert_eq!(read.body["capacity"], 170);
     app.get("/api/v1/inventory/items/nothing", Some(&customer))
@@ -93,10 +94,34 @@ async fn operators_manage_their_airlines_buckets() {
         .post(
             "/api/v1/inventory/availability",
             Some(&customer),
-            json!({"item_ids": ["seat:SW1:2026-12-01:Y", "nothing"]}),
+            json!({"item_ids": [lounge, "nothing"]}),
         )
         .await;
     assert_eq!(many.body["items"].as_array().unwrap().len(), 1);
+}
+
+/// The catalog names its buckets after room types and departures, whose ids anyone can read in search results. An
+/// operator who could create one first would decide another supplier's capacity (0 closes its night, 500 oversells
+/// its ten rooms) and own it: only the catalog, following the supplier's rooms and schedules, sizes them.
+#[tokio::test]
+async fn only_the_catalog_sizes_the_catalogs_buckets() {
+    let app = spawn().await;
+    let admin = app.admin().await;
+    let (_, squatter) = operator(&app, &admin, "ops@squatter.example").await;
+    for item in [
+        "room:0193a1b2c3d4e5f60718293a4b5c6d7e:2027-01-21",
+        "seat:PX1-2027-01-21:economy",
+        "fare:PX1-2027-01-21:M",
+    ] {
+        let refused = put_item(&app, &squatter, item, json!({"capacity": 500, "overbooking_limit": 50})).await;
+        refused.assert_problem(403, "catalog_item");
+        app.get(&format!("/api/v1/inventory/items/{item}"), Some(&squatter))
+            .await
+            .assert_problem(404, "not_found");
+    }
+    // An admin may still set one by hand.
+    let set = put_item(&app, &admin, "seat:PX1-2027-01-21:economy", json!({"capacity": 120})).await;
+    assert_eq!(set.status, 201, "{set:?}");
 }
 
 #[tokio::test]

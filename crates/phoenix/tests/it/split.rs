@@ -184,18 +184,12 @@ async fn catalog_works_with_a_remote_inventory() {
     let catalog = gateway.catalog.clone().expect("the catalog runs with the gateway");
 
     let admin = gateway.admin().await;
-    let org = gateway
-        .post(
-            "/api/v1/admin/organizations",
-            Some(&admin),
-            json!({"name": "Chain", "kind": "hotel_chain"}),
-        )
-        .await;
+    let (org_id, operator) = gateway.operator(&admin, "ops@chain.example", "hotel_chain").await;
     let hotel = gateway
         .post(
             "/api/v1/catalog/hotels",
             Some(&admin),
-            json!({"organization_id": org.body["id"], "name": "Remote Inn", "address": "1 Main St",
+            json!({"organization_id": org_id, "name": "Remote Inn", "address": "1 Main St",
                    "city": "Oslo", "country": "NO", "latitude": 59.91, "longitude": 10.75, "stars": 3,
                    "time_zone": "Europe/Oslo"}),
         )
@@ -255,6 +249,34 @@ async fn catalog_works_with_a_remote_inventory() {
     assert_eq!(held.status, 201, "{held:?}");
     catalog.follow_inventory().await.unwrap();
     assert_eq!(gateway.get(&search, None).await.body["total"], 0);
+
+    // The chain's operator adds rooms to night 5 through the catalog, which sizes its bucket in the inventory
+    // process on the operator's behalf (a route operators themselves may not use for the catalog's buckets).
+    let room_type = room.body["id"].as_str().unwrap();
+    let more = gateway
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/catalog/hotels/{id}/room-types/{room_type}/capacity"),
+            Some(&operator),
+            Some(json!({"from": night(5), "to": night(5), "rooms": 3})),
+        )
+        .await;
+    assert_eq!(more.status, 200, "{more:?}");
+    let bucket = format!(
+        "/api/v1/inventory/items/room:{}:{}",
+        room_type.replace('-', ""),
+        night(5)
+    );
+    assert_eq!(gateway.get(&bucket, Some(&operator)).await.body["capacity"], 3);
+    gateway
+        .call(
+            reqwest::Method::PUT,
+            &bucket,
+            Some(&operator),
+            Some(json!({"capacity": 300})),
+        )
+        .await
+        .assert_problem(403, "catalog_item");
 }
 
 /// The booking saga across processes: payment and the saga each in their own, the rest with the gateway. The saga
