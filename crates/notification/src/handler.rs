@@ -100,6 +100,9 @@ struct BookingSummary {
     locator: String,
     customer_id: Uuid,
     organization_id: Option<Uuid>,
+    /// Who booked (the customer, or the agent who booked for them): the owner of the booking's payment.
+    #[serde(default)]
+    created_by: Option<Uuid>,
     contact_email: String,
     contact_phone: Option<String>,
     currency: String,
@@ -129,10 +132,12 @@ impl BookingSummary {
 /// The part of a payment event the refund notice needs.
 #[derive(Debug, Deserialize)]
 struct PaymentSummary {
+    /// Who paid: the booker, for a booking's payment.
+    owner_id: Uuid,
     organization_id: Option<Uuid>,
     currency: String,
     refunded_minor: i64,
-    /// The booking id, when the saga made the payment.
+    /// The booking id when the saga made the payment; any text when a client did (see [`Plan::paid_booking`]).
     reference: Option<String>,
     operation: Option<Operation>,
 }
@@ -199,17 +204,18 @@ impl Handler for NotificationHandler {
                 now,
                 batch: &mut batch,
             };
-            let organization_id = if event.domain() == "booking" {
+            if event.domain() == "booking" {
                 let booking: BookingSummary = serde_json::from_value(event.data.clone())?;
                 plan.booking_event(tx, &booking).await?;
-                booking.organization_id
+                if let Some(organization_id) = booking.organization_id {
+                    plan.webhooks(tx, organization_id, None).await?;
+                }
             } else {
                 let payment: PaymentSummary = serde_json::from_value(event.data.clone())?;
                 plan.payment_event(tx, &payment).await?;
-                payment.organization_id
-            };
-            if let Some(organization_id) = organization_id {
-                plan.webhooks(tx, organization_id).await?;
+                if let Some(organization_id) = payment.organization_id {
+                    plan.webhooks(tx, organization_id, Some(&payment)).await?;
+                }
             }
         }
         batch.write(tx, now).await.map_err(storage)
@@ -349,12 +355,7 @@ impl Plan<'_> {
         if Kind::of_event(&self.event.event_type) != Some(Kind::Refunded) {
             return Ok(());
         }
-        let booking_id = payment.reference.as_deref().and_then(|r| r.parse::<Uuid>().ok());
-        let booking = match booking_id {
-            Some(id) => self.batch.booking(tx, id).await?,
-            None => None,
-        };
-        let Some(booking) = booking else {
+        let Some(booking) = self.paid_booking(tx, payment).await? else {
             // A refund of a payment no booking event told us of (made outside a booking): the organization's
             // webhooks still hear of it; there is no customer address to write to.
             tracing::info!(event_id = %self.event.id, "refund of an unknown booking: no customer notice");
@@ -380,6 +381,29 @@ impl Plan<'_> {
         let preferences = self.batch.preferences(tx, audience.customer_id).await?;
         self.notify(&audience, preferences.as_ref(), Kind::Refunded, &notice, self.now);
         Ok(())
+    }
+
+    /// The booking `payment` pays for: the one its reference names, if whoever booked it made the payment. A
+    /// payment's reference is free text on the public API, so a stranger could name someone else's booking (its id
+    /// is shown to anyone with the locator and last name): that payment's refund must not write to the booking's
+    /// customer, nor its webhook calls show in the booking's delivery log.
+    async fn paid_booking(
+        &mut self,
+        tx: &mut Tx,
+        payment: &PaymentSummary,
+    ) -> Result<Option<BookingRecord>, HandlerError> {
+        let Some(booking_id) = payment.reference.as_deref().and_then(|r| r.parse::<Uuid>().ok()) else {
+            return Ok(None);
+        };
+        let Some(booking) = self.batch.booking(tx, booking_id).await? else {
+            return Ok(None);
+        };
+        let summary: BookingSummary = serde_json::from_value(booking.summary.0.clone())?;
+        if summary.created_by != Some(payment.owner_id) {
+            tracing::warn!(event_id = %self.event.id, %booking_id, "a payment names a booking its payer did not make");
+            return Ok(None);
+        }
+        Ok(Some(booking))
     }
 
     /// The customer's email (always, for transactional kinds) and SMS (with a phone and a provider), in their
@@ -422,8 +446,14 @@ impl Plan<'_> {
         }
     }
 
-    /// One delivery per endpoint of the organization subscribed to the event's type: the CloudEvent itself.
-    async fn webhooks(&mut self, tx: &mut Tx, organization_id: Uuid) -> Result<(), HandlerError> {
+    /// One delivery per endpoint of the organization subscribed to the event's type: the CloudEvent itself, shown
+    /// in the delivery log of the booking it is about (a booking event's subject, or the booking `payment` pays for).
+    async fn webhooks(
+        &mut self,
+        tx: &mut Tx,
+        organization_id: Uuid,
+        payment: Option<&PaymentSummary>,
+    ) -> Result<(), HandlerError> {
         let known = match self.batch.endpoints.entry(organization_id) {
             Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => slot.insert(Store::subscriptions_of(tx, organization_id).await.map_err(storage)?),
@@ -437,12 +467,10 @@ impl Plan<'_> {
             return Ok(());
         }
         let payload = serde_json::to_value(self.event)?;
-        let booking_id = if self.event.domain() == "booking" {
-            self.event.subject.parse().ok()
-        } else {
-            None
+        let booking_id = match payment {
+            None => self.event.subject.parse().ok(),
+            Some(payment) => self.paid_booking(tx, payment).await?.map(|b| b.booking_id),
         };
-        let booking_id = booking_id.or_else(|| self.event.str("reference").and_then(|r| r.parse().ok()));
         for endpoint in endpoints {
             self.batch.deliveries.push(NewDelivery {
                 event_id: self.event.id,

@@ -155,6 +155,7 @@ struct LogQuery {
 }
 
 /// A booking's notifications: its customer, its organization's agents, partners and operators, support and admins.
+/// Webhook calls are shown to the organization whose endpoint they went to, and to staff; never to the customer.
 #[utoipa::path(get, path = "/api/v1/notifications", tag = TAG, security(("bearer" = [])), params(LogQuery),
     responses((status = 200, body = DeliveryList), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn list_deliveries(

@@ -34,8 +34,17 @@ impl Service {
         if !(own || organization || principal.sees_everything()) {
             return Err(not_found);
         }
-        let deliveries = self.inner.store.deliveries_of_booking(booking_id).await?;
-        let attempts = self.inner.store.attempts_of_booking(booking_id).await?;
+        let mut deliveries = self.inner.store.deliveries_of_booking(booking_id).await?;
+        let mut attempts = self.inner.store.attempts_of_booking(booking_id).await?;
+        // A webhook call goes to an organization's own endpoint, whose URL may carry its token: shown to that
+        // organization and to staff, never to the customer.
+        let everything = principal.sees_everything();
+        deliveries.retain(|d| {
+            d.channel != Channel::Webhook
+                || everything
+                || (organization && d.organization_id == principal.organization_id)
+        });
+        attempts.retain(|a| deliveries.iter().any(|d| d.id == a.delivery_id));
         Ok((deliveries, attempts))
     }
 

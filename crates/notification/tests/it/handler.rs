@@ -1,10 +1,13 @@
 //! From events to deliveries: once per event, reminders scheduled and cancelled, opt-outs honoured, refunds found
 //! through the booking's projection.
 
+use phoenix_api::Role;
 use phoenix_db::Pool;
 use phoenix_notification::{Channel, Status};
+use serde_json::json;
+use uuid::Uuid;
 
-use crate::{Booking, consumer, options, service};
+use crate::{Booking, call, consumer, options, principal, service};
 
 phoenix_db::contract_suite!(
     phoenix_notification::migrations(),
@@ -14,6 +17,7 @@ phoenix_db::contract_suite!(
         opting_out_suppresses_reminders_but_not_confirmations,
         a_cancelled_booking_cancels_its_pending_reminder,
         a_refund_notice_reaches_the_bookings_contact,
+        a_payment_naming_someone_elses_booking_notifies_no_one,
     ]
 );
 
@@ -130,4 +134,33 @@ async fn a_refund_notice_reaches_the_bookings_contact(pool: Pool) {
         service.delivery(refund.id).await.unwrap().unwrap().status == Status::Logged
     })
     .await;
+}
+
+/// A payment's reference is free text: a stranger's payment naming someone else's booking (its id is shown to whoever
+/// has the locator and last name) neither writes to that booking's customer nor puts the stranger's webhook calls in
+/// that booking's delivery log. The booking's own payment still does both.
+async fn a_payment_naming_someone_elses_booking_notifies_no_one(pool: Pool) {
+    let service = service(pool, options()).await;
+    let consumer = consumer(&service);
+    let booking = Booking::new();
+    let stranger_org = Uuid::now_v7();
+    let stranger = principal(&[Role::Partner], Some(stranger_org));
+    let hooks = json!({ "url": "https://stranger.example.com/hooks", "event_types": ["payment.refunded.v1"] });
+    let (status, _) = call(&service, &stranger, "POST", "/api/v1/webhooks", Some(hooks)).await;
+    assert_eq!(status, 201);
+    let mut spoof = booking.refund_event(99_999);
+    spoof.data["owner_id"] = json!(stranger.user_id);
+    spoof.data["organization_id"] = json!(stranger_org);
+    consumer
+        .apply(&[booking.event("booking.confirmed.v1", 0), spoof])
+        .await
+        .unwrap();
+    let kinds = async || -> Vec<String> {
+        let deliveries = service.deliveries_of_booking(booking.id).await.unwrap();
+        deliveries.into_iter().map(|d| d.kind).collect()
+    };
+    assert_eq!(kinds().await, ["confirmed", "reminder"]);
+
+    consumer.apply(&[booking.refund_event(5_000)]).await.unwrap();
+    assert_eq!(kinds().await, ["confirmed", "reminder", "refunded"]);
 }
