@@ -154,7 +154,7 @@ impl Catalog {
         }
         .await;
         if let Err(error) = deactivated {
-            self.reopen_buckets(actor, org, closed).await;
+            self.restore_buckets(actor, org, closed).await;
             return Err(error);
         }
         self.replace(|s| s.remove_schedule(id));
@@ -200,11 +200,45 @@ impl Catalog {
             .collect();
         // A departure that keeps its date but moves its time counts as going: its travellers would hold seats on a
         // flight at a time they never booked, so it is closed (and reopened at the new time below) like a dropped one.
-        for item in self.seats_retimed(&schedule, &departures) {
-            staying.remove(&item);
+        let retimed = self.departures_retimed(&schedule, &departures);
+        for departure in departures.iter().filter(|d| retimed.contains(&d.id)) {
+            for cabin in &schedule.cabins {
+                staying.remove(&departure.seat_item(cabin.cabin));
+            }
         }
+        let org = Some(airline.organization_id);
         let closing = self.buckets_going(&schedule, Some(&staying));
         let closed = self.close_buckets(actor, airline.organization_id, &closing).await?;
+        // The departures that stay take their (possibly new) cabins before anything is saved, and so do the buckets a
+        // departure left behind when an earlier change took it off (closed, at no seats): a departure that sold more
+        // than its new cabin refuses the change, and every bucket is put back as it was. Retimed departures stay
+        // closed until the catalog answers with their new time, below.
+        let (kept, fresh): (Vec<&Departure>, Vec<&Departure>) =
+            departures.iter().partition(|d| existing.contains(&d.id));
+        let (retimed, kept): (Vec<&Departure>, Vec<&Departure>) =
+            kept.into_iter().partition(|d| retimed.contains(&d.id));
+        let fresh = departure_items(&schedule, fresh.iter().copied(), org);
+        let ids: Vec<String> = fresh.iter().map(|item| item.item_id.clone()).collect();
+        let availability = &self.inner.availability;
+        availability.invalidate(ids.iter().map(String::as_str));
+        let counted = availability.get(&ids).await?;
+        let (returning, new): (Vec<NewItem>, Vec<NewItem>) =
+            fresh.into_iter().partition(|item| counted.get(&item.item_id).is_some());
+        let resizing: Vec<(String, i64, i64)> = departure_items(&schedule, kept.iter().copied(), org)
+            .into_iter()
+            .chain(returning)
+            .map(|item| (item.item_id, item.capacity, item.overbooking_limit))
+            .collect();
+        let resized = match self
+            .resize_before_saving(actor, airline.organization_id, resizing)
+            .await
+        {
+            Ok(resized) => resized,
+            Err(error) => {
+                self.restore_buckets(actor, airline.organization_id, closed).await;
+                return Err(error);
+            }
+        };
         let saved = async {
             let event = self.event(
                 actor,
@@ -217,35 +251,65 @@ impl Catalog {
         }
         .await;
         if let Err(error) = saved {
-            self.reopen_buckets(actor, airline.organization_id, closed).await;
+            self.restore_buckets(
+                actor,
+                airline.organization_id,
+                resized.into_iter().chain(closed).collect(),
+            )
+            .await;
             return Err(error);
         }
-        // New departures get fresh buckets; those that existed are resized to the (possibly new) cabins, and so are
-        // the buckets a departure left behind when an earlier change took it off (closed, at no seats).
-        let org = Some(airline.organization_id);
-        let (kept, fresh): (Vec<&Departure>, Vec<&Departure>) =
-            departures.iter().partition(|d| existing.contains(&d.id));
-        let fresh = departure_items(&schedule, fresh.iter().copied(), org);
-        let ids: Vec<String> = fresh.iter().map(|item| item.item_id.clone()).collect();
-        let availability = &self.inner.availability;
-        availability.invalidate(ids.iter().map(String::as_str));
-        let counted = availability.get(&ids).await?;
-        let (returning, new): (Vec<NewItem>, Vec<NewItem>) =
-            fresh.into_iter().partition(|item| counted.get(&item.item_id).is_some());
-        self.create_items(actor, new).await?;
-        let resizing = departure_items(&schedule, kept.iter().copied(), org)
+        // From here the change stands. New departures get their buckets, and retimed ones reopen only once quotes
+        // give their new time: a booking quoted before could otherwise hold a seat at the time it was told. Should
+        // inventory fail now, the same change made again creates and reopens what is missing.
+        let view = ScheduleView::new(&schedule, departures.len());
+        let reopening = departure_items(&schedule, retimed.iter().copied(), org)
             .into_iter()
-            .chain(returning)
             .map(|item| (item.item_id, item.capacity, item.overbooking_limit))
             .collect();
-        let resized = self.resize_items(actor, airline.organization_id, resizing, false).await;
-        availability.invalidate(resized.iter().map(|(item, _)| item.as_str()));
-        if let Some((_, Err(problem))) = resized.into_iter().find(|(_, result)| result.is_err()) {
+        self.replace(|s| s.put_schedule(schedule, departures));
+        self.create_items(actor, new).await?;
+        let reopened = self
+            .resize_items(actor, airline.organization_id, reopening, false)
+            .await;
+        availability.invalidate(reopened.iter().map(|(item, _)| item.as_str()));
+        if let Some((_, Err(problem))) = reopened.into_iter().find(|(_, result)| result.is_err()) {
             return Err(Error::Upstream(problem));
         }
-        let view = ScheduleView::new(&schedule, departures.len());
-        self.replace(|s| s.put_schedule(schedule, departures));
         Ok(view)
+    }
+
+    /// Resizes `items` (item, capacity, overbooking limit) for a change not saved yet. All or nothing: if one is
+    /// refused (below what it holds and sold) or fails, those resized are put back and the refusal is the answer.
+    /// Returns the buckets resized with their counters before, for [`Catalog::restore_buckets`] should the change
+    /// fail after all.
+    async fn resize_before_saving(
+        &self,
+        actor: &Principal,
+        organization_id: Uuid,
+        items: Vec<(String, i64, i64)>,
+    ) -> Result<Vec<(String, Counts)>, Error> {
+        let ids: Vec<String> = items.iter().map(|(item, _, _)| item.clone()).collect();
+        let availability = &self.inner.availability;
+        availability.invalidate(ids.iter().map(String::as_str));
+        let before = availability.get(&ids).await?;
+        let mut resized = Vec::new();
+        let mut refused = None;
+        for (item, result) in self.resize_items(actor, organization_id, items, false).await {
+            match (result, before.get(&item)) {
+                (Ok(_), Some(counts)) => resized.push((item, counts)),
+                (Ok(_), None) => {}
+                (Err(problem), _) => refused = Some(problem),
+            }
+        }
+        availability.invalidate(ids.iter().map(String::as_str));
+        match refused {
+            None => Ok(resized),
+            Some(problem) => {
+                self.restore_buckets(actor, organization_id, resized).await;
+                Err(Error::Upstream(problem))
+            }
+        }
     }
 
     /// The buckets of the cabins of `schedule`'s departures still to fly (as the catalog has them now) that a change
@@ -273,9 +337,9 @@ impl Catalog {
         buckets
     }
 
-    /// The seat buckets of `schedule`'s departures still to fly (as the catalog has them now) that `departures` (the
-    /// changed schedule's) keep on the same date at another departure or arrival time.
-    fn seats_retimed(&self, schedule: &Schedule, departures: &[Departure]) -> Vec<String> {
+    /// The ids of `schedule`'s departures still to fly (as the catalog has them now) that `departures` (the changed
+    /// schedule's) keep on the same date at another departure or arrival time.
+    fn departures_retimed(&self, schedule: &Schedule, departures: &[Departure]) -> HashSet<String> {
         let now = OffsetDateTime::now_utc();
         let changed: HashMap<&str, &Departure> = departures.iter().map(|d| (d.id.as_str(), d)).collect();
         self.snapshot()
@@ -287,7 +351,7 @@ impl Catalog {
                     (new.departs_at, new.arrives_at) != (d.departure.departs_at, d.departure.arrives_at)
                 })
             })
-            .flat_map(|d| d.schedule.cabins.iter().map(|cabin| d.departure.seat_item(cabin.cabin)))
+            .map(|d| d.departure.id.clone())
             .collect()
     }
 
@@ -296,7 +360,7 @@ impl Catalog {
     /// travellers would be left booked on a flight that no longer exists. Inventory itself refuses to shrink a bucket
     /// below what is held and sold, so a hold taken between the check and the close refuses the change too, and the
     /// buckets closed so far are put back as they were. Returns the buckets closed with their counters before, for
-    /// [`Catalog::reopen_buckets`] should the change fail after all.
+    /// [`Catalog::restore_buckets`] should the change fail after all.
     async fn close_buckets(
         &self,
         actor: &Principal,
@@ -340,7 +404,7 @@ impl Catalog {
         if refused.is_empty() && failed.is_none() {
             return Ok(closed);
         }
-        self.reopen_buckets(actor, organization_id, closed).await;
+        self.restore_buckets(actor, organization_id, closed).await;
         refused.sort_unstable();
         Err(match failed {
             Some(problem) if refused.is_empty() => Error::Upstream(problem),
@@ -348,10 +412,10 @@ impl Catalog {
         })
     }
 
-    /// Puts buckets [`Catalog::close_buckets`] closed back as they were, for a change that did not happen. A bucket
-    /// that cannot be put back (inventory unreachable) is logged: it stays closed, on sale nowhere, until the change
-    /// is made again or the bucket resized.
-    async fn reopen_buckets(&self, actor: &Principal, organization_id: Uuid, closed: Vec<(String, Counts)>) {
+    /// Puts buckets [`Catalog::close_buckets`] closed (or a change resized) back as they were, for a change that did
+    /// not happen. A bucket that cannot be put back (inventory unreachable, or holds taken meanwhile above a smaller
+    /// size it had) is logged: it stays as the change left it until the change is made again or the bucket resized.
+    async fn restore_buckets(&self, actor: &Principal, organization_id: Uuid, closed: Vec<(String, Counts)>) {
         let reopening = closed
             .into_iter()
             .map(|(item, before)| (item, before.capacity, before.limit - before.capacity))
@@ -359,7 +423,7 @@ impl Catalog {
         let reopened = self.resize_items(actor, organization_id, reopening, false).await;
         for (item, result) in &reopened {
             if let Err(problem) = result {
-                tracing::error!(item, %problem, "a bucket closed for a schedule change that failed stays closed");
+                tracing::error!(item, %problem, "a bucket changed for a schedule change that failed stays changed");
             }
         }
         self.inner

@@ -19,6 +19,7 @@ phoenix_db::contract_suite!(
         bad_schedules_name_the_field,
         a_schedule_change_never_strands_travellers_holding_seats,
         a_schedule_change_never_moves_a_booked_departure,
+        a_schedule_change_a_booked_departure_cannot_take_changes_nothing,
         deactivating_a_schedule_while_holds_race_it_strands_no_one,
     ]
 );
@@ -648,4 +649,64 @@ pub async fn deactivating_a_schedule_while_holds_race_it_strands_no_one(pool: Po
             Err(Error::NotFound(_))
         ));
     }
+}
+
+/// A change that would leave a departure fewer seats than its travellers hold is refused, and a refusal changes
+/// nothing: not the other departures' seats, not the booked departure's fare buckets, not the schedule as stored
+/// (a catalog started afresh on the same database still has the old one).
+pub async fn a_schedule_change_a_booked_departure_cannot_take_changes_nothing(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let org = airline(&world, "PX").await;
+    let input = schedule("PX40", "CDG", "LHR", "09:00", 80);
+    let made = world
+        .catalog
+        .create_schedule(&operator(org), input.clone())
+        .await
+        .unwrap();
+    let departure = |n: i64| format!("PX40-{}", day(n).0);
+    let travel_agent = agent();
+    for item in [
+        seat_item(&departure(DAY), Cabin::Economy),
+        fare_item(&departure(DAY), "Y"),
+    ] {
+        hold_as(&world.inventory, &travel_agent, &item, 3).await.unwrap();
+    }
+    let offered = |response: FlightSearchResponse| {
+        let itinerary = &response.outbound[0];
+        (
+            itinerary.fare_codes.clone(),
+            serde_json::to_value(&itinerary.price).unwrap(),
+        )
+    };
+    let before = offered(search(&world, trip("CDG", "LHR", DAY + 1)).await);
+
+    let mut smaller = input.clone();
+    smaller.cabins[0].seats = 2;
+    for fare in &mut smaller.cabins[0].fares {
+        fare.booking_limit = fare.booking_limit.min(2);
+        fare.price_minor = 99_900;
+    }
+    let refused = world.catalog.update_schedule(&operator(org), made.id, smaller).await;
+    match &refused {
+        Err(Error::Upstream(problem)) => assert_eq!(problem.code, "capacity_below_committed", "{problem:?}"),
+        other => panic!("expected 409 capacity_below_committed, got {other:?}"),
+    }
+    for n in [DAY, DAY + 1, DAY + 2] {
+        let seats = world
+            .inventory
+            .item(&seat_item(&departure(n), Cabin::Economy))
+            .await
+            .unwrap();
+        assert_eq!(seats.capacity, 10, "{}", departure(n));
+        for (fare, limit) in [("Y", 10), ("M", 5), ("Q", 2)] {
+            let bucket = world.inventory.item(&fare_item(&departure(n), fare)).await.unwrap();
+            assert_eq!(bucket.capacity, limit, "{} {fare}", departure(n));
+        }
+    }
+    assert_eq!(offered(search(&world, trip("CDG", "LHR", DAY + 1)).await), before);
+    let restarted = World {
+        catalog: catalog_on(pool, &world.inventory, &world.identity, Options::default()).await,
+        ..world
+    };
+    assert_eq!(offered(search(&restarted, trip("CDG", "LHR", DAY + 1)).await), before);
 }
