@@ -13,6 +13,7 @@
 //!
 //! This crate verifies no credentials: only the gateway does.
 
+pub mod card;
 pub mod currency;
 mod extract;
 mod fields;

@@ -37,7 +37,7 @@ pub use events::{CANCELLATION_REQUESTED, CANCELLED, COMPLETED, CONFIRMED, CREATE
 pub use http::{CancelRequest, PATH_PREFIXES, api};
 pub use locator::Locator;
 pub use policy::{Status, Terms, TravellerType};
-pub use request::{BOOKER_ROLES, BookingRequest, looks_like_card_number};
+pub use request::{BOOKER_ROLES, BookingRequest};
 pub use service::{Created, ListFilter, Options, Service};
 
 /// The `source` of booking's events.

@@ -1,6 +1,7 @@
 //! A booking request as a client sends it, and its checks: everything that can be said about it before asking the
 //! catalog for a price, and the traveller ages once the travel date is known.
 
+use phoenix_api::card::looks_like_card_number;
 use phoenix_api::{FieldErrors, Principal, Role};
 use phoenix_catalog::quote::QuoteItem;
 use serde::{Deserialize, Serialize};
@@ -137,19 +138,6 @@ fn count(errors: &mut FieldErrors, field: &str, n: usize, max: usize) {
     }
 }
 
-/// 13 to 19 digits once spaces and dashes are gone: a primary account number, which Phoenix must never take.
-pub fn looks_like_card_number(value: &str) -> bool {
-    let mut digits = 0usize;
-    for c in value.chars() {
-        match c {
-            '0'..='9' => digits += 1,
-            ' ' | '-' => {}
-            _ => return false,
-        }
-    }
-    (13..=19).contains(&digits)
-}
-
 fn text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
     let trimmed = value.trim();
     let n = trimmed.chars().count();
@@ -157,6 +145,8 @@ fn text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> Strin
         errors.add(field, format!("must have 1 to {max} characters"));
     } else if trimmed.chars().any(char::is_control) {
         errors.add(field, "must not contain control characters");
+    } else if looks_like_card_number(trimmed) {
+        errors.add(field, "must not contain a card number");
     }
     trimmed.to_owned()
 }
@@ -308,25 +298,6 @@ pub fn check_ages(travellers: &[Traveller], travel_date: Date) -> Result<(), Err
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn card_numbers_are_told_from_tokens() {
-        let cases = [
-            ("4242424242424242", true),
-            ("4242 4242 4242 4242", true),
-            ("4242-4242-4242-4242", true),
-            ("378282246310005", true),
-            ("4242424242424242424", true),
-            ("424242424242", false),
-            ("42424242424242424242", false),
-            ("tok_visa", false),
-            ("tok_4242424242424242", false),
-            ("", false),
-        ];
-        for (value, card) in cases {
-            assert_eq!(looks_like_card_number(value), card, "{value:?}");
-        }
-    }
 
     #[test]
     fn the_payment_token_never_shows_in_debug_output() {

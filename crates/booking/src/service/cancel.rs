@@ -1,6 +1,7 @@
 //! Cancelling a confirmed booking: the refund is decided by policy when the customer asks (or waived to everything
 //! paid by support or an admin), stored with the request, and the cancellation saga refunds exactly that.
 
+use phoenix_api::card::looks_like_card_number;
 use phoenix_api::{Principal, Role};
 use phoenix_db::Timestamp;
 use serde_json::json;
@@ -47,6 +48,10 @@ impl Service {
                 "reason",
                 format!("must have at most {MAX_REASON_CHARS} characters and no control characters"),
             ));
+        }
+        // The reason goes into the booking's history, its events and the audit log, which keeps it for good.
+        if reason.as_deref().is_some_and(looks_like_card_number) {
+            return Err(Error::invalid("reason", "must not contain a card number"));
         }
         if waive_fees && reason.is_none() {
             return Err(Error::invalid("reason", "waiving the fees needs a reason"));

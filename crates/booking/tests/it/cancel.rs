@@ -11,6 +11,7 @@ phoenix_db::contract_suite!(
         cancelling_non_refundable_refunds_nothing_but_still_releases,
         cancelling_after_the_deadline_keeps_the_fee,
         support_may_waive_the_fees_with_a_reason,
+        a_card_number_is_never_taken_as_a_reason,
         only_confirmed_bookings_can_be_cancelled,
         the_cancellation_request_names_who_asked,
         every_event_of_a_booking_carries_its_id_as_correlation_id,
@@ -313,5 +314,36 @@ async fn every_event_of_a_booking_carries_its_id_as_correlation_id(pool: Pool) {
     assert_eq!(
         types_of(second.id),
         [phoenix_booking::CREATED, phoenix_booking::CONFIRMED]
+    );
+}
+
+/// A reason goes into the booking's history, its events and the audit log, which keeps it for good: one holding a
+/// card number is refused, and the booking stays as it was.
+async fn a_card_number_is_never_taken_as_a_reason(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let ann = customer();
+    let booking = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)])
+        .await;
+    for reason in [
+        "4242424242424242",
+        "charged twice on card 4242-4242-4242-4242, please refund",
+    ] {
+        let refused = world
+            .booking
+            .request_cancellation(&ann, booking.id, Some(reason.into()), false)
+            .await;
+        match refused {
+            Err(Error::Invalid(fields)) => assert_eq!(
+                (fields[0].field.as_str(), fields[0].message.as_str()),
+                ("reason", "must not contain a card number")
+            ),
+            other => panic!("expected the reason refused, got {other:?}"),
+        }
+    }
+    assert!(world.client.saga_requests(10).await.unwrap().is_empty());
+    assert_eq!(
+        world.booking.get(&ann, booking.id).await.unwrap().status,
+        Status::Confirmed
     );
 }

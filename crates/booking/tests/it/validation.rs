@@ -230,6 +230,12 @@ async fn a_card_number_is_never_taken_as_a_payment_token(pool: Pool) {
         bad.payment_token = card.to_owned();
         assert!(matches!(attempt(&world, bad).await, Err(Error::CardNumberNotAllowed)));
     }
+    // Nor as a traveller's name, which travels in events and notifications.
+    let named = request(
+        vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)],
+        json!([{"first_name": "4242 4242 4242 4242", "last_name": "Lee", "type": "adult"}]),
+    );
+    assert_eq!(fields(attempt(&world, named).await), ["travellers[0].first_name"]);
     let problem = Problem::from(Error::CardNumberNotAllowed);
     assert_eq!(
         (problem.status.as_u16(), problem.code.as_ref()),
