@@ -24,6 +24,10 @@ const TAG: &str = "payments";
 /// payment client, for the principal they act for).
 pub const SETTLER_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Admin];
 
+/// Roles that refund over HTTP: the settlers, and support, who give money back (a goodwill refund, the rest of a
+/// booking cancelled under its terms) but neither capture nor void.
+pub const REFUNDER_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Support, Role::Admin];
+
 pub fn api() -> OpenApiRouter<Service> {
     let payers = OpenApiRouter::new()
         .routes(routes!(authorize))
@@ -31,10 +35,12 @@ pub fn api() -> OpenApiRouter<Service> {
         .route_layer(RequireRoles::authenticated());
     let settlers = OpenApiRouter::new()
         .routes(routes!(capture))
-        .routes(routes!(refund))
         .routes(routes!(void))
         .route_layer(RequireRoles::any_of(SETTLER_ROLES));
-    payers.merge(settlers)
+    let refunders = OpenApiRouter::new()
+        .routes(routes!(refund))
+        .route_layer(RequireRoles::any_of(REFUNDER_ROLES));
+    payers.merge(settlers).merge(refunders)
 }
 
 /// The path prefixes payment answers, for the gateway's routing table when payment runs elsewhere.

@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use axum::http::Method;
-use phoenix_api::{Principal, Problem, remote};
+use phoenix_api::{Principal, Problem, Role, remote};
 use phoenix_db::Pool;
 use phoenix_payment::provider::simulated::EntryKind;
 use phoenix_payment::{CaptureRequest, Client, PaymentView, RefundRequest, Service, Status};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::{admin, agent_of, customer, env, request};
+use crate::{admin, agent_of, customer, env, principal, request};
 
 phoenix_db::contract_suite!(
     phoenix_payment::migrations(),
@@ -191,6 +191,21 @@ async fn the_public_api_checks_roles_keys_and_bodies(pool: Pool) {
     )
     .await;
     assert_eq!(payer_only.unwrap_err().status.as_u16(), 403, "customers do not capture");
+    let staff = principal(&[Role::Support], None);
+    let support_captures = call(
+        &api,
+        Method::POST,
+        &path("capture"),
+        Some(capture.clone()),
+        &staff,
+        Some("c-0"),
+    )
+    .await;
+    assert_eq!(
+        support_captures.unwrap_err().status.as_u16(),
+        403,
+        "support does not capture"
+    );
     let rival = agent_of(Uuid::now_v7());
     let elsewhere = call(
         &api,
@@ -219,6 +234,17 @@ async fn the_public_api_checks_roles_keys_and_bodies(pool: Pool) {
     .unwrap();
     assert_eq!(captured["captured_minor"], 4_000);
 
+    // Support gives money back (a goodwill refund), and an admin the rest.
+    let goodwill = serde_json::to_value(RefundRequest {
+        amount_minor: Some(1_000),
+        reason: "goodwill".to_owned(),
+        at_most: false,
+    })
+    .unwrap();
+    let given = call(&api, Method::POST, &path("refund"), Some(goodwill), &staff, Some("r-0"))
+        .await
+        .unwrap();
+    assert_eq!(given["refunded_minor"], 1_000);
     let refund = serde_json::to_value(RefundRequest {
         amount_minor: None,
         reason: "cancelled".to_owned(),
