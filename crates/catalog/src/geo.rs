@@ -88,6 +88,19 @@ pub fn time_zone(name: &str) -> Option<&'static time_tz::Tz> {
     timezones::get_by_name(name)
 }
 
+/// Today's date where the clocks of `zone` are (the UTC date for a zone not known): a hotel sells its nights by
+/// its own calendar, so "tonight" is still on sale in Honolulu when it is tomorrow in UTC, and no longer in
+/// Kiritimati when it is still today in UTC.
+pub fn today_in(zone: &str, now: time::OffsetDateTime) -> time::Date {
+    use time_tz::OffsetDateTimeExt;
+    time_zone(zone).map_or(now.date(), |zone| now.to_timezone(zone).date())
+}
+
+/// The earliest date a clock shows anywhere now (UTC-12): no stay can check in before it.
+pub fn earliest_today(now: time::OffsetDateTime) -> time::Date {
+    (now - time::Duration::hours(12)).date()
+}
+
 /// Great-circle distance between two points given in degrees, by the haversine formula on a spherical earth.
 pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (lat1_rad, lat2_rad) = (lat1.to_radians(), lat2.to_radians());

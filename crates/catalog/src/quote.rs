@@ -340,7 +340,7 @@ fn choose<'s>(
     for (idx, item) in request.items.iter().enumerate() {
         let prefix = format!("items[{idx}].");
         choices.push(match item {
-            QuoteItem::Hotel(h) => hotel::choose(snapshot, h, &prefix, now.date(), &mut check).map(Choice::Hotel),
+            QuoteItem::Hotel(h) => hotel::choose(snapshot, h, &prefix, now, &mut check).map(Choice::Hotel),
             QuoteItem::Flight(f) => flight::choose(snapshot, f, &prefix, now, &mut check).map(Choice::Flight),
         });
     }

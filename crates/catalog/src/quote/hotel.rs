@@ -24,13 +24,16 @@ pub(super) fn choose<'s>(
     snapshot: &'s Snapshot,
     item: &HotelItem,
     prefix: &str,
-    today: Date,
+    now: time::OffsetDateTime,
     check: &mut Check,
 ) -> Option<Stay<'s>> {
     let field = |name: &str| format!("{prefix}{name}");
+    let entry = snapshot.hotels.get(&item.hotel_id).filter(|e| e.hotel.active);
+    // The hotel's own calendar decides what is past: a night already over there is not sold, whatever UTC says.
+    let today = entry.map_or(now.date(), |e| crate::geo::today_in(&e.hotel.time_zone, now));
     check_stay_dates(check, prefix, Some(item.check_in.0), Some(item.check_out.0), today);
     check_occupancy(check, prefix, item.rooms, item.guests);
-    let Some(entry) = snapshot.hotels.get(&item.hotel_id).filter(|e| e.hotel.active) else {
+    let Some(entry) = entry else {
         check.fail(&field("hotel_id"), "no such hotel on sale");
         return None;
     };

@@ -256,7 +256,8 @@ struct Ranked {
 impl Catalog {
     /// Hotels with every night of the stay available for the rooms asked, each with its cheapest options.
     pub async fn search_hotels(&self, query: &HotelSearch) -> Result<Bytes, Error> {
-        let stay = query.validate(OffsetDateTime::now_utc().date())?;
+        let now = OffsetDateTime::now_utc();
+        let stay = query.validate(crate::geo::earliest_today(now))?;
         self.count_search(crate::service::SearchKind::Hotel);
         let key = format!("hotels:{}", serde_json::to_string(query).unwrap_or_default());
         if let Some(hit) = self.cached_result(&key, RESULT_MAX_AGE) {
@@ -265,7 +266,9 @@ impl Catalog {
         }
         let generation = self.generation();
         let snapshot = self.snapshot();
-        let candidates = hotel_candidates(&snapshot, &stay, query);
+        let mut candidates = hotel_candidates(&snapshot, &stay, query);
+        // The check-in must not be past where the hotel is (validated above only against the earliest date anywhere).
+        candidates.retain(|c| stay.check_in >= crate::geo::today_in(&c.entry.hotel.time_zone, now));
         let mut items = Vec::new();
         for c in &candidates {
             for room in c.entry.room_types.iter().filter(|r| room_fits(r, &stay)) {

@@ -7,7 +7,7 @@ use phoenix_catalog::hotel::room_item;
 use phoenix_catalog::model::{CapacityInput, PricesInput, RatePlanInput};
 use phoenix_catalog::offer::{Offer, OfferSigner};
 use phoenix_catalog::quote::{HotelItem, ItemKind, Quotation, QuoteItem, QuoteRequest};
-use phoenix_catalog::search::{HotelSearchResponse, OfferDetails};
+use phoenix_catalog::search::{HotelSearch, HotelSearchResponse, OfferDetails};
 use phoenix_db::Pool;
 use time::{Date, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 use time_tz::OffsetDateTimeExt;
@@ -24,6 +24,7 @@ phoenix_db::contract_suite!(
         stay_terms_follow_the_plan_on_the_hotels_clock,
         bad_stay_quotes_name_the_field,
         closed_or_short_nights_make_the_item_unavailable,
+        a_stay_checks_in_no_earlier_than_today_where_the_hotel_is,
     ]
 );
 
@@ -396,4 +397,97 @@ pub async fn closed_or_short_nights_make_the_item_unavailable(pool: Pool) {
     ];
     let refused = refusal(quote(&world, items, None).await);
     assert_eq!(refused, (409, "unavailable".into(), vec!["items[1]".to_owned()]));
+}
+
+/// A hotel in `city` whose clocks are `zone`'s, its rate plan priced from two days before today (UTC) to three after.
+async fn hotel_in(world: &World, city: &str, zone: &str) -> HotelIds {
+    let org = chain(world).await;
+    let actor = operator(org);
+    let c = &world.catalog;
+    let input = HotelInput {
+        time_zone: zone.into(),
+        ..hotel_input(city)
+    };
+    let hotel = c.create_hotel(&actor, input).await.unwrap();
+    let room = c
+        .create_room_type(
+            &actor,
+            hotel.id,
+            RoomTypeInput {
+                name: "Double".into(),
+                max_occupancy: 2,
+                beds: "1 queen".into(),
+                rooms: 3,
+            },
+        )
+        .await
+        .unwrap();
+    let plan = c
+        .create_rate_plan(
+            &actor,
+            hotel.id,
+            RatePlanInput {
+                room_type_id: room.id,
+                name: "Flexible".into(),
+                meal_plan: phoenix_catalog::hotel::MealPlan::RoomOnly,
+                refundable: true,
+                free_cancellation_hours: Some(24),
+                currency: "EUR".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let prices = PricesInput {
+        from: day(-2),
+        to: day(3),
+        amount_minor: 10_000,
+    };
+    c.set_prices(&actor, hotel.id, plan.id, prices).await.unwrap();
+    HotelIds {
+        hotel: hotel.id,
+        room_type: room.id,
+        rate_plan: plan.id,
+    }
+}
+
+/// A hotel sells its nights by its own calendar: in Kiritimati (UTC+14) the night before today there is over,
+/// whatever UTC's date, and is neither quoted nor found; in Honolulu (UTC-10) tonight is still on sale when UTC is
+/// already at tomorrow. Both zones keep one offset all year.
+async fn a_stay_checks_in_no_earlier_than_today_where_the_hotel_is(pool: Pool) {
+    let world = world(pool).await;
+    let east = hotel_in(&world, "Kiritimati", "Pacific/Kiritimati").await;
+    let west = hotel_in(&world, "Honolulu", "Pacific/Honolulu").await;
+    let now = OffsetDateTime::now_utc();
+    let today_east = (now + time::Duration::hours(14)).date();
+    let today_west = (now - time::Duration::hours(10)).date();
+    let one_night = |h: &HotelIds, check_in: Date| {
+        let mut item = stay_item(h, 0, 1, 1, 1);
+        item.check_in = Day(check_in);
+        item.check_out = Day(check_in + time::Duration::days(1));
+        QuoteItem::Hotel(item)
+    };
+    let over = quote(
+        &world,
+        vec![one_night(&east, today_east - time::Duration::days(1))],
+        None,
+    )
+    .await;
+    assert_eq!(
+        refusal(over),
+        (422, "invalid_fields".into(), vec!["items[0].check_in".into()])
+    );
+    quote(&world, vec![one_night(&east, today_east)], None).await.unwrap();
+    quote(&world, vec![one_night(&west, today_west)], None).await.unwrap();
+
+    let found = |city: &str, check_in: Date| HotelSearch {
+        city: Some(city.into()),
+        check_in: Some(Day(check_in)),
+        check_out: Some(Day(check_in + time::Duration::days(1))),
+        guests: Some(1),
+        ..HotelSearch::default()
+    };
+    let past_east = search(&world, found("Kiritimati", today_east - time::Duration::days(1))).await;
+    assert_eq!(past_east.total, 0);
+    assert_eq!(search(&world, found("Kiritimati", today_east)).await.total, 1);
+    assert_eq!(search(&world, found("Honolulu", today_west)).await.total, 1);
 }
