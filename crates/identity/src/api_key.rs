@@ -14,6 +14,9 @@ pub const PREFIX: &str = "phx_";
 /// Roles allowed to hold API keys.
 pub const ROLES: &[Role] = &[Role::Partner, Role::Admin];
 
+/// Live (unrevoked, unexpired) keys one user may hold. The listing shows them all, so it is never cut short.
+pub const MAX_LIVE_KEYS: u32 = 100;
+
 /// A key as listed: never the secret.
 pub type ApiKey = ApiKeyRow;
 
@@ -33,12 +36,18 @@ fn parse(key: &str) -> Option<(Uuid, &str)> {
 
 impl Service {
     /// Creates a key for `owner`; returns it with the full key string, which is never shown again.
+    ///
+    /// Only a signed-in session may: a key made with another key would outlive that key's revocation, so one leaked
+    /// key could leave others behind. At most [`MAX_LIVE_KEYS`] live keys per user.
     pub async fn create_api_key(
         &self,
         owner: &Principal,
         name: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<(ApiKey, String), Error> {
+        if !matches!(owner.credential, Credential::AccessToken { .. }) {
+            return Err(Error::SessionRequired);
+        }
         let name = crate::user::parse_name(name).map_err(|m| Error::invalid("name", m))?;
         if let Some(at) = expires_at
             && at <= Timestamp::now()
@@ -68,12 +77,20 @@ impl Service {
                 "user_id": owner.user_id, "key_id": id,
             }),
         )?;
-        self.store().insert_api_key(&row, &event).await?;
+        if !self.store().insert_api_key(&row, MAX_LIVE_KEYS, &event).await? {
+            return Err(Error::TooManyApiKeys { max: MAX_LIVE_KEYS });
+        }
         Ok((row, key))
     }
 
+    /// The owner's keys in creation order: every live one, and the [`MAX_LIVE_KEYS`] revoked or expired last.
     pub async fn api_keys(&self, owner: &Principal) -> Result<Vec<ApiKey>, Error> {
-        self.store().api_keys_of(owner.user_id, 1_000).await
+        let mut keys = self
+            .store()
+            .api_keys_of(owner.user_id, Timestamp::now(), MAX_LIVE_KEYS)
+            .await?;
+        keys.sort_by_key(|k| (k.created_at, k.id));
+        Ok(keys)
     }
 
     /// Revokes one of the owner's keys (any key, for an admin). Someone else's key is "not found". Revoking a

@@ -19,6 +19,8 @@ pub enum Error {
     CodeRejected,
     #[error("too many failed sign-ins: try again in {retry_after_secs} s")]
     LoginThrottled { retry_after_secs: u64 },
+    #[error("too many wrong codes or failed sign-ins: try again in {retry_after_secs} s")]
+    CodeThrottled { retry_after_secs: u64 },
     #[error("the refresh token is unknown, expired or revoked")]
     InvalidRefreshToken,
     #[error("the refresh token was already used: every session of this sign-in is revoked")]
@@ -39,6 +41,10 @@ pub enum Error {
     ApiKeyNotFound,
     #[error("the API key is unknown, expired or revoked")]
     InvalidApiKey,
+    #[error("API keys are created from a signed-in session, not with an API key")]
+    SessionRequired,
+    #[error("at most {max} live API keys per user: revoke one first")]
+    TooManyApiKeys { max: u32 },
     #[error("an admin cannot remove their own admin role")]
     CannotRemoveOwnAdmin,
     #[error("stored {what} is not valid")]
@@ -97,6 +103,10 @@ impl From<Error> for Problem {
                 return Problem::new(S::TOO_MANY_REQUESTS, "login_throttled", error.to_string())
                     .with_retry_after(*retry_after_secs);
             }
+            Error::CodeThrottled { retry_after_secs } => {
+                return Problem::new(S::TOO_MANY_REQUESTS, "mfa_throttled", error.to_string())
+                    .with_retry_after(*retry_after_secs);
+            }
             Error::EmailTaken => (S::CONFLICT, "email_taken"),
             Error::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
             Error::MfaRequired => (S::UNAUTHORIZED, "mfa_required"),
@@ -112,6 +122,8 @@ impl From<Error> for Problem {
             Error::OrganizationNameTaken => (S::CONFLICT, "organization_name_taken"),
             Error::ApiKeyNotFound => (S::NOT_FOUND, "not_found"),
             Error::InvalidApiKey => (S::UNAUTHORIZED, "invalid_api_key"),
+            Error::SessionRequired => (S::FORBIDDEN, "session_required"),
+            Error::TooManyApiKeys { .. } => (S::CONFLICT, "too_many_api_keys"),
             Error::CannotRemoveOwnAdmin => (S::CONFLICT, "cannot_remove_own_admin"),
             Error::Limiter(_) => return Problem::unavailable(&error, 1),
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => return Problem::unavailable(&error, 1),

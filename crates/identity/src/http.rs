@@ -249,7 +249,7 @@ pub struct SetRolesRequest {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserFilter {
-    /// Only users whose email contains this text.
+    /// Only users whose email contains this text, as typed (`%` and `_` are not wildcards), in any case.
     pub email: Option<String>,
 }
 
@@ -344,26 +344,30 @@ async fn setup_totp(State(service): State<Service>, principal: Principal) -> Res
 /// Turn TOTP on with a code from the app; returns recovery codes, shown once.
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/enable", tag = TAG, security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 200, body = RecoveryCodesResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = RecoveryCodesResponse), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem)))]
 async fn enable_totp(
     State(service): State<Service>,
     principal: Principal,
+    ClientIp(client_ip): ClientIp,
     Json(body): Json<CodeRequest>,
 ) -> Result<Json<RecoveryCodesResponse>> {
-    let recovery_codes = service.enable_totp(principal.user_id, &body.code).await?;
+    let recovery_codes = service.enable_totp(principal.user_id, &body.code, client_ip).await?;
     Ok(Json(RecoveryCodesResponse { recovery_codes }))
 }
 
 /// Turn TOTP off; needs a current code or a recovery code.
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = TAG, security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 204), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 204), (status = 409, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem)))]
 async fn disable_totp(
     State(service): State<Service>,
     principal: Principal,
+    ClientIp(client_ip): ClientIp,
     Json(body): Json<CodeRequest>,
 ) -> Result<StatusCode> {
-    service.disable_totp(principal.user_id, &body.code).await?;
+    service.disable_totp(principal.user_id, &body.code, client_ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -381,10 +385,12 @@ async fn get_user(
     )))
 }
 
-/// Create an API key (partners and admins). The key is in this response only.
+/// Create an API key (partners and admins, signed in: not with an API key, 403 `session_required`). The key is in
+/// this response only. At most 100 live keys per user (409 `too_many_api_keys`).
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = TAG, security(("bearer" = [])),
     request_body = CreateApiKeyRequest,
-    responses((status = 201, body = CreatedApiKeyResponse), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = CreatedApiKeyResponse), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
 async fn create_api_key(
     State(service): State<Service>,
     principal: Principal,
@@ -399,7 +405,7 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
-/// Your API keys (without their secrets).
+/// Your API keys (without their secrets), oldest first: every live one, and the 100 revoked or expired last.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = TAG, security(("bearer" = [])),
     responses((status = 200, body = Vec<ApiKeyResponse>)))]
 async fn list_api_keys(State(service): State<Service>, principal: Principal) -> Result<Json<Vec<ApiKeyResponse>>> {

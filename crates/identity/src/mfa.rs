@@ -1,11 +1,14 @@
 //! Two-factor authentication: TOTP (RFC 6238, 6 digits, 30 s steps, one step of clock skew) and single-use
 //! recovery codes. A TOTP code is accepted once: the last step used is stored.
 
+use std::net::IpAddr;
+
 use phoenix_db::{Event, Timestamp};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use uuid::Uuid;
 
 use crate::secret::{normalize_recovery_code, recovery_code, sha256};
+use crate::session::FailureKeys;
 use crate::user::User;
 use crate::{Error, SOURCE, Service};
 
@@ -47,8 +50,14 @@ impl Service {
         Ok(TotpSetup { secret, otpauth_url })
     }
 
-    /// Turns TOTP on once the user proves their app works; returns recovery codes, shown this once.
-    pub async fn enable_totp(&self, user_id: Uuid, code: &str) -> Result<Vec<String>, Error> {
+    /// Turns TOTP on once the user proves their app works; returns recovery codes, shown this once. Wrong codes
+    /// count as failed sign-ins of the account and the address, and past their quota every code is refused (429).
+    pub async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        code: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Vec<String>, Error> {
         let user = self.user(user_id).await?;
         if user.totp_enabled {
             return Err(Error::MfaAlreadyEnabled);
@@ -56,9 +65,8 @@ impl Service {
         if user.totp_secret.is_none() {
             return Err(Error::MfaNotSetUp);
         }
-        if !self.check_totp(&user, code).await? {
-            return Err(Error::CodeRejected);
-        }
+        let keys = FailureKeys::new(Some(&user.email), client_ip);
+        self.check_code(&keys, self.check_totp(&user, code)).await?;
         let codes: Vec<String> = (0..RECOVERY_CODE_COUNT).map(|_| recovery_code()).collect();
         let hashes: Vec<Vec<u8>> = codes.iter().map(|c| sha256(&normalize_recovery_code(c))).collect();
         let event = Event::new(
@@ -74,15 +82,15 @@ impl Service {
         Ok(codes)
     }
 
-    /// Turns TOTP off; needs a current code or a recovery code.
-    pub async fn disable_totp(&self, user_id: Uuid, code: &str) -> Result<(), Error> {
+    /// Turns TOTP off; needs a current code or a recovery code. Wrong codes count as failed sign-ins
+    /// of the account and the address, and past their quota every code is refused (429).
+    pub async fn disable_totp(&self, user_id: Uuid, code: &str, client_ip: Option<IpAddr>) -> Result<(), Error> {
         let user = self.user(user_id).await?;
         if !user.totp_enabled {
             return Err(Error::MfaNotEnabled);
         }
-        if !self.check_second_factor(&user, code).await? {
-            return Err(Error::CodeRejected);
-        }
+        let keys = FailureKeys::new(Some(&user.email), client_ip);
+        self.check_code(&keys, self.check_second_factor(&user, code)).await?;
         let event = Event::new(
             SOURCE,
             "identity.mfa_disabled.v1",
@@ -93,6 +101,25 @@ impl Service {
         )?;
         self.store().disable_totp(user_id, &event).await?;
         self.forget_profile(user_id);
+        Ok(())
+    }
+
+    /// Runs `check` unless the account or address is over its quota of failures, counting a wrong code as a failed
+    /// sign-in: a stolen session must not offer unlimited guesses at the second factor. A right code does not clear
+    /// the count (a sign-in does), or whoever holds a session could reset the password throttle with codes of a
+    /// secret they enrolled themselves.
+    async fn check_code(
+        &self,
+        keys: &FailureKeys,
+        check: impl Future<Output = Result<bool, Error>>,
+    ) -> Result<(), Error> {
+        if let Some(retry_after_secs) = self.throttled_for(keys).await? {
+            return Err(Error::CodeThrottled { retry_after_secs });
+        }
+        if !check.await? {
+            self.count_failure(keys).await?;
+            return Err(Error::CodeRejected);
+        }
         Ok(())
     }
 

@@ -26,9 +26,10 @@ pub struct Options {
     pub audience: String,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_secs: u64,
-    /// Failed sign-ins allowed per account per window before 429.
+    /// Failed sign-ins allowed per account per window before 429; wrong codes when enabling or disabling TOTP count
+    /// as failed sign-ins.
     pub login_failures_per_account: u32,
-    /// Failed sign-ins allowed per client IP per window before 429.
+    /// Failed sign-ins (and wrong TOTP codes) allowed per client IP per window before 429.
     pub login_failures_per_ip: u32,
     pub login_failure_window_secs: u64,
     /// Argon2 hashes computed at once (each takes 19 MiB and a core); more wait their turn.

@@ -31,6 +31,23 @@ pub struct Login<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
+/// What a failed sign-in (or a wrong second-factor code anywhere) counts against: its account and its client's
+/// address. One budget per account for every way of guessing a code, so no path offers more guesses than sign-in.
+pub(crate) struct FailureKeys {
+    account: Option<String>,
+    ip: Option<String>,
+}
+
+impl FailureKeys {
+    /// `email` normalized (as stored), so every spelling of an address counts against one account.
+    pub(crate) fn new(email: Option<&str>, client_ip: Option<IpAddr>) -> FailureKeys {
+        FailureKeys {
+            account: email.map(|e| format!("login:account:{e}")),
+            ip: client_ip.map(|ip| format!("login:ip:{ip}")),
+        }
+    }
+}
+
 impl Service {
     /// Checks the credentials and opens a session (a new refresh-token family).
     ///
@@ -38,9 +55,10 @@ impl Service {
     /// per client IP; past the quota every attempt is 429 until the window allows again, right password or not.
     pub async fn login(&self, attempt: Login<'_>) -> Result<Session, Error> {
         let email = Email::parse(attempt.email).ok();
-        let account_key = email.as_ref().map(|e| format!("login:account:{e}"));
-        let ip_key = attempt.client_ip.map(|ip| format!("login:ip:{ip}"));
-        self.check_throttle(account_key.as_deref(), ip_key.as_deref()).await?;
+        let keys = FailureKeys::new(email.as_ref().map(Email::as_str), attempt.client_ip);
+        if let Some(retry_after_secs) = self.throttled_for(&keys).await? {
+            return Err(Error::LoginThrottled { retry_after_secs });
+        }
 
         let user = match &email {
             Some(email) => self.store().user_by_email(email.as_str()).await?,
@@ -50,7 +68,7 @@ impl Service {
         let hash = user.as_ref().map(|u| u.password_hash.as_str());
         let password_ok = self.inner.hasher.verify(&password, hash).await?;
         let Some(user) = user.filter(|_| password_ok) else {
-            self.count_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+            self.count_failure(&keys).await?;
             return Err(Error::InvalidCredentials);
         };
         if user.totp_enabled {
@@ -58,37 +76,36 @@ impl Service {
                 return Err(Error::MfaRequired);
             };
             if !self.check_second_factor(&user, code).await? {
-                self.count_failure(account_key.as_deref(), ip_key.as_deref()).await?;
+                self.count_failure(&keys).await?;
                 return Err(Error::InvalidMfaCode);
             }
         }
-        if let Some(key) = &account_key {
+        if let Some(key) = &keys.account {
             self.inner.limiter.reset(key).await?;
         }
         self.open_session(&user, Uuid::now_v7()).await
     }
 
-    async fn check_throttle(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<(), Error> {
+    /// How long to wait, when the account or the address is over its quota of failures.
+    pub(crate) async fn throttled_for(&self, keys: &FailureKeys) -> Result<Option<u64>, Error> {
         let options = &self.inner.options;
-        let checks = [(account_key, options.account_quota()), (ip_key, options.ip_quota())];
+        let checks = [(&keys.account, options.account_quota()), (&keys.ip, options.ip_quota())];
         for (key, quota) in checks {
             if let Some(key) = key
                 && let decision @ Decision::Limited { .. } = self.inner.limiter.peek(key, quota).await?
             {
-                return Err(Error::LoginThrottled {
-                    retry_after_secs: decision.retry_after_secs(),
-                });
+                return Ok(Some(decision.retry_after_secs()));
             }
         }
-        Ok(())
+        Ok(None)
     }
 
-    async fn count_failure(&self, account_key: Option<&str>, ip_key: Option<&str>) -> Result<(), Error> {
+    pub(crate) async fn count_failure(&self, keys: &FailureKeys) -> Result<(), Error> {
         let options = &self.inner.options;
-        if let Some(key) = account_key {
+        if let Some(key) = &keys.account {
             self.inner.limiter.check(key, options.account_quota()).await?;
         }
-        if let Some(key) = ip_key {
+        if let Some(key) = &keys.ip {
             self.inner.limiter.check(key, options.ip_quota()).await?;
         }
         Ok(())

@@ -1,15 +1,37 @@
-//! Identity's SQL. One query per operation, the same text on SQLite and PostgreSQL.
+//! Identity's SQL. One query per operation, the same text on SQLite and PostgreSQL, except the row lock PostgreSQL
+//! takes (`FOR UPDATE`) where SQLite's write transaction already holds the whole database.
 //!
 //! The secrets identity must read back (signing keys' private halves, TOTP secrets) are sealed here on the way in
 //! and opened on the way out ([`phoenix_db::seal`]); the rest of the crate sees them in clear.
 
 use phoenix_api::Role;
-use phoenix_db::{Event, Pool, Sealer, Timestamp, Tx, dispatch};
+use phoenix_db::{Backend, Event, Pool, Sealer, Timestamp, Tx, dispatch};
 use uuid::Uuid;
 
 use crate::Error;
 use crate::org::{Organization, OrganizationKind};
 use crate::user::User;
+
+/// `text` as a LIKE pattern that matches only itself, under `ESCAPE '\'`: its wildcards and escape character
+/// escaped.
+fn like_literal(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
+/// The row lock PostgreSQL needs for a read-then-write; SQLite's `BEGIN IMMEDIATE` holds the database already.
+fn for_update(tx: &Tx) -> &'static str {
+    match tx.backend() {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    }
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -198,12 +220,14 @@ impl Store {
         row.map(|row| row.into_user(&self.sealer)).transpose()
     }
 
-    /// Users in id (creation) order after `after`, optionally only those whose email contains `email`.
+    /// Users in id (creation) order after `after`, optionally only those whose email contains `email` as typed:
+    /// `%` and `_` are plain characters, and case does not matter (stored emails are lowercase; PostgreSQL's LIKE
+    /// minds case, SQLite's does not).
     pub async fn list_users(&self, email: Option<&str>, after: Option<Uuid>, limit: u32) -> Result<Vec<User>, Error> {
-        let pattern = email.map(|e| format!("%{}%", e.replace(['%', '_'], "")));
+        let pattern = email.map(|e| format!("%{}%", like_literal(&e.to_lowercase())));
         let sql = format!(
             "SELECT {USER_COLUMNS} FROM users
-             WHERE ($1 IS NULL OR email LIKE $1) AND ($2 IS NULL OR id > $2)
+             WHERE ($1 IS NULL OR email LIKE $1 ESCAPE '\\') AND ($2 IS NULL OR id > $2)
              ORDER BY id LIMIT $3"
         );
         let rows: Vec<UserRow> = dispatch!(&self.pool, conn => {
@@ -417,8 +441,27 @@ impl Store {
 
     // API keys
 
-    pub async fn insert_api_key(&self, key: &ApiKeyRow, event: &Event) -> Result<(), Error> {
+    /// Adds a key with its event unless its owner has `max_live` live (unrevoked, unexpired) keys already: false
+    /// then, with nothing written. The owner's row is locked first, so racing creations cannot pass the cap.
+    pub async fn insert_api_key(&self, key: &ApiKeyRow, max_live: u32, event: &Event) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
+        let lock = format!("SELECT id FROM users WHERE id = $1{}", for_update(&tx));
+        dispatch!(&mut tx, conn => {
+            sqlx::query(sqlx::AssertSqlSafe(lock)).bind(key.user_id).fetch_optional(conn).await.map(|_| ())
+        })?;
+        let live: i64 = dispatch!(&mut tx, conn => {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM api_keys
+                 WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(key.user_id)
+            .bind(key.created_at)
+            .fetch_one(conn)
+            .await
+        })?;
+        if live >= i64::from(max_live) {
+            return Ok(false);
+        }
         dispatch!(&mut tx, conn => {
             sqlx::query(
                 "INSERT INTO api_keys (id, user_id, name, prefix, secret_hash, created_at, expires_at)
@@ -437,7 +480,7 @@ impl Store {
         })?;
         tx.append_event(event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn api_key(&self, id: Uuid) -> Result<Option<ApiKeyRow>, Error> {
@@ -453,18 +496,35 @@ impl Store {
         Ok(row)
     }
 
-    pub async fn api_keys_of(&self, user_id: Uuid, limit: u32) -> Result<Vec<ApiKeyRow>, Error> {
-        let rows = dispatch!(&self.pool, conn => {
+    /// A user's live keys (the first `limit`) and, of the others (revoked or expired), the `limit` made last.
+    pub async fn api_keys_of(&self, user_id: Uuid, now: Timestamp, limit: u32) -> Result<Vec<ApiKeyRow>, Error> {
+        let live = dispatch!(&self.pool, conn => {
             sqlx::query_as::<_, ApiKeyRow>(
                 "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
-                 FROM api_keys WHERE user_id = $1 ORDER BY created_at, id LIMIT $2",
+                 FROM api_keys
+                 WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
+                 ORDER BY created_at, id LIMIT $3",
             )
             .bind(user_id)
+            .bind(now)
             .bind(i64::from(limit))
             .fetch_all(conn)
             .await
         })?;
-        Ok(rows)
+        let dead = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, ApiKeyRow>(
+                "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
+                 FROM api_keys
+                 WHERE user_id = $1 AND NOT (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2))
+                 ORDER BY created_at DESC, id DESC LIMIT $3",
+            )
+            .bind(user_id)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok([live, dead].concat())
     }
 
     /// Revokes a live key with its event. False, with no event, when it was revoked already.

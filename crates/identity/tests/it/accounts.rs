@@ -14,6 +14,8 @@ phoenix_db::contract_suite!(
         role_assignment_needs_existing_organization,
         admin_cannot_remove_own_admin_role,
         users_page_in_creation_order,
+        user_search_takes_wildcards_as_plain_characters,
+        names_with_invisible_format_characters_are_refused,
     ]
 );
 
@@ -205,4 +207,57 @@ async fn users_page_in_creation_order(pool: Pool) {
     let rest = identity.list_users(None, Some(first[2].id), 3).await.unwrap();
     let seen: Vec<Uuid> = first.iter().chain(rest.iter()).map(|u| u.id).collect();
     assert_eq!(seen, ids);
+}
+
+async fn user_search_takes_wildcards_as_plain_characters(pool: Pool) {
+    let identity = service(pool).await;
+    for email in [
+        "ann@example.com",
+        "a_n@example.com",
+        "100%off@example.com",
+        "back\\slash@example.com",
+    ] {
+        identity.register(email, PASSWORD, "User").await.unwrap();
+    }
+    for (search, found) in [
+        ("%", &["100%off@example.com"][..]),
+        ("_", &["a_n@example.com"]),
+        ("a_n", &["a_n@example.com"]),
+        ("_@b.c", &[]),
+        ("\\", &["back\\slash@example.com"]),
+        ("ANN@", &["ann@example.com"]),
+        (
+            "@example.com",
+            &[
+                "ann@example.com",
+                "a_n@example.com",
+                "100%off@example.com",
+                "back\\slash@example.com",
+            ],
+        ),
+    ] {
+        let users = identity.list_users(Some(search), None, 10).await.unwrap();
+        let emails: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
+        assert_eq!(emails, found, "{search}");
+    }
+}
+
+async fn names_with_invisible_format_characters_are_refused(pool: Pool) {
+    let identity = service(pool).await;
+    let name = "\u{202e}evil\u{200b}";
+    let refused = identity.register("eve@example.com", PASSWORD, name).await.unwrap_err();
+    assert!(
+        matches!(refused, Error::Invalid(ref e) if e.len() == 1 && e[0].field == "name"),
+        "{refused:?}"
+    );
+    let refused = identity
+        .create_organization(name, OrganizationKind::Agency)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, Error::Invalid(ref e) if e.len() == 1 && e[0].field == "name"),
+        "{refused:?}"
+    );
+    assert!(identity.list_users(None, None, 10).await.unwrap().is_empty());
+    assert!(identity.list_organizations(None, 10).await.unwrap().is_empty());
 }

@@ -2,7 +2,7 @@ use phoenix_api::{Credential, Principal, Role};
 use phoenix_db::{Pool, Timestamp};
 use phoenix_identity::{Error, NewUser, OrganizationKind, Service};
 
-use crate::{PASSWORD, service};
+use crate::{PASSWORD, serve_as, service};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -11,6 +11,8 @@ phoenix_db::contract_suite!(
         tampered_or_expired_keys_fail,
         only_the_owner_or_an_admin_revokes,
         revoking_a_revoked_key_succeeds_without_another_event,
+        an_api_key_cannot_create_keys,
+        live_keys_are_capped_and_every_one_is_listed,
     ]
 );
 
@@ -153,4 +155,75 @@ async fn revoking_a_revoked_key_succeeds_without_another_event(pool: Pool) {
         .collect();
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["revoked_by"], owner.user_id.to_string());
+}
+
+async fn an_api_key_cannot_create_keys(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let owner = partner(&identity, "p@example.com").await;
+    let (_, secret) = identity.create_api_key(&owner, "leaked", None).await.unwrap();
+    let by_key = identity.authenticate_api_key(&secret).await.unwrap();
+    let refused = identity.create_api_key(&by_key, "backdoor", None).await.unwrap_err();
+    assert!(matches!(refused, Error::SessionRequired), "{refused:?}");
+    let on_behalf = Principal {
+        credential: Credential::OnBehalf { of: owner.user_id },
+        ..owner
+    };
+    let refused = identity.create_api_key(&on_behalf, "backdoor", None).await.unwrap_err();
+    assert!(matches!(refused, Error::SessionRequired), "{refused:?}");
+
+    let url = serve_as(&identity, by_key, "10.0.0.1".parse().unwrap()).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/api/v1/api-keys"))
+        .json(&serde_json::json!({ "name": "backdoor" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "session_required", "{problem}");
+    assert_eq!(
+        identity.api_keys(&owner).await.unwrap().len(),
+        1,
+        "only the first key exists"
+    );
+}
+
+async fn live_keys_are_capped_and_every_one_is_listed(pool: Pool) {
+    let identity = service(pool).await;
+    let owner = partner(&identity, "p@example.com").await;
+    let max = 100;
+    for n in 0..max - 2 {
+        identity.create_api_key(&owner, &format!("k{n}"), None).await.unwrap();
+    }
+    // Racing creations never pass the cap: two of ten fit.
+    let racers: Vec<_> = (0..10)
+        .map(|n| {
+            let identity = identity.clone();
+            tokio::spawn(async move { identity.create_api_key(&owner, &format!("racer {n}"), None).await })
+        })
+        .collect();
+    let mut created = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(Error::TooManyApiKeys { max: 100 }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 2);
+    let listed = identity.api_keys(&owner).await.unwrap();
+    assert_eq!(listed.len(), max);
+
+    // A revoked key frees its place, and stays listed after the live ones it was made before.
+    identity.revoke_api_key(&owner, listed[0].id).await.unwrap();
+    let (newest, _) = identity.create_api_key(&owner, "after revoking", None).await.unwrap();
+    let listed = identity.api_keys(&owner).await.unwrap();
+    assert_eq!(listed.len(), max + 1);
+    assert!(listed[0].revoked_at.is_some());
+    assert_eq!(listed[max].id, newest.id);
+    assert!(listed[1..].iter().all(|k| k.revoked_at.is_none()));
+    assert!(matches!(
+        identity.create_api_key(&owner, "one too many", None).await.unwrap_err(),
+        Error::TooManyApiKeys { max: 100 }
+    ));
 }

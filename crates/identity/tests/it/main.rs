@@ -9,6 +9,9 @@ mod sealing;
 mod sessions;
 mod signing_keys;
 
+use std::net::IpAddr;
+
+use phoenix_api::{ClientIp, Principal};
 use phoenix_db::Pool;
 use phoenix_identity::{Login, Options, Service, Session};
 use phoenix_ratelimit::Limiter;
@@ -51,4 +54,19 @@ pub fn code_at(secret: &str, unix_secs: u64) -> String {
 
 pub fn now() -> u64 {
     time::OffsetDateTime::now_utc().unix_timestamp() as u64
+}
+
+/// Serves identity's API on a free loopback port to requests made as `principal` from `client_ip` (what the
+/// gateway would attach); returns the base URL.
+pub async fn serve_as(service: &Service, principal: Principal, client_ip: IpAddr) -> String {
+    let router = phoenix_identity::api()
+        .with_state(service.clone())
+        .split_for_parts()
+        .0
+        .layer(axum::Extension(principal))
+        .layer(axum::Extension(ClientIp(Some(client_ip))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
 }

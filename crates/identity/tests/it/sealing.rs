@@ -28,7 +28,7 @@ async fn with_totp(identity: &Service, email: &str) -> (Uuid, String) {
     let user = identity.register(email, PASSWORD, "Ann").await.unwrap();
     let setup = identity.setup_totp(user.id).await.unwrap();
     identity
-        .enable_totp(user.id, &code_at(&setup.secret, now()))
+        .enable_totp(user.id, &code_at(&setup.secret, now()), None)
         .await
         .unwrap();
     (user.id, setup.secret)
