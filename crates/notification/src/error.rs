@@ -14,6 +14,8 @@ pub enum Error {
     Transactional { kind: String },
     #[error("a {status} delivery cannot be replayed")]
     NotReplayable { status: &'static str },
+    #[error("{reason}: its webhooks cannot be replayed")]
+    EndpointUnavailable { reason: &'static str },
     #[error("webhooks belong to an organization and this principal has none")]
     NoOrganization,
     #[error("notification options are not valid: {reason}")]
@@ -54,6 +56,7 @@ impl From<Error> for Problem {
             }
             Error::Transactional { .. } => Problem::unprocessable("transactional_message", error.to_string()),
             Error::NotReplayable { .. } => Problem::conflict("not_replayable", error.to_string()),
+            Error::EndpointUnavailable { .. } => Problem::conflict("endpoint_unavailable", error.to_string()),
             Error::NoOrganization => Problem::unprocessable("organization_required", error.to_string()),
             Error::Db(phoenix_db::Error::Sql(sqlx::Error::PoolTimedOut)) => Problem::unavailable(&error, 1),
             Error::Config { .. } | Error::Corrupt { .. } | Error::Db(_) | Error::Sealed(_) => Problem::internal(&error),

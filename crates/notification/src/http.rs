@@ -208,7 +208,9 @@ async fn dead_deliveries(State(service): State<Service>, Query(query): Query<Dea
     }))
 }
 
-/// Sends a delivery again (a dead webhook, a lost email): a fresh round of attempts, the same `webhook-id`.
+/// Sends a delivery again (a dead webhook, a lost email): a fresh round of attempts, the same `webhook-id`. A pending
+/// or cancelled delivery is 409 `not_replayable`; a webhook whose endpoint was deleted or disabled (after answering
+/// 410 Gone) is 409 `endpoint_unavailable`.
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/replay", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 202, body = DeliveryView), (status = 404, body = Problem), (status = 409, body = Problem)))]

@@ -5,15 +5,42 @@ use phoenix_db::Timestamp;
 use uuid::Uuid;
 
 use crate::handler::{EVENT_TYPES, Kind};
-use crate::store::{Attempt, Channel, Delivery, Endpoint, StoredPreferences, StoredTemplate};
+use crate::store::{
+    Attempt, Channel, Delivery, Disabled, Endpoint, StoredPreferences, StoredTemplate, why_unavailable,
+};
 use crate::template::{self, LOCALES, Template};
 use crate::{Error, Service, webhook};
 
 /// Roles that manage their organization's webhooks.
 pub const WEBHOOK_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Operator, Role::Admin];
 
-/// The most event types one endpoint subscribes to, and the longest description.
-const MAX_DESCRIPTION_LEN: usize = 500;
+/// The longest endpoint description, in characters.
+const MAX_DESCRIPTION_CHARS: usize = 500;
+
+/// The event types an endpoint subscribes to: known ones, each once, sorted. Duplicates are dropped before
+/// anything is counted, so naming a type twice is no mistake.
+fn parse_event_types(mut event_types: Vec<String>) -> Result<Vec<String>, String> {
+    event_types.sort();
+    event_types.dedup();
+    if event_types.is_empty() {
+        return Err("name at least one event type".to_owned());
+    }
+    match event_types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
+        Some(unknown) => Err(format!("unknown event type {unknown}")),
+        None => Ok(event_types),
+    }
+}
+
+/// A description is for people: counted in characters (not bytes, so accents cost no more), no control characters.
+fn check_description(description: &str) -> Result<(), String> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(format!("must be at most {MAX_DESCRIPTION_CHARS} characters"));
+    }
+    if description.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(())
+}
 
 impl Service {
     /// A booking's delivery log, if `principal` may see it: the booking's customer, members (agent, partner,
@@ -64,8 +91,24 @@ impl Service {
         self.inner.store.attempts(delivery_id).await
     }
 
-    /// Sends a delivery again (support, admin): a fresh round of attempts, the same webhook id.
+    /// Sends a delivery again (support, admin): a fresh round of attempts, the same webhook id. A webhook whose
+    /// endpoint was deleted or disabled is refused here rather than queued only to be skipped.
     pub async fn replay(&self, id: Uuid) -> Result<Delivery, Error> {
+        let delivery = self
+            .inner
+            .store
+            .delivery(id)
+            .await?
+            .ok_or(Error::NotFound { what: "delivery" })?;
+        if delivery.channel == Channel::Webhook {
+            let endpoint = match delivery.endpoint_id {
+                Some(endpoint_id) => self.inner.store.endpoint(endpoint_id).await?,
+                None => None,
+            };
+            if let Some(reason) = why_unavailable(endpoint.as_ref()) {
+                return Err(Error::EndpointUnavailable { reason });
+            }
+        }
         let now = Timestamp::now();
         let window = time::Duration::hours(i64::from(self.inner.options.retry_window_hours));
         if !self.inner.store.replay(id, now, now + window).await? {
@@ -165,6 +208,9 @@ impl Service {
             return Err(Error::NotFound { what: "template" });
         }
         template
+            .check_characters()
+            .map_err(|(part, message)| Error::invalid(part, message))?;
+        template
             .validate(channel, locale)
             .map_err(|detail| Error::TemplateInvalid { detail })?;
         self.inner
@@ -191,24 +237,10 @@ impl Service {
         let organization_id = principal.organization_id.ok_or(Error::NoOrganization)?;
         let url = webhook::parse_url(url, &webhook::Targets::of(&self.inner.options))
             .map_err(|message| Error::invalid("url", message))?;
-        if event_types.is_empty() || event_types.len() > EVENT_TYPES.len() {
-            return Err(Error::invalid("event_types", "name at least one event type"));
+        let event_types = parse_event_types(event_types).map_err(|message| Error::invalid("event_types", message))?;
+        if let Some(description) = &description {
+            check_description(description).map_err(|message| Error::invalid("description", message))?;
         }
-        if let Some(unknown) = event_types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
-            return Err(Error::invalid("event_types", format!("unknown event type {unknown}")));
-        }
-        if description
-            .as_ref()
-            .is_some_and(|d| d.len() > MAX_DESCRIPTION_LEN || d.chars().any(char::is_control))
-        {
-            return Err(Error::invalid(
-                "description",
-                "at most 500 characters, no control characters",
-            ));
-        }
-        let mut event_types = event_types;
-        event_types.sort();
-        event_types.dedup();
         let secret = webhook::new_secret().map_err(|_| Error::Config {
             reason: "no randomness".to_owned(),
         })?;
@@ -253,7 +285,7 @@ impl Service {
         if !mine || endpoint.disabled_at.is_some() {
             return Err(not_found);
         }
-        self.inner.store.disable_endpoint(id, "deleted").await?;
+        self.inner.store.disable_endpoint(id, Disabled::Deleted).await?;
         Ok(())
     }
 }

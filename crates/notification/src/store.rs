@@ -10,7 +10,7 @@ use crate::Error;
 mod endpoints;
 mod settings;
 
-pub use endpoints::{Endpoint, MAX_ENDPOINTS_PER_ORGANIZATION, Subscription};
+pub use endpoints::{Disabled, Endpoint, MAX_ENDPOINTS_PER_ORGANIZATION, Subscription, why_unavailable};
 pub use settings::{StoredPreferences, StoredTemplate};
 
 /// How a message travels.

@@ -159,6 +159,27 @@ impl Template {
         self.render(&Notice::sample(), channel, locale).map(|_| ())
     }
 
+    /// Refuses control characters where they do not belong, naming the part: any in the subject, which becomes one
+    /// header line (a CR/LF there would start another header: `Bcc:`), and any but line breaks and tabs in the
+    /// bodies.
+    pub fn check_characters(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.subject.as_deref().is_some_and(|s| s.chars().any(char::is_control)) {
+            return Err(("subject", "must be one line without control characters"));
+        }
+        let in_body = |c: char| !c.is_control() || matches!(c, '\n' | '\r' | '\t');
+        let bodies = [("text", Some(self.text.as_str())), ("html", self.html.as_deref())];
+        match bodies
+            .into_iter()
+            .find(|(_, body)| body.is_some_and(|b| !b.chars().all(in_body)))
+        {
+            Some((part, _)) => Err((
+                part,
+                "must not contain control characters other than line breaks and tabs",
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Renders every part for `notice` in `locale`.
     pub fn render(&self, notice: &Notice, channel: Channel, locale: &str) -> Result<Rendered, String> {
         let env = environment();

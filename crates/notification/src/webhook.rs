@@ -3,7 +3,7 @@
 //! seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed with the
 //! base64-decoded part of the endpoint's `whsec_...` secret.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -55,21 +55,31 @@ pub fn sign(secret: &str, message_id: &str, timestamp: i64, body: &[u8]) -> Opti
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation 2001:db8::/32
-                || (first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 64:ff9b::/96 reaches IPv4 inside
-                || v6.segments()[..6] == [0; 6]) // IPv4-compatible ::a.b.c.d (deprecated)
-        }
+        IpAddr::V6(v6) => is_public_v6(v6),
     }
+}
+
+/// IPv6 by the IANA special-purpose registry. Only global unicast (2000::/3) is public, which leaves out loopback,
+/// unspecified, IPv4-compatible, NAT64 (64:ff9b::/96, 64:ff9b:1::/48: they reach IPv4 through a translator that
+/// may sit inside), discard-only (100::/64), SRv6 (5f00::/16), unique local (fc00::/7), link-local (fe80::/10),
+/// site-local (fec0::/10) and multicast (ff00::/8), and any block assigned later outside it. Within 2000::/3, the
+/// IETF protocol block (2001::/23: Teredo 2001::/32, which tunnels to an IPv4 address, benchmarking, ORCHID) and
+/// documentation (2001:db8::/32, 3fff::/20) are not public either, and 6to4 (2002::/16) is as public as the IPv4
+/// address it embeds.
+fn is_public_v6(v6: Ipv6Addr) -> bool {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return is_public_v4(v4);
+    }
+    let [first, second, third, ..] = v6.segments();
+    let global_unicast = (first & 0xe000) == 0x2000;
+    let ietf_protocols = first == 0x2001 && second < 0x0200; // 2001::/23
+    let documentation = (first == 0x2001 && second == 0x0db8) || (first & 0xfff0) == 0x3ff0; // 2001:db8::/32, 3fff::/20
+    if first == 0x2002 {
+        let [a, b] = second.to_be_bytes();
+        let [c, d] = third.to_be_bytes();
+        return is_public_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    global_unicast && !ietf_protocols && !documentation
 }
 
 fn is_public_v4(v4: Ipv4Addr) -> bool {
@@ -215,6 +225,9 @@ mod tests {
             "http://0.0.0.0/",
             "http://[fd00::1]/",
             "http://[fe80::1]/",
+            "http://[fec0::1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2001::1]/",
         ] {
             assert_eq!(
                 parse_url(private, &PUBLIC_ONLY).unwrap_err(),
@@ -267,6 +280,9 @@ mod tests {
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
             "100.63.255.255",
+            "2002:808:808::1",
+            "2001:200::1",
+            "2a00:1450:4001:82b::200e",
         ];
         let private = [
             "127.0.0.1",
@@ -293,6 +309,24 @@ mod tests {
             "ff02::1",
             "2001:db8::1",
             "64:ff9b::a00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::1",
+            "fec0::1",
+            "feff::1",
+            "2002:7f00:1::",
+            "2002:a00:1::1",
+            "2002:a9fe:a9fe::",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:1ff:ffff::1",
+            "100::1",
+            "3fff::1",
+            "5f00::1",
+            "ff0e::1",
+            "::2",
+            "4000::1",
         ];
         for ip in public {
             assert!(is_public(ip.parse().unwrap()), "{ip}");

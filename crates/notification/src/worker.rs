@@ -12,7 +12,7 @@ use phoenix_db::Timestamp;
 
 use crate::handler::Kind;
 use crate::sender::{Failure, Sent};
-use crate::store::{Channel, Delivery, Status, Store};
+use crate::store::{Channel, Delivery, Disabled, Status, Store, why_unavailable};
 use crate::template::{self, Notice, Template};
 use crate::{Error, Service, webhook};
 
@@ -121,9 +121,7 @@ impl Service {
                 if failure.gone
                     && let Some(endpoint_id) = delivery.endpoint_id
                 {
-                    store
-                        .disable_endpoint(endpoint_id, "the endpoint answered 410 Gone")
-                        .await?;
+                    store.disable_endpoint(endpoint_id, Disabled::Gone).await?;
                 }
                 count(&delivery, if dead { "dead" } else { "retry" });
                 Ok(if dead { Outcome::Dead } else { Outcome::Retrying })
@@ -131,7 +129,7 @@ impl Service {
         }
     }
 
-    /// A reminder whose user opted out after it was scheduled, or a webhook whose endpoint was deleted.
+    /// A reminder whose user opted out after it was scheduled, or a webhook whose endpoint was deleted or disabled.
     async fn reason_to_skip(&self, delivery: &Delivery) -> Result<Option<&'static str>, Error> {
         let store = &self.inner.store;
         match delivery.channel {
@@ -140,9 +138,7 @@ impl Service {
                     Some(id) => store.endpoint(id).await?,
                     None => None,
                 };
-                Ok(endpoint
-                    .is_none_or(|e| e.disabled_at.is_some())
-                    .then_some("the endpoint was deleted"))
+                Ok(why_unavailable(endpoint.as_ref()))
             }
             Channel::Sms if !self.inner.senders.sms_enabled() => Ok(Some("no SMS provider is configured")),
             Channel::Email | Channel::Sms => {

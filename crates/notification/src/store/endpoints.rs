@@ -33,6 +33,40 @@ impl Endpoint {
     }
 }
 
+/// Why an endpoint stopped taking calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabled {
+    /// Deleted by its organization (or an admin).
+    Deleted,
+    /// The receiver answered 410 Gone.
+    Gone,
+}
+
+impl Disabled {
+    /// As `disabled_reason` holds it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Disabled::Deleted => "deleted",
+            Disabled::Gone => "the endpoint answered 410 Gone",
+        }
+    }
+}
+
+/// Why a webhook can no longer go to `endpoint` (`None`: no such endpoint), in words for the delivery log and
+/// support; `None` while it takes calls. Support must not read "deleted" when the receiver turned it off.
+pub fn why_unavailable(endpoint: Option<&Endpoint>) -> Option<&'static str> {
+    let endpoint = match endpoint {
+        None => return Some("the endpoint was deleted"),
+        Some(endpoint) => endpoint,
+    };
+    endpoint.disabled_at?;
+    if endpoint.disabled_reason.as_deref() == Some(Disabled::Gone.as_str()) {
+        Some("the endpoint was disabled after answering 410 Gone")
+    } else {
+        Some("the endpoint was deleted")
+    }
+}
+
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint")
@@ -188,7 +222,7 @@ impl Store {
     }
 
     /// Disables an endpoint (deleted by its organization, or gone at the receiver); false when it already was.
-    pub async fn disable_endpoint(&self, id: Uuid, reason: &str) -> Result<bool, Error> {
+    pub async fn disable_endpoint(&self, id: Uuid, why: Disabled) -> Result<bool, Error> {
         let n = dispatch!(&self.pool, conn => {
             sqlx::query(
                 "UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3
@@ -196,7 +230,7 @@ impl Store {
             )
             .bind(id)
             .bind(Timestamp::now())
-            .bind(reason)
+            .bind(why.as_str())
             .execute(conn)
             .await
             .map(|done| done.rows_affected())

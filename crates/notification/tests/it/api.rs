@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
         the_delivery_log_shows_a_booking_to_its_people_only,
         transactional_messages_cannot_be_opted_out_of,
         admins_edit_templates_that_must_render,
+        template_subjects_are_one_line_and_bodies_keep_their_line_breaks,
         admins_see_the_events_the_consumer_gave_up_on,
     ]
 );
@@ -137,6 +138,57 @@ async fn admins_edit_templates_that_must_render(pool: Pool) {
         .0,
         404
     );
+}
+
+async fn template_subjects_are_one_line_and_bodies_keep_their_line_breaks(pool: Pool) {
+    let service = service(pool, options()).await;
+    let admin = principal(&[Role::Admin], None);
+    let email = "/api/v1/notifications/templates/confirmed/email/en";
+    let sms = "/api/v1/notifications/templates/confirmed/sms/en";
+    for (uri, template, field) in [
+        (
+            email,
+            json!({ "subject": "Hi\r\nBcc: evil@example.com", "text": "x", "html": "<p>x</p>" }),
+            "subject",
+        ),
+        (
+            email,
+            json!({ "subject": "Hi\tthere", "text": "x", "html": "<p>x</p>" }),
+            "subject",
+        ),
+        (
+            email,
+            json!({ "subject": "Hi", "text": "bell \u{7}", "html": "<p>x</p>" }),
+            "text",
+        ),
+        (
+            email,
+            json!({ "subject": "Hi", "text": "x", "html": "<p>\u{1b}[31m</p>" }),
+            "html",
+        ),
+        (sms, json!({ "text": "Booking {{ locator }}\u{0}" }), "text"),
+    ] {
+        let (status, problem) = call(&service, &admin, "PUT", uri, Some(template)).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some(field)),
+            "{problem}"
+        );
+    }
+    let (_, list) = call(&service, &admin, "GET", "/api/v1/notifications/templates", None).await;
+    let customized = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["customized"] == true)
+        .count();
+    assert_eq!(customized, 0, "nothing refused was stored");
+
+    let multi_line = json!({ "subject": "Confirmed: {{ locator }}", "text": "Booking {{ locator }}\r\n\tTotal {{ total }}\n",
+        "html": "<p>\n{{ locator }}\n</p>" });
+    assert_eq!(call(&service, &admin, "PUT", email, Some(multi_line)).await.0, 200);
+    let sms_lines = json!({ "text": "Booking {{ locator }}\nTotal {{ total }}" });
+    assert_eq!(call(&service, &admin, "PUT", sms, Some(sms_lines)).await.0, 200);
 }
 
 /// A booking event the consumer cannot read becomes a dead letter; admins (only) list it.

@@ -25,6 +25,8 @@ phoenix_db::contract_suite!(
         an_allowed_private_network_is_called_and_no_other,
         secrets_are_stored_sealed_and_one_kept_in_clear_is_sealed_at_start,
         support_pages_through_dead_deliveries_newest_first,
+        event_types_count_once_and_descriptions_count_characters,
+        an_endpoint_gone_or_deleted_is_named_and_not_replayed,
     ]
 );
 
@@ -331,6 +333,10 @@ async fn endpoints_on_the_platforms_own_network_are_never_called(pool: Pool) {
         url.replace("127.0.0.1", "[::ffff:127.0.0.1]"),
         url.replace("127.0.0.1", "2130706433"),
         "http://169.254.169.254/latest/meta-data/".to_owned(),
+        // Site-local, 6to4 around 127.0.0.1, Teredo.
+        url.replace("127.0.0.1", "[fec0::1]"),
+        url.replace("127.0.0.1", "[2002:7f00:1::]"),
+        url.replace("127.0.0.1", "[2001::1]"),
     ];
     assert_refused(&service, &booking, &spellings).await;
 
@@ -547,4 +553,159 @@ async fn support_pages_through_dead_deliveries_newest_first(pool: Pool) {
         let (status, problem) = page(bad).await;
         assert_eq!(status, 422, "{bad}: {problem}");
     }
+}
+
+async fn event_types_count_once_and_descriptions_count_characters(pool: Pool) {
+    let service = service(pool, options()).await;
+    let partner = principal(&[Role::Partner], Some(uuid::Uuid::now_v7()));
+    let create = async |event_types: serde_json::Value, description: &str| {
+        let body = json!({ "url": "https://partner.example.com/hooks", "event_types": event_types,
+            "description": description });
+        call(&service, &partner, "POST", "/api/v1/webhooks", Some(body)).await
+    };
+    let twelve_times = vec!["booking.confirmed.v1"; 12];
+    let (status, created) = create(json!(twelve_times), "twelve times one type").await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["event_types"], json!(["booking.confirmed.v1"]));
+    let types = ["booking.confirmed.v1", "booking.cancelled.v1", "payment.refunded.v1"];
+    let (status, created) = create(json!([types, types, types, types].concat()), "each four times").await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        created["event_types"],
+        json!(["booking.cancelled.v1", "booking.confirmed.v1", "payment.refunded.v1"])
+    );
+    let accents = "é".repeat(500);
+    let (status, created) = create(json!(["payment.refunded.v1"]), &accents).await;
+    assert_eq!(status, 201, "500 characters of two bytes each: {created}");
+    assert_eq!(created["description"], json!(accents));
+
+    for (event_types, description, field, message) in [
+        (json!([]), "none", "event_types", "name at least one event type"),
+        (
+            json!(["booking.nothing.v1", "booking.nothing.v1"]),
+            "unknown",
+            "event_types",
+            "unknown event type booking.nothing.v1",
+        ),
+        (
+            json!(["payment.refunded.v1"]),
+            &"é".repeat(501),
+            "description",
+            "must be at most 500 characters",
+        ),
+        (
+            json!(["payment.refunded.v1"]),
+            "two\nlines",
+            "description",
+            "must not contain control characters",
+        ),
+    ] {
+        let (status, problem) = create(event_types, description).await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+        assert_eq!(problem["errors"][0]["message"], message, "{problem}");
+    }
+}
+
+async fn an_endpoint_gone_or_deleted_is_named_and_not_replayed(pool: Pool) {
+    let (receiver, url) = start_receiver(410).await;
+    // One delivery a pass: the first call's 410 disables the endpoint before the second is taken.
+    let one_at_a_time = Options {
+        batch_size: 1,
+        ..options()
+    };
+    let service = service(pool, one_at_a_time).await;
+    let first = Booking::new();
+    let second = Booking {
+        organization_id: first.organization_id,
+        ..Booking::new()
+    };
+    register(&service, &first, &receiver, &url, &["booking.cancelled.v1"]).await;
+    for booking in [&first, &second] {
+        consumer(&service)
+            .apply(&[booking.event("booking.cancelled.v1", 0)])
+            .await
+            .unwrap();
+    }
+    let (gone, queued) = (
+        webhook_delivery(&service, &first).await,
+        webhook_delivery(&service, &second).await,
+    );
+    crate::deliver_until(&service, "the queued call skipped", async || {
+        service.delivery(queued.id).await.unwrap().unwrap().status == Status::Skipped
+    })
+    .await;
+    let gone = service.delivery(gone.id).await.unwrap().unwrap();
+    assert_eq!(
+        (gone.status, gone.last_error.as_deref()),
+        (Status::Dead, Some("endpoint answered 410 Gone"))
+    );
+    let skipped = service.delivery(queued.id).await.unwrap().unwrap();
+    assert_eq!(
+        skipped.last_error.as_deref(),
+        Some("the endpoint was disabled after answering 410 Gone")
+    );
+    assert_eq!(receiver.received.lock().unwrap().calls.len(), 1);
+
+    // Replaying either would only skip it again: refused, saying why.
+    let support = principal(&[Role::Support], None);
+    for delivery in [gone.id, skipped.id] {
+        let uri = format!("/api/v1/notifications/{delivery}/replay");
+        let (status, problem) = call(&service, &support, "POST", &uri, None).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (409, Some("endpoint_unavailable")),
+            "{problem}"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("disabled after answering 410 Gone"),
+            "{problem}"
+        );
+    }
+
+    // An endpoint its organization deleted is named as deleted.
+    let (live, live_url) = start_receiver(500).await;
+    let third = Booking {
+        organization_id: Some(uuid::Uuid::now_v7()),
+        ..Booking::new()
+    };
+    register(&service, &third, &live, &live_url, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[third.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let hook = webhook_delivery(&service, &third).await;
+    let dead = delivered_dead(&service, &hook).await;
+    let agent = principal(&[Role::Agent], third.organization_id);
+    let (_, list) = call(&service, &agent, "GET", "/api/v1/webhooks", None).await;
+    let endpoint = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &service,
+        &agent,
+        "DELETE",
+        &format!("/api/v1/webhooks/{endpoint}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, problem) = call(
+        &service,
+        &support,
+        "POST",
+        &format!("/api/v1/notifications/{}/replay", dead.id),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("endpoint_unavailable")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("the endpoint was deleted"),
+        "{problem}"
+    );
 }
