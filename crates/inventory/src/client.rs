@@ -269,6 +269,7 @@ fn bucket(item: ItemResponse) -> Result<Bucket, Error> {
         overbooking_limit: item.overbooking_limit,
         held: item.held,
         sold: item.sold,
+        asked_capacity: item.asked_capacity,
     })
 }
 

@@ -458,7 +458,7 @@ impl Apply {
     fn resize(
         &mut self,
         item_id: &ItemId,
-        (mut size, keep_committed): (Size, bool),
+        (size, keep_committed): (Size, bool),
         organization_id: Option<Uuid>,
         authority: Authority,
     ) -> Result<(Bucket, bool), Error> {
@@ -468,11 +468,8 @@ impl Apply {
         {
             return Err(Error::NotOwner);
         }
-        if let (Some(bucket), true) = (&existing, keep_committed) {
-            size.capacity = size.capacity.max(bucket.held + bucket.sold - size.overbooking_limit);
-        }
         self.ledger
-            .resize(item_id, size, organization_id)
+            .resize(item_id, size, organization_id, keep_committed)
             .map_err(|committed| Error::BelowCommitted {
                 item_id: item_id.clone(),
                 committed,

@@ -70,12 +70,17 @@ pub struct ItemResponse {
     pub sold: i64,
     /// Units a new hold could take now.
     pub available: i64,
+    /// What was last asked for when more was already held and sold (`keep_committed`): the capacity keeps those
+    /// units, sells no more, and comes down to this as they are released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asked_capacity: Option<i64>,
 }
 
 impl From<Bucket> for ItemResponse {
     fn from(bucket: Bucket) -> ItemResponse {
         ItemResponse {
             available: bucket.available(),
+            asked_capacity: bucket.asked_capacity,
             item_id: bucket.item_id.to_string(),
             organization_id: bucket.organization_id,
             capacity: bucket.capacity,

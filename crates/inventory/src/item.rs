@@ -63,6 +63,9 @@ pub struct Bucket {
     /// Units in holds that are neither confirmed, released nor expired.
     pub held: i64,
     pub sold: i64,
+    /// The capacity its manager asked for when more was already held and sold (`keep_committed`): the capacity
+    /// keeps those units, sells no more, and comes down to this as they are released. None once it has.
+    pub asked_capacity: Option<i64>,
 }
 
 impl Bucket {

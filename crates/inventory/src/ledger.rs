@@ -17,6 +17,24 @@ struct Counts {
     size: Size,
     held: i64,
     sold: i64,
+    /// See [`Bucket::asked_capacity`].
+    asked: Option<i64>,
+}
+
+impl Counts {
+    /// After units were freed: a capacity kept above what was asked comes down with them, never below what is
+    /// still held and sold, and never below what was asked.
+    fn follow_asked(&mut self) {
+        let Some(asked) = self.asked else {
+            return;
+        };
+        let needed = self.held + self.sold - self.size.overbooking_limit;
+        self.size.capacity = self.size.capacity.min(needed.max(asked));
+        if self.size.capacity <= asked {
+            self.size.capacity = asked;
+            self.asked = None;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +79,8 @@ pub enum Change {
         size: Option<Size>,
         held_delta: i64,
         sold_delta: i64,
+        /// The bucket's asked capacity after the batch (written whatever it was).
+        asked: Option<i64>,
     },
 }
 
@@ -81,6 +101,7 @@ impl Ledger {
                     },
                     held: b.held,
                     sold: b.sold,
+                    asked: b.asked_capacity,
                 };
                 let entry = Entry {
                     organization_id: b.organization_id,
@@ -101,6 +122,7 @@ impl Ledger {
             overbooking_limit: e.now.size.overbooking_limit,
             held: e.now.held,
             sold: e.now.sold,
+            asked_capacity: e.now.asked,
         })
     }
 
@@ -145,14 +167,20 @@ impl Ledger {
         })
     }
 
-    /// A held hold's units return to stock (released or expired).
+    /// A held hold's units return to stock (released or expired), or leave with a capacity kept for them.
     pub fn release_held(&mut self, lines: &[Line]) -> Result<(), Broken> {
-        self.apply(lines, |c, q| c.held -= q)
+        self.apply(lines, |c, q| {
+            c.held -= q;
+            c.follow_asked();
+        })
     }
 
-    /// A confirmed hold's units return to stock (a cancelled booking).
+    /// A confirmed hold's units return to stock (a cancelled booking), or leave with a capacity kept for them.
     pub fn release_sold(&mut self, lines: &[Line]) -> Result<(), Broken> {
-        self.apply(lines, |c, q| c.sold -= q)
+        self.apply(lines, |c, q| {
+            c.sold -= q;
+            c.follow_asked();
+        })
     }
 
     fn apply(&mut self, lines: &[Line], change: impl Fn(&mut Counts, i64)) -> Result<(), Broken> {
@@ -180,18 +208,37 @@ impl Ledger {
         Ok(())
     }
 
-    /// Creates a bucket, or resizes one. Shrinking below what is held plus sold is refused with that amount.
-    pub fn resize(&mut self, item_id: &ItemId, size: Size, organization_id: Option<Uuid>) -> Result<(), i64> {
+    /// Creates a bucket, or resizes one. Shrinking below what is held plus sold is refused with that amount, unless
+    /// `keep_committed`: the capacity is then what those units need, and follows them down to `size` as they are
+    /// released (a close-out after sales sells no more, even once a booking is cancelled).
+    pub fn resize(
+        &mut self,
+        item_id: &ItemId,
+        mut size: Size,
+        organization_id: Option<Uuid>,
+        keep_committed: bool,
+    ) -> Result<(), i64> {
         match self.entries.get_mut(item_id) {
             Some(entry) => {
                 let committed = entry.now.held + entry.now.sold;
+                let mut asked = None;
                 if committed > size.limit() {
-                    return Err(committed);
+                    if !keep_committed {
+                        return Err(committed);
+                    }
+                    asked = Some(size.capacity);
+                    size.capacity = committed - size.overbooking_limit;
                 }
                 entry.now.size = size;
+                entry.now.asked = asked;
             }
             None => {
-                let counts = Counts { size, held: 0, sold: 0 };
+                let counts = Counts {
+                    size,
+                    held: 0,
+                    sold: 0,
+                    asked: None,
+                };
                 self.entries.insert(
                     item_id.clone(),
                     Entry {
@@ -219,6 +266,7 @@ impl Ledger {
                         overbooking_limit: entry.now.size.overbooking_limit,
                         held: entry.now.held,
                         sold: entry.now.sold,
+                        asked_capacity: None,
                     },
                 }),
                 Some(before) if before != entry.now => Some(Change::Updated {
@@ -226,6 +274,7 @@ impl Ledger {
                     size: (before.size != entry.now.size).then_some(entry.now.size),
                     held_delta: entry.now.held - before.held,
                     sold_delta: entry.now.sold - before.sold,
+                    asked: entry.now.asked,
                 }),
                 Some(_) => None,
             })
@@ -249,6 +298,7 @@ mod tests {
             overbooking_limit,
             held,
             sold,
+            asked_capacity: None,
         }
     }
 
@@ -347,17 +397,17 @@ mod tests {
             capacity: 9,
             overbooking_limit: 1,
         };
-        assert_eq!(ledger.resize(&id("a"), small, None), Err(11));
+        assert_eq!(ledger.resize(&id("a"), small, None, false), Err(11));
         let exact = Size {
             capacity: 11,
             overbooking_limit: 0,
         };
-        assert_eq!(ledger.resize(&id("a"), exact, None), Ok(()));
+        assert_eq!(ledger.resize(&id("a"), exact, None, false), Ok(()));
         let new = Size {
             capacity: 5,
             overbooking_limit: 0,
         };
-        ledger.resize(&id("b"), new, Some(Uuid::nil())).unwrap();
+        ledger.resize(&id("b"), new, Some(Uuid::nil()), false).unwrap();
         let changes = ledger.changes();
         assert_eq!(changes.len(), 2);
         assert!(
@@ -378,8 +428,76 @@ mod tests {
                 item_id: id("a"),
                 size: None,
                 held_delta: 0,
-                sold_delta: 3
+                sold_delta: 3,
+                asked: None,
             }]
         );
+    }
+
+    /// A close-out after sales keeps the units sold and held, sells no more, and follows them down to what was asked
+    /// as they are released, whichever way they go (a cancelled sale, a released or expired hold).
+    #[test]
+    fn a_capacity_kept_for_committed_units_follows_them_down_to_what_was_asked() {
+        let mut ledger = Ledger::new([bucket("a", 10, 1, 2, 3)]);
+        let closed = Size {
+            capacity: 0,
+            overbooking_limit: 1,
+        };
+        ledger.resize(&id("a"), closed, None, true).unwrap();
+        let kept = ledger.bucket(&id("a")).unwrap();
+        assert_eq!((kept.capacity, kept.asked_capacity, kept.available()), (4, Some(0), 0));
+        assert!(matches!(
+            ledger.reserve(&lines(&[("a", 1)])),
+            Err(Refusal::Insufficient(_))
+        ));
+
+        ledger.release_sold(&lines(&[("a", 2)])).unwrap();
+        let fewer = ledger.bucket(&id("a")).unwrap();
+        assert_eq!(
+            (fewer.capacity, fewer.asked_capacity, fewer.available()),
+            (2, Some(0), 0)
+        );
+        ledger.release_held(&lines(&[("a", 2)])).unwrap();
+        let one_left = ledger.bucket(&id("a")).unwrap();
+        assert_eq!(
+            (one_left.capacity, one_left.asked_capacity),
+            (0, None),
+            "the overbooking limit covers one sold"
+        );
+        assert_eq!(one_left.available(), 0);
+        ledger.release_sold(&lines(&[("a", 1)])).unwrap();
+        let done = ledger.bucket(&id("a")).unwrap();
+        assert_eq!((done.capacity, done.asked_capacity, done.available()), (0, None, 1));
+        assert!(matches!(
+            &ledger.changes()[0],
+            Change::Updated { size: Some(s), asked: None, .. } if s.capacity == 0
+        ));
+
+        // A resize that fits (or a plain one) asks for nothing more.
+        let mut again = Ledger::new([bucket("b", 5, 0, 0, 3)]);
+        again
+            .resize(
+                &id("b"),
+                Size {
+                    capacity: 1,
+                    overbooking_limit: 0,
+                },
+                None,
+                true,
+            )
+            .unwrap();
+        assert_eq!(again.bucket(&id("b")).unwrap().asked_capacity, Some(1));
+        again
+            .resize(
+                &id("b"),
+                Size {
+                    capacity: 4,
+                    overbooking_limit: 0,
+                },
+                None,
+                true,
+            )
+            .unwrap();
+        assert_eq!(again.bucket(&id("b")).unwrap().asked_capacity, None);
     }
 }

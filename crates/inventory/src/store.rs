@@ -68,6 +68,7 @@ struct BucketRow {
     overbooking_limit: i64,
     held: i64,
     sold: i64,
+    asked_capacity: Option<i64>,
 }
 
 impl BucketRow {
@@ -79,6 +80,7 @@ impl BucketRow {
             overbooking_limit: self.overbooking_limit,
             held: self.held,
             sold: self.sold,
+            asked_capacity: self.asked_capacity,
         })
     }
 }
@@ -96,7 +98,7 @@ const EFFECTIVE_BUCKET: &str = "SELECT b.item_id, b.organization_id, b.capacity,
         b.held - CAST(COALESCE((SELECT SUM(l.quantity) FROM hold_lines l
                            WHERE l.item_id = b.item_id AND l.active = TRUE AND l.expires_at <= $1), 0) AS BIGINT)
             AS held,
-        b.sold
+        b.sold, b.asked_capacity
     FROM buckets b";
 
 const HOLD_COLUMNS: &str =
@@ -356,14 +358,15 @@ impl Store {
             Tx::Postgres(tx) => {
                 // UNION ALL runs its branches in order, so every bucket is locked before any holder.
                 let rows = sqlx::query(
-                    "WITH b AS (SELECT item_id, organization_id, capacity, overbooking_limit, held, sold FROM buckets
-                                WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE),
+                    "WITH b AS (SELECT item_id, organization_id, capacity, overbooking_limit, held, sold, asked_capacity
+                                FROM buckets WHERE item_id = ANY($1) ORDER BY item_id FOR UPDATE),
                           h AS (SELECT holder_id, active_holds FROM holders
                                 WHERE holder_id = ANY($2) ORDER BY holder_id FOR UPDATE)
-                     SELECT item_id, organization_id, capacity, overbooking_limit, held, sold, NULL::uuid AS holder_id
+                     SELECT item_id, organization_id, capacity, overbooking_limit, held, sold, asked_capacity,
+                         NULL::uuid AS holder_id
                      FROM b
                      UNION ALL
-                     SELECT NULL, NULL, NULL, NULL, active_holds, NULL, holder_id FROM h",
+                     SELECT NULL, NULL, NULL, NULL, active_holds, NULL, NULL, holder_id FROM h",
                 )
                 .bind(&ids)
                 .bind(holder_ids)
@@ -384,6 +387,7 @@ impl Store {
                                 overbooking_limit: row.try_get("overbooking_limit")?,
                                 held: row.try_get("held")?,
                                 sold: row.try_get("sold")?,
+                                asked_capacity: row.try_get("asked_capacity")?,
                             }
                             .into_bucket()?,
                         ),
@@ -395,8 +399,8 @@ impl Store {
             Tx::Sqlite(tx) => {
                 let json = serde_json::to_string(&ids).map_err(|_| corrupt("item ids"))?;
                 let rows: Vec<BucketRow> = sqlx::query_as(
-                    "SELECT item_id, organization_id, capacity, overbooking_limit, held, sold FROM buckets
-                     WHERE item_id IN (SELECT value FROM json_each($1)) ORDER BY item_id",
+                    "SELECT item_id, organization_id, capacity, overbooking_limit, held, sold, asked_capacity
+                     FROM buckets WHERE item_id IN (SELECT value FROM json_each($1)) ORDER BY item_id",
                 )
                 .bind(json)
                 .fetch_all(&mut **tx)
@@ -593,7 +597,15 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         .execute(&mut *tx)
         .await?;
     }
-    let updated: Vec<(&ItemId, Option<crate::item::Size>, i64, i64)> = w
+    /// A bucket's [`Change::Updated`], as the batched UPDATE binds it.
+    struct Update<'a> {
+        item_id: &'a ItemId,
+        size: Option<crate::item::Size>,
+        held_delta: i64,
+        sold_delta: i64,
+        asked: Option<i64>,
+    }
+    let updated: Vec<Update<'_>> = w
         .buckets
         .iter()
         .filter_map(|c| match c {
@@ -602,7 +614,14 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
                 size,
                 held_delta,
                 sold_delta,
-            } => Some((item_id, *size, *held_delta, *sold_delta)),
+                asked,
+            } => Some(Update {
+                item_id,
+                size: *size,
+                held_delta: *held_delta,
+                sold_delta: *sold_delta,
+                asked: *asked,
+            }),
             Change::Created { .. } => None,
         })
         .collect();
@@ -611,24 +630,26 @@ async fn write_pg(tx: &mut sqlx::PgConnection, w: &Writes, now: Timestamp) -> Re
         let n = sqlx::query(
             "UPDATE buckets b SET held = b.held + u.dh, sold = b.sold + u.ds,
                  capacity = COALESCE(u.capacity, b.capacity),
-                 overbooking_limit = COALESCE(u.overbooking_limit, b.overbooking_limit), updated_at = $6
-             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])
-                 AS u(item_id, dh, ds, capacity, overbooking_limit)
+                 overbooking_limit = COALESCE(u.overbooking_limit, b.overbooking_limit), asked_capacity = u.asked,
+                 updated_at = $6
+             FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $7::bigint[])
+                 AS u(item_id, dh, ds, capacity, overbooking_limit, asked)
              WHERE b.item_id = u.item_id
                AND b.held + u.dh + b.sold + u.ds
                    <= COALESCE(u.capacity, b.capacity) + COALESCE(u.overbooking_limit, b.overbooking_limit)",
         )
-        .bind(updated.iter().map(|u| u.0.as_str()).collect::<Vec<_>>())
-        .bind(updated.iter().map(|u| u.2).collect::<Vec<_>>())
-        .bind(updated.iter().map(|u| u.3).collect::<Vec<_>>())
-        .bind(updated.iter().map(|u| u.1.map(|s| s.capacity)).collect::<Vec<_>>())
+        .bind(updated.iter().map(|u| u.item_id.as_str()).collect::<Vec<_>>())
+        .bind(updated.iter().map(|u| u.held_delta).collect::<Vec<_>>())
+        .bind(updated.iter().map(|u| u.sold_delta).collect::<Vec<_>>())
+        .bind(updated.iter().map(|u| u.size.map(|s| s.capacity)).collect::<Vec<_>>())
         .bind(
             updated
                 .iter()
-                .map(|u| u.1.map(|s| s.overbooking_limit))
+                .map(|u| u.size.map(|s| s.overbooking_limit))
                 .collect::<Vec<_>>(),
         )
         .bind(now)
+        .bind(updated.iter().map(|u| u.asked).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -778,11 +799,12 @@ async fn write_sqlite(
                 size,
                 held_delta,
                 sold_delta,
+                asked,
             } => {
                 let n = sqlx::query(
                     "UPDATE buckets SET held = held + $1, sold = sold + $2,
                          capacity = COALESCE($3, capacity), overbooking_limit = COALESCE($4, overbooking_limit),
-                         updated_at = $5
+                         updated_at = $5, asked_capacity = $7
                      WHERE item_id = $6
                        AND held + $1 + sold + $2 <= COALESCE($3, capacity) + COALESCE($4, overbooking_limit)",
                 )
@@ -792,6 +814,7 @@ async fn write_sqlite(
                 .bind(size.map(|s| s.overbooking_limit))
                 .bind(now)
                 .bind(item_id.as_str())
+                .bind(asked)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -10,6 +10,7 @@ phoenix_db::contract_suite!(
     [
         operators_manage_their_own_buckets_only,
         capacity_cannot_drop_below_what_is_committed,
+        a_close_out_after_sales_stays_closed_as_its_units_are_released,
         availability_lists_known_items,
         bad_sizes_and_ids_are_named,
         bulk_creation_skips_existing_buckets_and_names_new_ones_in_the_feed,
@@ -94,6 +95,56 @@ async fn capacity_cannot_drop_below_what_is_committed(pool: Pool) {
     assert_eq!(
         (bucket.capacity, bucket.held, bucket.sold, bucket.available()),
         (3, 0, 3, 0)
+    );
+}
+
+/// A night closed out after it sold rooms keeps them and sells no more, also once a booking of it is cancelled or a
+/// hold lapses: its capacity follows what is still sold down to the close-out, and a restart remembers where to.
+async fn a_close_out_after_sales_stays_closed_as_its_units_are_released(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    let night = "room:2:2026-12-01";
+    bucket(&inventory, night, 10).await;
+    let holder = crate::agent();
+    let held = inventory
+        .create_hold(&holder, request(&[(night, 2)]), None)
+        .await
+        .unwrap();
+    let sold = inventory
+        .create_hold(&holder, request(&[(night, 3)]), None)
+        .await
+        .unwrap();
+    inventory.confirm(&holder, sold.id).await.unwrap();
+    let (closed, _) = inventory
+        .put_item_keeping_committed(&admin(), night, 0, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (closed.capacity, closed.asked_capacity, closed.available()),
+        (5, Some(0), 0)
+    );
+
+    inventory.release(&holder, sold.id).await.unwrap();
+    let fewer = inventory.item(night).await.unwrap();
+    assert_eq!(
+        (fewer.capacity, fewer.asked_capacity, fewer.available()),
+        (2, Some(0), 0)
+    );
+    let refused = inventory.create_hold(&holder, request(&[(night, 1)]), None).await;
+    assert!(matches!(refused, Err(Error::Insufficient(_))), "{refused:?}");
+
+    let restarted = service(pool).await;
+    assert_eq!(restarted.item(night).await.unwrap().asked_capacity, Some(0));
+    restarted.release(&holder, held.id).await.unwrap();
+    let closed = restarted.item(night).await.unwrap();
+    assert_eq!(
+        (
+            closed.capacity,
+            closed.held,
+            closed.sold,
+            closed.asked_capacity,
+            closed.available()
+        ),
+        (0, 0, 0, None, 0)
     );
 }
 
