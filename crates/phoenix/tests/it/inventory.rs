@@ -247,8 +247,17 @@ async fn holds_over_http_with_idempotency_and_every_refusal_a_problem() {
     app.post(&confirm, Some(&agent), json!({}))
         .await
         .assert_problem(409, "hold_released");
+    // The night was closed out while this room was sold: released, the room goes with the close-out rather than
+    // back on sale.
     let item = app.get("/api/v1/inventory/items/room:9:2026-12-25", Some(&agent)).await;
-    assert_eq!(item.body["available"], 1, "a cancelled booking's units are back");
+    assert_eq!(
+        (item.body["capacity"].as_i64(), item.body["available"].as_i64()),
+        (Some(0), Some(0)),
+        "{item:?}"
+    );
+    assert!(item.body.get("asked_capacity").is_none(), "{item:?}");
+    let open_night = app.get("/api/v1/inventory/items/room:9:2026-12-24", Some(&agent)).await;
+    assert_eq!(open_night.body["available"], 3, "a night not closed gets its room back");
 
     let stranger = self::agent(&app, &admin, "other@agency.example").await;
     app.get(&format!("/api/v1/inventory/holds/{id}"), Some(&stranger))
