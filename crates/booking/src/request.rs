@@ -284,7 +284,7 @@ pub fn check_ages(travellers: &[Traveller], travel_date: Date) -> Result<(), Err
             None => errors.add(format!("travellers[{i}].date_of_birth"), "is after the day of travel"),
             Some(actual) if actual != t.traveller_type => errors.add(
                 format!("travellers[{i}].type"),
-                format!("is {} on the day of travel", actual.as_str()),
+                format!("is {} on {travel_date}, a day of travel", actual.as_str()),
             ),
             Some(_) => {}
         }

@@ -208,8 +208,8 @@ fn pending_booking(
         .zip(&quotation.items)
         .map(|(r, q)| booked_item(r, q))
         .collect();
-    if let Some(first) = items.iter().map(|item| item.starts_at).min() {
-        request::check_ages(&checked.travellers, first.date())?;
+    for day in travel_days(&items) {
+        request::check_ages(&checked.travellers, day)?;
     }
     let now = Timestamp::now();
     Ok(Booking {
@@ -233,6 +233,27 @@ fn pending_booking(
         created_at: now.datetime(),
         updated_at: now.datetime(),
     })
+}
+
+/// The days the travellers travel on: each stay's check-in and each flight leg's local departure date (the date a
+/// departure id ends with, `PX123-2026-12-24`). A traveller's type must hold on every one of them: an infant who
+/// turns two before the flight home flies it in a seat, as a child.
+fn travel_days(items: &[BookedItem]) -> std::collections::BTreeSet<time::Date> {
+    let departure_day = |id: &str| {
+        let day = id.get(id.len().checked_sub(10)?..)?;
+        time::Date::parse(day, time::macros::format_description!("[year]-[month]-[day]")).ok()
+    };
+    items
+        .iter()
+        .flat_map(|item| match &item.item {
+            QuoteItem::Hotel(stay) => vec![stay.check_in.0],
+            QuoteItem::Flight(flight) => flight
+                .departure_ids
+                .iter()
+                .map(|id| departure_day(id).unwrap_or(item.starts_at.date()))
+                .collect(),
+        })
+        .collect()
 }
 
 fn booked_item(requested: &QuoteItem, quoted: &QuotedItem) -> BookedItem {

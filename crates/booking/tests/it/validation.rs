@@ -14,6 +14,7 @@ phoenix_db::contract_suite!(
         a_total_one_payment_cannot_take_is_refused_before_anything_is_written,
         a_total_of_nothing_is_refused_before_anything_is_written,
         travellers_must_match_the_party_of_every_item,
+        a_traveller_is_of_their_type_on_every_day_of_travel,
         a_card_number_is_never_taken_as_a_payment_token,
         the_catalogs_refusals_pass_through_unchanged,
         only_agents_partners_and_admins_book_for_someone_else,
@@ -177,6 +178,36 @@ async fn a_total_of_nothing_is_refused_before_anything_is_written(pool: Pool) {
     }
     assert_eq!(n_bookings(&pool).await, 0);
     attempt(&world, night()).await.unwrap();
+}
+
+/// An infant who turns two between the flight out and the flight home needs a seat on the second: no single type
+/// fits the whole booking, and the type is checked on each day of travel, not only the first.
+async fn a_traveller_is_of_their_type_on_every_day_of_travel(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let born = day(12).0 - time::Duration::days(731);
+    let party = json!([
+        {"first_name": "Ann", "last_name": "Lee", "type": "adult", "date_of_birth": "1990-04-02"},
+        {"first_name": "Kim", "last_name": "Lee", "type": "infant", "date_of_birth": born.to_string()},
+    ]);
+    let both_ways = request(
+        vec![world.flight(10, "Y", 1, 0, 1), world.flight(14, "Y", 1, 0, 1)],
+        party.clone(),
+    );
+    match attempt(&world, both_ways).await {
+        Err(Error::Invalid(errors)) => {
+            assert_eq!(errors[0].field, "travellers[1].type");
+            assert!(
+                errors[0].message.contains(&format!("child on {}", day(14).0)),
+                "{}",
+                errors[0].message
+            );
+        }
+        other => panic!("expected the infant refused on the way home, got {other:?}"),
+    }
+    assert_eq!(n_bookings(&pool).await, 0);
+    attempt(&world, request(vec![world.flight(10, "Y", 1, 0, 1)], party))
+        .await
+        .unwrap();
 }
 
 async fn travellers_must_match_the_party_of_every_item(pool: Pool) {
