@@ -53,8 +53,17 @@ const OPTIONS_PER_HOTEL: usize = 3;
 /// Connection window at the same airport.
 pub const MIN_CONNECTION: Duration = Duration::minutes(45);
 pub const MAX_CONNECTION: Duration = Duration::hours(6);
-/// A cached result is not served after this long, whatever happened (its offers must stay well within their life).
+/// A cached result is not served after this long, whatever happened.
 const RESULT_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long a result may be served from the cache when its offers live `offer_ttl_secs`: a minute at most, and at
+/// most a quarter of their life, so an offer served from the cache always has three quarters of it left (with the
+/// shortest life allowed, 30 s, a result is kept 7.5 s).
+fn result_max_age(offer_ttl_secs: u64) -> std::time::Duration {
+    RESULT_MAX_AGE.min(std::time::Duration::from_millis(
+        offer_ttl_secs.saturating_mul(1_000) / 4,
+    ))
+}
 
 /// An amount converted for display only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -196,6 +205,10 @@ impl OfferDraft {
 }
 
 impl Catalog {
+    fn result_max_age(&self) -> std::time::Duration {
+        result_max_age(self.options().offer_ttl_secs)
+    }
+
     fn offer_expiry(&self) -> i64 {
         OffsetDateTime::now_utc().unix_timestamp() + self.options().offer_ttl_secs as i64
     }
@@ -221,4 +234,19 @@ fn bad_money(_: crate::money::MoneyError) -> Error {
 fn pricing_error(error: pricing::PricingError) -> Error {
     tracing::error!(%error, "pricing failed");
     Error::Corrupt { what: "price" }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::result_max_age;
+
+    #[test]
+    fn a_cached_offer_keeps_three_quarters_of_its_life() {
+        assert_eq!(result_max_age(900), Duration::from_secs(60), "a minute at most");
+        assert_eq!(result_max_age(240), Duration::from_secs(60));
+        assert_eq!(result_max_age(100), Duration::from_secs(25));
+        assert_eq!(result_max_age(30), Duration::from_millis(7_500));
+    }
 }

@@ -261,7 +261,7 @@ impl Catalog {
         let trip = query.validate(&snapshot, OffsetDateTime::now_utc().date())?;
         self.count_search(crate::service::SearchKind::Flight);
         let key = format!("flights:{}", serde_json::to_string(query).unwrap_or_default());
-        if let Some(hit) = self.cached_result(&key, RESULT_MAX_AGE) {
+        if let Some(hit) = self.cached_result(&key, self.result_max_age()) {
             metrics::counter!("catalog_search_results_total", "kind" => "flights", "cache" => "hit").increment(1);
             return Ok(hit);
         }

@@ -260,7 +260,7 @@ impl Catalog {
         let stay = query.validate(crate::geo::earliest_today(now))?;
         self.count_search(crate::service::SearchKind::Hotel);
         let key = format!("hotels:{}", serde_json::to_string(query).unwrap_or_default());
-        if let Some(hit) = self.cached_result(&key, RESULT_MAX_AGE) {
+        if let Some(hit) = self.cached_result(&key, self.result_max_age()) {
             metrics::counter!("catalog_search_results_total", "kind" => "hotels", "cache" => "hit").increment(1);
             return Ok(hit);
         }
