@@ -72,6 +72,8 @@ pub enum Command {
         keep_committed: bool,
         organization_id: Option<Uuid>,
         authority: Authority,
+        /// Who asked (the operator or admin, also when the catalog acts for them): named in the event.
+        actor_id: Uuid,
         traceparent: Option<String>,
         reply: oneshot::Sender<Result<(Bucket, bool), Error>>,
     },
@@ -311,8 +313,15 @@ impl Writer {
                     keep_committed,
                     organization_id,
                     authority,
+                    actor_id,
                     ..
-                } => Outcome::Bucket(apply.resize(item_id, (*size, *keep_committed), *organization_id, *authority)),
+                } => Outcome::Bucket(apply.resize(
+                    item_id,
+                    (*size, *keep_committed),
+                    *organization_id,
+                    *authority,
+                    *actor_id,
+                )),
                 Command::Sweep { .. } => Outcome::Swept(swept),
                 Command::Hold { hold, keyed, .. } => {
                     let replay = match keyed {
@@ -461,6 +470,7 @@ impl Apply {
         (size, keep_committed): (Size, bool),
         organization_id: Option<Uuid>,
         authority: Authority,
+        actor_id: Uuid,
     ) -> Result<(Bucket, bool), Error> {
         let existing = self.ledger.bucket(item_id);
         if let (Some(bucket), Authority::Organization(org)) = (&existing, authority)
@@ -481,7 +491,7 @@ impl Apply {
             item_id.to_string(),
             &serde_json::json!({
                 "item_id": item_id, "capacity": bucket.capacity, "overbooking_limit": bucket.overbooking_limit,
-                "organization_id": bucket.organization_id, "created": created,
+                "organization_id": bucket.organization_id, "created": created, "actor_id": actor_id,
             }),
         )?;
         Ok((bucket, created))

@@ -306,6 +306,7 @@ impl Service {
             keep_committed,
             organization_id: owner,
             authority,
+            actor_id: actor.user_id,
             traceparent: phoenix_api::trace::current(),
             reply,
         })

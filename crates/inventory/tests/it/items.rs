@@ -45,9 +45,21 @@ async fn operators_manage_their_own_buckets_only(pool: Pool) {
         inventory.put_item(&agent, "y", 1, 0, None).await,
         Err(Error::NotOwner)
     ));
-    inventory.put_item(&admin(), "seat:LH1:Y", 190, 0, None).await.unwrap();
+    let staff = admin();
+    inventory.put_item(&staff, "seat:LH1:Y", 190, 0, None).await.unwrap();
     assert_eq!(inventory.item("seat:LH1:Y").await.unwrap().capacity, 190);
     assert_eq!(events_of(&pool, "inventory.item_updated.v1").await, 3);
+    // Each change names who made it, for the audit log.
+    let actors: Vec<String> = pool
+        .unpublished_events(100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.event_type == "inventory.item_updated.v1")
+        .map(|e| e.data["actor_id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let (ops, admin_id) = (operator.user_id.to_string(), staff.user_id.to_string());
+    assert_eq!(actors, [ops.clone(), ops, admin_id]);
 }
 
 async fn capacity_cannot_drop_below_what_is_committed(pool: Pool) {
