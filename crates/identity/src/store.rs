@@ -498,33 +498,42 @@ impl Store {
 
     /// A user's live keys (the first `limit`) and, of the others (revoked or expired), the `limit` made last.
     pub async fn api_keys_of(&self, user_id: Uuid, now: Timestamp, limit: u32) -> Result<Vec<ApiKeyRow>, Error> {
-        let live = dispatch!(&self.pool, conn => {
-            sqlx::query_as::<_, ApiKeyRow>(
-                "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
-                 FROM api_keys
-                 WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)
-                 ORDER BY created_at, id LIMIT $3",
+        const LIVE: &str = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)";
+        let live = self.api_keys_where(user_id, now, limit, LIVE, "created_at, id").await?;
+        let dead = self
+            .api_keys_where(
+                user_id,
+                now,
+                limit,
+                &format!("NOT ({LIVE})"),
+                "created_at DESC, id DESC",
             )
-            .bind(user_id)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-        })?;
-        let dead = dispatch!(&self.pool, conn => {
-            sqlx::query_as::<_, ApiKeyRow>(
-                "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
-                 FROM api_keys
-                 WHERE user_id = $1 AND NOT (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2))
-                 ORDER BY created_at DESC, id DESC LIMIT $3",
-            )
-            .bind(user_id)
-            .bind(now)
-            .bind(i64::from(limit))
-            .fetch_all(conn)
-            .await
-        })?;
+            .await?;
         Ok([live, dead].concat())
+    }
+
+    /// The first `limit` of a user's keys that meet `condition` (on `$2`, now) in `order`.
+    async fn api_keys_where(
+        &self,
+        user_id: Uuid,
+        now: Timestamp,
+        limit: u32,
+        condition: &str,
+        order: &str,
+    ) -> Result<Vec<ApiKeyRow>, Error> {
+        let sql = format!(
+            "SELECT id, user_id, name, prefix, secret_hash, created_at, expires_at, revoked_at
+             FROM api_keys WHERE user_id = $1 AND {condition} ORDER BY {order} LIMIT $3"
+        );
+        let rows = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, ApiKeyRow>(sqlx::AssertSqlSafe(sql))
+                .bind(user_id)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(conn)
+                .await
+        })?;
+        Ok(rows)
     }
 
     /// Revokes a live key with its event. False, with no event, when it was revoked already.

@@ -159,9 +159,21 @@ pub struct HotelIds {
 /// A hotel of `org` in `city` with one room type of `rooms` rooms and one refundable EUR plan priced
 /// `price(night_index)` for nights 10 to 29 from today.
 pub async fn hotel(world: &World, org: Uuid, city: &str, rooms: i64, price: impl Fn(i64) -> i64) -> HotelIds {
+    hotel_of(world, org, hotel_input(city), rooms, 10..30, price).await
+}
+
+/// [`hotel`], described by `input`, priced for the nights `nights` (days from today, UTC).
+pub async fn hotel_of(
+    world: &World,
+    org: Uuid,
+    input: HotelInput,
+    rooms: i64,
+    nights: std::ops::Range<i64>,
+    price: impl Fn(i64) -> i64,
+) -> HotelIds {
     let actor = operator(org);
     let c = &world.catalog;
-    let hotel = c.create_hotel(&actor, hotel_input(city)).await.unwrap();
+    let hotel = c.create_hotel(&actor, input).await.unwrap();
     let room = c
         .create_room_type(
             &actor,
@@ -190,7 +202,7 @@ pub async fn hotel(world: &World, org: Uuid, city: &str, rooms: i64, price: impl
         )
         .await
         .unwrap();
-    for n in 10..30 {
+    for n in nights {
         c.set_prices(
             &actor,
             hotel.id,

@@ -399,55 +399,13 @@ pub async fn closed_or_short_nights_make_the_item_unavailable(pool: Pool) {
     assert_eq!(refused, (409, "unavailable".into(), vec!["items[1]".to_owned()]));
 }
 
-/// A hotel in `city` whose clocks are `zone`'s, its rate plan priced from two days before today (UTC) to three after.
+/// A hotel in `city` whose clocks are `zone`'s, priced from two days before today (UTC) to three after.
 async fn hotel_in(world: &World, city: &str, zone: &str) -> HotelIds {
-    let org = chain(world).await;
-    let actor = operator(org);
-    let c = &world.catalog;
     let input = HotelInput {
         time_zone: zone.into(),
         ..hotel_input(city)
     };
-    let hotel = c.create_hotel(&actor, input).await.unwrap();
-    let room = c
-        .create_room_type(
-            &actor,
-            hotel.id,
-            RoomTypeInput {
-                name: "Double".into(),
-                max_occupancy: 2,
-                beds: "1 queen".into(),
-                rooms: 3,
-            },
-        )
-        .await
-        .unwrap();
-    let plan = c
-        .create_rate_plan(
-            &actor,
-            hotel.id,
-            RatePlanInput {
-                room_type_id: room.id,
-                name: "Flexible".into(),
-                meal_plan: phoenix_catalog::hotel::MealPlan::RoomOnly,
-                refundable: true,
-                free_cancellation_hours: Some(24),
-                currency: "EUR".into(),
-            },
-        )
-        .await
-        .unwrap();
-    let prices = PricesInput {
-        from: day(-2),
-        to: day(3),
-        amount_minor: 10_000,
-    };
-    c.set_prices(&actor, hotel.id, plan.id, prices).await.unwrap();
-    HotelIds {
-        hotel: hotel.id,
-        room_type: room.id,
-        rate_plan: plan.id,
-    }
+    hotel_of(world, chain(world).await, input, 3, -2..4, |_| 10_000).await
 }
 
 /// A hotel sells its nights by its own calendar: in Kiritimati (UTC+14) the night before today there is over,
