@@ -464,9 +464,12 @@ async fn set_roles(
     responses((status = 201, body = OrganizationResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn create_organization(
     State(service): State<Service>,
+    principal: Principal,
     Json(body): Json<CreateOrganizationRequest>,
 ) -> Result<impl IntoResponse> {
-    let org = service.create_organization(&body.name, body.kind).await?;
+    let org = service
+        .create_organization(&body.name, body.kind, Some(principal.user_id))
+        .await?;
     Ok((StatusCode::CREATED, Json(OrganizationResponse::from(org))))
 }
 

@@ -314,7 +314,14 @@ impl Service {
         self.user(user_id).await
     }
 
-    pub async fn create_organization(&self, name: &str, kind: OrganizationKind) -> Result<Organization, Error> {
+    /// Creates an organization. `created_by` is the admin who asked (none from the command line), named in
+    /// `identity.organization_created.v1` so the audit log says who.
+    pub async fn create_organization(
+        &self,
+        name: &str,
+        kind: OrganizationKind,
+        created_by: Option<Uuid>,
+    ) -> Result<Organization, Error> {
         let name = parse_name(name).map_err(|m| Error::invalid("name", m))?;
         let org = Organization {
             id: Uuid::now_v7(),
@@ -326,7 +333,12 @@ impl Service {
             SOURCE,
             "identity.organization_created.v1",
             org.id.to_string(),
-            &serde_json::json!({ "organization_id": org.id, "name": org.name, "kind": org.kind }),
+            &serde_json::json!({
+                "organization_id": org.id,
+                "name": org.name,
+                "kind": org.kind,
+                "created_by": created_by,
+            }),
         )?;
         self.store().insert_organization(&org, &event).await?;
         Ok(org)

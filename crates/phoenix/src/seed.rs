@@ -86,7 +86,7 @@ pub async fn demo(config: &Config, scale: u32, days: u32, quiet: bool) -> anyhow
         (OrganizationKind::Airline, &planned.airlines, &mut orgs.airlines),
     ] {
         for (_, name) in planned {
-            let org = identity.create_organization(name, kinds).await?;
+            let org = identity.create_organization(name, kinds, None).await?;
             let slug: String = name
                 .chars()
                 .filter(char::is_ascii_alphanumeric)

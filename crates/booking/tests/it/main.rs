@@ -122,7 +122,7 @@ pub async fn world_with(pool: Pool, options: Options) -> World {
 
 async fn organization(identity: &phoenix_identity::Service, kind: phoenix_identity::OrganizationKind) -> Uuid {
     let name = format!("Org {}", Uuid::now_v7().simple());
-    identity.create_organization(&name, kind).await.unwrap().id
+    identity.create_organization(&name, kind, None).await.unwrap().id
 }
 
 async fn hotel(catalog: &Catalog, identity: &phoenix_identity::Service) -> Hotel {

@@ -88,7 +88,7 @@ pub async fn catalog_on(
 /// A new organization of `kind` in identity.
 pub async fn organization(world: &World, kind: phoenix_identity::OrganizationKind) -> Uuid {
     let name = format!("Org {}", Uuid::now_v7().simple());
-    world.identity.create_organization(&name, kind).await.unwrap().id
+    world.identity.create_organization(&name, kind, None).await.unwrap().id
 }
 
 /// A new hotel chain.

@@ -95,7 +95,7 @@ async fn weak_password_and_bad_email_are_named(pool: Pool) {
 }
 
 async fn role_assignment_needs_existing_organization(pool: Pool) {
-    let identity = service(pool).await;
+    let identity = service(pool.clone()).await;
     let admin = identity
         .create_user(NewUser {
             email: "admin@example.com",
@@ -127,13 +127,33 @@ async fn role_assignment_needs_existing_organization(pool: Pool) {
     );
 
     let agency = identity
-        .create_organization("Sunny Travel", OrganizationKind::Agency)
+        .create_organization("Sunny Travel", OrganizationKind::Agency, Some(actor.user_id))
         .await
         .unwrap();
     let airline = identity
-        .create_organization("Phoenix Air", OrganizationKind::Airline)
+        .create_organization("Phoenix Air", OrganizationKind::Airline, None)
         .await
         .unwrap();
+    // The event names the admin who created it (the audit log's actor); the command line names no one.
+    let created: Vec<serde_json::Value> = pool
+        .unpublished_events(1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "identity.organization_created.v1")
+        .map(|e| e.data.0)
+        .collect();
+    let by: Vec<(&str, &serde_json::Value)> = created
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), &e["created_by"]))
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("Sunny Travel", &serde_json::json!(actor.user_id)),
+            ("Phoenix Air", &serde_json::Value::Null)
+        ]
+    );
     // A role belongs to its kind of organization: operators to suppliers, agents and partners to agencies.
     for (roles, org) in [
         (&[Role::Operator][..], agency.id),
@@ -161,7 +181,7 @@ async fn role_assignment_needs_existing_organization(pool: Pool) {
     assert_eq!(updated.organization_id, Some(agency.id));
 
     let taken = identity
-        .create_organization("Sunny Travel", OrganizationKind::Airline)
+        .create_organization("Sunny Travel", OrganizationKind::Airline, None)
         .await
         .unwrap_err();
     assert!(matches!(taken, Error::OrganizationNameTaken));
@@ -251,7 +271,7 @@ async fn names_with_invisible_format_characters_are_refused(pool: Pool) {
         "{refused:?}"
     );
     let refused = identity
-        .create_organization(name, OrganizationKind::Agency)
+        .create_organization(name, OrganizationKind::Agency, None)
         .await
         .unwrap_err();
     assert!(

@@ -18,7 +18,7 @@ phoenix_db::contract_suite!(
 
 async fn partner(identity: &Service, email: &str) -> Principal {
     let org = identity
-        .create_organization(&format!("Org of {email}"), OrganizationKind::Agency)
+        .create_organization(&format!("Org of {email}"), OrganizationKind::Agency, None)
         .await
         .unwrap();
     let user = identity

@@ -29,7 +29,7 @@ async fn serve(identity: Service) -> String {
 async fn membership_is_the_same_in_process_and_over_http(pool: Pool) {
     let identity = service(pool).await;
     let agency = identity
-        .create_organization("Sunny Travel", OrganizationKind::Agency)
+        .create_organization("Sunny Travel", OrganizationKind::Agency, None)
         .await
         .unwrap();
     let public = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();

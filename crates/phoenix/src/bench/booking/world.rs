@@ -46,7 +46,7 @@ impl World {
     pub(super) async fn spread(platform: &Platform) -> anyhow::Result<World> {
         let chain = platform
             .identity
-            .create_organization("Bench Hotels", OrganizationKind::HotelChain)
+            .create_organization("Bench Hotels", OrganizationKind::HotelChain, None)
             .await?;
         let cities = geo::cities();
         let nights: Vec<time::Date> = (1..=SPREAD_NIGHTS).map(day).collect();
@@ -100,7 +100,7 @@ impl World {
     pub(super) async fn flash(platform: &Platform, seats: i64) -> anyhow::Result<World> {
         let airline = platform
             .identity
-            .create_organization("Bench Air", OrganizationKind::Airline)
+            .create_organization("Bench Air", OrganizationKind::Airline, None)
             .await?;
         let input = AirlineInput {
             code: "BX".into(),
