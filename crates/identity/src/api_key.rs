@@ -6,6 +6,7 @@ use phoenix_db::{Event, Timestamp};
 use uuid::Uuid;
 
 use crate::secret::{random_token, sha256};
+use crate::session::require_session;
 use crate::store::ApiKeyRow;
 use crate::{Error, SOURCE, Service};
 
@@ -45,9 +46,7 @@ impl Service {
         name: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<(ApiKey, String), Error> {
-        if !matches!(owner.credential, Credential::AccessToken { .. }) {
-            return Err(Error::SessionRequired);
-        }
+        require_session(owner)?;
         let name = crate::user::parse_name(name).map_err(|m| Error::invalid("name", m))?;
         if let Some(at) = expires_at
             && at <= Timestamp::now()
@@ -95,7 +94,16 @@ impl Service {
 
     /// Revokes one of the owner's keys (any key, for an admin). Someone else's key is "not found". Revoking a
     /// revoked key succeeds and changes nothing: the event is written once, by the call that revoked it.
+    ///
+    /// Needs a session, as creating does, so a leaked key cannot revoke its owner's other keys; except that a key may
+    /// revoke itself, which can only take away what the key could do, and lets whoever finds a key leaked (or a
+    /// partner system retiring it) kill it with nothing but the key. The check comes before the lookup, so a key
+    /// learns nothing about other ids.
     pub async fn revoke_api_key(&self, actor: &Principal, id: Uuid) -> Result<(), Error> {
+        let revokes_itself = actor.credential == Credential::ApiKey { key_id: id };
+        if !revokes_itself {
+            require_session(actor)?;
+        }
         let key = self.store().api_key(id).await?.ok_or(Error::ApiKeyNotFound)?;
         if key.user_id != actor.user_id && !actor.has(Role::Admin) {
             return Err(Error::ApiKeyNotFound);

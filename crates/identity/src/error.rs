@@ -17,6 +17,10 @@ pub enum Error {
     InvalidMfaCode,
     #[error("the code is wrong or was already used")]
     CodeRejected,
+    #[error("the current password is wrong")]
+    CurrentPasswordRejected,
+    #[error("this account uses two-factor authentication: send totp_code")]
+    MfaCodeRequired,
     #[error("too many failed sign-ins: try again in {retry_after_secs} s")]
     LoginThrottled { retry_after_secs: u64 },
     #[error("too many wrong codes or failed sign-ins: try again in {retry_after_secs} s")]
@@ -41,7 +45,7 @@ pub enum Error {
     ApiKeyNotFound,
     #[error("the API key is unknown, expired or revoked")]
     InvalidApiKey,
-    #[error("API keys are created from a signed-in session, not with an API key")]
+    #[error("this needs a signed-in session, not an API key")]
     SessionRequired,
     #[error("at most {max} live API keys per user: revoke one first")]
     TooManyApiKeys { max: u32 },
@@ -112,6 +116,8 @@ impl From<Error> for Problem {
             Error::MfaRequired => (S::UNAUTHORIZED, "mfa_required"),
             Error::InvalidMfaCode => (S::UNAUTHORIZED, "invalid_mfa_code"),
             Error::CodeRejected => (S::UNPROCESSABLE_ENTITY, "invalid_mfa_code"),
+            Error::CurrentPasswordRejected => (S::UNPROCESSABLE_ENTITY, "invalid_current_password"),
+            Error::MfaCodeRequired => (S::UNPROCESSABLE_ENTITY, "mfa_required"),
             Error::InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
             Error::RefreshTokenReused => (S::UNAUTHORIZED, "refresh_token_reused"),
             Error::MfaAlreadyEnabled => (S::CONFLICT, "mfa_already_enabled"),

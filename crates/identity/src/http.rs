@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::org::{Organization, OrganizationKind};
 use crate::session::{Login, Session};
 use crate::user::User;
-use crate::{Service, api_key};
+use crate::{PasswordChange, Service, api_key};
 
 type Result<T> = std::result::Result<T, Problem>;
 
@@ -32,6 +32,8 @@ pub fn api() -> OpenApiRouter<Service> {
         .routes(routes!(jwks));
     let signed_in = OpenApiRouter::new()
         .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(revoke_sessions))
         .routes(routes!(setup_totp))
         .routes(routes!(enable_totp))
         .routes(routes!(disable_totp))
@@ -144,6 +146,18 @@ impl From<Session> for TokenResponse {
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    /// At least 12 characters, not a common password, not built from the email or name, not the current one.
+    #[schema(min_length = 12)]
+    pub new_password: String,
+    /// The current TOTP code, or a recovery code, for accounts with two-factor authentication.
+    #[serde(default)]
+    pub totp_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -330,44 +344,81 @@ async fn me(State(service): State<Service>, principal: Principal) -> Result<Json
     Ok(Json(UserResponse::from(user.as_ref())))
 }
 
-/// Start setting up TOTP: returns a secret for an authenticator app.
+/// Change your password (signed in: not with an API key, 403 `session_required`). Needs the current password, and
+/// `totp_code` when two-factor authentication is on; a wrong one (422 `invalid_current_password`,
+/// `invalid_mfa_code`) counts as a failed sign-in (429 `login_throttled` past the quota). Every other session ends
+/// (their refresh tokens stop working; access tokens already issued live out their 15 minutes); this one continues.
+#[utoipa::path(put, path = "/api/v1/auth/password", tag = TAG, security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses((status = 204, description = "Changed; every other session is signed out"),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem),
+        (status = 429, body = Problem), (status = 503, body = Problem)))]
+async fn change_password(
+    State(service): State<Service>,
+    principal: Principal,
+    ClientIp(client_ip): ClientIp,
+    Json(body): Json<ChangePasswordRequest>,
+) -> Result<StatusCode> {
+    let change = PasswordChange {
+        current_password: &body.current_password,
+        new_password: &body.new_password,
+        totp_code: body.totp_code.as_deref(),
+        client_ip,
+    };
+    service.change_password(&principal, change).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sign out everywhere (signed in: not with an API key, 403 `session_required`): every refresh token of yours stops
+/// working, this session's too. Access tokens already issued are not revoked: they live out their 15 minutes.
+#[utoipa::path(delete, path = "/api/v1/auth/sessions", tag = TAG, security(("bearer" = [])),
+    responses((status = 204, description = "Every session is signed out"), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+async fn revoke_sessions(State(service): State<Service>, principal: Principal) -> Result<StatusCode> {
+    service.revoke_sessions(&principal).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Start setting up TOTP: returns a secret for an authenticator app (signed in: not with an API key, 403
+/// `session_required`).
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/setup", tag = TAG, security(("bearer" = [])),
-    responses((status = 200, body = TotpSetupResponse), (status = 409, body = Problem)))]
+    responses((status = 200, body = TotpSetupResponse), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn setup_totp(State(service): State<Service>, principal: Principal) -> Result<Json<TotpSetupResponse>> {
-    let setup = service.setup_totp(principal.user_id).await?;
+    let setup = service.setup_totp(&principal).await?;
     Ok(Json(TotpSetupResponse {
         secret: setup.secret,
         otpauth_url: setup.otpauth_url,
     }))
 }
 
-/// Turn TOTP on with a code from the app; returns recovery codes, shown once.
+/// Turn TOTP on with a code from the app; returns recovery codes, shown once. Every other session ends (this one
+/// continues). Signed in: not with an API key (403 `session_required`).
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/enable", tag = TAG, security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 200, body = RecoveryCodesResponse), (status = 409, body = Problem), (status = 422, body = Problem),
-        (status = 429, body = Problem)))]
+    responses((status = 200, body = RecoveryCodesResponse), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn enable_totp(
     State(service): State<Service>,
     principal: Principal,
     ClientIp(client_ip): ClientIp,
     Json(body): Json<CodeRequest>,
 ) -> Result<Json<RecoveryCodesResponse>> {
-    let recovery_codes = service.enable_totp(principal.user_id, &body.code, client_ip).await?;
+    let recovery_codes = service.enable_totp(&principal, &body.code, client_ip).await?;
     Ok(Json(RecoveryCodesResponse { recovery_codes }))
 }
 
-/// Turn TOTP off; needs a current code or a recovery code.
+/// Turn TOTP off; needs a current code or a recovery code. Signed in: not with an API key (403 `session_required`).
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = TAG, security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 204), (status = 409, body = Problem), (status = 422, body = Problem),
-        (status = 429, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn disable_totp(
     State(service): State<Service>,
     principal: Principal,
     ClientIp(client_ip): ClientIp,
     Json(body): Json<CodeRequest>,
 ) -> Result<StatusCode> {
-    service.disable_totp(principal.user_id, &body.code, client_ip).await?;
+    service.disable_totp(&principal, &body.code, client_ip).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -413,10 +464,11 @@ async fn list_api_keys(State(service): State<Service>, principal: Principal) -> 
     Ok(Json(keys.into_iter().map(ApiKeyResponse::from).collect()))
 }
 
-/// Revoke an API key: it stops working at once.
+/// Revoke an API key: it stops working at once. Signed in, as for creating (an API key gets 403
+/// `session_required`), except that a key may revoke itself.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn revoke_api_key(
     State(service): State<Service>,
     principal: Principal,

@@ -32,6 +32,7 @@ pub use error::Error;
 pub use http::{PATH_PREFIXES, api};
 pub use mfa::TotpSetup;
 pub use org::{Organization, OrganizationKind};
+pub use password::PasswordChange;
 pub use service::{NewUser, Options, Service};
 pub use session::{Login, Session};
 pub use token::{AccessClaims, TOKEN_TYPE};

@@ -3,12 +3,12 @@
 
 use std::net::IpAddr;
 
+use phoenix_api::Principal;
 use phoenix_db::{Event, Timestamp};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
-use uuid::Uuid;
 
 use crate::secret::{normalize_recovery_code, recovery_code, sha256};
-use crate::session::FailureKeys;
+use crate::session::{FailureKeys, require_session};
 use crate::user::User;
 use crate::{Error, SOURCE, Service};
 
@@ -35,8 +35,11 @@ impl Service {
             .map_err(|e| Error::Totp(e.to_string()))
     }
 
-    /// Generates a new secret, pending until [`Service::enable_totp`] sees a code made from it.
-    pub async fn setup_totp(&self, user_id: Uuid) -> Result<TotpSetup, Error> {
+    /// Generates a new secret, pending until [`Service::enable_totp`] sees a code made from it. Needs a session:
+    /// an API key that could enrol a second factor could lock its owner out of their account.
+    pub async fn setup_totp(&self, actor: &Principal) -> Result<TotpSetup, Error> {
+        require_session(actor)?;
+        let user_id = actor.user_id;
         let user = self.user(user_id).await?;
         if user.totp_enabled {
             return Err(Error::MfaAlreadyEnabled);
@@ -50,14 +53,18 @@ impl Service {
         Ok(TotpSetup { secret, otpauth_url })
     }
 
-    /// Turns TOTP on once the user proves their app works; returns recovery codes, shown this once. Wrong codes
-    /// count as failed sign-ins of the account and the address, and past their quota every code is refused (429).
+    /// Turns TOTP on once the user proves their app works; returns recovery codes, shown this once. Every other
+    /// session of the user ends in the same transaction (a session stolen before must not survive its owner turning
+    /// on a second factor); the caller's continues. Wrong codes count as failed sign-ins of the account and the
+    /// address, and past their quota every code is refused (429).
     pub async fn enable_totp(
         &self,
-        user_id: Uuid,
+        actor: &Principal,
         code: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Vec<String>, Error> {
+        let token_id = require_session(actor)?;
+        let user_id = actor.user_id;
         let user = self.user(user_id).await?;
         if user.totp_enabled {
             return Err(Error::MfaAlreadyEnabled);
@@ -77,14 +84,18 @@ impl Service {
                 "user_id": user_id,
             }),
         )?;
-        self.store().enable_totp(user_id, &hashes, &event).await?;
+        if !self.store().enable_totp(user_id, &hashes, token_id, &event).await? {
+            return Err(Error::MfaAlreadyEnabled);
+        }
         self.forget_profile(user_id);
         Ok(codes)
     }
 
     /// Turns TOTP off; needs a current code or a recovery code. Wrong codes count as failed sign-ins
     /// of the account and the address, and past their quota every code is refused (429).
-    pub async fn disable_totp(&self, user_id: Uuid, code: &str, client_ip: Option<IpAddr>) -> Result<(), Error> {
+    pub async fn disable_totp(&self, actor: &Principal, code: &str, client_ip: Option<IpAddr>) -> Result<(), Error> {
+        require_session(actor)?;
+        let user_id = actor.user_id;
         let user = self.user(user_id).await?;
         if !user.totp_enabled {
             return Err(Error::MfaNotEnabled);

@@ -1,8 +1,18 @@
+//! Passwords: the policy every new one meets, argon2id hashing on a bounded pool, and changing one.
+
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use phoenix_api::Principal;
+use phoenix_db::Event;
 use tokio::sync::Semaphore;
+
+use crate::email::Email;
+use crate::session::{FailureKeys, require_session};
+use crate::user::User;
+use crate::{Error, SOURCE, Service};
 
 /// A password that meets the policy. Only ever hashed, never stored or logged.
 pub struct Password(String);
@@ -154,6 +164,78 @@ impl Hasher {
                 .await?;
         Ok(known && matches)
     }
+}
+
+/// A password change, as asked.
+pub struct PasswordChange<'a> {
+    pub current_password: &'a str,
+    pub new_password: &'a str,
+    /// A TOTP code or a recovery code, for accounts with two-factor authentication.
+    pub totp_code: Option<&'a str>,
+    pub client_ip: Option<IpAddr>,
+}
+
+impl Service {
+    /// Changes the signed-in user's password. The new one meets the registration policy and differs from the
+    /// current one; the current one (and the second factor, when TOTP is on) is checked as at sign-in, and a wrong
+    /// one counts as a failed sign-in of the account and the address, so this is no way around sign-in throttling.
+    ///
+    /// The new hash, the end of every other session of the user (the caller's continues) and the event commit
+    /// together. Needs a session: an API key gets [`Error::SessionRequired`].
+    pub async fn change_password(&self, actor: &Principal, change: PasswordChange<'_>) -> Result<(), Error> {
+        let token_id = require_session(actor)?;
+        let user = self.user(actor.user_id).await?;
+        let new_password = new_password(&user, change.current_password, change.new_password)?;
+        let keys = FailureKeys::new(Some(&user.email), change.client_ip);
+        if let Some(retry_after_secs) = self.throttled_for(&keys).await? {
+            return Err(Error::LoginThrottled { retry_after_secs });
+        }
+        let current = Password::unchecked(change.current_password);
+        if !self.inner.hasher.verify(&current, Some(&user.password_hash)).await? {
+            self.count_failure(&keys).await?;
+            return Err(Error::CurrentPasswordRejected);
+        }
+        if user.totp_enabled {
+            let Some(code) = change.totp_code.filter(|c| !c.trim().is_empty()) else {
+                return Err(Error::MfaCodeRequired);
+            };
+            if !self.check_second_factor(&user, code).await? {
+                self.count_failure(&keys).await?;
+                return Err(Error::CodeRejected);
+            }
+        }
+        let new_hash = self.inner.hasher.hash(&new_password).await?;
+        let event = Event::new(
+            SOURCE,
+            "identity.password_changed.v1",
+            user.id.to_string(),
+            &serde_json::json!({ "user_id": user.id, "changed_by": actor.user_id }),
+        )?;
+        let changed = self
+            .store()
+            .change_password(user.id, &user.password_hash, &new_hash, token_id, &event)
+            .await?;
+        if !changed {
+            // Another change won since we read the hash: the password given is no longer the current one.
+            return Err(Error::CurrentPasswordRejected);
+        }
+        self.forget_profile(user.id);
+        self.reset_failures(&keys).await
+    }
+}
+
+/// The new password, checked as at registration (against the account's own email and name), and refused when it
+/// is the current one.
+fn new_password(user: &User, current: &str, new: &str) -> Result<Password, Error> {
+    let local_part = Email::parse(&user.email)
+        .map(|e| e.local_part().to_owned())
+        .unwrap_or_default();
+    let password =
+        Password::parse(new, &local_part, &user.name).map_err(|e| Error::invalid("new_password", e.to_string()))?;
+    if new == current {
+        return Err(Error::invalid("new_password", "must differ from the current password"));
+    }
+    Ok(password)
 }
 
 fn dummy_hash(argon2: &Argon2<'static>) -> Result<String, HashError> {

@@ -1,7 +1,14 @@
-//! Signing in: password (and second factor) for a session, refresh-token rotation with reuse detection, sign-out.
+//! Signing in: password (and second factor) for a session, refresh-token rotation with reuse detection, signing out
+//! of one session or of all of them.
+//!
+//! A session is a refresh-token family: one sign-in and every refresh token rotated from it. Each refresh token is
+//! stored under the id (`jti`) of the access token issued with it, so a request's access token names its session
+//! without a claim of its own; that is how a password change or enabling TOTP keeps the caller's session and ends
+//! the others.
 
 use std::net::IpAddr;
 
+use phoenix_api::{Credential, Principal};
 use phoenix_db::{Event, Timestamp};
 use phoenix_ratelimit::Decision;
 use uuid::Uuid;
@@ -9,7 +16,7 @@ use uuid::Uuid;
 use crate::email::Email;
 use crate::password::Password;
 use crate::secret::{random_token, sha256};
-use crate::store::RefreshRow;
+use crate::store::{NewRefreshToken, RefreshRow, Rotation};
 use crate::user::User;
 use crate::{Error, SOURCE, Service};
 
@@ -17,6 +24,9 @@ use crate::{Error, SOURCE, Service};
 #[derive(Debug, Clone)]
 pub struct Session {
     pub access_token: String,
+    /// The access token's id (`jti`), which the gateway hands on as `Credential::AccessToken { token_id }`. It is
+    /// also the id of the refresh token issued with it, so it names the session (refresh-token family).
+    pub token_id: Uuid,
     pub refresh_token: String,
     pub expires_in_secs: u64,
     pub user_id: Uuid,
@@ -80,10 +90,8 @@ impl Service {
                 return Err(Error::InvalidMfaCode);
             }
         }
-        if let Some(key) = &keys.account {
-            self.inner.limiter.reset(key).await?;
-        }
-        self.open_session(&user, Uuid::now_v7()).await
+        self.reset_failures(&keys).await?;
+        self.open_session(&user).await
     }
 
     /// How long to wait, when the account or the address is over its quota of failures.
@@ -100,6 +108,15 @@ impl Service {
         Ok(None)
     }
 
+    /// Forgets the account's failures once both factors were right (not the address's: one good account does not
+    /// vouch for everything else tried from there).
+    pub(crate) async fn reset_failures(&self, keys: &FailureKeys) -> Result<(), Error> {
+        if let Some(key) = &keys.account {
+            self.inner.limiter.reset(key).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn count_failure(&self, keys: &FailureKeys) -> Result<(), Error> {
         let options = &self.inner.options;
         if let Some(key) = &keys.account {
@@ -111,29 +128,43 @@ impl Service {
         Ok(())
     }
 
-    /// Issues an access token with the user's current roles and a refresh token in `family_id`.
-    async fn open_session(&self, user: &User, family_id: Uuid) -> Result<Session, Error> {
+    /// Opens a session for `user` as the sign-in checked it: a new refresh-token family and an access token with the
+    /// user's current roles. Refused when the password changed or TOTP was turned on since `user` was read.
+    async fn open_session(&self, user: &User) -> Result<Session, Error> {
+        let (access_token, token_id) = self.access_token(user).await?;
         let refresh_token = random_token();
-        let expires_at = self.refresh_expiry();
-        self.store()
-            .insert_refresh_token(Uuid::now_v7(), family_id, user.id, &sha256(&refresh_token), expires_at)
-            .await?;
-        self.session(user, refresh_token).await
+        let token = NewRefreshToken {
+            id: token_id,
+            family_id: Uuid::now_v7(),
+            token_hash: &sha256(&refresh_token),
+            expires_at: self.refresh_expiry(),
+        };
+        if !self.store().open_session(user, &token).await? {
+            // Changed while we checked: what was checked no longer signs in (a retry meets the new credentials).
+            return Err(Error::InvalidCredentials);
+        }
+        Ok(self.session(user, access_token, token_id, refresh_token))
     }
 
-    /// Pairs a refresh token with a new access token carrying the user's current roles.
-    async fn session(&self, user: &User, refresh_token: String) -> Result<Session, Error> {
-        let (access_token, _) = self
+    /// An access token carrying the user's current roles, and its id (`jti`): the id its refresh token is stored
+    /// under, so that a request's token names its session.
+    async fn access_token(&self, user: &User) -> Result<(String, Uuid), Error> {
+        let (token, claims) = self
             .inner
             .keyring
             .issue(user.id, user.roles.clone(), user.organization_id)
             .await?;
-        Ok(Session {
+        Ok((token, claims.jti))
+    }
+
+    fn session(&self, user: &User, access_token: String, token_id: Uuid, refresh_token: String) -> Session {
+        Session {
             access_token,
+            token_id,
             refresh_token,
             expires_in_secs: self.inner.options.access_token_ttl_secs,
             user_id: user.id,
-        })
+        }
     }
 
     fn refresh_expiry(&self) -> Timestamp {
@@ -153,16 +184,21 @@ impl Service {
             return self.reject_reuse(&row).await;
         }
         let user = self.user(row.user_id).await?;
+        let (access_token, token_id) = self.access_token(&user).await?;
         let new_token = random_token();
-        let rotated = self
-            .store()
-            .rotate_refresh_token(&row, Uuid::now_v7(), &sha256(&new_token), self.refresh_expiry())
-            .await?;
-        if !rotated {
+        let new = NewRefreshToken {
+            id: token_id,
+            family_id: row.family_id,
+            token_hash: &sha256(&new_token),
+            expires_at: self.refresh_expiry(),
+        };
+        match self.store().rotate_refresh_token(&row, &new).await? {
+            Rotation::Rotated => Ok(self.session(&user, access_token, token_id, new_token)),
             // Someone presented the same token a moment before us.
-            return self.reject_reuse(&row).await;
+            Rotation::Reused => self.reject_reuse(&row).await,
+            // The session ended (signed out everywhere, password changed) while we were at it.
+            Rotation::Revoked => Err(Error::InvalidRefreshToken),
         }
-        self.session(&user, new_token).await
     }
 
     async fn reject_reuse(&self, row: &RefreshRow) -> Result<Session, Error> {
@@ -173,15 +209,42 @@ impl Service {
             row.user_id.to_string(),
             &serde_json::json!({ "user_id": row.user_id, "family_id": row.family_id }),
         )?;
-        self.store().revoke_refresh_family(row.family_id, Some(&event)).await?;
+        self.store()
+            .revoke_refresh_family(row.user_id, row.family_id, Some(&event))
+            .await?;
         Err(Error::RefreshTokenReused)
     }
 
     /// Ends the session the refresh token belongs to. Unknown tokens are ignored: signing out twice is fine.
     pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
         if let Some(row) = self.store().refresh_token_by_hash(&sha256(refresh_token)).await? {
-            self.store().revoke_refresh_family(row.family_id, None).await?;
+            self.store()
+                .revoke_refresh_family(row.user_id, row.family_id, None)
+                .await?;
         }
         Ok(())
+    }
+
+    /// Signs `actor` out everywhere: every refresh token of theirs stops working, the caller's own included. Access
+    /// tokens already issued are not checked against the database and live out their `access_token_ttl_secs`.
+    pub async fn revoke_sessions(&self, actor: &Principal) -> Result<(), Error> {
+        require_session(actor)?;
+        let event = Event::new(
+            SOURCE,
+            "identity.sessions_revoked.v1",
+            actor.user_id.to_string(),
+            &serde_json::json!({ "user_id": actor.user_id, "revoked_by": actor.user_id }),
+        )?;
+        self.store().revoke_sessions(actor.user_id, &event).await
+    }
+}
+
+/// The id of the access token a request came with, which names its session. What only an account's owner at a
+/// keyboard should do (change the password or second factor, manage sessions and API keys) needs one: an API key,
+/// or a service acting for the user, gets [`Error::SessionRequired`].
+pub(crate) fn require_session(principal: &Principal) -> Result<Uuid, Error> {
+    match principal.credential {
+        Credential::AccessToken { token_id } => Ok(token_id),
+        _ => Err(Error::SessionRequired),
     }
 }

@@ -116,6 +116,25 @@ pub struct RefreshRow {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A refresh token to store. Its `id` is the `jti` of the access token issued with it, which is how a request's
+/// access token names the session (family) it belongs to.
+pub struct NewRefreshToken<'a> {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub token_hash: &'a [u8],
+    pub expires_at: Timestamp,
+}
+
+/// How a refresh token's rotation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    Rotated,
+    /// Used already: presented twice, so copied.
+    Reused,
+    /// Its session was ended (signed out, revoked by a password change) before it could be used.
+    Revoked,
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
     pub id: Uuid,
@@ -304,8 +323,20 @@ impl Store {
         Ok(updated == 1)
     }
 
-    pub async fn enable_totp(&self, user_id: Uuid, recovery_hashes: &[Vec<u8>], event: &Event) -> Result<(), Error> {
+    /// Turns TOTP on with new recovery codes and ends every session of the user but the one the access token
+    /// `keep` was issued in, with the event, in one transaction. False, with nothing written, when TOTP is on already.
+    pub async fn enable_totp(
+        &self,
+        user_id: Uuid,
+        recovery_hashes: &[Vec<u8>],
+        keep: Uuid,
+        event: &Event,
+    ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
+        match lock_user(&mut tx, user_id).await? {
+            Some(now) if !now.totp_enabled => {}
+            _ => return Ok(false),
+        }
         dispatch!(&mut tx, conn => {
             sqlx::query("UPDATE users SET totp_enabled = $1, updated_at = $2 WHERE id = $3")
                 .bind(true)
@@ -323,9 +354,10 @@ impl Store {
             }
             Ok::<(), sqlx::Error>(())
         })?;
+        revoke_sessions_except(&mut tx, user_id, Some(keep)).await?;
         tx.append_event(event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn disable_totp(&self, user_id: Uuid, event: &Event) -> Result<(), Error> {
@@ -365,19 +397,26 @@ impl Store {
     }
 
     // Refresh tokens
+    //
+    // Every transaction that writes a user's refresh tokens locks the user's row first ([`lock_user`]), so sign-in,
+    // rotation and revocation of one user's sessions run one at a time on PostgreSQL as they do on SQLite. Without
+    // it, a revocation's UPDATE (its snapshot taken while a rotation was in flight) would miss the token the
+    // rotation then commits, leaving a live session behind a "sign out everywhere".
 
-    pub async fn insert_refresh_token(
-        &self,
-        id: Uuid,
-        family_id: Uuid,
-        user_id: Uuid,
-        token_hash: &[u8],
-        expires_at: Timestamp,
-    ) -> Result<(), Error> {
+    /// Opens a session (a new refresh-token family) for `user` as the sign-in read it. False, with nothing written,
+    /// when the account's password changed or two-factor authentication was turned on since: a sign-in that checked
+    /// the old credentials must not outlive their change.
+    pub async fn open_session(&self, user: &User, token: &NewRefreshToken<'_>) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
-        insert_refresh(&mut tx, id, family_id, user_id, token_hash, expires_at).await?;
+        let Some(now) = lock_user(&mut tx, user.id).await? else {
+            return Ok(false);
+        };
+        if now.password_hash != user.password_hash || (now.totp_enabled && !user.totp_enabled) {
+            return Ok(false);
+        }
+        insert_refresh(&mut tx, token, user.id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     pub async fn refresh_token_by_hash(&self, token_hash: &[u8]) -> Result<Option<RefreshRow>, Error> {
@@ -393,37 +432,48 @@ impl Store {
         Ok(row)
     }
 
-    /// Marks `old` used and issues its successor in the same family, atomically. False when `old` was already used
-    /// or revoked by the time we got to it (a concurrent refresh won): the caller treats that as reuse.
-    pub async fn rotate_refresh_token(
-        &self,
-        old: &RefreshRow,
-        new_id: Uuid,
-        new_hash: &[u8],
-        expires_at: Timestamp,
-    ) -> Result<bool, Error> {
+    /// Marks `old` used and issues its successor in the same family, atomically, unless `old` was used or revoked
+    /// by the time its user's lock was ours (a concurrent refresh won, or the session was ended).
+    pub async fn rotate_refresh_token(&self, old: &RefreshRow, new: &NewRefreshToken<'_>) -> Result<Rotation, Error> {
         let mut tx = self.begin().await?;
+        lock_user(&mut tx, old.user_id).await?;
+        let now = Timestamp::now();
         let claimed: u64 = dispatch!(&mut tx, conn => {
             sqlx::query(
                 "UPDATE refresh_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
             )
-            .bind(Timestamp::now())
+            .bind(now)
             .bind(old.id)
             .execute(conn)
             .await
             .map(|done| done.rows_affected())
         })?;
         if claimed == 0 {
-            return Ok(false);
+            let revoked: Option<Option<Timestamp>> = dispatch!(&mut tx, conn => {
+                sqlx::query_scalar("SELECT revoked_at FROM refresh_tokens WHERE id = $1")
+                    .bind(old.id)
+                    .fetch_optional(conn)
+                    .await
+            })?;
+            return Ok(match revoked {
+                Some(Some(_)) => Rotation::Revoked,
+                _ => Rotation::Reused,
+            });
         }
-        insert_refresh(&mut tx, new_id, old.family_id, old.user_id, new_hash, expires_at).await?;
+        insert_refresh(&mut tx, new, old.user_id).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Rotation::Rotated)
     }
 
     /// Revokes every token of a family (logout, or a stolen token detected by its reuse), with its event if any.
-    pub async fn revoke_refresh_family(&self, family_id: Uuid, event: Option<&Event>) -> Result<(), Error> {
+    pub async fn revoke_refresh_family(
+        &self,
+        user_id: Uuid,
+        family_id: Uuid,
+        event: Option<&Event>,
+    ) -> Result<(), Error> {
         let mut tx = self.begin().await?;
+        lock_user(&mut tx, user_id).await?;
         dispatch!(&mut tx, conn => {
             sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
                 .bind(Timestamp::now())
@@ -437,6 +487,47 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Revokes every session of a user (signing out everywhere), with its event.
+    pub async fn revoke_sessions(&self, user_id: Uuid, event: &Event) -> Result<(), Error> {
+        let mut tx = self.begin().await?;
+        lock_user(&mut tx, user_id).await?;
+        revoke_sessions_except(&mut tx, user_id, None).await?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the password hash, if it is still `old_hash`, and ends every session of the user but the one the
+    /// access token `keep` was issued in, with the event, all in one transaction. False, with nothing written, when
+    /// the password was changed by someone else since `old_hash` was read.
+    pub async fn change_password(
+        &self,
+        user_id: Uuid,
+        old_hash: &str,
+        new_hash: &str,
+        keep: Uuid,
+        event: &Event,
+    ) -> Result<bool, Error> {
+        let mut tx = self.begin().await?;
+        match lock_user(&mut tx, user_id).await? {
+            Some(now) if now.password_hash == old_hash => {}
+            _ => return Ok(false),
+        }
+        dispatch!(&mut tx, conn => {
+            sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+                .bind(new_hash)
+                .bind(Timestamp::now())
+                .bind(user_id)
+                .execute(conn)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+        revoke_sessions_except(&mut tx, user_id, Some(keep)).await?;
+        tx.append_event(event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     // API keys
@@ -699,25 +790,60 @@ impl Store {
     }
 }
 
-async fn insert_refresh(
-    tx: &mut Tx,
-    id: Uuid,
-    family_id: Uuid,
-    user_id: Uuid,
-    token_hash: &[u8],
-    expires_at: Timestamp,
-) -> Result<(), Error> {
+/// What a locked user's row says about their credentials now.
+struct Credentials {
+    password_hash: String,
+    totp_enabled: bool,
+}
+
+/// Locks a user's row for the rest of the transaction (PostgreSQL; SQLite's `BEGIN IMMEDIATE` holds the whole
+/// database already) and reads their credentials; `None` when there is no such user.
+async fn lock_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<Credentials>, Error> {
+    let sql = format!(
+        "SELECT password_hash, totp_enabled FROM users WHERE id = $1{}",
+        for_update(tx)
+    );
+    let row: Option<(String, bool)> = dispatch!(tx, conn => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(conn).await
+    })?;
+    Ok(row.map(|(password_hash, totp_enabled)| Credentials {
+        password_hash,
+        totp_enabled,
+    }))
+}
+
+/// Revokes every refresh token of `user_id` except those of the family the access token `keep` was issued in (a
+/// refresh token's id is the `jti` of the access token issued with it). An access token that names no family of
+/// the user (one issued before ids were shared) keeps nothing. The caller holds the user's lock.
+async fn revoke_sessions_except(tx: &mut Tx, user_id: Uuid, keep: Option<Uuid>) -> Result<(), Error> {
+    dispatch!(tx, conn => {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1
+             WHERE user_id = $2 AND revoked_at IS NULL
+               AND family_id NOT IN (SELECT family_id FROM refresh_tokens WHERE id = $3 AND user_id = $2)",
+        )
+        .bind(Timestamp::now())
+        .bind(user_id)
+        .bind(keep)
+        .execute(conn)
+        .await
+        .map(|done| done.rows_affected())
+    })?;
+    Ok(())
+}
+
+async fn insert_refresh(tx: &mut Tx, token: &NewRefreshToken<'_>, user_id: Uuid) -> Result<(), Error> {
     dispatch!(tx, conn => {
         sqlx::query(
             "INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, issued_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(id)
-        .bind(family_id)
+        .bind(token.id)
+        .bind(token.family_id)
         .bind(user_id)
-        .bind(token_hash)
+        .bind(token.token_hash)
         .bind(Timestamp::now())
-        .bind(expires_at)
+        .bind(token.expires_at)
         .execute(conn)
         .await
         .map(|done| done.rows_affected())

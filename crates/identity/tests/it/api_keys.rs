@@ -13,6 +13,7 @@ phoenix_db::contract_suite!(
         revoking_a_revoked_key_succeeds_without_another_event,
         an_api_key_cannot_create_keys,
         live_keys_are_capped_and_every_one_is_listed,
+        an_api_key_revokes_itself_but_no_other_key,
     ]
 );
 
@@ -226,4 +227,65 @@ async fn live_keys_are_capped_and_every_one_is_listed(pool: Pool) {
         identity.create_api_key(&owner, "one too many", None).await.unwrap_err(),
         Error::TooManyApiKeys { max: 100 }
     ));
+}
+
+async fn an_api_key_revokes_itself_but_no_other_key(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let owner = partner(&identity, "p@example.com").await;
+    let (first, first_secret) = identity.create_api_key(&owner, "first", None).await.unwrap();
+    let (second, second_secret) = identity.create_api_key(&owner, "second", None).await.unwrap();
+    let by_first = identity.authenticate_api_key(&first_secret).await.unwrap();
+
+    let refused = identity.revoke_api_key(&by_first, second.id).await.unwrap_err();
+    assert!(matches!(refused, Error::SessionRequired), "{refused:?}");
+    // The same answer for an id that does not exist: a key learns nothing about other ids.
+    let unknown = identity
+        .revoke_api_key(&by_first, uuid::Uuid::new_v4())
+        .await
+        .unwrap_err();
+    assert!(matches!(unknown, Error::SessionRequired), "{unknown:?}");
+    let url = serve_as(&identity, by_first, "10.0.0.1".parse().unwrap()).await;
+    let http = reqwest::Client::new();
+    let answer = http
+        .delete(format!("{url}/api/v1/api-keys/{}", second.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "session_required", "{problem}");
+    identity.authenticate_api_key(&second_secret).await.unwrap();
+
+    // An admin's key is no different: another key (even someone else's) needs a session.
+    let admin = Principal {
+        roles: [Role::Admin].into(),
+        credential: Credential::ApiKey { key_id: first.id },
+        ..owner
+    };
+    assert!(matches!(
+        identity.revoke_api_key(&admin, second.id).await.unwrap_err(),
+        Error::SessionRequired
+    ));
+
+    let answer = http
+        .delete(format!("{url}/api/v1/api-keys/{}", first.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+    assert!(matches!(
+        identity.authenticate_api_key(&first_secret).await.unwrap_err(),
+        Error::InvalidApiKey
+    ));
+    identity.authenticate_api_key(&second_secret).await.unwrap();
+    let revoked: Vec<_> = pool
+        .unpublished_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == "identity.api_key_revoked.v1")
+        .map(|e| e.data.0)
+        .collect();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0]["key_id"], first.id.to_string());
 }

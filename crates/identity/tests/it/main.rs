@@ -5,17 +5,19 @@ mod accounts;
 mod api_keys;
 mod client;
 mod mfa;
+mod passwords;
 mod sealing;
 mod sessions;
 mod signing_keys;
 
 use std::net::IpAddr;
 
-use phoenix_api::{ClientIp, Principal};
+use phoenix_api::{ClientIp, Credential, Principal, Role};
 use phoenix_db::Pool;
 use phoenix_identity::{Login, Options, Service, Session};
 use phoenix_ratelimit::Limiter;
 use totp_rs::{Algorithm, Builder, Secret};
+use uuid::Uuid;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -69,4 +71,56 @@ pub async fn serve_as(service: &Service, principal: Principal, client_ip: IpAddr
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     format!("http://{address}")
+}
+
+/// What the gateway attaches to a request made with `session`'s access token (a customer's).
+pub fn principal_of(session: &Session) -> Principal {
+    Principal {
+        user_id: session.user_id,
+        roles: [Role::Customer].into(),
+        organization_id: None,
+        credential: Credential::AccessToken {
+            token_id: session.token_id,
+        },
+    }
+}
+
+/// A customer signed in with an access token that names no session of theirs (as one issued before sessions were
+/// named would).
+pub fn signed_in(user_id: Uuid) -> Principal {
+    Principal {
+        user_id,
+        roles: [Role::Customer].into(),
+        organization_id: None,
+        credential: Credential::AccessToken {
+            token_id: Uuid::now_v7(),
+        },
+    }
+}
+
+/// The outbox's events of `event_type`, oldest first.
+pub async fn events_of(pool: &Pool, event_type: &str) -> Vec<serde_json::Value> {
+    pool.unpublished_events(1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event_type == event_type)
+        .map(|e| {
+            assert_eq!(
+                e.subject,
+                e.data.0["user_id"].as_str().unwrap(),
+                "identity events are about their user"
+            );
+            e.data.0
+        })
+        .collect()
+}
+
+/// True when the refresh token still trades for a new pair (which spends it).
+pub async fn refreshes(service: &Service, session: &Session) -> bool {
+    match service.refresh(&session.refresh_token).await {
+        Ok(_) => true,
+        Err(phoenix_identity::Error::InvalidRefreshToken) => false,
+        Err(other) => panic!("unexpected {other:?}"),
+    }
 }

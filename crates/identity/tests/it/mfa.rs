@@ -1,11 +1,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 
-use phoenix_api::{Credential, Principal, Role};
+use phoenix_api::{Credential, Principal};
 use phoenix_db::Pool;
 use phoenix_identity::{Error, Login, Options, Service};
 use uuid::Uuid;
 
-use crate::{PASSWORD, code_at, now, serve_as, service, service_with};
+use crate::{
+    PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with, signed_in,
+};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -16,13 +18,20 @@ phoenix_db::contract_suite!(
         disabling_needs_a_code,
         wrong_codes_on_disabling_are_throttled_like_sign_in,
         wrong_codes_on_enabling_are_throttled_like_sign_in,
+        enabling_totp_ends_every_other_session,
+        an_api_key_cannot_set_up_enable_or_disable_totp,
     ]
 );
 
 /// Enables TOTP for `user_id` with the code of the current step; returns the secret, the recovery codes and the time
 /// whose code enabled it (its step is spent).
 async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>, u64) {
-    let setup = identity.setup_totp(user_id).await.unwrap();
+    enable_as(identity, &signed_in(user_id)).await
+}
+
+/// [`enable`], from the session of `principal`.
+pub async fn enable_as(identity: &Service, principal: &Principal) -> (String, Vec<String>, u64) {
+    let setup = identity.setup_totp(principal).await.unwrap();
     assert!(
         setup.otpauth_url.starts_with("otpauth://totp/"),
         "{}",
@@ -31,7 +40,7 @@ async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>, u64)
     assert!(setup.otpauth_url.contains("issuer=Phoenix"));
     let enabled_at = now();
     let codes = identity
-        .enable_totp(user_id, &code_at(&setup.secret, enabled_at), None)
+        .enable_totp(principal, &code_at(&setup.secret, enabled_at), None)
         .await
         .unwrap();
     (setup.secret, codes, enabled_at)
@@ -101,21 +110,27 @@ async fn enabling_needs_setup_and_a_valid_code(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     assert!(matches!(
-        identity.enable_totp(user.id, "123456", None).await.unwrap_err(),
+        identity
+            .enable_totp(&signed_in(user.id), "123456", None)
+            .await
+            .unwrap_err(),
         Error::MfaNotSetUp
     ));
-    let setup = identity.setup_totp(user.id).await.unwrap();
+    let setup = identity.setup_totp(&signed_in(user.id)).await.unwrap();
     let wrong = code_at(&setup.secret, now() + 3_600);
     assert!(matches!(
-        identity.enable_totp(user.id, &wrong, None).await.unwrap_err(),
+        identity
+            .enable_totp(&signed_in(user.id), &wrong, None)
+            .await
+            .unwrap_err(),
         Error::CodeRejected
     ));
     identity
-        .enable_totp(user.id, &code_at(&setup.secret, now()), None)
+        .enable_totp(&signed_in(user.id), &code_at(&setup.secret, now()), None)
         .await
         .unwrap();
     assert!(matches!(
-        identity.setup_totp(user.id).await.unwrap_err(),
+        identity.setup_totp(&signed_in(user.id)).await.unwrap_err(),
         Error::MfaAlreadyEnabled
     ));
 }
@@ -124,15 +139,24 @@ async fn disabling_needs_a_code(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     assert!(matches!(
-        identity.disable_totp(user.id, "123456", None).await.unwrap_err(),
+        identity
+            .disable_totp(&signed_in(user.id), "123456", None)
+            .await
+            .unwrap_err(),
         Error::MfaNotEnabled
     ));
     let (_, codes, _) = enable(&identity, user.id).await;
     assert!(matches!(
-        identity.disable_totp(user.id, "nonsense", None).await.unwrap_err(),
+        identity
+            .disable_totp(&signed_in(user.id), "nonsense", None)
+            .await
+            .unwrap_err(),
         Error::CodeRejected
     ));
-    identity.disable_totp(user.id, &codes[0], None).await.unwrap();
+    identity
+        .disable_totp(&signed_in(user.id), &codes[0], None)
+        .await
+        .unwrap();
     assert!(!identity.user(user.id).await.unwrap().totp_enabled);
     identity.login(with_code("ann@example.com", None)).await.unwrap();
 }
@@ -142,17 +166,6 @@ fn three_failures() -> Options {
     Options {
         login_failures_per_account: 3,
         ..Options::default()
-    }
-}
-
-fn signed_in(user_id: Uuid) -> Principal {
-    Principal {
-        user_id,
-        roles: [Role::Customer].into(),
-        organization_id: None,
-        credential: Credential::AccessToken {
-            token_id: Uuid::now_v7(),
-        },
     }
 }
 
@@ -192,17 +205,84 @@ async fn wrong_codes_on_disabling_are_throttled_like_sign_in(pool: Pool) {
 async fn wrong_codes_on_enabling_are_throttled_like_sign_in(pool: Pool) {
     let identity = service_with(pool, three_failures()).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    let setup = identity.setup_totp(user.id).await.unwrap();
+    let setup = identity.setup_totp(&signed_in(user.id)).await.unwrap();
     let wrong = code_at(&setup.secret, now() + 3_600);
     for _ in 0..3 {
-        let error = identity.enable_totp(user.id, &wrong, None).await.unwrap_err();
+        let error = identity
+            .enable_totp(&signed_in(user.id), &wrong, None)
+            .await
+            .unwrap_err();
         assert!(matches!(error, Error::CodeRejected), "{error:?}");
     }
     let right = code_at(&setup.secret, now());
-    let error = identity.enable_totp(user.id, &right, None).await.unwrap_err();
+    let error = identity
+        .enable_totp(&signed_in(user.id), &right, None)
+        .await
+        .unwrap_err();
     let Error::CodeThrottled { retry_after_secs } = error else {
         panic!("expected throttling, got {error:?}");
     };
     assert!((1..=15 * 60).contains(&retry_after_secs));
     assert!(!identity.user(user.id).await.unwrap().totp_enabled);
+}
+
+async fn enabling_totp_ends_every_other_session(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    identity.register("bob@example.com", PASSWORD, "Bob").await.unwrap();
+    let here = login(&identity, "ann@example.com").await;
+    let stolen = login(&identity, "ann@example.com").await;
+    let elsewhere = identity
+        .refresh(&login(&identity, "ann@example.com").await.refresh_token)
+        .await
+        .unwrap();
+    let bobs = login(&identity, "bob@example.com").await;
+
+    enable_as(&identity, &principal_of(&here)).await;
+
+    assert!(
+        !refreshes(&identity, &stolen).await,
+        "a stolen session does not survive MFA being turned on"
+    );
+    assert!(!refreshes(&identity, &elsewhere).await);
+    assert!(
+        refreshes(&identity, &here).await,
+        "the session that turned it on continues"
+    );
+    assert!(refreshes(&identity, &bobs).await, "other users are not touched");
+    let enabled = events_of(&pool, "identity.mfa_enabled.v1").await;
+    assert_eq!(enabled.len(), 1);
+    assert_eq!(enabled[0]["user_id"], user.id.to_string());
+}
+
+async fn an_api_key_cannot_set_up_enable_or_disable_totp(pool: Pool) {
+    let identity = service(pool).await;
+    let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let by_key = Principal {
+        credential: Credential::ApiKey { key_id: Uuid::new_v4() },
+        ..signed_in(user.id)
+    };
+    let setup = identity.setup_totp(&by_key).await.unwrap_err();
+    assert!(matches!(setup, Error::SessionRequired), "{setup:?}");
+    // With a secret set up from a session, a key still cannot turn it on (nor off, once on).
+    let secret = identity.setup_totp(&signed_in(user.id)).await.unwrap().secret;
+    let enabling = identity
+        .enable_totp(&by_key, &code_at(&secret, now()), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(enabling, Error::SessionRequired), "{enabling:?}");
+    assert!(!identity.user(user.id).await.unwrap().totp_enabled);
+    let (_, codes, _) = enable(&identity, user.id).await;
+
+    let url = serve_as(&identity, by_key, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).await;
+    let answer = reqwest::Client::new()
+        .post(format!("{url}/api/v1/auth/mfa/totp/disable"))
+        .json(&serde_json::json!({ "code": codes[0] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    let problem: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(problem["code"], "session_required", "{problem}");
+    assert!(identity.user(user.id).await.unwrap().totp_enabled);
 }

@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use phoenix_db::Pool;
 use phoenix_identity::{Error, Login, Options};
 
-use crate::{PASSWORD, login, service, service_with};
+use crate::{PASSWORD, events_of, login, principal_of, refreshes, serve_as, service, service_with};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -15,6 +15,8 @@ phoenix_db::contract_suite!(
         failures_per_account_lock_even_the_right_password,
         failures_per_ip_lock_every_account_from_that_ip,
         success_clears_account_failures,
+        signing_out_everywhere_ends_every_session_of_the_user_only,
+        refreshes_racing_sign_out_everywhere_leave_no_live_session,
     ]
 );
 
@@ -178,4 +180,90 @@ async fn success_clears_account_failures(pool: Pool) {
             .unwrap_err();
     }
     identity.login(attempt("ann@example.com", PASSWORD, 1)).await.unwrap();
+}
+
+async fn signing_out_everywhere_ends_every_session_of_the_user_only(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let ann = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    identity.register("bob@example.com", PASSWORD, "Bob").await.unwrap();
+    let here = login(&identity, "ann@example.com").await;
+    let refreshed = identity
+        .refresh(&login(&identity, "ann@example.com").await.refresh_token)
+        .await
+        .unwrap();
+    let sessions = [login(&identity, "ann@example.com").await, refreshed];
+    let bobs = login(&identity, "bob@example.com").await;
+
+    let url = serve_as(&identity, principal_of(&here), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).await;
+    let answer = reqwest::Client::new()
+        .delete(format!("{url}/api/v1/auth/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204);
+
+    assert!(!refreshes(&identity, &here).await, "everywhere includes here");
+    for session in &sessions {
+        assert!(!refreshes(&identity, session).await);
+    }
+    assert!(refreshes(&identity, &bobs).await, "other users keep their sessions");
+    // Signing in again opens a session as usual.
+    assert!(refreshes(&identity, &login(&identity, "ann@example.com").await).await);
+
+    let revoked = events_of(&pool, "identity.sessions_revoked.v1").await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["user_id"], ann.id.to_string());
+    assert_eq!(revoked[0]["revoked_by"], ann.id.to_string());
+}
+
+/// Sessions refreshing as fast as they can while their user signs out everywhere: once the sign-out has returned
+/// and the refreshes have stopped, no refresh token of the user works, whichever order each refresh and the
+/// revocation took. (A revocation that missed a token a racing rotation was committing would leave that session
+/// alive, and its chain refreshing for good.)
+async fn refreshes_racing_sign_out_everywhere_leave_no_live_session(pool: Pool) {
+    const N_SESSIONS: usize = 6;
+    const MAX_REFRESHES: usize = 500;
+    let identity = service(pool).await;
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    for _ in 0..3 {
+        let mut sessions = Vec::new();
+        for _ in 0..N_SESSIONS {
+            sessions.push(login(&identity, "ann@example.com").await);
+        }
+        let caller = principal_of(&sessions[0]);
+        let (started, mut all_started) = tokio::sync::mpsc::channel(N_SESSIONS);
+        let racers: Vec<_> = sessions
+            .into_iter()
+            .map(|mut session| {
+                let identity = identity.clone();
+                let started = started.clone();
+                tokio::spawn(async move {
+                    let mut n_refreshes = 0;
+                    while let Ok(next) = identity.refresh(&session.refresh_token).await {
+                        session = next;
+                        n_refreshes += 1;
+                        if n_refreshes == 1 {
+                            started.send(()).await.unwrap();
+                        }
+                        if n_refreshes == MAX_REFRESHES {
+                            break;
+                        }
+                    }
+                    session
+                })
+            })
+            .collect();
+        drop(started);
+        for _ in 0..N_SESSIONS {
+            all_started.recv().await.unwrap();
+        }
+        identity.revoke_sessions(&caller).await.unwrap();
+        for racer in racers {
+            let last = racer.await.unwrap();
+            assert!(
+                !refreshes(&identity, &last).await,
+                "a session outlived signing out everywhere"
+            );
+        }
+    }
 }
