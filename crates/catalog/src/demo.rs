@@ -3,7 +3,8 @@
 //! Pure data generation, no I/O: hotel chains and airlines to create as organizations, about 2,000 hotels with
 //! room types and a nightly price calendar across the 50 cities of [`geo::cities`], and the flight schedules of the
 //! demo airlines of [`geo::airlines`] (hub-and-spoke networks plus some point-to-point routes, a little over 2,000
-//! departures a day). `scale` multiplies hotels, hotel chains and flights.
+//! departures a day). `scale` multiplies hotels, hotel chains and flights. Prices are in each country's currency,
+//! so [`fx_rates`] gives the exchange rates the catalog needs to charge the configured fixed fees in all of them.
 //!
 //! Everything comes from a small SplitMix64 generator seeded from a constant, and every hotel, route and flight
 //! draws from its own stream keyed by what it is (city and number, airline and flight number), so the output is
@@ -11,16 +12,18 @@
 //! and route scores use `cos` and `exp`, whose last bit may differ between platforms' maths libraries, so another
 //! platform could in principle round a price differently.) Names are ASCII and fictional.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::f64::consts::TAU;
 
+use rust_decimal::Decimal;
 use time::{Date, Duration, Time, Weekday};
 use uuid::Uuid;
 
 use crate::flight::{Cabin, CabinPlan, FareClass, Schedule};
 use crate::geo::{self, City};
 use crate::hotel::{Hotel, MealPlan, RatePlan, RoomType};
-use crate::money::Currency;
+use crate::model::FxRateView;
+use crate::money::{Currency, Rate};
 use crate::snapshot::HotelEntry;
 use crate::store::Airline;
 
@@ -170,6 +173,47 @@ pub fn schedules(options: &DemoOptions) -> Vec<Schedule> {
         }
     }
     schedules
+}
+
+/// Decimal places of the rates [`fx_rates`] derives: far more than the rough table they come from deserves.
+const RATE_DECIMAL_PLACES: u32 = 8;
+
+/// The exchange rates the demo's products need under `options`: from the currency of each fixed fee to every other
+/// currency the demo prices hotels or flights in, derived from its table of rough units per US dollar (a Tokyo hotel
+/// then charges the configured city tax in yen). Set them with [`crate::Catalog::set_fx_rate`] before or after
+/// loading the demo. A fee currency the table does not list gets no rates: products in other currencies then cannot
+/// be priced and are not sold.
+pub fn fx_rates(options: &crate::Options) -> Vec<FxRateView> {
+    let bases: BTreeSet<Currency> = options
+        .fees
+        .iter()
+        .filter(|fee| !matches!(fee.kind, crate::pricing::FeeKind::PercentBp(_)))
+        .filter_map(|fee| fee.currency)
+        .collect();
+    let units = |code: &str| {
+        let (_, per_usd) = UNITS_PER_USD.iter().find(|(c, _)| *c == code)?;
+        // The shortest decimal that reads back as the table's float: 0.92, not 0.92000000000000003996.
+        Decimal::from_str_exact(&per_usd.to_string()).ok()
+    };
+    let mut rates = Vec::new();
+    for base in bases {
+        let Some(base_units) = units(base.code()) else {
+            continue;
+        };
+        for (quote, _) in UNITS_PER_USD.iter().filter(|(quote, _)| *quote != base.code()) {
+            let rate = units(quote)
+                .and_then(|quote_units| quote_units.checked_div(base_units))
+                .and_then(|rate| Rate::new(rate.round_dp(RATE_DECIMAL_PLACES)).ok());
+            if let Some(rate) = rate {
+                rates.push(FxRateView {
+                    base: base.code().to_owned(),
+                    quote: (*quote).to_owned(),
+                    rate: rate.get().to_string(),
+                });
+            }
+        }
+    }
+    rates
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -818,6 +862,50 @@ mod tests {
             *DEPARTURES,
             *DEPARTURES as f64 / f64::from(DEFAULT_DAYS),
         );
+    }
+
+    #[test]
+    fn fx_rates_reach_every_currency_the_demo_sells_in_from_the_fee_currency() {
+        let rates = fx_rates(&crate::Options::default());
+        let from_eur: HashMap<&str, &str> = rates
+            .iter()
+            .map(|r| {
+                assert_eq!(r.base, "EUR", "the default fixed fees are in euros");
+                assert!(Rate::parse(&r.rate).is_ok(), "{} to {}: {}", r.base, r.quote, r.rate);
+                (r.quote.as_str(), r.rate.as_str())
+            })
+            .collect();
+        let sold_in: HashSet<&str> = SCALE_1
+            .hotels
+            .iter()
+            .flat_map(|e| e.rate_plans.iter().map(|p| p.currency.as_str()))
+            .chain(SCALE_1.schedules.iter().map(|s| s.currency.as_str()))
+            .collect();
+        assert!(sold_in.len() > 20, "{sold_in:?}");
+        for currency in sold_in.iter().filter(|c| **c != "EUR") {
+            assert!(from_eur.contains_key(currency), "no rate from EUR to {currency}");
+        }
+        // 150 yen or 1350 won a dollar, 0.92 euro a dollar.
+        assert_eq!(from_eur["JPY"], "163.04347826");
+        assert_eq!(from_eur["KRW"], "1467.39130435");
+        assert_eq!(from_eur["USD"], "1.08695652");
+
+        let fees_in = |code: Option<&str>, kind| crate::Options {
+            fees: vec![crate::pricing::FeeLine {
+                code: "levy".into(),
+                name: "Levy".into(),
+                kind,
+                currency: code.map(|c| Currency::parse(c).unwrap()),
+                applies_to: crate::pricing::Applies::Both,
+            }],
+            ..crate::Options::default()
+        };
+        let from_jpy = fx_rates(&fees_in(Some("JPY"), crate::pricing::FeeKind::PerBooking(500)));
+        assert!(from_jpy.iter().all(|r| r.base == "JPY" && r.quote != "JPY"));
+        assert_eq!(from_jpy.len(), UNITS_PER_USD.len() - 1);
+        // A fee currency the table does not know, and percentages, need no rates from the demo.
+        assert!(fx_rates(&fees_in(Some("KWD"), crate::pricing::FeeKind::PerBooking(500))).is_empty());
+        assert!(fx_rates(&fees_in(None, crate::pricing::FeeKind::PercentBp(500))).is_empty());
     }
 
     #[test]

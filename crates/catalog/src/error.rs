@@ -31,7 +31,8 @@ pub enum Error {
     /// Quoted items that cannot be sold now (a night closed or sold out, a fare full), each named with why.
     #[error("not available: {}", fields(.0))]
     Unavailable(Vec<FieldError>),
-    /// Quoted items whose price has no exchange rate to the quotation's currency.
+    /// Quoted items whose price has no exchange rate to the quotation's currency, or with a fixed fee that has none
+    /// into the item's own currency (so no correct price): 422 `currency_mismatch`, each item named.
     #[error("no exchange rate for {}", fields(.0))]
     CurrencyMismatch(Vec<FieldError>),
     /// What inventory or identity answered (a refusal passes through; an outage is 503).

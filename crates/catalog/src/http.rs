@@ -432,7 +432,8 @@ async fn create_airline(
     ))
 }
 
-/// Set a display exchange rate: units of `quote` per unit of `base`.
+/// Set an exchange rate: units of `quote` per unit of `base` (its inverse serves the other way). Display and
+/// quotation currencies convert with it, and so do fixed fees charged on products priced in another currency.
 #[utoipa::path(put, path = "/api/v1/catalog/fx-rates/{base}/{quote}", tag = TAG, security(("bearer" = [])),
     params(("base" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217"),
         ("quote" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217")), request_body = FxRateInput,

@@ -1,11 +1,20 @@
 //! Pricing rules: traveller-type fares, dynamic (load-based) pricing, fees, and the totals of stays and itineraries.
 //!
-//! Pure functions over integer minor units of a single currency (the caller holds the [`crate::money::Currency`]),
-//! so that a price is reproducible from its inputs and every rule can be tested table-driven. No floats: every
-//! proportional amount is computed exactly in 128-bit integers and rounded once, half up. Every input is bounded and
-//! every overflow is a [`PricingError`], never a panic or a wrapped value.
+//! Pure functions over integer minor units of the product's currency, so that a price is reproducible from its
+//! inputs and every rule can be tested table-driven. No floats: every proportional amount is computed exactly in
+//! 128-bit integers and rounded once, half up. Every input is bounded and every overflow is a [`PricingError`], never
+//! a panic or a wrapped value.
+//!
+//! A fixed fee is an amount in its own currency (city tax 2.50 EUR a night), not in the product's: a product priced
+//! in another currency converts it with the exchange rate its caller looks up, once per unit (per night, traveller
+//! or booking) and before counting the units, with [`crate::money::convert`]'s one rounding (half away from zero).
+//! So a night's city tax is the same amount in a stay of one night or ten, and the breakdown reads as whole units.
+//! Without a rate the product has no correct price: [`PricingError::NoRate`], which the caller must not sell.
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+use crate::money::{Currency, Money, MoneyError, convert};
 
 /// Most nights in one stay.
 pub const MAX_NIGHTS: usize = 30;
@@ -57,6 +66,10 @@ pub enum PricingError {
     NegativeAmount { what: &'static str, amount_minor: i64 },
     #[error("price overflows the range of minor units")]
     Overflow,
+    /// A fixed fee that applies is in a currency with no exchange rate into the product's: an expected gap in the
+    /// catalog's rates, not a bug, but the product cannot be priced (nor sold) until a rate is set.
+    #[error("no exchange rate from {from} to {to} for fee {code:?}")]
+    NoRate { code: String, from: Currency, to: Currency },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -231,7 +244,8 @@ impl Applies {
     }
 }
 
-/// How a fee is computed. Fixed amounts are minor units of the booking's currency.
+/// How a fee is computed. Fixed amounts are minor units of the fee line's [`FeeLine::currency`], converted into the
+/// product's currency once per unit (see the module documentation).
 ///
 /// Serialized externally tagged: `{"percent_bp": 1000}`, `{"per_night": 250}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -247,12 +261,27 @@ pub enum FeeKind {
     PerBooking(i64),
 }
 
+impl FeeKind {
+    /// The amount of a fixed kind, per unit; `None` for a percentage.
+    fn fixed_minor(self) -> Option<i64> {
+        match self {
+            FeeKind::PercentBp(_) => None,
+            FeeKind::PerTraveller(amount_minor)
+            | FeeKind::PerNight(amount_minor)
+            | FeeKind::PerBooking(amount_minor) => Some(amount_minor),
+        }
+    }
+}
+
 /// A tax or fee as configured in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeeLine {
     pub code: String,
     pub name: String,
     pub kind: FeeKind,
+    /// The currency of a fixed amount, which every fixed kind requires; a percentage takes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<Currency>,
     pub applies_to: Applies,
 }
 
@@ -273,15 +302,19 @@ pub struct PriceBreakdown {
     pub total_minor: i64,
 }
 
-/// Prices a hotel stay: `nightly_minor` holds the price of one room for each night (already dynamically priced).
+/// Prices a hotel stay in `currency`: `nightly_minor` holds the price of one room for each night (already
+/// dynamically priced).
 ///
 /// The base is the sum of the nightly prices times `rooms`. Fees for hotels are then added: percentages of the base,
 /// per-night amounts for every room and night, per-traveller amounts for every guest, per-booking amounts once.
+/// `rate(c)` is how many units of `currency` one unit of `c` buys, for fixed fees in another currency `c`.
 pub fn stay_total(
     nightly_minor: &[i64],
     rooms: u32,
     guests: u32,
     fees: &[FeeLine],
+    currency: Currency,
+    rate: impl Fn(Currency) -> Option<Decimal>,
 ) -> Result<PriceBreakdown, PricingError> {
     let n_nights = nightly_minor.len();
     if !(1..=MAX_NIGHTS).contains(&n_nights) {
@@ -317,21 +350,23 @@ pub fn stay_total(
         n_travellers: i64::from(guests),
         n_room_nights: Some(room_nights),
     };
-    with_fees(basis, Product::Stay, fees)
+    with_fees(basis, Product::Stay, fees, currency, &rate)
 }
 
-/// Prices a flight itinerary: `segment_fares_minor` holds the adult fare of each segment, `travellers` how many of
-/// each type fly (a type may appear more than once; counts add up).
+/// Prices a flight itinerary in `currency`: `segment_fares_minor` holds the adult fare of each segment, `travellers`
+/// how many of each type fly (a type may appear more than once; counts add up).
 ///
 /// The base is, for every segment and traveller type, the type's share of the segment fare (rounded half up per
 /// segment) times the count. Fees for flights are then added: percentages of the base, per-traveller amounts once
 /// per traveller for the whole itinerary (not per segment; infants count as travellers), per-booking amounts once.
-/// A per-night fee applying to flights is a configuration error.
+/// A per-night fee applying to flights is a configuration error. `rate` converts fixed fees as in [`stay_total`].
 pub fn itinerary_total(
     segment_fares_minor: &[i64],
     travellers: &[(TravellerType, u32)],
     traveller_pricing: &TravellerPricing,
     fees: &[FeeLine],
+    currency: Currency,
+    rate: impl Fn(Currency) -> Option<Decimal>,
 ) -> Result<PriceBreakdown, PricingError> {
     let n_segments = segment_fares_minor.len();
     if !(1..=MAX_SEGMENTS).contains(&n_segments) {
@@ -375,7 +410,7 @@ pub fn itinerary_total(
         n_travellers: n_travellers as i64,
         n_room_nights: None,
     };
-    with_fees(basis, Product::Itinerary, fees)
+    with_fees(basis, Product::Itinerary, fees, currency, &rate)
 }
 
 /// `bp` basis points of `amount_minor` (at most the whole of it), rounded half up: a cancellation fee, say.
@@ -404,22 +439,34 @@ struct FeeBasis {
     n_room_nights: Option<i64>,
 }
 
-fn with_fees(basis: FeeBasis, product: Product, fees: &[FeeLine]) -> Result<PriceBreakdown, PricingError> {
+/// Checks a fee configuration: at most [`MAX_FEE_LINES`] lines, percentages within the whole, fixed amounts not
+/// negative and each in a currency, percentages without one, per-night fees on hotels only.
+pub fn validate_fees(fees: &[FeeLine]) -> Result<(), PricingError> {
     if fees.len() > MAX_FEE_LINES {
         return Err(PricingError::TooManyFeeLines {
             n_fee_lines: fees.len(),
             max_fee_lines: MAX_FEE_LINES,
         });
     }
+    fees.iter().try_for_each(validate_fee)
+}
+
+fn with_fees(
+    basis: FeeBasis,
+    product: Product,
+    fees: &[FeeLine],
+    currency: Currency,
+    rate: &dyn Fn(Currency) -> Option<Decimal>,
+) -> Result<PriceBreakdown, PricingError> {
+    // Validate every line, not only those that apply, so a bad configuration shows up on the first price.
+    validate_fees(fees)?;
     let mut total_minor = basis.base_minor;
     let mut amounts = Vec::new();
     for fee in fees {
-        // Validate every line, not only those that apply, so a bad configuration shows up on the first price.
-        validate_fee(fee)?;
         if !fee.applies_to.covers(product) {
             continue;
         }
-        let amount_minor = fee_amount(fee, &basis)?;
+        let amount_minor = fee_amount(fee, &basis, currency, rate)?;
         total_minor = total_minor.checked_add(amount_minor).ok_or(PricingError::Overflow)?;
         amounts.push(FeeAmount {
             code: fee.code.clone(),
@@ -449,24 +496,62 @@ fn validate_fee(fee: &FeeLine) -> Result<(), PricingError> {
         FeeKind::PerNight(_) if fee.applies_to == Applies::Flight => {
             Err(invalid("a per-night fee applies to hotels only"))
         }
+        FeeKind::PercentBp(_) if fee.currency.is_some() => Err(invalid("a percentage takes no currency")),
+        FeeKind::PerTraveller(_) | FeeKind::PerNight(_) | FeeKind::PerBooking(_) if fee.currency.is_none() => {
+            Err(invalid("a fixed amount needs a currency"))
+        }
         _ => Ok(()),
     }
 }
 
-fn fee_amount(fee: &FeeLine, basis: &FeeBasis) -> Result<i64, PricingError> {
-    match fee.kind {
-        FeeKind::PercentBp(bp) => share_half_up(basis.base_minor, i128::from(bp)),
-        FeeKind::PerTraveller(amount_minor) => amount_minor
-            .checked_mul(basis.n_travellers)
-            .ok_or(PricingError::Overflow),
-        FeeKind::PerNight(amount_minor) => {
-            let n_room_nights = basis.n_room_nights.ok_or_else(|| PricingError::InvalidFee {
-                code: fee.code.clone(),
-                reason: "a per-night fee cannot apply to a flight",
-            })?;
-            amount_minor.checked_mul(n_room_nights).ok_or(PricingError::Overflow)
-        }
-        FeeKind::PerBooking(amount_minor) => Ok(amount_minor),
+fn fee_amount(
+    fee: &FeeLine,
+    basis: &FeeBasis,
+    currency: Currency,
+    rate: &dyn Fn(Currency) -> Option<Decimal>,
+) -> Result<i64, PricingError> {
+    let n_units = match fee.kind {
+        FeeKind::PercentBp(bp) => return share_half_up(basis.base_minor, i128::from(bp)),
+        FeeKind::PerTraveller(_) => basis.n_travellers,
+        FeeKind::PerNight(_) => basis.n_room_nights.ok_or_else(|| PricingError::InvalidFee {
+            code: fee.code.clone(),
+            reason: "a per-night fee cannot apply to a flight",
+        })?,
+        FeeKind::PerBooking(_) => 1,
+    };
+    unit_minor(fee, currency, rate)?
+        .checked_mul(n_units)
+        .ok_or(PricingError::Overflow)
+}
+
+/// One unit of a fixed fee in `currency`: as configured when the fee is in it (no rate needed), else converted at
+/// `rate` with [`convert`]'s single rounding, half away from zero (the amount is never negative, so half up).
+fn unit_minor(
+    fee: &FeeLine,
+    currency: Currency,
+    rate: &dyn Fn(Currency) -> Option<Decimal>,
+) -> Result<i64, PricingError> {
+    let (Some(amount_minor), Some(from)) = (fee.kind.fixed_minor(), fee.currency) else {
+        // validate_fee refuses a fixed kind without a currency, and percentages never come here.
+        return Err(PricingError::InvalidFee {
+            code: fee.code.clone(),
+            reason: "a fixed amount needs a currency",
+        });
+    };
+    if from == currency {
+        return Ok(amount_minor);
+    }
+    let no_rate = || PricingError::NoRate {
+        code: fee.code.clone(),
+        from,
+        to: currency,
+    };
+    let rate = rate(from).ok_or_else(no_rate)?;
+    match convert(Money::new(amount_minor, from), currency, rate) {
+        Ok(converted) => Ok(converted.amount_minor),
+        // A rate out of bounds (the inverse of a tiny one, say) converts nothing: there is no usable rate.
+        Err(MoneyError::InvalidRate { .. }) => Err(no_rate()),
+        Err(_) => Err(PricingError::Overflow),
     }
 }
 

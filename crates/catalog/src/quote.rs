@@ -227,6 +227,14 @@ struct Shown {
     nightly_minor: Vec<i64>,
 }
 
+/// Why an item cannot be sold now, for a person to read.
+enum Refusal {
+    /// A night closed or short, a fare class full: 409 `unavailable`.
+    Unavailable(String),
+    /// A fixed fee with no exchange rate into the item's currency, so no correct price: 422 `currency_mismatch`.
+    NoRate(String),
+}
+
 /// An item priced in its supplier's currency.
 struct Draft {
     kind: ItemKind,
@@ -258,13 +266,14 @@ impl Choice<'_> {
     /// The item priced now (or at the offer's price); `Err` says why it cannot be sold now.
     fn price(
         &self,
+        snapshot: &Snapshot,
         counts: &Counted,
         shown: Option<Shown>,
         options: &crate::Options,
-    ) -> Result<Result<Draft, String>, Error> {
+    ) -> Result<Result<Draft, Refusal>, Error> {
         match self {
-            Choice::Hotel(stay) => stay.price(counts, shown, options),
-            Choice::Flight(trip) => trip.price(counts, shown, options),
+            Choice::Hotel(stay) => stay.price(snapshot, counts, shown, options),
+            Choice::Flight(trip) => trip.price(snapshot, counts, shown, options),
         }
     }
 }
@@ -275,7 +284,7 @@ impl Catalog {
     /// Anyone authenticated may quote: a quotation holds nothing and says no more than search does. Bad fields are
     /// 422 naming `items[i].field`; a bad offer 422 `invalid_offer`, `offer_expired` or `offer_mismatch`; an item
     /// not on sale for its dates or short of rooms or seats 409 `unavailable`; an item whose currency cannot be
-    /// converted 422 `currency_mismatch`.
+    /// converted, or with a fixed fee that cannot be converted into the item's currency, 422 `currency_mismatch`.
     pub async fn quote(&self, actor: &Principal, request: &QuoteRequest) -> Result<Quotation, Error> {
         let snapshot = self.snapshot();
         let now = OffsetDateTime::now_utc();
@@ -287,7 +296,7 @@ impl Catalog {
             .map(|line| line.item_id)
             .collect();
         let counts = self.availability().get(&buckets).await?;
-        let drafts = price_all(&choices, shown, &counts, self.options())?;
+        let drafts = price_all(&snapshot, &choices, shown, &counts, self.options())?;
         let quotation = quotation(&snapshot, request, drafts, currency)?;
         tracing::debug!(user_id = %actor.user_id, items = quotation.items.len(), "quoted");
         Ok(quotation)
@@ -353,8 +362,10 @@ fn choose<'s>(
     Ok((choices, currency))
 }
 
-/// Prices every item; those that cannot be sold now make one 409 naming each.
+/// Prices every item. Those that cannot be priced for want of an exchange rate make one 422 naming each (nothing a
+/// retry mends); else those that cannot be sold now make one 409 naming each.
 fn price_all(
+    snapshot: &Snapshot,
     choices: &[Choice<'_>],
     shown: Vec<Option<Shown>>,
     counts: &Counted,
@@ -362,14 +373,17 @@ fn price_all(
 ) -> Result<Vec<Draft>, Error> {
     let mut drafts = Vec::with_capacity(choices.len());
     let mut short = Vec::new();
+    let mut unpriced = Vec::new();
     for (idx, (choice, shown)) in choices.iter().zip(shown).enumerate() {
-        match choice.price(counts, shown, options)? {
+        let field = format!("items[{idx}]");
+        match choice.price(snapshot, counts, shown, options)? {
             Ok(draft) => drafts.push(draft),
-            Err(message) => short.push(FieldError {
-                field: format!("items[{idx}]"),
-                message,
-            }),
+            Err(Refusal::Unavailable(message)) => short.push(FieldError { field, message }),
+            Err(Refusal::NoRate(message)) => unpriced.push(FieldError { field, message }),
         }
+    }
+    if !unpriced.is_empty() {
+        return Err(Error::CurrencyMismatch(unpriced));
     }
     if !short.is_empty() {
         return Err(Error::Unavailable(short));

@@ -38,7 +38,7 @@ pub use flights::{
 };
 pub use hotels::{HotelResult, HotelSearch, HotelSearchResponse, HotelSort, HotelSummary, StayOption};
 pub(crate) use itinerary::{check_passengers, connects, fare_price, itinerary_price};
-pub(crate) use stay::{StayPrice, check_occupancy, check_stay_dates, night_counts, price_stay};
+pub(crate) use stay::{StayPrice, Unpriced, check_occupancy, check_stay_dates, night_counts, price_stay};
 
 /// Longest stay one search prices.
 pub const MAX_NIGHTS: i64 = 30;
@@ -108,7 +108,8 @@ fn cursor_offset(check: &mut Check, cursor: &Option<String>) -> usize {
 }
 
 /// Units of `to` per unit of `from`: 1 for the same currency, the rate set for the pair, or else the inverse of the
-/// opposite pair's rate. Search displays with it and quotes convert with it, so both show the same amounts.
+/// opposite pair's rate. Search displays with it, quotes convert with it, and both convert fixed fees into a
+/// product's currency with it (`price_stay`, `itinerary_price`), so both show the same amounts.
 pub(crate) fn fx_rate(snapshot: &Snapshot, from: Currency, to: Currency) -> Option<Decimal> {
     if from == to {
         return Some(Decimal::ONE);
@@ -234,6 +235,21 @@ fn bad_money(_: crate::money::MoneyError) -> Error {
 fn pricing_error(error: pricing::PricingError) -> Error {
     tracing::error!(%error, "pricing failed");
     Error::Corrupt { what: "price" }
+}
+
+/// A choice the catalog cannot price correctly now: a fixed fee in a currency with no exchange rate into the
+/// choice's (the message says which). Search leaves it out; a quote refuses it (422 `currency_mismatch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NoRate(pub String);
+
+/// A pricing result with a missing exchange rate told apart: that is a gap in the catalog's rates, and the choice is
+/// not sold at any price; every other failure comes from configuration or stored prices (500).
+fn priced<T>(result: Result<T, pricing::PricingError>) -> Result<Result<T, NoRate>, Error> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(error @ pricing::PricingError::NoRate { .. }) => Ok(Err(NoRate(error.to_string()))),
+        Err(error) => Err(pricing_error(error)),
+    }
 }
 
 #[cfg(test)]

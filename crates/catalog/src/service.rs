@@ -57,7 +57,8 @@ pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
-    /// Taxes and fees added to every stay or itinerary they apply to.
+    /// Taxes and fees added to every stay or itinerary they apply to. A fixed amount is in its line's currency and
+    /// converted at the catalog's exchange rates into the currency of each product priced in another.
     pub fees: Vec<FeeLine>,
     pub traveller_pricing: TravellerPricing,
     pub dynamic_pricing: DynamicPricing,
@@ -73,25 +74,30 @@ pub struct Options {
 }
 
 impl Default for Options {
+    /// VAT 10 % on stays, city tax 2.50 EUR a room-night, airport charges 15.00 EUR a traveller.
     fn default() -> Options {
+        let eur = Currency::parse("EUR").expect("EUR is in the currency table");
         Options {
             fees: vec![
                 FeeLine {
                     code: "vat".into(),
                     name: "VAT".into(),
                     kind: crate::pricing::FeeKind::PercentBp(1_000),
+                    currency: None,
                     applies_to: crate::pricing::Applies::Hotel,
                 },
                 FeeLine {
                     code: "city_tax".into(),
                     name: "City tax".into(),
                     kind: crate::pricing::FeeKind::PerNight(250),
+                    currency: Some(eur),
                     applies_to: crate::pricing::Applies::Hotel,
                 },
                 FeeLine {
                     code: "airport_charges".into(),
                     name: "Airport charges".into(),
                     kind: crate::pricing::FeeKind::PerTraveller(1_500),
+                    currency: Some(eur),
                     applies_to: crate::pricing::Applies::Flight,
                 },
             ],
@@ -113,7 +119,7 @@ impl Options {
         self.traveller_pricing
             .validate()
             .map_err(|e| format!("catalog.traveller_pricing: {e}"))?;
-        crate::pricing::stay_total(&[1], 1, 1, &self.fees).map_err(|e| format!("catalog.fees: {e}"))?;
+        crate::pricing::validate_fees(&self.fees).map_err(|e| format!("catalog.fees: {e}"))?;
         if !(30..=86_400).contains(&self.offer_ttl_secs) {
             return Err("catalog.offer_ttl_secs must be between 30 and 86400".into());
         }
@@ -475,5 +481,46 @@ impl Catalog {
                 .invalidate(chunk.iter().map(|i| i.item_id.as_str()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Options;
+
+    /// Options with the fee lines of `fees`, read as configuration is.
+    fn with_fees(fees: serde_json::Value) -> Options {
+        serde_json::from_value(serde_json::json!({ "fees": fees })).unwrap()
+    }
+
+    #[test]
+    fn a_fixed_fee_without_a_currency_is_refused_at_startup() {
+        assert_eq!(Options::default().validate(), Ok(()));
+        let cases = [
+            (
+                serde_json::json!([{"code": "city_tax", "name": "City tax", "kind": {"per_night": 250},
+                                    "applies_to": "hotel"}]),
+                Some("catalog.fees: fee \"city_tax\" is invalid: a fixed amount needs a currency"),
+            ),
+            (
+                serde_json::json!([{"code": "vat", "name": "VAT", "kind": {"percent_bp": 1000}, "currency": "EUR",
+                                    "applies_to": "hotel"}]),
+                Some("catalog.fees: fee \"vat\" is invalid: a percentage takes no currency"),
+            ),
+            (
+                serde_json::json!([{"code": "vat", "name": "VAT", "kind": {"percent_bp": 1000}, "applies_to": "hotel"},
+                                   {"code": "levy", "name": "Levy", "kind": {"per_booking": 500}, "currency": "JPY",
+                                    "applies_to": "both"}]),
+                None,
+            ),
+        ];
+        for (fees, refused) in cases {
+            let options = with_fees(fees.clone());
+            let expected = match refused {
+                Some(message) => Err(message.to_owned()),
+                None => Ok(()),
+            };
+            assert_eq!(options.validate(), expected, "{fees}");
+        }
     }
 }

@@ -56,7 +56,8 @@ pub struct Snapshot {
     pub by_origin_date: HashMap<(String, Date), Vec<Arc<DepartureEntry>>>,
     /// Departures by origin, destination and local departure date: the second legs of connections.
     pub by_route_date: HashMap<(String, String, Date), Vec<Arc<DepartureEntry>>>,
-    /// Display-currency rates: units of quote per unit of base.
+    /// Exchange rates (display and quotation currencies, fixed fees in another currency): units of quote per unit
+    /// of base.
     pub fx: HashMap<(String, String), Decimal>,
 }
 

@@ -137,6 +137,11 @@ pub async fn demo(config: &Config, scale: u32, days: u32, quiet: bool) -> anyhow
             )
             .await?;
     }
+    // Fixed fees are in their own currency: every currency the demo sells in needs a rate from theirs.
+    bar.set_message("exchange rates");
+    for rate in demo::fx_rates(catalog.options()) {
+        catalog.set_fx_rate(&admin, &rate.base, &rate.quote, &rate.rate).await?;
+    }
     // Hotels were generated for the planned ids: give them to the organizations identity made.
     let hotels = demo::hotels(&orgs, &options);
     let n_hotels = hotels.len();

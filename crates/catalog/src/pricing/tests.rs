@@ -5,13 +5,43 @@ use super::*;
 /// Segment fares, travellers, and the expected outcome.
 type Case<'a, T> = (&'a [i64], &'a [(TravellerType, u32)], T);
 
+fn cur(code: &str) -> Currency {
+    Currency::parse(code).unwrap()
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).unwrap()
+}
+
+/// A fee line; a fixed amount is in EUR.
 fn fee(code: &str, kind: FeeKind, applies_to: Applies) -> FeeLine {
     FeeLine {
         code: code.into(),
         name: code.to_uppercase(),
+        currency: kind.fixed_minor().map(|_| cur("EUR")),
         kind,
         applies_to,
     }
+}
+
+/// No exchange rate at all: only fees in the product's currency can be priced.
+fn no_rate(_: Currency) -> Option<Decimal> {
+    None
+}
+
+/// A stay in EUR, where EUR fees need no rate.
+fn stay(nightly: &[i64], rooms: u32, guests: u32, fees: &[FeeLine]) -> Result<PriceBreakdown, PricingError> {
+    stay_total(nightly, rooms, guests, fees, cur("EUR"), no_rate)
+}
+
+/// An itinerary in EUR, where EUR fees need no rate.
+fn itinerary(
+    fares: &[i64],
+    travellers: &[(TravellerType, u32)],
+    pricing: &TravellerPricing,
+    fees: &[FeeLine],
+) -> Result<PriceBreakdown, PricingError> {
+    itinerary_total(fares, travellers, pricing, fees, cur("EUR"), no_rate)
 }
 
 fn fee_amounts(breakdown: &PriceBreakdown) -> Vec<(&str, i64)> {
@@ -32,7 +62,7 @@ fn stay_base_is_the_sum_of_nightly_prices_times_rooms() {
         (&[1; 30], 9, 270),
     ];
     for (nightly, rooms, expected) in cases {
-        let breakdown = stay_total(nightly, rooms, rooms, &[]).unwrap();
+        let breakdown = stay(nightly, rooms, rooms, &[]).unwrap();
         assert_eq!(breakdown.base_minor, expected, "{nightly:?} x {rooms}");
         assert_eq!(breakdown.total_minor, expected);
         assert!(breakdown.fees.is_empty());
@@ -49,7 +79,7 @@ fn stay_fees_follow_their_kind() {
         fee("airport_tax", FeeKind::PerTraveller(4_000), Applies::Flight),
     ];
     // 3 nights, 2 rooms, 3 guests.
-    let breakdown = stay_total(&[10_000, 12_000, 9_500], 2, 3, &fees).unwrap();
+    let breakdown = stay(&[10_000, 12_000, 9_500], 2, 3, &fees).unwrap();
     assert_eq!(breakdown.base_minor, 63_000);
     let expected = vec![("vat", 6_300), ("city_tax", 750), ("resort", 9_000), ("service", 999)];
     assert_eq!(fee_amounts(&breakdown), expected);
@@ -75,7 +105,7 @@ fn percent_fees_round_half_up() {
     ];
     for (base_minor, bp, expected) in cases {
         let fees = [fee("tax", FeeKind::PercentBp(bp), Applies::Both)];
-        let breakdown = stay_total(&[base_minor], 1, 1, &fees).unwrap();
+        let breakdown = stay(&[base_minor], 1, 1, &fees).unwrap();
         assert_eq!(
             fee_amounts(&breakdown),
             vec![("tax", expected)],
@@ -138,7 +168,7 @@ fn itinerary_base_sums_segments_and_traveller_types() {
         (&[1; 8], &[(TravellerType::Child, 9)], 72),
     ];
     for (fares, travellers, expected) in cases {
-        let breakdown = itinerary_total(fares, travellers, &pricing, &[]).unwrap();
+        let breakdown = itinerary(fares, travellers, &pricing, &[]).unwrap();
         assert_eq!(breakdown.base_minor, expected, "{fares:?} {travellers:?}");
         assert_eq!(breakdown.total_minor, expected);
     }
@@ -154,7 +184,7 @@ fn itinerary_fees_count_travellers_once_and_infants_too() {
     ];
     let travellers = [(TravellerType::Adult, 2), (TravellerType::Infant, 1)];
     // Two segments, three travellers: the per-traveller fee is charged three times, not six.
-    let breakdown = itinerary_total(&[10_000, 10_000], &travellers, &TravellerPricing::default(), &fees).unwrap();
+    let breakdown = itinerary(&[10_000, 10_000], &travellers, &TravellerPricing::default(), &fees).unwrap();
     assert_eq!(breakdown.base_minor, 42_000);
     assert_eq!(
         fee_amounts(&breakdown),
@@ -325,9 +355,9 @@ fn stay_limits_are_enforced() {
         ),
     ];
     for (nightly, rooms, guests, expected) in cases {
-        assert_eq!(stay_total(nightly, rooms, guests, &[]), Err(expected));
+        assert_eq!(stay(nightly, rooms, guests, &[]), Err(expected));
     }
-    assert!(stay_total(&[100; MAX_NIGHTS], MAX_ROOMS, MAX_GUESTS, &[]).is_ok());
+    assert!(stay(&[100; MAX_NIGHTS], MAX_ROOMS, MAX_GUESTS, &[]).is_ok());
 }
 
 #[test]
@@ -386,9 +416,9 @@ fn itinerary_limits_are_enforced() {
         ),
     ];
     for (fares, travellers, expected) in cases {
-        assert_eq!(itinerary_total(fares, travellers, &pricing, &[]), Err(expected));
+        assert_eq!(itinerary(fares, travellers, &pricing, &[]), Err(expected));
     }
-    assert!(itinerary_total(&[100; MAX_SEGMENTS], &[(Adult, 5), (Infant, 4)], &pricing, &[]).is_ok());
+    assert!(itinerary(&[100; MAX_SEGMENTS], &[(Adult, 5), (Infant, 4)], &pricing, &[]).is_ok());
 }
 
 #[test]
@@ -397,7 +427,7 @@ fn fee_limits_and_validation_are_enforced() {
         .map(|i| fee(&format!("f{i}"), FeeKind::PerBooking(1), Applies::Both))
         .collect();
     assert_eq!(
-        stay_total(&[100], 1, 1, &too_many),
+        stay(&[100], 1, 1, &too_many),
         Err(PricingError::TooManyFeeLines {
             n_fee_lines: 33,
             max_fee_lines: 32
@@ -422,7 +452,7 @@ fn fee_limits_and_validation_are_enforced() {
     for (kind, applies_to, reason) in cases {
         let fees = [fee("bad", kind, applies_to)];
         assert_eq!(
-            stay_total(&[100], 1, 1, &fees),
+            stay(&[100], 1, 1, &fees),
             Err(PricingError::InvalidFee {
                 code: "bad".into(),
                 reason
@@ -432,9 +462,9 @@ fn fee_limits_and_validation_are_enforced() {
     }
     // A per-night fee for both products prices stays but cannot price a flight.
     let both = [fee("resort", FeeKind::PerNight(100), Applies::Both)];
-    assert!(stay_total(&[100], 1, 1, &both).is_ok());
+    assert!(stay(&[100], 1, 1, &both).is_ok());
     assert!(matches!(
-        itinerary_total(
+        itinerary(
             &[100],
             &[(TravellerType::Adult, 1)],
             &TravellerPricing::default(),
@@ -447,14 +477,14 @@ fn fee_limits_and_validation_are_enforced() {
 #[test]
 fn negative_prices_are_rejected() {
     assert_eq!(
-        stay_total(&[100, -1], 1, 1, &[]),
+        stay(&[100, -1], 1, 1, &[]),
         Err(PricingError::NegativeAmount {
             what: "nightly price",
             amount_minor: -1
         })
     );
     assert_eq!(
-        itinerary_total(&[-5], &[(TravellerType::Adult, 1)], &TravellerPricing::default(), &[]),
+        itinerary(&[-5], &[(TravellerType::Adult, 1)], &TravellerPricing::default(), &[]),
         Err(PricingError::NegativeAmount {
             what: "fare",
             amount_minor: -5
@@ -471,7 +501,7 @@ fn invalid_traveller_pricing_is_rejected() {
         infant_bp: 0,
     };
     assert!(matches!(
-        itinerary_total(&[100], &[(TravellerType::Adult, 1)], &pricing, &[]),
+        itinerary(&[100], &[(TravellerType::Adult, 1)], &pricing, &[]),
         Err(PricingError::InvalidTravellerPricing { .. })
     ));
     assert!(pricing.fare_for(100, TravellerType::Adult).is_err());
@@ -484,15 +514,15 @@ fn overflow_is_an_error() {
     let pricing = TravellerPricing::default();
     let per_booking = |amount_minor| [fee("f", FeeKind::PerBooking(amount_minor), Applies::Both)];
     let cases = [
-        stay_total(&[half, half], 1, 1, &[]),
-        stay_total(&[half], 2, 1, &[]),
-        stay_total(&[i64::MAX], 1, 1, &per_booking(1)),
-        stay_total(&[1], 1, 2, &[fee("f", FeeKind::PerTraveller(half), Applies::Both)]),
-        stay_total(&[1], 2, 1, &[fee("f", FeeKind::PerNight(half), Applies::Both)]),
-        stay_total(&[i64::MAX], 1, 1, &[fee("f", FeeKind::PercentBp(1), Applies::Both)]),
-        itinerary_total(&[half], &adults, &pricing, &[]),
-        itinerary_total(&[half, half], &[(TravellerType::Adult, 1)], &pricing, &[]),
-        itinerary_total(
+        stay(&[half, half], 1, 1, &[]),
+        stay(&[half], 2, 1, &[]),
+        stay(&[i64::MAX], 1, 1, &per_booking(1)),
+        stay(&[1], 1, 2, &[fee("f", FeeKind::PerTraveller(half), Applies::Both)]),
+        stay(&[1], 2, 1, &[fee("f", FeeKind::PerNight(half), Applies::Both)]),
+        stay(&[i64::MAX], 1, 1, &[fee("f", FeeKind::PercentBp(1), Applies::Both)]),
+        itinerary(&[half], &adults, &pricing, &[]),
+        itinerary(&[half, half], &[(TravellerType::Adult, 1)], &pricing, &[]),
+        itinerary(
             &[1],
             &adults,
             &pricing,
@@ -534,4 +564,185 @@ fn fee_line_serde_shape() {
         serde_json::json!("infant")
     );
     assert_eq!(serde_json::to_value(Applies::Both).unwrap(), serde_json::json!("both"));
+}
+
+/// Three nights, two rooms (six room-nights), three guests, priced in `to` with the fee in EUR at `rate`.
+fn converted_fee(kind: FeeKind, to: &str, rate: &str) -> Result<i64, PricingError> {
+    let fees = [fee("fee", kind, Applies::Hotel)];
+    let eur_rate = |from: Currency| (from == cur("EUR")).then(|| dec(rate));
+    let breakdown = stay_total(&[10_000; 3], 2, 3, &fees, cur(to), eur_rate)?;
+    assert_eq!(
+        breakdown.total_minor,
+        breakdown.base_minor + breakdown.fees[0].amount_minor
+    );
+    Ok(breakdown.fees[0].amount_minor)
+}
+
+#[test]
+fn fixed_fees_convert_once_per_unit_before_counting() {
+    let cases = [
+        // (kind, product currency, EUR rate, expected fee; what converting the total instead would give)
+        // 2.50 EUR at 163.1 is 407.75 yen, 408 a room-night, 2448 for six (not 2446.5 -> 2447).
+        (FeeKind::PerNight(250), "JPY", "163.1", 2_448),
+        // 2.50 EUR at 0.3333 is 0.83325 KWD, 833 fils a room-night, 4998 for six (not 4999.5 -> 5000).
+        (FeeKind::PerNight(250), "KWD", "0.3333", 4_998),
+        // 1.20 EUR at 163.1 is 195.72 yen, 196 a guest, 588 for three.
+        (FeeKind::PerTraveller(120), "JPY", "163.1", 588),
+        // 9.99 EUR at 0.3333 is 3.329667 KWD: 3330 fils, once.
+        (FeeKind::PerBooking(999), "KWD", "0.3333", 3_330),
+        // 2.50 EUR at 1.08345 is 2.708625 USD, 271 cents a room-night.
+        (FeeKind::PerNight(250), "USD", "1.08345", 1_626),
+        // Exactly half a yen rounds up; just under rounds down, even though six of them would make three yen.
+        (FeeKind::PerNight(1), "JPY", "50", 6),
+        (FeeKind::PerNight(1), "JPY", "49.999", 0),
+        // In the fee's own currency nothing is converted, whatever the rate says.
+        (FeeKind::PerNight(250), "EUR", "2", 1_500),
+    ];
+    for (kind, to, rate, expected) in cases {
+        assert_eq!(
+            converted_fee(kind, to, rate),
+            Ok(expected),
+            "{kind:?} in {to} at {rate}"
+        );
+    }
+}
+
+#[test]
+fn fees_in_the_products_currency_are_priced_as_configured_without_a_rate() {
+    let fees = [
+        fee("vat", FeeKind::PercentBp(1_000), Applies::Hotel),
+        fee("city_tax", FeeKind::PerNight(250), Applies::Hotel),
+    ];
+    let breakdown = stay_total(&[10_000, 12_000], 1, 2, &fees, cur("EUR"), |_| {
+        panic!("no rate is looked up for fees in the product's currency")
+    })
+    .unwrap();
+    assert_eq!(fee_amounts(&breakdown), vec![("vat", 2_200), ("city_tax", 500)]);
+    assert_eq!(breakdown.total_minor, 22_000 + 2_200 + 500);
+}
+
+#[test]
+fn a_fixed_fee_without_a_rate_cannot_be_priced() {
+    let vat = fee("vat", FeeKind::PercentBp(1_000), Applies::Both);
+    let city_tax = fee("city_tax", FeeKind::PerNight(250), Applies::Hotel);
+    let airport = fee("airport", FeeKind::PerTraveller(1_500), Applies::Flight);
+    let no_rate_for = |code: &str, to: &str| PricingError::NoRate {
+        code: code.into(),
+        from: cur("EUR"),
+        to: cur(to),
+    };
+    let fees = [vat.clone(), city_tax, airport.clone()];
+    assert_eq!(
+        stay_total(&[10_000], 1, 1, &fees, cur("JPY"), no_rate),
+        Err(no_rate_for("city_tax", "JPY"))
+    );
+    // A percentage needs no rate, and neither does a fixed fee that does not apply (airport charges on a stay).
+    let priced = stay_total(&[10_000], 1, 1, &[vat.clone(), airport.clone()], cur("JPY"), no_rate).unwrap();
+    assert_eq!(fee_amounts(&priced), vec![("vat", 1_000)]);
+    let adult = [(TravellerType::Adult, 1)];
+    let pricing = TravellerPricing::default();
+    assert_eq!(
+        itinerary_total(
+            &[100_000],
+            &adult,
+            &pricing,
+            &[vat, airport.clone()],
+            cur("KRW"),
+            no_rate
+        ),
+        Err(no_rate_for("airport", "KRW"))
+    );
+    // A rate that cannot convert (beyond the bounds of a rate, as the inverse of a tiny one may be) is no rate.
+    let unusable = |_: Currency| Some(dec("2000000000"));
+    assert_eq!(
+        itinerary_total(&[100_000], &adult, &pricing, &[airport], cur("KRW"), unusable),
+        Err(no_rate_for("airport", "KRW"))
+    );
+}
+
+#[test]
+fn converted_fees_that_overflow_are_an_error() {
+    // One euro cent at 1000 is 10 dinars: 10 000 fils.
+    let rate = |_: Currency| Some(dec("1000"));
+    let cases = [
+        // The unit itself overflows once converted.
+        (FeeKind::PerBooking(i64::MAX / 1_000), 1),
+        // The unit fits (about half of i64::MAX), three guests of it do not.
+        (FeeKind::PerTraveller(i64::MAX / 10_000 / 2), 3),
+    ];
+    for (kind, guests) in cases {
+        let fees = [fee("f", kind, Applies::Hotel)];
+        assert_eq!(
+            stay_total(&[1], 1, guests, &fees, cur("KWD"), rate),
+            Err(PricingError::Overflow),
+            "{kind:?}"
+        );
+    }
+    let fits = [fee("f", FeeKind::PerTraveller(i64::MAX / 10_000 / 2), Applies::Hotel)];
+    assert!(stay_total(&[1], 1, 1, &fits, cur("KWD"), rate).is_ok());
+}
+
+#[test]
+fn fixed_fees_need_a_currency_and_percentages_take_none() {
+    let with_currency = |kind, currency: Option<&str>| FeeLine {
+        code: "city_tax".into(),
+        name: "City tax".into(),
+        kind,
+        currency: currency.map(cur),
+        applies_to: Applies::Hotel,
+    };
+    let invalid = |reason| {
+        Err(PricingError::InvalidFee {
+            code: "city_tax".into(),
+            reason,
+        })
+    };
+    let cases = [
+        (FeeKind::PerNight(250), None, invalid("a fixed amount needs a currency")),
+        (
+            FeeKind::PerTraveller(250),
+            None,
+            invalid("a fixed amount needs a currency"),
+        ),
+        (
+            FeeKind::PerBooking(250),
+            None,
+            invalid("a fixed amount needs a currency"),
+        ),
+        (
+            FeeKind::PercentBp(500),
+            Some("EUR"),
+            invalid("a percentage takes no currency"),
+        ),
+        (FeeKind::PerNight(250), Some("JPY"), Ok(())),
+        (FeeKind::PercentBp(500), None, Ok(())),
+    ];
+    for (kind, currency, expected) in cases {
+        let line = with_currency(kind, currency);
+        assert_eq!(validate_fees(std::slice::from_ref(&line)), expected, "{line:?}");
+        if expected.is_err() {
+            // Pricing refuses it too, even in the fee's own currency.
+            assert_eq!(stay(&[100], 1, 1, &[line]).map(|_| ()), expected);
+        }
+    }
+}
+
+#[test]
+fn fee_line_currency_serde_shape() {
+    let line = fee("city_tax", FeeKind::PerNight(250), Applies::Hotel);
+    let json = serde_json::to_value(&line).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"code": "city_tax", "name": "CITY_TAX", "kind": {"per_night": 250}, "currency": "EUR",
+                           "applies_to": "hotel"})
+    );
+    assert_eq!(serde_json::from_value::<FeeLine>(json).unwrap(), line);
+    // Absent, it is none (and validation then refuses the fixed fee); an unknown code does not parse.
+    let without = serde_json::json!({"code": "c", "name": "C", "kind": {"per_night": 1}, "applies_to": "hotel"});
+    assert_eq!(serde_json::from_value::<FeeLine>(without).unwrap().currency, None);
+    for bad in ["eur", "XXX", ""] {
+        let line = serde_json::json!({"code": "c", "name": "C", "kind": {"per_night": 1}, "currency": bad,
+                                      "applies_to": "hotel"});
+        assert!(serde_json::from_value::<FeeLine>(line).is_err(), "{bad:?}");
+    }
 }

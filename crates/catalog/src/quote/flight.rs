@@ -191,13 +191,15 @@ impl Trip<'_> {
         })
     }
 
-    /// The itinerary priced as search prices it now, or at the price `shown`; `Err` when a leg is short of seats.
+    /// The itinerary priced as search prices it now, or at the price `shown`; `Err` when a leg is short of seats,
+    /// or when it cannot be priced now (a fee without an exchange rate), offer or not: search would not show it.
     pub(super) fn price(
         &self,
+        snapshot: &Snapshot,
         counts: &Counted,
         shown: Option<Shown>,
         options: &crate::Options,
-    ) -> Result<Result<Draft, String>, Error> {
+    ) -> Result<Result<Draft, Refusal>, Error> {
         let seats = self.passengers.seats();
         let mut fares = Vec::with_capacity(self.legs.len());
         for leg in &self.legs {
@@ -210,22 +212,32 @@ impl Trip<'_> {
                     fares.push(fare_price(leg.fare, c, options)?)
                 }
                 _ => {
-                    return Ok(Err(format!(
+                    return Ok(Err(Refusal::Unavailable(format!(
                         "not {seats} {} left in fare class {} on {}",
                         hotel::plural(seats, "seat"),
                         leg.fare.code,
                         departure.id
-                    )));
+                    ))));
                 }
             }
         }
-        let now = itinerary_price(&fares, &self.passengers, options)?;
-        Ok(Ok(self.draft(now, shown, options)?))
-    }
-
-    fn draft(&self, now: PriceBreakdown, shown: Option<Shown>, options: &crate::Options) -> Result<Draft, Error> {
+        // Every leg is sold in this one currency (`check_route`).
         let currency =
             Currency::parse(&self.legs[0].entry.schedule.currency).map_err(|_| Error::Corrupt { what: "currency" })?;
+        let now = match itinerary_price(&fares, &self.passengers, currency, snapshot, options)? {
+            Ok(now) => now,
+            Err(no_rate) => return Ok(Err(Refusal::NoRate(no_rate.0))),
+        };
+        Ok(Ok(self.draft(now, currency, shown, options)?))
+    }
+
+    fn draft(
+        &self,
+        now: PriceBreakdown,
+        currency: Currency,
+        shown: Option<Shown>,
+        options: &crate::Options,
+    ) -> Result<Draft, Error> {
         let airline = self.airline.ok_or(Error::Corrupt { what: "airline" })?;
         let shown = shown.unwrap_or_else(|| Shown {
             total: Money::new(now.total_minor, currency),

@@ -4,7 +4,7 @@ use time::Date;
 
 use super::*;
 use crate::hotel::{RatePlan, RoomType, room_item};
-use crate::search::{StayPrice, check_occupancy, check_stay_dates, night_counts, price_stay};
+use crate::search::{StayPrice, Unpriced, check_occupancy, check_stay_dates, night_counts, price_stay};
 use crate::snapshot::HotelEntry;
 
 /// A stay whose hotel, room type and rate plan are on sale and belong together. Its dates and occupancy are only
@@ -120,21 +120,23 @@ impl Stay<'_> {
         })
     }
 
-    /// The stay priced as search prices it now, or at the price `shown`; `Err` when a night is closed or short.
+    /// The stay priced as search prices it now, or at the price `shown`; `Err` when a night is closed or short, or
+    /// when it cannot be priced now (a fee without an exchange rate), offer or not: search would not show it.
     pub(super) fn price(
         &self,
+        snapshot: &Snapshot,
         counts: &Counted,
         shown: Option<Shown>,
         options: &crate::Options,
-    ) -> Result<Result<Draft, String>, Error> {
+    ) -> Result<Result<Draft, Refusal>, Error> {
         let nightly_counts = match night_counts(self.room.id, &self.nights(), self.rooms, counts) {
             Ok(found) => found,
             Err(night) => {
-                return Ok(Err(format!(
+                return Ok(Err(Refusal::Unavailable(format!(
                     "not {} {} of this type on sale on the night of {night}",
                     self.rooms,
                     plural(i64::from(self.rooms), "room")
-                )));
+                ))));
             }
         };
         let priced = price_stay(
@@ -143,10 +145,17 @@ impl Stay<'_> {
             &nightly_counts,
             self.rooms,
             self.guests,
+            snapshot,
             options,
         )?;
-        let Some(now) = priced else {
-            return Ok(Err("the rate plan is not sold for every night of the stay".into()));
+        let now = match priced {
+            Ok(now) => now,
+            Err(Unpriced::NotSold) => {
+                return Ok(Err(Refusal::Unavailable(
+                    "the rate plan is not sold for every night of the stay".into(),
+                )));
+            }
+            Err(Unpriced::NoRate(no_rate)) => return Ok(Err(Refusal::NoRate(no_rate.0))),
         };
         Ok(Ok(self.draft(now, shown)?))
     }

@@ -358,7 +358,10 @@ impl Catalog {
         }
         let Some(currency) = currency else { return Ok(None) };
         let fare_prices: Vec<i64> = fares.iter().map(|f| f.price_minor).collect();
-        let price = itinerary_price(&fare_prices, &trip.passengers, options)?;
+        // An itinerary whose fees cannot be converted into its currency has no correct price: it is not sold.
+        let Ok(price) = itinerary_price(&fare_prices, &trip.passengers, currency, snapshot, options)? else {
+            return Ok(None);
+        };
         let first = &legs[0].departure;
         let last = &legs[legs.len() - 1].departure;
         let connection_minutes = legs

@@ -284,6 +284,7 @@ impl Catalog {
                 &stay,
                 &counts,
                 query.refundable == Some(true),
+                &snapshot,
                 options,
             )?;
             if found.is_empty() {
@@ -414,12 +415,14 @@ fn hotel_candidates(snapshot: &Snapshot, stay: &Stay, query: &HotelSearch) -> Ve
     }
 }
 
-/// Every rate plan of the hotel sellable for the whole stay, priced.
+/// Every rate plan of the hotel sellable for the whole stay, priced. A plan that cannot be priced correctly (a fee
+/// without an exchange rate into its currency) is left out, like one not sold on some night.
 fn stay_options(
     entry: &HotelEntry,
     stay: &Stay,
     counts: &Counted,
     refundable_only: bool,
+    snapshot: &Snapshot,
     options: &crate::Options,
 ) -> Result<Vec<(StayOption, OfferDraft)>, Error> {
     let mut found = Vec::new();
@@ -436,11 +439,20 @@ fn stay_options(
             if refundable_only && !plan.refundable {
                 continue;
             }
-            let Some(StayPrice {
+            let priced = price_stay(
+                plan,
+                stay.check_in,
+                &nightly_counts,
+                stay.rooms,
+                stay.guests,
+                snapshot,
+                options,
+            )?;
+            let Ok(StayPrice {
                 nightly_minor: nightly,
                 price,
                 currency,
-            }) = price_stay(plan, stay.check_in, &nightly_counts, stay.rooms, stay.guests, options)?
+            }) = priced
             else {
                 continue;
             };

@@ -41,17 +41,21 @@ pub(crate) fn fare_price(fare: &FareClass, cabin: Counts, options: &crate::Optio
         .map_err(pricing_error)
 }
 
-/// An itinerary's price from the adult fare of each leg, for every passenger, with the flight fees.
+/// An itinerary's price in `currency` from the adult fare of each leg, for every passenger, with the flight fees
+/// (fixed ones converted at the snapshot's exchange rates).
 pub(crate) fn itinerary_price(
     fare_prices: &[i64],
     passengers: &Passengers,
+    currency: Currency,
+    snapshot: &Snapshot,
     options: &crate::Options,
-) -> Result<PriceBreakdown, Error> {
-    pricing::itinerary_total(
+) -> Result<Result<PriceBreakdown, NoRate>, Error> {
+    priced(pricing::itinerary_total(
         fare_prices,
         &passengers.travellers(),
         &options.traveller_pricing,
         &options.fees,
-    )
-    .map_err(pricing_error)
+        currency,
+        |from| fx_rate(snapshot, from, currency),
+    ))
 }

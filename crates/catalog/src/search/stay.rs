@@ -68,21 +68,31 @@ pub(crate) struct StayPrice {
     pub currency: Currency,
 }
 
-/// Prices a stay starting `check_in` with `plan`, each night at the load of its counters, for search and quotes
-/// alike. `None` when a night has no price (the plan is not sold then) or the plan's currency is not known.
+/// Why a stay has no price now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unpriced {
+    /// A night without a price, or a plan in a currency the catalog does not know: the plan is not on sale.
+    NotSold,
+    /// A fixed fee that applies has no exchange rate into the plan's currency.
+    NoRate(NoRate),
+}
+
+/// Prices a stay starting `check_in` with `plan`, each night at the load of its counters, its fixed fees converted
+/// at the snapshot's exchange rates, for search and quotes alike.
 pub(crate) fn price_stay(
     plan: &hotel::RatePlan,
     check_in: time::Date,
     nightly_counts: &[Counts],
     rooms: u32,
     guests: u32,
+    snapshot: &Snapshot,
     options: &crate::Options,
-) -> Result<Option<StayPrice>, Error> {
+) -> Result<Result<StayPrice, Unpriced>, Error> {
     let Some(base) = plan.nightly(check_in, nightly_counts.len() as u32) else {
-        return Ok(None);
+        return Ok(Err(Unpriced::NotSold));
     };
     let Ok(currency) = Currency::parse(&plan.currency) else {
-        return Ok(None);
+        return Ok(Err(Unpriced::NotSold));
     };
     let mut nightly_minor = Vec::with_capacity(base.len());
     for (price, c) in base.iter().zip(nightly_counts) {
@@ -93,8 +103,14 @@ pub(crate) fn price_stay(
                 .map_err(pricing_error)?,
         );
     }
-    let price = pricing::stay_total(&nightly_minor, rooms, guests, &options.fees).map_err(pricing_error)?;
-    Ok(Some(StayPrice {
+    let price = pricing::stay_total(&nightly_minor, rooms, guests, &options.fees, currency, |from| {
+        fx_rate(snapshot, from, currency)
+    });
+    let price = match priced(price)? {
+        Ok(price) => price,
+        Err(no_rate) => return Ok(Err(Unpriced::NoRate(no_rate))),
+    };
+    Ok(Ok(StayPrice {
         nightly_minor,
         price,
         currency,

@@ -247,18 +247,21 @@ pub async fn stay_total_is_the_sum_of_nightly_prices_with_fees(pool: Pool) {
             code: "vat".into(),
             name: "VAT".into(),
             kind: FeeKind::PercentBp(1_000),
+            currency: None,
             applies_to: Applies::Hotel,
         },
         FeeLine {
             code: "city".into(),
             name: "City tax".into(),
             kind: FeeKind::PerNight(150),
+            currency: Some(eur()),
             applies_to: Applies::Both,
         },
         FeeLine {
             code: "seat".into(),
             name: "Not for hotels".into(),
             kind: FeeKind::PerBooking(999),
+            currency: Some(eur()),
             applies_to: Applies::Flight,
         },
     ];

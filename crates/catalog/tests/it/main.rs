@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod events;
+mod fees;
 mod flights;
 mod hotels;
 mod isolation;
@@ -122,6 +123,10 @@ pub fn admin() -> Principal {
 
 pub fn agent() -> Principal {
     principal(&[Role::Agent], Some(Uuid::now_v7()))
+}
+
+pub fn eur() -> phoenix_catalog::money::Currency {
+    phoenix_catalog::money::Currency::parse("EUR").unwrap()
 }
 
 pub fn today() -> Date {

@@ -225,6 +225,16 @@ async fn catalog_works_with_a_remote_inventory() {
         )
         .await;
     assert_eq!(priced.status, 200, "{priced:?}");
+    // The hotel sells in NOK; the default fixed fees are in EUR.
+    let rate = gateway
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/catalog/fx-rates/EUR/NOK",
+            Some(&admin),
+            Some(json!({"rate": "11.6"})),
+        )
+        .await;
+    assert_eq!(rate.status, 200, "{rate:?}");
     let search = format!(
         "/api/v1/search/hotels?city=Oslo&guests=1&check_in={}&check_out={}",
         night(3),
