@@ -12,7 +12,8 @@
 //!
 //! Code map: [`policy`] (statuses, refunds, ages: pure), `booking.rs` (the model, also the API's view),
 //! `request.rs` (a booking request and its checks), `service/` (create, cancel, the saga's calls, reads),
-//! `store/` (SQL), `events.rs` (outbox events), `http.rs` (the public API), `client.rs` (the saga's handle and
+//! `store/` (SQL), `events.rs` (outbox events), `refunds.rs` (the consumer that follows refunds made on a
+//! booking's payment outside a cancellation), `http.rs` (the public API), `client.rs` (the saga's handle and
 //! the internal routes behind it).
 
 mod booking;
@@ -23,6 +24,7 @@ mod http;
 mod locator;
 pub mod orchestration;
 pub mod policy;
+mod refunds;
 mod request;
 mod service;
 mod store;
@@ -37,6 +39,7 @@ pub use events::{CANCELLATION_REQUESTED, CANCELLED, COMPLETED, CONFIRMED, CREATE
 pub use http::{CancelRequest, PATH_PREFIXES, api};
 pub use locator::Locator;
 pub use policy::{Status, Terms, TravellerType};
+pub use refunds::RefundFollower;
 pub use request::{BOOKER_ROLES, BookingRequest};
 pub use service::{Created, ListFilter, Options, Service};
 

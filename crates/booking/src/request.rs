@@ -265,6 +265,20 @@ fn fits(items: &[QuoteItem], travellers: &[Traveller]) -> Result<(), Error> {
     Ok(())
 }
 
+/// A hotel stay needs an adult among the travellers: hotels check in adults, and no room is let to children or
+/// infants alone. (Flights say who flies in their passengers: an infant needs an adult's lap, which the catalog
+/// checks; a child may fly alone as an airline's unaccompanied minor.) Checked after the ages, so a traveller
+/// typed as a child who is not one is told that first.
+pub fn accompanied(items: &[QuoteItem], travellers: &[Traveller]) -> Result<(), Error> {
+    let with_stay = items.iter().any(|item| matches!(item, QuoteItem::Hotel(_)));
+    if with_stay && !travellers.is_empty() && !travellers.iter().any(|t| t.traveller_type == TravellerType::Adult) {
+        let mut errors = FieldErrors::default();
+        errors.add("travellers", "a hotel stay needs at least one adult traveller");
+        return Err(Error::Invalid(errors.into_errors()));
+    }
+    Ok(())
+}
+
 /// The oldest traveller a date of birth may make: older is a typing mistake (1800 for 1980).
 const MAX_AGE_YEARS: i32 = 120;
 

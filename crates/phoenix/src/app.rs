@@ -150,6 +150,13 @@ pub fn consumers(config: &Config, services: &Services) -> Vec<phoenix_events::Co
             options.clone(),
         ));
     }
+    if let Some(booking) = &services.booking {
+        consumers.push(phoenix_events::Consumer::new(
+            booking.pool().clone(),
+            std::sync::Arc::new(phoenix_booking::RefundFollower),
+            options.clone(),
+        ));
+    }
     consumers
 }
 

@@ -97,7 +97,7 @@ pub enum DeadLettersCommand {
 
 #[derive(Debug, Args)]
 pub struct DeadLettersList {
-    /// The consumer: audit, analytics or notification.
+    /// The consumer: audit, analytics, notification or booking.
     #[arg(long)]
     pub consumer: String,
     /// Include dead letters already replayed.
@@ -110,7 +110,7 @@ pub struct DeadLettersList {
 
 #[derive(Debug, Args)]
 pub struct DeadLettersReplay {
-    /// The consumer: audit, analytics or notification.
+    /// The consumer: audit, analytics, notification or booking.
     #[arg(long)]
     pub consumer: String,
 }

@@ -56,7 +56,16 @@ async fn consumer(config: &Config, name: &str) -> anyhow::Result<phoenix_events:
     match name {
         "audit" | "analytics" => services.audit = Some(app::audit_service(config).await?),
         "notification" => services.notification = Some(app::notification_service(config).await?),
-        _ => bail!("no consumer called {name:?}: audit, analytics or notification"),
+        "booking" => {
+            let pool = app::open_database(config, Role::Booking, phoenix_booking::migrations()).await?;
+            let handler = std::sync::Arc::new(phoenix_booking::RefundFollower);
+            return Ok(phoenix_events::Consumer::new(
+                pool,
+                handler,
+                config.events.consumer.clone(),
+            ));
+        }
+        _ => bail!("no consumer called {name:?}: audit, analytics, notification or booking"),
     }
     app::consumers(config, &services)
         .into_iter()

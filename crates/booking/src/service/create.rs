@@ -211,6 +211,7 @@ fn pending_booking(
     for day in travel_days(&items) {
         request::check_ages(&checked.travellers, day)?;
     }
+    request::accompanied(requested, &checked.travellers)?;
     let now = Timestamp::now();
     Ok(Booking {
         id: Uuid::now_v7(),

@@ -67,7 +67,8 @@ const INSERT: &str = "INSERT INTO bookings (id, locator, customer_id, organizati
     ON CONFLICT (locator) DO NOTHING";
 
 const UPDATE: &str = "UPDATE bookings SET status = $2, hold_id = $3, payment_id = $4, failure_code = $5,
-        failure_detail = $6, cancellation = $7, refunded_minor = $8, updated_at = $9,
+        failure_detail = $6, cancellation = $7,
+        refunded_minor = CASE WHEN $8 > refunded_minor THEN $8 ELSE refunded_minor END, updated_at = $9,
         saga_request = CASE WHEN $10 = 'request' THEN $11
                             WHEN $10 = 'done' AND saga_request = $11 THEN NULL
                             ELSE saga_request END,

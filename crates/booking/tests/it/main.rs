@@ -8,6 +8,7 @@ mod create;
 mod http;
 mod idempotency;
 mod outcomes;
+mod refunds;
 mod validation;
 mod visibility;
 

@@ -95,6 +95,14 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
             }),
             &["travellers[0].date_of_birth"],
         ),
+        // A child alone in a hotel room: no room is let to children without an adult.
+        (
+            with(good.clone(), |r| {
+                r["travellers"][0]["type"] = json!("child");
+                r["travellers"][0]["date_of_birth"] = json!(day(-365 * 9));
+            }),
+            &["travellers"],
+        ),
     ];
     for (request, expected) in cases {
         assert_eq!(fields(attempt(&world, request).await), expected);

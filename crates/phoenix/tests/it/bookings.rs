@@ -363,8 +363,9 @@ async fn support_refunds_in_full_when_the_supplier_calls_the_trip_off(app: &Test
     assert_eq!(night(app, &world, 20).await["sold"], 0);
 }
 
-/// Support refunded part of a booking's payment directly (goodwill), then the traveller cancels inside the free
-/// period: the cancellation returns what is left, never more than was paid, and the booking ends cancelled.
+/// Support refunded part of a booking's payment directly (goodwill): the booking shows it. Then the traveller
+/// cancels inside the free period: the cancellation returns what is left, never more than was paid, and the booking
+/// ends cancelled.
 async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &TestApp) {
     let world = world(app, app.admin().await).await;
     let (_, ann) = app.customer("ann@example.com").await;
@@ -379,6 +380,16 @@ async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &Te
         )
         .await;
     assert_eq!(goodwill.status, 200, "{goodwill:?}");
+    // The booking follows its payment's refund (through payment's event), for its customer to see.
+    let followed = app
+        .until(
+            &format!("/api/v1/bookings/{id}"),
+            &ann,
+            "the booking shows the goodwill refund",
+            |b| b["refunded_minor"] == 3_000,
+        )
+        .await;
+    assert_eq!(followed["status"], "confirmed", "a refund is not a cancellation");
 
     let cancelled = cancel(app, &ann, id, json!({"reason": "plans changed"})).await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");

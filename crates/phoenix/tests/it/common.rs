@@ -145,6 +145,24 @@ impl Api {
         self.call(Method::GET, path, token, None).await
     }
 
+    /// Polls `path` as `token` until `done` holds for the reply body (bounded: events are asynchronous).
+    pub async fn until(&self, path: &str, token: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let reply = self.get(path, Some(token)).await;
+            assert_eq!(reply.status, 200, "{path}: {reply:?}");
+            if done(&reply.body) {
+                return reply.body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{what}: never happened; last {:?}",
+                reply.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.call(Method::POST, path, token, Some(body)).await
     }

@@ -25,24 +25,6 @@ pub fn config_with_smtp(smtp: &SmtpServer) -> phoenix::Config {
     config
 }
 
-/// Polls `path` as `token` until `done` holds for the reply body (bounded: events are asynchronous).
-async fn until(api: &Api, path: &str, token: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let reply = api.get(path, Some(token)).await;
-        assert_eq!(reply.status, 200, "{path}: {reply:?}");
-        if done(&reply.body) {
-            return reply.body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: never happened; last {:?}",
-            reply.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `admin` is an administrator's access token on `app`.
 pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api, admin: String, smtp: &SmtpServer) {
     let world = world(app, admin.clone()).await;
@@ -80,34 +62,34 @@ pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api
     assert!(mail.contains("text/plain") && mail.contains("text/html"), "{mail}");
 
     // The delivery log, as the customer sees it.
-    let log = until(
-        app,
-        &format!("/api/v1/notifications?booking_id={booking_id}"),
-        &ann,
-        "the email is logged as delivered",
-        |body| {
-            body["items"].as_array().is_some_and(|items| {
-                items
-                    .iter()
-                    .any(|d| d["channel"] == "email" && d["status"] == "delivered")
-            })
-        },
-    )
-    .await;
+    let log = app
+        .until(
+            &format!("/api/v1/notifications?booking_id={booking_id}"),
+            &ann,
+            "the email is logged as delivered",
+            |body| {
+                body["items"].as_array().is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|d| d["channel"] == "email" && d["status"] == "delivered")
+                })
+            },
+        )
+        .await;
     assert!(
         log.to_string().contains("a***@example.com"),
         "recipients are masked: {log}"
     );
 
     // The audit log: the booking's own events, in order, with the contact masked.
-    let audit = until(
-        app,
-        &format!("/api/v1/audit?subject={booking_id}"),
-        &admin,
-        "the booking's events are audited",
-        |body| body["items"].as_array().is_some_and(|items| items.len() >= 2),
-    )
-    .await;
+    let audit = app
+        .until(
+            &format!("/api/v1/audit?subject={booking_id}"),
+            &admin,
+            "the booking's events are audited",
+            |body| body["items"].as_array().is_some_and(|items| items.len() >= 2),
+        )
+        .await;
     let actions: Vec<&str> = audit["items"]
         .as_array()
         .expect("items")
@@ -126,11 +108,33 @@ pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api
     // Analytics: today's confirmed bookings and revenue.
     let today = time::OffsetDateTime::now_utc().date().to_string();
     let path = format!("/api/v1/analytics/bookings?from={today}&to={today}");
-    let analytics = until(app, &path, &admin, "the booking is counted", |body| {
-        body.to_string().contains(&total.to_string())
-    })
-    .await;
+    let analytics = app
+        .until(&path, &admin, "the booking is counted", |body| {
+            body.to_string().contains(&total.to_string())
+        })
+        .await;
     assert!(analytics.to_string().contains("EUR"), "{analytics}");
+
+    // A goodwill refund made on the booking's payment reaches the booking through payment's event.
+    let payment_id = made.body["payment_id"].as_str().expect("payment id");
+    let refunded = app
+        .post_keyed(
+            &format!("/api/v1/payments/{payment_id}/refund"),
+            Some(&admin),
+            "goodwill",
+            serde_json::json!({"amount_minor": 1_000, "reason": "late check-in"}),
+        )
+        .await;
+    assert_eq!(refunded.status, 200, "{refunded:?}");
+    let booking = app
+        .until(
+            &format!("/api/v1/bookings/{booking_id}"),
+            &ann,
+            "the booking shows the refund",
+            |b| b["refunded_minor"] == 1_000,
+        )
+        .await;
+    assert_eq!(booking["status"], "confirmed");
 }
 
 /// NATS goes away under a running process: `/readyz` stays 200 and says `degraded` (the process is not taken out
@@ -177,8 +181,7 @@ async fn a_bus_outage_degrades_readiness_while_bookings_go_on() {
     nats.run();
     readiness("ready").await;
     let booking_id = made.body["id"].as_str().expect("id");
-    until(
-        &app,
+    app.until(
         &format!("/api/v1/audit?subject={booking_id}"),
         &admin,
         "the booking's events reach the audit log once the bus is back",
