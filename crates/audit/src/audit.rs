@@ -14,7 +14,7 @@ use crate::{mask, store};
 pub const NAME: &str = "audit";
 
 /// Every domain that writes events today.
-pub const DOMAINS: &[&str] = &["identity", "inventory", "catalog", "booking", "payment"];
+pub const DOMAINS: &[&str] = &["identity", "inventory", "catalog", "booking", "payment", "notification"];
 
 /// Payload fields naming the actor, most specific first. `operation.actor_id` is a payment operation's actor;
 /// `changed_by`/`revoked_by` name the admin (or user) who changed someone else's roles or key, so they come before

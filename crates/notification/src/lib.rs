@@ -14,6 +14,7 @@
 //! Webhook secrets, which signing needs back, are stored sealed ([`phoenix_db::seal`]).
 
 mod error;
+pub mod events;
 pub mod handler;
 mod http;
 mod options;

@@ -285,7 +285,10 @@ impl Service {
         if !mine || endpoint.disabled_at.is_some() {
             return Err(not_found);
         }
-        self.inner.store.disable_endpoint(id, Disabled::Deleted).await?;
+        self.inner
+            .store
+            .disable_endpoint(&endpoint, Disabled::Deleted, Some(principal.user_id))
+            .await?;
         Ok(())
     }
 }

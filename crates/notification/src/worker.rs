@@ -120,8 +120,9 @@ impl Service {
                     dead, error = %failure.error, "delivery failed");
                 if failure.gone
                     && let Some(endpoint_id) = delivery.endpoint_id
+                    && let Some(endpoint) = store.endpoint(endpoint_id).await?
                 {
-                    store.disable_endpoint(endpoint_id, Disabled::Gone).await?;
+                    store.disable_endpoint(&endpoint, Disabled::Gone, None).await?;
                 }
                 count(&delivery, if dead { "dead" } else { "retry" });
                 Ok(if dead { Outcome::Dead } else { Outcome::Retrying })

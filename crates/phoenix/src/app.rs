@@ -382,6 +382,7 @@ impl App {
             let service = notification_service(&config).await?;
             pools.push(service.pool().clone());
             readiness.push(pool_check("notification_db", service.pool().clone()));
+            outboxes.push((Role::Notification, service.pool().clone()));
             services.notification = Some(service.start());
         }
         if config.runs(Role::Audit) {

@@ -43,6 +43,14 @@ pub enum Disabled {
 }
 
 impl Disabled {
+    /// As events name it.
+    fn code(self) -> &'static str {
+        match self {
+            Disabled::Deleted => "deleted",
+            Disabled::Gone => "gone",
+        }
+    }
+
     /// As `disabled_reason` holds it.
     fn as_str(self) -> &'static str {
         match self {
@@ -149,25 +157,29 @@ impl Store {
         })?)
     }
 
-    /// Adds an endpoint unless the organization has [`MAX_ENDPOINTS_PER_ORGANIZATION`] already (false then).
+    /// Adds an endpoint unless the organization has [`MAX_ENDPOINTS_PER_ORGANIZATION`] already (false then), with
+    /// its `notification.webhook_endpoint_created.v1` event. The count and the insert are one statement, and on
+    /// PostgreSQL the organization is locked for the transaction first, so endpoints registered at the same moment
+    /// cannot pass the cap together (SQLite runs one writer at a time).
     pub async fn create_endpoint(&self, endpoint: &Endpoint, created_by: Uuid) -> Result<bool, Error> {
+        let event = crate::events::endpoint_created(endpoint, created_by)?;
         let mut tx = self.pool.begin().await?;
-        let count: i64 = dispatch!(&mut tx, conn => {
-            sqlx::query_scalar(
-                "SELECT COUNT(*) FROM webhook_endpoints WHERE organization_id = $1 AND disabled_at IS NULL",
-            )
-            .bind(endpoint.organization_id)
-            .fetch_one(conn)
-            .await
-        })?;
-        if count >= MAX_ENDPOINTS_PER_ORGANIZATION {
-            return Ok(false);
+        if let phoenix_db::Backend::Postgres = self.pool.backend() {
+            dispatch!(&mut tx, conn => {
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+                    .bind(endpoint.organization_id)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })?;
         }
-        dispatch!(&mut tx, conn => {
+        let inserted = dispatch!(&mut tx, conn => {
             sqlx::query(
                 "INSERT INTO webhook_endpoints (id, organization_id, url, event_types, description, secret,
                      created_by, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE (SELECT COUNT(*) FROM webhook_endpoints WHERE organization_id = $2 AND disabled_at IS NULL)
+                     < $9",
             )
             .bind(endpoint.id)
             .bind(endpoint.organization_id)
@@ -177,10 +189,15 @@ impl Store {
             .bind(self.sealer.seal_text(&secret_context(endpoint.id), &endpoint.secret))
             .bind(created_by)
             .bind(endpoint.created_at)
+            .bind(MAX_ENDPOINTS_PER_ORGANIZATION)
             .execute(conn)
             .await
-            .map(|_| ())
+            .map(|done| done.rows_affected() == 1)
         })?;
+        if !inserted {
+            return Ok(false);
+        }
+        tx.append_event(&event).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -221,20 +238,34 @@ impl Store {
             })
     }
 
-    /// Disables an endpoint (deleted by its organization, or gone at the receiver); false when it already was.
-    pub async fn disable_endpoint(&self, id: Uuid, why: Disabled) -> Result<bool, Error> {
-        let n = dispatch!(&self.pool, conn => {
+    /// Disables an endpoint (deleted by its organization, or gone at the receiver) with its
+    /// `notification.webhook_endpoint_disabled.v1` event naming `actor_id` (none when the receiver turned it off);
+    /// false, and no event, when it already was.
+    pub async fn disable_endpoint(
+        &self,
+        endpoint: &Endpoint,
+        why: Disabled,
+        actor_id: Option<Uuid>,
+    ) -> Result<bool, Error> {
+        let event = crate::events::endpoint_disabled(endpoint, why.code(), actor_id)?;
+        let mut tx = self.pool.begin().await?;
+        let n = dispatch!(&mut tx, conn => {
             sqlx::query(
                 "UPDATE webhook_endpoints SET disabled_at = $2, disabled_reason = $3
                  WHERE id = $1 AND disabled_at IS NULL",
             )
-            .bind(id)
+            .bind(endpoint.id)
             .bind(Timestamp::now())
             .bind(why.as_str())
             .execute(conn)
             .await
             .map(|done| done.rows_affected())
         })?;
-        Ok(n == 1)
+        if n != 1 {
+            return Ok(false);
+        }
+        tx.append_event(&event).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -138,8 +138,11 @@ impl Store {
         Ok(row.map(StoredTemplate::try_from).transpose()?.map(|t| t.template))
     }
 
+    /// Replaces (or adds) a template with its `notification.template_changed.v1` event, in one transaction.
     pub async fn put_template(&self, stored: &StoredTemplate) -> Result<(), Error> {
-        dispatch!(&self.pool, conn => {
+        let event = crate::events::template_changed(&stored.kind, stored.channel, &stored.locale, stored.updated_by)?;
+        let mut tx = self.pool.begin().await?;
+        dispatch!(&mut tx, conn => {
             sqlx::query(
                 "INSERT INTO templates (kind, channel, locale, subject, text_body, html_body, updated_by, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -158,6 +161,8 @@ impl Store {
             .await
             .map(|_| ())
         })?;
+        tx.append_event(&event).await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -27,8 +27,20 @@ phoenix_db::contract_suite!(
         support_pages_through_dead_deliveries_newest_first,
         event_types_count_once_and_descriptions_count_characters,
         an_endpoint_gone_or_deleted_is_named_and_not_replayed,
+        endpoint_and_template_changes_are_events_naming_who,
+        racing_registrations_never_pass_the_cap,
     ]
 );
+
+/// Notification's own events, oldest first: (type, data).
+async fn outbox(pool: &Pool) -> Vec<(String, serde_json::Value)> {
+    pool.events_after(0, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| (record.event_type, record.data.0))
+        .collect()
+}
 
 /// What the receiver saw: each call's headers and body, and whether the signature verified.
 #[derive(Default)]
@@ -708,4 +720,118 @@ async fn an_endpoint_gone_or_deleted_is_named_and_not_replayed(pool: Pool) {
         problem["detail"].as_str().unwrap().contains("the endpoint was deleted"),
         "{problem}"
     );
+}
+
+/// Registering and deleting an endpoint, the receiver's 410 and a template edit each write one event naming who did
+/// it, in the change's transaction; a URL's path and query (where receivers keep tokens) never leave the service.
+async fn endpoint_and_template_changes_are_events_naming_who(pool: Pool) {
+    let service = service(pool.clone(), options()).await;
+    let organization = Some(uuid::Uuid::now_v7());
+    let partner = principal(&[Role::Partner], organization);
+    let body = json!({
+        "url": "https://hooks.partner.example/in/T0K3N-abc?sig=s3cret",
+        "event_types": ["booking.confirmed.v1"],
+    });
+    let (status, created) = call(&service, &partner, "POST", "/api/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    for _ in 0..2 {
+        call(&service, &partner, "DELETE", &format!("/api/v1/webhooks/{id}"), None).await;
+    }
+    let admin = principal(&[Role::Admin], None);
+    let template =
+        json!({ "subject": "Booked: {{ locator }}", "text": "Total {{ total }}", "html": "<p>{{ locator }}</p>" });
+    let uri = "/api/v1/notifications/templates/confirmed/email/en";
+    assert_eq!(call(&service, &admin, "PUT", uri, Some(template)).await.0, 200);
+    let refused = json!({ "subject": "{{ nope", "text": "x", "html": "<p>x</p>" });
+    assert_eq!(call(&service, &admin, "PUT", uri, Some(refused)).await.0, 422);
+
+    let events = outbox(&pool).await;
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "notification.webhook_endpoint_created.v1",
+            "notification.webhook_endpoint_disabled.v1",
+            "notification.template_changed.v1",
+        ],
+        "one event a change; the second delete and the refused template change nothing"
+    );
+    let (created, disabled, template) = (&events[0].1, &events[1].1, &events[2].1);
+    assert_eq!(created["endpoint_id"], id.as_str());
+    assert_eq!(created["url_host"], "hooks.partner.example");
+    assert_eq!(created["created_by"], partner.user_id.to_string());
+    assert_eq!(created["event_types"], json!(["booking.confirmed.v1"]));
+    assert_eq!(
+        (disabled["reason"].as_str(), disabled["actor_id"].as_str()),
+        (Some("deleted"), Some(partner.user_id.to_string().as_str()))
+    );
+    assert_eq!(
+        (
+            template["kind"].as_str(),
+            template["channel"].as_str(),
+            template["locale"].as_str()
+        ),
+        (Some("confirmed"), Some("email"), Some("en"))
+    );
+    assert_eq!(template["changed_by"], admin.user_id.to_string());
+    let everything = serde_json::to_string(&events).unwrap();
+    for secret in ["T0K3N", "s3cret", secret.as_str()] {
+        assert!(!everything.contains(secret), "{secret} leaked into {everything}");
+    }
+
+    // The receiver's 410 Gone disables its endpoint: an event with no actor.
+    let (receiver, url) = start_receiver(410).await;
+    let booking = Booking::new();
+    register(&service, &booking, &receiver, &url, &["booking.cancelled.v1"]).await;
+    consumer(&service)
+        .apply(&[booking.event("booking.cancelled.v1", 0)])
+        .await
+        .unwrap();
+    let hook = webhook_delivery(&service, &booking).await;
+    delivered_dead(&service, &hook).await;
+    let events = outbox(&pool).await;
+    let (last_type, gone) = events.last().unwrap();
+    assert_eq!(last_type, "notification.webhook_endpoint_disabled.v1");
+    assert_eq!(
+        (
+            gone["reason"].as_str(),
+            gone["actor_id"].is_null(),
+            gone["url_host"].as_str()
+        ),
+        (Some("gone"), true, Some("127.0.0.1"))
+    );
+}
+
+/// Thirty registrations for one organization at once: exactly twenty endpoints, the rest refused with 422, never
+/// a 500 and never a twenty-first.
+async fn racing_registrations_never_pass_the_cap(pool: Pool) {
+    let service = service(pool.clone(), options()).await;
+    let organization = Some(uuid::Uuid::now_v7());
+    let partner = principal(&[Role::Partner], organization);
+    let attempts = (0..30).map(|i| {
+        let service = service.clone();
+        tokio::spawn(async move {
+            let body =
+                json!({ "url": format!("https://hooks{i}.example.com/in"), "event_types": ["booking.confirmed.v1"] });
+            call(&service, &partner, "POST", "/api/v1/webhooks", Some(body)).await.0
+        })
+    });
+    let mut statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [vec![201; 20], vec![422; 10]].concat());
+    let (_, list) = call(&service, &partner, "GET", "/api/v1/webhooks", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 20);
+    let created = outbox(&pool)
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "notification.webhook_endpoint_created.v1")
+        .count();
+    assert_eq!(created, 20, "an event for each endpoint made, none for the refused");
 }

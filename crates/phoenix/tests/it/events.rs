@@ -135,6 +135,29 @@ pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api
         )
         .await;
     assert_eq!(booking["status"], "confirmed");
+
+    // An admin rewords a template: notification's own event puts it in the audit log, naming the admin.
+    let template = serde_json::json!({
+        "subject": "Bald geht es los: {{ locator }}",
+        "text": "Ihre Reise {{ locator }} beginnt am {{ starts_on }}.",
+        "html": "<p>{{ locator }}</p>",
+    });
+    let uri = "/api/v1/notifications/templates/reminder/email/de";
+    let put = app.call(reqwest::Method::PUT, uri, Some(&admin), Some(template)).await;
+    assert_eq!(put.status, 200, "{put:?}");
+    let admin_id = app.get("/api/v1/auth/me", Some(&admin)).await.body["id"].clone();
+    let audited = app
+        .until(
+            "/api/v1/audit?action=notification.template_changed.v1",
+            &admin,
+            "the template change is audited",
+            |b| b["items"].as_array().is_some_and(|items| !items.is_empty()),
+        )
+        .await;
+    assert_eq!(
+        (&audited["items"][0]["actor"], &audited["items"][0]["subject"]),
+        (&admin_id, &serde_json::json!("reminder/email/de"))
+    );
 }
 
 /// NATS goes away under a running process: `/readyz` stays 200 and says `degraded` (the process is not taken out
