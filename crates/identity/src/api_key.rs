@@ -6,7 +6,6 @@ use phoenix_db::{Event, Timestamp};
 use uuid::Uuid;
 
 use crate::secret::{random_token, sha256};
-use crate::session::require_session;
 use crate::store::ApiKeyRow;
 use crate::{Error, SOURCE, Service};
 
@@ -46,7 +45,7 @@ impl Service {
         name: &str,
         expires_at: Option<Timestamp>,
     ) -> Result<(ApiKey, String), Error> {
-        require_session(owner)?;
+        self.live_session(owner).await?;
         let name = crate::user::parse_name(name).map_err(|m| Error::invalid("name", m))?;
         if let Some(at) = expires_at
             && at <= Timestamp::now()
@@ -102,7 +101,7 @@ impl Service {
     pub async fn revoke_api_key(&self, actor: &Principal, id: Uuid) -> Result<(), Error> {
         let revokes_itself = actor.credential == Credential::ApiKey { key_id: id };
         if !revokes_itself {
-            require_session(actor)?;
+            self.live_session(actor).await?;
         }
         let key = self.store().api_key(id).await?.ok_or(Error::ApiKeyNotFound)?;
         if key.user_id != actor.user_id && !actor.has(Role::Admin) {

@@ -47,6 +47,8 @@ pub enum Error {
     InvalidApiKey,
     #[error("this needs a signed-in session, not an API key")]
     SessionRequired,
+    #[error("this session has ended (signed out, or the password or second factor changed): sign in again")]
+    SessionEnded,
     #[error("at most {max} live API keys per user: revoke one first")]
     TooManyApiKeys { max: u32 },
     #[error("an admin cannot remove their own admin role")]
@@ -129,6 +131,7 @@ impl From<Error> for Problem {
             Error::ApiKeyNotFound => (S::NOT_FOUND, "not_found"),
             Error::InvalidApiKey => (S::UNAUTHORIZED, "invalid_api_key"),
             Error::SessionRequired => (S::FORBIDDEN, "session_required"),
+            Error::SessionEnded => (S::UNAUTHORIZED, "session_ended"),
             Error::TooManyApiKeys { .. } => (S::CONFLICT, "too_many_api_keys"),
             Error::CannotRemoveOwnAdmin => (S::CONFLICT, "cannot_remove_own_admin"),
             Error::Limiter(_) => return Problem::unavailable(&error, 1),

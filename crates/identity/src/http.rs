@@ -382,7 +382,7 @@ async fn revoke_sessions(State(service): State<Service>, principal: Principal) -
 /// Start setting up TOTP: returns a secret for an authenticator app (signed in: not with an API key, 403
 /// `session_required`).
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/setup", tag = TAG, security(("bearer" = [])),
-    responses((status = 200, body = TotpSetupResponse), (status = 403, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = TotpSetupResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
 async fn setup_totp(State(service): State<Service>, principal: Principal) -> Result<Json<TotpSetupResponse>> {
     let setup = service.setup_totp(&principal).await?;
     Ok(Json(TotpSetupResponse {
@@ -395,7 +395,7 @@ async fn setup_totp(State(service): State<Service>, principal: Principal) -> Res
 /// continues). Signed in: not with an API key (403 `session_required`).
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/enable", tag = TAG, security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 200, body = RecoveryCodesResponse), (status = 403, body = Problem), (status = 409, body = Problem),
+    responses((status = 200, body = RecoveryCodesResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn enable_totp(
     State(service): State<Service>,
@@ -410,7 +410,7 @@ async fn enable_totp(
 /// Turn TOTP off; needs a current code or a recovery code. Signed in: not with an API key (403 `session_required`).
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = TAG, security(("bearer" = [])),
     request_body = CodeRequest,
-    responses((status = 204), (status = 403, body = Problem), (status = 409, body = Problem),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
 async fn disable_totp(
     State(service): State<Service>,
@@ -440,7 +440,7 @@ async fn get_user(
 /// this response only. At most 100 live keys per user (409 `too_many_api_keys`).
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = TAG, security(("bearer" = [])),
     request_body = CreateApiKeyRequest,
-    responses((status = 201, body = CreatedApiKeyResponse), (status = 403, body = Problem), (status = 409, body = Problem),
+    responses((status = 201, body = CreatedApiKeyResponse), (status = 401, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)))]
 async fn create_api_key(
     State(service): State<Service>,
@@ -468,7 +468,7 @@ async fn list_api_keys(State(service): State<Service>, principal: Principal) -> 
 /// `session_required`), except that a key may revoke itself.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn revoke_api_key(
     State(service): State<Service>,
     principal: Principal,

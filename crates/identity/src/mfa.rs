@@ -8,7 +8,7 @@ use phoenix_db::{Event, Timestamp};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use crate::secret::{normalize_recovery_code, recovery_code, sha256};
-use crate::session::{FailureKeys, require_session};
+use crate::session::FailureKeys;
 use crate::user::User;
 use crate::{Error, SOURCE, Service};
 
@@ -38,7 +38,7 @@ impl Service {
     /// Generates a new secret, pending until [`Service::enable_totp`] sees a code made from it. Needs a session:
     /// an API key that could enrol a second factor could lock its owner out of their account.
     pub async fn setup_totp(&self, actor: &Principal) -> Result<TotpSetup, Error> {
-        require_session(actor)?;
+        self.live_session(actor).await?;
         let user_id = actor.user_id;
         let user = self.user(user_id).await?;
         if user.totp_enabled {
@@ -63,7 +63,7 @@ impl Service {
         code: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Vec<String>, Error> {
-        let token_id = require_session(actor)?;
+        let token_id = self.live_session(actor).await?;
         let user_id = actor.user_id;
         let user = self.user(user_id).await?;
         if user.totp_enabled {
@@ -94,7 +94,7 @@ impl Service {
     /// Turns TOTP off; needs a current code or a recovery code. Wrong codes count as failed sign-ins
     /// of the account and the address, and past their quota every code is refused (429).
     pub async fn disable_totp(&self, actor: &Principal, code: &str, client_ip: Option<IpAddr>) -> Result<(), Error> {
-        require_session(actor)?;
+        self.live_session(actor).await?;
         let user_id = actor.user_id;
         let user = self.user(user_id).await?;
         if !user.totp_enabled {

@@ -10,7 +10,7 @@ use phoenix_db::Event;
 use tokio::sync::Semaphore;
 
 use crate::email::Email;
-use crate::session::{FailureKeys, require_session};
+use crate::session::FailureKeys;
 use crate::user::User;
 use crate::{Error, SOURCE, Service};
 
@@ -183,7 +183,7 @@ impl Service {
     /// The new hash, the end of every other session of the user (the caller's continues) and the event commit
     /// together. Needs a session: an API key gets [`Error::SessionRequired`].
     pub async fn change_password(&self, actor: &Principal, change: PasswordChange<'_>) -> Result<(), Error> {
-        let token_id = require_session(actor)?;
+        let token_id = self.live_session(actor).await?;
         let user = self.user(actor.user_id).await?;
         let new_password = new_password(&user, change.current_password, change.new_password)?;
         let keys = FailureKeys::new(Some(&user.email), change.client_ip);

@@ -228,7 +228,7 @@ impl Service {
     /// Signs `actor` out everywhere: every refresh token of theirs stops working, the caller's own included. Access
     /// tokens already issued are not checked against the database and live out their `access_token_ttl_secs`.
     pub async fn revoke_sessions(&self, actor: &Principal) -> Result<(), Error> {
-        require_session(actor)?;
+        self.live_session(actor).await?;
         let event = Event::new(
             SOURCE,
             "identity.sessions_revoked.v1",
@@ -236,6 +236,22 @@ impl Service {
             &serde_json::json!({ "user_id": actor.user_id, "revoked_by": actor.user_id }),
         )?;
         self.store().revoke_sessions(actor.user_id, &event).await
+    }
+}
+
+impl Service {
+    /// The session a request came with ([`require_session`]), still open: an access token outlives its session
+    /// (requests are served on its signature alone), but what only the account's owner should do (change the
+    /// password or second factor, manage sessions and API keys) is refused from a session that was ended, signed
+    /// out, or ended by a password change or TOTP turned on elsewhere (401 `session_ended`). Otherwise a thief
+    /// whose session was ended could still enrol a second factor and lock the owner out, or leave an API key behind.
+    /// An access token that names no session (issued before sessions were named) counts as ended.
+    pub(crate) async fn live_session(&self, principal: &Principal) -> Result<Uuid, Error> {
+        let token_id = require_session(principal)?;
+        match self.store().session_open(principal.user_id, token_id).await? {
+            true => Ok(token_id),
+            false => Err(Error::SessionEnded),
+        }
     }
 }
 

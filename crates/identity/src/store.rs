@@ -490,6 +490,19 @@ impl Store {
     }
 
     /// Revokes every session of a user (signing out everywhere), with its event.
+    /// Whether the session `token_id` names (the refresh token stored under that id, and so its family) is one of
+    /// `user_id`'s and not revoked. A family is revoked as a whole, so any of its tokens tells.
+    pub async fn session_open(&self, user_id: Uuid, token_id: Uuid) -> Result<bool, Error> {
+        let revoked: Option<Option<Timestamp>> = dispatch!(&self.pool, conn => {
+            sqlx::query_scalar("SELECT revoked_at FROM refresh_tokens WHERE id = $1 AND user_id = $2")
+                .bind(token_id)
+                .bind(user_id)
+                .fetch_optional(conn)
+                .await
+        })?;
+        Ok(matches!(revoked, Some(None)))
+    }
+
     pub async fn revoke_sessions(&self, user_id: Uuid, event: &Event) -> Result<(), Error> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;

@@ -32,12 +32,14 @@ async fn partner(identity: &Service, email: &str) -> Principal {
         })
         .await
         .unwrap();
+    // Keys are made from a signed-in session that is still open.
+    let session = crate::login(identity, email).await;
     Principal {
         user_id: user.id,
         roles: user.roles.as_slice().into(),
         organization_id: user.organization_id,
         credential: Credential::AccessToken {
-            token_id: uuid::Uuid::now_v7(),
+            token_id: session.token_id,
         },
     }
 }

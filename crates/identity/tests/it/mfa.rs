@@ -5,9 +5,7 @@ use phoenix_db::Pool;
 use phoenix_identity::{Error, Login, Options, Service};
 use uuid::Uuid;
 
-use crate::{
-    PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with, signed_in,
-};
+use crate::{PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -26,7 +24,8 @@ phoenix_db::contract_suite!(
 /// Enables TOTP for `user_id` with the code of the current step; returns the secret, the recovery codes and the time
 /// whose code enabled it (its step is spent).
 async fn enable(identity: &Service, user_id: Uuid) -> (String, Vec<String>, u64) {
-    enable_as(identity, &signed_in(user_id)).await
+    let email = identity.user(user_id).await.unwrap().email.clone();
+    enable_as(identity, &principal_of(&login(identity, &email).await)).await
 }
 
 /// [`enable`], from the session of `principal`.
@@ -108,29 +107,24 @@ async fn recovery_codes_work_once(pool: Pool) {
 
 async fn enabling_needs_setup_and_a_valid_code(pool: Pool) {
     let identity = service(pool).await;
-    let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let me = principal_of(&login(&identity, "ann@example.com").await);
     assert!(matches!(
-        identity
-            .enable_totp(&signed_in(user.id), "123456", None)
-            .await
-            .unwrap_err(),
+        identity.enable_totp(&me, "123456", None).await.unwrap_err(),
         Error::MfaNotSetUp
     ));
-    let setup = identity.setup_totp(&signed_in(user.id)).await.unwrap();
+    let setup = identity.setup_totp(&me).await.unwrap();
     let wrong = code_at(&setup.secret, now() + 3_600);
     assert!(matches!(
-        identity
-            .enable_totp(&signed_in(user.id), &wrong, None)
-            .await
-            .unwrap_err(),
+        identity.enable_totp(&me, &wrong, None).await.unwrap_err(),
         Error::CodeRejected
     ));
     identity
-        .enable_totp(&signed_in(user.id), &code_at(&setup.secret, now()), None)
+        .enable_totp(&me, &code_at(&setup.secret, now()), None)
         .await
         .unwrap();
     assert!(matches!(
-        identity.setup_totp(&signed_in(user.id)).await.unwrap_err(),
+        identity.setup_totp(&me).await.unwrap_err(),
         Error::MfaAlreadyEnabled
     ));
 }
@@ -138,25 +132,17 @@ async fn enabling_needs_setup_and_a_valid_code(pool: Pool) {
 async fn disabling_needs_a_code(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let me = principal_of(&login(&identity, "ann@example.com").await);
     assert!(matches!(
-        identity
-            .disable_totp(&signed_in(user.id), "123456", None)
-            .await
-            .unwrap_err(),
+        identity.disable_totp(&me, "123456", None).await.unwrap_err(),
         Error::MfaNotEnabled
     ));
-    let (_, codes, _) = enable(&identity, user.id).await;
+    let (_, codes, _) = enable_as(&identity, &me).await;
     assert!(matches!(
-        identity
-            .disable_totp(&signed_in(user.id), "nonsense", None)
-            .await
-            .unwrap_err(),
+        identity.disable_totp(&me, "nonsense", None).await.unwrap_err(),
         Error::CodeRejected
     ));
-    identity
-        .disable_totp(&signed_in(user.id), &codes[0], None)
-        .await
-        .unwrap();
+    identity.disable_totp(&me, &codes[0], None).await.unwrap();
     assert!(!identity.user(user.id).await.unwrap().totp_enabled);
     identity.login(with_code("ann@example.com", None)).await.unwrap();
 }
@@ -172,8 +158,9 @@ fn three_failures() -> Options {
 async fn wrong_codes_on_disabling_are_throttled_like_sign_in(pool: Pool) {
     let identity = service_with(pool, three_failures()).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    let (secret, codes, _) = enable(&identity, user.id).await;
-    let url = serve_as(&identity, signed_in(user.id), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).await;
+    let me = principal_of(&login(&identity, "ann@example.com").await);
+    let (secret, codes, _) = enable_as(&identity, &me).await;
+    let url = serve_as(&identity, me, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).await;
     let http = reqwest::Client::new();
     let disable = async |code: &str| {
         http.post(format!("{url}/api/v1/auth/mfa/totp/disable"))
@@ -205,20 +192,15 @@ async fn wrong_codes_on_disabling_are_throttled_like_sign_in(pool: Pool) {
 async fn wrong_codes_on_enabling_are_throttled_like_sign_in(pool: Pool) {
     let identity = service_with(pool, three_failures()).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    let setup = identity.setup_totp(&signed_in(user.id)).await.unwrap();
+    let me = principal_of(&login(&identity, "ann@example.com").await);
+    let setup = identity.setup_totp(&me).await.unwrap();
     let wrong = code_at(&setup.secret, now() + 3_600);
     for _ in 0..3 {
-        let error = identity
-            .enable_totp(&signed_in(user.id), &wrong, None)
-            .await
-            .unwrap_err();
+        let error = identity.enable_totp(&me, &wrong, None).await.unwrap_err();
         assert!(matches!(error, Error::CodeRejected), "{error:?}");
     }
     let right = code_at(&setup.secret, now());
-    let error = identity
-        .enable_totp(&signed_in(user.id), &right, None)
-        .await
-        .unwrap_err();
+    let error = identity.enable_totp(&me, &right, None).await.unwrap_err();
     let Error::CodeThrottled { retry_after_secs } = error else {
         panic!("expected throttling, got {error:?}");
     };
@@ -258,14 +240,15 @@ async fn enabling_totp_ends_every_other_session(pool: Pool) {
 async fn an_api_key_cannot_set_up_enable_or_disable_totp(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let me = principal_of(&login(&identity, "ann@example.com").await);
     let by_key = Principal {
         credential: Credential::ApiKey { key_id: Uuid::new_v4() },
-        ..signed_in(user.id)
+        ..me
     };
     let setup = identity.setup_totp(&by_key).await.unwrap_err();
     assert!(matches!(setup, Error::SessionRequired), "{setup:?}");
     // With a secret set up from a session, a key still cannot turn it on (nor off, once on).
-    let secret = identity.setup_totp(&signed_in(user.id)).await.unwrap().secret;
+    let secret = identity.setup_totp(&me).await.unwrap().secret;
     let enabling = identity
         .enable_totp(&by_key, &code_at(&secret, now()), None)
         .await

@@ -6,16 +6,14 @@ use phoenix_identity::{Error, Login, Options, PasswordChange, Service};
 use uuid::Uuid;
 
 use crate::mfa::enable_as;
-use crate::{
-    PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with, signed_in,
-};
+use crate::{PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
     [
         a_changed_password_signs_in_and_the_old_one_no_longer_does,
         changing_the_password_ends_every_other_session_but_the_callers,
-        a_token_that_names_no_session_keeps_none,
+        an_ended_session_can_no_longer_change_the_account,
         a_wrong_current_password_is_refused_and_throttled_like_sign_in,
         a_weak_or_unchanged_new_password_is_refused,
         an_api_key_cannot_change_the_password,
@@ -112,20 +110,44 @@ async fn changing_the_password_ends_every_other_session_but_the_callers(pool: Po
     assert!(refreshes(&identity, &bobs).await, "other users are not touched");
 }
 
-async fn a_token_that_names_no_session_keeps_none(pool: Pool) {
+/// A stolen session ended by the owner (a password change here) keeps its access token until it expires, but that
+/// token can no longer change the account: no password change, no second factor, no API key, no signing out. A
+/// token that names no session at all is refused alike.
+async fn an_ended_session_can_no_longer_change_the_account(pool: Pool) {
     let identity = service(pool).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
-    let sessions = [
-        login(&identity, "ann@example.com").await,
-        login(&identity, "ann@example.com").await,
-    ];
+    let owner = principal_of(&login(&identity, "ann@example.com").await);
+    let thief = principal_of(&login(&identity, "ann@example.com").await);
     identity
-        .change_password(&signed_in(user.id), change(PASSWORD, NEW_PASSWORD))
+        .change_password(&owner, change(PASSWORD, NEW_PASSWORD))
         .await
         .unwrap();
-    for session in &sessions {
-        assert!(!refreshes(&identity, session).await);
+    for principal in [thief, crate::signed_in(user.id)] {
+        let ended = |result: Result<(), Error>| matches!(result, Err(Error::SessionEnded));
+        assert!(ended(identity.setup_totp(&principal).await.map(|_| ())));
+        assert!(ended(
+            identity.enable_totp(&principal, "123456", None).await.map(|_| ())
+        ));
+        assert!(ended(
+            identity
+                .create_api_key(&principal, "left behind", None)
+                .await
+                .map(|_| ())
+        ));
+        assert!(ended(
+            identity
+                .change_password(&principal, change(NEW_PASSWORD, "a third passphrase, long"))
+                .await
+        ));
+        assert!(ended(identity.revoke_sessions(&principal).await));
     }
+    let problem = phoenix_api::Problem::from(Error::SessionEnded);
+    assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (401, "session_ended"));
+    // The owner's session goes on, and nothing the thief tried happened.
+    let me = identity.user(user.id).await.unwrap();
+    assert!(!me.totp_enabled);
+    assert!(identity.api_keys(&owner).await.unwrap().is_empty());
+    identity.setup_totp(&owner).await.unwrap();
 }
 
 async fn a_wrong_current_password_is_refused_and_throttled_like_sign_in(pool: Pool) {
@@ -247,10 +269,11 @@ async fn a_weak_or_unchanged_new_password_is_refused(pool: Pool) {
 async fn an_api_key_cannot_change_the_password(pool: Pool) {
     let identity = service(pool.clone()).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let me = principal_of(&login(&identity, "ann@example.com").await);
     let session = login(&identity, "ann@example.com").await;
     let by_key = Principal {
         credential: Credential::ApiKey { key_id: Uuid::new_v4() },
-        ..signed_in(user.id)
+        ..me
     };
     let url = serve_as(&identity, by_key, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).await;
     let http = reqwest::Client::new();
@@ -269,7 +292,7 @@ async fn an_api_key_cannot_change_the_password(pool: Pool) {
     }
     let on_behalf = Principal {
         credential: Credential::OnBehalf { of: user.id },
-        ..signed_in(user.id)
+        ..me
     };
     let refused = identity
         .change_password(&on_behalf, change(PASSWORD, NEW_PASSWORD))

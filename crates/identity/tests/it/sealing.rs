@@ -3,7 +3,7 @@ use phoenix_identity::{Error, Login, Options, Service};
 use phoenix_ratelimit::Limiter;
 use uuid::Uuid;
 
-use crate::{PASSWORD, code_at, login, now, service, signed_in};
+use crate::{PASSWORD, code_at, login, now, principal_of, service};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -26,9 +26,10 @@ async fn start(pool: Pool, sealer: Sealer) -> Result<Service, Error> {
 /// A user with TOTP enabled; returns the user's id and TOTP secret.
 async fn with_totp(identity: &Service, email: &str) -> (Uuid, String) {
     let user = identity.register(email, PASSWORD, "Ann").await.unwrap();
-    let setup = identity.setup_totp(&signed_in(user.id)).await.unwrap();
+    let me = principal_of(&login(identity, email).await);
+    let setup = identity.setup_totp(&me).await.unwrap();
     identity
-        .enable_totp(&signed_in(user.id), &code_at(&setup.secret, now()), None)
+        .enable_totp(&me, &code_at(&setup.secret, now()), None)
         .await
         .unwrap();
     (user.id, setup.secret)
