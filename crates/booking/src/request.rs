@@ -155,6 +155,10 @@ fn traveller(errors: &mut FieldErrors, i: usize, t: &Traveller, with_flight: boo
     let field = |name: &str| format!("travellers[{i}].{name}");
     let first_name = text(errors, &field("first_name"), &t.first_name, MAX_NAME_CHARS);
     let last_name = text(errors, &field("last_name"), &t.last_name, MAX_NAME_CHARS);
+    if !last_name.is_empty() && !last_name.chars().any(char::is_alphanumeric) {
+        // "Manage my booking" finds a booking by a traveller's last name, compared on its letters and digits.
+        errors.add(field("last_name"), "must contain a letter");
+    }
     let needs_birth_date = with_flight || t.traveller_type != TravellerType::Adult;
     if needs_birth_date && t.date_of_birth.is_none() {
         let why = if with_flight {

@@ -218,8 +218,11 @@ fn decide(booking: &Booking, outcome: &Outcome) -> Result<Decision, Error> {
             if *refunded_minor > booking.total_minor {
                 return Err(Error::invalid("refunded_minor", "must not exceed the booking's total"));
             }
+            // What the card got back in all: the saga reports the payment's total after its refund, or nothing when
+            // there was nothing to refund; a goodwill refund followed before (`RefundFollower`) still counts.
+            let refunded_minor = (*refunded_minor).max(booking.refunded_minor);
             let mut next = moved(booking.clone(), Status::Cancelled, None);
-            next.refunded_minor = *refunded_minor;
+            next.refunded_minor = refunded_minor;
             let event = events::event(events::CANCELLED, &next, json!({ "refunded_minor": refunded_minor }))?;
             Ok(apply(next, SagaUpdate::Done(SagaKind::Cancellation), event))
         }

@@ -1,6 +1,6 @@
 //! A booking follows refunds made on its payment outside a cancellation (`payment.refunded.v1`, consumer `booking`).
 
-use phoenix_booking::orchestration::Outcome;
+use phoenix_booking::orchestration::{Outcome, SagaKind};
 use phoenix_booking::{RefundFollower, Status};
 use phoenix_db::Pool;
 use phoenix_events::{CloudEvent, Consumer, ConsumerOptions};
@@ -14,6 +14,7 @@ phoenix_db::contract_suite!(
     [
         a_refund_on_the_bookings_payment_shows_on_the_booking,
         only_the_payment_the_saga_recorded_counts,
+        a_cancellation_refunding_nothing_keeps_the_goodwill_refund,
     ]
 );
 
@@ -97,4 +98,42 @@ async fn only_the_payment_the_saga_recorded_counts(pool: Pool) {
     let applied = consumer(&pool).apply(&[stranger]).await.unwrap();
     assert_eq!(applied.applied, 1, "handled, with no effect");
     assert_eq!(world.booking.get(&ann, id).await.unwrap().refunded_minor, 0);
+}
+
+/// A non-refundable stay (nothing back by its terms) that support had refunded 1,000 on goodwill: the saga refunds
+/// nothing more and reports so, and the cancelled booking and its event still say 1,000 came back, not 0.
+async fn a_cancellation_refunding_nothing_keeps_the_goodwill_refund(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let ann = customer();
+    let booking = world
+        .book(&ann, vec![world.stay(world.hotel.saver, 10, 1, 1, 1)], 1)
+        .await;
+    let payment_id = Uuid::now_v7();
+    let confirmed = Outcome::Confirmed {
+        hold_id: Uuid::now_v7(),
+        payment_id,
+        captured_minor: booking.total_minor,
+    };
+    world.client.record_outcome(booking.id, &confirmed).await.unwrap();
+    let goodwill = payment_event("payment.refunded.v1", payment_id, 1_000, json!(booking.id));
+    consumer(&pool).apply(&[goodwill]).await.unwrap();
+
+    let cancelling = world
+        .booking
+        .request_cancellation(&ann, booking.id, None, false)
+        .await
+        .unwrap();
+    assert_eq!(cancelling.cancellation.as_ref().map(|c| c.refund_minor), Some(0));
+    world
+        .client
+        .acknowledge(&[(booking.id, SagaKind::Cancellation)])
+        .await
+        .unwrap();
+    let nothing_more = Outcome::Cancelled { refunded_minor: 0 };
+    world.client.record_outcome(booking.id, &nothing_more).await.unwrap();
+    let cancelled = world.booking.get(&ann, booking.id).await.unwrap();
+    assert_eq!((cancelled.status, cancelled.refunded_minor), (Status::Cancelled, 1_000));
+    let events = events_of(&pool, phoenix_booking::CANCELLED).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["refunded_minor"], 1_000, "{}", events[0]);
 }

@@ -95,6 +95,11 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
             }),
             &["travellers[0].date_of_birth"],
         ),
+        // A last name of punctuation only could never be looked up.
+        (
+            with(good.clone(), |r| r["travellers"][0]["last_name"] = json!("--")),
+            &["travellers[0].last_name"],
+        ),
         // A child alone in a hotel room: no room is let to children without an adult.
         (
             with(good.clone(), |r| {
