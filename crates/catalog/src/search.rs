@@ -114,12 +114,11 @@ pub(crate) fn fx_rate(snapshot: &Snapshot, from: Currency, to: Currency) -> Opti
     if from == to {
         return Some(Decimal::ONE);
     }
-    let key = (from.code().to_owned(), to.code().to_owned());
-    match snapshot.fx.get(&key) {
+    match snapshot.fx.get(&(from, to)) {
         Some(rate) => Some(*rate),
         None => snapshot
             .fx
-            .get(&(key.1, key.0))
+            .get(&(to, from))
             .and_then(|r| Decimal::ONE.checked_div(*r))
             .map(|r| r.round_dp(12)),
     }

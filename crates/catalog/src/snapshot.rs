@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::flight::{Departure, Schedule};
 use crate::hotel::{Hotel, RatePlan, RoomType};
+use crate::money::Currency;
 use crate::store::{Airline, AirportRow, Everything};
 
 /// A hotel with its room types and rate plans.
@@ -58,7 +59,7 @@ pub struct Snapshot {
     pub by_route_date: HashMap<(String, String, Date), Vec<Arc<DepartureEntry>>>,
     /// Exchange rates (display and quotation currencies, fixed fees in another currency): units of quote per unit
     /// of base.
-    pub fx: HashMap<(String, String), Decimal>,
+    pub fx: HashMap<(Currency, Currency), Decimal>,
 }
 
 impl Snapshot {
@@ -95,7 +96,9 @@ impl Snapshot {
             snapshot.put_schedule(schedule, own);
         }
         for (base, quote, rate) in everything.fx_rates {
-            if let Ok(rate) = rate.parse::<Decimal>() {
+            if let (Ok(base), Ok(quote), Ok(rate)) =
+                (Currency::parse(&base), Currency::parse(&quote), rate.parse::<Decimal>())
+            {
                 snapshot.fx.insert((base, quote), rate);
             }
         }

@@ -130,7 +130,7 @@ impl Catalog {
             .set_fx_rate(base.code(), quote.code(), &text, &event)
             .await?;
         self.replace(|s| {
-            s.fx.insert((base.code().to_owned(), quote.code().to_owned()), rate.get());
+            s.fx.insert((base, quote), rate.get());
         });
         Ok(FxRateView {
             base: base.code().to_owned(),

@@ -606,7 +606,7 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
     let entry = &snapshot.hotels[&h.hotel];
     assert_eq!(entry.rate_plans[0].prices.len(), 20);
     assert_eq!(entry.rate_plans[0].prices[&day(15).0], 10_015);
-    assert_eq!(snapshot.fx[&("EUR".to_owned(), "GBP".to_owned())].to_string(), "0.86");
+    assert_eq!(snapshot.fx[&(currency("EUR"), currency("GBP"))].to_string(), "0.86");
     let mut query = stay("Paris", 12, 14);
     query.currency = Some("GBP".into());
     let value: serde_json::Value = serde_json::from_slice(&catalog.search_hotels(&query).await.unwrap()).unwrap();
@@ -623,8 +623,12 @@ pub async fn a_replica_picks_up_another_replicas_writes(pool: Pool) {
     replica.follow_catalog(start).await.unwrap();
     let snapshot = replica.snapshot();
     assert_eq!(snapshot.hotels[&h.hotel].rate_plans[0].prices.len(), 20);
-    assert!(snapshot.fx.contains_key(&("EUR".to_owned(), "SEK".to_owned())));
+    assert!(snapshot.fx.contains_key(&(currency("EUR"), currency("SEK"))));
     let found: serde_json::Value =
         serde_json::from_slice(&replica.search_hotels(&stay("Paris", 12, 13)).await.unwrap()).unwrap();
     assert_eq!(found["total"], 1);
+}
+
+fn currency(code: &str) -> phoenix_catalog::money::Currency {
+    phoenix_catalog::money::Currency::parse(code).unwrap()
 }
