@@ -45,6 +45,16 @@ async fn sign_in(identity: &Service, password: &str) -> Result<(), Error> {
         .map(drop)
 }
 
+/// `PUT /api/v1/auth/password` on the router served at `url`.
+async fn put_password(url: &str, current: &str, new: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(format!("{url}/api/v1/auth/password"))
+        .json(&serde_json::json!({ "current_password": current, "new_password": new }))
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn a_changed_password_signs_in_and_the_old_one_no_longer_does(pool: Pool) {
     let identity = service(pool.clone()).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
@@ -55,12 +65,7 @@ async fn a_changed_password_signs_in_and_the_old_one_no_longer_does(pool: Pool) 
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
     )
     .await;
-    let answer = reqwest::Client::new()
-        .put(format!("{url}/api/v1/auth/password"))
-        .json(&serde_json::json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let answer = put_password(&url, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(answer.status(), 204);
 
     let old = sign_in(&identity, PASSWORD).await.unwrap_err();
@@ -164,14 +169,7 @@ async fn a_wrong_current_password_is_refused_and_throttled_like_sign_in(pool: Po
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
     )
     .await;
-    let http = reqwest::Client::new();
-    let put = async |current: &str| {
-        http.put(format!("{url}/api/v1/auth/password"))
-            .json(&serde_json::json!({ "current_password": current, "new_password": NEW_PASSWORD }))
-            .send()
-            .await
-            .unwrap()
-    };
+    let put = async |current: &str| put_password(&url, current, NEW_PASSWORD).await;
     for _ in 0..3 {
         let wrong = put("not the password at all").await;
         assert_eq!(wrong.status(), 422);
@@ -243,12 +241,7 @@ async fn a_weak_or_unchanged_new_password_is_refused(pool: Pool) {
         IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
     )
     .await;
-    let answer = reqwest::Client::new()
-        .put(format!("{url}/api/v1/auth/password"))
-        .json(&serde_json::json!({ "current_password": PASSWORD, "new_password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let answer = put_password(&url, PASSWORD, PASSWORD).await;
     assert_eq!(answer.status(), 422);
     let problem: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(problem["errors"][0]["field"], "new_password", "{problem}");
@@ -278,11 +271,7 @@ async fn an_api_key_cannot_change_the_password(pool: Pool) {
     let url = serve_as(&identity, by_key, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))).await;
     let http = reqwest::Client::new();
     let answers = [
-        http.put(format!("{url}/api/v1/auth/password"))
-            .json(&serde_json::json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }))
-            .send()
-            .await
-            .unwrap(),
+        put_password(&url, PASSWORD, NEW_PASSWORD).await,
         http.delete(format!("{url}/api/v1/auth/sessions")).send().await.unwrap(),
     ];
     for answer in answers {
