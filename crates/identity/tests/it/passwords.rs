@@ -201,24 +201,8 @@ async fn a_weak_or_unchanged_new_password_is_refused(pool: Pool) {
         .register("ann.lee@example.com", PASSWORD, "Ann Lee")
         .await
         .unwrap();
-    let session = identity
-        .login(Login {
-            email: "ann.lee@example.com",
-            password: PASSWORD,
-            totp_code: None,
-            client_ip: None,
-        })
-        .await
-        .unwrap();
-    let other = identity
-        .login(Login {
-            email: "ann.lee@example.com",
-            password: PASSWORD,
-            totp_code: None,
-            client_ip: None,
-        })
-        .await
-        .unwrap();
+    let session = login(&identity, "ann.lee@example.com").await;
+    let other = login(&identity, "ann.lee@example.com").await;
     for new in [
         "short",
         "password1234",
@@ -248,15 +232,7 @@ async fn a_weak_or_unchanged_new_password_is_refused(pool: Pool) {
 
     assert!(events_of(&pool, "identity.password_changed.v1").await.is_empty());
     assert!(refreshes(&identity, &other).await, "a refused change ends no session");
-    identity
-        .login(Login {
-            email: "ann.lee@example.com",
-            password: PASSWORD,
-            totp_code: None,
-            client_ip: None,
-        })
-        .await
-        .unwrap();
+    login(&identity, "ann.lee@example.com").await;
 }
 
 async fn an_api_key_cannot_change_the_password(pool: Pool) {
