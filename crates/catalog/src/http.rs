@@ -1,7 +1,9 @@
 //! The catalog's HTTP API: public search and browse (anyone, signed in or not), quotes (anyone signed in), and
-//! management under `/api/v1/catalog/` (operators of the owning organization, and admins). Who may call each route is declared in
-//! [`api`]; which object a caller may touch is checked by the service.
+//! management under `/api/v1/catalog/` (operators of the owning organization, and admins; its list of exchange rates
+//! is public reference data, as the airports are). Who may call each route is declared in [`api`]; which object a
+//! caller may touch is checked by the service.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -38,7 +40,8 @@ pub fn api() -> OpenApiRouter<Catalog> {
         .routes(routes!(airports))
         .routes(routes!(hotel_details))
         .routes(routes!(flight_details))
-        .routes(routes!(offer));
+        .routes(routes!(offer))
+        .routes(routes!(fx_rates));
     let signed_in = OpenApiRouter::new()
         .routes(routes!(quote))
         .route_layer(RequireRoles::authenticated());
@@ -57,7 +60,7 @@ pub fn api() -> OpenApiRouter<Catalog> {
     let admins = OpenApiRouter::new()
         .routes(routes!(put_airport))
         .routes(routes!(create_airline))
-        .routes(routes!(set_fx_rate))
+        .routes(routes!(set_fx_rate, delete_fx_rate))
         .route_layer(RequireRoles::any_of(&[Role::Admin]));
     public.merge(signed_in).merge(managers).merge(admins)
 }
@@ -432,12 +435,29 @@ async fn create_airline(
     ))
 }
 
+/// Every exchange rate the catalog converts with, by base then quote: units of `quote` per unit of `base` (its
+/// inverse serving the other way), when it was last set, and, for admins, by whom.
+///
+/// Anyone may read it, signed in or not, as anyone may read the airports: like them the rates are reference data
+/// that only admins change, and search already shows anyone prices converted into a display currency with them (and
+/// quotes convert with them), so customers and agents are better told the rates than left to infer them. Who set a
+/// rate is staff information: `updated_by` is shown to admins only. Answered from memory, like search.
+#[utoipa::path(get, path = "/api/v1/catalog/fx-rates", tag = TAG, security((), ("bearer" = [])),
+    responses((status = 200, body = Vec<FxRateView>)))]
+async fn fx_rates(State(catalog): State<Catalog>, principal: Option<Extension<Principal>>) -> Json<Vec<FxRateView>> {
+    Json(catalog.fx_rates(principal.as_ref().map(|p| &p.0)))
+}
+
 /// Set an exchange rate: units of `quote` per unit of `base` (its inverse serves the other way). Display and
 /// quotation currencies convert with it, and so do fixed fees charged on products priced in another currency.
+///
+/// A pair of currencies has one rate: setting it removes the opposite pair's (`quote`/`base`), whose rate the answer
+/// gives as `replaced_opposite`. A rate whose inverse would be above the maximum (below 0.000000001) is refused
+/// (422 on `rate`), as is one out of a rate's own bounds.
 #[utoipa::path(put, path = "/api/v1/catalog/fx-rates/{base}/{quote}", tag = TAG, security(("bearer" = [])),
     params(("base" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217"),
         ("quote" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217")), request_body = FxRateInput,
-    responses((status = 200, body = FxRateView), (status = 422, body = Problem)))]
+    responses((status = 200, body = FxRateView), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn set_fx_rate(
     State(catalog): State<Catalog>,
     principal: Principal,
@@ -445,4 +465,22 @@ async fn set_fx_rate(
     Json(body): Json<FxRateInput>,
 ) -> Result<Json<FxRateView>> {
     Ok(Json(catalog.set_fx_rate(&principal, &base, &quote, &body.rate).await?))
+}
+
+/// Delete an exchange rate, named as it is listed: a pair without a rate is 404 `not_found`, even when the opposite
+/// pair has one. Search and quotes stop converting with it at once: prices are no longer shown in a display currency
+/// that needed it, and a product with a fixed fee it converted is no longer found and quoting it is 422
+/// `currency_mismatch`, until a rate for the pair is set again.
+#[utoipa::path(delete, path = "/api/v1/catalog/fx-rates/{base}/{quote}", tag = TAG, security(("bearer" = [])),
+    params(("base" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217"),
+        ("quote" = String, Path, pattern = "^[A-Z]{3}$", description = "ISO 4217")),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem)))]
+async fn delete_fx_rate(
+    State(catalog): State<Catalog>,
+    principal: Principal,
+    Path((base, quote)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    catalog.delete_fx_rate(&principal, &base, &quote).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

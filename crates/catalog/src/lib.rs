@@ -30,7 +30,7 @@ pub use client::{Client, QUOTE_PATH, internal_router};
 pub use error::Error;
 pub use http::{PATH_PREFIXES, api};
 pub use service::{Catalog, Options, SEARCHES_COUNTED, SOURCE};
-pub use snapshot::{HotelEntry, Snapshot};
+pub use snapshot::{FxEntry, HotelEntry, Snapshot};
 pub use store::Airline;
 
 static MIGRATIONS: phoenix_db::Migrations = phoenix_db::Migrations {

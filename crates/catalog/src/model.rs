@@ -437,9 +437,29 @@ pub struct FxRateInput {
     pub rate: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// An exchange rate: units of `quote` per unit of `base`, the inverse serving the other way. A pair of currencies has
+/// at most one, whichever way round it was set last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FxRateView {
+    /// ISO 4217.
     pub base: String,
+    /// ISO 4217.
     pub quote: String,
+    /// A decimal string (`"1.0842"`).
     pub rate: String,
+    /// When it was last set; absent only in rates the catalog does not hold (the demo's).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<time::OffsetDateTime>,
+    /// The admin who last set it: shown to admins only, and absent when the platform set it (seeding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<Uuid>,
+    /// In the answer to setting a rate: the rate the opposite pair (`quote` to `base`) had, which this one replaced
+    /// and removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_opposite: Option<String>,
 }

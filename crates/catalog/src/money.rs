@@ -233,6 +233,15 @@ impl Rate {
     pub fn get(self) -> Decimal {
         self.0
     }
+
+    /// The rate the other way round, `1 / rate` rounded to [`Rate::MAX_DECIMAL_PLACES`] (half to even), within the
+    /// same bounds: an error for a rate below `1 / Rate::MAX`, whose inverse would exceed [`Rate::MAX`].
+    pub fn inverse(self) -> Result<Rate, MoneyError> {
+        let inverse = Decimal::ONE.checked_div(self.0).ok_or(MoneyError::InvalidRate {
+            reason: "has no inverse",
+        })?;
+        Rate::new(inverse.round_dp(Self::MAX_DECIMAL_PLACES))
+    }
 }
 
 impl From<Rate> for Decimal {
@@ -468,6 +477,33 @@ mod tests {
                 Err(MoneyError::Overflow),
                 "{amount_minor} {from} -> {to} at {rate}"
             );
+        }
+    }
+
+    #[test]
+    fn rate_inverse_table() {
+        let cases = [
+            ("2", Some("0.5")),
+            ("3.2", Some("0.3125")),
+            // Rounded to 12 decimal places.
+            ("3", Some("0.333333333333")),
+            ("1.08345", Some("0.922977525497")),
+            // The bounds meet: 1 / MAX is the smallest rate with an inverse, and MAX the largest.
+            ("0.000000001", Some("1000000000")),
+            ("1000000000", Some("0.000000001")),
+            ("0.000000000999", None),
+            ("0.0000000001", None),
+            ("0.000000000001", None),
+        ];
+        for (rate, expected) in cases {
+            let inverse = Rate::parse(rate).unwrap().inverse();
+            match expected {
+                Some(value) => assert_eq!(inverse.map(Rate::get), Ok(dec(value)), "{rate}"),
+                None => assert!(
+                    matches!(inverse, Err(MoneyError::InvalidRate { .. })),
+                    "{rate}: {inverse:?}"
+                ),
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use crate::availability::{Counted, Counts};
 use crate::flight::{Cabin, FareClass};
 use crate::hotel::{self, MealPlan};
 use crate::model::{AirportView, Check, Day};
-use crate::money::{Currency, Money, convert};
+use crate::money::{Currency, Money, Rate, convert};
 use crate::offer::{Offer, Quote};
 use crate::pricing::{self, PriceBreakdown, TravellerType};
 use crate::snapshot::{DepartureEntry, HotelEntry, Snapshot};
@@ -108,19 +108,21 @@ fn cursor_offset(check: &mut Check, cursor: &Option<String>) -> usize {
 }
 
 /// Units of `to` per unit of `from`: 1 for the same currency, the rate set for the pair, or else the inverse of the
-/// opposite pair's rate. Search displays with it, quotes convert with it, and both convert fixed fees into a
-/// product's currency with it (`price_stay`, `itinerary_price`), so both show the same amounts.
+/// opposite pair's rate (a pair of currencies has one rate, set either way round). Search displays with it, quotes
+/// convert with it, and both convert fixed fees into a product's currency with it (`price_stay`,
+/// `itinerary_price`), so both show the same amounts. An inverse out of a rate's bounds is no rate (setting a rate
+/// refuses one whose inverse would be; this guards rates stored before that).
 pub(crate) fn fx_rate(snapshot: &Snapshot, from: Currency, to: Currency) -> Option<Decimal> {
     if from == to {
         return Some(Decimal::ONE);
     }
     match snapshot.fx.get(&(from, to)) {
-        Some(rate) => Some(*rate),
+        Some(entry) => Some(entry.rate.get()),
         None => snapshot
             .fx
             .get(&(to, from))
-            .and_then(|r| Decimal::ONE.checked_div(*r))
-            .map(|r| r.round_dp(12)),
+            .and_then(|entry| entry.rate.inverse().ok())
+            .map(Rate::get),
     }
 }
 

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rust_decimal::Decimal;
-use time::Date;
+use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::flight::{Departure, Schedule};
 use crate::hotel::{Hotel, RatePlan, RoomType};
-use crate::money::Currency;
+use crate::money::{Currency, Rate};
 use crate::store::{Airline, AirportRow, Everything};
 
 /// A hotel with its room types and rate plans.
@@ -37,6 +36,16 @@ impl HotelEntry {
     }
 }
 
+/// An exchange rate as the catalog holds it, with when and by whom it was last set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FxEntry {
+    /// Units of the quote currency per unit of the base currency.
+    pub rate: Rate,
+    pub updated_at: OffsetDateTime,
+    /// The admin who set it; `None` when the platform did (seeding).
+    pub updated_by: Option<Uuid>,
+}
+
 /// A departure with the schedule it came from (cabins, fares, currency).
 #[derive(Debug, Clone)]
 pub struct DepartureEntry {
@@ -57,9 +66,9 @@ pub struct Snapshot {
     pub by_origin_date: HashMap<(String, Date), Vec<Arc<DepartureEntry>>>,
     /// Departures by origin, destination and local departure date: the second legs of connections.
     pub by_route_date: HashMap<(String, String, Date), Vec<Arc<DepartureEntry>>>,
-    /// Exchange rates (display and quotation currencies, fixed fees in another currency): units of quote per unit
-    /// of base.
-    pub fx: HashMap<(Currency, Currency), Decimal>,
+    /// Exchange rates (display and quotation currencies, fixed fees in another currency) by base and quote: at most
+    /// one per pair of currencies, whichever way round it was set; the other way converts with its inverse.
+    pub fx: HashMap<(Currency, Currency), FxEntry>,
 }
 
 impl Snapshot {
@@ -95,11 +104,18 @@ impl Snapshot {
             let own = departures.remove(&schedule.id).unwrap_or_default();
             snapshot.put_schedule(schedule, own);
         }
-        for (base, quote, rate) in everything.fx_rates {
-            if let (Ok(base), Ok(quote), Ok(rate)) =
-                (Currency::parse(&base), Currency::parse(&quote), rate.parse::<Decimal>())
-            {
-                snapshot.fx.insert((base, quote), rate);
+        for row in everything.fx_rates {
+            if let (Ok(base), Ok(quote), Ok(rate)) = (
+                Currency::parse(&row.base),
+                Currency::parse(&row.quote),
+                Rate::parse(&row.rate),
+            ) {
+                let entry = FxEntry {
+                    rate,
+                    updated_at: row.updated_at.into(),
+                    updated_by: row.updated_by,
+                };
+                snapshot.fx.insert((base, quote), entry);
             }
         }
         snapshot
@@ -162,6 +178,13 @@ impl Snapshot {
             Some(zone) => at.to_timezone(zone),
             None => at,
         }
+    }
+
+    /// Sets the rate from `base` to `quote` and drops the opposite pair's, as the store does: the rate set last
+    /// serves both ways.
+    pub fn set_fx(&mut self, base: Currency, quote: Currency, entry: FxEntry) {
+        self.fx.remove(&(quote, base));
+        self.fx.insert((base, quote), entry);
     }
 
     pub fn put_airport(&mut self, airport: AirportRow) {

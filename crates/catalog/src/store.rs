@@ -111,6 +111,17 @@ struct DepartureRow {
     arrives_at: Timestamp,
 }
 
+/// An exchange rate as stored: units of `quote` per unit of `base`, as decimal text.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FxRateRow {
+    pub base: String,
+    pub quote: String,
+    pub rate: String,
+    pub updated_at: Timestamp,
+    /// The admin who set it; `None` for the platform (seeding).
+    pub updated_by: Option<Uuid>,
+}
+
 type AirportTuple = (String, String, String, String, String, f64, f64, bool);
 type DepartureTuple = (
     Uuid,
@@ -134,7 +145,7 @@ pub struct Everything {
     pub airlines: Vec<Airline>,
     pub schedules: Vec<Schedule>,
     pub departures: Vec<(Uuid, Departure)>,
-    pub fx_rates: Vec<(String, String, String)>,
+    pub fx_rates: Vec<FxRateRow>,
 }
 
 fn corrupt(what: &'static str) -> Error {
@@ -228,8 +239,8 @@ impl Store {
                 })
                 .collect()
         };
-        let fx_rates: Vec<(String, String, String)> =
-            dispatch!(pool, c => sqlx::query_as("SELECT base, quote, rate FROM fx_rates").fetch_all(c).await)?;
+        let fx_rates: Vec<FxRateRow> = dispatch!(pool, c => sqlx::query_as(
+            "SELECT base, quote, rate, updated_at, updated_by FROM fx_rates").fetch_all(c).await)?;
 
         let mut by_plan: BTreeMap<Uuid, BTreeMap<Date, i64>> = BTreeMap::new();
         for (plan, night, amount) in prices {
@@ -560,16 +571,49 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_fx_rate(&self, base: &str, quote: &str, rate: &str, event: &Event) -> Result<(), Error> {
+    /// Sets an exchange rate and removes the opposite pair's (`quote`/`base`) in the same transaction, so a pair of
+    /// currencies has one rate whichever way it was set. `event` is made from the opposite pair's rate, if there
+    /// was one, which is returned.
+    pub async fn set_fx_rate(
+        &self,
+        row: &FxRateRow,
+        event: impl FnOnce(Option<&str>) -> Result<Event, Error>,
+    ) -> Result<Option<String>, Error> {
         let mut tx = self.begin().await?;
-        dispatch!(&mut tx, c => sqlx::query(
-            "INSERT INTO fx_rates (base, quote, rate, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (base, quote) DO UPDATE SET rate = $3, updated_at = $4")
-            .bind(base).bind(quote).bind(rate).bind(Timestamp::now())
-            .execute(c).await.map(|_| ()))?;
-        tx.append_event(event).await?;
+        let replaced: Option<String> = dispatch!(&mut tx, c => {
+            let replaced = sqlx::query_scalar("DELETE FROM fx_rates WHERE base = $1 AND quote = $2 RETURNING rate")
+                .bind(&row.quote).bind(&row.base)
+                .fetch_optional(&mut *c).await?;
+            sqlx::query(
+                "INSERT INTO fx_rates (base, quote, rate, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (base, quote) DO UPDATE SET rate = $3, updated_at = $4, updated_by = $5")
+                .bind(&row.base).bind(&row.quote).bind(&row.rate).bind(row.updated_at).bind(row.updated_by)
+                .execute(&mut *c).await?;
+            Ok::<_, sqlx::Error>(replaced)
+        })?;
+        tx.append_event(&event(replaced.as_deref())?).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(replaced)
+    }
+
+    /// Deletes the exchange rate from `base` to `quote` with the event `event` makes of the rate it had, which is
+    /// returned; `None` (and nothing written) when that pair has no rate.
+    pub async fn delete_fx_rate(
+        &self,
+        base: &str,
+        quote: &str,
+        event: impl FnOnce(&str) -> Result<Event, Error>,
+    ) -> Result<Option<String>, Error> {
+        let mut tx = self.begin().await?;
+        let deleted: Option<String> = dispatch!(&mut tx, c => sqlx::query_scalar(
+            "DELETE FROM fx_rates WHERE base = $1 AND quote = $2 RETURNING rate")
+            .bind(base).bind(quote).fetch_optional(c).await)?;
+        let Some(rate) = deleted else {
+            return Ok(None);
+        };
+        tx.append_event(&event(&rate)?).await?;
+        tx.commit().await?;
+        Ok(Some(rate))
     }
 }
 

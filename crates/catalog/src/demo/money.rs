@@ -148,7 +148,8 @@ const RATE_DECIMAL_PLACES: u32 = 8;
 /// currency the demo prices hotels or flights in, derived from its table of rough units per US dollar (a Tokyo hotel
 /// then charges the configured city tax in yen). Set them with [`crate::Catalog::set_fx_rate`] before or after
 /// loading the demo. A fee currency the table does not list gets no rates: products in other currencies then cannot
-/// be priced and are not sold.
+/// be priced and are not sold. With fixed fees in two currencies the pair between them comes both ways; set in
+/// order, the second replaces the first (a pair has one rate), which is the same rate give or take rounding.
 pub fn fx_rates(options: &crate::Options) -> Vec<FxRateView> {
     let bases: BTreeSet<Currency> = options
         .fees
@@ -175,6 +176,9 @@ pub fn fx_rates(options: &crate::Options) -> Vec<FxRateView> {
                     base: base.code().to_owned(),
                     quote: (*quote).to_owned(),
                     rate: rate.get().to_string(),
+                    updated_at: None,
+                    updated_by: None,
+                    replaced_opposite: None,
                 });
             }
         }

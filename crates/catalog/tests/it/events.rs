@@ -13,6 +13,7 @@ phoenix_db::contract_suite!(
         searches_are_written_as_one_count_per_window_in_which_anyone_searched,
         the_search_counter_writes_on_its_own,
         change_events_name_the_acting_user,
+        exchange_rate_events_say_what_was_replaced_and_deleted,
     ]
 );
 
@@ -127,4 +128,55 @@ async fn change_events_name_the_acting_user(pool: Pool) {
         ]
     );
     assert!(events[4].data.0.as_object().unwrap().contains_key("actor_id"));
+}
+
+async fn exchange_rate_events_say_what_was_replaced_and_deleted(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let c = &world.catalog;
+    let staff = admin();
+    c.set_fx_rate(&staff, "EUR", "USD", "1.08").await.unwrap();
+    // The opposite pair replaces it, in the same transaction as its event.
+    let set = c.set_fx_rate(&staff, "USD", "EUR", "0.9").await.unwrap();
+    assert_eq!(set.replaced_opposite.as_deref(), Some("1.08"));
+    c.delete_fx_rate(&staff, "USD", "EUR").await.unwrap();
+    // Refusals write nothing.
+    assert!(matches!(
+        c.delete_fx_rate(&staff, "USD", "EUR").await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        invalid_fields(c.set_fx_rate(&staff, "EUR", "USD", "0.0000000001").await),
+        ["rate"]
+    );
+
+    let events = pool.unpublished_events(1_000).await.unwrap();
+    let written: Vec<(&str, &str, &serde_json::Value)> = events
+        .iter()
+        .filter(|e| e.event_type.starts_with("catalog.fx_rate"))
+        .map(|e| (e.event_type.as_str(), e.subject.as_str(), &e.data.0))
+        .collect();
+    let by = serde_json::json!(staff.user_id);
+    assert_eq!(
+        written,
+        [
+            (
+                "catalog.fx_rate_changed.v1",
+                "EUR/USD",
+                &serde_json::json!({"base": "EUR", "quote": "USD", "rate": "1.08", "replaced_opposite": null,
+                                    "actor_id": by})
+            ),
+            (
+                "catalog.fx_rate_changed.v1",
+                "USD/EUR",
+                &serde_json::json!({"base": "USD", "quote": "EUR", "rate": "0.9", "replaced_opposite": "1.08",
+                                    "actor_id": by})
+            ),
+            (
+                "catalog.fx_rate_deleted.v1",
+                "USD/EUR",
+                &serde_json::json!({"base": "USD", "quote": "EUR", "rate": "0.9", "actor_id": by})
+            ),
+        ]
+    );
+    assert!(c.fx_rates(None).is_empty());
 }

@@ -25,6 +25,9 @@ phoenix_db::contract_suite!(
         a_hotel_whose_fees_have_no_rate_is_neither_found_nor_quoted,
         airport_charges_convert_into_the_fares_currency_and_need_a_rate,
         demo_hotels_sell_once_the_demo_rates_are_set,
+        a_deleted_rate_converts_nothing_from_then_on,
+        setting_the_opposite_pair_replaces_the_rate,
+        two_catalogs_racing_to_set_a_pair_both_ways_leave_one_rate,
     ]
 );
 
@@ -339,4 +342,140 @@ pub async fn demo_hotels_sell_once_the_demo_rates_are_set(pool: Pool) {
             assert_eq!(charged.amount_minor, city_tax, "{city}");
         }
     }
+}
+
+/// A deleted rate is gone from search and quotes at once (not left in cached results): the products whose fees it
+/// converted are neither found nor quoted, and no price shows in the currency it reached.
+pub async fn a_deleted_rate_converts_nothing_from_then_on(pool: Pool) {
+    let world = world_with(pool, hotel_fees()).await;
+    let tokyo = hotel_priced_in(&world, "Tokyo", "JPY", 20_000).await;
+    let paris = hotel_priced_in(&world, "Paris", "EUR", 10_000).await;
+    let c = &world.catalog;
+    c.set_fx_rate(&admin(), "EUR", "JPY", "163.1").await.unwrap();
+    let in_yen = || HotelSearch {
+        currency: Some("JPY".into()),
+        ..two_nights_two_rooms("Paris")
+    };
+    let option = only_option(&world, "Tokyo").await;
+    quoted_as_shown(&world, stay_item(&tokyo, 12, 14, 2, 3), &option).await;
+    let paris_item = || vec![QuoteItem::Hotel(stay_item(&paris, 12, 14, 2, 3))];
+    assert!(
+        search(&world, in_yen()).await.results[0].options[0]
+            .display_total
+            .is_some()
+    );
+    assert_eq!(quote(&world, paris_item(), Some("JPY")).await.unwrap().currency, "JPY");
+
+    c.delete_fx_rate(&admin(), "EUR", "JPY").await.unwrap();
+    assert!(c.fx_rates(None).is_empty());
+    // The same searches as before: answered anew, not from the result cache.
+    assert_eq!(search(&world, two_nights_two_rooms("Tokyo")).await.total, 0);
+    assert_eq!(
+        refusal(quote(&world, vec![QuoteItem::Hotel(stay_item(&tokyo, 12, 14, 2, 3))], None).await),
+        (422, "currency_mismatch".into(), vec!["items[0]".to_owned()])
+    );
+    let with_offer = HotelItem {
+        offer_id: Some(option.offer_id.clone()),
+        ..stay_item(&tokyo, 12, 14, 2, 3)
+    };
+    assert_eq!(
+        refusal(quote(&world, vec![QuoteItem::Hotel(with_offer)], None).await),
+        (422, "currency_mismatch".into(), vec!["items[0]".to_owned()])
+    );
+    // Paris still sells in euros, but no longer shows or quotes in yen.
+    let found = search(&world, in_yen()).await;
+    assert_eq!(found.total, 1);
+    assert!(found.results[0].options[0].display_total.is_none());
+    assert_eq!(
+        refusal(quote(&world, paris_item(), Some("JPY")).await),
+        (422, "currency_mismatch".into(), vec!["items[0]".to_owned()])
+    );
+
+    // Nothing left to delete: 404 with the catalog's code, and the opposite way names no rate either.
+    for (base, quote) in [("EUR", "JPY"), ("JPY", "EUR")] {
+        let gone = c.delete_fx_rate(&admin(), base, quote).await;
+        let problem = match gone {
+            Err(error @ Error::NotFound(_)) => Problem::from(error),
+            other => panic!("expected 404, got {other:?}"),
+        };
+        assert_eq!((problem.status.as_u16(), problem.code.as_ref()), (404, "not_found"));
+    }
+}
+
+/// A pair of currencies has one rate: setting it the other way round replaces the first, whose inverse no longer
+/// converts anything, and the last set serves both ways.
+pub async fn setting_the_opposite_pair_replaces_the_rate(pool: Pool) {
+    let world = world_with(pool, hotel_fees()).await;
+    let tokyo = hotel_priced_in(&world, "Tokyo", "JPY", 20_000).await;
+    let c = &world.catalog;
+    let first = c.set_fx_rate(&admin(), "EUR", "JPY", "163.1").await.unwrap();
+    assert_eq!(first.replaced_opposite, None);
+    // 160 yen a euro, set from the yen's side.
+    let second = c.set_fx_rate(&admin(), "JPY", "EUR", "0.00625").await.unwrap();
+    assert_eq!(second.replaced_opposite.as_deref(), Some("163.1"));
+    let listed = c.fx_rates(None);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| (&*r.base, &*r.quote, &*r.rate))
+            .collect::<Vec<_>>(),
+        [("JPY", "EUR", "0.00625")]
+    );
+    assert_eq!(c.snapshot().fx.len(), 1);
+
+    // The fees convert at the inverse of the rate set last: 2.50 EUR is 400 yen a room-night, 1.20 EUR 192 a
+    // guest (at 163.1 they were 408 and 196).
+    let option = only_option(&world, "Tokyo").await;
+    assert_eq!(
+        fees(&option.price),
+        [("vat", 8_000), ("city_tax", 400 * 4), ("levy", 192 * 3)]
+    );
+    quoted_as_shown(&world, stay_item(&tokyo, 12, 14, 2, 3), &option).await;
+
+    // And back: the yen's side is replaced in turn.
+    let third = c.set_fx_rate(&admin(), "EUR", "JPY", "150").await.unwrap();
+    assert_eq!(third.replaced_opposite.as_deref(), Some("0.00625"));
+    let listed = c.fx_rates(None);
+    assert_eq!(
+        listed
+            .iter()
+            .map(|r| (&*r.base, &*r.quote, &*r.rate))
+            .collect::<Vec<_>>(),
+        [("EUR", "JPY", "150")]
+    );
+    let option = only_option(&world, "Tokyo").await;
+    assert_eq!(
+        fees(&option.price),
+        [("vat", 8_000), ("city_tax", 375 * 4), ("levy", 180 * 3)]
+    );
+}
+
+/// Two catalog processes on one database (each serializes only its own writes) setting one pair both ways at
+/// once: every set succeeds (the one the pair's unique index refuses goes again), and one rate is left, the same in
+/// the database as in a catalog that loads it afresh.
+pub async fn two_catalogs_racing_to_set_a_pair_both_ways_leave_one_rate(pool: Pool) {
+    let world = world_with(pool.clone(), hotel_fees()).await;
+    let other = catalog_on(pool.clone(), &world.inventory, &world.identity, hotel_fees()).await;
+    let racers: Vec<_> = (0..24)
+        .map(|i| {
+            let catalog = if i % 2 == 0 {
+                world.catalog.clone()
+            } else {
+                other.clone()
+            };
+            tokio::spawn(async move {
+                if i % 4 < 2 {
+                    catalog.set_fx_rate(&admin(), "EUR", "JPY", "160").await
+                } else {
+                    catalog.set_fx_rate(&admin(), "JPY", "EUR", "0.00625").await
+                }
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.await.unwrap().unwrap();
+    }
+    let fresh = catalog_on(pool, &world.inventory, &world.identity, hotel_fees()).await;
+    let listed = fresh.fx_rates(None);
+    assert_eq!(listed.len(), 1, "{listed:?}");
 }

@@ -1,5 +1,5 @@
 use phoenix_catalog::hotel::room_item;
-use phoenix_catalog::model::{CapacityInput, Day, KeptNight, RoomTypeInput};
+use phoenix_catalog::model::{CapacityInput, Day, FxRateView, KeptNight, RoomTypeInput};
 use phoenix_catalog::pricing::{Applies, DynamicPricing, FeeKind, FeeLine, Step};
 use phoenix_catalog::search::{HotelSearch, HotelSearchResponse, HotelSort};
 use phoenix_catalog::{Error, Options};
@@ -18,6 +18,8 @@ phoenix_db::contract_suite!(
         stay_total_is_the_sum_of_nightly_prices_with_fees,
         dynamic_pricing_steps_apply_at_their_load_factors,
         display_currency_converts_and_rounds,
+        rates_are_listed_by_base_then_quote_with_when_and_who_set_them,
+        a_rate_whose_inverse_is_out_of_range_is_refused,
         filters_sort_and_pages,
         geo_search_finds_hotels_within_the_radius,
         offers_prove_the_price_and_refuse_tampering,
@@ -370,6 +372,110 @@ pub async fn display_currency_converts_and_rounds(pool: Pool) {
     assert_eq!(invalid_fields(refused), ["rate"]);
 }
 
+pub async fn rates_are_listed_by_base_then_quote_with_when_and_who_set_them(pool: Pool) {
+    let world = world(pool.clone()).await;
+    let c = &world.catalog;
+    assert!(c.fx_rates(None).is_empty());
+    let (first, second) = (admin(), admin());
+    let before = time::OffsetDateTime::now_utc();
+    c.set_fx_rate(&first, "USD", "JPY", "150").await.unwrap();
+    c.set_fx_rate(&first, "EUR", "USD", "1.0800").await.unwrap();
+    c.set_fx_rate(&first, "EUR", "GBP", "0.86").await.unwrap();
+    c.set_fx_rate(&second, "EUR", "USD", "1.09").await.unwrap();
+    let after = time::OffsetDateTime::now_utc();
+    let rows = |viewer: Option<&Principal>| -> Vec<(String, String, String, Option<Uuid>)> {
+        c.fx_rates(viewer)
+            .into_iter()
+            .map(|r| (r.base, r.quote, r.rate, r.updated_by))
+            .collect()
+    };
+    let row = |base: &str, quote: &str, rate: &str, by: Option<&Principal>| {
+        (
+            base.to_owned(),
+            quote.to_owned(),
+            rate.to_owned(),
+            by.map(|p| p.user_id),
+        )
+    };
+    // Admins see who set each rate (the last to change it).
+    assert_eq!(
+        rows(Some(&admin())),
+        [
+            row("EUR", "GBP", "0.86", Some(&first)),
+            row("EUR", "USD", "1.09", Some(&second)),
+            row("USD", "JPY", "150", Some(&first)),
+        ]
+    );
+    // Everyone else sees the rates and when they were set, not by whom.
+    for viewer in [None, Some(agent()), Some(operator(Uuid::now_v7()))] {
+        assert_eq!(
+            rows(viewer.as_ref()),
+            [
+                row("EUR", "GBP", "0.86", None),
+                row("EUR", "USD", "1.09", None),
+                row("USD", "JPY", "150", None),
+            ]
+        );
+    }
+    let listed = c.fx_rates(None);
+    for rate in &listed {
+        let at = rate.updated_at.unwrap();
+        assert!(
+            before - time::Duration::milliseconds(1) <= at && at <= after,
+            "{rate:?}"
+        );
+        assert_eq!(rate.replaced_opposite, None);
+    }
+    assert!(listed[0].updated_at <= listed[1].updated_at, "EUR/USD changed last");
+    // All of it is stored: a catalog started on the same database lists the same.
+    let replica = catalog_on(pool, &world.inventory, &world.identity, Options::default()).await;
+    assert_eq!(replica.fx_rates(Some(&admin())), c.fx_rates(Some(&admin())));
+}
+
+/// A rate within a rate's bounds whose inverse is not would convert one way only, and used the other way would look
+/// like a missing rate: refused on `rate`, saying why. So is a rate beyond the bounds itself.
+pub async fn a_rate_whose_inverse_is_out_of_range_is_refused(pool: Pool) {
+    let world = world_with(pool, plain(vec![], vec![])).await;
+    hotel(&world, chain(&world).await, "Bordeaux", 2, |_| 10_001).await;
+    let c = &world.catalog;
+    let refusal = |result: Result<FxRateView, Error>| match result {
+        Err(Error::Invalid(errors)) => {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].field, "rate");
+            errors[0].message.clone()
+        }
+        other => panic!("expected 422 on rate, got {other:?}"),
+    };
+    for rate in ["0.0000000001", "0.000000000999", "0.000000000001"] {
+        let message = refusal(c.set_fx_rate(&admin(), "JPY", "EUR", rate).await);
+        assert!(
+            message.contains("inverse") && message.contains("at least 0.000000001"),
+            "{rate}: {message}"
+        );
+    }
+    for rate in ["1000000000000", "1000000000.5"] {
+        let message = refusal(c.set_fx_rate(&admin(), "EUR", "JPY", rate).await);
+        assert!(
+            message.contains("exceeds the maximum of 1000000000"),
+            "{rate}: {message}"
+        );
+    }
+    assert!(c.fx_rates(None).is_empty(), "nothing refused is stored");
+
+    // At the bound it converts both ways: 100.01 EUR at 1 / 0.000000001 is 100 010 000 000 yen.
+    c.set_fx_rate(&admin(), "JPY", "EUR", "0.000000001").await.unwrap();
+    let mut query = stay("Bordeaux", 12, 13);
+    query.currency = Some("JPY".into());
+    let display = search(&world, query).await.results[0].options[0]
+        .display_total
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (display.amount_minor, display.currency.as_str()),
+        (100_010_000_000, "JPY")
+    );
+}
+
 pub async fn filters_sort_and_pages(pool: Pool) {
     let world = world_with(pool, plain(vec![], vec![])).await;
     let org = chain(&world).await;
@@ -606,7 +712,10 @@ pub async fn catalog_survives_a_restart(pool: Pool) {
     let entry = &snapshot.hotels[&h.hotel];
     assert_eq!(entry.rate_plans[0].prices.len(), 20);
     assert_eq!(entry.rate_plans[0].prices[&day(15).0], 10_015);
-    assert_eq!(snapshot.fx[&(currency("EUR"), currency("GBP"))].to_string(), "0.86");
+    assert_eq!(
+        snapshot.fx[&(currency("EUR"), currency("GBP"))].rate.get().to_string(),
+        "0.86"
+    );
     let mut query = stay("Paris", 12, 14);
     query.currency = Some("GBP".into());
     let value: serde_json::Value = serde_json::from_slice(&catalog.search_hotels(&query).await.unwrap()).unwrap();

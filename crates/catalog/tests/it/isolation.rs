@@ -1,3 +1,5 @@
+use axum::http::{Method, StatusCode};
+use phoenix_api::{Problem, remote};
 use phoenix_catalog::Error;
 use phoenix_catalog::flight::{Cabin, CabinPlan, FareClass};
 use phoenix_catalog::model::{
@@ -14,6 +16,7 @@ phoenix_db::contract_suite!(
         hotel_management_is_isolated_per_organization,
         schedule_management_is_isolated_per_organization,
         reference_data_is_for_admins,
+        exchange_rates_over_http,
     ]
 );
 
@@ -222,6 +225,19 @@ pub async fn reference_data_is_for_admins(pool: Pool) {
         forbidden(c.create_airline(&outsider, airline).await, "airline");
         forbidden(c.set_fx_rate(&outsider, "EUR", "USD", "1.1").await, "fx rate");
     }
+    // Deleting a rate too: it stays, for everyone to read.
+    c.set_fx_rate(&admin(), "EUR", "USD", "1.1").await.unwrap();
+    for outsider in [operator(org), agent(), super::quote::customer()] {
+        forbidden(c.delete_fx_rate(&outsider, "EUR", "USD").await, "delete fx rate");
+        let listed = c.fx_rates(Some(&outsider));
+        assert_eq!(
+            listed
+                .iter()
+                .map(|r| (&*r.base, &*r.quote, &*r.rate))
+                .collect::<Vec<_>>(),
+            [("EUR", "USD", "1.1")]
+        );
+    }
     // Airlines belong to airline organizations.
     let wrong = AirlineInput {
         code: "ZY".into(),
@@ -275,4 +291,126 @@ pub async fn reference_data_is_for_admins(pool: Pool) {
         limit: Some(50),
     });
     assert_eq!(invalid_fields(bad), ["q", "limit"]);
+}
+
+/// The exchange-rate routes as a client calls them: anyone lists, admins set and delete, refusals are problems with
+/// the catalog's codes, and the routes are documented.
+pub async fn exchange_rates_over_http(pool: Pool) {
+    let world = world(pool).await;
+    let client = super::quote_remote::http(&super::quote_remote::serve(world.catalog.clone()).await);
+    let call = |method: Method, path: &str, body: Option<serde_json::Value>, principal: Option<Principal>| {
+        let client = client.clone();
+        let path = path.to_owned();
+        async move {
+            client
+                .call::<_, serde_json::Value>(method, &path, body.as_ref(), principal.as_ref())
+                .await
+        }
+    };
+    let problem = |result: Result<serde_json::Value, remote::Error>| match result {
+        Err(remote::Error::Problem(problem)) => problem,
+        other => panic!("expected a problem, got {other:?}"),
+    };
+    let status_code = |p: &Problem| (p.status.as_u16(), p.code.to_string());
+    let staff = admin();
+    let rates = "/api/v1/catalog/fx-rates";
+    let eur_usd = "/api/v1/catalog/fx-rates/EUR/USD";
+
+    assert_eq!(
+        call(Method::GET, rates, None, None).await.unwrap(),
+        serde_json::json!([])
+    );
+    let set = call(
+        Method::PUT,
+        eur_usd,
+        Some(serde_json::json!({"rate": "1.10"})),
+        Some(staff),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (&set["base"], &set["quote"], &set["rate"]),
+        (&"EUR".into(), &"USD".into(), &"1.1".into())
+    );
+    assert_eq!(set["updated_by"], serde_json::json!(staff.user_id));
+    assert!(set.get("replaced_opposite").is_none(), "{set}");
+
+    // Anyone lists, signed in or not; only admins see who set a rate.
+    let org = chain(&world).await;
+    for viewer in [None, Some(agent()), Some(operator(org)), Some(super::quote::customer())] {
+        let listed = call(Method::GET, rates, None, viewer).await.unwrap();
+        assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+        assert_eq!((&listed[0]["base"], &listed[0]["rate"]), (&"EUR".into(), &"1.1".into()));
+        assert!(
+            listed[0]["updated_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{listed}"
+        );
+        assert!(listed[0].get("updated_by").is_none(), "{viewer:?}: {listed}");
+    }
+    let listed = call(Method::GET, rates, None, Some(admin())).await.unwrap();
+    assert_eq!(listed[0]["updated_by"], serde_json::json!(staff.user_id));
+
+    // Deleting is for admins: 401 without credentials, 403 for anyone else, and the rate stays.
+    let anonymous = problem(call(Method::DELETE, eur_usd, None, None).await);
+    assert_eq!(status_code(&anonymous), (401, "unauthenticated".into()));
+    for outsider in [agent(), operator(org), super::quote::customer()] {
+        let refused = problem(call(Method::DELETE, eur_usd, None, Some(outsider)).await);
+        assert_eq!(status_code(&refused), (403, "forbidden".into()));
+    }
+    assert_eq!(
+        call(Method::GET, rates, None, None)
+            .await
+            .unwrap()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    // A rate whose inverse would be out of range is refused on `rate`, saying why.
+    let absurd = problem(
+        call(
+            Method::PUT,
+            eur_usd,
+            Some(serde_json::json!({"rate": "0.0000000001"})),
+            Some(admin()),
+        )
+        .await,
+    );
+    assert_eq!(status_code(&absurd), (422, "invalid_fields".into()));
+    assert_eq!(absurd.errors[0].field, "rate");
+    assert!(absurd.errors[0].message.contains("inverse"), "{:?}", absurd.errors);
+
+    // Not a rate of the pair named (the opposite way has one), bad codes: 404 and 422 naming the code.
+    let opposite = problem(call(Method::DELETE, "/api/v1/catalog/fx-rates/USD/EUR", None, Some(admin())).await);
+    assert_eq!(status_code(&opposite), (404, "not_found".into()));
+    let bad = problem(call(Method::DELETE, "/api/v1/catalog/fx-rates/EUR/usd", None, Some(admin())).await);
+    assert_eq!(status_code(&bad), (422, "invalid_fields".into()));
+    assert_eq!(bad.errors[0].field, "quote");
+
+    // Deleted: 204 with no body, gone from the list, and a second delete is 404.
+    match call(Method::DELETE, eur_usd, None, Some(admin())).await {
+        // The client expects a JSON body: an empty 204 is "unexpected" to it, and is the answer wanted.
+        Err(remote::Error::Unexpected { status, .. }) => assert_eq!(status, StatusCode::NO_CONTENT),
+        other => panic!("expected 204, got {other:?}"),
+    }
+    assert_eq!(
+        call(Method::GET, rates, None, None).await.unwrap(),
+        serde_json::json!([])
+    );
+    let again = problem(call(Method::DELETE, eur_usd, None, Some(admin())).await);
+    assert_eq!(status_code(&again), (404, "not_found".into()));
+
+    // Documented, with their problems.
+    let (_, openapi) = phoenix_catalog::api().split_for_parts();
+    let list = openapi.paths.paths[rates].get.as_ref().unwrap();
+    assert!(list.responses.responses.contains_key("200"));
+    let pair = &openapi.paths.paths["/api/v1/catalog/fx-rates/{base}/{quote}"];
+    let delete = pair.delete.as_ref().unwrap();
+    for status in ["204", "403", "404", "422"] {
+        assert!(delete.responses.responses.contains_key(status), "DELETE {status}");
+    }
+    let put = pair.put.as_ref().unwrap();
+    for status in ["200", "403", "422"] {
+        assert!(put.responses.responses.contains_key(status), "PUT {status}");
+    }
 }

@@ -26,7 +26,7 @@ phoenix_db::contract_suite!(
 const TOKEN: &str = "an internal token for tests";
 
 /// The catalog's public and internal routes on a port of their own, as a catalog process serves them; its URL.
-async fn serve(catalog: Catalog) -> String {
+pub async fn serve(catalog: Catalog) -> String {
     let router = phoenix_catalog::internal_router(catalog.clone())
         .merge(phoenix_catalog::api().with_state(catalog).split_for_parts().0)
         .layer(phoenix_api::internal::Layer::new(TOKEN));
@@ -36,7 +36,7 @@ async fn serve(catalog: Catalog) -> String {
     url
 }
 
-fn http(url: &str) -> remote::Client {
+pub fn http(url: &str) -> remote::Client {
     remote::Client::new(url, TOKEN, Duration::from_secs(10)).unwrap()
 }
 
