@@ -210,20 +210,65 @@ pub struct Failure {
     pub detail: String,
 }
 
-/// A requested cancellation and what the policy refunds for it, computed when it was requested.
+/// A requested cancellation: what the policy refunds for it, computed when it was requested, and once the booking is
+/// cancelled, what the cancellation itself refunded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(from = "StoredCancellation")]
 pub struct Cancellation {
     #[serde(with = "time::serde::rfc3339")]
     pub requested_at: OffsetDateTime,
     /// The user who asked.
     pub requested_by: Uuid,
     pub reason: Option<String>,
+    /// What this cancellation refunds. While the booking is `cancelling`: what it is to refund, the policy's
+    /// refund. Once `cancelled`: what its refund returned to the card, which is less than the policy's when the
+    /// payment had been partly refunded before (a goodwill refund) and only what was left could be.
     pub refund_minor: i64,
-    /// What is kept.
+    /// What the policy refunds (everything paid when the fees are waived): the most this cancellation returns.
+    pub policy_refund_minor: i64,
+    /// What is kept: what was paid less the policy's refund, whatever was refunded before.
     pub fee_minor: i64,
+    /// Once cancelled: what had been refunded on the booking's payment outside this cancellation (support's goodwill,
+    /// say), so that this and `refund_minor` make the booking's `refunded_minor` at that moment. `null` while
+    /// cancelling, and for cancellations recorded before it was (their `refund_minor` is the policy's).
+    #[serde(default)]
+    pub refunded_before_minor: Option<i64>,
     /// Support or an admin waived the terms: everything paid is refunded.
     #[serde(default)]
     pub fees_waived: bool,
+}
+
+/// A cancellation as stored, or as an older booking service wrote it: one from before `policy_refund_minor` has
+/// only `refund_minor`, which was the policy's.
+#[derive(Deserialize)]
+struct StoredCancellation {
+    #[serde(with = "time::serde::rfc3339")]
+    requested_at: OffsetDateTime,
+    requested_by: Uuid,
+    reason: Option<String>,
+    refund_minor: i64,
+    #[serde(default)]
+    policy_refund_minor: Option<i64>,
+    fee_minor: i64,
+    #[serde(default)]
+    refunded_before_minor: Option<i64>,
+    #[serde(default)]
+    fees_waived: bool,
+}
+
+impl From<StoredCancellation> for Cancellation {
+    fn from(stored: StoredCancellation) -> Cancellation {
+        Cancellation {
+            requested_at: stored.requested_at,
+            requested_by: stored.requested_by,
+            reason: stored.reason,
+            refund_minor: stored.refund_minor,
+            policy_refund_minor: stored.policy_refund_minor.unwrap_or(stored.refund_minor),
+            fee_minor: stored.fee_minor,
+            refunded_before_minor: stored.refunded_before_minor,
+            fees_waived: stored.fees_waived,
+        }
+    }
 }
 
 /// One status the booking had.

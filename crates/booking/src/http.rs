@@ -139,9 +139,11 @@ async fn get_booking(
 }
 
 /// Cancel a confirmed booking. The refund follows each item's terms at the moment of asking, unless support or an
-/// admin waives the fees (`waive_fees`, with a reason): then everything paid is refunded. Answers 200 once refunded,
-/// 202 while the refund is under way; asking again is harmless, but waiving the fees of a booking already cancelled
-/// under its terms is refused (409 `already_cancelled`: refund the rest through its payment).
+/// admin waives the fees (`waive_fees`, with a reason): then everything paid is refunded, or what is left of it when
+/// part was refunded before (`cancellation`: `policy_refund_minor` what the terms give, `refund_minor` what this
+/// cancellation returned once cancelled, `refunded_before_minor` what had come back before). Answers 200 once
+/// refunded, 202 while the refund is under way; asking again is harmless, but waiving the fees of a booking already
+/// cancelled under its terms is refused (409 `already_cancelled`: refund the rest through its payment).
 #[utoipa::path(put, path = "/api/v1/bookings/{id}/cancel", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = CancelRequest,
     responses((status = 200, body = Booking), (status = 202, body = Booking), (status = 403, body = Problem),

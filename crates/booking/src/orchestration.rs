@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub enum SagaKind {
     /// Hold, authorize, confirm the hold, capture, confirm the booking (or undo all of it).
     Booking,
-    /// Refund what the policy allows, release the units, mark the booking cancelled.
+    /// Refund what the policy allows (what is left, if less), release the units, mark the booking cancelled.
     Cancellation,
 }
 
@@ -53,7 +53,7 @@ pub struct SagaRequest {
     pub amount_minor: i64,
     /// Booking sagas: the provider's payment token (never a card number). Booking forgets it once acknowledged.
     pub payment_token: Option<String>,
-    /// Cancellation sagas: what the policy refunds (0 for non-refundable).
+    /// Cancellation sagas: what the policy refunds (0 for non-refundable), the most the saga refunds.
     pub refund_minor: i64,
     /// Cancellation sagas: the confirmed booking's hold and payment.
     pub hold_id: Option<Uuid>,
@@ -94,6 +94,14 @@ pub enum Outcome {
     /// Undone: nothing held, nothing captured. `code` is stable (`payment_declined`, `insufficient_inventory`,
     /// `hold_expired`, `provider_unavailable`, ...).
     Failed { code: String, detail: String },
-    /// Refunded (`refunded_minor`, possibly 0) and released.
-    Cancelled { refunded_minor: i64 },
+    /// Refunded and released. `refunded_minor` is what the booking's payment has had refunded in all (possibly 0:
+    /// a saga that refunds nothing does not ask payment); `refund_minor` is what the cancellation's own refund
+    /// returned, at most the policy's refund and less when the payment had been partly refunded before (support's
+    /// goodwill, say). A saga from before `refund_minor` existed sends none: the cancellation then keeps the policy's
+    /// figure.
+    Cancelled {
+        refunded_minor: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_minor: Option<i64>,
+    },
 }

@@ -63,8 +63,14 @@ pub struct Data {
     pub payment_id: Option<Uuid>,
     #[serde(default)]
     pub captured_minor: i64,
+    /// Cancellation sagas: what the booking's payment has had refunded in all, after the saga's refund.
     #[serde(default)]
     pub refunded_minor: i64,
+    /// Cancellation sagas: what the saga's own refund returned (less than the policy's refund when the payment had
+    /// been partly refunded before; 0 when nothing was to be, or nothing was left). `None` before the refund step,
+    /// in sagas saved before it was recorded, and from a payment service too old to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_made_minor: Option<i64>,
     #[serde(default)]
     pub failure: Option<Failure>,
 }
@@ -110,6 +116,7 @@ impl Saga {
                 request,
                 captured_minor: 0,
                 refunded_minor: 0,
+                refund_made_minor: None,
                 failure: None,
             },
             last_error: None,

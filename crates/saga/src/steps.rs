@@ -9,7 +9,8 @@
 //! have it: a booking that says "confirmed" must never turn into "failed" because a later step (the hold's
 //! confirmation racing its expiry, the capture) did not work out.
 //!
-//! Cancellation: refund what the policy allows -> release the units -> mark the booking cancelled. Forward only.
+//! Cancellation: refund what the policy allows (at most: what is left when the payment was refunded directly
+//! before) -> release the units -> mark the booking cancelled, with what the refund itself returned. Forward only.
 //!
 //! Every call carries a key derived from the saga id and the step, so replaying a step whose answer was lost (a
 //! crash, a timeout) returns the first answer instead of holding or charging twice.
@@ -20,7 +21,7 @@ use phoenix_inventory::HoldRequest;
 use phoenix_payment::AuthorizeRequest;
 use serde::{Deserialize, Serialize};
 
-use crate::saga::{Failure, Saga};
+use crate::saga::{Data, Failure, Saga};
 use crate::{Clients, Options};
 
 /// Every step of every saga.
@@ -310,19 +311,19 @@ async fn fail_booking(saga: &mut Saga, clients: &Clients) -> Result<(), StepErro
 
 async fn refund_payment(saga: &mut Saga, clients: &Clients) -> Result<(), StepError> {
     let request = &saga.data.request;
-    let (Some(payment_id), amount) = (saga.data.payment_id, request.refund_minor) else {
+    let (Some(payment_id), amount @ 1..) = (saga.data.payment_id, request.refund_minor) else {
+        // Nothing to refund (or nothing paid): the saga returns nothing, and does not ask payment what others did.
+        saga.data.refunded_minor = 0;
+        saga.data.refund_made_minor = Some(0);
         return Ok(());
     };
-    if amount == 0 {
-        saga.data.refunded_minor = 0;
-        return Ok(());
-    }
     // At most: the payment may have been refunded directly since the refund was decided (support's goodwill, say),
-    // and a cancellation never returns more than was paid. What the booking records is all the card got back.
+    // and a cancellation never returns more than was paid. Both figures come from the refund's own answer, which a
+    // retry with the same key gets again unchanged: what the card got back in all, and what this refund returned.
     let key = key(saga, Step::RefundPayment);
-    let payment = clients
+    let (payment, refund_minor) = clients
         .payment
-        .refund(
+        .refund_with_amount(
             &request.actor,
             payment_id,
             (Some(amount), true),
@@ -331,15 +332,26 @@ async fn refund_payment(saga: &mut Saga, clients: &Clients) -> Result<(), StepEr
         )
         .await?;
     saga.data.refunded_minor = payment.refunded_minor;
+    saga.data.refund_made_minor = refund_minor;
     Ok(())
 }
 
 async fn cancel_booking(saga: &mut Saga, clients: &Clients) -> Result<(), StepError> {
-    let outcome = Outcome::Cancelled {
-        refunded_minor: saga.data.refunded_minor,
-    };
-    clients.booking.record_outcome(saga.booking_id, &outcome).await?;
+    clients
+        .booking
+        .record_outcome(saga.booking_id, &cancelled(&saga.data))
+        .await?;
     Ok(())
+}
+
+/// What a finished cancellation saga reports: the payment's refunds in all, and what its own refund returned
+/// (unknown in a saga saved before that was recorded, or when payment did not say: booking then keeps the policy's
+/// figure).
+pub fn cancelled(data: &Data) -> Outcome {
+    Outcome::Cancelled {
+        refunded_minor: data.refunded_minor,
+        refund_minor: data.refund_made_minor,
+    }
 }
 
 #[cfg(test)]
@@ -359,6 +371,54 @@ mod tests {
         assert_eq!(
             booking.undo_plan(3),
             vec![Step::ReleaseHold, Step::VoidPayment, Step::FailBooking]
+        );
+    }
+
+    /// A saga saved by an older version has no `refund_made_minor`; one whose payment did not say has none either.
+    /// Both report no `refund_minor`, exactly as an older saga did, and booking keeps the policy's figure.
+    #[test]
+    fn a_saga_that_does_not_know_its_own_refund_reports_as_older_sagas_did() {
+        let actor = phoenix_api::Principal {
+            user_id: uuid::Uuid::now_v7(),
+            roles: phoenix_api::Roles::from([phoenix_api::Role::Customer]),
+            organization_id: None,
+            credential: phoenix_api::Credential::AccessToken {
+                token_id: uuid::Uuid::now_v7(),
+            },
+        };
+        let request = phoenix_booking::orchestration::SagaRequest {
+            booking_id: uuid::Uuid::now_v7(),
+            kind: SagaKind::Cancellation,
+            actor,
+            lines: Vec::new(),
+            hold_ttl_secs: 0,
+            currency: "EUR".to_owned(),
+            amount_minor: 0,
+            payment_token: None,
+            refund_minor: 9_000,
+            hold_id: None,
+            payment_id: Some(uuid::Uuid::now_v7()),
+            traceparent: None,
+        };
+        let mut saga = Saga::start(request, phoenix_db::Timestamp::now());
+        saga.data.refunded_minor = 9_000;
+        let mut older = serde_json::to_value(&saga.data).unwrap();
+        older.as_object_mut().unwrap().remove("refund_made_minor");
+        let older: Data = serde_json::from_value(older).unwrap();
+        assert_eq!(older, saga.data);
+        assert_eq!(
+            serde_json::to_value(cancelled(&older)).unwrap(),
+            serde_json::json!({"outcome": "cancelled", "refunded_minor": 9_000})
+        );
+        // Once known, it is saved with the saga and reported.
+        saga.data.refund_made_minor = Some(4_000);
+        let saved: Data = serde_json::from_value(serde_json::to_value(&saga.data).unwrap()).unwrap();
+        assert_eq!(
+            cancelled(&saved),
+            Outcome::Cancelled {
+                refunded_minor: 9_000,
+                refund_minor: Some(4_000)
+            }
         );
     }
 

@@ -1,5 +1,6 @@
 //! Cancelling a confirmed booking: the refund is decided by policy when the customer asks (or waived to everything
-//! paid by support or an admin), stored with the request, and the cancellation saga refunds exactly that.
+//! paid by support or an admin), stored with the request, and the cancellation saga refunds that, or what is left
+//! of the payment when it was partly refunded before; the cancellation then records what it did refund.
 
 use phoenix_api::card::looks_like_card_number;
 use phoenix_api::{Principal, Role};
@@ -79,6 +80,7 @@ impl Service {
                     "requested_by": actor.user_id,
                     "reason": reason,
                     "refund_minor": cancelling.cancellation.as_ref().map(|c| c.refund_minor),
+                    "policy_refund_minor": cancelling.cancellation.as_ref().map(|c| c.policy_refund_minor),
                     "fee_minor": cancelling.cancellation.as_ref().map(|c| c.fee_minor),
                     "fees_waived": waive_fees,
                 }),
@@ -118,8 +120,11 @@ fn cancelling(mut booking: Booking, actor: &Principal, reason: Option<String>, w
         requested_at: now.datetime(),
         requested_by: actor.user_id,
         reason: reason.clone(),
+        // Until the saga reports what its refund returned, this cancellation is to refund what the policy gives.
         refund_minor: refund.refund_minor,
+        policy_refund_minor: refund.refund_minor,
         fee_minor: refund.fee_minor,
+        refunded_before_minor: None,
         fees_waived: waive_fees,
     });
     booking.updated_at = now.datetime();

@@ -55,7 +55,7 @@ impl Service {
             hold_ttl_secs: self.inner.options.hold_ttl_secs,
             amount_minor: booking.total_minor,
             payment_token,
-            refund_minor: booking.cancellation.as_ref().map_or(0, |c| c.refund_minor),
+            refund_minor: booking.cancellation.as_ref().map_or(0, |c| c.policy_refund_minor),
             hold_id: booking.hold_id,
             payment_id: booking.payment_id,
             currency: booking.currency,
@@ -149,9 +149,16 @@ fn check_outcome(outcome: &Outcome) -> Result<(), Error> {
         Outcome::Confirmed { captured_minor, .. } if *captured_minor < 0 => {
             Err(Error::invalid("captured_minor", "must not be negative"))
         }
-        Outcome::Cancelled { refunded_minor } if *refunded_minor < 0 => {
+        Outcome::Cancelled { refunded_minor, .. } if *refunded_minor < 0 => {
             Err(Error::invalid("refunded_minor", "must not be negative"))
         }
+        Outcome::Cancelled {
+            refunded_minor,
+            refund_minor: Some(refund_minor),
+        } if !(0..=*refunded_minor).contains(refund_minor) => Err(Error::invalid(
+            "refund_minor",
+            "must not be negative nor exceed refunded_minor",
+        )),
         Outcome::Failed { code, detail } => {
             let code_ok = (1..=MAX_FAILURE_CODE_CHARS).contains(&code.len())
                 && code
@@ -208,7 +215,10 @@ fn decide(booking: &Booking, outcome: &Outcome) -> Result<Decision, Error> {
             let event = events::event(events::FAILED, &next, json!({ "code": code, "detail": detail }))?;
             Ok(apply(next, SagaUpdate::Done(SagaKind::Booking), event))
         }
-        Outcome::Cancelled { refunded_minor } => {
+        Outcome::Cancelled {
+            refunded_minor,
+            refund_minor,
+        } => {
             if from == Status::Cancelled {
                 return Ok(Decision::Done);
             }
@@ -218,12 +228,30 @@ fn decide(booking: &Booking, outcome: &Outcome) -> Result<Decision, Error> {
             if *refunded_minor > booking.total_minor {
                 return Err(Error::invalid("refunded_minor", "must not exceed the booking's total"));
             }
+            let policy_refund_minor = booking.cancellation.as_ref().map_or(0, |c| c.policy_refund_minor);
+            if refund_minor.is_some_and(|refund| refund > policy_refund_minor) {
+                return Err(Error::invalid("refund_minor", "must not exceed the policy's refund"));
+            }
             // What the card got back in all: the saga reports the payment's total after its refund, or nothing when
             // there was nothing to refund; a goodwill refund followed before (`RefundFollower`) still counts.
             let refunded_minor = (*refunded_minor).max(booking.refunded_minor);
             let mut next = moved(booking.clone(), Status::Cancelled, None);
             next.refunded_minor = refunded_minor;
-            let event = events::event(events::CANCELLED, &next, json!({ "refunded_minor": refunded_minor }))?;
+            // What this cancellation returned: the saga's own refund, and what had come back otherwise before. A
+            // saga too old to say leaves the policy's figure.
+            if let (Some(cancellation), Some(refund_minor)) = (next.cancellation.as_mut(), refund_minor) {
+                cancellation.refund_minor = *refund_minor;
+                cancellation.refunded_before_minor = Some(refunded_minor - refund_minor);
+            }
+            let cancellation = next.cancellation.as_ref();
+            let detail = json!({
+                "refunded_minor": refunded_minor,
+                "refund_minor": cancellation.map(|c| c.refund_minor),
+                "policy_refund_minor": cancellation.map(|c| c.policy_refund_minor),
+                "fee_minor": cancellation.map(|c| c.fee_minor),
+                "refunded_before_minor": cancellation.and_then(|c| c.refunded_before_minor),
+            });
+            let event = events::event(events::CANCELLED, &next, detail)?;
             Ok(apply(next, SagaUpdate::Done(SagaKind::Cancellation), event))
         }
     }

@@ -2,6 +2,8 @@ use phoenix_booking::orchestration::{Outcome, SagaKind};
 use phoenix_booking::{Error, Status};
 use phoenix_db::Pool;
 
+use serde_json::json;
+
 use crate::*;
 
 phoenix_db::contract_suite!(
@@ -15,6 +17,7 @@ phoenix_db::contract_suite!(
         only_confirmed_bookings_can_be_cancelled,
         the_cancellation_request_names_who_asked,
         every_event_of_a_booking_carries_its_id_as_correlation_id,
+        a_cancelled_outcome_returning_more_than_the_policy_or_the_payment_is_refused,
     ]
 );
 
@@ -49,23 +52,64 @@ async fn cancel_and_refund_waiving(
         (booking.hold_id, booking.payment_id)
     );
     assert_eq!(request.payment_token, None);
+    // While cancelling, the cancellation is to refund what the policy gives; what came back before is not known.
+    let asked = cancelling.cancellation.clone().unwrap();
     assert_eq!(
-        Some(request.refund_minor),
-        cancelling.cancellation.as_ref().map(|c| c.refund_minor)
+        (
+            asked.refund_minor,
+            asked.policy_refund_minor,
+            asked.refunded_before_minor
+        ),
+        (request.refund_minor, request.refund_minor, None)
     );
+    assert_eq!(asked.fee_minor, booking.total_minor - asked.policy_refund_minor);
     world
         .client
         .acknowledge(&[(booking.id, SagaKind::Cancellation)])
         .await
         .unwrap();
+    // Nothing was refunded before: the saga's refund returns all the policy gives.
     let outcome = Outcome::Cancelled {
         refunded_minor: request.refund_minor,
+        refund_minor: Some(request.refund_minor),
     };
     world.client.record_outcome(booking.id, &outcome).await.unwrap();
     world.client.record_outcome(booking.id, &outcome).await.unwrap();
     let cancelled = world.booking.get(actor, booking.id).await.unwrap();
     assert_eq!(cancelled.status, Status::Cancelled);
     assert_eq!(cancelled.refunded_minor, request.refund_minor);
+    let done = cancelled.cancellation.clone().unwrap();
+    assert_eq!(
+        (
+            done.refund_minor,
+            done.policy_refund_minor,
+            done.fee_minor,
+            done.refunded_before_minor
+        ),
+        (request.refund_minor, request.refund_minor, asked.fee_minor, Some(0))
+    );
+    let event = events_of(&world.pool, phoenix_booking::CANCELLED)
+        .await
+        .into_iter()
+        .find(|e| e["booking_id"] == booking.id.to_string())
+        .unwrap();
+    assert_eq!(
+        (
+            &event["refunded_minor"],
+            &event["refund_minor"],
+            &event["policy_refund_minor"],
+            &event["fee_minor"],
+            &event["refunded_before_minor"]
+        ),
+        (
+            &json!(request.refund_minor),
+            &json!(request.refund_minor),
+            &json!(request.refund_minor),
+            &json!(asked.fee_minor),
+            &json!(0)
+        ),
+        "{event}"
+    );
     let statuses: Vec<Status> = cancelled.history.iter().map(|h| h.status).collect();
     assert_eq!(
         statuses,
@@ -98,6 +142,7 @@ async fn cancelling_before_the_deadline_refunds_in_full(pool: Pool) {
     let requested = events_of(&pool, phoenix_booking::CANCELLATION_REQUESTED).await;
     assert_eq!(requested.len(), 1);
     assert_eq!(requested[0]["refund_minor"], booking.total_minor);
+    assert_eq!(requested[0]["policy_refund_minor"], booking.total_minor);
     assert_eq!(requested[0]["fee_minor"], 0);
     assert_eq!(events_of(&pool, phoenix_booking::CANCELLED).await.len(), 1);
 }
@@ -346,4 +391,45 @@ async fn a_card_number_is_never_taken_as_a_reason(pool: Pool) {
         world.booking.get(&ann, booking.id).await.unwrap().status,
         Status::Confirmed
     );
+}
+
+/// The saga's report of what its refund returned is checked: never negative, never more than the policy gives, never
+/// more than the payment's refunds in all. A refused report leaves the booking cancelling, for the saga to retry.
+async fn a_cancelled_outcome_returning_more_than_the_policy_or_the_payment_is_refused(pool: Pool) {
+    let world = world(pool).await;
+    let ann = customer();
+    // Check-in in two days: the policy keeps a fee.
+    let booking = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 2, 2, 1, 1)])
+        .await;
+    let cancelling = world
+        .booking
+        .request_cancellation(&ann, booking.id, None, false)
+        .await
+        .unwrap();
+    let policy = cancelling.cancellation.as_ref().unwrap().policy_refund_minor;
+    assert!(policy > 0 && policy < booking.total_minor, "{cancelling:?}");
+    for (refunded_minor, refund_minor, field) in [
+        (booking.total_minor, policy + 1, "refund_minor"),
+        (policy - 1, policy, "refund_minor"),
+        (policy, -1, "refund_minor"),
+        (booking.total_minor + 1, policy, "refunded_minor"),
+    ] {
+        let outcome = Outcome::Cancelled {
+            refunded_minor,
+            refund_minor: Some(refund_minor),
+        };
+        match world.booking.record_outcome(booking.id, &outcome).await {
+            Err(Error::Invalid(fields)) => assert_eq!(fields[0].field, field, "{outcome:?}"),
+            other => panic!("{outcome:?} should be refused, got {other:?}"),
+        }
+    }
+    let still = world.booking.get(&ann, booking.id).await.unwrap();
+    assert_eq!((still.status, still.refunded_minor), (Status::Cancelling, 0));
+    let outcome = Outcome::Cancelled {
+        refunded_minor: policy,
+        refund_minor: Some(policy),
+    };
+    let cancelled = world.booking.record_outcome(booking.id, &outcome).await.unwrap();
+    assert_eq!(cancelled.cancellation.unwrap().refund_minor, policy);
 }

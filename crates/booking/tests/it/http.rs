@@ -239,14 +239,34 @@ async fn cancel_answers_202_while_refunding_then_200(pool: Pool) {
     let reason = json!({"reason": "plans changed"});
     let cancelling = call(&world, Method::PUT, &uri, Some(&ann), None, Some(reason.clone())).await;
     assert_eq!(cancelling.status, StatusCode::ACCEPTED, "{:?}", cancelling.body);
-    assert_eq!(cancelling.body["cancellation"]["refund_minor"], booking.total_minor);
+    let total = booking.total_minor;
+    let cancellation = &cancelling.body["cancellation"];
+    assert_eq!(
+        (&cancellation["refund_minor"], &cancellation["policy_refund_minor"]),
+        (&json!(total), &json!(total))
+    );
+    assert_eq!(
+        cancellation["refunded_before_minor"],
+        Value::Null,
+        "not known while cancelling"
+    );
     let outcome = Outcome::Cancelled {
-        refunded_minor: booking.total_minor,
+        refunded_minor: total,
+        refund_minor: Some(total),
     };
     world.client.record_outcome(booking.id, &outcome).await.unwrap();
     let cancelled = call(&world, Method::PUT, &uri, Some(&ann), None, Some(reason.clone())).await;
     assert_eq!(cancelled.status, StatusCode::OK);
-    assert_eq!(cancelled.body["refunded_minor"], booking.total_minor);
+    assert_eq!(cancelled.body["refunded_minor"], total);
+    let cancellation = &cancelled.body["cancellation"];
+    assert_eq!(
+        cancellation,
+        &json!({
+            "requested_at": cancellation["requested_at"], "requested_by": ann.user_id, "reason": "plans changed",
+            "refund_minor": total, "policy_refund_minor": total, "fee_minor": 0, "refunded_before_minor": 0,
+            "fees_waived": false,
+        })
+    );
     let stranger = call(&world, Method::PUT, &uri, Some(&customer()), None, Some(reason)).await;
     assert_eq!(stranger.status, StatusCode::NOT_FOUND);
 }

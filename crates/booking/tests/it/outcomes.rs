@@ -142,7 +142,10 @@ async fn outcomes_that_do_not_follow_the_status_are_refused(pool: Pool) {
     let illegal = |result: Result<_, Error>| {
         assert!(matches!(result, Err(Error::InvalidTransition { .. })), "{result:?}");
     };
-    let cancelled = Outcome::Cancelled { refunded_minor: 0 };
+    let cancelled = Outcome::Cancelled {
+        refunded_minor: 0,
+        refund_minor: Some(0),
+    };
     illegal(world.booking.record_outcome(booking.id, &cancelled).await);
     let confirm = |hold_id| Outcome::Confirmed {
         hold_id,

@@ -394,10 +394,15 @@ async fn a_cancellation_after_a_direct_refund_returns_only_what_is_left(app: &Te
     let cancelled = cancel(app, &ann, id, json!({"reason": "plans changed"})).await;
     assert_eq!(cancelled.status, 200, "{cancelled:?}");
     assert_eq!(cancelled.body["status"], "cancelled");
+    let cancellation = &cancelled.body["cancellation"];
+    assert_eq!(cancellation["policy_refund_minor"], total, "the policy's refund");
     assert_eq!(
-        cancelled.body["cancellation"]["refund_minor"], total,
-        "the policy's refund"
+        cancellation["refund_minor"],
+        total - 3_000,
+        "what the cancellation returned"
     );
+    assert_eq!(cancellation["refunded_before_minor"], 3_000);
+    assert_eq!(cancellation["fee_minor"], 0);
     assert_eq!(cancelled.body["refunded_minor"], total, "all the card got back");
     let payment = app
         .get(&format!("/api/v1/payments/{payment_id}"), Some(&world.admin))
