@@ -5,6 +5,11 @@
 //! JWKS by `kid`; an unknown `kid` triggers at most one re-fetch a second, so a flood of forged kids cannot flood
 //! identity. Verified tokens are cached until they expire: a client re-sends the same token on every request, and
 //! an Ed25519 verification costs far more than the rest of the request.
+//!
+//! A signature outlives its session: signing out, signing out everywhere, a password change or TOTP turned on
+//! elsewhere end sessions at identity while their access tokens are still unexpired. The gateway keeps the ids of
+//! those tokens ([`Authenticator::watch_revocations`] reads them from identity: at once when identity runs in this
+//! process, every `gateway.revocation_poll_ms` otherwise) and refuses them with 401 `session_ended`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use phoenix_api::{Credential, Principal, Problem};
-use phoenix_identity::{AccessClaims, TOKEN_TYPE};
+use phoenix_identity::{AccessClaims, MAX_REVOCATIONS_PAGE, RevocationCursor, TOKEN_TYPE};
 use tokio::sync::{Mutex, RwLock};
+use uuid::Uuid;
 
 /// Why a credential was refused. Every variant is a 401 to the client; the distinction is for logs and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -26,12 +32,15 @@ pub enum Rejection {
     UnknownKey,
     #[error("the token has expired")]
     Expired,
+    #[error("the session this token belongs to has ended; sign in again")]
+    SessionEnded,
 }
 
 impl From<Rejection> for Problem {
     fn from(rejection: Rejection) -> Problem {
         let code = match rejection {
             Rejection::Expired => "token_expired",
+            Rejection::SessionEnded => "session_ended",
             _ => "invalid_token",
         };
         Problem::new(axum::http::StatusCode::UNAUTHORIZED, code, rejection.to_string())
@@ -51,7 +60,21 @@ pub struct Authenticator {
     keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
     last_fetch: Arc<Mutex<Option<Instant>>>,
     verified: Arc<quick_cache::sync::Cache<String, Arc<CachedToken>>>,
+    revoked: Arc<Revoked>,
 }
+
+/// Access tokens of ended sessions, as read from identity.
+#[derive(Default)]
+struct Revoked {
+    /// Token id -> Unix seconds after which the token has expired anyway (and the entry can go).
+    tokens: std::sync::RwLock<HashMap<Uuid, i64>>,
+    /// Where the last complete read got to; one read at a time.
+    cursor: Mutex<Option<RevocationCursor>>,
+}
+
+/// How far back each read of identity's revocations starts before where the last one ended: a revocation whose
+/// time was taken before a slow commit, or on an identity instance whose clock lags, is still seen.
+const REREAD_SECS: i64 = 30;
 
 const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Clock skew tolerated on `exp`, `nbf` and `iat`.
@@ -76,6 +99,7 @@ impl Authenticator {
             keys: Arc::new(RwLock::new(HashMap::new())),
             last_fetch: Arc::new(Mutex::new(None)),
             verified: Arc::new(quick_cache::sync::Cache::new(cache_capacity.max(1))),
+            revoked: Arc::new(Revoked::default()),
         }
     }
 
@@ -90,16 +114,57 @@ impl Authenticator {
 
     pub async fn verify_token(&self, token: &str) -> Result<Principal, Rejection> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        if let Some(cached) = self.verified.get(token) {
-            if cached.exp + LEEWAY_SECS as i64 > now {
-                return Ok(cached.principal);
+        let principal = match self.verified.get(token) {
+            Some(cached) if cached.exp + LEEWAY_SECS as i64 > now => cached.principal,
+            Some(_) => return Err(Rejection::Expired),
+            None => {
+                let (principal, exp) = self.verify_signed(token, now).await?;
+                self.verified
+                    .insert(token.to_owned(), Arc::new(CachedToken { principal, exp }));
+                principal
             }
-            return Err(Rejection::Expired);
+        };
+        match principal.credential {
+            Credential::AccessToken { token_id } if self.revoked.contains(token_id) => Err(Rejection::SessionEnded),
+            _ => Ok(principal),
         }
-        let (principal, exp) = self.verify_signed(token, now).await?;
-        self.verified
-            .insert(token.to_owned(), Arc::new(CachedToken { principal, exp }));
-        Ok(principal)
+    }
+
+    /// Keeps this authenticator's list of ended sessions current, in a task of its own: reads identity's
+    /// revocations now, then every `every`, and at once whenever identity in this process ends a session. The task
+    /// stops when the last clone of the authenticator is dropped. A failed read is logged and retried at the next
+    /// tick; tokens already known stay refused.
+    pub fn watch_revocations(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let revoked = Arc::downgrade(&self.revoked);
+        let identity = self.identity.clone();
+        let mut changed = identity.revocations_changed();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let woken = match changed.as_mut() {
+                    Some(receiver) => tokio::select! {
+                        _ = tick.tick() => true,
+                        result = receiver.changed() => result.is_ok(),
+                    },
+                    None => {
+                        tick.tick().await;
+                        true
+                    }
+                };
+                if !woken {
+                    // Identity in this process is gone: only the ticks are left.
+                    changed = None;
+                    continue;
+                }
+                let Some(revoked) = revoked.upgrade() else {
+                    return;
+                };
+                if let Err(problem) = revoked.sync(&identity).await {
+                    tracing::warn!(%problem, "cannot read ended sessions from identity");
+                }
+            }
+        })
     }
 
     /// Verifies a token without consulting or filling the cache (for the benchmark of what the cache saves).
@@ -161,6 +226,39 @@ impl Authenticator {
             }
             Err(problem) => tracing::warn!(%problem, "cannot fetch signing keys from identity"),
         }
+    }
+}
+
+impl Revoked {
+    fn contains(&self, token_id: Uuid) -> bool {
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&token_id)
+    }
+
+    /// Reads what identity has revoked since the last read (from [`REREAD_SECS`] before it), and forgets tokens that
+    /// have expired anyway.
+    async fn sync(&self, identity: &phoenix_identity::Client) -> Result<(), Problem> {
+        let mut cursor = self.cursor.lock().await;
+        let mut after = cursor.map(|at| at.rewound(REREAD_SECS));
+        loop {
+            let page = identity.revocations(after, MAX_REVOCATIONS_PAGE).await?;
+            let mut tokens = self.tokens.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for token in &page.tokens {
+                tokens.insert(token.token_id, token.expires_at);
+            }
+            drop(tokens);
+            after = Some(page.next);
+            if page.complete {
+                break;
+            }
+        }
+        *cursor = after;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut tokens = self.tokens.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        tokens.retain(|_, expires_at| *expires_at + LEEWAY_SECS as i64 > now);
+        Ok(())
     }
 }
 

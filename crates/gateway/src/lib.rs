@@ -58,6 +58,10 @@ pub struct Options {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Verified access tokens remembered until they expire.
     pub token_cache_capacity: usize,
+    /// How often the gateway reads identity's ended sessions, whose access tokens it then refuses (401
+    /// `session_ended`). Identity in the same process also tells it at once; this bounds how long a session ended
+    /// elsewhere (another replica, identity in its own process) keeps working.
+    pub revocation_poll_ms: u64,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             token_cache_capacity: 100_000,
+            revocation_poll_ms: 1_000,
         }
     }
 }
@@ -100,6 +105,9 @@ impl Options {
         }
         if self.token_cache_capacity == 0 {
             return Err("gateway.token_cache_capacity must be at least 1".to_owned());
+        }
+        if !(100..=60_000).contains(&self.revocation_poll_ms) {
+            return Err("gateway.revocation_poll_ms must be between 100 and 60000".to_owned());
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use jsonwebtoken::jwk::JwkSet;
 use phoenix_api::{Json, Principal, Problem, remote};
 use serde::{Deserialize, Serialize};
 
-use crate::{OrganizationKind, Service};
+use crate::{OrganizationKind, RevocationCursor, Revocations, Service};
 
 /// Identity as another service sees it. `Local` calls the service directly; `Remote` calls its internal HTTP API.
 #[derive(Clone)]
@@ -32,6 +32,12 @@ struct OrganizationKindBody {
 pub struct Membership {
     pub user_id: uuid::Uuid,
     pub organization_id: Option<uuid::Uuid>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RevocationsQuery {
+    after: Option<RevocationCursor>,
+    limit: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,6 +123,30 @@ impl Client {
         }
     }
 
+    /// Access tokens whose sessions ended after `after` ([`Service::revocations`]).
+    pub async fn revocations(&self, after: Option<RevocationCursor>, limit: u32) -> Result<Revocations, Problem> {
+        match self {
+            Client::Local(service) => Ok(service.revocations(after, limit).await?),
+            Client::Remote(client) => Ok(client
+                .call(
+                    Method::POST,
+                    "/internal/v1/identity/revocations",
+                    Some(&RevocationsQuery { after, limit }),
+                    None,
+                )
+                .await?),
+        }
+    }
+
+    /// Changes whenever identity, running in this process, ends a session; `None` when identity runs elsewhere
+    /// (its revocations are then only polled).
+    pub fn revocations_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        match self {
+            Client::Local(service) => Some(service.revocations_changed()),
+            Client::Remote(_) => None,
+        }
+    }
+
     pub async fn ready(&self) -> bool {
         match self {
             Client::Local(service) => service.ready().await,
@@ -133,6 +163,7 @@ pub fn internal_router(service: Service) -> Router {
             "/internal/v1/identity/api-keys/authenticate",
             post(internal_authenticate_key),
         )
+        .route("/internal/v1/identity/revocations", post(internal_revocations))
         .route("/internal/v1/identity/organizations/{id}", get(internal_organization))
         .route("/internal/v1/identity/users/{id}/membership", get(internal_membership))
         .with_state(service)
@@ -152,6 +183,13 @@ async fn internal_membership(
     phoenix_api::Path(id): phoenix_api::Path<uuid::Uuid>,
 ) -> Result<Json<Membership>, Problem> {
     Ok(Json(service.membership(id).await?))
+}
+
+async fn internal_revocations(
+    State(service): State<Service>,
+    Json(query): Json<RevocationsQuery>,
+) -> Result<Json<Revocations>, Problem> {
+    Ok(Json(service.revocations(query.after, query.limit).await?))
 }
 
 async fn internal_jwks(State(service): State<Service>, Json(query): Json<JwksQuery>) -> Result<Json<JwkSet>, Problem> {

@@ -347,7 +347,8 @@ async fn me(State(service): State<Service>, principal: Principal) -> Result<Json
 /// Change your password (signed in: not with an API key, 403 `session_required`). Needs the current password, and
 /// `totp_code` when two-factor authentication is on; a wrong one (422 `invalid_current_password`,
 /// `invalid_mfa_code`) counts as a failed sign-in (429 `login_throttled` past the quota). Every other session ends
-/// (their refresh tokens stop working; access tokens already issued live out their 15 minutes); this one continues.
+/// (their refresh tokens stop working, and the gateway refuses their access tokens with 401 `session_ended` within
+/// a second or so); this one continues.
 #[utoipa::path(put, path = "/api/v1/auth/password", tag = TAG, security(("bearer" = [])),
     request_body = ChangePasswordRequest,
     responses((status = 204, description = "Changed; every other session is signed out"),
@@ -370,7 +371,8 @@ async fn change_password(
 }
 
 /// Sign out everywhere (signed in: not with an API key, 403 `session_required`): every refresh token of yours stops
-/// working, this session's too. Access tokens already issued are not revoked: they live out their 15 minutes.
+/// working, this session's too, and the gateway refuses every access token of yours issued before with 401
+/// `session_ended` within a second or so.
 #[utoipa::path(delete, path = "/api/v1/auth/sessions", tag = TAG, security(("bearer" = [])),
     responses((status = 204, description = "Every session is signed out"), (status = 401, body = Problem),
         (status = 403, body = Problem)))]

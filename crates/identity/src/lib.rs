@@ -34,7 +34,7 @@ pub use mfa::TotpSetup;
 pub use org::{Organization, OrganizationKind};
 pub use password::PasswordChange;
 pub use service::{NewUser, Options, Service};
-pub use session::{Login, Session};
+pub use session::{Login, MAX_REVOCATIONS_PAGE, RevocationCursor, Revocations, RevokedToken, Session};
 pub use token::{AccessClaims, TOKEN_TYPE};
 pub use user::User;
 

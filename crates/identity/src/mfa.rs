@@ -87,6 +87,7 @@ impl Service {
         if !self.store().enable_totp(user_id, &hashes, token_id, &event).await? {
             return Err(Error::MfaAlreadyEnabled);
         }
+        self.sessions_ended();
         self.forget_profile(user_id);
         Ok(codes)
     }

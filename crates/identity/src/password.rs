@@ -219,6 +219,7 @@ impl Service {
             // Another change won since we read the hash: the password given is no longer the current one.
             return Err(Error::CurrentPasswordRejected);
         }
+        self.sessions_ended();
         self.forget_profile(user.id);
         self.reset_failures(&keys).await
     }

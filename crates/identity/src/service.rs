@@ -118,9 +118,15 @@ pub(crate) struct Inner {
     /// Profiles recently read, for the hot `/auth/me`. Never used for decisions: sign-in, refresh, MFA and API keys
     /// read the database.
     profiles: quick_cache::sync::Cache<Uuid, (Arc<User>, Instant)>,
+    /// Counts sessions ended in this process ([`Service::revocations_changed`]).
+    pub(crate) revocations: tokio::sync::watch::Sender<u64>,
 }
 
 const PROFILE_CACHE_CAPACITY: usize = 100_000;
+/// How often expired refresh tokens are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// Rows one delete takes at most, so that no pass holds locks for long.
+const PRUNE_BATCH: u32 = 5_000;
 
 /// What a new account needs.
 pub struct NewUser<'a> {
@@ -147,7 +153,7 @@ impl Service {
             access_ttl: Duration::from_secs(options.access_token_ttl_secs),
         };
         let keyring = Keyring::load(store.clone(), settings).await?;
-        Ok(Service {
+        let service = Service {
             inner: Arc::new(Inner {
                 hasher: Hasher::new(options.max_concurrent_password_hashes),
                 store,
@@ -155,8 +161,46 @@ impl Service {
                 keyring,
                 limiter,
                 profiles: quick_cache::sync::Cache::new(PROFILE_CACHE_CAPACITY),
+                revocations: tokio::sync::watch::Sender::new(0),
             }),
-        })
+        };
+        service.spawn_pruner();
+        Ok(service)
+    }
+
+    /// Deletes refresh tokens that expired more than a day ago, [`PRUNE_BATCH`] at a time, until none is left;
+    /// returns how many. Every sign-in and every refresh adds a row, so without this the table only grows.
+    pub async fn prune_refresh_tokens(&self) -> Result<u64, Error> {
+        let before = Timestamp::now() - time::Duration::days(1);
+        let mut pruned = 0;
+        loop {
+            let n = self.store().prune_refresh_tokens(before, PRUNE_BATCH).await?;
+            pruned += n;
+            if n < u64::from(PRUNE_BATCH) {
+                return Ok(pruned);
+            }
+        }
+    }
+
+    /// Prunes refresh tokens every [`PRUNE_INTERVAL`] while the service lives (the task holds it weakly).
+    fn spawn_pruner(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { break };
+                match (Service { inner }).prune_refresh_tokens().await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "expired refresh tokens deleted"),
+                    Err(error) => {
+                        tracing::warn!(error = %phoenix_api::ErrorChain(&error), "pruning refresh tokens failed");
+                    }
+                }
+            }
+        });
     }
 
     pub fn options(&self) -> &Options {

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use phoenix_api::{Credential, Principal};
 use phoenix_db::{Event, Timestamp};
 use phoenix_ratelimit::Decision;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::email::Email;
@@ -212,6 +213,7 @@ impl Service {
         self.store()
             .revoke_refresh_family(row.user_id, row.family_id, Some(&event))
             .await?;
+        self.sessions_ended();
         Err(Error::RefreshTokenReused)
     }
 
@@ -221,12 +223,14 @@ impl Service {
             self.store()
                 .revoke_refresh_family(row.user_id, row.family_id, None)
                 .await?;
+            self.sessions_ended();
         }
         Ok(())
     }
 
-    /// Signs `actor` out everywhere: every refresh token of theirs stops working, the caller's own included. Access
-    /// tokens already issued are not checked against the database and live out their `access_token_ttl_secs`.
+    /// Signs `actor` out everywhere: every refresh token of theirs stops working, the caller's own included, and the
+    /// gateway refuses their access tokens once it has read [`Service::revocations`] (at once in this process, within
+    /// its poll interval elsewhere).
     pub async fn revoke_sessions(&self, actor: &Principal) -> Result<(), Error> {
         self.live_session(actor).await?;
         let event = Event::new(
@@ -235,7 +239,102 @@ impl Service {
             actor.user_id.to_string(),
             &serde_json::json!({ "user_id": actor.user_id, "revoked_by": actor.user_id }),
         )?;
-        self.store().revoke_sessions(actor.user_id, &event).await
+        self.store().revoke_sessions(actor.user_id, &event).await?;
+        self.sessions_ended();
+        Ok(())
+    }
+}
+
+/// Where a reader of [`Service::revocations`] got to: the last ended session it was given (when it ended, to the
+/// microsecond, then its token id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationCursor {
+    pub revoked_at_micros: i64,
+    pub token_id: Uuid,
+}
+
+impl RevocationCursor {
+    /// The same place `secs` earlier: where to read again from, so that a revocation committed late (its time
+    /// taken before a slow commit, or on an instance whose clock lags) is still seen.
+    pub fn rewound(self, secs: i64) -> RevocationCursor {
+        RevocationCursor {
+            revoked_at_micros: self.revoked_at_micros.saturating_sub(secs.saturating_mul(1_000_000)),
+            token_id: Uuid::nil(),
+        }
+    }
+}
+
+/// An access token whose session has ended, and until when it would otherwise be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedToken {
+    /// The access token's `jti`.
+    pub token_id: Uuid,
+    /// Unix seconds after which the token has expired anyway (an upper bound: its refresh token's issue time plus
+    /// the access tokens' lifetime).
+    pub expires_at: i64,
+}
+
+/// A page of ended sessions, in the order they ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocations {
+    pub tokens: Vec<RevokedToken>,
+    /// Where to read on from (the last token's place, or the place asked for when there was none).
+    pub next: RevocationCursor,
+    /// Whether this page reached the newest revocation (fewer than the limit were left).
+    pub complete: bool,
+}
+
+/// Most ended sessions one call of [`Service::revocations`] returns.
+pub const MAX_REVOCATIONS_PAGE: u32 = 1_000;
+
+impl Service {
+    /// Access tokens whose sessions ended after `after`, oldest first, at most `limit` (and
+    /// [`MAX_REVOCATIONS_PAGE`]): how the gateway learns to refuse an ended session's access token before it expires
+    /// (signed out, signed out everywhere, a password change or TOTP turned on elsewhere, a refresh token reused).
+    /// Without `after`, or with one older than any access token still valid, it starts from the oldest revocation
+    /// that still matters; revocations of tokens expired by now are never returned.
+    pub async fn revocations(&self, after: Option<RevocationCursor>, limit: u32) -> Result<Revocations, Error> {
+        let limit = limit.clamp(1, MAX_REVOCATIONS_PAGE);
+        let ttl = time::Duration::seconds(self.inner.options.access_token_ttl_secs as i64);
+        // A token is accepted until `exp` plus the gateway's leeway (30 s): keep a minute's margin.
+        let issued_since = Timestamp::now() - ttl - time::Duration::seconds(60);
+        let start = match after {
+            Some(cursor) if cursor.revoked_at_micros >= issued_since.unix_micros() => {
+                (Timestamp::from_unix_micros(cursor.revoked_at_micros), cursor.token_id)
+            }
+            _ => (issued_since, Uuid::nil()),
+        };
+        let rows = self.store().revoked_tokens(start, issued_since, limit).await?;
+        let complete = rows.len() < limit as usize;
+        let next = rows.last().map_or(start, |row| (row.revoked_at, row.id));
+        let tokens = rows
+            .into_iter()
+            .map(|row| RevokedToken {
+                token_id: row.id,
+                expires_at: (row.issued_at + ttl).unix_secs(),
+            })
+            .collect();
+        Ok(Revocations {
+            tokens,
+            next: RevocationCursor {
+                revoked_at_micros: next.0.unix_micros(),
+                token_id: next.1,
+            },
+            complete,
+        })
+    }
+
+    /// A receiver that changes whenever this process ends a session, so a gateway in the same process can read
+    /// [`Service::revocations`] at once instead of at its next poll.
+    pub fn revocations_changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.revocations.subscribe()
+    }
+
+    /// Tells [`Service::revocations_changed`]'s receivers that a session ended.
+    pub(crate) fn sessions_ended(&self) {
+        self.inner
+            .revocations
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 }
 

@@ -116,6 +116,14 @@ pub struct RefreshRow {
     pub revoked_at: Option<Timestamp>,
 }
 
+/// A revoked refresh token: the access token issued with it (same id) belongs to an ended session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RevokedRow {
+    pub id: Uuid,
+    pub issued_at: Timestamp,
+    pub revoked_at: Timestamp,
+}
+
 /// A refresh token to store. Its `id` is the `jti` of the access token issued with it, which is how a request's
 /// access token names the session (family) it belongs to.
 pub struct NewRefreshToken<'a> {
@@ -489,7 +497,6 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes every session of a user (signing out everywhere), with its event.
     /// Whether the session `token_id` names (the refresh token stored under that id, and so its family) is one of
     /// `user_id`'s and not revoked. A family is revoked as a whole, so any of its tokens tells.
     pub async fn session_open(&self, user_id: Uuid, token_id: Uuid) -> Result<bool, Error> {
@@ -503,6 +510,51 @@ impl Store {
         Ok(matches!(revoked, Some(None)))
     }
 
+    /// Refresh tokens revoked after `after` (revocation time, then id), issued at or after `issued_since`, in that
+    /// order, at most `limit`: each names an access token (its `jti`) whose session has ended. Those issued before
+    /// `issued_since` are left out, as their access tokens have expired.
+    pub async fn revoked_tokens(
+        &self,
+        after: (Timestamp, Uuid),
+        issued_since: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<RevokedRow>, Error> {
+        let rows = dispatch!(&self.pool, conn => {
+            sqlx::query_as::<_, RevokedRow>(
+                "SELECT id, issued_at, revoked_at FROM refresh_tokens
+                 WHERE revoked_at IS NOT NULL AND (revoked_at > $1 OR (revoked_at = $1 AND id > $2))
+                   AND issued_at >= $3
+                 ORDER BY revoked_at, id
+                 LIMIT $4",
+            )
+            .bind(after.0)
+            .bind(after.1)
+            .bind(issued_since)
+            .bind(i64::from(limit))
+            .fetch_all(conn)
+            .await
+        })?;
+        Ok(rows)
+    }
+
+    /// Deletes at most `limit` refresh tokens that expired before `before`: such a token no longer refreshes nor
+    /// detects reuse (an expired token is refused before either), and its access token expired long before.
+    pub async fn prune_refresh_tokens(&self, before: Timestamp, limit: u32) -> Result<u64, Error> {
+        let deleted = dispatch!(&self.pool, conn => {
+            sqlx::query(
+                "DELETE FROM refresh_tokens
+                 WHERE id IN (SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .execute(conn)
+            .await
+            .map(|done| done.rows_affected())
+        })?;
+        Ok(deleted)
+    }
+
+    /// Revokes every session of a user (signing out everywhere), with its event.
     pub async fn revoke_sessions(&self, user_id: Uuid, event: &Event) -> Result<(), Error> {
         let mut tx = self.begin().await?;
         lock_user(&mut tx, user_id).await?;

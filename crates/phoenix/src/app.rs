@@ -612,13 +612,16 @@ fn gateway_router(
         }
     }
     let internal = internal_routers(services);
+    let authenticator = Authenticator::new(
+        identity,
+        &config.identity.issuer,
+        &config.identity.audience,
+        config.gateway.token_cache_capacity,
+    );
+    // Ends with the router (the task holds the authenticator's list of ended sessions weakly).
+    authenticator.watch_revocations(Duration::from_millis(config.gateway.revocation_poll_ms));
     let gateway = Gateway {
-        authenticator: Authenticator::new(
-            identity,
-            &config.identity.issuer,
-            &config.identity.audience,
-            config.gateway.token_cache_capacity,
-        ),
+        authenticator,
         limiter,
         local,
         internal_token: if remote.is_empty() {

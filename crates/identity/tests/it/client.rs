@@ -12,7 +12,10 @@ use crate::*;
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
-    [membership_is_the_same_in_process_and_over_http]
+    [
+        membership_is_the_same_in_process_and_over_http,
+        revocations_are_the_same_in_process_and_over_http
+    ]
 );
 
 const TOKEN: &str = "an internal token for tests";
@@ -84,4 +87,34 @@ async fn membership_is_the_same_in_process_and_over_http(pool: Pool) {
     let stranger = Client::Remote(remote::Client::new(&url, "not the token", Duration::from_secs(10)).unwrap());
     let refused = stranger.membership(staff.id).await.unwrap_err();
     assert_eq!(refused.status.as_u16(), 401);
+}
+
+/// The gateway reads ended sessions through this client, page by page: over HTTP the pages and their cursors are
+/// the ones the service gives in process.
+async fn revocations_are_the_same_in_process_and_over_http(pool: Pool) {
+    let identity = service(pool).await;
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let mut ended = Vec::new();
+    for _ in 0..3 {
+        let session = login(&identity, "ann@example.com").await;
+        identity.logout(&session.refresh_token).await.unwrap();
+        ended.push(session.token_id);
+    }
+    let url = serve(identity.clone()).await;
+    let local = Client::Local(identity.clone());
+    let remote = Client::Remote(remote::Client::new(&url, TOKEN, Duration::from_secs(10)).unwrap());
+    let first = local.revocations(None, 2).await.unwrap();
+    assert_eq!(remote.revocations(None, 2).await.unwrap(), first);
+    assert_eq!(first.tokens.len(), 2);
+    assert!(!first.complete);
+    let rest = remote.revocations(Some(first.next), 2).await.unwrap();
+    assert_eq!(local.revocations(Some(first.next), 2).await.unwrap(), rest);
+    assert!(rest.complete);
+    let read: Vec<Uuid> = first.tokens.iter().chain(&rest.tokens).map(|t| t.token_id).collect();
+    assert_eq!(read, ended, "in the order the sessions ended");
+    assert!(
+        local.revocations_changed().is_some(),
+        "in process, the gateway is told at once"
+    );
+    assert!(remote.revocations_changed().is_none());
 }

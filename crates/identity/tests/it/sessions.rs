@@ -1,9 +1,11 @@
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use phoenix_db::Pool;
-use phoenix_identity::{Error, Login, Options};
+use phoenix_db::{Pool, Timestamp, dispatch};
+use phoenix_identity::{Error, Login, Options, PasswordChange, RevocationCursor, Service};
+use uuid::Uuid;
 
-use crate::{PASSWORD, events_of, login, principal_of, refreshes, serve_as, service, service_with};
+use crate::{PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -17,6 +19,10 @@ phoenix_db::contract_suite!(
         success_clears_account_failures,
         signing_out_everywhere_ends_every_session_of_the_user_only,
         refreshes_racing_sign_out_everywhere_leave_no_live_session,
+        revocations_name_every_ended_sessions_tokens_once_in_order,
+        revocations_leave_out_tokens_expired_by_now,
+        ending_a_session_tells_the_gateway_in_this_process,
+        refresh_tokens_expired_for_a_day_are_deleted,
     ]
 );
 
@@ -266,4 +272,188 @@ async fn refreshes_racing_sign_out_everywhere_leave_no_live_session(pool: Pool) 
             );
         }
     }
+}
+
+/// Every page of revocations after `after`, `limit` at a time, until one is complete: the token ids in the order
+/// given, and where to read on from.
+async fn read_revocations(
+    identity: &Service,
+    mut after: Option<RevocationCursor>,
+    limit: u32,
+) -> (Vec<Uuid>, RevocationCursor) {
+    let mut tokens = Vec::new();
+    loop {
+        let page = identity.revocations(after, limit).await.unwrap();
+        assert!(page.tokens.len() <= limit as usize);
+        for token in &page.tokens {
+            // Valid for the access tokens' lifetime from when it was issued, a moment ago.
+            let left = token.expires_at - time::OffsetDateTime::now_utc().unix_timestamp();
+            assert!((890..=900).contains(&left), "{left}");
+        }
+        tokens.extend(page.tokens.iter().map(|t| t.token_id));
+        after = Some(page.next);
+        if page.complete {
+            return (tokens, page.next);
+        }
+    }
+}
+
+/// What the gateway reads to refuse an ended session's access tokens: each access token (by its `jti`) of every
+/// ended session, rotated-from ones included, once, in the order the sessions ended; nothing of a live session or
+/// of another user; read on from a cursor, only what ended since.
+async fn revocations_name_every_ended_sessions_tokens_once_in_order(pool: Pool) {
+    let identity = service(pool).await;
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    identity.register("bob@example.com", PASSWORD, "Bob").await.unwrap();
+    let (none, start) = read_revocations(&identity, None, 100).await;
+    assert!(none.is_empty(), "{none:?}");
+
+    let signed_out = login(&identity, "ann@example.com").await;
+    let rotated = identity.refresh(&signed_out.refresh_token).await.unwrap();
+    let here = login(&identity, "ann@example.com").await;
+    let elsewhere = [
+        login(&identity, "ann@example.com").await,
+        login(&identity, "ann@example.com").await,
+    ];
+    let bobs = login(&identity, "bob@example.com").await;
+
+    identity.logout(&rotated.refresh_token).await.unwrap();
+    let (first, cursor) = read_revocations(&identity, Some(start), 100).await;
+    assert_eq!(
+        first.iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([signed_out.token_id, rotated.token_id]),
+        "the signed-out session, both its access tokens"
+    );
+    assert_eq!(first.len(), 2, "once each: {first:?}");
+
+    identity.revoke_sessions(&principal_of(&here)).await.unwrap();
+    let (second, _) = read_revocations(&identity, Some(cursor), 100).await;
+    let expected: HashSet<Uuid> = elsewhere.iter().map(|s| s.token_id).chain([here.token_id]).collect();
+    assert_eq!(
+        second.iter().copied().collect::<HashSet<_>>(),
+        expected,
+        "only what ended since"
+    );
+    assert_eq!(second.len(), 3);
+    assert!(!second.contains(&bobs.token_id));
+
+    // From the start, a page of one at a time: the same tokens, each once, the first session's first.
+    let (paged, _) = read_revocations(&identity, None, 1).await;
+    assert_eq!(paged.len(), 5, "{paged:?}");
+    assert_eq!(paged.iter().copied().collect::<HashSet<_>>().len(), 5);
+    assert_eq!(
+        paged[..2].iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([signed_out.token_id, rotated.token_id])
+    );
+    // Read again from a little before the cursor (as the gateway does): seen again, still each once.
+    let (again, _) = read_revocations(&identity, Some(cursor.rewound(30)), 100).await;
+    assert_eq!(again.len(), 5, "{again:?}");
+}
+
+/// A session ended after its access tokens expired needs no refusing: the gateway's list stays as small as the
+/// access tokens still valid.
+async fn revocations_leave_out_tokens_expired_by_now(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let old = login(&identity, "ann@example.com").await;
+    let recent = login(&identity, "ann@example.com").await;
+    // `old` was issued 16 minutes ago: its access token (15 minutes, 30 s of leeway) has expired.
+    let long_ago = Timestamp::now() - time::Duration::minutes(16);
+    dispatch!(&pool, conn => {
+        sqlx::query("UPDATE refresh_tokens SET issued_at = $1 WHERE id = $2")
+            .bind(long_ago)
+            .bind(old.token_id)
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })
+    .unwrap();
+    identity.revoke_sessions(&principal_of(&recent)).await.unwrap();
+    let (tokens, _) = read_revocations(&identity, None, 100).await;
+    assert_eq!(tokens, [recent.token_id]);
+}
+
+/// Every way a session ends wakes a gateway in the same process, so it refuses the tokens at once rather than at
+/// its next poll.
+async fn ending_a_session_tells_the_gateway_in_this_process(pool: Pool) {
+    let identity = service(pool).await;
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let mut changed = identity.revocations_changed();
+    let mut woken = || {
+        let woken = changed.has_changed().unwrap();
+        changed.mark_unchanged();
+        woken
+    };
+
+    let session = login(&identity, "ann@example.com").await;
+    assert!(!woken(), "signing in ends nothing");
+    identity.refresh(&session.refresh_token).await.unwrap();
+    assert!(!woken(), "a refresh continues the session");
+
+    identity.logout(&session.refresh_token).await.unwrap();
+    assert!(woken(), "signing out");
+    let session = login(&identity, "ann@example.com").await;
+    identity.refresh(&session.refresh_token).await.unwrap();
+    let _ = identity.refresh(&session.refresh_token).await.unwrap_err();
+    assert!(woken(), "a refresh token reused");
+    let session = login(&identity, "ann@example.com").await;
+    identity.revoke_sessions(&principal_of(&session)).await.unwrap();
+    assert!(woken(), "signing out everywhere");
+    let session = login(&identity, "ann@example.com").await;
+    let change = PasswordChange {
+        current_password: PASSWORD,
+        new_password: "a brand new passphrase to use",
+        totp_code: None,
+        client_ip: None,
+    };
+    identity.change_password(&principal_of(&session), change).await.unwrap();
+    assert!(woken(), "a password change");
+    let setup = identity.setup_totp(&principal_of(&session)).await.unwrap();
+    assert!(!woken(), "setting up TOTP ends nothing yet");
+    identity
+        .enable_totp(&principal_of(&session), &code_at(&setup.secret, now()), None)
+        .await
+        .unwrap();
+    assert!(woken(), "TOTP turned on");
+}
+
+/// Every sign-in and refresh writes a row: those expired for more than a day go, the rest stay and keep working.
+async fn refresh_tokens_expired_for_a_day_are_deleted(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let sessions = [
+        login(&identity, "ann@example.com").await,
+        login(&identity, "ann@example.com").await,
+        login(&identity, "ann@example.com").await,
+    ];
+    let expire = |session: &phoenix_identity::Session, ago: time::Duration| {
+        let pool = pool.clone();
+        let id = session.token_id;
+        async move {
+            dispatch!(&pool, conn => {
+                sqlx::query("UPDATE refresh_tokens SET expires_at = $1 WHERE id = $2")
+                    .bind(Timestamp::now() - ago)
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+            })
+            .unwrap();
+        }
+    };
+    expire(&sessions[0], time::Duration::hours(25)).await;
+    expire(&sessions[1], time::Duration::hours(23)).await;
+
+    assert_eq!(identity.prune_refresh_tokens().await.unwrap(), 1);
+    assert_eq!(
+        identity.prune_refresh_tokens().await.unwrap(),
+        0,
+        "nothing more to delete"
+    );
+    let count: i64 = dispatch!(&pool, conn => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens").fetch_one(conn).await
+    })
+    .unwrap();
+    assert_eq!(count, 2, "expired less than a day ago, and live, are kept");
+    assert!(refreshes(&identity, &sessions[2]).await);
 }

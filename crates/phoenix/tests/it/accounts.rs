@@ -95,6 +95,47 @@ async fn refresh_rotation_reuse_detection_and_logout() {
         .assert_problem(401, "invalid_refresh_token");
 }
 
+/// An access token is signed for 15 minutes, but its session can end sooner: signing out, or signing out
+/// everywhere, makes the gateway refuse it (401 `session_ended`) although it was verified and cached before, while
+/// the user's other sessions and other users carry on, and signing in again works.
+#[tokio::test]
+async fn ended_sessions_access_tokens_are_refused_before_they_expire() {
+    let app = spawn().await;
+    app.register("ann@example.com").await;
+    app.register("bob@example.com").await;
+    let (here, _) = app.login("ann@example.com").await;
+    let (signed_out, signed_out_refresh) = app.login("ann@example.com").await;
+    let (bob, _) = app.login("bob@example.com").await;
+    for token in [&here, &signed_out, &bob] {
+        assert_eq!(app.get("/api/v1/auth/me", Some(token)).await.status, 200);
+    }
+
+    let logout = app
+        .post(
+            "/api/v1/auth/logout",
+            None,
+            json!({"refresh_token": signed_out_refresh}),
+        )
+        .await;
+    assert_eq!(logout.status, 204);
+    app.until_refused("/api/v1/auth/me", &signed_out, 401, "session_ended")
+        .await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&here)).await.status,
+        200,
+        "another session"
+    );
+
+    let everywhere = app
+        .call(Method::DELETE, "/api/v1/auth/sessions", Some(&here), None)
+        .await;
+    assert_eq!(everywhere.status, 204, "{everywhere:?}");
+    app.until_refused("/api/v1/bookings", &here, 401, "session_ended").await;
+    assert_eq!(app.get("/api/v1/auth/me", Some(&bob)).await.status, 200, "another user");
+    let (again, _) = app.login("ann@example.com").await;
+    assert_eq!(app.get("/api/v1/auth/me", Some(&again)).await.status, 200);
+}
+
 #[tokio::test]
 async fn customers_cannot_reach_admin_routes_or_other_users() {
     let app = spawn().await;

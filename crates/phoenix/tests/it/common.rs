@@ -163,6 +163,23 @@ impl Api {
         }
     }
 
+    /// GETs `path` with `token` until the answer is the problem `status`/`code` (something that happens a moment
+    /// after the request that causes it returned); fails after 60 s.
+    pub async fn until_refused(&self, path: &str, token: &str, status: u16, code: &str) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let reply = self.get(path, Some(token)).await;
+            if reply.status == status && reply.body["code"] == code {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path}: never {status} {code}; last {reply:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.call(Method::POST, path, token, Some(body)).await
     }

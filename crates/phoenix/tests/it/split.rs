@@ -55,6 +55,15 @@ async fn gateway_reaches_a_remote_identity() {
         .assert_problem(422, "invalid_fields");
     let ready = gateway.get("/readyz", None).await;
     assert_eq!(ready.body["checks"]["identity"], true, "{ready:?}");
+    // Signing out everywhere at the remote identity: the gateway learns of it by polling and refuses the token.
+    let token = rotated.body["access_token"].as_str().unwrap().to_owned();
+    let everywhere = gateway
+        .call(reqwest::Method::DELETE, "/api/v1/auth/sessions", Some(&token), None)
+        .await;
+    assert_eq!(everywhere.status, 204, "{everywhere:?}");
+    gateway
+        .until_refused("/api/v1/auth/me", &token, 401, "session_ended")
+        .await;
 
     let admin_email = create_admin(identity.identity.as_ref().unwrap()).await;
     let (admin, _) = gateway.login(&admin_email).await;
