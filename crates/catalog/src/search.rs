@@ -127,6 +127,27 @@ pub(crate) fn fx_rate(snapshot: &Snapshot, from: Currency, to: Currency) -> Opti
 }
 
 /// An amount in the display currency, when one is asked and a rate is known.
+/// What prices are ordered by: their amount in one currency, so that results priced in different currencies
+/// compare as money and not as numbers (12,000 yen is less than 100 euros). A price without a rate into that
+/// currency sorts after every one with a rate (among themselves by currency, then amount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum SortPrice {
+    Converted(i64),
+    Unconverted(Currency, i64),
+}
+
+/// `amount` as [`SortPrice`] in `into`: the search's display currency when one is asked, else
+/// `catalog.sort_currency`. The same currency needs no rate (nor any work).
+pub(crate) fn sort_price(snapshot: &Snapshot, amount: Money, into: Currency) -> SortPrice {
+    if amount.currency == into {
+        return SortPrice::Converted(amount.amount_minor);
+    }
+    match fx_rate(snapshot, amount.currency, into).and_then(|rate| convert(amount, into, rate).ok()) {
+        Some(converted) => SortPrice::Converted(converted.amount_minor),
+        None => SortPrice::Unconverted(amount.currency, amount.amount_minor),
+    }
+}
+
 fn display_amount(snapshot: &Snapshot, amount: Money, to: Option<Currency>) -> Option<DisplayAmount> {
     let to = to?;
     let rate = fx_rate(snapshot, amount.currency, to)?;

@@ -71,6 +71,10 @@ pub struct Options {
     pub result_cache_entries: usize,
     /// How often the searches counted are written as `catalog.searches_counted.v1` (when there were any).
     pub search_count_flush_secs: u64,
+    /// The currency prices are compared in when a search asks for no display currency: results priced in
+    /// different currencies are ordered (and the cheapest rate plan chosen) after converting at the catalog's
+    /// exchange rates, not by their numbers.
+    pub sort_currency: Currency,
 }
 
 impl Default for Options {
@@ -107,6 +111,7 @@ impl Default for Options {
             flight_cancellation_fee_bp: 2_000,
             result_cache_entries: 10_000,
             search_count_flush_secs: 60,
+            sort_currency: eur,
         }
     }
 }

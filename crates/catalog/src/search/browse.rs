@@ -22,7 +22,10 @@ impl Catalog {
         let today = OffsetDateTime::now_utc().date();
         let horizon = today + Duration::days(30);
         let snapshot = self.snapshot();
-        let mut found: Vec<Recommendation> = snapshot
+        // Rate plans may be priced in different currencies: the lowest price is the lowest as money, compared in
+        // `catalog.sort_currency`, and so is the order of the cheapest first.
+        let into = self.options().sort_currency;
+        let mut found: Vec<(Option<SortPrice>, Recommendation)> = snapshot
             .hotels
             .values()
             .filter(|e| e.hotel.active)
@@ -36,34 +39,33 @@ impl Catalog {
                     .iter()
                     .filter(|p| p.active)
                     .filter_map(|p| {
-                        p.prices
-                            .range(today..horizon)
-                            .map(|(_, a)| (*a, p.currency.clone()))
-                            .min()
+                        let lowest = p.prices.range(today..horizon).map(|(_, a)| *a).min()?;
+                        let currency = Currency::parse(&p.currency).ok()?;
+                        let money = Money::new(lowest, currency);
+                        Some((sort_price(&snapshot, money, into), lowest, &p.currency))
                     })
                     .min();
-                Some(Recommendation {
+                let recommendation = Recommendation {
                     hotel: HotelSummary::from(&e.hotel),
                     distance_km: (d * 100.0).round() / 100.0,
-                    from_price_minor: from.as_ref().map(|f| f.0),
-                    currency: from.map(|f| f.1),
-                })
+                    from_price_minor: from.map(|f| f.1),
+                    currency: from.map(|f| f.2.clone()),
+                };
+                Some((from.map(|f| f.0), recommendation))
             })
             .collect();
         match query.sort.unwrap_or_default() {
-            RecommendationSort::Distance => found.sort_by(|a, b| a.distance_km.total_cmp(&b.distance_km)),
-            RecommendationSort::Rating => found.sort_by(|a, b| {
+            RecommendationSort::Distance => found.sort_by(|(_, a), (_, b)| a.distance_km.total_cmp(&b.distance_km)),
+            RecommendationSort::Rating => found.sort_by(|(_, a), (_, b)| {
                 b.hotel
                     .stars
                     .cmp(&a.hotel.stars)
                     .then_with(|| a.distance_km.total_cmp(&b.distance_km))
             }),
-            RecommendationSort::Price => {
-                found.sort_by_key(|r| (r.from_price_minor.is_none(), r.from_price_minor, r.hotel.id))
-            }
+            RecommendationSort::Price => found.sort_by_key(|(price, r)| (price.is_none(), *price, r.hotel.id)),
         }
         found.truncate(limit as usize);
-        Ok(found)
+        Ok(found.into_iter().map(|(_, r)| r).collect())
     }
     /// Airports matching a code, city or name, best first.
     pub fn airports(&self, query: &AirportQuery) -> Result<Vec<AirportView>, Error> {

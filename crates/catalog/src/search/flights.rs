@@ -301,16 +301,19 @@ impl Catalog {
                     priced.push(it);
                 }
             }
-            // Prices compare in the display currency when one is asked and known, else as charged.
-            let price = |it: &Itinerary| {
-                it.display_total
-                    .as_ref()
-                    .map_or(it.price.total_minor, |d| d.amount_minor)
-            };
-            match query.sort.unwrap_or_default() {
-                FlightSort::Price => priced.sort_by_key(|(it, _)| (price(it), it.duration_minutes)),
-                FlightSort::Duration => priced.sort_by_key(|(it, _)| (it.duration_minutes, price(it))),
+            // Prices compare as money, in the display currency when one is asked, else in `catalog.sort_currency`:
+            // an itinerary's fares are in its airlines' currency.
+            let order_in = trip.display.unwrap_or(self.options().sort_currency);
+            let mut keyed = Vec::with_capacity(priced.len());
+            for (it, draft) in priced {
+                let money = Money::new(it.price.total_minor, Currency::parse(&it.currency).map_err(bad_money)?);
+                keyed.push((sort_price(&snapshot, money, order_in), it, draft));
             }
+            match query.sort.unwrap_or_default() {
+                FlightSort::Price => keyed.sort_by_key(|(price, it, _)| (*price, it.duration_minutes)),
+                FlightSort::Duration => keyed.sort_by_key(|(price, it, _)| (it.duration_minutes, *price)),
+            }
+            let mut priced: Vec<_> = keyed.into_iter().map(|(_, it, draft)| (it, draft)).collect();
             priced.truncate(trip.limit);
             Ok(priced
                 .into_iter()

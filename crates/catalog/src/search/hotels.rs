@@ -249,8 +249,8 @@ struct HotelCandidate {
 struct Ranked {
     candidate: HotelCandidate,
     options: Vec<(StayOption, OfferDraft)>,
-    /// Cheapest total in the filter's currency.
-    sort_price: i64,
+    /// Cheapest total, as prices are compared: in the display currency, else in `catalog.sort_currency`.
+    order: SortPrice,
 }
 
 impl Catalog {
@@ -277,9 +277,10 @@ impl Catalog {
         }
         let counts = self.availability().get(&items).await?;
         let options = self.options();
+        let order_in = stay.display.unwrap_or(options.sort_currency);
         let mut ranked = Vec::new();
         for candidate in candidates {
-            let mut found = stay_options(
+            let found = stay_options(
                 &candidate.entry,
                 &stay,
                 &counts,
@@ -290,36 +291,45 @@ impl Catalog {
             if found.is_empty() {
                 continue;
             }
-            found.sort_by_key(|(o, _)| o.price.total_minor);
-            found.truncate(OPTIONS_PER_HOTEL);
-            for (option, _) in &mut found {
+            // Cheapest first as money: a hotel's rate plans may be priced in different currencies.
+            let mut keyed = Vec::with_capacity(found.len());
+            for (option, draft) in found {
                 let money = Money::new(
                     option.price.total_minor,
                     Currency::parse(&option.currency).map_err(bad_money)?,
                 );
+                keyed.push((sort_price(&snapshot, money, order_in), money, option, draft));
+            }
+            keyed.sort_by_key(|(key, ..)| *key);
+            keyed.truncate(OPTIONS_PER_HOTEL);
+            let order = keyed[0].0;
+            let mut found = Vec::with_capacity(keyed.len());
+            for (_, money, mut option, draft) in keyed {
                 option.display_total = display_amount(&snapshot, money, stay.display);
+                found.push((option, draft));
             }
             let cheapest = &found[0].0;
             let bounded = query.min_price.is_some() || query.max_price.is_some();
-            let sort_price = match (&cheapest.display_total, stay.display) {
+            // Bounds are in the display currency when one is asked, else in each hotel's own.
+            let bound_price = match (&cheapest.display_total, stay.display) {
                 (Some(d), _) => d.amount_minor,
                 // Bounds in a display currency this hotel's price cannot be converted to cannot be met.
                 (None, Some(_)) if bounded => continue,
                 _ => cheapest.price.total_minor,
             };
-            if query.min_price.is_some_and(|m| sort_price < m) || query.max_price.is_some_and(|m| sort_price > m) {
+            if query.min_price.is_some_and(|m| bound_price < m) || query.max_price.is_some_and(|m| bound_price > m) {
                 continue;
             }
             ranked.push(Ranked {
                 candidate,
                 options: found,
-                sort_price,
+                order,
             });
         }
         match query.sort.unwrap_or_default() {
             HotelSort::Price => ranked.sort_by(|a, b| {
-                a.sort_price
-                    .cmp(&b.sort_price)
+                a.order
+                    .cmp(&b.order)
                     .then_with(|| a.candidate.entry.hotel.id.cmp(&b.candidate.entry.hotel.id))
             }),
             HotelSort::Distance => ranked.sort_by(|a, b| {
@@ -327,7 +337,7 @@ impl Catalog {
                     .distance_km
                     .unwrap_or(0.0)
                     .total_cmp(&b.candidate.distance_km.unwrap_or(0.0))
-                    .then_with(|| a.sort_price.cmp(&b.sort_price))
+                    .then_with(|| a.order.cmp(&b.order))
             }),
             HotelSort::Stars => ranked.sort_by(|a, b| {
                 b.candidate
@@ -335,7 +345,7 @@ impl Catalog {
                     .hotel
                     .stars
                     .cmp(&a.candidate.entry.hotel.stars)
-                    .then_with(|| a.sort_price.cmp(&b.sort_price))
+                    .then_with(|| a.order.cmp(&b.order))
             }),
         }
         let total = ranked.len();

@@ -55,7 +55,7 @@ fn hotel_fees() -> Options {
 
 /// A hotel in `city` with a room type of three rooms and one plan in `currency` at `nightly_minor` for nights 10 to
 /// 29 from today.
-async fn hotel_priced_in(world: &World, city: &str, currency: &str, nightly_minor: i64) -> HotelIds {
+pub async fn hotel_priced_in(world: &World, city: &str, currency: &str, nightly_minor: i64) -> HotelIds {
     let org = chain(world).await;
     let actor = operator(org);
     let c = &world.catalog;

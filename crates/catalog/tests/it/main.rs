@@ -10,6 +10,7 @@ mod isolation;
 mod quote;
 mod quote_flights;
 mod quote_remote;
+mod sorting;
 
 use phoenix_api::{Credential, Principal, Role, Roles};
 use phoenix_catalog::model::{Day, HotelInput, PricesInput, RatePlanInput, RoomTypeInput};
