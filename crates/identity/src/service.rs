@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::JwkSet;
-use phoenix_api::{Principal, Role};
+use phoenix_api::{Credential, Principal, Role};
 use phoenix_db::{Event, Pool, Sealer, Timestamp};
 use phoenix_ratelimit::{Limiter, Quota};
 use serde::{Deserialize, Serialize};
@@ -329,8 +329,11 @@ impl Service {
         }
     }
 
-    /// Replaces a user's roles and organization. They apply to the next access token the user gets (at most one
-    /// access-token lifetime later, or at once on refresh).
+    /// Replaces a user's roles and organization, and ends every session of the user (an admin changing their own
+    /// roles keeps the session they asked from). An access token carries the roles it was issued with, so the
+    /// user's tokens must not outlive the change: a demoted admin's token could otherwise give the role back. The
+    /// refresh tokens stop at once, the access tokens at the gateway's next read of [`Service::revocations`]; the
+    /// user signs in again and gets the new roles. API keys act with their owner's current roles and carry on.
     pub async fn set_roles(
         &self,
         actor: &Principal,
@@ -351,9 +354,18 @@ impl Service {
                 "user_id": user_id, "roles": roles, "organization_id": organization_id, "changed_by": actor.user_id,
             }),
         )?;
-        if !self.store().set_roles(user_id, &roles, organization_id, &event).await? {
+        let keep = match actor.credential {
+            Credential::AccessToken { token_id } if actor.user_id == user_id => Some(token_id),
+            _ => None,
+        };
+        if !self
+            .store()
+            .set_roles(user_id, &roles, organization_id, &event, keep)
+            .await?
+        {
             return Err(Error::UserNotFound);
         }
+        self.sessions_ended();
         self.forget_profile(user_id);
         self.user(user_id).await
     }

@@ -268,14 +268,20 @@ impl Store {
         rows.into_iter().map(|row| row.into_user(&self.sealer)).collect()
     }
 
+    /// Replaces a user's roles and organization and ends every session of theirs but the one the access token
+    /// `keep` was issued in, with the event, in one transaction. False, with nothing written, for no such user.
     pub async fn set_roles(
         &self,
         user_id: Uuid,
         roles: &[Role],
         organization_id: Option<Uuid>,
         event: &Event,
+        keep: Option<Uuid>,
     ) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
+        if lock_user(&mut tx, user_id).await?.is_none() {
+            return Ok(false);
+        }
         let updated: u64 = dispatch!(&mut tx, conn => {
             sqlx::query("UPDATE users SET roles = $1, organization_id = $2, updated_at = $3 WHERE id = $4")
                 .bind(encode_roles(roles))
@@ -289,6 +295,7 @@ impl Store {
         if updated == 0 {
             return Ok(false);
         }
+        revoke_sessions_except(&mut tx, user_id, keep).await?;
         tx.append_event(event).await?;
         tx.commit().await?;
         Ok(true)

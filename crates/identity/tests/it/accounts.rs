@@ -3,7 +3,7 @@ use phoenix_db::Pool;
 use phoenix_identity::{Error, NewUser, OrganizationKind};
 use uuid::Uuid;
 
-use crate::{PASSWORD, service};
+use crate::{PASSWORD, login, principal_of, refreshes, service};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -13,6 +13,7 @@ phoenix_db::contract_suite!(
         weak_password_and_bad_email_are_named,
         role_assignment_needs_existing_organization,
         admin_cannot_remove_own_admin_role,
+        a_role_change_ends_the_users_sessions_but_an_admins_own,
         users_page_in_creation_order,
         user_search_takes_wildcards_as_plain_characters,
         names_with_invisible_format_characters_are_refused,
@@ -209,6 +210,62 @@ async fn admin_cannot_remove_own_admin_role(pool: Pool) {
         .await
         .unwrap_err();
     assert!(matches!(error, Error::CannotRemoveOwnAdmin));
+}
+
+/// Access tokens carry the roles they were issued with: a role change ends every session of the user (and lists
+/// them for the gateway to refuse), except the one an admin changing their own roles asked from.
+async fn a_role_change_ends_the_users_sessions_but_an_admins_own(pool: Pool) {
+    let identity = service(pool).await;
+    let admin = identity
+        .create_user(NewUser {
+            email: "root@example.com",
+            password: PASSWORD,
+            name: "Root",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    let sam = identity.register("sam@example.com", PASSWORD, "Sam").await.unwrap();
+    let sessions = [
+        login(&identity, "sam@example.com").await,
+        login(&identity, "sam@example.com").await,
+    ];
+    let admins = [
+        login(&identity, "root@example.com").await,
+        login(&identity, "root@example.com").await,
+    ];
+    let before = identity.revocations(None, 100).await.unwrap().next;
+
+    let as_admin = Principal {
+        roles: [Role::Admin].into(),
+        ..principal_of(&admins[0])
+    };
+    identity
+        .set_roles(&as_admin, sam.id, &[Role::Support], None)
+        .await
+        .unwrap();
+    for session in &sessions {
+        assert!(!refreshes(&identity, session).await, "the user's sessions end");
+    }
+    let listed: Vec<Uuid> = identity
+        .revocations(Some(before), 100)
+        .await
+        .unwrap()
+        .tokens
+        .iter()
+        .map(|t| t.token_id)
+        .collect();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(sessions.iter().all(|s| listed.contains(&s.token_id)));
+
+    // An admin giving themselves another role keeps the session they asked from, not their others.
+    identity
+        .set_roles(&as_admin, admin.id, &[Role::Admin, Role::Support], None)
+        .await
+        .unwrap();
+    assert!(refreshes(&identity, &admins[0]).await, "the caller's session");
+    assert!(!refreshes(&identity, &admins[1]).await, "another session of theirs");
 }
 
 async fn users_page_in_creation_order(pool: Pool) {

@@ -184,44 +184,59 @@ async fn customers_cannot_reach_admin_routes_or_other_users() {
     );
 }
 
+/// Access tokens carry roles, so a role change ends the user's sessions: the tokens issued with the old roles are
+/// refused (a demoted admin cannot use one to give the role back), the refresh tokens too, and signing in again
+/// gets the new roles. An API key acts with its owner's current roles at once.
 #[tokio::test]
-async fn role_changes_take_effect_on_the_next_token() {
+async fn role_changes_end_the_users_sessions_and_the_next_sign_in_has_the_new_roles() {
     let app = spawn().await;
     let admin = app.admin().await;
     let user = app.register("sam@example.com").await;
     let user_id = user["id"].as_str().unwrap();
-    let (old_token, refresh) = app.login("sam@example.com").await;
-    app.get("/api/v1/admin/users", Some(&old_token))
+    let set_roles = |token: String, roles: serde_json::Value| {
+        let app = &app;
+        let path = format!("/api/v1/admin/users/{user_id}/roles");
+        async move {
+            app.call(Method::PUT, &path, Some(&token), Some(json!({ "roles": roles })))
+                .await
+        }
+    };
+    let promoted = set_roles(admin.clone(), json!(["admin"])).await;
+    assert_eq!(promoted.status, 200, "{promoted:?}");
+    let (as_admin, refresh) = app.login("sam@example.com").await;
+    let key = app
+        .post("/api/v1/api-keys", Some(&as_admin), json!({"name": "scripts"}))
+        .await;
+    assert_eq!(key.status, 201, "{key:?}");
+    let key = key.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/api/v1/admin/users", Some(&key)).await.status, 200);
+
+    let demoted = set_roles(admin.clone(), json!(["support"])).await;
+    assert_eq!(demoted.status, 200, "{demoted:?}");
+    assert_eq!(demoted.body["roles"], json!(["support"]));
+    // The admin token is refused, so it cannot restore the role; the refresh token is spent.
+    app.until_refused("/api/v1/admin/users", &as_admin, 401, "session_ended")
+        .await;
+    set_roles(as_admin.clone(), json!(["admin"]))
+        .await
+        .assert_problem(401, "session_ended");
+    app.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh}))
+        .await
+        .assert_problem(401, "invalid_refresh_token");
+    // The key already acts as support: it may read users but not assign roles.
+    set_roles(key.clone(), json!(["admin"]))
         .await
         .assert_problem(403, "forbidden");
 
-    let changed = app
-        .call(
-            Method::PUT,
-            &format!("/api/v1/admin/users/{user_id}/roles"),
-            Some(&admin),
-            Some(json!({"roles": ["support"]})),
-        )
-        .await;
-    assert_eq!(changed.status, 200, "{changed:?}");
-    assert_eq!(changed.body["roles"], json!(["support"]));
-
-    let refreshed = app
-        .post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh}))
-        .await;
-    let new_token = refreshed.body["access_token"].as_str().unwrap();
-    let users = app.get("/api/v1/admin/users", Some(new_token)).await;
+    let (as_support, _) = app.login("sam@example.com").await;
+    let users = app.get("/api/v1/admin/users", Some(&as_support)).await;
     assert_eq!(users.status, 200, "{users:?}");
     assert!(users.body["items"].as_array().unwrap().len() >= 2);
-    // Support may read but not assign roles.
-    app.call(
-        Method::PUT,
-        &format!("/api/v1/admin/users/{user_id}/roles"),
-        Some(new_token),
-        Some(json!({"roles": ["admin"]})),
-    )
-    .await
-    .assert_problem(403, "forbidden");
+    set_roles(as_support, json!(["admin"]))
+        .await
+        .assert_problem(403, "forbidden");
+    let me = app.get("/api/v1/auth/me", Some(&admin)).await;
+    assert_eq!(me.status, 200, "the admin who changed the roles keeps their session");
 }
 
 #[tokio::test]
