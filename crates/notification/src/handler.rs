@@ -108,6 +108,10 @@ struct BookingSummary {
     currency: String,
     total_minor: i64,
     refunded_minor: i64,
+    /// What the cancellation itself refunded (`booking.cancelled.v1`): less than `refunded_minor` when the payment
+    /// was refunded before. Absent from other events, and from cancellations recorded before it was.
+    #[serde(default)]
+    refund_minor: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
     starts_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -122,7 +126,7 @@ impl BookingSummary {
             currency: self.currency.clone(),
             total_minor: self.total_minor,
             refunded_minor: self.refunded_minor,
-            amount_minor: None,
+            amount_minor: self.refund_minor,
             starts_at: self.starts_at,
             ends_at: self.ends_at,
         }

@@ -31,7 +31,7 @@ pub struct Notice {
     pub currency: String,
     pub total_minor: i64,
     pub refunded_minor: i64,
-    /// The amount of this refund (refund notices).
+    /// The amount of this refund: a refund notice's, or what a cancellation itself refunded.
     #[serde(default)]
     pub amount_minor: Option<i64>,
     #[serde(with = "time::serde::rfc3339")]
@@ -66,8 +66,10 @@ pub struct Context {
     pub total: String,
     /// Refunded so far, as money.
     pub refunded: String,
-    /// This refund's amount, as money (the refunded total when the event does not say).
+    /// This refund's amount (a refund's, or a cancellation's own), as money; the refunded total when the event
+    /// does not say.
     pub amount: String,
+    /// Whether this refund (or, when the event does not say, anything) returned money.
     pub has_refund: bool,
     /// Dates (`24 Dec 2026`, `24.12.2026`) and date-times (with `UTC`).
     pub starts_on: String,
@@ -89,7 +91,7 @@ impl Context {
                 &notice.currency,
                 locale,
             ),
-            has_refund: notice.refunded_minor > 0,
+            has_refund: notice.amount_minor.unwrap_or(notice.refunded_minor) > 0,
             starts_on: date(notice.starts_at, locale),
             starts_at: date_time(notice.starts_at, locale),
             ends_on: date(notice.ends_at, locale),
@@ -303,13 +305,13 @@ pub fn builtin(kind: Kind, channel: Channel, locale: &str) -> Option<Template> {
         ),
         (Kind::Cancelled, false) => (
             "Your booking {{ locator }} is cancelled",
-            "Your booking {{ locator }} ({{ starts_on }} to {{ ends_on }}) is cancelled.\n{% if has_refund %}We refund {{ refunded }} to your original payment method.{% else %}No refund is due under the booking's terms.{% endif %}",
-            "Your booking <strong>{{ locator }}</strong> ({{ starts_on }} to {{ ends_on }}) is cancelled.</p><p>{% if has_refund %}We refund {{ refunded }} to your original payment method.{% else %}No refund is due under the booking's terms.{% endif %}",
+            "Your booking {{ locator }} ({{ starts_on }} to {{ ends_on }}) is cancelled.\n{% if has_refund %}We refund {{ amount }} to your original payment method.{% if amount != refunded %} Refunded in total: {{ refunded }}.{% endif %}{% else %}No refund is due under the booking's terms.{% endif %}",
+            "Your booking <strong>{{ locator }}</strong> ({{ starts_on }} to {{ ends_on }}) is cancelled.</p><p>{% if has_refund %}We refund {{ amount }} to your original payment method.{% if amount != refunded %} Refunded in total: {{ refunded }}.{% endif %}{% else %}No refund is due under the booking's terms.{% endif %}",
         ),
         (Kind::Cancelled, true) => (
             "Ihre Buchung {{ locator }} ist storniert",
-            "Ihre Buchung {{ locator }} ({{ starts_on }} bis {{ ends_on }}) ist storniert.\n{% if has_refund %}Wir erstatten {{ refunded }} auf Ihr ursprüngliches Zahlungsmittel.{% else %}Nach den Buchungsbedingungen erfolgt keine Erstattung.{% endif %}",
-            "Ihre Buchung <strong>{{ locator }}</strong> ({{ starts_on }} bis {{ ends_on }}) ist storniert.</p><p>{% if has_refund %}Wir erstatten {{ refunded }} auf Ihr ursprüngliches Zahlungsmittel.{% else %}Nach den Buchungsbedingungen erfolgt keine Erstattung.{% endif %}",
+            "Ihre Buchung {{ locator }} ({{ starts_on }} bis {{ ends_on }}) ist storniert.\n{% if has_refund %}Wir erstatten {{ amount }} auf Ihr ursprüngliches Zahlungsmittel.{% if amount != refunded %} Insgesamt erstattet: {{ refunded }}.{% endif %}{% else %}Nach den Buchungsbedingungen erfolgt keine Erstattung.{% endif %}",
+            "Ihre Buchung <strong>{{ locator }}</strong> ({{ starts_on }} bis {{ ends_on }}) ist storniert.</p><p>{% if has_refund %}Wir erstatten {{ amount }} auf Ihr ursprüngliches Zahlungsmittel.{% if amount != refunded %} Insgesamt erstattet: {{ refunded }}.{% endif %}{% else %}Nach den Buchungsbedingungen erfolgt keine Erstattung.{% endif %}",
         ),
         (Kind::Failed, false) => (
             "We could not complete your booking {{ locator }}",
@@ -413,6 +415,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_cancellation_states_what_it_refunded_itself() {
+        let email = |refunded_minor, amount_minor, locale| {
+            let notice = Notice {
+                refunded_minor,
+                amount_minor,
+                ..Notice::sample()
+            };
+            let template = builtin(Kind::Cancelled, Channel::Email, locale).expect("builtin");
+            template.render(&notice, Channel::Email, locale).expect("render").text
+        };
+        // 30.00 refunded as goodwill before, 93.80 by the cancellation.
+        let after_goodwill = email(12_380, Some(9_380), "en");
+        assert!(
+            after_goodwill
+                .contains("We refund EUR 93.80 to your original payment method. Refunded in total: EUR 123.80."),
+            "{after_goodwill}"
+        );
+        assert!(email(12_380, Some(9_380), "de").contains("Wir erstatten 93,80 EUR"));
+        // Nothing refunded before: one amount.
+        let whole = email(12_380, Some(12_380), "en");
+        assert!(
+            whole.contains("We refund EUR 123.80 to your original payment method."),
+            "{whole}"
+        );
+        assert!(!whole.contains("in total"), "{whole}");
+        // The terms refund nothing, although a goodwill refund came before.
+        let nothing = email(1_000, Some(0), "en");
+        assert!(nothing.contains("No refund is due"), "{nothing}");
+        // A cancellation recorded before its own refund was reported: the total, as before.
+        assert!(email(12_380, None, "en").contains("We refund EUR 123.80"));
     }
 
     #[test]
