@@ -3,7 +3,8 @@
 //! The audit log keeps its entries for good and cannot edit them (an edit breaks the chain), so personal data must
 //! be masked on the way in: emails, phone numbers and personal names, found by the key they sit under anywhere in
 //! the payload, and any word that looks like an email wherever it is. What remains is enough for support to
-//! recognise a person (`j***@example.com`, `+44*******89`, `J***`) without the log holding who they are.
+//! recognise a person (`j***@example.com`, `+44*******89`, `J***`) without the log holding who they are. A
+//! credential under its key (a password-reset token, sealed as it is in its event) is dropped altogether.
 
 use serde_json::Value;
 
@@ -13,13 +14,20 @@ enum Kind {
     Email,
     Phone,
     Name,
+    /// A credential, even a sealed one (a password-reset token): never kept, whatever it looks like.
+    Secret,
 }
 
 /// The kind of personal data stored under `key`, matched case-insensitively: `email`, `*_email`, `phone`,
 /// `*_phone`, `phone_number`, `mobile`, `name`, `first_name`, `last_name`, `full_name`, `given_name`,
-/// `family_name`, `middle_name`, `display_name`.
+/// `family_name`, `middle_name`, `display_name`; and credentials: `token`, `*_token`, `secret`, `*_secret`,
+/// `password`, `*_password` (a key such as `token_id` names no credential).
 fn kind_of(key: &str) -> Option<Kind> {
     let key = key.to_ascii_lowercase();
+    let credential = ["token", "secret", "password"];
+    if credential.iter().any(|c| key == *c || key.ends_with(&format!("_{c}"))) {
+        return Some(Kind::Secret);
+    }
     if key == "email" || key.ends_with("_email") {
         return Some(Kind::Email);
     }
@@ -39,6 +47,9 @@ fn kind_of(key: &str) -> Option<Kind> {
     NAMES.contains(&key.as_str()).then_some(Kind::Name)
 }
 
+/// What a credential's value becomes.
+const REDACTED: &str = "[redacted]";
+
 /// The payload with personal data masked. Values under a personal key are masked whatever their shape (strings in
 /// arrays and objects under it too); numbers, booleans and nulls are left alone.
 pub fn payload(value: &Value) -> Value {
@@ -57,6 +68,7 @@ fn walk(value: &Value, under: Option<Kind>) -> Value {
             Some(Kind::Email) => email(s),
             Some(Kind::Phone) => phone(s),
             Some(Kind::Name) => name(s),
+            Some(Kind::Secret) => REDACTED.to_owned(),
             None => emails_within(s),
         }),
         other => other.clone(),
@@ -165,6 +177,9 @@ mod tests {
             "note": "from zoe@example.net, twice: <zoe@example.net>",
             "reason": "zoe@example.net",
             "total_minor": 12000,
+            "sealed_token": "pxs1.0a1b2c3d.c2VhbGVk",
+            "token_id": "6f1c",
+            "reset": {"Secret": "s", "password": ["p"]},
         });
         let masked = payload(&data);
         assert_eq!(
@@ -179,6 +194,9 @@ mod tests {
                 "note": "from z***@example.net, twice: <z***@example.net>",
                 "reason": "z***@example.net",
                 "total_minor": 12000,
+                "sealed_token": "[redacted]",
+                "token_id": "6f1c",
+                "reset": {"Secret": "[redacted]", "password": ["[redacted]"]},
             })
         );
     }

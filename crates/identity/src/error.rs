@@ -25,6 +25,11 @@ pub enum Error {
     LoginThrottled { retry_after_secs: u64 },
     #[error("too many wrong codes or failed sign-ins: try again in {retry_after_secs} s")]
     CodeThrottled { retry_after_secs: u64 },
+    #[error("too many password reset requests from this address: try again in {retry_after_secs} s")]
+    PasswordResetThrottled { retry_after_secs: u64 },
+    /// Unknown, used, expired or replaced by a newer request: one answer for all, so a probe learns nothing.
+    #[error("the password reset token is not valid: it is unknown, was used, has expired or was replaced")]
+    InvalidResetToken,
     #[error("the refresh token is unknown, expired or revoked")]
     InvalidRefreshToken,
     #[error("the refresh token was already used: every session of this sign-in is revoked")]
@@ -72,6 +77,8 @@ pub enum Error {
     Sealed(#[from] phoenix_db::SealError),
     #[error("login throttle store failed")]
     Limiter(#[from] phoenix_ratelimit::Error),
+    #[error("issuing a password reset token failed")]
+    ResetTask(#[source] tokio::task::JoinError),
 }
 
 fn describe(errors: &[FieldError]) -> String {
@@ -113,6 +120,11 @@ impl From<Error> for Problem {
                 return Problem::new(S::TOO_MANY_REQUESTS, "mfa_throttled", error.to_string())
                     .with_retry_after(*retry_after_secs);
             }
+            Error::PasswordResetThrottled { retry_after_secs } => {
+                return Problem::new(S::TOO_MANY_REQUESTS, "password_reset_throttled", error.to_string())
+                    .with_retry_after(*retry_after_secs);
+            }
+            Error::InvalidResetToken => (S::BAD_REQUEST, "invalid_reset_token"),
             Error::EmailTaken => (S::CONFLICT, "email_taken"),
             Error::InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
             Error::MfaRequired => (S::UNAUTHORIZED, "mfa_required"),
@@ -143,6 +155,7 @@ impl From<Error> for Problem {
             | Error::Sign(_)
             | Error::Totp(_)
             | Error::Hash(_)
+            | Error::ResetTask(_)
             | Error::Db(_) => return Problem::internal(&error),
         };
         Problem::new(status, code, error.to_string())

@@ -29,6 +29,8 @@ pub fn api() -> OpenApiRouter<Service> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
         .routes(routes!(jwks));
     let signed_in = OpenApiRouter::new()
         .routes(routes!(me))
@@ -158,6 +160,25 @@ pub struct ChangePasswordRequest {
     /// The current TOTP code, or a recovery code, for accounts with two-factor authentication.
     #[serde(default)]
     pub totp_code: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    /// The account's email address.
+    #[schema(example = "ann@example.com")]
+    pub email: String,
+}
+
+/// Not `Debug`: it holds a reset token and a password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirmation {
+    /// The token from the reset link (after `#token=`).
+    pub token: String,
+    /// At least 12 characters, not a common password, not built from the email or name.
+    #[schema(min_length = 12)]
+    pub new_password: String,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -325,6 +346,42 @@ async fn refresh(State(service): State<Service>, Json(body): Json<RefreshRequest
     responses((status = 204)))]
 async fn logout(State(service): State<Service>, Json(body): Json<RefreshRequest>) -> Result<StatusCode> {
     service.logout(&body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Forgot your password: a link to set a new one is mailed to the address, if an account has it. The answer is
+/// 202 either way (and as quick), so it says nothing about which addresses have accounts; a malformed address is
+/// 422. Requests are limited per client address (429 `password_reset_throttled`, with `Retry-After`) and per email
+/// address (past that limit the answer is the same 202 and nothing is sent). Each link works once, for
+/// `identity.password_reset_ttl_secs` (30 minutes), and a newer request's link replaces it.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = TAG, request_body = PasswordResetRequest,
+    responses((status = 202, description = "Accepted: a link is mailed if an account has the address"),
+        (status = 422, body = Problem), (status = 429, body = Problem), (status = 503, body = Problem)))]
+async fn request_password_reset(
+    State(service): State<Service>,
+    ClientIp(client_ip): ClientIp,
+    Json(body): Json<PasswordResetRequest>,
+) -> Result<StatusCode> {
+    // Not waited for: the account is looked up and its token issued after the answer, which thus takes as long for
+    // every address.
+    drop(service.request_password_reset(&body.email, client_ip).await?);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Set a new password with the token from a reset link. The token works once: an unknown, used, expired or
+/// replaced one is 400 `invalid_reset_token`. The new password follows the registration rules (422 naming
+/// `new_password`; the token stays good). Every session of the account ends (refresh tokens at once; the gateway
+/// refuses their access tokens with 401 `session_ended` within a second or so); two-factor authentication, if on,
+/// stays on.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/confirm", tag = TAG,
+    request_body = PasswordResetConfirmation,
+    responses((status = 204, description = "The password is set; every session is signed out"),
+        (status = 400, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
+async fn confirm_password_reset(
+    State(service): State<Service>,
+    Json(body): Json<PasswordResetConfirmation>,
+) -> Result<StatusCode> {
+    service.confirm_password_reset(&body.token, &body.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

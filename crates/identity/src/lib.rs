@@ -1,9 +1,10 @@
 //! Phoenix identity: who people are and what they may do.
 //!
-//! Owns users and their argon2id password hashes, sessions (EdDSA access tokens and rotating refresh tokens with
-//! reuse detection), TOTP two-factor authentication with recovery codes, API keys, organizations and role
-//! assignments, and the signing keys published as JWKS. The secrets it must read back (signing keys' private
-//! halves, TOTP secrets) are stored sealed under the configured secrets key ([`phoenix_db::seal`]).
+//! Owns users and their argon2id password hashes, the single-use tokens that reset a forgotten password (mailed by
+//! notification, see `password_reset.rs`), sessions (EdDSA access tokens and rotating refresh tokens with reuse
+//! detection), TOTP two-factor authentication with recovery codes, API keys, organizations and role assignments,
+//! and the signing keys published as JWKS. The secrets it must read back (signing keys' private halves, TOTP
+//! secrets) are stored sealed under the configured secrets key ([`phoenix_db::seal`]).
 //!
 //! Identity issues credentials; it never checks them on incoming requests: the gateway does, using the keys and
 //! the API-key lookup identity offers through [`Client`]. Identity knows nothing about bookings.
@@ -16,6 +17,7 @@ mod http;
 mod mfa;
 mod org;
 mod password;
+mod password_reset;
 mod secret;
 mod service;
 mod session;
@@ -33,6 +35,7 @@ pub use http::{PATH_PREFIXES, api};
 pub use mfa::TotpSetup;
 pub use org::{Organization, OrganizationKind};
 pub use password::PasswordChange;
+pub use password_reset::{PASSWORD_RESET, PASSWORD_RESET_REQUESTED, ResetRequested, reset_token_context};
 pub use service::{NewUser, Options, Service};
 pub use session::{Login, MAX_REVOCATIONS_PAGE, RevocationCursor, Revocations, RevokedToken, Session};
 pub use token::{AccessClaims, TOKEN_TYPE};

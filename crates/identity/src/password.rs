@@ -228,15 +228,20 @@ impl Service {
 /// The new password, checked as at registration (against the account's own email and name), and refused when it
 /// is the current one.
 fn new_password(user: &User, current: &str, new: &str) -> Result<Password, Error> {
-    let local_part = Email::parse(&user.email)
-        .map(|e| e.local_part().to_owned())
-        .unwrap_or_default();
-    let password =
-        Password::parse(new, &local_part, &user.name).map_err(|e| Error::invalid("new_password", e.to_string()))?;
+    let password = new_password_for(user, new)?;
     if new == current {
         return Err(Error::invalid("new_password", "must differ from the current password"));
     }
     Ok(password)
+}
+
+/// A new password for `user` (a change or a reset), checked as at registration against the account's own email
+/// and name; a weak one is a field error on `new_password`.
+pub(crate) fn new_password_for(user: &User, new: &str) -> Result<Password, Error> {
+    let local_part = Email::parse(&user.email)
+        .map(|e| e.local_part().to_owned())
+        .unwrap_or_default();
+    Password::parse(new, &local_part, &user.name).map_err(|e| Error::invalid("new_password", e.to_string()))
 }
 
 fn dummy_hash(argon2: &Argon2<'static>) -> Result<String, HashError> {

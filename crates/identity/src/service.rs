@@ -39,6 +39,14 @@ pub struct Options {
     pub profile_cache_ttl_secs: u64,
     /// The issuer shown by authenticator apps.
     pub totp_issuer: String,
+    /// How long a password-reset token (the link in the email) works.
+    pub password_reset_ttl_secs: u64,
+    /// Password-reset emails one address gets per window. Past it a request is answered as any other (202) and
+    /// sends nothing, so the answer tells nothing about the address.
+    pub password_resets_per_account: u32,
+    /// Password-reset requests one client IP may make per window before 429.
+    pub password_resets_per_ip: u32,
+    pub password_reset_window_secs: u64,
 }
 
 impl Default for Options {
@@ -54,6 +62,10 @@ impl Default for Options {
             max_concurrent_password_hashes: 4,
             profile_cache_ttl_secs: 5,
             totp_issuer: "Phoenix".to_owned(),
+            password_reset_ttl_secs: 30 * 60,
+            password_resets_per_account: 3,
+            password_resets_per_ip: 30,
+            password_reset_window_secs: 3600,
         }
     }
 }
@@ -85,6 +97,15 @@ impl Options {
         if self.max_concurrent_password_hashes == 0 {
             return Err("identity.max_concurrent_password_hashes must be at least 1".to_owned());
         }
+        if !(60..=24 * 3600).contains(&self.password_reset_ttl_secs) {
+            return Err("identity.password_reset_ttl_secs must be between 60 and 86400".to_owned());
+        }
+        if self.password_resets_per_account == 0 || self.password_resets_per_ip == 0 {
+            return Err("identity.password_resets_per_account and _per_ip must be at least 1".to_owned());
+        }
+        if self.password_reset_window_secs == 0 {
+            return Err("identity.password_reset_window_secs must be at least 1".to_owned());
+        }
         Ok(())
     }
 
@@ -99,6 +120,20 @@ impl Options {
         Quota {
             limit: self.login_failures_per_ip,
             period: Duration::from_secs(self.login_failure_window_secs),
+        }
+    }
+
+    pub(crate) fn reset_account_quota(&self) -> Quota {
+        Quota {
+            limit: self.password_resets_per_account,
+            period: Duration::from_secs(self.password_reset_window_secs),
+        }
+    }
+
+    pub(crate) fn reset_ip_quota(&self) -> Quota {
+        Quota {
+            limit: self.password_resets_per_ip,
+            period: Duration::from_secs(self.password_reset_window_secs),
         }
     }
 }

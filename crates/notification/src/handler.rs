@@ -9,6 +9,7 @@
 //! | `booking.failed.v1` | failure; pending reminders cancelled | subscribed endpoints |
 //! | `payment.refunded.v1` | refund (booking found by the payment's `reference`) | subscribed endpoints |
 //! | other booking and payment events | none | subscribed endpoints |
+//! | `identity.password_reset_requested.v1` | the reset link, by email only (the token stays sealed) | never |
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -22,9 +23,10 @@ use uuid::Uuid;
 
 use crate::Options;
 use crate::store::{BookingRecord, Channel, NewDelivery, Store, StoredPreferences, Subscription};
-use crate::template::Notice;
+use crate::template::{Notice, ResetNotice};
 
-/// The event types the service reads: each can go to webhooks; four also notify the customer.
+/// The booking and payment event types the service reads, which webhook endpoints may subscribe to; four also
+/// notify the customer.
 pub const EVENT_TYPES: &[&str] = &[
     "booking.created.v1",
     "booking.confirmed.v1",
@@ -39,6 +41,13 @@ pub const EVENT_TYPES: &[&str] = &[
     "payment.failed.v1",
 ];
 
+/// The account event types the service reads: they mail the account's owner and never go to webhooks (they are
+/// personal, and carry a sealed secret).
+pub const ACCOUNT_EVENT_TYPES: &[&str] = &[PASSWORD_RESET_REQUESTED];
+
+/// Identity's request to mail a password-reset link.
+pub const PASSWORD_RESET_REQUESTED: &str = "identity.password_reset_requested.v1";
+
 /// What a customer notice is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -49,15 +58,18 @@ pub enum Kind {
     Refunded,
     /// Before check-in or departure: the one kind a user may opt out of.
     Reminder,
+    /// A link to set a new password (asked for with "forgot my password"): email only.
+    PasswordReset,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Confirmed,
         Kind::Cancelled,
         Kind::Failed,
         Kind::Refunded,
         Kind::Reminder,
+        Kind::PasswordReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +79,7 @@ impl Kind {
             Kind::Failed => "failed",
             Kind::Refunded => "refunded",
             Kind::Reminder => "reminder",
+            Kind::PasswordReset => "password_reset",
         }
     }
 
@@ -151,7 +164,19 @@ struct Operation {
     amount_minor: i64,
 }
 
-/// The consumer side of the service (name `notification`, domains `booking` and `payment`).
+/// The data of `identity.password_reset_requested.v1`.
+#[derive(Deserialize)]
+struct ResetRequested {
+    user_id: Uuid,
+    email: String,
+    name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    /// Sealed by identity with the shared secrets key; kept sealed here until the email is rendered.
+    sealed_token: String,
+}
+
+/// The consumer side of the service (name `notification`, domains `booking`, `payment` and `identity`).
 pub struct NotificationHandler {
     reminder_lead: time::Duration,
     retry_window: time::Duration,
@@ -177,11 +202,11 @@ impl Handler for NotificationHandler {
     }
 
     fn domains(&self) -> &'static [&'static str] {
-        &["booking", "payment"]
+        &["booking", "payment", "identity"]
     }
 
     fn wants(&self, event_type: &str) -> bool {
-        EVENT_TYPES.contains(&event_type)
+        EVENT_TYPES.contains(&event_type) || ACCOUNT_EVENT_TYPES.contains(&event_type)
     }
 
     async fn apply(&self, tx: &mut Tx, event: &CloudEvent) -> Result<(), HandlerError> {
@@ -208,7 +233,10 @@ impl Handler for NotificationHandler {
                 now,
                 batch: &mut batch,
             };
-            if event.domain() == "booking" {
+            if event.event_type == PASSWORD_RESET_REQUESTED {
+                let requested: ResetRequested = serde_json::from_value(event.data.clone())?;
+                plan.password_reset(tx, requested).await?;
+            } else if event.domain() == "booking" {
                 let booking: BookingSummary = serde_json::from_value(event.data.clone())?;
                 plan.booking_event(tx, &booking).await?;
                 if let Some(organization_id) = booking.organization_id {
@@ -384,6 +412,50 @@ impl Plan<'_> {
         };
         let preferences = self.batch.preferences(tx, audience.customer_id).await?;
         self.notify(&audience, preferences.as_ref(), Kind::Refunded, &notice, self.now);
+        Ok(())
+    }
+
+    /// The reset link, by email to the account's address in the user's locale: transactional (it cannot be opted
+    /// out of) and never sent to webhooks. The token stays sealed in the delivery; the worker opens it only to
+    /// render the email. A request whose link expired before it was read (old events replayed, a long outage) is
+    /// mailed nothing, as the link would not work; a token that came unsealed is neither kept nor mailed.
+    async fn password_reset(&mut self, tx: &mut Tx, requested: ResetRequested) -> Result<(), HandlerError> {
+        let expires_at = Timestamp::from_datetime(requested.expires_at);
+        if expires_at <= self.now {
+            tracing::info!(event_id = %self.event.id, "password reset expired before it was read: not mailed");
+            return Ok(());
+        }
+        if !Store::is_sealed_text(&requested.sealed_token) {
+            tracing::warn!(event_id = %self.event.id, "password reset token not sealed: not kept, not mailed");
+            return Ok(());
+        }
+        let preferences = self.batch.preferences(tx, requested.user_id).await?;
+        let locale = preferences
+            .as_ref()
+            .map_or(self.handler.default_locale.as_str(), |p| p.locale.as_str())
+            .to_owned();
+        let notice = ResetNotice {
+            user_id: requested.user_id,
+            name: requested.name,
+            expires_at: requested.expires_at,
+            sealed_token: requested.sealed_token,
+        };
+        self.batch.deliveries.push(NewDelivery {
+            event_id: self.event.id,
+            event_type: self.event.event_type.clone(),
+            kind: Kind::PasswordReset.as_str().to_owned(),
+            channel: Channel::Email,
+            recipient: requested.email,
+            endpoint_id: None,
+            booking_id: None,
+            customer_id: Some(requested.user_id),
+            organization_id: None,
+            locale,
+            payload: serde_json::to_value(&notice)?,
+            due_at: self.now,
+            // No retry after the link has expired: it would not work.
+            give_up_at: (self.now + self.handler.retry_window).min(expires_at),
+        });
         Ok(())
     }
 

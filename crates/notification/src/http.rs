@@ -68,7 +68,7 @@ async fn dead_letters(
 pub struct DeliveryView {
     pub id: Uuid,
     pub event_type: String,
-    /// `confirmed`, `cancelled`, `failed`, `refunded`, `reminder` or `webhook`.
+    /// `confirmed`, `cancelled`, `failed`, `refunded`, `reminder`, `password_reset` or `webhook`.
     pub kind: String,
     pub channel: Channel,
     /// `j***@example.com`, `+49******89`, or the webhook URL.

@@ -1,4 +1,5 @@
-//! Phoenix notifications: tells customers and partners what happened to their bookings and payments.
+//! Phoenix notifications: tells customers and partners what happened to their bookings and payments, and mails
+//! account owners the password reset links identity asks for.
 //!
 //! Owns (in its own database): the messages to send and their delivery log (`deliveries`), the templates admins
 //! edit, each user's notification preferences, the webhook endpoints of organizations, and a small projection of
@@ -10,8 +11,10 @@
 //! provider, Standard Webhooks), and retries failures with jittered exponential backoff until `max_attempts` or
 //! `retry_window_hours`, after which a delivery is `dead` (listed, replayable).
 //!
-//! It never calls booking or payment, and it never logs an SMTP password, an SMS API key or a webhook secret.
-//! Webhook secrets, which signing needs back, are stored sealed ([`phoenix_db::seal`]).
+//! It never calls booking, payment or identity, and it never logs an SMTP password, an SMS API key, a webhook secret
+//! or a password reset token. Webhook secrets, which signing needs back, are stored sealed ([`phoenix_db::seal`]);
+//! a reset token arrives sealed by identity (the two share the secrets key), is stored as it came, and is opened
+//! only to render the email that carries it.
 
 mod error;
 pub mod events;

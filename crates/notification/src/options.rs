@@ -40,6 +40,9 @@ pub struct Options {
     /// Non-public networks webhooks may call all the same (`["10.20.0.0/16"]`): a partner system inside the
     /// operator's network, without opening every private address.
     pub webhook_allowed_networks: Vec<ipnet::IpNet>,
+    /// The page of the web site where a password is reset: the reset email links to it with the token in the URL's
+    /// fragment (`#token=...`), which the page reads and posts to `/api/v1/auth/password-reset/confirm`.
+    pub password_reset_url: String,
 }
 
 impl Default for Options {
@@ -60,6 +63,7 @@ impl Default for Options {
             claim_secs: 60,
             webhook_private_targets: false,
             webhook_allowed_networks: Vec::new(),
+            password_reset_url: "http://localhost:8080/reset-password".to_owned(),
         }
     }
 }
@@ -115,7 +119,18 @@ impl Options {
         if self.webhook_allowed_networks.len() > 100 {
             return Err("webhook_allowed_networks may list at most 100 networks".to_owned());
         }
+        self.password_reset_base()?;
         Ok(())
+    }
+
+    /// `password_reset_url`, which must be an absolute http(s) URL without a fragment (the token goes there).
+    pub(crate) fn password_reset_base(&self) -> Result<url::Url, String> {
+        match url::Url::parse(&self.password_reset_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.fragment().is_none() && url.has_host() => {
+                Ok(url)
+            }
+            _ => Err("password_reset_url must be an http(s) URL without a fragment".to_owned()),
+        }
     }
 
     pub(crate) fn send_timeout(&self) -> Duration {
@@ -289,5 +304,17 @@ mod tests {
             ..Options::default()
         };
         assert!(bad.validate().unwrap_err().contains("default_locale"));
+        for url in [
+            "",
+            "reset-password",
+            "ftp://example.com/reset",
+            "https://example.com/reset#token=",
+        ] {
+            let bad = Options {
+                password_reset_url: url.to_owned(),
+                ..Options::default()
+            };
+            assert!(bad.validate().unwrap_err().contains("password_reset_url"), "{url:?}");
+        }
     }
 }

@@ -190,7 +190,7 @@ impl Service {
         Ok(all)
     }
 
-    /// Replaces a template after checking it renders with a sample notice.
+    /// Replaces a template after checking it renders with its kind's sample (a booking's notice, a reset link).
     pub async fn put_template(
         &self,
         principal: &Principal,
@@ -204,14 +204,15 @@ impl Service {
         let channel = Channel::parse(channel)
             .filter(|c| *c != Channel::Webhook)
             .ok_or(not_found)?;
-        if !LOCALES.contains(&locale) {
+        // Only what is sent has a template: no locale without built-ins, no password reset by SMS.
+        if !LOCALES.contains(&locale) || template::builtin(kind, channel, locale).is_none() {
             return Err(Error::NotFound { what: "template" });
         }
         template
             .check_characters()
             .map_err(|(part, message)| Error::invalid(part, message))?;
         template
-            .validate(channel, locale)
+            .validate(kind, channel, locale)
             .map_err(|detail| Error::TemplateInvalid { detail })?;
         self.inner
             .store

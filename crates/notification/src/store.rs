@@ -88,7 +88,7 @@ pub struct Delivery {
     pub id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
-    /// `confirmed`, `cancelled`, `failed`, `refunded`, `reminder`, or `webhook`.
+    /// `confirmed`, `cancelled`, `failed`, `refunded`, `reminder`, `password_reset`, or `webhook`.
     pub kind: String,
     pub channel: Channel,
     pub recipient: String,
@@ -242,6 +242,12 @@ pub struct BookingRecord {
     pub summary: Json<serde_json::Value>,
 }
 
+/// What identity seals a user's password-reset token for (`phoenix_identity::reset_token_context`): the same text
+/// on both sides, as the two services share no code, only the key.
+pub fn reset_token_context(user_id: Uuid) -> String {
+    format!("identity.password_reset:{user_id}")
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
@@ -255,6 +261,24 @@ impl Store {
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    // --- password-reset tokens: sealed by identity, opened here only to render the email ---
+
+    /// Whether `text` is in the sealed form ([`phoenix_db::seal`]: `pxs1.<key id>.<sealed>`). A reset token that is
+    /// not is never kept: [`phoenix_db::Sealer::open_text`] would hand it back as it is.
+    pub fn is_sealed_text(text: &str) -> bool {
+        text.starts_with("pxs1.")
+    }
+
+    /// The reset token of `user_id`'s reset email, which identity sealed with the shared secrets key under
+    /// [`reset_token_context`]. Fails if it is not sealed, was sealed for another user, or with a key this process
+    /// was not given (identity and notification must share `secrets_key`).
+    pub fn open_reset_token(&self, user_id: Uuid, sealed: &str) -> Result<String, phoenix_db::SealError> {
+        if !Store::is_sealed_text(sealed) {
+            return Err(phoenix_db::SealError::Tampered);
+        }
+        Ok(self.sealer.open_text(&reset_token_context(user_id), sealed)?.value)
     }
 
     // --- written by the event handler, in the event's transaction ---

@@ -3,8 +3,9 @@
 //! render with a sample notice before it is saved.
 //!
 //! Templates are MiniJinja with strict undefined variables (a typo is refused at save time, not at send time),
-//! HTML auto-escaping in HTML bodies, and fuel (a bounded amount of work per render). They see the values of
-//! [`Context`]: amounts already formatted as money and dates as dates in the message's locale.
+//! HTML auto-escaping in HTML bodies, and fuel (a bounded amount of work per render). A booking's notices see the
+//! values of [`Context`] (amounts already formatted as money and dates as dates in the message's locale); a
+//! password reset email sees those of [`ResetContext`] (the link, and until when it works).
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::{Deserialize, Serialize};
@@ -56,6 +57,82 @@ impl Notice {
     }
 }
 
+/// What a password reset email is made from, stored with its delivery. The token stays as identity sealed it
+/// until the email is rendered to be sent ([`crate::store::Store::open_reset_token`]), so neither the database nor
+/// the delivery log holds it in clear.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResetNotice {
+    pub user_id: Uuid,
+    /// The account's name, to greet.
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub sealed_token: String,
+}
+
+/// The token of [`ResetLink::sample`].
+const SAMPLE_TOKEN: &str = "sample-token";
+
+/// A password reset email about to be rendered: the link carries the opened token. Not `Debug`, not stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResetLink {
+    pub name: String,
+    /// `password_reset_url` with `#token=<token>`.
+    pub reset_url: String,
+    pub expires_at: OffsetDateTime,
+    /// Whole minutes the link still works, rounded up.
+    pub valid_minutes: i64,
+}
+
+impl ResetLink {
+    /// The link to `base` (the `password_reset_url` option) for `token`, in the URL's fragment: a browser sends
+    /// neither the fragment to the server nor in a `Referer`, so the token stays out of web servers' logs.
+    pub fn new(name: &str, base: &url::Url, token: &str, expires_at: OffsetDateTime, now: OffsetDateTime) -> ResetLink {
+        let mut url = base.clone();
+        url.set_fragment(Some(&format!("token={token}")));
+        let left = (expires_at - now).whole_seconds().max(0);
+        ResetLink {
+            name: name.to_owned(),
+            reset_url: url.to_string(),
+            expires_at,
+            valid_minutes: (left + 59) / 60,
+        }
+    }
+
+    /// What a template is tried with before it is saved.
+    pub fn sample() -> ResetLink {
+        ResetLink {
+            name: "Ann Lee".to_owned(),
+            reset_url: format!("https://example.com/reset-password#token={SAMPLE_TOKEN}"),
+            expires_at: time::macros::datetime!(2026-12-24 15:30 UTC),
+            valid_minutes: 30,
+        }
+    }
+}
+
+/// The variables a password reset template sees.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResetContext {
+    pub name: String,
+    /// The link to set a new password (it holds the token: it works once).
+    pub reset_url: String,
+    /// Until when the link works, as a date-time (with `UTC`).
+    pub expires_at: String,
+    /// Whole minutes the link still works when the email is sent.
+    pub valid_minutes: i64,
+}
+
+impl ResetContext {
+    pub fn new(link: &ResetLink, locale: &str) -> ResetContext {
+        ResetContext {
+            name: link.name.clone(),
+            reset_url: link.reset_url.clone(),
+            expires_at: date_time(link.expires_at, locale),
+            valid_minutes: link.valid_minutes,
+        }
+    }
+}
+
 /// The variables a template sees.
 #[derive(Debug, Clone, Serialize)]
 pub struct Context {
@@ -100,20 +177,19 @@ impl Context {
     }
 }
 
-impl Context {
-    /// The context as template variables (strings and one flag).
-    fn to_value(&self) -> minijinja::Value {
-        let json = serde_json::to_value(self).unwrap_or_default();
-        let pairs = json.as_object().into_iter().flatten().map(|(name, value)| {
-            let value = match value {
-                serde_json::Value::Bool(b) => minijinja::Value::from(*b),
-                serde_json::Value::String(s) => minijinja::Value::from(s.clone()),
-                other => minijinja::Value::from(other.to_string()),
-            };
-            (name.clone(), value)
-        });
-        minijinja::Value::from_pairs(pairs.collect::<Vec<_>>())
-    }
+/// A context as template variables (strings, flags and whole numbers).
+fn variables(context: &impl Serialize) -> minijinja::Value {
+    let json = serde_json::to_value(context).unwrap_or_default();
+    let pairs = json.as_object().into_iter().flatten().map(|(name, value)| {
+        let value = match value {
+            serde_json::Value::Bool(b) => minijinja::Value::from(*b),
+            serde_json::Value::String(s) => minijinja::Value::from(s.clone()),
+            serde_json::Value::Number(n) if n.is_i64() => minijinja::Value::from(n.as_i64().unwrap_or_default()),
+            other => minijinja::Value::from(other.to_string()),
+        };
+        (name.clone(), value)
+    });
+    minijinja::Value::from_pairs(pairs.collect::<Vec<_>>())
 }
 
 /// One template: the email's three parts, or an SMS's text.
@@ -133,8 +209,9 @@ pub struct Rendered {
 }
 
 impl Template {
-    /// Checks the parts the channel needs are there, and that every part renders with the sample notice.
-    pub fn validate(&self, channel: Channel, locale: &str) -> Result<(), String> {
+    /// Checks the parts the channel needs are there, and that every part renders with the kind's sample (a
+    /// booking's notice, or a reset link).
+    pub fn validate(&self, kind: Kind, channel: Channel, locale: &str) -> Result<(), String> {
         match channel {
             Channel::Email if self.subject.is_none() || self.html.is_none() => {
                 return Err("an email template needs subject, text and html".to_owned());
@@ -158,7 +235,21 @@ impl Template {
                 return Err(format!("{part} is longer than {max} bytes"));
             }
         }
-        self.render(&Notice::sample(), channel, locale).map(|_| ())
+        if kind != Kind::PasswordReset {
+            return self.render(&Notice::sample(), channel, locale).map(|_| ());
+        }
+        let sample = ResetLink::sample();
+        let rendered = self.render_reset(&sample, channel, locale)?;
+        // The subject is logged when no SMTP server is configured, and shown in every list of mails: the token goes
+        // in the body only.
+        if rendered.subject.is_some_and(|s| s.contains(SAMPLE_TOKEN)) {
+            return Err("subject must not contain the reset link".to_owned());
+        }
+        // The text part is what every mail reader shows: without the link the email is of no use.
+        if !rendered.text.contains(SAMPLE_TOKEN) {
+            return Err("text must contain the reset link ({{ reset_url }})".to_owned());
+        }
+        Ok(())
     }
 
     /// Refuses control characters where they do not belong, naming the part: any in the subject, which becomes one
@@ -182,10 +273,18 @@ impl Template {
         }
     }
 
-    /// Renders every part for `notice` in `locale`.
+    /// Renders every part for a booking's `notice` in `locale`.
     pub fn render(&self, notice: &Notice, channel: Channel, locale: &str) -> Result<Rendered, String> {
+        self.render_with(variables(&Context::new(notice, locale)), channel)
+    }
+
+    /// Renders every part of a password reset email for `link` in `locale`.
+    pub fn render_reset(&self, link: &ResetLink, channel: Channel, locale: &str) -> Result<Rendered, String> {
+        self.render_with(variables(&ResetContext::new(link, locale)), channel)
+    }
+
+    fn render_with(&self, context: minijinja::Value, channel: Channel) -> Result<Rendered, String> {
         let env = environment();
-        let context = Context::new(notice, locale).to_value();
         let part = |name: &str, source: &str| {
             env.render_named_str(name, source, context.clone())
                 .map_err(|e| describe(name, &e))
@@ -289,9 +388,13 @@ pub fn date_time(at: OffsetDateTime, locale: &str) -> String {
     format!("{} {:02}:{:02} UTC", date(at, locale), at.hour(), at.minute())
 }
 
-/// The built-in template of a kind, channel and locale (English when the locale has none).
+/// The built-in template of a kind, channel and locale (English when the locale has none); none for a password
+/// reset by SMS, which is not sent.
 pub fn builtin(kind: Kind, channel: Channel, locale: &str) -> Option<Template> {
     let de = locale == "de";
+    if kind == Kind::PasswordReset {
+        return (channel == Channel::Email).then(|| reset_email(de));
+    }
     let (subject, text, html) = match (kind, de) {
         (Kind::Confirmed, false) => (
             "Your booking {{ locator }} is confirmed",
@@ -343,6 +446,7 @@ pub fn builtin(kind: Kind, channel: Channel, locale: &str) -> Option<Template> {
             "Zur Erinnerung: Ihre Buchung {{ locator }} beginnt am {{ starts_at }} und endet am {{ ends_at }}. Gute Reise!",
             "Zur Erinnerung: Ihre Buchung <strong>{{ locator }}</strong> beginnt am {{ starts_at }} und endet am {{ ends_at }}.</p><p>Gute Reise!",
         ),
+        (Kind::PasswordReset, _) => return None,
     };
     match channel {
         Channel::Email => Some(Template {
@@ -364,6 +468,28 @@ pub fn builtin(kind: Kind, channel: Channel, locale: &str) -> Option<Template> {
             html: None,
         }),
         Channel::Webhook => None,
+    }
+}
+
+/// The built-in password reset email.
+fn reset_email(de: bool) -> Template {
+    let (subject, text, html) = if de {
+        (
+            "Ihr Passwort zurücksetzen",
+            "Hallo {{ name }},\n\njemand (hoffentlich Sie) möchte das Passwort Ihres Kontos zurücksetzen. Ein neues wählen Sie hier:\n\n{{ reset_url }}\n\nDer Link gilt einmal und noch {{ valid_minutes }} Minuten (bis {{ expires_at }}). Wenn Sie das nicht waren, ignorieren Sie diese E-Mail: Ihr Passwort bleibt, wie es ist.",
+            "Hallo {{ name }},</p><p>jemand (hoffentlich Sie) möchte das Passwort Ihres Kontos zurücksetzen.</p><p><a href=\"{{ reset_url }}\">Neues Passwort wählen</a></p><p>Der Link gilt einmal und noch {{ valid_minutes }} Minuten (bis {{ expires_at }}). Wenn Sie das nicht waren, ignorieren Sie diese E-Mail: Ihr Passwort bleibt, wie es ist.",
+        )
+    } else {
+        (
+            "Reset your password",
+            "Hello {{ name }},\n\nsomeone (we hope you) asked to reset the password of your account. Choose a new one here:\n\n{{ reset_url }}\n\nThe link works once, for {{ valid_minutes }} minutes (until {{ expires_at }}). If it was not you, ignore this email: your password stays as it is.",
+            "Hello {{ name }},</p><p>someone (we hope you) asked to reset the password of your account.</p><p><a href=\"{{ reset_url }}\">Choose a new password</a></p><p>The link works once, for {{ valid_minutes }} minutes (until {{ expires_at }}). If it was not you, ignore this email: your password stays as it is.",
+        )
+    };
+    Template {
+        subject: Some(subject.to_owned()),
+        text: text.to_owned(),
+        html: Some(format!("<!doctype html>\n<html><body><p>{html}</p></body></html>\n")),
     }
 }
 
@@ -400,21 +526,91 @@ mod tests {
         for kind in Kind::ALL {
             for channel in [Channel::Email, Channel::Sms] {
                 for locale in LOCALES {
-                    let template = builtin(kind, channel, locale).expect("builtin");
+                    let Some(template) = builtin(kind, channel, locale) else {
+                        assert_eq!((kind, channel), (Kind::PasswordReset, Channel::Sms), "{locale}");
+                        continue;
+                    };
                     assert_eq!(
-                        template.validate(channel, locale),
+                        template.validate(kind, channel, locale),
                         Ok(()),
                         "{kind:?} {channel:?} {locale}"
                     );
-                    let rendered = template.render(&Notice::sample(), channel, locale).expect("render");
+                    let (rendered, expected) = match kind {
+                        Kind::PasswordReset => (
+                            template.render_reset(&ResetLink::sample(), channel, locale),
+                            "https://example.com/reset-password#token=sample-token",
+                        ),
+                        _ => (template.render(&Notice::sample(), channel, locale), "ABC123"),
+                    };
+                    let rendered = rendered.expect("render");
                     assert!(
-                        rendered.text.contains("ABC123"),
+                        rendered.text.contains(expected),
                         "{kind:?} {channel:?} {locale}: {}",
                         rendered.text
                     );
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_reset_link_carries_the_token_in_its_fragment() {
+        let base = url::Url::parse("https://travel.example.com/account/reset?lang=de").expect("url");
+        let expires_at = time::macros::datetime!(2026-12-24 15:30 UTC);
+        let now = expires_at - time::Duration::seconds(29 * 60 + 1);
+        let link = ResetLink::new("Ann", &base, "AbC-_09", expires_at, now);
+        assert_eq!(
+            link.reset_url,
+            "https://travel.example.com/account/reset?lang=de#token=AbC-_09"
+        );
+        assert_eq!(link.valid_minutes, 30, "rounded up");
+        let rendered = builtin(Kind::PasswordReset, Channel::Email, "en")
+            .expect("builtin")
+            .render_reset(&link, Channel::Email, "en")
+            .expect("render");
+        assert_eq!(rendered.subject.as_deref(), Some("Reset your password"));
+        assert!(
+            rendered.text.contains("for 30 minutes (until 24 Dec 2026 15:30 UTC)"),
+            "{}",
+            rendered.text
+        );
+        // Escaped as any value in HTML (`/` too), which a browser reads back as the link.
+        let html = rendered.html.expect("html").replace("&#x2f;", "/");
+        assert!(
+            html.contains("<a href=\"https://travel.example.com/account/reset?lang=de#token=AbC-_09\">"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn a_reset_template_sees_the_link_and_not_a_booking() {
+        let template = Template {
+            subject: Some("Reset for {{ name }}".to_owned()),
+            text: "{{ reset_url }}".to_owned(),
+            html: Some("<a href=\"{{ reset_url }}\">{{ valid_minutes }}</a>".to_owned()),
+        };
+        assert_eq!(template.validate(Kind::PasswordReset, Channel::Email, "de"), Ok(()));
+        assert!(template.validate(Kind::Confirmed, Channel::Email, "de").is_err());
+        let booking = Template {
+            text: "{{ locator }}".to_owned(),
+            ..template
+        };
+        assert!(booking.validate(Kind::PasswordReset, Channel::Email, "en").is_err());
+        let leaky = Template {
+            subject: Some("Reset at {{ reset_url }}".to_owned()),
+            text: "{{ reset_url }}".to_owned(),
+            html: Some("<p>{{ name }}</p>".to_owned()),
+        };
+        assert_eq!(
+            leaky.validate(Kind::PasswordReset, Channel::Email, "en"),
+            Err("subject must not contain the reset link".to_owned())
+        );
+        let useless = Template {
+            subject: Some("Reset your password".to_owned()),
+            text: "Hello {{ name }}".to_owned(),
+            html: Some("<a href=\"{{ reset_url }}\">reset</a>".to_owned()),
+        };
+        assert!(useless.validate(Kind::PasswordReset, Channel::Email, "en").is_err());
     }
 
     #[test]
@@ -478,7 +674,7 @@ mod tests {
                 text: text.to_owned(),
                 html: None,
             };
-            let error = template.validate(Channel::Sms, "en").expect_err(why);
+            let error = template.validate(Kind::Confirmed, Channel::Sms, "en").expect_err(why);
             assert!(error.starts_with("text"), "{why}: {error}");
         }
         let no_subject = Template {
@@ -486,7 +682,9 @@ mod tests {
             text: "Booking {{ locator }}".to_owned(),
             html: Some("<p>{{ locator }}</p>".to_owned()),
         };
-        let error = no_subject.validate(Channel::Email, "en").expect_err("empty subject");
+        let error = no_subject
+            .validate(Kind::Confirmed, Channel::Email, "en")
+            .expect_err("empty subject");
         assert_eq!(error, "subject must not be empty");
     }
 }

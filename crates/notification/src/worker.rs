@@ -13,7 +13,7 @@ use phoenix_db::Timestamp;
 use crate::handler::Kind;
 use crate::sender::{Failure, Sent};
 use crate::store::{Channel, Delivery, Disabled, Status, Store, why_unavailable};
-use crate::template::{self, Notice, Template};
+use crate::template::{self, Notice, ResetLink, ResetNotice, Template};
 use crate::{Error, Service, webhook};
 
 /// What one pass of [`Service::deliver_due`] did.
@@ -142,6 +142,12 @@ impl Service {
                 Ok(why_unavailable(endpoint.as_ref()))
             }
             Channel::Sms if !self.inner.senders.sms_enabled() => Ok(Some("no SMS provider is configured")),
+            Channel::Email | Channel::Sms if delivery.kind == Kind::PasswordReset.as_str() => {
+                // Retries stop at the expiry (`give_up_at`), but a replay or a late pass could still find one.
+                let expired = serde_json::from_value::<ResetNotice>(delivery.payload.clone())
+                    .is_ok_and(|notice| notice.expires_at <= time::OffsetDateTime::now_utc());
+                Ok(expired.then_some("the reset link has expired"))
+            }
             Channel::Email | Channel::Sms => {
                 if delivery.kind != Kind::Reminder.as_str() {
                     return Ok(None);
@@ -192,17 +198,38 @@ impl Service {
         let Some(kind) = Kind::parse(&delivery.kind) else {
             return Ok(Err(format!("unknown notification kind {}", delivery.kind)));
         };
-        let notice: Notice = match serde_json::from_value(delivery.payload.clone()) {
-            Ok(notice) => notice,
-            Err(e) => return Ok(Err(format!("stored notice is not valid: {e}"))),
-        };
         let stored = templates
             .get(&self.inner.store, kind, delivery.channel, &delivery.locale)
             .await?;
         let Some(template) = stored.or_else(|| template::builtin(kind, delivery.channel, &delivery.locale)) else {
             return Ok(Err("no template".to_owned()));
         };
+        if kind == Kind::PasswordReset {
+            return Ok(self.render_reset(delivery, &template));
+        }
+        let notice: Notice = match serde_json::from_value(delivery.payload.clone()) {
+            Ok(notice) => notice,
+            Err(e) => return Ok(Err(format!("stored notice is not valid: {e}"))),
+        };
         Ok(template.render(&notice, delivery.channel, &delivery.locale))
+    }
+
+    /// A password reset email: its token opened from the sealed form it is stored in, for this render only, and put
+    /// in a link to `password_reset_url`. The rendered email is sent and dropped, never stored or logged.
+    fn render_reset(&self, delivery: &Delivery, template: &Template) -> Result<template::Rendered, String> {
+        let notice: ResetNotice = serde_json::from_value(delivery.payload.clone())
+            .map_err(|e| format!("stored reset notice is not valid: {e}"))?;
+        let token = self
+            .inner
+            .store
+            .open_reset_token(notice.user_id, &notice.sealed_token)
+            .map_err(|e| {
+                format!("the reset token does not open (identity and notification need the same secrets_key): {e}")
+            })?;
+        let base = self.inner.options.password_reset_base()?;
+        let now = time::OffsetDateTime::now_utc();
+        let link = ResetLink::new(&notice.name, &base, &token, notice.expires_at, now);
+        template.render_reset(&link, delivery.channel, &delivery.locale)
     }
 }
 

@@ -5,6 +5,7 @@ mod accounts;
 mod api_keys;
 mod client;
 mod mfa;
+mod password_reset;
 mod passwords;
 mod sealing;
 mod sessions;

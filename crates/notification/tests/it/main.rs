@@ -4,6 +4,7 @@
 
 mod api;
 mod handler;
+mod password_reset;
 mod sms;
 mod smtp;
 mod webhooks;

@@ -16,6 +16,7 @@ mod kubernetes;
 mod limits;
 mod mfa;
 mod openapi;
+mod password_reset;
 mod payments;
 mod postgres;
 mod process;
