@@ -57,13 +57,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             let inner = error.into_inner();
             match inner.classify() {
                 serde_json::error::Category::Data => {
-                    let field = if path == "." { "body".to_owned() } else { path };
-                    Err(
-                        Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![FieldError {
-                            field,
-                            message: strip_position(&inner),
-                        }]),
-                    )
+                    let message = strip_position(&inner);
+                    let field = field_at(path, &message, "body");
+                    Err(Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY)
+                        .with_errors(vec![FieldError { field, message }]))
                 }
                 _ => Err(Problem::bad_request(
                     "malformed_json",
@@ -72,6 +69,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             }
         }
     }
+}
+
+/// The field an error at `path` is about: the path itself, or for an error about the whole object (`.`) the
+/// missing field serde names (`missing field \`last_name\``), else `whole`.
+fn field_at(path: String, message: &str, whole: &str) -> String {
+    if path != "." {
+        return path;
+    }
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map_or_else(|| whole.to_owned(), |(field, _)| field.to_owned())
 }
 
 /// serde_json appends "at line 1 column 42" to messages; for a field error the field name says more.
@@ -96,8 +105,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         serde_path_to_error::deserialize(deserializer)
             .map(Query)
             .map_err(|error| {
-                let field = error.path().to_string();
+                let path = error.path().to_string();
                 let message = error.into_inner().to_string();
+                let field = field_at(path, &message, "query");
                 Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![FieldError { field, message }])
             })
     }
@@ -146,9 +156,38 @@ mod tests {
     }
 
     #[test]
-    fn missing_field_is_422() {
+    fn missing_field_is_422_naming_it() {
         let problem = parse::<Register>(br#"{"age": 3}"#).unwrap_err();
         assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(problem.errors[0].message.contains("email"), "{:?}", problem.errors);
+        assert_eq!(problem.errors[0].field, "email", "{:?}", problem.errors);
+        let whole = parse::<Register>(b"\"text\"").unwrap_err();
+        assert_eq!(whole.errors[0].field, "body", "{:?}", whole.errors);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Lookup {
+        locator: String,
+        last_name: String,
+        limit: Option<u32>,
+    }
+
+    async fn query(uri: &str) -> Result<Lookup, Problem> {
+        let (mut parts, ()) = axum::http::Request::builder()
+            .uri(uri)
+            .body(())
+            .expect("request")
+            .into_parts();
+        Query::<Lookup>::from_request_parts(&mut parts, &()).await.map(|q| q.0)
+    }
+
+    #[tokio::test]
+    async fn a_query_parameter_missing_or_wrong_is_422_naming_it() {
+        let missing = query("/lookup?locator=ABCDEF").await.unwrap_err();
+        assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(missing.errors[0].field, "last_name", "{:?}", missing.errors);
+        let wrong = query("/lookup?locator=A&last_name=B&limit=many").await.unwrap_err();
+        assert_eq!(wrong.errors[0].field, "limit", "{:?}", wrong.errors);
+        assert!(query("/lookup?locator=A&last_name=B").await.is_ok());
     }
 }
