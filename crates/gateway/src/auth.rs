@@ -6,10 +6,11 @@
 //! identity. Verified tokens are cached until they expire: a client re-sends the same token on every request, and
 //! an Ed25519 verification costs far more than the rest of the request.
 //!
-//! A signature outlives its session: signing out, signing out everywhere, a password change or TOTP turned on
-//! elsewhere end sessions at identity while their access tokens are still unexpired. The gateway keeps the ids of
-//! those tokens ([`Authenticator::watch_revocations`] reads them from identity: at once when identity runs in this
-//! process, every `gateway.revocation_poll_ms` otherwise) and refuses them with 401 `session_ended`.
+//! A signature outlives its session: signing out, signing out everywhere, a password change, TOTP turned on
+//! elsewhere, a role change or a password reset end sessions at identity while their access tokens are still
+//! unexpired. The gateway keeps the ids of those tokens ([`Authenticator::watch_revocations`] reads them from
+//! identity: as soon as a session ends when identity runs in this process, a few milliseconds after the request
+//! that ended it; every `gateway.revocation_poll_ms` otherwise) and refuses them with 401 `session_ended`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
