@@ -111,6 +111,14 @@ pub fn check(request: &BookingRequest, actor: &Principal, options: &Options) -> 
         request.travellers.len(),
         options.max_travellers,
     );
+    for (i, item) in request.items.iter().enumerate() {
+        // Checked with the travellers, so one answer names everything (the catalog checks the rest of an item).
+        if let QuoteItem::Flight(flight) = item
+            && flight.departure_ids.is_empty()
+        {
+            errors.add(format!("items[{i}].departure_ids"), "must name at least one departure");
+        }
+    }
     let with_flight = request.items.iter().any(is_flight);
     let travellers: Vec<Traveller> = request
         .travellers

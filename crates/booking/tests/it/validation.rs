@@ -122,6 +122,17 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
         fields(attempt(&world, flight_without_birth_date).await),
         ["travellers[0].date_of_birth"]
     );
+    // A flight of no departures is named with everything else wrong, not left for the catalog to find later.
+    let mut nowhere = world.flight(10, "Y", 1, 0, 0);
+    nowhere["departure_ids"] = json!([]);
+    let nowhere_without_birth_date = request(
+        vec![nowhere],
+        json!([{"first_name": "Ann", "last_name": "Lee", "type": "adult"}]),
+    );
+    assert_eq!(
+        fields(attempt(&world, nowhere_without_birth_date).await),
+        ["items[0].departure_ids", "travellers[0].date_of_birth"]
+    );
     let problem = Problem::from(Error::Invalid(vec![]));
     assert_eq!(
         (problem.status.as_u16(), problem.code.as_ref()),
