@@ -63,46 +63,12 @@ impl Client {
     }
 
     /// Refunds `amount_minor` (default: all that is left) of a captured payment, as `actor`; with `at_most`, what
-    /// is left when that is less, and nothing when nothing is ([`Service::refund_at_most`]).
+    /// is left when that is less, and nothing when nothing is ([`Service::refund_at_most`]). Answers the payment and
+    /// what this refund (this idempotency key) itself returned to the card: the amount refunded, less than asked
+    /// when an `at_most` refund found less left, 0 when it found nothing left. A retry with the same key gets the
+    /// same two answers, however the payment has moved since. The amount is `None` only from a payment service too
+    /// old to say (it answers the payment alone).
     pub async fn refund(
-        &self,
-        actor: &Principal,
-        payment_id: Uuid,
-        (amount_minor, at_most): (Option<i64>, bool),
-        reason: &str,
-        idempotency_key: &str,
-    ) -> Result<PaymentView, Problem> {
-        match self {
-            Client::Local(service) if at_most => view(
-                service
-                    .refund_at_most(actor, payment_id, amount_minor, reason, idempotency_key)
-                    .await,
-            ),
-            Client::Local(service) => view(
-                service
-                    .refund(actor, payment_id, amount_minor, reason, idempotency_key)
-                    .await,
-            ),
-            Client::Remote(client) => {
-                check_key(idempotency_key)?;
-                let path = format!("/internal/v1/payments/{payment_id}/refund");
-                let body = RefundRequest {
-                    amount_minor,
-                    reason: reason.to_owned(),
-                    at_most,
-                };
-                Ok(client
-                    .call_keyed(Method::POST, &path, Some(&body), Some(actor), Some(idempotency_key))
-                    .await?)
-            }
-        }
-    }
-
-    /// [`refund`](Self::refund), also answering what this refund (this idempotency key) itself returned to the
-    /// card: the amount refunded, less than asked when an `at_most` refund found less left, 0 when it found nothing
-    /// left. A retry with the same key gets the same two answers, however the payment has moved since. The amount is
-    /// `None` only from a payment service too old to say (it answers the payment alone).
-    pub async fn refund_with_amount(
         &self,
         actor: &Principal,
         payment_id: Uuid,
@@ -164,7 +130,7 @@ impl Client {
 }
 
 /// The internal refund route's answer: the payment as the public route shows it, and what this refund returned.
-/// A client that reads only the payment ([`Client::refund`], or one from before `refund_minor`) ignores the rest.
+/// A client from before `refund_minor` reads only the payment and ignores the rest.
 #[derive(Debug, Serialize, Deserialize)]
 struct RefundAnswer {
     #[serde(flatten)]

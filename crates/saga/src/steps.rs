@@ -323,7 +323,7 @@ async fn refund_payment(saga: &mut Saga, clients: &Clients) -> Result<(), StepEr
     let key = key(saga, Step::RefundPayment);
     let (payment, refund_minor) = clients
         .payment
-        .refund_with_amount(
+        .refund(
             &request.actor,
             payment_id,
             (Some(amount), true),

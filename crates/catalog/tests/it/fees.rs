@@ -402,6 +402,15 @@ pub async fn a_deleted_rate_converts_nothing_from_then_on(pool: Pool) {
     }
 }
 
+/// The exchange rates listed, as `BASE/QUOTE rate`.
+fn rates(catalog: &phoenix_catalog::Catalog) -> Vec<String> {
+    catalog
+        .fx_rates(None)
+        .into_iter()
+        .map(|r| format!("{}/{} {}", r.base, r.quote, r.rate))
+        .collect()
+}
+
 /// A pair of currencies has one rate: setting it the other way round replaces the first, whose inverse no longer
 /// converts anything, and the last set serves both ways.
 pub async fn setting_the_opposite_pair_replaces_the_rate(pool: Pool) {
@@ -413,14 +422,7 @@ pub async fn setting_the_opposite_pair_replaces_the_rate(pool: Pool) {
     // 160 yen a euro, set from the yen's side.
     let second = c.set_fx_rate(&admin(), "JPY", "EUR", "0.00625").await.unwrap();
     assert_eq!(second.replaced_opposite.as_deref(), Some("163.1"));
-    let listed = c.fx_rates(None);
-    assert_eq!(
-        listed
-            .iter()
-            .map(|r| (&*r.base, &*r.quote, &*r.rate))
-            .collect::<Vec<_>>(),
-        [("JPY", "EUR", "0.00625")]
-    );
+    assert_eq!(rates(c), ["JPY/EUR 0.00625"]);
     assert_eq!(c.snapshot().fx.len(), 1);
 
     // The fees convert at the inverse of the rate set last: 2.50 EUR is 400 yen a room-night, 1.20 EUR 192 a
@@ -435,14 +437,7 @@ pub async fn setting_the_opposite_pair_replaces_the_rate(pool: Pool) {
     // And back: the yen's side is replaced in turn.
     let third = c.set_fx_rate(&admin(), "EUR", "JPY", "150").await.unwrap();
     assert_eq!(third.replaced_opposite.as_deref(), Some("0.00625"));
-    let listed = c.fx_rates(None);
-    assert_eq!(
-        listed
-            .iter()
-            .map(|r| (&*r.base, &*r.quote, &*r.rate))
-            .collect::<Vec<_>>(),
-        [("EUR", "JPY", "150")]
-    );
+    assert_eq!(rates(c), ["EUR/JPY 150"]);
     let option = only_option(&world, "Tokyo").await;
     assert_eq!(
         fees(&option.price),

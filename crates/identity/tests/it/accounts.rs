@@ -20,6 +20,20 @@ phoenix_db::contract_suite!(
     ]
 );
 
+/// An administrator, `root@example.com`.
+async fn root(identity: &phoenix_identity::Service) -> phoenix_identity::User {
+    identity
+        .create_user(NewUser {
+            email: "root@example.com",
+            password: PASSWORD,
+            name: "Root",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap()
+}
+
 fn admin_principal(user_id: Uuid) -> Principal {
     Principal {
         user_id,
@@ -195,16 +209,7 @@ async fn role_assignment_needs_existing_organization(pool: Pool) {
 
 async fn admin_cannot_remove_own_admin_role(pool: Pool) {
     let identity = service(pool).await;
-    let admin = identity
-        .create_user(NewUser {
-            email: "root@example.com",
-            password: PASSWORD,
-            name: "Root",
-            roles: &[Role::Admin],
-            organization_id: None,
-        })
-        .await
-        .unwrap();
+    let admin = root(&identity).await;
     let error = identity
         .set_roles(&admin_principal(admin.id), admin.id, &[Role::Support], None)
         .await
@@ -216,16 +221,7 @@ async fn admin_cannot_remove_own_admin_role(pool: Pool) {
 /// them for the gateway to refuse), except the one an admin changing their own roles asked from.
 async fn a_role_change_ends_the_users_sessions_but_an_admins_own(pool: Pool) {
     let identity = service(pool).await;
-    let admin = identity
-        .create_user(NewUser {
-            email: "root@example.com",
-            password: PASSWORD,
-            name: "Root",
-            roles: &[Role::Admin],
-            organization_id: None,
-        })
-        .await
-        .unwrap();
+    let admin = root(&identity).await;
     let sam = identity.register("sam@example.com", PASSWORD, "Sam").await.unwrap();
     let sessions = [
         login(&identity, "sam@example.com").await,

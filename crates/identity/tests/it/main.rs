@@ -44,6 +44,19 @@ pub async fn login(service: &Service, email: &str) -> Session {
         .unwrap()
 }
 
+/// Signs `ann@example.com` in with `password` (no second factor).
+pub async fn sign_in(identity: &Service, password: &str) -> Result<(), phoenix_identity::Error> {
+    identity
+        .login(Login {
+            email: "ann@example.com",
+            password,
+            totp_code: None,
+            client_ip: None,
+        })
+        .await
+        .map(drop)
+}
+
 /// The TOTP code an authenticator app shows for `secret` at `unix_secs`.
 pub fn code_at(secret: &str, unix_secs: u64) -> String {
     Builder::new()

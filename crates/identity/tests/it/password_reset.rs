@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::mfa::enable_as;
-use crate::{PASSWORD, events_of, login, principal_of, refreshes, serve_as, service, service_with, signed_in};
+use crate::{PASSWORD, events_of, login, principal_of, refreshes, serve_as, service, service_with, sign_in, signed_in};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -58,18 +58,6 @@ async fn mailed_token(pool: &Pool, user_id: Uuid) -> String {
         .open_text(&reset_token_context(user_id), sealed)
         .unwrap()
         .value
-}
-
-async fn sign_in(identity: &Service, password: &str) -> Result<(), Error> {
-    identity
-        .login(Login {
-            email: "ann@example.com",
-            password,
-            totp_code: None,
-            client_ip: None,
-        })
-        .await
-        .map(drop)
 }
 
 async fn post(url: &str, path: &str, body: Value) -> reqwest::Response {

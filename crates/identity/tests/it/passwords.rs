@@ -2,11 +2,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use phoenix_api::{Credential, Principal};
 use phoenix_db::{Backend, Pool};
-use phoenix_identity::{Error, Login, Options, PasswordChange, Service};
+use phoenix_identity::{Error, Login, Options, PasswordChange};
 use uuid::Uuid;
 
 use crate::mfa::enable_as;
-use crate::{PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with};
+use crate::{
+    PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with, sign_in,
+};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -31,18 +33,6 @@ fn change<'a>(current: &'a str, new: &'a str) -> PasswordChange<'a> {
         totp_code: None,
         client_ip: None,
     }
-}
-
-async fn sign_in(identity: &Service, password: &str) -> Result<(), Error> {
-    identity
-        .login(Login {
-            email: "ann@example.com",
-            password,
-            totp_code: None,
-            client_ip: None,
-        })
-        .await
-        .map(drop)
 }
 
 /// `PUT /api/v1/auth/password` on the router served at `url`.

@@ -90,20 +90,24 @@ async fn the_remote_client_moves_money_once_per_key(pool: Pool) {
         remote.capture(&payer, first.id, Some(7_000), "cap-1").await.unwrap(),
         captured
     );
-    let refunded = remote
+    let (refunded, amount) = remote
         .refund(&payer, first.id, (Some(2_000), false), "late", "ref-1")
         .await
         .unwrap();
     assert_eq!(
-        (refunded.status, refunded.refunded_minor),
-        (Status::PartiallyRefunded, 2_000)
+        (refunded.status, refunded.refunded_minor, amount),
+        (Status::PartiallyRefunded, 2_000, Some(2_000))
     );
-    // At most an amount, as a booking's cancellation refunds: what is left, over the wire too.
-    let rest = remote
+    // At most an amount, as a booking's cancellation refunds: what is left, over the wire too, and that amount is
+    // what this refund returned.
+    let (rest, amount) = remote
         .refund(&payer, first.id, (Some(9_000), true), "cancelled", "ref-2")
         .await
         .unwrap();
-    assert_eq!((rest.status, rest.refunded_minor), (Status::Refunded, 7_000));
+    assert_eq!(
+        (rest.status, rest.refunded_minor, amount),
+        (Status::Refunded, 7_000, Some(5_000))
+    );
     let stranger = remote.capture(&customer(), first.id, None, "cap-x").await.unwrap_err();
     assert_eq!(stranger.status.as_u16(), 404);
 

@@ -45,6 +45,24 @@ pub fn config() -> Config {
     config
 }
 
+/// The machine's NATS server (`PHOENIX_TEST_NATS_URL`, else the standard port on loopback).
+pub fn nats_url() -> String {
+    std::env::var("PHOENIX_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+/// A NATS JetStream bus at `url` with subjects and streams of this test's own, so tests sharing a server never
+/// read each other's events.
+pub fn nats_bus(url: String) -> phoenix::config::Bus {
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    phoenix::config::Bus::Nats(phoenix_events::NatsOptions {
+        url,
+        subject_prefix: format!("t{tag}"),
+        stream_prefix: format!("T{}", tag.to_uppercase()),
+        max_age_hours: 1,
+        ..phoenix_events::NatsOptions::default()
+    })
+}
+
 pub async fn spawn() -> TestApp {
     spawn_with(config()).await
 }

@@ -167,14 +167,7 @@ pub async fn a_booking_reaches_audit_analytics_and_the_customers_inbox(app: &Api
 async fn a_bus_outage_degrades_readiness_while_bookings_go_on() {
     let mut nats = crate::common::NatsServer::start();
     let mut config = crate::common::config();
-    let tag = uuid::Uuid::new_v4().simple().to_string();
-    config.bus = phoenix::config::Bus::Nats(phoenix_events::NatsOptions {
-        url: nats.url(),
-        subject_prefix: format!("t{tag}"),
-        stream_prefix: format!("T{}", tag.to_uppercase()),
-        max_age_hours: 1,
-        ..phoenix_events::NatsOptions::default()
-    });
+    config.bus = crate::common::nats_bus(nats.url());
     let app = crate::common::spawn_with(config).await;
     let readiness = |expected: &'static str| {
         let app = &app;
@@ -245,14 +238,7 @@ mod postgres {
         let databases = PostgresDatabases::new();
         let mut config = super::config_with_smtp(&smtp);
         config.database_url = Some(phoenix::config::Secret::new(databases.url.clone()));
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        config.bus = phoenix::config::Bus::Nats(phoenix_events::NatsOptions {
-            url: std::env::var("PHOENIX_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned()),
-            subject_prefix: format!("t{tag}"),
-            stream_prefix: format!("T{}", tag.to_uppercase()),
-            max_age_hours: 1,
-            ..phoenix_events::NatsOptions::default()
-        });
+        config.bus = crate::common::nats_bus(crate::common::nats_url());
         let app = crate::common::spawn_with(config).await;
         super::a_booking_reaches_audit_analytics_and_the_customers_inbox(&app, app.admin().await, &smtp).await;
     }

@@ -311,7 +311,7 @@ async fn the_manifests_run_a_booking_end_to_end_on_postgres_and_nats() {
     let databases = PostgresDatabases::new();
     let smtp = SmtpServer::start().await;
     let redis = std::env::var("PHOENIX_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let nats = std::env::var("PHOENIX_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
+    let nats = crate::common::nats_url();
     let secrets = secrets(&databases.url, &redis);
     let tag = uuid::Uuid::new_v4().simple().to_string();
 

@@ -134,14 +134,7 @@ mod postgres {
         let databases = PostgresDatabases::new();
         let mut config = super::config(&smtp);
         config.database_url = Some(phoenix::config::Secret::new(databases.url.clone()));
-        let tag = uuid::Uuid::new_v4().simple().to_string();
-        config.bus = phoenix::config::Bus::Nats(phoenix_events::NatsOptions {
-            url: std::env::var("PHOENIX_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned()),
-            subject_prefix: format!("t{tag}"),
-            stream_prefix: format!("T{}", tag.to_uppercase()),
-            max_age_hours: 1,
-            ..phoenix_events::NatsOptions::default()
-        });
+        config.bus = crate::common::nats_bus(crate::common::nats_url());
         let app = crate::common::spawn_with(config).await;
         super::a_forgotten_password_is_reset_through_the_emailed_link(&app, &smtp).await;
     }
