@@ -136,15 +136,40 @@ pub(crate) enum SortPrice {
     Unconverted(Currency, i64),
 }
 
-/// `amount` as [`SortPrice`] in `into`: the search's display currency when one is asked, else
-/// `catalog.sort_currency`. The same currency needs no rate (nor any work).
-pub(crate) fn sort_price(snapshot: &Snapshot, amount: Money, into: Currency) -> SortPrice {
-    if amount.currency == into {
-        return SortPrice::Converted(amount.amount_minor);
+/// Orders the prices of one search as [`SortPrice`]s in `into` (the search's display currency when one is asked,
+/// else `catalog.sort_currency`). Each currency's rate into `into` is looked up once a search (a rate stored the
+/// other way round is inverted by a decimal division), not once a price; the same currency needs no rate.
+pub(crate) struct PriceOrder<'a> {
+    snapshot: &'a Snapshot,
+    into: Currency,
+    rates: Vec<(Currency, Option<Decimal>)>,
+}
+
+impl<'a> PriceOrder<'a> {
+    pub(crate) fn new(snapshot: &'a Snapshot, into: Currency) -> PriceOrder<'a> {
+        PriceOrder {
+            snapshot,
+            into,
+            rates: Vec::new(),
+        }
     }
-    match fx_rate(snapshot, amount.currency, into).and_then(|rate| convert(amount, into, rate).ok()) {
-        Some(converted) => SortPrice::Converted(converted.amount_minor),
-        None => SortPrice::Unconverted(amount.currency, amount.amount_minor),
+
+    pub(crate) fn key(&mut self, amount: Money) -> SortPrice {
+        if amount.currency == self.into {
+            return SortPrice::Converted(amount.amount_minor);
+        }
+        let rate = match self.rates.iter().find(|(currency, _)| *currency == amount.currency) {
+            Some((_, rate)) => *rate,
+            None => {
+                let rate = fx_rate(self.snapshot, amount.currency, self.into);
+                self.rates.push((amount.currency, rate));
+                rate
+            }
+        };
+        match rate.and_then(|rate| convert(amount, self.into, rate).ok()) {
+            Some(converted) => SortPrice::Converted(converted.amount_minor),
+            None => SortPrice::Unconverted(amount.currency, amount.amount_minor),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ impl Catalog {
         let snapshot = self.snapshot();
         // Rate plans may be priced in different currencies: the lowest price is the lowest as money, compared in
         // `catalog.sort_currency`, and so is the order of the cheapest first.
-        let into = self.options().sort_currency;
+        let mut order = PriceOrder::new(&snapshot, self.options().sort_currency);
         let mut found: Vec<(Option<SortPrice>, Recommendation)> = snapshot
             .hotels
             .values()
@@ -42,7 +42,7 @@ impl Catalog {
                         let lowest = p.prices.range(today..horizon).map(|(_, a)| *a).min()?;
                         let currency = Currency::parse(&p.currency).ok()?;
                         let money = Money::new(lowest, currency);
-                        Some((sort_price(&snapshot, money, into), lowest, &p.currency))
+                        Some((order.key(money), lowest, &p.currency))
                     })
                     .min();
                 let recommendation = Recommendation {

@@ -303,11 +303,11 @@ impl Catalog {
             }
             // Prices compare as money, in the display currency when one is asked, else in `catalog.sort_currency`:
             // an itinerary's fares are in its airlines' currency.
-            let order_in = trip.display.unwrap_or(self.options().sort_currency);
+            let mut order = PriceOrder::new(&snapshot, trip.display.unwrap_or(self.options().sort_currency));
             let mut keyed = Vec::with_capacity(priced.len());
             for (it, draft) in priced {
                 let money = Money::new(it.price.total_minor, Currency::parse(&it.currency).map_err(bad_money)?);
-                keyed.push((sort_price(&snapshot, money, order_in), it, draft));
+                keyed.push((order.key(money), it, draft));
             }
             match query.sort.unwrap_or_default() {
                 FlightSort::Price => keyed.sort_by_key(|(price, it, _)| (*price, it.duration_minutes)),

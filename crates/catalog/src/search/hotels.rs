@@ -277,7 +277,7 @@ impl Catalog {
         }
         let counts = self.availability().get(&items).await?;
         let options = self.options();
-        let order_in = stay.display.unwrap_or(options.sort_currency);
+        let mut order = PriceOrder::new(&snapshot, stay.display.unwrap_or(options.sort_currency));
         let mut ranked = Vec::new();
         for candidate in candidates {
             let found = stay_options(
@@ -298,11 +298,11 @@ impl Catalog {
                     option.price.total_minor,
                     Currency::parse(&option.currency).map_err(bad_money)?,
                 );
-                keyed.push((sort_price(&snapshot, money, order_in), money, option, draft));
+                keyed.push((order.key(money), money, option, draft));
             }
             keyed.sort_by_key(|(key, ..)| *key);
             keyed.truncate(OPTIONS_PER_HOTEL);
-            let order = keyed[0].0;
+            let cheapest_order = keyed[0].0;
             let mut found = Vec::with_capacity(keyed.len());
             for (_, money, mut option, draft) in keyed {
                 option.display_total = display_amount(&snapshot, money, stay.display);
@@ -323,7 +323,7 @@ impl Catalog {
             ranked.push(Ranked {
                 candidate,
                 options: found,
-                order,
+                order: cheapest_order,
             });
         }
         match query.sort.unwrap_or_default() {
