@@ -553,7 +553,9 @@ async fn list_users(
     Ok(Json(page(users, limit, |u: &UserResponse| u.id)))
 }
 
-/// Replace a user's roles and organization (admin). Takes effect on the user's next token.
+/// Replace a user's roles and organization (admin). Every session of the user ends (an admin changing their own
+/// roles keeps the session they asked from): tokens carry the roles they were issued with, and the gateway refuses
+/// the old ones with 401 `session_ended` within a second or so; the user signs in again and gets the new roles.
 #[utoipa::path(put, path = "/api/v1/admin/users/{id}/roles", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = SetRolesRequest,
     responses((status = 200, body = UserResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
