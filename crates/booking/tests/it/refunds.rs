@@ -51,6 +51,18 @@ fn payment_event(event_type: &str, payment_id: Uuid, refunded_minor: i64, refere
     }
 }
 
+/// A cancelled booking's cancellation: what it refunded, what the policy allowed, the fee kept, and what had been
+/// refunded before.
+fn amounts(booking: &phoenix_booking::Booking) -> (i64, i64, i64, Option<i64>) {
+    let c = booking.cancellation.as_ref().expect("a cancellation");
+    (
+        c.refund_minor,
+        c.policy_refund_minor,
+        c.fee_minor,
+        c.refunded_before_minor,
+    )
+}
+
 /// A confirmed booking paid by a new payment; returns the booking's id, total and payment id.
 async fn confirmed(world: &World, ann: &phoenix_api::Principal) -> (Uuid, i64, Uuid) {
     let booking = world
@@ -212,16 +224,7 @@ async fn a_cancellation_after_a_goodwill_refund_records_what_it_returned(pool: P
     }
     let cancelled = world.booking.get(&ann, id).await.unwrap();
     assert_eq!((cancelled.status, cancelled.refunded_minor), (Status::Cancelled, total));
-    let cancellation = cancelled.cancellation.unwrap();
-    assert_eq!(
-        (
-            cancellation.refund_minor,
-            cancellation.policy_refund_minor,
-            cancellation.fee_minor,
-            cancellation.refunded_before_minor
-        ),
-        (total - 2_500, total, 0, Some(2_500))
-    );
+    assert_eq!(amounts(&cancelled), (total - 2_500, total, 0, Some(2_500)));
     let event = cancelled_event(&pool, id).await;
     assert_eq!(
         (
@@ -290,14 +293,8 @@ async fn a_late_cancellation_after_a_goodwill_refund_keeps_its_fee(pool: Pool) {
         world.client.record_outcome(id, &outcome).await.unwrap();
         let cancelled = world.booking.get(&ann, id).await.unwrap();
         assert_eq!(cancelled.refunded_minor, goodwill + returned);
-        let cancellation = cancelled.cancellation.unwrap();
         assert_eq!(
-            (
-                cancellation.refund_minor,
-                cancellation.policy_refund_minor,
-                cancellation.fee_minor,
-                cancellation.refunded_before_minor
-            ),
+            amounts(&cancelled),
             (returned, policy, fee, Some(goodwill)),
             "goodwill {goodwill} of {total}"
         );
