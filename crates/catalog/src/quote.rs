@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::availability::Counted;
 use crate::flight::Cabin;
 use crate::model::{Check, Day};
-use crate::money::{Currency, Money, convert};
+use crate::money::{Currency, Money, MoneyError, convert};
 use crate::pricing::PriceBreakdown;
 use crate::search::{OfferDetails, Passengers, fx_rate};
 use crate::snapshot::Snapshot;
@@ -413,10 +413,16 @@ fn quotation(
             });
             continue;
         };
-        let quoted = draft.quoted(currency, rate, item.offer_id())?;
+        let beyond = || beyond_range(format!("items[{idx}]"), currency);
+        let quoted = draft
+            .quoted(currency, rate, item.offer_id())
+            .map_err(|error| match error {
+                MoneyError::Overflow => beyond(),
+                _ => Error::Corrupt { what: "exchange rate" },
+            })?;
         total = total
             .checked_add(Money::new(quoted.price_minor, currency))
-            .map_err(|_| Error::Corrupt { what: "price" })?;
+            .map_err(|_| beyond())?;
         items.push(quoted);
     }
     if !missing.is_empty() {
@@ -429,15 +435,28 @@ fn quotation(
     })
 }
 
+/// A price the request makes too large to count in minor units (a large basket at an extreme exchange rate): no
+/// payment could carry it, so the client is told which item went over rather than given a 500.
+fn beyond_range(field: String, currency: Currency) -> Error {
+    Error::Invalid(vec![FieldError {
+        field,
+        message: format!(
+            "the price in {currency} is beyond what can be charged; ask for fewer units or another currency"
+        ),
+    }])
+}
+
 impl Draft {
     /// The item as quoted in `to`, converted at `rate` units of `to` per unit of the supplier's currency.
-    fn quoted(self, to: Currency, rate: rust_decimal::Decimal, offer_id: Option<&str>) -> Result<QuotedItem, Error> {
+    fn quoted(
+        self,
+        to: Currency,
+        rate: rust_decimal::Decimal,
+        offer_id: Option<&str>,
+    ) -> Result<QuotedItem, MoneyError> {
         let original = self.shown.total;
-        let converted = |amount_minor| {
-            convert(Money::new(amount_minor, original.currency), to, rate)
-                .map(|m| m.amount_minor)
-                .map_err(|_| Error::Corrupt { what: "exchange rate" })
-        };
+        let converted =
+            |amount_minor| convert(Money::new(amount_minor, original.currency), to, rate).map(|m| m.amount_minor);
         let price_minor = converted(original.amount_minor)?;
         // Converted alike, a fee can never exceed the price; the `min` keeps that true whatever the rounding.
         let fee_minor = converted(self.terms.fee_minor)?.min(price_minor);

@@ -18,6 +18,7 @@ phoenix_db::contract_suite!(
         fares_set_the_terms_and_offers_the_price,
         bad_flight_quotes_name_the_field,
         a_package_in_two_currencies_converts_to_one,
+        a_price_too_large_to_charge_is_the_clients_to_change_not_a_fault,
     ]
 );
 
@@ -333,4 +334,29 @@ pub async fn a_package_in_two_currencies_converts_to_one(pool: Pool) {
         refused,
         (422, "offer_mismatch".into(), vec!["items[1].offer_id".to_owned()])
     );
+}
+
+pub async fn a_price_too_large_to_charge_is_the_clients_to_change_not_a_fault(pool: Pool) {
+    let world = world_with(pool, no_fees()).await;
+    // The dearest night there may be, and the largest rate there may be.
+    let h = hotel(&world, chain(&world).await, "Nice", 2, |_| 1_000_000_000).await;
+    world
+        .catalog
+        .set_fx_rate(&admin(), "EUR", "USD", "1000000000")
+        .await
+        .unwrap();
+    // One night converts: 10^9 EUR cents at 10^9 is 10^18 USD cents, within range.
+    let night = QuoteItem::Hotel(stay_item(&h, DAY, DAY + 1, 1, 1));
+    let quoted = quote(&world, vec![night.clone()], Some("USD")).await.unwrap();
+    assert_eq!(quoted.total_minor, 1_000_000_000_000_000_000);
+    // Ten nights do not: the item is named, 422, instead of a server error.
+    let stay = QuoteItem::Hotel(stay_item(&h, DAY, DAY + 10, 1, 1));
+    let refused = refusal(quote(&world, vec![stay], Some("USD")).await);
+    assert_eq!(refused, (422, "invalid_fields".into(), vec!["items[0]".to_owned()]));
+    // Nor do nine nights and one more, each of which converts: the total goes over, at the item that takes it there.
+    let nine = QuoteItem::Hotel(stay_item(&h, DAY, DAY + 9, 1, 1));
+    let quoted = quote(&world, vec![nine.clone()], Some("USD")).await.unwrap();
+    assert_eq!(quoted.total_minor, 9_000_000_000_000_000_000);
+    let refused = refusal(quote(&world, vec![nine, night], Some("USD")).await);
+    assert_eq!(refused, (422, "invalid_fields".into(), vec!["items[1]".to_owned()]));
 }
