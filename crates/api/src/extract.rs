@@ -47,8 +47,21 @@ fn is_json(req: &Request) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses JSON, telling a syntax error (400) from a shape error (422 with the path of the field at fault).
+/// Parses a JSON object, telling a syntax error (400) from a shape error (422 with the path of the field at fault).
+///
+/// Every request body of the API is an object, and serde_json would otherwise read a top-level array as a struct's
+/// fields in order (`["ann@example.com", "secret"]` for `{email, password}`), a shape the API document forbids:
+/// such a body is 422 naming `body`. (A nested array where an object belongs still reads that way; what it yields
+/// is validated like any other value.)
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(
+            Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![FieldError {
+                field: "body".to_owned(),
+                message: "invalid type: sequence, expected a JSON object".to_owned(),
+            }]),
+        );
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(deserializer) {
         Ok(value) => Ok(value),
@@ -162,6 +175,21 @@ mod tests {
         assert_eq!(problem.errors[0].field, "email", "{:?}", problem.errors);
         let whole = parse::<Register>(b"\"text\"").unwrap_err();
         assert_eq!(whole.errors[0].field, "body", "{:?}", whole.errors);
+    }
+
+    #[test]
+    fn an_array_is_not_an_object_even_with_the_fields_in_order() {
+        for body in [&br#"["a@b.c", 3]"#[..], b" \n[]", b"[[]]"] {
+            let problem = parse::<Register>(body).unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(problem.code, "invalid_fields");
+            assert_eq!(problem.errors[0].field, "body", "{:?}", problem.errors);
+        }
+        // A body that opens an array is refused for its shape before the rest is read, malformed or not.
+        assert_eq!(
+            parse::<Register>(b"[").unwrap_err().status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
     }
 
     #[derive(Debug, serde::Deserialize)]

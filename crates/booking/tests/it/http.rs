@@ -236,6 +236,12 @@ async fn cancel_answers_202_while_refunding_then_200(pool: Pool) {
         .confirmed(&ann, vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)])
         .await;
     let uri = format!("/api/v1/bookings/{}/cancel", booking.id);
+    // An array is not the object the document asks for, even one serde could read as the fields in order.
+    let array = call(&world, Method::PUT, &uri, Some(&ann), None, Some(json!([]))).await;
+    assert_eq!(
+        (array.status, &array.body["errors"][0]["field"]),
+        (StatusCode::UNPROCESSABLE_ENTITY, &json!("body"))
+    );
     let reason = json!({"reason": "plans changed"});
     let cancelling = call(&world, Method::PUT, &uri, Some(&ann), None, Some(reason.clone())).await;
     assert_eq!(cancelling.status, StatusCode::ACCEPTED, "{:?}", cancelling.body);
