@@ -217,13 +217,15 @@ impl FlightSearch {
     }
 }
 
-/// Direct flights and one-stop connections from `origin` to `destination` leaving on local `date`.
+/// Direct flights and one-stop connections from `origin` to `destination` leaving on local `date`, after `now`: a
+/// departure that has left cannot be booked (a quote refuses it), so search does not offer it.
 pub fn connections(
     snapshot: &Snapshot,
     origin: &str,
     destination: &str,
     date: time::Date,
     max_stops: u8,
+    now: OffsetDateTime,
 ) -> Vec<Vec<Arc<DepartureEntry>>> {
     let mut found = Vec::new();
     let Some(first_legs) = snapshot.by_origin_date.get(&(origin.to_owned(), date)) else {
@@ -231,6 +233,9 @@ pub fn connections(
     };
     for first in first_legs {
         let leg = &first.departure;
+        if leg.departs_at <= now {
+            continue;
+        }
         if leg.destination == destination {
             found.push(vec![first.clone()]);
             continue;
@@ -258,7 +263,8 @@ impl Catalog {
     /// Itineraries for a one-way or round trip.
     pub async fn search_flights(&self, query: &FlightSearch) -> Result<Bytes, Error> {
         let snapshot = self.snapshot();
-        let trip = query.validate(&snapshot, OffsetDateTime::now_utc().date())?;
+        let now = OffsetDateTime::now_utc();
+        let trip = query.validate(&snapshot, now.date())?;
         self.count_search(crate::service::SearchKind::Flight);
         let key = format!("flights:{}", serde_json::to_string(query).unwrap_or_default());
         if let Some(hit) = self.cached_result(&key, self.result_max_age()) {
@@ -266,10 +272,17 @@ impl Catalog {
             return Ok(hit);
         }
         let generation = self.generation();
-        let outbound = connections(&snapshot, &trip.origin, &trip.destination, trip.date, trip.max_stops);
+        let outbound = connections(
+            &snapshot,
+            &trip.origin,
+            &trip.destination,
+            trip.date,
+            trip.max_stops,
+            now,
+        );
         let inbound = trip
             .return_date
-            .map(|d| connections(&snapshot, &trip.destination, &trip.origin, d, trip.max_stops));
+            .map(|d| connections(&snapshot, &trip.destination, &trip.origin, d, trip.max_stops, now));
         // A leg is in many itineraries (every connection through a hub): look it up and price it once.
         let mut legs: HashMap<&str, &DepartureEntry> = HashMap::new();
         for itinerary in outbound.iter().chain(inbound.iter().flatten()) {

@@ -1,6 +1,6 @@
 use phoenix_catalog::flight::{Cabin, CabinPlan, FareClass, fare_item, seat_item};
 use phoenix_catalog::model::{AirlineInput, ScheduleInput};
-use phoenix_catalog::search::{FlightSearch, FlightSearchResponse, FlightSort, Itinerary};
+use phoenix_catalog::search::{FlightSearch, FlightSearchResponse, FlightSort, Itinerary, connections};
 use phoenix_catalog::{Error, Options};
 use phoenix_db::Pool;
 use uuid::Uuid;
@@ -12,6 +12,7 @@ phoenix_db::contract_suite!(
     [
         schedules_materialize_departures_and_buckets,
         connections_respect_the_connection_window_across_time_zones,
+        a_departure_that_has_left_is_not_offered,
         an_overnight_flight_arrives_the_next_local_day,
         round_trips_return_both_ways_and_prices_follow_travellers,
         a_full_fare_class_is_skipped_and_a_full_cabin_hides_the_flight,
@@ -180,6 +181,35 @@ pub async fn schedules_materialize_departures_and_buckets(pool: Pool) {
         world.catalog.departure_details(&id).await,
         Err(Error::NotFound(_))
     ));
+}
+
+/// Search offers what a quote would sell: not a departure that has left, alone or as the first leg of a connection.
+/// (`search_flights` passes the clock's time; here it is set either side of the departure.)
+pub async fn a_departure_that_has_left_is_not_offered(pool: Pool) {
+    let world = world(pool).await;
+    let org = airline(&world, "PX").await;
+    fly(&world, org, "PX1", "CDG", "LHR", "08:00", 80).await;
+    fly(&world, org, "PX3", "LHR", "JFK", "09:05", 480).await;
+    let snapshot = world.catalog.snapshot();
+    let date = day(DAY).0;
+    let found = |now| {
+        let direct = connections(&snapshot, "CDG", "LHR", date, 0, now).len();
+        let connecting = connections(&snapshot, "CDG", "JFK", date, 1, now).len();
+        (direct, connecting)
+    };
+    let long_ago = time::OffsetDateTime::UNIX_EPOCH;
+    assert_eq!(found(long_ago), (1, 1));
+    let leaves = connections(&snapshot, "CDG", "LHR", date, 0, long_ago)[0][0]
+        .departure
+        .departs_at;
+    assert_eq!(
+        found(leaves - time::Duration::seconds(1)),
+        (1, 1),
+        "a second before it leaves"
+    );
+    assert_eq!(found(leaves), (0, 0), "as it leaves");
+    // The second leg alone is still offered from London until it leaves itself.
+    assert_eq!(connections(&snapshot, "LHR", "JFK", date, 0, leaves).len(), 1);
 }
 
 pub async fn connections_respect_the_connection_window_across_time_zones(pool: Pool) {
