@@ -6,8 +6,9 @@
 /// card number where a token or a note belongs has made a mistake we must not write down.
 ///
 /// The whole text counts when it is 13 to 19 digits once spaces and dashes are removed. Inside longer text, a run
-/// of 13 to 19 digits (grouped by single spaces or dashes) counts when it stands on its own (not glued to letters or
-/// further digits, as in a UUID or `ORD-20261122-000123`) and passes the Luhn check every card number passes.
+/// of 13 to 19 digits (grouped by single spaces, dashes, dots, slashes or underscores) counts when it stands on its
+/// own (not glued to letters or further digits, as in a UUID or `ORD-20261122-000123`) and passes the Luhn check
+/// every card number passes.
 pub fn looks_like_card_number(text: &str) -> bool {
     let digits: Vec<u8> = text.bytes().filter(|b| *b != b' ' && *b != b'-').collect();
     if (13..=19).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit) {
@@ -18,7 +19,7 @@ pub fn looks_like_card_number(text: &str) -> bool {
         .any(|digits| (13..=19).contains(&digits.len()) && luhn(&digits))
 }
 
-/// Runs of digits separated by single spaces or dashes that stand on their own in `text`.
+/// Runs of digits separated by single spaces, dashes, dots, slashes or underscores that stand on their own in `text`.
 fn digit_runs(text: &[u8]) -> Vec<Vec<u8>> {
     let glued = |i: Option<usize>| i.is_some_and(|i: usize| text[i].is_ascii_alphanumeric());
     let mut runs = Vec::new();
@@ -36,7 +37,9 @@ fn digit_runs(text: &[u8]) -> Vec<Vec<u8>> {
                 digits.push(text[i]);
                 end = i;
                 i += 1;
-            } else if matches!(text[i], b' ' | b'-') && text.get(i + 1).is_some_and(u8::is_ascii_digit) {
+            } else if matches!(text[i], b' ' | b'-' | b'.' | b'/' | b'_')
+                && text.get(i + 1).is_some_and(u8::is_ascii_digit)
+            {
                 i += 1;
             } else {
                 break;
@@ -88,6 +91,9 @@ mod tests {
             "6011111111111117",
             "refund for card 4242 4242 4242 4242, charged twice",
             "card: 5555-5555-5555-4444.",
+            "4242.4242.4242.4242",
+            "paid with 4242/4242/4242/4242",
+            "ref 4242_4242_4242_4242",
             // The whole field is a number of card length: refused even without a valid check digit.
             "1234567890123",
             "4242424242424242424",
@@ -111,6 +117,9 @@ mod tests {
             "customer cancelled 3 days before arrival",
             "call +44 20 7946 0958",
             "123456789012",
+            "version 1.2.3, due 2026/12/01, ip 192.168.100.200",
+            // A dotted run of card length that fails the Luhn check.
+            "4242.4242.4242.4241",
             "12345678901234567890",
             "424242424242",
             "",
