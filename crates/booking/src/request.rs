@@ -3,6 +3,7 @@
 
 use phoenix_api::card::looks_like_card_number;
 use phoenix_api::{FieldErrors, Principal, Role};
+use phoenix_catalog::pricing::{MAX_GUESTS, MAX_TRAVELLERS};
 use phoenix_catalog::quote::QuoteItem;
 use serde::{Deserialize, Serialize};
 use time::Date;
@@ -112,11 +113,28 @@ pub fn check(request: &BookingRequest, actor: &Principal, options: &Options) -> 
         options.max_travellers,
     );
     for (i, item) in request.items.iter().enumerate() {
-        // Checked with the travellers, so one answer names everything (the catalog checks the rest of an item).
-        if let QuoteItem::Flight(flight) = item
-            && flight.departure_ids.is_empty()
-        {
-            errors.add(format!("items[{i}].departure_ids"), "must name at least one departure");
+        // Checked with the travellers, so one answer names everything (the catalog checks the rest of an item), and
+        // before they are compared with each item's party: a party of none is a bad item, not a traveller too many.
+        match item {
+            QuoteItem::Flight(flight) => {
+                if flight.departure_ids.is_empty() {
+                    errors.add(format!("items[{i}].departure_ids"), "must name at least one departure");
+                }
+                if !(1..=MAX_TRAVELLERS).contains(&party(item).total) {
+                    errors.add(
+                        format!("items[{i}].passengers"),
+                        format!("1 to {MAX_TRAVELLERS} passengers in all"),
+                    );
+                }
+            }
+            QuoteItem::Hotel(hotel) => {
+                if !(1..=MAX_GUESTS).contains(&hotel.guests) {
+                    errors.add(
+                        format!("items[{i}].guests"),
+                        format!("must be between 1 and {MAX_GUESTS}"),
+                    );
+                }
+            }
         }
     }
     let with_flight = request.items.iter().any(is_flight);

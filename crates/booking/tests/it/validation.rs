@@ -112,6 +112,13 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
     for (request, expected) in cases {
         assert_eq!(fields(attempt(&world, request).await), expected);
     }
+    // A party of none, or too many, is a bad item (not one traveller too many), named with everything else wrong.
+    let nobody = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 0)], json!([]));
+    assert_eq!(fields(attempt(&world, nobody).await), ["travellers", "items[0].guests"]);
+    let crowd = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 37)], adults(1));
+    assert_eq!(fields(attempt(&world, crowd).await), ["items[0].guests"]);
+    let no_passengers = request(vec![world.flight(10, "Y", 0, 0, 0)], adults(1));
+    assert_eq!(fields(attempt(&world, no_passengers).await), ["items[0].passengers"]);
     let seven = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1); 7], adults(1));
     assert_eq!(fields(attempt(&world, seven).await), ["items"]);
     let flight_without_birth_date = request(
