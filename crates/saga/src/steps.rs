@@ -217,6 +217,19 @@ async fn hold_inventory(saga: &mut Saga, clients: &Clients, options: &Options) -
     Ok(())
 }
 
+/// A 503 that names a payment is an authorization the provider never answered: payment failed it for good (and
+/// voids it should the card network have taken it), so the same key would only replay that answer. Without a
+/// payment (the circuit open, payment unreachable) nothing was decided and a later attempt may succeed.
+fn authorization_error(problem: Problem) -> StepError {
+    if problem.status.as_u16() == 503 && problem.extensions.contains_key("payment_id") {
+        return StepError::fatal(
+            &problem.code,
+            "the card provider did not answer in time, so nothing was charged",
+        );
+    }
+    problem.into()
+}
+
 // The undo of an authorization is `void_payment`.
 async fn authorize_payment(saga: &mut Saga, clients: &Clients) -> Result<(), StepError> {
     let request = &saga.data.request;
@@ -231,7 +244,11 @@ async fn authorize_payment(saga: &mut Saga, clients: &Clients) -> Result<(), Ste
         reference: Some(saga.booking_id.to_string()),
     };
     let key = key(saga, Step::AuthorizePayment);
-    let payment = clients.payment.authorize(&request.actor, &authorize, &key).await?;
+    let payment = clients
+        .payment
+        .authorize(&request.actor, &authorize, &key)
+        .await
+        .map_err(authorization_error)?;
     saga.data.payment_id = Some(payment.id);
     // Needed no more: the saga's record keeps no token once the authorization is done.
     saga.data.request.payment_token = None;
