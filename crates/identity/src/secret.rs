@@ -1,6 +1,6 @@
 //! Random secrets handed to clients (refresh tokens, API keys, recovery codes) and how they are stored: only a
-//! SHA-256 digest. These secrets carry 128 to 256 bits of randomness, so a fast hash is enough; slow hashing is for
-//! passwords that people choose.
+//! SHA-256 digest. These secrets carry 99 (recovery codes, which people type) to 256 bits of randomness, so a fast
+//! hash is enough; slow hashing is for passwords that people choose.
 
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -25,15 +25,26 @@ pub fn sha256(secret: &str) -> Vec<u8> {
     digest(&SHA256, secret.as_bytes()).as_ref().to_vec()
 }
 
-/// A recovery code a person can type: ten characters from an alphabet without look-alikes, as `xxxxx-xxxxx`.
+/// A recovery code a person can type: twenty characters from an alphabet of 31 without look-alikes, as
+/// `xxxxx-xxxxx-xxxxx-xxxxx`: 99 random bits, beyond an offline search of its digest. Characters are drawn without
+/// modulo bias (bytes at or above the largest multiple of 31 are drawn again).
 pub fn recovery_code() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let bytes = random_bytes::<10>();
-    let chars: String = bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect();
-    format!("{}-{}", &chars[..5], &chars[5..])
+    const CHARS: usize = 20;
+    let limit = 256 - 256 % ALPHABET.len();
+    let mut chars = Vec::with_capacity(CHARS);
+    while chars.len() < CHARS {
+        for b in random_bytes::<32>() {
+            if usize::from(b) < limit && chars.len() < CHARS {
+                chars.push(ALPHABET[usize::from(b) % ALPHABET.len()]);
+            }
+        }
+    }
+    chars
+        .chunks(5)
+        .map(|group| String::from_utf8_lossy(group).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// Recovery codes are compared case- and dash-insensitively.
@@ -51,8 +62,15 @@ mod tests {
     #[test]
     fn recovery_codes_are_typeable_and_normalize() {
         let code = recovery_code();
-        assert_eq!(code.len(), 11);
-        assert_eq!(&code[5..6], "-");
+        let groups: Vec<&str> = code.split('-').collect();
+        assert_eq!(groups.len(), 4, "{code}");
+        assert!(groups.iter().all(|g| g.len() == 5), "{code}");
+        assert!(
+            code.bytes()
+                .all(|b| b == b'-' || b"abcdefghjkmnpqrstuvwxyz23456789".contains(&b)),
+            "{code}"
+        );
+        assert_ne!(code, recovery_code());
         assert_eq!(normalize_recovery_code(&code.to_uppercase()), code.replace('-', ""));
     }
 

@@ -86,9 +86,31 @@ async fn totp_login_needs_a_fresh_code(pool: Pool) {
 }
 
 async fn recovery_codes_work_once(pool: Pool) {
-    let identity = service(pool).await;
+    let identity = service(pool.clone()).await;
     let user = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     let (_, codes, _) = enable(&identity, user.id).await;
+    assert!(
+        codes.iter().all(|c| c.len() == 23),
+        "twenty characters in four groups: {codes:?}"
+    );
+    // A ten-character code, as handed out before codes grew to twenty, stays good: once.
+    let old = "abcde-fghjk";
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b"abcdefghjk");
+    phoenix_db::dispatch!(&pool, conn => {
+        sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+            .bind(user.id)
+            .bind(digest.as_ref())
+            .execute(conn)
+            .await
+            .map(|_| ())
+    })
+    .unwrap();
+    identity.login(with_code("ann@example.com", Some(old))).await.unwrap();
+    let spent = identity
+        .login(with_code("ann@example.com", Some(old)))
+        .await
+        .unwrap_err();
+    assert!(matches!(spent, Error::InvalidMfaCode), "{spent:?}");
     let typed = codes[3].to_uppercase().replace('-', " ");
     identity
         .login(with_code("ann@example.com", Some(&typed)))
