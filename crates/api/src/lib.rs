@@ -9,12 +9,14 @@
 //! - [`internal`]: how the gateway hands the principal to a service running in another process, and
 //!   [`remote::Client`], the HTTP client one service uses to call another.
 //! - [`currency`]: the currencies the platform accepts, with their minor units.
+//! - [`card`] and [`email`]: the card numbers every service refuses, and the email addresses it takes.
 //! - [`trace`]: the W3C trace context of the work at hand, continued from request to request and into events.
 //!
 //! This crate verifies no credentials: only the gateway does.
 
 pub mod card;
 pub mod currency;
+pub mod email;
 mod extract;
 mod fields;
 pub mod gate;

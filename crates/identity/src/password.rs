@@ -238,7 +238,7 @@ fn new_password(user: &User, current: &str, new: &str) -> Result<Password, Error
 /// A new password for `user` (a change or a reset), checked as at registration against the account's own email
 /// and name; a weak one is a field error on `new_password`.
 pub(crate) fn new_password_for(user: &User, new: &str) -> Result<Password, Error> {
-    let local_part = Email::parse(&user.email)
+    let local_part = Email::for_lookup(&user.email)
         .map(|e| e.local_part().to_owned())
         .unwrap_or_default();
     Password::parse(new, &local_part, &user.name).map_err(|e| Error::invalid("new_password", e.to_string()))

@@ -65,7 +65,7 @@ impl Service {
     /// An unknown email and a wrong password take as long and answer the same. Failures are counted per account and
     /// per client IP; past the quota every attempt is 429 until the window allows again, right password or not.
     pub async fn login(&self, attempt: Login<'_>) -> Result<Session, Error> {
-        let email = Email::parse(attempt.email).ok();
+        let email = Email::for_lookup(attempt.email);
         let keys = FailureKeys::new(email.as_ref().map(Email::as_str), attempt.client_ip);
         if let Some(retry_after_secs) = self.throttled_for(&keys).await? {
             return Err(Error::LoginThrottled { retry_after_secs });
