@@ -72,6 +72,8 @@ pub struct ResetNotice {
 
 /// The token of [`ResetLink::sample`].
 const SAMPLE_TOKEN: &str = "sample-token";
+/// A second token of the same length: a part that renders differently with it depends on the token.
+const OTHER_SAMPLE_TOKEN: &str = "tokens-other";
 
 /// A password reset email about to be rendered: the link carries the opened token. Not `Debug`, not stored.
 #[derive(Clone, PartialEq, Eq)]
@@ -101,9 +103,13 @@ impl ResetLink {
 
     /// What a template is tried with before it is saved.
     pub fn sample() -> ResetLink {
+        ResetLink::sample_with(SAMPLE_TOKEN)
+    }
+
+    fn sample_with(token: &str) -> ResetLink {
         ResetLink {
             name: "Ann Lee".to_owned(),
-            reset_url: format!("https://example.com/reset-password#token={SAMPLE_TOKEN}"),
+            reset_url: format!("https://example.com/reset-password#token={token}"),
             expires_at: time::macros::datetime!(2026-12-24 15:30 UTC),
             valid_minutes: 30,
         }
@@ -238,11 +244,12 @@ impl Template {
         if kind != Kind::PasswordReset {
             return self.render(&Notice::sample(), channel, locale).map(|_| ());
         }
-        let sample = ResetLink::sample();
-        let rendered = self.render_reset(&sample, channel, locale)?;
+        let rendered = self.render_reset(&ResetLink::sample(), channel, locale)?;
         // The subject is logged when no SMTP server is configured, and shown in every list of mails: the token goes
-        // in the body only.
-        if rendered.subject.is_some_and(|s| s.contains(SAMPLE_TOKEN)) {
+        // in the body only. Not only the link as such: a subject that renders differently for another token (the
+        // link reversed, sliced, upper-cased) carries some of it.
+        let other = self.render_reset(&ResetLink::sample_with(OTHER_SAMPLE_TOKEN), channel, locale)?;
+        if rendered.subject.as_deref().is_some_and(|s| s.contains(SAMPLE_TOKEN)) || rendered.subject != other.subject {
             return Err("subject must not contain the reset link".to_owned());
         }
         // The text part is what every mail reader shows: without the link the email is of no use.
@@ -605,6 +612,28 @@ mod tests {
             leaky.validate(Kind::PasswordReset, Channel::Email, "en"),
             Err("subject must not contain the reset link".to_owned())
         );
+        // Nor any of it, however transformed; what is the same for every token (its length) is no secret.
+        for subject in [
+            "s {{ reset_url|reverse }}",
+            "s {{ reset_url|upper }}",
+            "s {{ reset_url[-12:-1] }}",
+            "{% if 'sample' in reset_url %}a{% endif %}",
+        ] {
+            let leaky = Template {
+                subject: Some(subject.to_owned()),
+                ..leaky.clone()
+            };
+            assert_eq!(
+                leaky.validate(Kind::PasswordReset, Channel::Email, "en"),
+                Err("subject must not contain the reset link".to_owned()),
+                "{subject}"
+            );
+        }
+        let measured = Template {
+            subject: Some("{{ reset_url|length }} characters".to_owned()),
+            ..leaky.clone()
+        };
+        assert_eq!(measured.validate(Kind::PasswordReset, Channel::Email, "en"), Ok(()));
         let useless = Template {
             subject: Some("Reset your password".to_owned()),
             text: "Hello {{ name }}".to_owned(),
