@@ -221,14 +221,59 @@ fn format_of(asked: Option<&str>, headers: &HeaderMap) -> std::result::Result<Fo
             let accept = headers
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            Ok(if accept.contains("text/csv") {
-                Format::Csv
-            } else {
-                Format::Json
-            })
+                .unwrap_or_default();
+            Ok(
+                if quality(accept, "text", "csv") > quality(accept, "application", "json") {
+                    Format::Csv
+                } else {
+                    Format::Json
+                },
+            )
         }
+    }
+}
+
+/// How much an `Accept` header wants `kind/sub` (RFC 9110, 12.5.1): the `q` of the most specific media range that
+/// matches it (`kind/sub`, then `kind/*`, then `*/*`; 1 when no `q` is given), 0 when none does. No header at all
+/// accepts anything, equally.
+fn quality(accept: &str, kind: &str, sub: &str) -> u16 {
+    if accept.trim().is_empty() {
+        return 1000;
+    }
+    let mut best: Option<(u8, u16)> = None;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let Some((k, s)) = parts.next().and_then(|m| m.trim().split_once('/')) else {
+            continue;
+        };
+        let specificity = match (k.trim(), s.trim()) {
+            (k, s) if k.eq_ignore_ascii_case(kind) && s.eq_ignore_ascii_case(sub) => 2,
+            (k, "*") if k.eq_ignore_ascii_case(kind) => 1,
+            ("*", "*") => 0,
+            _ => continue,
+        };
+        let q = parts
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+            .map_or(1000, |(_, value)| thousandths(value.trim()));
+        if best.is_none_or(|(seen, _)| specificity > seen) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or(0, |(_, q)| q)
+}
+
+/// A `q` value (`0` to `1` with up to three decimals) in thousandths; anything else counts as 0.
+fn thousandths(value: &str) -> u16 {
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, ""));
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let fraction: u16 = format!("{fraction:0<3}").parse().unwrap_or(0);
+    match whole {
+        "0" => fraction,
+        "1" if fraction == 0 => 1000,
+        _ => 0,
     }
 }
 
@@ -780,6 +825,41 @@ fn with_cursor_header(response: &mut Response, cursor: Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accept_picks_what_the_client_ranks_higher_and_json_on_a_tie() {
+        let format = |accept: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(accept) = accept {
+                headers.insert(header::ACCEPT, accept.parse().unwrap());
+            }
+            match format_of(None, &headers).unwrap() {
+                Format::Json => "json",
+                Format::Csv => "csv",
+            }
+        };
+        let cases = [
+            (None, "json"),
+            (Some("text/csv"), "csv"),
+            (Some("Text/CSV; charset=utf-8"), "csv"),
+            (Some("application/json"), "json"),
+            (Some("*/*"), "json"),
+            (Some("text/csv;q=0.1, application/json"), "json"),
+            (Some("text/csv, application/json;q=0.9"), "csv"),
+            (Some("text/csv;q=0.5, application/json;q=0.5"), "json"),
+            (Some("text/*, application/json;q=0.2"), "csv"),
+            (Some("text/csv;q=0, */*"), "json"),
+            (Some("application/json;q=0, text/csv;q=0.001"), "csv"),
+            (Some("text/html"), "json"),
+            (Some("text/csv;q=2"), "json"),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(format(accept), expected, "{accept:?}");
+        }
+        assert_eq!(thousandths("0.75"), 750);
+        assert_eq!(thousandths("1.000"), 1000);
+        assert_eq!(thousandths("0.1234"), 0);
+    }
 
     #[test]
     fn csv_fields_are_quoted_only_when_needed_and_never_run_as_formulas() {
