@@ -49,8 +49,9 @@ pub fn sign(secret: &str, message_id: &str, timestamp: i64, body: &[u8]) -> Opti
 }
 
 /// Whether an address is on the public internet: not loopback, private (RFC 1918, unique local), link-local (which
-/// holds cloud metadata services), shared (carrier-grade NAT), unspecified, multicast, broadcast, documentation or
-/// benchmarking space, nor an IPv6 form of any of these. Webhooks go only to public addresses unless the operator
+/// holds cloud metadata services), shared (carrier-grade NAT), IETF protocol assignments (192.0.0.0/24 but its two
+/// global anycast addresses), unspecified, multicast, broadcast, documentation or benchmarking space, nor an IPv6
+/// form of any of these. Webhooks go only to public addresses unless the operator
 /// allows otherwise, so a partner's endpoint cannot make the platform call into its own network.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
@@ -93,6 +94,8 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || v4.is_documentation()
         || a == 0 // "this network" 0.0.0.0/8
         || (a == 100 && (64..128).contains(&b)) // shared 100.64.0.0/10
+        // IETF protocol assignments 192.0.0.0/24, but for the two anycast services reachable from anywhere
+        || (a == 192 && b == 0 && v4.octets()[2] == 0 && !matches!(v4.octets()[3], 9 | 10))
         || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
         || a >= 240) // reserved 240.0.0.0/4
 }
@@ -151,6 +154,13 @@ pub fn parse_url(raw: &str, targets: &Targets) -> Result<url::Url, String> {
     if url.fragment().is_some() {
         return Err("must not have a fragment".to_owned());
     }
+    if url.port() == Some(0) {
+        return Err("must not name port 0".to_owned());
+    }
+    if raw.chars().any(char::is_control) {
+        // The URL parser drops tabs and line breaks silently: what was stored would not be what was sent.
+        return Err("must not contain control characters".to_owned());
+    }
     if literal_ip(&url).is_some_and(|ip| !targets.allow(ip)) {
         return Err(PRIVATE_TARGET.to_owned());
     }
@@ -205,6 +215,9 @@ mod tests {
             "https://user:pw@example.com/",
             "mailto:a@b.c",
             "/relative",
+            "https://example.com:0/",
+            "https://exam\r\nple.com/hooks",
+            "https://example.com/ho\toks",
         ] {
             assert!(parse_url(bad, &ANY).is_err(), "{bad}");
         }
@@ -280,6 +293,9 @@ mod tests {
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
             "100.63.255.255",
+            "192.0.0.9",
+            "192.0.0.10",
+            "192.0.1.1",
             "2002:808:808::1",
             "2001:200::1",
             "2a00:1450:4001:82b::200e",
@@ -298,6 +314,9 @@ mod tests {
             "255.255.255.255",
             "240.0.0.1",
             "192.0.2.1",
+            "192.0.0.1",
+            "192.0.0.8",
+            "192.0.0.170",
             "198.18.0.1",
             "::",
             "::1",
