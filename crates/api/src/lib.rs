@@ -9,7 +9,8 @@
 //! - [`internal`]: how the gateway hands the principal to a service running in another process, and
 //!   [`remote::Client`], the HTTP client one service uses to call another.
 //! - [`currency`]: the currencies the platform accepts, with their minor units.
-//! - [`card`] and [`email`]: the card numbers every service refuses, and the email addresses it takes.
+//! - [`card`], [`email`] and [`text`]: the card numbers every service refuses, the email addresses it takes, and
+//!   the invisible characters it refuses in names.
 //! - [`trace`]: the W3C trace context of the work at hand, continued from request to request and into events.
 //!
 //! This crate verifies no credentials: only the gateway does.
@@ -26,6 +27,7 @@ mod page;
 mod principal;
 mod problem;
 pub mod remote;
+pub mod text;
 pub mod trace;
 
 pub use extract::{Json, Path, Query};

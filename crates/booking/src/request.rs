@@ -163,13 +163,18 @@ fn count(errors: &mut FieldErrors, field: &str, n: usize, max: usize) {
     }
 }
 
-fn text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> String {
+/// A traveller's name, trimmed. It goes on tickets, vouchers and lists of guests: nothing in it may change how it
+/// reads unseen, and no card number belongs there.
+fn name(errors: &mut FieldErrors, field: &str, value: &str) -> String {
     let trimmed = value.trim();
     let n = trimmed.chars().count();
+    let max = MAX_NAME_CHARS;
     if n == 0 || n > max {
         errors.add(field, format!("must have 1 to {max} characters"));
     } else if trimmed.chars().any(char::is_control) {
         errors.add(field, "must not contain control characters");
+    } else if phoenix_api::text::has_invisible_format(trimmed) {
+        errors.add(field, phoenix_api::text::INVISIBLE_FORMAT);
     } else if looks_like_card_number(trimmed) {
         errors.add(field, "must not contain a card number");
     }
@@ -178,8 +183,8 @@ fn text(errors: &mut FieldErrors, field: &str, value: &str, max: usize) -> Strin
 
 fn traveller(errors: &mut FieldErrors, i: usize, t: &Traveller, with_flight: bool) -> Traveller {
     let field = |name: &str| format!("travellers[{i}].{name}");
-    let first_name = text(errors, &field("first_name"), &t.first_name, MAX_NAME_CHARS);
-    let last_name = text(errors, &field("last_name"), &t.last_name, MAX_NAME_CHARS);
+    let first_name = name(errors, &field("first_name"), &t.first_name);
+    let last_name = name(errors, &field("last_name"), &t.last_name);
     if !last_name.is_empty() && !last_name.chars().any(char::is_alphanumeric) {
         // "Manage my booking" finds a booking by a traveller's last name, compared on its letters and digits.
         errors.add(field("last_name"), "must contain a letter");

@@ -1,5 +1,3 @@
-use std::ops::RangeInclusive;
-
 use phoenix_api::Role;
 use phoenix_db::Timestamp;
 use uuid::Uuid;
@@ -23,39 +21,6 @@ pub struct User {
     pub created_at: Timestamp,
 }
 
-/// Unicode's format characters (general category Cf, Unicode 15.1). Invisible, yet they change what text shows:
-/// a right-to-left override (U+202E) makes `evil\u{202e}gnp.exe` read as `evilexe.png`, a zero-width space makes
-/// two names that look alike differ. The zero-width non-joiner and joiner (U+200C, U+200D) are left out: Persian and
-/// Indic names are written with them.
-const FORMAT_CHARACTERS: &[RangeInclusive<char>] = &[
-    '\u{00AD}'..='\u{00AD}',
-    '\u{0600}'..='\u{0605}',
-    '\u{061C}'..='\u{061C}',
-    '\u{06DD}'..='\u{06DD}',
-    '\u{070F}'..='\u{070F}',
-    '\u{0890}'..='\u{0891}',
-    '\u{08E2}'..='\u{08E2}',
-    '\u{180E}'..='\u{180E}',
-    '\u{200B}'..='\u{200B}',
-    '\u{200E}'..='\u{200F}',
-    '\u{202A}'..='\u{202E}',
-    '\u{2060}'..='\u{2064}',
-    '\u{2066}'..='\u{206F}',
-    '\u{FEFF}'..='\u{FEFF}',
-    '\u{FFF9}'..='\u{FFFB}',
-    '\u{110BD}'..='\u{110BD}',
-    '\u{110CD}'..='\u{110CD}',
-    '\u{13430}'..='\u{1343F}',
-    '\u{1BCA0}'..='\u{1BCA3}',
-    '\u{1D173}'..='\u{1D17A}',
-    '\u{E0001}'..='\u{E0001}',
-    '\u{E0020}'..='\u{E007F}',
-];
-
-fn is_format_character(c: char) -> bool {
-    FORMAT_CHARACTERS.iter().any(|range| range.contains(&c))
-}
-
 /// A name (a person's, an organization's, an API key's): trimmed, 1 to 200 characters, no control or format
 /// characters.
 pub fn parse_name(raw: &str) -> Result<String, &'static str> {
@@ -69,8 +34,8 @@ pub fn parse_name(raw: &str) -> Result<String, &'static str> {
     if name.chars().any(char::is_control) {
         return Err("must not contain control characters");
     }
-    if name.chars().any(is_format_character) {
-        return Err("must not contain invisible format characters (bidirectional overrides, zero-width spaces)");
+    if phoenix_api::text::has_invisible_format(name) {
+        return Err(phoenix_api::text::INVISIBLE_FORMAT);
     }
     Ok(name.to_owned())
 }

@@ -31,13 +31,17 @@ fn parse_event_types(mut event_types: Vec<String>) -> Result<Vec<String>, String
     }
 }
 
-/// A description is for people: counted in characters (not bytes, so accents cost no more), no control characters.
+/// A description is for people: counted in characters (not bytes, so accents cost no more), no control characters
+/// and no invisible format characters.
 fn check_description(description: &str) -> Result<(), String> {
     if description.chars().count() > MAX_DESCRIPTION_CHARS {
         return Err(format!("must be at most {MAX_DESCRIPTION_CHARS} characters"));
     }
     if description.chars().any(char::is_control) {
         return Err("must not contain control characters".to_owned());
+    }
+    if phoenix_api::text::has_invisible_format(description) {
+        return Err(phoenix_api::text::INVISIBLE_FORMAT.to_owned());
     }
     Ok(())
 }

@@ -95,6 +95,14 @@ async fn bad_requests_are_refused_before_anything_is_written(pool: Pool) {
             }),
             &["travellers[0].date_of_birth"],
         ),
+        // A right-to-left override or a zero-width space would change how the name reads on a ticket.
+        (
+            with(good.clone(), |r| {
+                r["travellers"][0]["first_name"] = json!("Ann\u{202e}eeL");
+                r["travellers"][0]["last_name"] = json!("Le\u{200b}e");
+            }),
+            &["travellers[0].first_name", "travellers[0].last_name"],
+        ),
         // A last name of punctuation only could never be looked up.
         (
             with(good.clone(), |r| r["travellers"][0]["last_name"] = json!("--")),

@@ -611,6 +611,12 @@ async fn event_types_count_once_and_descriptions_count_characters(pool: Pool) {
             "description",
             "must not contain control characters",
         ),
+        (
+            json!(["payment.refunded.v1"]),
+            "orders \u{202e}lanretni",
+            "description",
+            phoenix_api::text::INVISIBLE_FORMAT,
+        ),
     ] {
         let (status, problem) = create(event_types, description).await;
         assert_eq!(status, 422, "{problem}");
