@@ -54,22 +54,10 @@ mod tests {
         );
     }
 
+    /// The shape rules are `phoenix_api::email`'s, tested there; here, that they apply after normalizing.
     #[test]
     fn rejects_malformed_addresses() {
-        for bad in [
-            "",
-            "ann",
-            "ann@",
-            "@example.com",
-            "ann@example",
-            "ann@exa mple.com",
-            "a@b@c.com",
-            "ann@-x.com",
-            "a,b@example.com",
-            "<script>@example.com",
-            "a..b@example.com",
-            "ok@123.123.123.123",
-        ] {
+        for bad in ["", "  ", "ann", "A,B@Example.com", " ann@example "] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         let long = format!("{}@example.com", "a".repeat(250));
