@@ -50,9 +50,9 @@ pub fn sign(secret: &str, message_id: &str, timestamp: i64, body: &[u8]) -> Opti
 
 /// Whether an address is on the public internet: not loopback, private (RFC 1918, unique local), link-local (which
 /// holds cloud metadata services), shared (carrier-grade NAT), IETF protocol assignments (192.0.0.0/24 but its two
-/// global anycast addresses), unspecified, multicast, broadcast, documentation or benchmarking space, nor an IPv6
-/// form of any of these. Webhooks go only to public addresses unless the operator
-/// allows otherwise, so a partner's endpoint cannot make the platform call into its own network.
+/// global anycast addresses), deprecated 6to4 relays (192.88.99.0/24), unspecified, multicast, broadcast,
+/// documentation or benchmarking space, nor an IPv6 form of any of these. Webhooks go only to public addresses unless
+/// the operator allows otherwise, so a partner's endpoint cannot make the platform call into its own network.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_public_v4(v4),
@@ -96,6 +96,7 @@ fn is_public_v4(v4: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // shared 100.64.0.0/10
         // IETF protocol assignments 192.0.0.0/24, but for the two anycast services reachable from anywhere
         || (a == 192 && b == 0 && v4.octets()[2] == 0 && !matches!(v4.octets()[3], 9 | 10))
+        || (a == 192 && b == 88 && v4.octets()[2] == 99) // 6to4 relay anycast 192.88.99.0/24, deprecated
         || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
         || a >= 240) // reserved 240.0.0.0/4
 }
@@ -296,6 +297,7 @@ mod tests {
             "192.0.0.9",
             "192.0.0.10",
             "192.0.1.1",
+            "192.88.98.1",
             "2002:808:808::1",
             "2001:200::1",
             "2a00:1450:4001:82b::200e",
@@ -317,6 +319,7 @@ mod tests {
             "192.0.0.1",
             "192.0.0.8",
             "192.0.0.170",
+            "192.88.99.1",
             "198.18.0.1",
             "::",
             "::1",
