@@ -32,6 +32,7 @@ const FORMAT_CHARACTERS: &[RangeInclusive<char>] = &[
     '\u{E0020}'..='\u{E007F}',
 ];
 
+/// Whether `c` is one of [`FORMAT_CHARACTERS`].
 pub fn is_invisible_format(c: char) -> bool {
     FORMAT_CHARACTERS.iter().any(|range| range.contains(&c))
 }
