@@ -46,15 +46,34 @@ pub async fn login(service: &Service, email: &str) -> Session {
 
 /// Signs `ann@example.com` in with `password` (no second factor).
 pub async fn sign_in(identity: &Service, password: &str) -> Result<(), phoenix_identity::Error> {
+    sign_in_as_ann(identity, password, None).await
+}
+
+/// Signs `ann@example.com` in with `password` and a TOTP or recovery `code`.
+pub async fn sign_in_with_code(identity: &Service, password: &str, code: &str) -> Result<(), phoenix_identity::Error> {
+    sign_in_as_ann(identity, password, Some(code)).await
+}
+
+async fn sign_in_as_ann(
+    identity: &Service,
+    password: &str,
+    totp_code: Option<&str>,
+) -> Result<(), phoenix_identity::Error> {
     identity
         .login(Login {
             email: "ann@example.com",
             password,
-            totp_code: None,
+            totp_code,
             client_ip: None,
         })
         .await
         .map(drop)
+}
+
+/// The access tokens of sessions ended after `since` (a page of identity's revocations).
+pub async fn ended_since(identity: &Service, since: phoenix_identity::RevocationCursor) -> Vec<Uuid> {
+    let page = identity.revocations(Some(since), 100).await.unwrap();
+    page.tokens.iter().map(|t| t.token_id).collect()
 }
 
 /// The TOTP code an authenticator app shows for `secret` at `unix_secs`.

@@ -7,12 +7,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use phoenix_db::{Pool, Timestamp, dispatch};
-use phoenix_identity::{Error, Login, Options, PASSWORD_RESET, PASSWORD_RESET_REQUESTED, Service, reset_token_context};
+use phoenix_identity::{Error, Options, PASSWORD_RESET, PASSWORD_RESET_REQUESTED, Service, reset_token_context};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::mfa::enable_as;
-use crate::{PASSWORD, events_of, login, principal_of, refreshes, serve_as, service, service_with, sign_in, signed_in};
+use crate::{
+    PASSWORD, ended_since, events_of, login, principal_of, refreshes, serve_as, service, service_with, sign_in,
+    sign_in_with_code, signed_in,
+};
 
 phoenix_db::contract_suite!(
     phoenix_identity::migrations(),
@@ -304,14 +307,7 @@ async fn a_reset_ends_every_session_and_lists_them_for_the_gateway(pool: Pool) {
     assert!(!refreshes(&identity, &rotated).await);
     assert!(!refreshes(&identity, &laptop).await);
     assert!(refreshes(&identity, &bobs).await, "other users are not touched");
-    let ended: HashSet<Uuid> = identity
-        .revocations(Some(start.next), 100)
-        .await
-        .unwrap()
-        .tokens
-        .iter()
-        .map(|t| t.token_id)
-        .collect();
+    let ended: HashSet<Uuid> = ended_since(&identity, start.next).await.into_iter().collect();
     assert_eq!(
         ended,
         HashSet::from([phone.token_id, rotated.token_id, laptop.token_id]),
@@ -334,13 +330,7 @@ async fn a_reset_keeps_two_factor_authentication_on(pool: Pool) {
     assert!(identity.user(ann.id).await.unwrap().totp_enabled);
     let without_code = sign_in(&identity, NEW_PASSWORD).await.unwrap_err();
     assert!(matches!(without_code, Error::MfaRequired), "{without_code:?}");
-    identity
-        .login(Login {
-            email: "ann@example.com",
-            password: NEW_PASSWORD,
-            totp_code: Some(&recovery_codes[0]),
-            client_ip: None,
-        })
+    sign_in_with_code(&identity, NEW_PASSWORD, &recovery_codes[0])
         .await
         .unwrap();
 }

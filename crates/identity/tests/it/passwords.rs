@@ -2,12 +2,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use phoenix_api::{Credential, Principal};
 use phoenix_db::{Backend, Pool};
-use phoenix_identity::{Error, Login, Options, PasswordChange};
+use phoenix_identity::{Error, Options, PasswordChange};
 use uuid::Uuid;
 
 use crate::mfa::enable_as;
 use crate::{
     PASSWORD, code_at, events_of, login, now, principal_of, refreshes, serve_as, service, service_with, sign_in,
+    sign_in_with_code,
 };
 
 phoenix_db::contract_suite!(
@@ -314,13 +315,7 @@ async fn a_totp_account_needs_its_code_to_change_the_password(pool: Pool) {
         sign_in(&identity, PASSWORD).await.unwrap_err(),
         Error::InvalidCredentials
     ));
-    identity
-        .login(Login {
-            email: "ann@example.com",
-            password: NEW_PASSWORD,
-            totp_code: Some(&recovery_codes[0]),
-            client_ip: None,
-        })
+    sign_in_with_code(&identity, NEW_PASSWORD, &recovery_codes[0])
         .await
         .unwrap();
 }

@@ -37,6 +37,21 @@ pub fn options() -> Options {
     }
 }
 
+/// [`options`], sending email through the test SMTP server `smtp`.
+pub fn with_smtp(smtp: &phoenix_notification::testing::SmtpServer) -> Options {
+    Options {
+        smtp: Some(phoenix_notification::SmtpOptions {
+            host: "127.0.0.1".to_owned(),
+            port: smtp.port,
+            tls: phoenix_notification::SmtpTls::None,
+            username: None,
+            password: None,
+            from: "Phoenix <noreply@phoenix.test>".to_owned(),
+        }),
+        ..options()
+    }
+}
+
 pub fn consumer(service: &Service) -> Consumer {
     Consumer::new(
         service.pool().clone(),

@@ -6,7 +6,7 @@ use phoenix_api::Role;
 use phoenix_db::{Pool, Sealer, dispatch};
 use phoenix_events::CloudEvent;
 use phoenix_notification::testing::SmtpServer;
-use phoenix_notification::{Delivery, Options, Service, SmtpOptions, SmtpTls, Status};
+use phoenix_notification::{Delivery, Options, Service, Status};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -68,16 +68,8 @@ fn requested(user_id: Uuid, token: &str) -> CloudEvent {
 
 fn with_smtp(smtp: &SmtpServer) -> Options {
     Options {
-        smtp: Some(SmtpOptions {
-            host: "127.0.0.1".to_owned(),
-            port: smtp.port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: "Phoenix <accounts@phoenix.test>".to_owned(),
-        }),
         password_reset_url: RESET_URL.to_owned(),
-        ..options()
+        ..crate::with_smtp(smtp)
     }
 }
 

@@ -1,13 +1,13 @@
 //! Email through a real SMTP server: Python's aiosmtpd on a free loopback port, writing a maildir.
 
 use phoenix_db::Pool;
+use phoenix_notification::Status;
 use phoenix_notification::testing::SmtpServer;
-use phoenix_notification::{SmtpOptions, SmtpTls, Status};
 
 use phoenix_api::Role;
 use serde_json::json;
 
-use crate::{Booking, call, consumer, options, principal, service};
+use crate::{Booking, call, consumer, principal, service, with_smtp};
 
 phoenix_db::contract_suite!(
     phoenix_notification::migrations(),
@@ -17,23 +17,9 @@ phoenix_db::contract_suite!(
     ]
 );
 
-fn smtp_options(smtp: &SmtpServer) -> phoenix_notification::Options {
-    phoenix_notification::Options {
-        smtp: Some(SmtpOptions {
-            host: "127.0.0.1".to_owned(),
-            port: smtp.port,
-            tls: SmtpTls::None,
-            username: None,
-            password: None,
-            from: "Phoenix <bookings@phoenix.test>".to_owned(),
-        }),
-        ..options()
-    }
-}
-
 async fn the_confirmation_email_reaches_a_real_smtp_server_with_both_parts(pool: Pool) {
     let smtp = SmtpServer::start().await;
-    let service = service(pool, smtp_options(&smtp)).await;
+    let service = service(pool, with_smtp(&smtp)).await;
     let booking = Booking::new();
     consumer(&service)
         .apply(&[booking.event("booking.confirmed.v1", 0)])
@@ -71,7 +57,7 @@ async fn the_confirmation_email_reaches_a_real_smtp_server_with_both_parts(pool:
 /// locale; a template an admin edits applies to the emails sent after the edit.
 async fn the_next_email_uses_each_customers_locale_and_the_template_edited_since(pool: Pool) {
     let smtp = SmtpServer::start().await;
-    let service = service(pool, smtp_options(&smtp)).await;
+    let service = service(pool, with_smtp(&smtp)).await;
     let (english, german) = (Booking::new(), Booking::new());
     crate::set_preferences(&service, german.customer_id, json!({ "locale": "de", "opt_out": [] })).await;
     consumer(&service)
