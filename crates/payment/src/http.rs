@@ -20,8 +20,9 @@ type Result<T> = std::result::Result<T, Problem>;
 
 const TAG: &str = "payments";
 
-/// Roles that capture, refund and void over HTTP, within their organization (services do it through the
-/// payment client, for the principal they act for).
+/// Roles that authorize, capture and void over HTTP, within their organization (services do it through the
+/// payment client, for the principal they act for: a customer pays through a booking). A customer could otherwise
+/// test stolen cards against the provider with authorizations nobody settles.
 pub const SETTLER_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Admin];
 
 /// Roles that refund over HTTP: the settlers, and support, who give money back (a goodwill refund, the rest of a
@@ -29,18 +30,18 @@ pub const SETTLER_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Admin];
 pub const REFUNDER_ROLES: &[Role] = &[Role::Agent, Role::Partner, Role::Support, Role::Admin];
 
 pub fn api() -> OpenApiRouter<Service> {
-    let payers = OpenApiRouter::new()
-        .routes(routes!(authorize))
+    let readers = OpenApiRouter::new()
         .routes(routes!(get_payment))
         .route_layer(RequireRoles::authenticated());
     let settlers = OpenApiRouter::new()
+        .routes(routes!(authorize))
         .routes(routes!(capture))
         .routes(routes!(void))
         .route_layer(RequireRoles::any_of(SETTLER_ROLES));
     let refunders = OpenApiRouter::new()
         .routes(routes!(refund))
         .route_layer(RequireRoles::any_of(REFUNDER_ROLES));
-    payers.merge(settlers).merge(refunders)
+    readers.merge(settlers).merge(refunders)
 }
 
 /// The path prefixes payment answers, for the gateway's routing table when payment runs elsewhere.
@@ -148,14 +149,14 @@ pub struct RefundRequest {
     pub at_most: bool,
 }
 
-/// Authorize a payment: the amount is reserved on the card behind `payment_token`, for the caller. Requires
-/// `Idempotency-Key`: a retry gets the first answer. A declined card is 402 `payment_declined` with the provider's
-/// `decline_code`.
+/// Authorize a payment: the amount is reserved on the card behind `payment_token`, for the caller (agents, partners,
+/// admins; customers pay through their bookings). Requires `Idempotency-Key`: a retry gets the first answer. A
+/// declined card is 402 `payment_declined` with the provider's `decline_code`.
 #[utoipa::path(post, path = "/api/v1/payments", tag = TAG, security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = AuthorizeRequest,
-    responses((status = 201, body = PaymentView), (status = 402, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 201, body = PaymentView), (status = 402, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn authorize(
     State(service): State<Service>,
     principal: Principal,
@@ -183,8 +184,8 @@ pub(crate) async fn get_payment(
     params(("payment_id" = Uuid, Path),
         ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = CaptureRequest,
-    responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = PaymentView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn capture(
     State(service): State<Service>,
     principal: Principal,
@@ -202,8 +203,8 @@ pub(crate) async fn capture(
     params(("payment_id" = Uuid, Path),
         ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
     request_body = RefundRequest,
-    responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem), (status = 503, body = Problem)))]
+    responses((status = 200, body = PaymentView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn refund(
     State(service): State<Service>,
     principal: Principal,
@@ -227,8 +228,8 @@ pub(crate) async fn refund(
 #[utoipa::path(post, path = "/api/v1/payments/{payment_id}/void", tag = TAG, security(("bearer" = [])),
     params(("payment_id" = Uuid, Path),
         ("Idempotency-Key" = String, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "retries with the same key get the same answer")),
-    responses((status = 200, body = PaymentView), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 503, body = Problem)))]
+    responses((status = 200, body = PaymentView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 503, body = Problem)))]
 pub(crate) async fn void(
     State(service): State<Service>,
     principal: Principal,

@@ -148,6 +148,18 @@ async fn the_public_api_checks_roles_keys_and_bodies(pool: Pool) {
     let desk = agent_of(agency);
     let body = json!({"amount_minor": 5_000, "currency": "EUR", "payment_token": "tok_visa", "reference": "b-1"});
 
+    // Customers pay through their bookings, and support gives money back but takes none: neither authorizes here,
+    // so a stolen card cannot be tried against the provider with authorizations nobody settles.
+    for (who, key) in [(customer(), "k-c"), (principal(&[Role::Support], None), "k-s")] {
+        let refused = call(&api, Method::POST, "/api/v1/payments", Some(body.clone()), &who, Some(key))
+            .await
+            .unwrap_err();
+        assert_eq!((refused.status.as_u16(), refused.code.as_ref()), (403, "forbidden"));
+    }
+    assert!(
+        env.ledger(EntryKind::Authorization).await.is_empty(),
+        "nothing reached the provider"
+    );
     let unkeyed = call(&api, Method::POST, "/api/v1/payments", Some(body.clone()), &desk, None).await;
     assert_eq!(unkeyed.unwrap_err().code, "idempotency_key_required");
     let card = json!({"amount_minor": 5_000, "currency": "EUR", "payment_token": "4111111111111111"});

@@ -272,6 +272,30 @@ impl Api {
         assert_eq!(set.status, 200, "{set:?}");
         (org_id, self.login(email).await.0)
     }
+
+    /// A signed-in agent of a new agency: its token.
+    pub async fn agent(&self, admin: &str, email: &str) -> String {
+        let org = self
+            .post(
+                "/api/v1/admin/organizations",
+                Some(admin),
+                json!({"name": format!("Agency {email}"), "kind": "agency"}),
+            )
+            .await;
+        assert_eq!(org.status, 201, "{org:?}");
+        let user = self.register(email).await;
+        let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
+        let set = self
+            .call(
+                Method::PUT,
+                &path,
+                Some(admin),
+                Some(json!({"roles": ["agent"], "organization_id": org.body["id"]})),
+            )
+            .await;
+        assert_eq!(set.status, 200, "{set:?}");
+        self.login(email).await.0
+    }
 }
 
 impl TestApp {

@@ -10,27 +10,6 @@ async fn operator(app: &TestApp, admin: &str, email: &str) -> (String, String) {
     app.operator(admin, email, "airline").await
 }
 
-/// An agent of a new agency.
-async fn agent(app: &TestApp, admin: &str, email: &str) -> String {
-    let org = app
-        .post(
-            "/api/v1/admin/organizations",
-            Some(admin),
-            json!({"name": format!("Agency {email}"), "kind": "agency"}),
-        )
-        .await;
-    let user = app.register(email).await;
-    let path = format!("/api/v1/admin/users/{}/roles", user["id"].as_str().unwrap());
-    app.call(
-        Method::PUT,
-        &path,
-        Some(admin),
-        Some(json!({"roles": ["agent"], "organization_id": org.body["id"]})),
-    )
-    .await;
-    app.login(email).await.0
-}
-
 async fn put_item(app: &TestApp, token: &str, item: &str, body: Value) -> Reply {
     app.call(
         Method::PUT,
@@ -130,7 +109,7 @@ async fn holds_over_http_with_idempotency_and_every_refusal_a_problem() {
     let admin = app.admin().await;
     put_item(&app, &admin, "room:9:2026-12-24", json!({"capacity": 3})).await;
     put_item(&app, &admin, "room:9:2026-12-25", json!({"capacity": 1})).await;
-    let agent = agent(&app, &admin, "desk@agency.example").await;
+    let agent = app.agent(&admin, "desk@agency.example").await;
     let stay = json!({"lines": [{"item_id": "room:9:2026-12-24", "quantity": 1}, {"item_id": "room:9:2026-12-25", "quantity": 1}],
                       "reference": "booking-42"});
 
@@ -259,7 +238,7 @@ async fn holds_over_http_with_idempotency_and_every_refusal_a_problem() {
     let open_night = app.get("/api/v1/inventory/items/room:9:2026-12-24", Some(&agent)).await;
     assert_eq!(open_night.body["available"], 3, "a night not closed gets its room back");
 
-    let stranger = self::agent(&app, &admin, "other@agency.example").await;
+    let stranger = app.agent(&admin, "other@agency.example").await;
     app.get(&format!("/api/v1/inventory/holds/{id}"), Some(&stranger))
         .await
         .assert_problem(404, "not_found");
@@ -282,7 +261,7 @@ async fn racing_http_holds_sell_exactly_the_capacity() {
     let app = spawn_with(config).await;
     let admin = app.admin().await;
     put_item(&app, &admin, "seat:FLASH:Y", json!({"capacity": 50})).await;
-    let agent = agent(&app, &admin, "flash@agency.example").await;
+    let agent = app.agent(&admin, "flash@agency.example").await;
     let attempts: Vec<_> = (0..500)
         .map(|i| {
             let (http, base, agent) = (app.http.clone(), app.base.clone(), agent.clone());

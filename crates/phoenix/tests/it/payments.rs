@@ -12,31 +12,39 @@ use crate::process::phoenix;
 async fn payments_move_money_only_within_what_was_authorized_and_captured() {
     let app = spawn_with(config()).await;
     let admin = app.admin().await;
+    let desk = app.agent(&admin, "desk@agency.example").await;
+    let rival = app.agent(&admin, "desk@rival.example").await;
     let (_, ann) = app.customer("ann@example.com").await;
-    let (_, bob) = app.customer("bob@example.com").await;
     let authorize = |token: &str| json!({"amount_minor": 10_000, "currency": "EUR", "payment_token": token});
 
+    // Customers pay through their bookings: a stand-alone authorization is the agency desk's.
+    app.post_keyed("/api/v1/payments", Some(&ann), "pay-0", authorize("tok_visa"))
+        .await
+        .assert_problem(403, "forbidden");
     let paid = app
-        .post_keyed("/api/v1/payments", Some(&ann), "pay-1", authorize("tok_visa"))
+        .post_keyed("/api/v1/payments", Some(&desk), "pay-1", authorize("tok_visa"))
         .await;
     assert_eq!(paid.status, 201, "{paid:?}");
     assert_eq!(paid.body["status"], "authorized");
     let id = paid.body["id"].as_str().unwrap();
     let again = app
-        .post_keyed("/api/v1/payments", Some(&ann), "pay-1", authorize("tok_visa"))
+        .post_keyed("/api/v1/payments", Some(&desk), "pay-1", authorize("tok_visa"))
         .await;
     assert_eq!(again.body["id"], id, "the same key answers the same payment");
-    app.get(&format!("/api/v1/payments/{id}"), Some(&bob))
+    app.get(&format!("/api/v1/payments/{id}"), Some(&rival))
+        .await
+        .assert_problem(404, "not_found");
+    app.get(&format!("/api/v1/payments/{id}"), Some(&ann))
         .await
         .assert_problem(404, "not_found");
     app.post_keyed(
         &format!("/api/v1/payments/{id}/capture"),
-        Some(&ann),
+        Some(&rival),
         "cap-1",
         json!({}),
     )
     .await
-    .assert_problem(403, "forbidden");
+    .assert_problem(404, "not_found");
 
     let captured = app
         .post_keyed(
@@ -67,7 +75,7 @@ async fn payments_move_money_only_within_what_was_authorized_and_captured() {
 
     app.post_keyed(
         "/api/v1/payments",
-        Some(&ann),
+        Some(&desk),
         "pay-2",
         authorize("tok_insufficient_funds"),
     )
@@ -75,13 +83,13 @@ async fn payments_move_money_only_within_what_was_authorized_and_captured() {
     .assert_problem(402, "payment_declined");
     app.post_keyed(
         "/api/v1/payments",
-        Some(&ann),
+        Some(&desk),
         "pay-3",
         authorize("4111-1111-1111-1111"),
     )
     .await
     .assert_problem(422, "card_number_not_allowed");
-    app.post("/api/v1/payments", Some(&ann), authorize("tok_visa"))
+    app.post("/api/v1/payments", Some(&desk), authorize("tok_visa"))
         .await
         .assert_problem(400, "idempotency_key_required");
 }
@@ -94,11 +102,11 @@ async fn reconcile_finds_and_repairs_what_the_provider_did_alone(database_url: O
     config.database_url = database_url.map(Secret::new);
     let app = spawn_with(config.clone()).await;
     let admin = app.admin().await;
-    let (_, ann) = app.customer("ann@example.com").await;
+    let desk = app.agent(&admin, "desk@agency.example").await;
     let paid = app
         .post_keyed(
             "/api/v1/payments",
-            Some(&ann),
+            Some(&desk),
             "pay-1",
             json!({"amount_minor": 10_000, "currency": "EUR", "payment_token": "tok_visa"}),
         )
