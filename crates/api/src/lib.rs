@@ -8,7 +8,8 @@
 //!   role check a service declares beside its routes.
 //! - [`internal`]: how the gateway hands the principal to a service running in another process, and
 //!   [`remote::Client`], the HTTP client one service uses to call another.
-//! - [`currency`]: the currencies the platform accepts, with their minor units.
+//! - [`currency`]: the currencies the platform accepts, with their minor units; [`date`]: the one form of a
+//!   calendar date it takes.
 //! - [`card`], [`email`] and [`text`]: the card numbers every service refuses, the email addresses it takes, and
 //!   the invisible characters it refuses in names.
 //! - [`trace`]: the W3C trace context of the work at hand, continued from request to request and into events.
@@ -17,6 +18,7 @@
 
 pub mod card;
 pub mod currency;
+pub mod date;
 pub mod email;
 mod extract;
 mod fields;

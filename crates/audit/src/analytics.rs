@@ -111,7 +111,7 @@ impl Item {
 
 /// `2026-12-01`.
 pub fn parse_day(s: &str) -> Option<Date> {
-    Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()
+    phoenix_api::date::parse_day(s)
 }
 
 /// `2026-12-01`: how days are stored (text sorts as dates do).

@@ -153,7 +153,7 @@ fn corrupt(what: &'static str) -> Error {
 }
 
 pub fn parse_date(s: &str) -> Option<Date> {
-    Date::parse(s, &time::format_description::well_known::Iso8601::DATE).ok()
+    phoenix_api::date::parse_day(s)
 }
 
 fn days_text(days: &[bool; 7]) -> String {

@@ -242,7 +242,7 @@ fn pending_booking(
 fn travel_days(items: &[BookedItem]) -> std::collections::BTreeSet<time::Date> {
     let departure_day = |id: &str| {
         let day = id.get(id.len().checked_sub(10)?..)?;
-        time::Date::parse(day, time::macros::format_description!("[year]-[month]-[day]")).ok()
+        phoenix_api::date::parse_day(day)
     };
     items
         .iter()

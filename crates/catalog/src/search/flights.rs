@@ -14,16 +14,16 @@ pub enum FlightSort {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FlightSearch {
-    /// IATA airport codes (required).
-    #[param(pattern = "^[A-Za-z]{3}$")]
+    /// IATA airport codes. Optional in the type only so that a missing one is named in the 422 with the others.
+    #[param(required = true, pattern = "^[A-Za-z]{3}$")]
     pub origin: Option<String>,
-    #[param(pattern = "^[A-Za-z]{3}$")]
+    #[param(required = true, pattern = "^[A-Za-z]{3}$")]
     pub destination: Option<String>,
     /// Local departure date at the origin.
     #[param(value_type = String, format = Date)]
     pub date: Option<Day>,
     /// For a round trip: the local departure date of the way back.
-    #[param(value_type = String, format = Date)]
+    #[param(value_type = Option<String>, format = Date)]
     pub return_date: Option<Day>,
     /// Default 1. Adults, children and infants together at most 9; infants sit on an adult's lap.
     pub adults: Option<u32>,

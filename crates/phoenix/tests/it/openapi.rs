@@ -196,3 +196,45 @@ async fn every_documented_operation_is_served() {
     }
     assert!(checked >= 20, "only {checked} operations");
 }
+
+/// The search routes mark required exactly the query parameters a search cannot do without: a client generator
+/// (or a fuzzer) that follows the document sends them, and is free to leave the rest out.
+#[tokio::test]
+async fn search_parameters_are_required_as_the_searches_require_them() {
+    let app = spawn().await;
+    let doc = app.get("/api/v1/openapi.json", None).await.body;
+    let required = |path: &str| -> Vec<String> {
+        let mut names: Vec<String> = doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query" && p["required"] == true)
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(required("/api/v1/search/flights"), ["date", "destination", "origin"]);
+    assert_eq!(required("/api/v1/search/hotels"), ["check_in", "check_out"]);
+
+    // A flight search with none of them is refused naming exactly those.
+    let flights = app.get("/api/v1/search/flights", None).await;
+    assert_eq!(flights.status, 422, "{flights:?}");
+    let mut named: Vec<&str> = flights.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    named.sort_unstable();
+    assert_eq!(named, ["date", "destination", "origin"], "{flights:?}");
+
+    // Dates are `YYYY-MM-DD` as documented: ISO 8601's other forms of a date are refused, not read.
+    for other in ["2027-W11-6", "2027-079", "20270320", "%2B2027-03-20", "2027-03-20T00:00"] {
+        let search = app
+            .get(&format!("/api/v1/search/flights?origin=CDG&destination=JFK&date={other}"), None)
+            .await;
+        assert_eq!(search.status, 422, "{other}: {search:?}");
+        assert_eq!(search.body["errors"][0]["field"], "date", "{other}: {search:?}");
+    }
+}
