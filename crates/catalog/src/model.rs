@@ -51,6 +51,9 @@ impl Check {
             self.fail(field, format!("must have {min} to {max} characters"));
         } else if value.chars().any(char::is_control) {
             self.fail(field, "must not contain control characters");
+        } else if phoenix_api::text::has_invisible_format(value) {
+            // Names travellers read in search results, on bookings and in emails: no hidden reordering or spaces.
+            self.fail(field, phoenix_api::text::INVISIBLE_FORMAT);
         }
     }
 

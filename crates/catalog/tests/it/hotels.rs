@@ -24,6 +24,7 @@ phoenix_db::contract_suite!(
         geo_search_finds_hotels_within_the_radius,
         offers_prove_the_price_and_refuse_tampering,
         bad_hotel_searches_name_the_field,
+        hidden_characters_in_names_are_refused,
         catalog_survives_a_restart,
         a_replica_picks_up_another_replicas_writes,
     ]
@@ -686,6 +687,59 @@ pub async fn bad_hotel_searches_name_the_field(pool: Pool) {
     assert_eq!(bad(negative).await, ["min_price", "max_price"]);
     // A 30-night stay is fine.
     assert!(world.catalog.search_hotels(&stay("Paris", 12, 42)).await.is_ok());
+}
+
+/// Travellers read a hotel's, a room type's and a rate plan's names in search results, on bookings and in emails: a
+/// right-to-left override or a zero-width space would make them show what they do not say.
+pub async fn hidden_characters_in_names_are_refused(pool: Pool) {
+    let world = world(pool).await;
+    let org = chain(&world).await;
+    let (c, actor) = (&world.catalog, operator(org));
+    let mut input = hotel_input("Paris");
+    input.name = "Grand \u{202e}letoH\u{202c} Paris".into();
+    input.address = "1 rue\u{200b} de Rivoli".into();
+    assert_eq!(
+        invalid_fields(c.create_hotel(&actor, input).await),
+        ["name", "address"]
+    );
+    let h = hotel(&world, org, "Paris", 5, |_| 10_000).await;
+    let mut renamed = hotel_input("Paris");
+    renamed.description = "Quiet\u{2066} rooms".into();
+    assert_eq!(
+        invalid_fields(c.update_hotel(&actor, h.hotel, renamed).await),
+        ["description"]
+    );
+    let room = RoomTypeInput {
+        name: "\u{202e}Suite".into(),
+        max_occupancy: 2,
+        beds: "1 king".into(),
+        rooms: 3,
+    };
+    assert_eq!(
+        invalid_fields(c.create_room_type(&actor, h.hotel, room).await),
+        ["name"]
+    );
+    let plan = phoenix_catalog::model::RatePlanInput {
+        room_type_id: h.room_type,
+        name: "\u{200b}Flexible".into(),
+        meal_plan: phoenix_catalog::hotel::MealPlan::Breakfast,
+        refundable: true,
+        free_cancellation_hours: Some(48),
+        currency: "EUR".into(),
+    };
+    assert_eq!(
+        invalid_fields(c.create_rate_plan(&actor, h.hotel, plan).await),
+        ["name"]
+    );
+    // Nothing of it was kept, and names in other scripts, joiners included, are names like any other.
+    let kept = c.hotel_for_manager(&actor, h.hotel).unwrap();
+    assert_eq!(
+        (kept.hotel.name.as_str(), kept.room_types.len(), kept.rate_plans.len()),
+        ("Hotel Lumiere", 1, 1)
+    );
+    let mut persian = hotel_input("Paris");
+    persian.name = "هتل علی\u{200c}رضا".into();
+    assert!(c.create_hotel(&actor, persian).await.is_ok());
 }
 
 pub async fn catalog_survives_a_restart(pool: Pool) {
