@@ -119,7 +119,10 @@ impl Service {
         Ok(())
     }
 
-    /// The principal an API key stands for: its owner, with the owner's current roles and organization.
+    /// The principal an API key stands for: its owner, with the owner's current roles and organization. Only while
+    /// the owner holds one of [`ROLES`]: a partner re-roled as support must not find their old key reading
+    /// everything support reads, nor a demoted one keep a credential their role could not make. The key works
+    /// again if the role comes back; the owner lists and revokes it signed in either way.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<Principal, Error> {
         let (id, _) = parse(key).ok_or(Error::InvalidApiKey)?;
         let row = self.store().api_key(id).await?.ok_or(Error::InvalidApiKey)?;
@@ -133,6 +136,9 @@ impl Service {
             .user_by_id(row.user_id)
             .await?
             .ok_or(Error::InvalidApiKey)?;
+        if !owner.roles.iter().any(|role| ROLES.contains(role)) {
+            return Err(Error::InvalidApiKey);
+        }
         Ok(Principal {
             user_id: owner.id,
             roles: owner.roles.as_slice().into(),

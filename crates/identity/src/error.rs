@@ -48,7 +48,7 @@ pub enum Error {
     OrganizationNameTaken,
     #[error("no such API key")]
     ApiKeyNotFound,
-    #[error("the API key is unknown, expired or revoked")]
+    #[error("the API key is unknown, expired or revoked, or its owner no longer holds a role that uses API keys")]
     InvalidApiKey,
     #[error("this needs a signed-in session, not an API key")]
     SessionRequired,

@@ -40,10 +40,12 @@ pub fn api() -> OpenApiRouter<Service> {
         .routes(routes!(enable_totp))
         .routes(routes!(disable_totp))
         .routes(routes!(get_user))
+        // Anyone's own keys, listed and revoked: also those of an owner who no longer holds a key role.
+        .routes(routes!(list_api_keys))
+        .routes(routes!(revoke_api_key))
         .route_layer(RequireRoles::authenticated());
     let key_holders = OpenApiRouter::new()
-        .routes(routes!(create_api_key, list_api_keys))
-        .routes(routes!(revoke_api_key))
+        .routes(routes!(create_api_key))
         .route_layer(RequireRoles::any_of(api_key::ROLES));
     let staff = OpenApiRouter::new()
         .routes(routes!(list_users))
@@ -515,7 +517,9 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
-/// Your API keys (without their secrets), oldest first: every live one, and the 100 revoked or expired last.
+/// Your API keys (without their secrets), oldest first: every live one, and the 100 revoked or expired last. Anyone
+/// signed in: an owner who no longer holds a key role still sees (and may revoke) the keys they made, which do not
+/// work meanwhile.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = TAG, security(("bearer" = [])),
     responses((status = 200, body = Vec<ApiKeyResponse>)))]
 async fn list_api_keys(State(service): State<Service>, principal: Principal) -> Result<Json<Vec<ApiKeyResponse>>> {
@@ -523,7 +527,7 @@ async fn list_api_keys(State(service): State<Service>, principal: Principal) -> 
     Ok(Json(keys.into_iter().map(ApiKeyResponse::from).collect()))
 }
 
-/// Revoke an API key: it stops working at once. Signed in, as for creating (an API key gets 403
+/// Revoke an API key: it stops working at once. Your own (any, for an admin), signed in (an API key gets 403
 /// `session_required`), except that a key may revoke itself.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = Uuid, Path)),

@@ -141,7 +141,8 @@ impl Service {
             expires_at: self.refresh_expiry(),
         };
         if !self.store().open_session(user, &token).await? {
-            // Changed while we checked: what was checked no longer signs in (a retry meets the new credentials).
+            // Changed while we checked: what was checked no longer signs in (a retry meets the new credentials, roles
+            // and organization).
             return Err(Error::InvalidCredentials);
         }
         Ok(self.session(user, access_token, token_id, refresh_token))

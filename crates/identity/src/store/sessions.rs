@@ -53,13 +53,19 @@ pub enum Rotation {
 impl Store {
     /// Opens a session (a new refresh-token family) for `user` as the sign-in read it. False, with nothing written,
     /// when the account's password changed or two-factor authentication was turned on since: a sign-in that checked
-    /// the old credentials must not outlive their change.
+    /// the old credentials must not outlive their change. False too when its roles or organization changed since:
+    /// the access token was issued with the ones read, and the change ended every session it could see, so a
+    /// session opened after it with the old roles would keep them for the token's life (a demoted admin signing in
+    /// over and over would hold one).
     pub async fn open_session(&self, user: &User, token: &NewRefreshToken<'_>) -> Result<bool, Error> {
         let mut tx = self.begin().await?;
         let Some(now) = lock_user(&mut tx, user.id).await? else {
             return Ok(false);
         };
         if now.password_hash != user.password_hash || (now.totp_enabled && !user.totp_enabled) {
+            return Ok(false);
+        }
+        if now.roles != super::encode_roles(&user.roles) || now.organization_id != user.organization_id {
             return Ok(false);
         }
         insert_refresh(&mut tx, token, user.id).await?;
@@ -240,21 +246,26 @@ impl Store {
 pub(super) struct Credentials {
     pub(super) password_hash: String,
     pub(super) totp_enabled: bool,
+    /// As stored (`encode_roles`).
+    pub(super) roles: String,
+    pub(super) organization_id: Option<Uuid>,
 }
 
 /// Locks a user's row for the rest of the transaction (PostgreSQL; SQLite's `BEGIN IMMEDIATE` holds the whole
 /// database already) and reads their credentials; `None` when there is no such user.
 pub(super) async fn lock_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<Credentials>, Error> {
     let sql = format!(
-        "SELECT password_hash, totp_enabled FROM users WHERE id = $1{}",
+        "SELECT password_hash, totp_enabled, roles, organization_id FROM users WHERE id = $1{}",
         for_update(tx)
     );
-    let row: Option<(String, bool)> = dispatch!(tx, conn => {
+    let row: Option<(String, bool, String, Option<Uuid>)> = dispatch!(tx, conn => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(conn).await
     })?;
-    Ok(row.map(|(password_hash, totp_enabled)| Credentials {
+    Ok(row.map(|(password_hash, totp_enabled, roles, organization_id)| Credentials {
         password_hash,
         totp_enabled,
+        roles,
+        organization_id,
     }))
 }
 

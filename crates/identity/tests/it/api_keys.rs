@@ -14,6 +14,7 @@ phoenix_db::contract_suite!(
         an_api_key_cannot_create_keys,
         live_keys_are_capped_and_every_one_is_listed,
         an_api_key_revokes_itself_but_no_other_key,
+        a_key_works_only_while_its_owner_holds_a_key_role,
     ]
 );
 
@@ -290,4 +291,68 @@ async fn an_api_key_revokes_itself_but_no_other_key(pool: Pool) {
         .collect();
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["key_id"], first.id.to_string());
+}
+
+/// A partner re-roled as support (or customer) must not find their old keys reading what support reads, nor keep a
+/// credential their new role could not make: the keys stop working, and work again if the role comes back. The
+/// owner, signed in again, still lists and revokes them.
+async fn a_key_works_only_while_its_owner_holds_a_key_role(pool: Pool) {
+    let identity = service(pool.clone()).await;
+    let owner = partner(&identity, "p@example.com").await;
+    let organization_id = owner.organization_id;
+    let (first, first_secret) = identity.create_api_key(&owner, "engine", None).await.unwrap();
+    let (_, second_secret) = identity.create_api_key(&owner, "reports", None).await.unwrap();
+    let admin = identity
+        .create_user(NewUser {
+            email: "admin@example.com",
+            password: PASSWORD,
+            name: "Admin",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    let admin = Principal {
+        user_id: admin.id,
+        roles: [Role::Admin].into(),
+        organization_id: None,
+        credential: Credential::AccessToken {
+            token_id: crate::login(&identity, "admin@example.com").await.token_id,
+        },
+    };
+    for roles in [&[Role::Support][..], &[Role::Customer][..]] {
+        identity
+            .set_roles(&admin, owner.user_id, roles, None)
+            .await
+            .unwrap();
+        for secret in [&first_secret, &second_secret] {
+            assert!(
+                matches!(identity.authenticate_api_key(secret).await, Err(Error::InvalidApiKey)),
+                "{roles:?}"
+            );
+        }
+    }
+    // Signed in again (the change ended their sessions), the owner sees both keys and revokes one.
+    let session = crate::login(&identity, "p@example.com").await;
+    let demoted = Principal {
+        user_id: owner.user_id,
+        roles: [Role::Customer].into(),
+        organization_id: None,
+        credential: Credential::AccessToken {
+            token_id: session.token_id,
+        },
+    };
+    assert_eq!(identity.api_keys(&demoted).await.unwrap().len(), 2);
+    identity.revoke_api_key(&demoted, first.id).await.unwrap();
+    // A partner again: the key left works, the revoked one does not.
+    identity
+        .set_roles(&admin, owner.user_id, &[Role::Partner], organization_id)
+        .await
+        .unwrap();
+    let principal = identity.authenticate_api_key(&second_secret).await.unwrap();
+    assert_eq!(principal.roles, [Role::Partner].into());
+    assert!(matches!(
+        identity.authenticate_api_key(&first_secret).await,
+        Err(Error::InvalidApiKey)
+    ));
 }

@@ -1,6 +1,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
+use phoenix_api::{Credential, Principal, Role};
 use phoenix_db::{Pool, Timestamp, dispatch};
 use phoenix_identity::{Error, Login, Options, PasswordChange, RevocationCursor, Service};
 use uuid::Uuid;
@@ -19,6 +20,7 @@ phoenix_db::contract_suite!(
         success_clears_account_failures,
         signing_out_everywhere_ends_every_session_of_the_user_only,
         refreshes_racing_sign_out_everywhere_leave_no_live_session,
+        sign_ins_racing_a_role_change_leave_no_live_token_with_the_old_roles,
         revocations_name_every_ended_sessions_tokens_once_in_order,
         revocations_leave_out_tokens_expired_by_now,
         ending_a_session_tells_the_gateway_in_this_process,
@@ -272,6 +274,98 @@ async fn refreshes_racing_sign_out_everywhere_leave_no_live_session(pool: Pool) 
             );
         }
     }
+}
+
+/// Sign-ins as fast as they can while an admin changes the user's roles: once the change has returned and the
+/// sign-ins have stopped, every access token not among the ended sessions' carries the new roles, whichever order
+/// each sign-in and the change took. (A sign-in that read the user before the change and opened its session after
+/// the change had ended every session would keep the old roles for the token's life.)
+async fn sign_ins_racing_a_role_change_leave_no_live_token_with_the_old_roles(pool: Pool) {
+    const N_RACERS: usize = 4;
+    let identity = service(pool).await;
+    let admin = identity
+        .create_user(phoenix_identity::NewUser {
+            email: "admin@example.com",
+            password: PASSWORD,
+            name: "Admin",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    let actor = Principal {
+        user_id: admin.id,
+        roles: [Role::Admin].into(),
+        organization_id: None,
+        credential: Credential::AccessToken {
+            token_id: Uuid::now_v7(),
+        },
+    };
+    let ann = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
+    let roles_of = |token: &str| -> Vec<String> {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
+                .unwrap();
+        serde_json::from_value(claims["roles"].clone()).unwrap()
+    };
+    let mut signed_in_after = 0;
+    for (round, new_roles) in [[Role::Support], [Role::Customer], [Role::Support]].into_iter().enumerate() {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (started, mut all_started) = tokio::sync::mpsc::channel(N_RACERS);
+        let racers: Vec<_> = (0..N_RACERS)
+            .map(|_| {
+                let (identity, stop, started) = (identity.clone(), stop.clone(), started.clone());
+                tokio::spawn(async move {
+                    let mut sessions = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        // A sign-in that met the change half-way is refused (a retry meets the new roles).
+                        if let Ok(session) = identity
+                            .login(Login {
+                                email: "ann@example.com",
+                                password: PASSWORD,
+                                totp_code: None,
+                                client_ip: None,
+                            })
+                            .await
+                        {
+                            sessions.push(session);
+                        }
+                        if sessions.len() == 1 {
+                            started.send(()).await.unwrap();
+                        }
+                    }
+                    sessions
+                })
+            })
+            .collect();
+        drop(started);
+        for _ in 0..N_RACERS {
+            all_started.recv().await.unwrap();
+        }
+        identity.set_roles(&actor, ann.id, &new_roles, None).await.unwrap();
+        // Let each racer sign in once more after the change, so the round sees both sides of it.
+        let changed = login(&identity, "ann@example.com").await;
+        assert_eq!(roles_of(&changed.access_token), [new_roles[0].as_str()]);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (ended, _) = read_revocations(&identity, None, 500).await;
+        let ended: HashSet<Uuid> = ended.into_iter().collect();
+        for racer in racers {
+            for session in racer.await.unwrap() {
+                let roles = roles_of(&session.access_token);
+                if roles == [new_roles[0].as_str()] {
+                    signed_in_after += 1;
+                } else {
+                    assert!(
+                        ended.contains(&session.token_id),
+                        "round {round}: a session with the old roles {roles:?} outlived the change"
+                    );
+                }
+            }
+        }
+    }
+    assert!(signed_in_after > 0, "some sign-ins came after the changes");
 }
 
 /// Every page of revocations after `after`, `limit` at a time, until one is complete: the token ids in the order

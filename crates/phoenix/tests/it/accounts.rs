@@ -223,10 +223,14 @@ async fn role_changes_end_the_users_sessions_and_the_next_sign_in_has_the_new_ro
     app.post("/api/v1/auth/refresh", None, json!({"refresh_token": refresh}))
         .await
         .assert_problem(401, "invalid_refresh_token");
-    // The key already acts as support: it may read users but not assign roles.
+    // The key stops working at once: support does not hold API keys, so it neither assigns roles nor reads what
+    // support reads.
     set_roles(key.clone(), json!(["admin"]))
         .await
-        .assert_problem(403, "forbidden");
+        .assert_problem(401, "invalid_api_key");
+    app.get("/api/v1/admin/users", Some(&key))
+        .await
+        .assert_problem(401, "invalid_api_key");
 
     let (as_support, _) = app.login("sam@example.com").await;
     let users = app.get("/api/v1/admin/users", Some(&as_support)).await;
@@ -335,7 +339,14 @@ async fn api_keys_work_as_bearer_credentials_until_revoked() {
         "a listed key never shows its secret"
     );
 
+    // Anyone signed in lists and revokes their own keys (none, for a customer, who may not make one); someone
+    // else's key does not exist for them.
     let (_, stranger) = app.customer("stranger@example.com").await;
+    let none = app.get("/api/v1/api-keys", Some(&stranger)).await;
+    assert_eq!((none.status.as_u16(), none.body.as_array().map(Vec::len)), (200, Some(0)));
+    app.post("/api/v1/api-keys", Some(&stranger), json!({"name": "mine"}))
+        .await
+        .assert_problem(403, "forbidden");
     app.call(
         Method::DELETE,
         &format!("/api/v1/api-keys/{key_id}"),
@@ -343,7 +354,7 @@ async fn api_keys_work_as_bearer_credentials_until_revoked() {
         None,
     )
     .await
-    .assert_problem(403, "forbidden");
+    .assert_problem(404, "not_found");
     let revoked = app
         .call(
             Method::DELETE,
