@@ -47,20 +47,28 @@ fn is_json(req: &Request) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// What a client is told about text holding the NUL character.
+const NUL: &str = "must not contain the NUL character (U+0000)";
+
 /// Parses a JSON object, telling a syntax error (400) from a shape error (422 with the path of the field at fault).
 ///
 /// Every request body of the API is an object, and serde_json would otherwise read a top-level array as a struct's
 /// fields in order (`["ann@example.com", "secret"]` for `{email, password}`), a shape the API document forbids:
 /// such a body is 422 naming `body`. (A nested array where an object belongs still reads that way; what it yields
-/// is validated like any other value.)
+/// is validated like any other value.) So is a body with a NUL character in any string (`\u0000`): PostgreSQL
+/// cannot store one in text, so it would fail the request after validation, and no field of the API needs one.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let body_error = |message: &str| {
+        Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![FieldError {
+            field: "body".to_owned(),
+            message: message.to_owned(),
+        }])
+    };
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(
-            Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![FieldError {
-                field: "body".to_owned(),
-                message: "invalid type: sequence, expected a JSON object".to_owned(),
-            }]),
-        );
+        return Err(body_error("invalid type: sequence, expected a JSON object"));
+    }
+    if has_escaped_nul(bytes) {
+        return Err(body_error(NUL));
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize(deserializer) {
@@ -82,6 +90,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             }
         }
     }
+}
+
+/// Whether JSON text holds the escape `\u0000` (JSON strings cannot hold a raw NUL): a `u0000` after an odd run of
+/// backslashes, as an even run is escaped backslashes followed by plain text.
+fn has_escaped_nul(json: &[u8]) -> bool {
+    json.windows(5).enumerate().any(|(at, window)| {
+        window == b"u0000" && json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1
+    })
 }
 
 /// The field an error at `path` is about: the path itself, or for an error about the whole object (`.`) the
@@ -114,6 +130,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            return Err(Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY)
+                .with_errors(vec![FieldError { field: name.replace('\0', ""), message: NUL.to_owned() }]));
+        }
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(Query)
@@ -126,7 +148,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// Path parameters. An identifier that does not even parse names nothing that exists: 404.
+/// Path parameters. An identifier that does not even parse names nothing that exists: 404; nor does one holding a
+/// NUL character (`%00`), which no stored identifier holds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Path<T>(pub T);
 
@@ -134,6 +157,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.path().contains("%00") {
+            return Err(Problem::not_found("resource"));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(rejection) if rejection.status().is_server_error() => Err(Problem::internal(&rejection)),
@@ -192,6 +218,25 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_nul_character_anywhere_in_the_body_is_422_naming_body() {
+        for body in [
+            &br#"{"email": "ann\u0000@example.com", "age": 3}"#[..],
+            br#"{"email": "a@b.c", "age": 3, "n\u0000": 1}"#,
+            br#"{"email": "\\\u0000", "age": 3}"#,
+        ] {
+            let problem = parse::<Register>(body).unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(
+                (problem.errors[0].field.as_str(), problem.errors[0].message.as_str()),
+                ("body", NUL)
+            );
+        }
+        // An escaped backslash followed by the text `u0000` is no NUL.
+        let text = parse::<Register>(br#"{"email": "\\u0000", "age": 3}"#).unwrap();
+        assert_eq!(text.email, "\\u0000");
+    }
+
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
     struct Lookup {
@@ -217,5 +262,27 @@ mod tests {
         let wrong = query("/lookup?locator=A&last_name=B&limit=many").await.unwrap_err();
         assert_eq!(wrong.errors[0].field, "limit", "{:?}", wrong.errors);
         assert!(query("/lookup?locator=A&last_name=B").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_nul_character_in_a_query_parameter_is_422_naming_it() {
+        for uri in ["/lookup?locator=A&last_name=B%00", "/lookup?locator=%00&last_name=B"] {
+            let problem = query(uri).await.unwrap_err();
+            assert_eq!(problem.status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
+            assert_eq!(problem.errors[0].message, NUL, "{uri}");
+        }
+        let named = query("/lookup?locator=A&last_name=B%00").await.unwrap_err();
+        assert_eq!(named.errors[0].field, "last_name");
+    }
+
+    #[tokio::test]
+    async fn a_nul_character_in_the_path_names_nothing() {
+        let (mut parts, ()) = axum::http::Request::builder()
+            .uri("/items/seat%00x")
+            .body(())
+            .expect("request")
+            .into_parts();
+        let problem = Path::<String>::from_request_parts(&mut parts, &()).await.unwrap_err();
+        assert_eq!(problem.status, StatusCode::NOT_FOUND);
     }
 }

@@ -258,3 +258,35 @@ async fn cors_allows_only_configured_origins() {
     let refused = preflight("https://evil.example.com").await.unwrap();
     assert!(!refused.headers().contains_key("access-control-allow-origin"));
 }
+
+/// PostgreSQL cannot store a NUL character in text: one sent in a body, a query or a path is refused at the edge,
+/// never a 500 from the database, on a public route and on staff's filters alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_character_is_refused_before_it_reaches_postgres() {
+    let databases = crate::common::PostgresDatabases::new();
+    let mut config = crate::common::config();
+    config.database_url = Some(phoenix::config::Secret::new(databases.url.clone()));
+    let app = crate::common::spawn_with(config).await;
+    let admin = app.admin().await;
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ann\u{0}@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+    login.assert_problem(422, "invalid_fields");
+    assert_eq!(login.body["errors"][0]["field"], "body");
+    for (path, field) in [
+        ("/api/v1/admin/users?email=%00", "email"),
+        ("/api/v1/audit?actor=a%00b", "actor"),
+        ("/api/v1/audit?subject=%00", "subject"),
+    ] {
+        let refused = app.get(path, Some(&admin)).await;
+        refused.assert_problem(422, "invalid_fields");
+        assert_eq!(refused.body["errors"][0]["field"], field, "{path}");
+    }
+    app.get("/api/v1/inventory/items/seat%00x", Some(&admin))
+        .await
+        .assert_problem(404, "not_found");
+}
