@@ -185,12 +185,10 @@ impl Principal {
         }
     }
 
-    /// The key rate limits are counted under: the API key when one was used, else the user.
+    /// The key rate limits are counted under: the user, whichever credential they call with. One budget for all of
+    /// a user's sessions and API keys, or a partner holding a hundred keys would have a hundred budgets.
     pub fn rate_limit_key(&self) -> String {
-        match &self.credential {
-            Credential::ApiKey { key_id } => format!("key:{key_id}"),
-            Credential::AccessToken { .. } | Credential::OnBehalf { .. } => format!("user:{}", self.user_id),
-        }
+        format!("user:{}", self.user_id)
     }
 }
 

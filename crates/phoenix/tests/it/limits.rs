@@ -13,11 +13,22 @@ async fn per_user_limit_is_429_with_retry_after(redis: bool) {
         config.redis_url = Some(phoenix::config::Secret::new(redis_url()));
     }
     let app = spawn_with(config).await;
-    // A unique account, so a count left in a shared Redis by an earlier run cannot interfere.
-    let email = format!("{}@example.com", uuid::Uuid::new_v4().simple());
-    let (_, token) = app.customer(&email).await;
-    for _ in 0..5 {
-        assert_eq!(app.get("/api/v1/auth/me", Some(&token)).await.status, 200);
+    // A new account (a new user id), so a count left in a shared Redis by an earlier run cannot interfere.
+    let token = app.admin().await;
+    // One budget for the user, whichever credential calls: a session and two API keys share the five requests.
+    let mut keys = Vec::new();
+    for name in ["first", "second"] {
+        let made = app.post("/api/v1/api-keys", Some(&token), json!({"name": name})).await;
+        assert_eq!(made.status, 201, "{made:?}");
+        keys.push(made.body["key"].as_str().unwrap().to_owned());
+    }
+    for credential in [&token, &keys[0], &keys[1]] {
+        assert_eq!(app.get("/api/v1/auth/me", Some(credential)).await.status, 200);
+    }
+    for credential in [&keys[0], &keys[1], &token] {
+        app.get("/api/v1/auth/me", Some(credential))
+            .await
+            .assert_problem(429, "rate_limited");
     }
     let limited = app.get("/api/v1/auth/me", Some(&token)).await;
     limited.assert_problem(429, "rate_limited");
