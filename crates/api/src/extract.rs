@@ -95,9 +95,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 /// Whether JSON text holds the escape `\u0000` (JSON strings cannot hold a raw NUL): a `u0000` after an odd run of
 /// backslashes, as an even run is escaped backslashes followed by plain text.
 fn has_escaped_nul(json: &[u8]) -> bool {
-    json.windows(5).enumerate().any(|(at, window)| {
-        window == b"u0000" && json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1
-    })
+    json.windows(5)
+        .enumerate()
+        .any(|(at, window)| window == b"u0000" && json[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 1)
 }
 
 /// The field an error at `path` is about: the path itself, or for an error about the whole object (`.`) the
@@ -133,8 +133,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         if let Some((name, _)) =
             form_urlencoded::parse(query.as_bytes()).find(|(name, value)| name.contains('\0') || value.contains('\0'))
         {
-            return Err(Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY)
-                .with_errors(vec![FieldError { field: name.replace('\0', ""), message: NUL.to_owned() }]));
+            return Err(
+                Problem::from_status(StatusCode::UNPROCESSABLE_ENTITY).with_errors(vec![FieldError {
+                    field: name.replace('\0', ""),
+                    message: NUL.to_owned(),
+                }]),
+            );
         }
         let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)

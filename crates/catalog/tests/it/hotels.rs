@@ -698,10 +698,7 @@ pub async fn hidden_characters_in_names_are_refused(pool: Pool) {
     let mut input = hotel_input("Paris");
     input.name = "Grand \u{202e}letoH\u{202c} Paris".into();
     input.address = "1 rue\u{200b} de Rivoli".into();
-    assert_eq!(
-        invalid_fields(c.create_hotel(&actor, input).await),
-        ["name", "address"]
-    );
+    assert_eq!(invalid_fields(c.create_hotel(&actor, input).await), ["name", "address"]);
     let h = hotel(&world, org, "Paris", 5, |_| 10_000).await;
     let mut renamed = hotel_input("Paris");
     renamed.description = "Quiet\u{2066} rooms".into();

@@ -261,12 +261,14 @@ pub(super) async fn lock_user(tx: &mut Tx, user_id: Uuid) -> Result<Option<Crede
     let row: Option<(String, bool, String, Option<Uuid>)> = dispatch!(tx, conn => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).fetch_optional(conn).await
     })?;
-    Ok(row.map(|(password_hash, totp_enabled, roles, organization_id)| Credentials {
-        password_hash,
-        totp_enabled,
-        roles,
-        organization_id,
-    }))
+    Ok(
+        row.map(|(password_hash, totp_enabled, roles, organization_id)| Credentials {
+            password_hash,
+            totp_enabled,
+            roles,
+            organization_id,
+        }),
+    )
 }
 
 /// Revokes every refresh token of `user_id` except those of the family the access token `keep` was issued in (a

@@ -321,10 +321,7 @@ async fn a_key_works_only_while_its_owner_holds_a_key_role(pool: Pool) {
         },
     };
     for roles in [&[Role::Support][..], &[Role::Customer][..]] {
-        identity
-            .set_roles(&admin, owner.user_id, roles, None)
-            .await
-            .unwrap();
+        identity.set_roles(&admin, owner.user_id, roles, None).await.unwrap();
         for secret in [&first_secret, &second_secret] {
             assert!(
                 matches!(identity.authenticate_api_key(secret).await, Err(Error::InvalidApiKey)),

@@ -305,13 +305,19 @@ async fn sign_ins_racing_a_role_change_leave_no_live_token_with_the_old_roles(po
     let roles_of = |token: &str| -> Vec<String> {
         use base64::Engine as _;
         let payload = token.split('.').nth(1).unwrap();
-        let claims: serde_json::Value =
-            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap())
-                .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap();
         serde_json::from_value(claims["roles"].clone()).unwrap()
     };
     let mut signed_in_after = 0;
-    for (round, new_roles) in [[Role::Support], [Role::Customer], [Role::Support]].into_iter().enumerate() {
+    for (round, new_roles) in [[Role::Support], [Role::Customer], [Role::Support]]
+        .into_iter()
+        .enumerate()
+    {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (started, mut all_started) = tokio::sync::mpsc::channel(N_RACERS);
         let racers: Vec<_> = (0..N_RACERS)

@@ -151,9 +151,16 @@ async fn the_public_api_checks_roles_keys_and_bodies(pool: Pool) {
     // Customers pay through their bookings, and support gives money back but takes none: neither authorizes here,
     // so a stolen card cannot be tried against the provider with authorizations nobody settles.
     for (who, key) in [(customer(), "k-c"), (principal(&[Role::Support], None), "k-s")] {
-        let refused = call(&api, Method::POST, "/api/v1/payments", Some(body.clone()), &who, Some(key))
-            .await
-            .unwrap_err();
+        let refused = call(
+            &api,
+            Method::POST,
+            "/api/v1/payments",
+            Some(body.clone()),
+            &who,
+            Some(key),
+        )
+        .await
+        .unwrap_err();
         assert_eq!((refused.status.as_u16(), refused.code.as_ref()), (403, "forbidden"));
     }
     assert!(

@@ -343,7 +343,10 @@ async fn api_keys_work_as_bearer_credentials_until_revoked() {
     // else's key does not exist for them.
     let (_, stranger) = app.customer("stranger@example.com").await;
     let none = app.get("/api/v1/api-keys", Some(&stranger)).await;
-    assert_eq!((none.status.as_u16(), none.body.as_array().map(Vec::len)), (200, Some(0)));
+    assert_eq!(
+        (none.status.as_u16(), none.body.as_array().map(Vec::len)),
+        (200, Some(0))
+    );
     app.post("/api/v1/api-keys", Some(&stranger), json!({"name": "mine"}))
         .await
         .assert_problem(403, "forbidden");

@@ -230,9 +230,18 @@ async fn search_parameters_are_required_as_the_searches_require_them() {
     assert_eq!(named, ["date", "destination", "origin"], "{flights:?}");
 
     // Dates are `YYYY-MM-DD` as documented: ISO 8601's other forms of a date are refused, not read.
-    for other in ["2027-W11-6", "2027-079", "20270320", "%2B2027-03-20", "2027-03-20T00:00"] {
+    for other in [
+        "2027-W11-6",
+        "2027-079",
+        "20270320",
+        "%2B2027-03-20",
+        "2027-03-20T00:00",
+    ] {
         let search = app
-            .get(&format!("/api/v1/search/flights?origin=CDG&destination=JFK&date={other}"), None)
+            .get(
+                &format!("/api/v1/search/flights?origin=CDG&destination=JFK&date={other}"),
+                None,
+            )
             .await;
         assert_eq!(search.status, 422, "{other}: {search:?}");
         assert_eq!(search.body["errors"][0]["field"], "date", "{other}: {search:?}");
