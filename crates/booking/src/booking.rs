@@ -45,15 +45,19 @@ pub struct Booking {
 }
 
 impl Booking {
-    /// Whether `viewer` may see (and so act on) this booking: their own (booked for or by them), their
-    /// organization's for agents and partners, any for support and admin.
+    /// Whether `viewer` may see (and so act on) this booking: any for support and admin; one booked for them; an
+    /// organization's for its agents and partners; one of no organization for whoever made it. Having made an
+    /// organization's booking gives no sight of it: an agent moved to another agency no longer sees what they booked
+    /// for the first. Lists apply the same rule (`store::Scope`).
     pub fn visible_to(&self, viewer: &Principal) -> bool {
         viewer.sees_everything()
             || viewer.user_id == self.customer_id
-            || viewer.user_id == self.created_by
-            || (viewer.has_any(&[Role::Agent, Role::Partner])
-                && self.organization_id.is_some()
-                && self.organization_id == viewer.organization_id)
+            || match self.organization_id {
+                Some(organization_id) => {
+                    viewer.organization_id == Some(organization_id) && viewer.has_any(&[Role::Agent, Role::Partner])
+                }
+                None => viewer.user_id == self.created_by,
+            }
     }
 
     /// The items as the refund policy reads them.

@@ -88,14 +88,15 @@ struct HistoryRow {
     at: Timestamp,
 }
 
-/// Which bookings a list may show.
+/// Which bookings a list may show: those [`Booking::visible_to`] shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
     /// Support and admin.
     All,
-    /// Agents and partners: their organization's, and their own.
+    /// Agents and partners: their organization's, and as [`Scope::Own`] shows.
     Organization { organization_id: Uuid, user_id: Uuid },
-    /// Everyone else: booked for or by them.
+    /// Everyone else: booked for them, or made by them for no organization (one made for an organization is that
+    /// organization's, not its maker's).
     Own { user_id: Uuid },
 }
 
@@ -248,11 +249,15 @@ impl Store {
                 organization_id,
                 user_id,
             } => (
-                "(organization_id = $6 OR customer_id = $5 OR created_by = $5)",
+                "(organization_id = $6 OR customer_id = $5 OR (created_by = $5 AND organization_id IS NULL))",
                 Some(user_id),
                 Some(organization_id),
             ),
-            Scope::Own { user_id } => ("(customer_id = $5 OR created_by = $5)", Some(user_id), None),
+            Scope::Own { user_id } => (
+                "(customer_id = $5 OR (created_by = $5 AND organization_id IS NULL))",
+                Some(user_id),
+                None,
+            ),
         };
         let filter = format!(
             "WHERE {visible} AND ($1 IS NULL OR status = $1) AND ($2 IS NULL OR customer_id = $2)

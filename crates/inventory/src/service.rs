@@ -615,12 +615,19 @@ fn present(mut hold: Hold, now: phoenix_db::Timestamp) -> Hold {
     hold
 }
 
+/// Whether `viewer` may see (and so act on) a hold: any for support and admin; an organization's for its agents,
+/// partners and operators, and for its holder while still a member (a customer who belongs to an organization holds
+/// for their own bookings as themselves); one of no organization for its holder. A holder moved to another
+/// organization no longer sees what they held for the first.
 fn may_see(viewer: &Principal, holder_id: Uuid, organization_id: Option<Uuid>) -> bool {
-    viewer.user_id == holder_id
-        || viewer.sees_everything()
-        || (organization_id.is_some()
-            && organization_id == viewer.organization_id
-            && viewer.has_any(&[Role::Agent, Role::Partner, Role::Operator]))
+    viewer.sees_everything()
+        || match organization_id {
+            Some(organization_id) => {
+                viewer.organization_id == Some(organization_id)
+                    && (viewer.user_id == holder_id || viewer.has_any(&[Role::Agent, Role::Partner, Role::Operator]))
+            }
+            None => viewer.user_id == holder_id,
+        }
 }
 
 fn invalid(field: &str, message: String) -> phoenix_api::FieldError {

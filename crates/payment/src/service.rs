@@ -702,12 +702,19 @@ impl Drop for Claim {
     }
 }
 
+/// Whether `viewer` may see (and so act on) `payment`: any for support and admin; an organization's for its agents
+/// and partners, and for its payer while still a member (a customer who belongs to an organization pays for their
+/// own bookings as themselves); one of no organization for its payer. A payer moved to another organization no
+/// longer sees what they paid for the first.
 fn may_see(viewer: &Principal, payment: &Payment) -> bool {
-    viewer.user_id == payment.owner_id
-        || viewer.sees_everything()
-        || (payment.organization_id.is_some()
-            && payment.organization_id == viewer.organization_id
-            && viewer.has_any(&[Role::Agent, Role::Partner]))
+    viewer.sees_everything()
+        || match payment.organization_id {
+            Some(organization_id) => {
+                viewer.organization_id == Some(organization_id)
+                    && (viewer.user_id == payment.owner_id || viewer.has_any(&[Role::Agent, Role::Partner]))
+            }
+            None => viewer.user_id == payment.owner_id,
+        }
 }
 
 /// An idempotency key as the `Idempotency-Key` header allows it: 1 to 255 printable ASCII characters.

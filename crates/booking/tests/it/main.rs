@@ -264,6 +264,14 @@ pub fn agent(organization_id: Uuid) -> Principal {
     principal(&[Role::Agent], Some(organization_id))
 }
 
+/// `who` signed in again after an admin gave them `roles` in `organization_id`: the same user, a new token.
+pub fn signed_in_again(who: &Principal, roles: &[Role], organization_id: Option<Uuid>) -> Principal {
+    Principal {
+        user_id: who.user_id,
+        ..principal(roles, organization_id)
+    }
+}
+
 /// `n` days from today.
 pub fn day(n: i64) -> Day {
     Day(OffsetDateTime::now_utc().date() + Duration::days(n))

@@ -10,6 +10,7 @@ phoenix_db::contract_suite!(
     [
         customers_see_and_cancel_only_their_own_bookings,
         agents_see_their_organizations_bookings_and_support_sees_all,
+        an_agent_moved_to_another_agency_no_longer_sees_what_they_booked_for_the_first,
         lists_are_newest_first_in_bounded_pages,
         a_booking_is_found_by_locator_and_any_travellers_last_name,
     ]
@@ -90,6 +91,57 @@ async fn agents_see_their_organizations_bookings_and_support_sees_all(pool: Pool
         ..ListFilter::default()
     };
     assert!(ids(&world, &admin(), confirmed_only).await.is_empty());
+}
+
+async fn an_agent_moved_to_another_agency_no_longer_sees_what_they_booked_for_the_first(pool: Pool) {
+    let world = world(pool).await;
+    let (agency, rival) = (Uuid::now_v7(), Uuid::now_v7());
+    let (desk, colleague) = (agent(agency), agent(agency));
+    let ann = world.user(&[Role::Customer], None).await;
+    let mut body = request(vec![world.stay(world.hotel.flexible, 10, 1, 1, 1)], adults(1));
+    body.customer_id = Some(ann.user_id);
+    let for_ann = world.booking.create(&desk, body, &key()).await.unwrap().booking;
+    assert!(world.confirm_all().await.contains(&for_ann.id));
+    let for_ann = world.booking.get(&desk, for_ann.id).await.unwrap();
+    // Ann's own booking, made before she too joined the rival agency: it belongs to no organization.
+    let anns_own = world
+        .confirmed(&ann, vec![world.stay(world.hotel.flexible, 11, 1, 1, 1)])
+        .await;
+
+    // An admin moves the desk to the rival agency, or takes the agency away; they sign in again.
+    let moved = signed_in_again(&desk, &[Role::Agent], Some(rival));
+    let demoted = signed_in_again(&desk, &[Role::Customer], None);
+    for former in [&moved, &demoted] {
+        assert!(matches!(
+            world.booking.get(former, for_ann.id).await,
+            Err(Error::NotFound)
+        ));
+        assert!(ids(&world, former, ListFilter::default()).await.is_empty());
+        let anns = ListFilter {
+            customer_id: Some(ann.user_id),
+            ..ListFilter::default()
+        };
+        assert!(ids(&world, former, anns).await.is_empty());
+        let cancel = world
+            .booking
+            .request_cancellation(former, for_ann.id, None, false)
+            .await;
+        assert!(matches!(cancel, Err(Error::NotFound)), "{cancel:?}");
+    }
+    assert_eq!(
+        world.booking.get(&colleague, for_ann.id).await.unwrap(),
+        for_ann,
+        "still confirmed, nothing refunded"
+    );
+    assert_eq!(ids(&world, &colleague, ListFilter::default()).await, [for_ann.id]);
+
+    // The customer keeps what was booked for her and what she booked herself, wherever she works now.
+    let ann_at_rival = signed_in_again(&ann, &[Role::Agent], Some(rival));
+    for ann in [&ann, &ann_at_rival] {
+        assert_eq!(world.booking.get(ann, for_ann.id).await.unwrap().id, for_ann.id);
+        assert_eq!(world.booking.get(ann, anns_own.id).await.unwrap().id, anns_own.id);
+        assert_eq!(ids(&world, ann, ListFilter::default()).await, [anns_own.id, for_ann.id]);
+    }
 }
 
 async fn lists_are_newest_first_in_bounded_pages(pool: Pool) {

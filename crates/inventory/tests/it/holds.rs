@@ -4,7 +4,10 @@ use phoenix_inventory::{Error, ItemId, Options, Status, baseline};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{agent, bucket, events_of, request, service, service_with, stored_counters};
+use phoenix_api::Role;
+use uuid::Uuid;
+
+use crate::{agent, bucket, events_of, principal, request, service, service_with, signed_in_again, stored_counters};
 
 phoenix_db::contract_suite!(
     phoenix_inventory::migrations(),
@@ -16,6 +19,7 @@ phoenix_db::contract_suite!(
         idempotent_retry_returns_the_same_hold,
         holds_per_holder_are_bounded,
         others_cannot_see_or_touch_a_hold,
+        a_holder_moved_to_another_organization_no_longer_sees_what_they_held_for_the_first,
         hold_events_carry_an_rfc3339_expiry_and_their_reference_as_correlation_id,
         the_baseline_writes_the_engines_hold_created_shape,
     ]
@@ -230,6 +234,64 @@ async fn others_cannot_see_or_touch_a_hold(pool: Pool) {
     // Refusing the stranger left the hold to those who may touch it.
     let confirmed = inventory.confirm(&colleague, hold.id).await.unwrap();
     assert_eq!(confirmed.status.as_str(), "confirmed");
+}
+
+async fn a_holder_moved_to_another_organization_no_longer_sees_what_they_held_for_the_first(pool: Pool) {
+    let inventory = service(pool.clone()).await;
+    bucket(&inventory, "a", 10).await;
+    let holder = agent();
+    let colleague = principal(&[Role::Agent], holder.organization_id);
+    let hold = inventory
+        .create_hold(&holder, request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+
+    // An admin moves the holder to another agency, or takes the agency away; they sign in again. Confirm finds
+    // the hold in the process's cache of the holds it made, release and the second confirm read it.
+    let moved = signed_in_again(&holder, &[Role::Agent], Some(Uuid::now_v7()));
+    let demoted = signed_in_again(&holder, &[Role::Customer], None);
+    for former in [&moved, &demoted] {
+        assert!(matches!(
+            inventory.hold(former, hold.id).await,
+            Err(Error::HoldNotFound)
+        ));
+        assert!(matches!(
+            inventory.confirm(former, hold.id).await,
+            Err(Error::HoldNotFound)
+        ));
+        assert!(matches!(
+            inventory.release(former, hold.id).await,
+            Err(Error::HoldNotFound)
+        ));
+    }
+    assert_eq!(inventory.hold(&colleague, hold.id).await.unwrap(), hold);
+    assert_eq!(stored_counters(&pool, "a").await, (10, 1, 0), "still held");
+
+    // A customer's own hold stays theirs when they join an agency; a member of an organization who holds for their
+    // own booking (the saga acts as them) sees and confirms it while a member, and not after.
+    let customer = principal(&[Role::Customer], None);
+    let own = inventory
+        .create_hold(&customer, request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+    let customer_at_agency = signed_in_again(&customer, &[Role::Agent], Some(Uuid::now_v7()));
+    assert_eq!(inventory.hold(&customer_at_agency, own.id).await.unwrap(), own);
+    let member = principal(&[Role::Customer], holder.organization_id);
+    let members = inventory
+        .create_hold(&member, request(&[("a", 1)]), None)
+        .await
+        .unwrap();
+    assert_eq!(members.organization_id, holder.organization_id);
+    let member_elsewhere = signed_in_again(&member, &[Role::Customer], Some(Uuid::now_v7()));
+    assert!(matches!(
+        inventory.hold(&member_elsewhere, members.id).await,
+        Err(Error::HoldNotFound)
+    ));
+    assert_eq!(
+        inventory.confirm(&member, members.id).await.unwrap().status,
+        Status::Confirmed
+    );
+    assert_eq!(stored_counters(&pool, "a").await, (10, 2, 1));
 }
 
 async fn outbox(pool: &Pool, event_type: &str) -> Vec<OutboxRecord> {

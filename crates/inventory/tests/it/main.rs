@@ -41,6 +41,14 @@ pub fn principal(roles: &[Role], organization_id: Option<Uuid>) -> Principal {
     }
 }
 
+/// `who` signed in again after an admin gave them `roles` in `organization_id`: the same user, a new token.
+pub fn signed_in_again(who: &Principal, roles: &[Role], organization_id: Option<Uuid>) -> Principal {
+    Principal {
+        user_id: who.user_id,
+        ..principal(roles, organization_id)
+    }
+}
+
 pub fn admin() -> Principal {
     principal(&[Role::Admin], None)
 }

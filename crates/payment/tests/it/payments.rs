@@ -8,7 +8,9 @@ use phoenix_payment::{AuthorizeRequest, Error, ProviderError, Status};
 use uuid::Uuid;
 
 use crate::tapped::{Call, Tap, Tapped};
-use crate::{admin, agent_of, count_rows, customer, env, env_with, events_of, options, principal, request};
+use crate::{
+    admin, agent_of, count_rows, customer, env, env_with, events_of, options, principal, request, signed_in_again,
+};
 
 phoenix_db::contract_suite!(
     phoenix_payment::migrations(),
@@ -22,6 +24,7 @@ phoenix_db::contract_suite!(
         client_mistakes_are_refused_before_anything_is_written,
         card_numbers_are_refused_wherever_they_are_sent,
         payments_are_visible_to_their_owner_organization_and_staff_only,
+        a_payer_moved_to_another_organization_no_longer_sees_what_they_paid_for_the_first,
         an_operation_that_finds_the_payment_moved_on_writes_no_event,
         events_of_a_booking_payment_carry_the_booking_id_as_correlation_id,
     ]
@@ -532,6 +535,88 @@ async fn payments_are_visible_to_their_owner_organization_and_staff_only(pool: P
         Err(Error::NotFound)
     ));
     assert!(matches!(env.service.payment(&desk, own.id).await, Err(Error::NotFound)));
+}
+
+async fn a_payer_moved_to_another_organization_no_longer_sees_what_they_paid_for_the_first(pool: Pool) {
+    let env = env(pool).await;
+    let (agency, rival) = (Uuid::now_v7(), Uuid::now_v7());
+    let (desk, colleague) = (agent_of(agency), agent_of(agency));
+    let authorized = env
+        .service
+        .authorize(&desk, request(2_000, "tok_visa"), "pay-1")
+        .await
+        .unwrap();
+    let captured = env
+        .service
+        .authorize(&desk, request(3_000, "tok_visa"), "pay-2")
+        .await
+        .unwrap();
+    let captured = env.service.capture(&desk, captured.id, None, "cap-2").await.unwrap();
+
+    // An admin moves the desk to the rival agency, or takes the agency away; they sign in again.
+    let moved = signed_in_again(&desk, &[Role::Agent], Some(rival));
+    let demoted = signed_in_again(&desk, &[Role::Customer], None);
+    for former in [&moved, &demoted] {
+        for payment in [authorized.id, captured.id] {
+            let seen = env.service.payment(former, payment).await;
+            assert!(matches!(seen, Err(Error::NotFound)), "{seen:?}");
+            let history = env.service.operations(former, payment).await;
+            assert!(matches!(history, Err(Error::NotFound)), "{history:?}");
+        }
+        let key = |what: &str| format!("{what}-{}", former.organization_id.is_some());
+        let capture = env.service.capture(former, authorized.id, None, &key("cap")).await;
+        assert!(matches!(capture, Err(Error::NotFound)), "{capture:?}");
+        let void = env.service.void(former, authorized.id, &key("void")).await;
+        assert!(matches!(void, Err(Error::NotFound)), "{void:?}");
+        let refund = env
+            .service
+            .refund(former, captured.id, Some(1_000), "goodwill", &key("refund"))
+            .await;
+        assert!(matches!(refund, Err(Error::NotFound)), "{refund:?}");
+        let refund = env
+            .service
+            .refund_at_most(former, captured.id, None, "goodwill", &key("refund-most"))
+            .await;
+        assert!(matches!(refund, Err(Error::NotFound)), "{refund:?}");
+    }
+    assert_eq!(
+        env.service.payment(&colleague, authorized.id).await.unwrap(),
+        authorized
+    );
+    assert_eq!(env.service.payment(&colleague, captured.id).await.unwrap(), captured);
+    for kind in [EntryKind::Void, EntryKind::Refund] {
+        assert!(env.ledger(kind).await.is_empty(), "{kind:?} reached the provider");
+    }
+    assert_eq!(
+        env.ledger(EntryKind::Capture).await.len(),
+        1,
+        "only the desk's own capture"
+    );
+
+    // A customer's own payment stays theirs when they join an agency; a member of an organization who pays for
+    // their own booking (the saga acts as them) sees and settles it while a member, and not after.
+    let payer = customer();
+    let own = env
+        .service
+        .authorize(&payer, request(100, "tok_visa"), "pay-3")
+        .await
+        .unwrap();
+    let payer_at_agency = signed_in_again(&payer, &[Role::Agent], Some(rival));
+    assert_eq!(env.service.payment(&payer_at_agency, own.id).await.unwrap(), own);
+    let member = principal(&[Role::Customer], Some(agency));
+    let members = env
+        .service
+        .authorize(&member, request(400, "tok_visa"), "pay-4")
+        .await
+        .unwrap();
+    assert_eq!(members.organization_id, Some(agency));
+    let members = env.service.capture(&member, members.id, None, "cap-4").await.unwrap();
+    assert_eq!(members.status, Status::Captured);
+    let member_elsewhere = signed_in_again(&member, &[Role::Customer], Some(rival));
+    assert!(matches!(
+        env.service.payment(&member_elsewhere, members.id).await,
+        Err(Error::NotFound)
+    ));
 }
 
 /// While a capture is at the provider the payment moves on in our books (as another process or reconciliation could
