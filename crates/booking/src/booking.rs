@@ -93,62 +93,14 @@ impl Booking {
             .unwrap_or(self.created_at)
     }
 
-    /// Whether `last_name` is any traveller's, as "manage my booking" forms compare names: ignoring case, accents,
-    /// spaces and punctuation, and taking a German umlaut or a Nordic letter spelled out as the letter ("Mueller"
-    /// finds "Müller", "OBRIEN" finds "O'Brien", "Soerensen" finds "Sørensen").
+    /// Whether `last_name` is any traveller's, as "manage my booking" forms compare names ([`crate::names`]):
+    /// ignoring case, accents, spaces and punctuation, and taking each German umlaut or Nordic letter spelled out or
+    /// not ("Mueller" finds "Müller", "OBRIEN" finds "O'Brien", "Mueller-Odegard" finds "Müller-Ødegård").
     pub fn has_traveller_named(&self, last_name: &str) -> bool {
-        self.travellers.iter().any(|t| same_name(last_name, &t.last_name))
+        self.travellers
+            .iter()
+            .any(|t| crate::names::same_name(last_name, &t.last_name))
     }
-}
-
-/// Whether a name typed into a lookup is `traveller`'s, by [`name_keys`]. A name of no letters matches nothing.
-fn same_name(typed: &str, traveller: &str) -> bool {
-    let typed = name_keys(typed);
-    let theirs = name_keys(traveller);
-    !typed[0].is_empty() && typed.iter().any(|key| theirs.contains(key))
-}
-
-/// The two forms a name matches by: letters and digits only, lower case, accents dropped (`muller`); and the same
-/// with umlauts and Nordic letters spelled out as passports write them (`mueller`). Equal for most names.
-fn name_keys(name: &str) -> [String; 2] {
-    use unicode_normalization::UnicodeNormalization;
-    use unicode_normalization::char::is_combining_mark;
-
-    let (mut plain, mut spelled) = (String::new(), String::new());
-    let mut previous = ' ';
-    for c in name.nfkd() {
-        if is_combining_mark(c) {
-            match (c, previous) {
-                ('\u{308}', 'a' | 'o' | 'u') => spelled.push('e'),
-                ('\u{30a}', 'a') => spelled.push('a'),
-                _ => {}
-            }
-            continue;
-        }
-        for lower in c.to_lowercase() {
-            let (as_plain, as_spelled) = match lower {
-                'ß' => ("ss", "ss"),
-                'æ' => ("ae", "ae"),
-                'œ' => ("oe", "oe"),
-                'ø' => ("o", "oe"),
-                'ł' => ("l", "l"),
-                'đ' | 'ð' => ("d", "d"),
-                'þ' => ("th", "th"),
-                'ı' => ("i", "i"),
-                other if other.is_alphanumeric() => {
-                    plain.push(other);
-                    spelled.push(other);
-                    previous = other;
-                    continue;
-                }
-                _ => continue,
-            };
-            plain.push_str(as_plain);
-            spelled.push_str(as_spelled);
-            previous = lower;
-        }
-    }
-    [plain, spelled]
 }
 
 /// A name as lookups compare it.
@@ -284,46 +236,4 @@ pub struct HistoryEntry {
     /// Who moved it there (none for the platform's own sweeps).
     pub actor_id: Option<Uuid>,
     pub reason: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_name;
-
-    #[test]
-    fn lookups_ignore_case_accents_spaces_and_punctuation() {
-        for (typed, traveller) in [
-            ("lee", "Lee"),
-            ("  LEE ", "Lee"),
-            ("obrien", "O'Brien"),
-            ("Garcia Marquez", "García-Márquez"),
-            ("MULLER", "Müller"),
-            ("Mueller", "Müller"),
-            ("Müller", "Mueller"),
-            ("Soerensen", "Sørensen"),
-            ("Sorensen", "Sørensen"),
-            ("Aangstroem", "Ångström"),
-            ("Strasse", "Straße"),
-            ("Lodz", "Łódź"),
-            ("Nguyen", "Nguyễn"),
-            ("李", "李"),
-        ] {
-            assert!(same_name(typed, traveller), "{typed:?} should find {traveller:?}");
-        }
-    }
-
-    #[test]
-    fn other_names_and_empty_ones_do_not_match() {
-        for (typed, traveller) in [
-            ("Smith", "Lee"),
-            ("Le", "Lee"),
-            ("Muller", "Mueller"),
-            ("", "Lee"),
-            ("'-' ", "Lee"),
-            ("", ""),
-            ("Lee", "Lee-Smith"),
-        ] {
-            assert!(!same_name(typed, traveller), "{typed:?} should not find {traveller:?}");
-        }
-    }
 }

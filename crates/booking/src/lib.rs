@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod http;
 mod locator;
+mod names;
 pub mod orchestration;
 pub mod policy;
 mod refunds;

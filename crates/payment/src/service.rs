@@ -63,6 +63,7 @@ pub struct AuthorizeRequest {
     pub payment_token: String,
     /// Free text to find the payment by, such as a booking id.
     #[serde(default)]
+    #[schema(max_length = 255)]
     pub reference: Option<String>,
 }
 
