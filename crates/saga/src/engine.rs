@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::saga::{Failure, Saga, State, StepRecord};
 use crate::steps::{self, Action, StepError};
 use crate::store::{Save, Store};
-use crate::{Error, Orchestrator};
+use crate::{Error, Options, Orchestrator};
 
 /// What one pass of [`Orchestrator::drive`] ended with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +163,7 @@ impl Orchestrator {
                     retryable: false,
                     code: "step_not_idempotent".to_owned(),
                     detail: format!("replaying {} learned something else", action.step().name()),
+                    in_progress: None,
                 });
             }
         }
@@ -213,7 +214,8 @@ impl Orchestrator {
     }
 
     /// A step that failed but may succeed later: try again after a backoff, or give up and compensate when the
-    /// attempts before the pivot run out. Steps after the pivot, and undo steps, are never given up.
+    /// attempts before the pivot run out. Steps after the pivot, and undo steps, are never given up. A step whose call
+    /// is still being processed elsewhere did not fail: it waits (see [`plan_retry`]).
     async fn retry_later(
         &self,
         saga: &mut Saga,
@@ -225,7 +227,8 @@ impl Orchestrator {
         let options = &self.inner.options;
         count_step(saga, action, "retry");
         tracing::info!(saga_id = %saga.id, step, attempt, error = %error, "saga step will be retried");
-        if matches!(action, Action::Do(_)) && saga.before_pivot() && attempt >= options.max_attempts {
+        let now = Timestamp::now();
+        let Retry::After { attempts, next } = plan_retry(saga, action, attempt, &error, options, now) else {
             let failure = Failure {
                 code: error.code.clone(),
                 detail: error.detail.clone(),
@@ -242,14 +245,9 @@ impl Orchestrator {
                 )
                 .await?;
             return Ok((!saved).then_some(Driven::NotOurs));
-        }
-        saga.attempts = attempt;
+        };
+        saga.attempts = attempts;
         saga.last_error = Some(error.to_string());
-        let backoff = options.backoff(attempt);
-        let mut next = Timestamp::now() + time::Duration::try_from(backoff).unwrap_or(time::Duration::SECOND);
-        if let Some(deadline) = saga.deadline_at.filter(|_| saga.before_pivot()) {
-            next = next.min(deadline);
-        }
         saga.next_run_at = next;
         let saved = self
             .persist_attempt(
@@ -264,9 +262,10 @@ impl Orchestrator {
         if !saved {
             return Ok(Some(Driven::NotOurs));
         }
-        if backoff <= options.lease() / 4 {
+        let wait = Duration::try_from(next.datetime() - now.datetime()).unwrap_or_default();
+        if wait <= options.lease() / 4 {
             // Short waits keep the lease and the saga in memory.
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(wait).await;
             return Ok(None);
         }
         self.inner.store.release_lease(saga.id, self.inner.owner).await?;
@@ -411,6 +410,48 @@ impl Orchestrator {
     }
 }
 
+/// What becomes of a step that did not succeed but may later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Out of attempts before the pivot: compensate.
+    GiveUp,
+    /// Run it again at `next` (durably: the saga's `next_run_at`), with `attempts` attempts spent.
+    After { attempts: u32, next: Timestamp },
+}
+
+/// When attempt `attempt` of `action` failed with `error`, at `now`: try again after a backoff, or give up once the
+/// attempts of a step before the pivot run out.
+///
+/// A call the other side is still processing (an earlier attempt with the same idempotency key holds it, perhaps for
+/// a process that died in the middle of it, until its claim lapses: [`StepError::in_progress`]) is no failed attempt:
+/// the step waits, no earlier than the other side asks and never for less than the backoff, and spends no attempt,
+/// so that once the claim lapses the same key takes the call over and the saga learns its real answer. Giving up
+/// instead would compensate without that answer: nothing to void should the card have been authorized.
+///
+/// Before the pivot, no retry is later than the saga's deadline (the hold's expiry, less the margin), which then
+/// compensates it: that bounds the waits too.
+fn plan_retry(
+    saga: &Saga,
+    action: Action,
+    attempt: u32,
+    error: &StepError,
+    options: &Options,
+    now: Timestamp,
+) -> Retry {
+    let (attempts, wait) = match error.in_progress {
+        Some(asked) => (saga.attempts, asked.max(options.backoff(attempt))),
+        None if matches!(action, Action::Do(_)) && saga.before_pivot() && attempt >= options.max_attempts => {
+            return Retry::GiveUp;
+        }
+        None => (attempt, options.backoff(attempt)),
+    };
+    let mut next = now + time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND);
+    if let Some(deadline) = saga.deadline_at.filter(|_| saga.before_pivot()) {
+        next = next.min(deadline);
+    }
+    Retry::After { attempts, next }
+}
+
 fn count_step(saga: &Saga, action: Action, outcome: &'static str) {
     metrics::counter!("phoenix_saga_steps_total", "saga" => saga.kind.as_str(), "step" => action.step().name(),
         "direction" => action.direction(), "outcome" => outcome)
@@ -429,4 +470,158 @@ pub(crate) fn saver(store: Store, max_running: usize) -> GroupCommit<Save, Resul
 /// How many sagas one process drives at once.
 pub(crate) fn running(limit: usize) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use phoenix_api::{Credential, Principal, Problem, Role, Roles};
+    use phoenix_booking::orchestration::{SagaKind, SagaRequest};
+
+    use super::*;
+    use crate::steps::Step;
+
+    fn booking_saga(now: Timestamp) -> Saga {
+        let request = SagaRequest {
+            booking_id: Uuid::now_v7(),
+            kind: SagaKind::Booking,
+            actor: Principal {
+                user_id: Uuid::now_v7(),
+                roles: Roles::from([Role::Customer]),
+                organization_id: None,
+                credential: Credential::AccessToken {
+                    token_id: Uuid::now_v7(),
+                },
+            },
+            lines: Vec::new(),
+            hold_ttl_secs: 900,
+            currency: "EUR".to_owned(),
+            amount_minor: 10_000,
+            payment_token: Some("tok_hang".to_owned()),
+            refund_minor: 0,
+            hold_id: None,
+            payment_id: None,
+            traceparent: None,
+        };
+        let mut saga = Saga::start(request, now);
+        // Held, deadline set: at the authorization.
+        saga.step = 1;
+        saga.deadline_at = Some(now + time::Duration::minutes(14));
+        saga
+    }
+
+    /// Payment's answer while another request with the step's key (an earlier attempt's) is being processed.
+    fn still_processing(retry_after_secs: u64) -> StepError {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "a request with this idempotency key is still being processed",
+        )
+        .with_retry_after(retry_after_secs)
+        .into()
+    }
+
+    fn unavailable() -> StepError {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", "try again")
+            .with_retry_after(2)
+            .into()
+    }
+
+    const AUTHORIZE: Action = Action::Do(Step::AuthorizePayment);
+
+    /// The last attempt before the pivot finds the key still claimed (by a process that died in the middle of the
+    /// call, say): the saga waits for the claim to lapse, no earlier than asked, instead of giving up.
+    #[test]
+    fn a_call_still_being_processed_waits_as_asked_and_spends_no_attempt() {
+        let options = Options::default();
+        let now = Timestamp::now();
+        let mut saga = booking_saga(now);
+        saga.attempts = options.max_attempts - 1;
+        let attempt = saga.attempts + 1;
+        let Retry::After { attempts, next } =
+            plan_retry(&saga, AUTHORIZE, attempt, &still_processing(53), &options, now)
+        else {
+            panic!("a step whose call is still being processed is not given up");
+        };
+        assert_eq!(attempts, options.max_attempts - 1, "no attempt spent");
+        assert_eq!(
+            next,
+            now + time::Duration::seconds(53),
+            "no earlier than the claim lapses"
+        );
+        // As often as the other side asks: still no attempt spent, so nothing given up.
+        saga.attempts = attempts;
+        for _ in 0..20 {
+            let retry = plan_retry(&saga, AUTHORIZE, attempt, &still_processing(1), &options, now);
+            assert!(
+                matches!(retry, Retry::After { attempts, .. } if attempts == saga.attempts),
+                "{retry:?}"
+            );
+        }
+        // A failure of the call itself counts, and the last attempt gives up.
+        assert_eq!(
+            plan_retry(&saga, AUTHORIZE, attempt, &unavailable(), &options, now),
+            Retry::GiveUp
+        );
+    }
+
+    /// Never sooner than the backoff of the attempt either: a retry-after is a floor.
+    #[test]
+    fn a_wait_is_at_least_the_backoff() {
+        let options = Options {
+            backoff_base_ms: 4_000,
+            ..Options::default()
+        };
+        let now = Timestamp::now();
+        let saga = booking_saga(now);
+        let Retry::After { next, .. } = plan_retry(&saga, AUTHORIZE, 1, &still_processing(1), &options, now) else {
+            panic!("not given up");
+        };
+        assert!(next >= now + time::Duration::seconds(4), "{next:?}");
+    }
+
+    /// Before the pivot the saga's deadline bounds the wait (it then compensates, `hold_expired`); after it, and
+    /// while undoing, nothing is given up and the saga waits as long as asked.
+    #[test]
+    fn the_deadline_bounds_a_wait_before_the_pivot() {
+        let options = Options::default();
+        let now = Timestamp::now();
+        let mut saga = booking_saga(now);
+        let deadline = now + time::Duration::seconds(5);
+        saga.deadline_at = Some(deadline);
+        let retry = plan_retry(&saga, AUTHORIZE, 1, &still_processing(53), &options, now);
+        assert_eq!(
+            retry,
+            Retry::After {
+                attempts: 0,
+                next: deadline
+            }
+        );
+
+        let asked = now + time::Duration::seconds(53);
+        saga.step = saga.definition().pivot;
+        saga.attempts = 6;
+        let confirm = Action::Do(Step::ConfirmBooking);
+        let retry = plan_retry(&saga, confirm, 7, &still_processing(53), &options, now);
+        assert_eq!(
+            retry,
+            Retry::After {
+                attempts: 6,
+                next: asked
+            }
+        );
+
+        saga.step = 2;
+        saga.state = State::Compensating;
+        saga.attempts = 9;
+        let void = Action::Undo(Step::VoidPayment);
+        let retry = plan_retry(&saga, void, 10, &still_processing(53), &options, now);
+        assert_eq!(
+            retry,
+            Retry::After {
+                attempts: 9,
+                next: asked
+            }
+        );
+    }
 }

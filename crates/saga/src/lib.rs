@@ -56,7 +56,9 @@ pub struct Clients {
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// Attempts of a step before the pivot before the saga gives up and compensates. Undo steps and steps after
-    /// the pivot are retried until they succeed (they must: the customer has paid, or is owed their money).
+    /// the pivot are retried until they succeed (they must: the customer has paid, or is owed their money). A call
+    /// answered "still being processed" (an earlier attempt holds its idempotency key) is no attempt: the step waits
+    /// as long as the answer asks, before the pivot no later than the saga's deadline.
     pub max_attempts: u32,
     /// First retry delay; doubles per attempt, with jitter, up to `backoff_max_ms`.
     pub backoff_base_ms: u64,

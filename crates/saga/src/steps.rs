@@ -15,6 +15,8 @@
 //! Every call carries a key derived from the saga id and the step, so replaying a step whose answer was lost (a
 //! crash, a timeout) returns the first answer instead of holding or charging twice.
 
+use std::time::Duration;
+
 use phoenix_api::Problem;
 use phoenix_booking::orchestration::{Outcome, SagaKind};
 use phoenix_inventory::HoldRequest;
@@ -145,6 +147,11 @@ pub struct StepError {
     pub retryable: bool,
     pub code: String,
     pub detail: String,
+    /// The other side is still processing this very call: an earlier attempt with the step's idempotency key (this
+    /// saga's, perhaps made by a process that died since) holds the key until its claim lapses, and the answer asks
+    /// for this wait (its `Retry-After`) before the same key is tried again. Not a failed attempt: the engine runs
+    /// the step again no earlier than that, without counting it against `max_attempts`.
+    pub in_progress: Option<Duration>,
 }
 
 impl StepError {
@@ -158,19 +165,23 @@ impl StepError {
             retryable: false,
             code: code.to_owned(),
             detail: detail.into(),
+            in_progress: None,
         }
     }
 }
 
 impl From<Problem> for StepError {
     fn from(problem: Problem) -> StepError {
-        let retryable = problem.status.is_server_error()
-            || problem.status.as_u16() == 429
-            || problem.code == "idempotency_key_in_use";
+        // 409 `idempotency_key_in_use`: an earlier call with the same key is still being processed (payment's claim
+        // on a pending operation outlives a process that died in the middle of it, until it lapses).
+        let in_progress = (problem.code == "idempotency_key_in_use")
+            .then(|| Duration::from_secs(problem.retry_after_secs.unwrap_or(1).max(1)));
+        let retryable = problem.status.is_server_error() || problem.status.as_u16() == 429 || in_progress.is_some();
         StepError {
             retryable,
             code: problem.code.to_string(),
             detail: problem.detail.clone().unwrap_or_else(|| problem.title.clone()),
+            in_progress,
         }
     }
 }
@@ -437,6 +448,36 @@ mod tests {
                 refund_minor: Some(4_000)
             }
         );
+    }
+
+    /// "Still being processed" carries its retry-after as a wait; other problems, retryable or not, wait for none.
+    #[test]
+    fn a_key_still_in_use_is_a_wait_of_its_retry_after() {
+        use axum::http::StatusCode;
+        let in_use = |retry_after: Option<u64>| {
+            let problem = Problem::new(StatusCode::CONFLICT, "idempotency_key_in_use", "still being processed");
+            StepError::from(match retry_after {
+                Some(secs) => problem.with_retry_after(secs),
+                None => problem,
+            })
+        };
+        let error = in_use(Some(53));
+        assert!(error.retryable);
+        assert_eq!(error.code, "idempotency_key_in_use");
+        assert_eq!(error.in_progress, Some(Duration::from_secs(53)));
+        assert_eq!(in_use(None).in_progress, Some(Duration::from_secs(1)));
+        let unavailable =
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable", "later").with_retry_after(2);
+        let error = StepError::from(unavailable);
+        assert!(error.retryable);
+        assert_eq!(error.in_progress, None);
+        let declined = StepError::from(Problem::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "payment_declined",
+            "declined",
+        ));
+        assert!(!declined.retryable);
+        assert_eq!(declined.in_progress, None);
     }
 
     #[test]

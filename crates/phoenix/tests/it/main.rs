@@ -22,4 +22,5 @@ mod postgres;
 mod process;
 mod saga;
 mod saga_crash;
+mod saga_in_flight;
 mod split;

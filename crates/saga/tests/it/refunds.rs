@@ -49,7 +49,7 @@ fn nowhere() -> remote::Client {
 
 /// The saga's clients with payment reached in process, or over payment's internal routes (served on a free port
 /// behind the internal layer, as a saga in another process reaches them).
-async fn clients(service: &Service, remote: bool) -> Clients {
+pub async fn clients(service: &Service, remote: bool) -> Clients {
     let payment = if remote {
         let router = phoenix_payment::internal_router(service.clone()).layer(phoenix_api::internal::Layer::new(TOKEN));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -67,7 +67,7 @@ async fn clients(service: &Service, remote: bool) -> Clients {
     }
 }
 
-fn principal(roles: &[Role]) -> Principal {
+pub fn principal(roles: &[Role]) -> Principal {
     Principal {
         user_id: Uuid::now_v7(),
         roles: Roles::from(roles),
