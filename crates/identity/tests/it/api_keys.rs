@@ -302,24 +302,7 @@ async fn a_key_works_only_while_its_owner_holds_a_key_role(pool: Pool) {
     let organization_id = owner.organization_id;
     let (first, first_secret) = identity.create_api_key(&owner, "engine", None).await.unwrap();
     let (_, second_secret) = identity.create_api_key(&owner, "reports", None).await.unwrap();
-    let admin = identity
-        .create_user(NewUser {
-            email: "admin@example.com",
-            password: PASSWORD,
-            name: "Admin",
-            roles: &[Role::Admin],
-            organization_id: None,
-        })
-        .await
-        .unwrap();
-    let admin = Principal {
-        user_id: admin.id,
-        roles: [Role::Admin].into(),
-        organization_id: None,
-        credential: Credential::AccessToken {
-            token_id: crate::login(&identity, "admin@example.com").await.token_id,
-        },
-    };
+    let admin = crate::signed_in_admin(&identity).await;
     for roles in [&[Role::Support][..], &[Role::Customer][..]] {
         identity.set_roles(&admin, owner.user_id, roles, None).await.unwrap();
         for secret in [&first_secret, &second_secret] {

@@ -44,6 +44,28 @@ pub async fn login(service: &Service, email: &str) -> Session {
         .unwrap()
 }
 
+/// An admin, `admin@example.com`, signed in: the principal their session's access token stands for.
+pub async fn signed_in_admin(identity: &Service) -> Principal {
+    let admin = identity
+        .create_user(phoenix_identity::NewUser {
+            email: "admin@example.com",
+            password: PASSWORD,
+            name: "Admin",
+            roles: &[Role::Admin],
+            organization_id: None,
+        })
+        .await
+        .unwrap();
+    Principal {
+        user_id: admin.id,
+        roles: [Role::Admin].into(),
+        organization_id: None,
+        credential: Credential::AccessToken {
+            token_id: login(identity, "admin@example.com").await.token_id,
+        },
+    }
+}
+
 /// Signs `ann@example.com` in with `password` (no second factor).
 pub async fn sign_in(identity: &Service, password: &str) -> Result<(), phoenix_identity::Error> {
     sign_in_as_ann(identity, password, None).await

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
-use phoenix_api::{Credential, Principal, Role};
+use phoenix_api::Role;
 use phoenix_db::{Pool, Timestamp, dispatch};
 use phoenix_identity::{Error, Login, Options, PasswordChange, RevocationCursor, Service};
 use uuid::Uuid;
@@ -283,24 +283,7 @@ async fn refreshes_racing_sign_out_everywhere_leave_no_live_session(pool: Pool) 
 async fn sign_ins_racing_a_role_change_leave_no_live_token_with_the_old_roles(pool: Pool) {
     const N_RACERS: usize = 4;
     let identity = service(pool).await;
-    let admin = identity
-        .create_user(phoenix_identity::NewUser {
-            email: "admin@example.com",
-            password: PASSWORD,
-            name: "Admin",
-            roles: &[Role::Admin],
-            organization_id: None,
-        })
-        .await
-        .unwrap();
-    let actor = Principal {
-        user_id: admin.id,
-        roles: [Role::Admin].into(),
-        organization_id: None,
-        credential: Credential::AccessToken {
-            token_id: Uuid::now_v7(),
-        },
-    };
+    let actor = crate::signed_in_admin(&identity).await;
     let ann = identity.register("ann@example.com", PASSWORD, "Ann").await.unwrap();
     let roles_of = |token: &str| -> Vec<String> {
         use base64::Engine as _;

@@ -19,7 +19,8 @@ const ENV: &[(&str, &str)] = &[
     ("PHOENIX_SAGA__RESUME_INTERVAL_MS", "200"),
 ];
 
-fn bootstrap_admin(data: &std::path::Path, env: &[(&str, &str)]) {
+/// Creates the admin `root@example.com` in `data` with the CLI, as an operator would before the first start.
+pub(crate) fn bootstrap_admin(data: &std::path::Path, env: &[(&str, &str)]) {
     let output = phoenix(data)
         .envs(env.iter().copied())
         .args(["user", "create", "--email", "root@example.com", "--role", "admin"])
@@ -29,7 +30,8 @@ fn bootstrap_admin(data: &std::path::Path, env: &[(&str, &str)]) {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
-async fn admin_token(api: &Api) -> String {
+/// A token of the admin `bootstrap_admin` made.
+pub(crate) async fn admin_token(api: &Api) -> String {
     let reply = api
         .post(
             "/api/v1/auth/login",

@@ -10,7 +10,8 @@ use uuid::Uuid;
 
 use crate::bookings::{World, booking, key, night, world};
 use crate::common::{Api, PostgresDatabases};
-use crate::process::{PASSWORD, SECRETS_KEY, Server, phoenix};
+use crate::process::{SECRETS_KEY, Server};
+use crate::saga_crash::{admin_token, bootstrap_admin};
 
 const ENV: &[(&str, &str)] = &[
     ("PHOENIX_GATEWAY__RATE_LIMIT_PER_USER_PER_MIN", "1000000"),
@@ -22,27 +23,6 @@ const ENV: &[(&str, &str)] = &[
     ("PHOENIX_PAYMENT__RESILIENCE__TIMEOUT_MS", "2000"),
     ("PHOENIX_PAYMENT__RESILIENCE__MAX_RETRIES", "0"),
 ];
-
-fn bootstrap_admin(data: &std::path::Path, env: &[(&str, &str)]) {
-    let output = phoenix(data)
-        .envs(env.iter().copied())
-        .args(["user", "create", "--email", "root@example.com", "--role", "admin"])
-        .env("PHOENIX_USER_PASSWORD", PASSWORD)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-}
-
-async fn admin_token(api: &Api) -> String {
-    let reply = api
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": "root@example.com", "password": PASSWORD}),
-        )
-        .await;
-    reply.body["access_token"].as_str().unwrap().to_owned()
-}
 
 /// The deployment's configuration as the test reads its databases.
 fn config(data: &std::path::Path, database_url: Option<&str>) -> phoenix::Config {
