@@ -5,7 +5,7 @@
 //! the booking fails for that reason, its payment is failed (not left pending for an operator), and its hold is
 //! released. On SQLite and on PostgreSQL.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::bookings::{World, booking, key, night, world};
